@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One system-library module per C library (pkg-config), one small C shim for what Swift
+// cannot import (ioctl request numbers, AVERROR(), av_err2str), and thin Swift layers on top.
+// Pipeline code only ever sees the Swift layers.
+let package = Package(
+    name: "bodycam",
+    products: [
+        .executable(name: "bodycamd", targets: ["bodycamd"]),
+        .executable(name: "bodycamctl", targets: ["bodycamctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CAVUtil", pkgConfig: "libavutil", providers: [.apt(["libavutil-dev"])]),
+        .systemLibrary(name: "CAVCodec", pkgConfig: "libavcodec", providers: [.apt(["libavcodec-dev"])]),
+        .systemLibrary(name: "CAVFormat", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev"])]),
+        .systemLibrary(name: "CSwScale", pkgConfig: "libswscale", providers: [.apt(["libswscale-dev"])]),
+        .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
+        .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(
+            name: "CShims",
+            dependencies: ["CAVUtil", "CAVCodec", "CAVFormat", "CV4L2"]
+        ),
+        .target(
+            name: "LibAV",
+            dependencies: ["CShims", "CAVUtil", "CAVCodec", "CAVFormat", "CSwScale"]
+        ),
+        .target(
+            name: "V4L2",
+            dependencies: ["CShims", "CV4L2"]
+        ),
+        .target(
+            name: "Pipeline",
+            dependencies: ["CShims", "LibAV", "V4L2"]
+        ),
+        .executableTarget(
+            name: "bodycamd",
+            dependencies: ["Pipeline"]
+        ),
+        .executableTarget(
+            name: "bodycamctl",
+            dependencies: [
+                "Pipeline", "LibAV",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
+        .testTarget(name: "V4L2Tests", dependencies: ["V4L2"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,46 @@
+#define _GNU_SOURCE
+#include "bodycam_shims.h"
+#include <stdio.h>
+#include <fcntl.h>
+#include <libavutil/avutil.h>
+#include <libavutil/error.h>
+#include <libv4l2.h>
+#include <linux/videodev2.h>
+
+int bc_averror(int posix_errno) { return AVERROR(posix_errno); }
+int bc_averror_eof(void) { return AVERROR_EOF; }
+int64_t bc_av_nopts_value(void) { return AV_NOPTS_VALUE; }
+
+void bc_av_strerror(int code, char *buffer, size_t size) {
+    if (size == 0) return;
+    if (av_strerror(code, buffer, size) < 0) snprintf(buffer, size, "unknown libav error %d", code);
+    buffer[size - 1] = '\0';
+}
+
+const unsigned long BC_VIDIOC_QUERYCAP = VIDIOC_QUERYCAP;
+const unsigned long BC_VIDIOC_ENUM_FMT = VIDIOC_ENUM_FMT;
+const unsigned long BC_VIDIOC_ENUM_FRAMESIZES = VIDIOC_ENUM_FRAMESIZES;
+const unsigned long BC_VIDIOC_G_FMT = VIDIOC_G_FMT;
+const unsigned long BC_VIDIOC_S_FMT = VIDIOC_S_FMT;
+const unsigned long BC_VIDIOC_G_PARM = VIDIOC_G_PARM;
+const unsigned long BC_VIDIOC_S_PARM = VIDIOC_S_PARM;
+const unsigned long BC_VIDIOC_REQBUFS = VIDIOC_REQBUFS;
+const unsigned long BC_VIDIOC_QUERYBUF = VIDIOC_QUERYBUF;
+const unsigned long BC_VIDIOC_QBUF = VIDIOC_QBUF;
+const unsigned long BC_VIDIOC_DQBUF = VIDIOC_DQBUF;
+const unsigned long BC_VIDIOC_STREAMON = VIDIOC_STREAMON;
+const unsigned long BC_VIDIOC_STREAMOFF = VIDIOC_STREAMOFF;
+
+int bc_v4l2_open(const char *path, int flags) { return v4l2_open(path, flags); }
+int bc_v4l2_ioctl(int fd, unsigned long request, void *arg) { return v4l2_ioctl(fd, request, arg); }
+
+#include <sys/eventfd.h>
+#include <pthread.h>
+
+int bc_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+void bc_set_thread_name(const char *name) {
+    char truncated[16];
+    snprintf(truncated, sizeof truncated, "%s", name);
+    pthread_setname_np(pthread_self(), truncated);
+}

@@ -1,0 +1,197 @@
+import Glibc
+import LibAV
+import V4L2
+
+/// Every setting of the daemon, with its default. docs/CONFIGURATION.md lists them.
+public struct BodycamConfiguration: Equatable, Sendable {
+    public enum CameraSource: String, CaseIterable, Sendable {
+        case testPattern = "test-pattern"
+        case v4l2
+        case rawFile = "raw-file"
+    }
+
+    public struct Camera: Equatable, Sendable {
+        public var source: CameraSource = .testPattern
+        /// V4L2 device node or udev symlink.
+        public var device = "/dev/video0"
+        /// rawvideo file, for `raw-file`.
+        public var path = ""
+        public var width = 1280
+        public var height = 720
+        public var framesPerSecond = 30
+        /// Layout of test-pattern and raw-file pictures.
+        public var pixelFormat: PixelFormat = .yuyv422
+        /// V4L2 formats in order of preference.
+        public var formats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12]
+        public var buffers = 4
+        public var pacing: Pacing = .realTime
+    }
+
+    public var deviceID = "UNPROVISIONED"
+    public var officerID = ""
+    public var camera = Camera()
+    public var encoder = VideoEncoderSettings()
+    public var overlay = OverlaySettings()
+    public var preEventSeconds = 30
+    public var preEventMaxBytes = 64 << 20
+    public var segmentSeconds = 60
+    public var storagePath = "/var/lib/bodycam/store"
+
+    public init() {}
+
+    /// Reads and checks a configuration file; every problem names file, line and setting.
+    public static func load(path: String) throws -> BodycamConfiguration {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw ConfigError(file: path, line: 0, key: "", message: "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ConfigError(file: path, line: 0, key: "", message: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+            if bytes.count > 1 << 20 { throw ConfigError(file: path, line: 0, key: "", message: "larger than 1 MiB: not a configuration file") }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(file: path, line: 0, key: "", message: "not UTF-8 text")
+        }
+        return try BodycamConfiguration(ConfigFile(file: path, text: text))
+    }
+
+    public init(_ file: ConfigFile) throws {
+        var reader = ConfigReader(file: file)
+        deviceID = try reader.string("device_id", default: deviceID, where: { ConfigReader.isIdentifier($0) }, "letters, digits, '-' and '_' (1–32)")
+        officerID = try reader.string("officer_id", default: officerID, where: { $0.isEmpty || ConfigReader.isIdentifier($0) }, "letters, digits, '-' and '_' (up to 32)")
+
+        camera.source = try reader.choice("camera.source", default: camera.source)
+        camera.device = try reader.string("camera.device", default: camera.device, where: { $0.hasPrefix("/") }, "an absolute path")
+        camera.path = try reader.string("camera.path", default: camera.path)
+        camera.width = try reader.integer("camera.width", default: camera.width, in: 16...7680, even: true)
+        camera.height = try reader.integer("camera.height", default: camera.height, in: 16...4320, even: true)
+        camera.framesPerSecond = try reader.integer("camera.fps", default: camera.framesPerSecond, in: 1...120)
+        camera.pixelFormat = try reader.choice("camera.pixel_format", default: camera.pixelFormat)
+        camera.formats = try reader.choices("camera.formats", default: camera.formats, allowed: V4L2FrameSource.supportedFormats)
+        camera.buffers = try reader.integer("camera.buffers", default: camera.buffers, in: 2...32)
+        camera.pacing = try reader.choice("camera.pacing", default: camera.pacing)
+        if camera.source == .rawFile && camera.path.isEmpty {
+            throw reader.error("camera.path", "camera.source = \"raw-file\" needs camera.path")
+        }
+
+        encoder.codec = try reader.string("encoder.codec", default: encoder.codec, where: { ["libx264", "h264_v4l2m2m"].contains($0) }, "\"libx264\" or \"h264_v4l2m2m\"")
+        encoder.preset = try reader.string("encoder.preset", default: encoder.preset,
+                                           where: { ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"].contains($0) },
+                                           "an x264 preset (ultrafast … veryslow)")
+        encoder.tune = try reader.string("encoder.tune", default: encoder.tune,
+                                         where: { ["zerolatency", "film", "grain", "stillimage", "fastdecode"].contains($0) }, "an x264 tune")
+        let bitrate = try reader.integer("encoder.bitrate_kbps", default: encoder.bitrateKbps ?? 0, in: 0...100_000)
+        let crf = try reader.integer("encoder.crf", default: 0, in: 0...51)
+        if reader.has("encoder.crf") && reader.has("encoder.bitrate_kbps") && bitrate > 0 {
+            throw reader.error("encoder.crf", "set either encoder.bitrate_kbps or encoder.crf, not both")
+        }
+        encoder.bitrateKbps = reader.has("encoder.crf") ? nil : (bitrate > 0 ? bitrate : nil)
+        encoder.crf = reader.has("encoder.crf") ? crf : (bitrate > 0 ? nil : 23)
+        encoder.bFrames = try reader.integer("encoder.b_frames", default: encoder.bFrames, in: 0...4)
+
+        overlay.enabled = try reader.boolean("overlay.enabled", default: overlay.enabled)
+        overlay.corner = try reader.choice("overlay.corner", default: overlay.corner)
+        overlay.scale = try reader.integer("overlay.scale", default: overlay.scale, in: 0...16)
+        overlay.lines = try reader.strings("overlay.lines", default: overlay.lines)
+
+        preEventSeconds = try reader.integer("recording.pre_event_seconds", default: preEventSeconds, in: 0...120)
+        preEventMaxBytes = try reader.integer("recording.pre_event_max_mb", default: preEventMaxBytes >> 20, in: 1...1024) << 20
+        segmentSeconds = try reader.integer("recording.segment_seconds", default: segmentSeconds, in: 1...3600)
+        storagePath = try reader.string("storage.path", default: storagePath, where: { !$0.isEmpty }, "a folder")
+
+        try reader.rejectUnknown()
+    }
+}
+
+/// Reads typed settings out of a `ConfigFile`, remembering which keys were used so that the
+/// rest can be rejected as unknown.
+struct ConfigReader {
+    let file: ConfigFile
+    private var used: Set<String> = []
+
+    init(file: ConfigFile) { self.file = file }
+
+    static func isIdentifier(_ text: String) -> Bool {
+        (1...32).contains(text.count) && text.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" || $0 == "_" }
+    }
+
+    func has(_ key: String) -> Bool { file.entries[key] != nil }
+
+    func error(_ key: String, _ message: String) -> ConfigError {
+        ConfigError(file: file.file, line: file.entries[key]?.line ?? 0, key: key, message: message)
+    }
+
+    private mutating func value(_ key: String) -> ConfigValue? {
+        used.insert(key)
+        return file.entries[key]?.value
+    }
+
+    private func mismatch(_ key: String, _ value: ConfigValue, _ wanted: String) -> ConfigError {
+        error(key, "expected \(wanted), found \(value.typeName)")
+    }
+
+    mutating func string(_ key: String, default fallback: String, where valid: (String) -> Bool = { _ in true }, _ rule: String = "") throws -> String {
+        guard let value = value(key) else { return fallback }
+        guard case .string(let string) = value else { throw mismatch(key, value, "a string") }
+        guard valid(string) else { throw error(key, "\"\(string)\" is not valid: \(rule)") }
+        return string
+    }
+
+    mutating func integer(_ key: String, default fallback: Int, in range: ClosedRange<Int>, even: Bool = false) throws -> Int {
+        guard let value = value(key) else { return fallback }
+        guard case .integer(let integer) = value else { throw mismatch(key, value, "an integer") }
+        guard range.contains(integer) else { throw error(key, "\(integer) is out of range \(range.lowerBound)…\(range.upperBound)") }
+        if even && integer % 2 != 0 { throw error(key, "\(integer) must be even (4:2:0 chroma)") }
+        return integer
+    }
+
+    mutating func boolean(_ key: String, default fallback: Bool) throws -> Bool {
+        guard let value = value(key) else { return fallback }
+        guard case .boolean(let boolean) = value else { throw mismatch(key, value, "true or false") }
+        return boolean
+    }
+
+    mutating func strings(_ key: String, default fallback: [String]) throws -> [String] {
+        guard let value = value(key) else { return fallback }
+        guard case .strings(let strings) = value else { throw mismatch(key, value, "a list of strings") }
+        return strings
+    }
+
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, default fallback: T) throws -> T where T.RawValue == String {
+        let text = try string(key, default: fallback.rawValue)
+        guard let choice = T(rawValue: text) else {
+            throw error(key, "\"\(text)\" is not one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+        }
+        return choice
+    }
+
+    mutating func choices<T: RawRepresentable & Equatable>(_ key: String, default fallback: [T], allowed: [T]) throws -> [T] where T.RawValue == String {
+        guard has(key) else {
+            used.insert(key)
+            return fallback
+        }
+        let texts = try strings(key, default: [])
+        guard !texts.isEmpty else { throw error(key, "must name at least one of \(allowed.map(\.rawValue).joined(separator: ", "))") }
+        return try texts.map { text in
+            guard let choice = T(rawValue: text), allowed.contains(choice) else {
+                throw error(key, "\"\(text)\" is not one of \(allowed.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+            }
+            return choice
+        }
+    }
+
+    func rejectUnknown() throws {
+        if let unknown = file.entries.filter({ !used.contains($0.key) }).min(by: { $0.value.line < $1.value.line }) {
+            throw error(unknown.key, "unknown setting")
+        }
+    }
+}
+
+

@@ -1,0 +1,79 @@
+import Glibc
+
+/// Monotonic and wall-clock time, without Foundation (the daemon stays small).
+public enum Clock {
+    /// CLOCK_MONOTONIC in nanoseconds: the clock V4L2 stamps buffers with.
+    public static func monotonicNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
+    /// CLOCK_REALTIME in nanoseconds since the Unix epoch (UTC).
+    public static func wallNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
+    /// Sleeps until CLOCK_MONOTONIC reaches `deadline` (clock_nanosleep, TIMER_ABSTIME, so
+    /// pacing does not drift with the time spent between calls).
+    public static func sleep(untilMonotonic deadline: Int64) {
+        var target = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &target, nil) == EINTR {}
+    }
+
+    /// "2026-11-29 03:10:16" (UTC, to the second) for the burned-in overlay.
+    public static func overlayTimestamp(wallNanoseconds: Int64) -> String {
+        let parts = utcParts(wallNanoseconds)
+        return "\(parts.year)-\(pad(parts.month))-\(pad(parts.day)) \(pad(parts.hour)):\(pad(parts.minute)):\(pad(parts.second)) UTC"
+    }
+
+    /// "2026-11-29T03:10:16.250000Z": ISO 8601 as libavformat's creation_time expects.
+    public static func iso8601(wallNanoseconds: Int64) -> String {
+        let parts = utcParts(wallNanoseconds)
+        let micros = Int((wallNanoseconds % 1_000_000_000 + 1_000_000_000) % 1_000_000_000 / 1_000)
+        return "\(parts.year)-\(pad(parts.month))-\(pad(parts.day))T\(pad(parts.hour)):\(pad(parts.minute)):\(pad(parts.second)).\(pad(micros, 6))Z"
+    }
+
+    /// "20261129T031016Z", for file names.
+    public static func compactUTC(wallNanoseconds: Int64) -> String {
+        let parts = utcParts(wallNanoseconds)
+        return "\(parts.year)\(pad(parts.month))\(pad(parts.day))T\(pad(parts.hour))\(pad(parts.minute))\(pad(parts.second))Z"
+    }
+
+    struct UTCParts { var year, month, day, hour, minute, second: Int }
+
+    static func utcParts(_ wallNanoseconds: Int64) -> UTCParts {
+        var seconds = time_t(wallNanoseconds >= 0 ? wallNanoseconds / 1_000_000_000 : (wallNanoseconds - 999_999_999) / 1_000_000_000)
+        var broken = tm()
+        gmtime_r(&seconds, &broken)
+        return UTCParts(year: Int(broken.tm_year) + 1900, month: Int(broken.tm_mon) + 1, day: Int(broken.tm_mday),
+                        hour: Int(broken.tm_hour), minute: Int(broken.tm_min), second: Int(broken.tm_sec))
+    }
+
+    static func pad(_ value: Int, _ width: Int = 2) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+}
+
+/// Maps capture instants (CLOCK_MONOTONIC) to wall-clock time, anchored once so that a later
+/// clock step does not bend the timeline of a recording in progress.
+public struct ClockAnchor: Sendable {
+    public let monotonicNanoseconds: Int64
+    public let wallNanoseconds: Int64
+
+    public init(monotonicNanoseconds: Int64, wallNanoseconds: Int64) {
+        self.monotonicNanoseconds = monotonicNanoseconds
+        self.wallNanoseconds = wallNanoseconds
+    }
+
+    public static func now() -> ClockAnchor {
+        ClockAnchor(monotonicNanoseconds: Clock.monotonicNanoseconds(), wallNanoseconds: Clock.wallNanoseconds())
+    }
+
+    public func wall(atMonotonic monotonic: Int64) -> Int64 {
+        wallNanoseconds + (monotonic - monotonicNanoseconds)
+    }
+}

@@ -1,0 +1,162 @@
+import LibAV
+
+/// What the pipeline reports as it runs (on the pipeline thread).
+public enum RecorderEvent {
+    case started(source: String, encoder: String)
+    case recordingStarted(preEventPackets: Int, preEventSeconds: Double)
+    case recordingStopped
+    case segmentSealed(SegmentSummary)
+    /// Pictures the source lost (camera sequence gaps, queue overflow).
+    case framesDropped(count: Int, beforeSequence: UInt64)
+    case stopped(frames: Int)
+}
+
+/// The pipeline, wired: FrameSource → Overlay → VideoEncoder → PreEventBuffer → Segmenter.
+///
+/// `run()` is the pipeline loop and blocks its thread until the source ends or `shutdown()` is
+/// called. `startRecording`, `stopRecording` and `shutdown` may be called from any thread; they
+/// take effect at the next picture.
+public final class Recorder {
+    public struct Configuration: Sendable {
+        public var deviceID: String
+        public var officerID: String
+        public var preEventSeconds: Int
+        /// Memory cap for the pre-event buffer.
+        public var preEventMaxBytes: Int
+        public var segmentSeconds: Int
+        public init(deviceID: String, officerID: String = "", preEventSeconds: Int = 30,
+                    preEventMaxBytes: Int = 64 << 20, segmentSeconds: Int = 60) {
+            self.deviceID = deviceID
+            self.officerID = officerID
+            self.preEventSeconds = preEventSeconds
+            self.preEventMaxBytes = preEventMaxBytes
+            self.segmentSeconds = segmentSeconds
+        }
+    }
+
+    private enum Command { case startRecording, stopRecording }
+
+    public let configuration: Configuration
+    private let source: FrameSource
+    private let overlay: Overlay?
+    private let makeEncoder: (FrameFormat) throws -> VideoEncoder
+    private var encoder: VideoEncoder!
+    private let store: SegmentStore
+    private var preEvent: PreEventBuffer
+    private var segmenter: Segmenter?
+    private var recording = false
+    private var anchor = ClockAnchor.now()
+    private let commandLock = ConditionLock()
+    private var commands: [Command] = []
+    private let shuttingDown = AtomicFlag()
+    public private(set) var framesEncoded = 0
+    public private(set) var framesDropped = 0
+    public var onEvent: (RecorderEvent) -> Void = { _ in }
+
+    /// `makeEncoder` is called once the source has started and its real format is known (a
+    /// camera may agree to another size or layout than asked).
+    public init(configuration: Configuration, source: FrameSource, overlay: Overlay?, store: SegmentStore,
+                makeEncoder: @escaping (FrameFormat) throws -> VideoEncoder) {
+        self.configuration = configuration
+        self.source = source
+        self.overlay = overlay
+        self.makeEncoder = makeEncoder
+        self.store = store
+        self.preEvent = PreEventBuffer(seconds: configuration.preEventSeconds, maxBytes: configuration.preEventMaxBytes)
+    }
+
+    public var isRecording: Bool { recording }
+    public var segments: [SegmentSummary] { segmenter?.completed ?? [] }
+
+    public func startRecording() { enqueue(.startRecording) }
+    public func stopRecording() { enqueue(.stopRecording) }
+
+    /// Ends `run()`: the source is stopped, the encoder drained and the open segment sealed.
+    public func shutdown() {
+        shuttingDown.set()
+        source.stop()
+    }
+
+    private func enqueue(_ command: Command) {
+        commandLock.withLock { commands.append(command) }
+    }
+
+    private func takeCommands() -> [Command] {
+        commandLock.withLock {
+            defer { commands.removeAll() }
+            return commands
+        }
+    }
+
+    /// The pipeline loop. Returns when the source ends or after `shutdown()`; the open segment
+    /// is sealed either way. Throws the first failure of a stage, after sealing what it can.
+    public func run() throws {
+        try source.start()
+        do {
+            encoder = try makeEncoder(source.format)
+        } catch {
+            try? source.close()
+            throw error
+        }
+        anchor = ClockAnchor.now()
+        onEvent(.started(source: source.name, encoder: encoder.name))
+        var failure: Error? = nil
+        do {
+            while !shuttingDown.isSet, let captured = try source.nextFrame() {
+                try process(captured)
+            }
+            for packet in try encoder.flush() { try route(packet) }
+        } catch {
+            failure = error
+        }
+        do { try segmenter?.finish() } catch { failure = failure ?? error }
+        do { try source.close() } catch { failure = failure ?? error }
+        onEvent(.stopped(frames: framesEncoded))
+        if let failure { throw failure }
+    }
+
+    private func process(_ captured: CapturedFrame) throws {
+        for command in takeCommands() { try apply(command) }
+        let frame = captured.frame
+        if captured.droppedBefore > 0 {
+            framesDropped += captured.droppedBefore
+            onEvent(.framesDropped(count: captured.droppedBefore, beforeSequence: frame.sequence))
+        }
+        if segmenter == nil {
+            segmenter = Segmenter(configuration: .init(segmentSeconds: configuration.segmentSeconds,
+                                                       deviceID: configuration.deviceID, officerID: configuration.officerID),
+                                  store: store, parameters: encoder.parameters, timeBase: encoder.timeBase,
+                                  epochMonotonic: frame.captureNanoseconds, anchor: anchor)
+            segmenter?.onSegmentFinished = { [weak self] in self?.onEvent(.segmentSealed($0)) }
+        }
+        overlay?.apply(to: frame, wallNanoseconds: anchor.wall(atMonotonic: frame.captureNanoseconds))
+        for packet in try encoder.encode(frame) { try route(packet) }
+        framesEncoded += 1
+    }
+
+    private func apply(_ command: Command) throws {
+        switch command {
+        case .startRecording where !recording:
+            recording = true
+            let buffered = preEvent.drain()
+            let seconds = Double((buffered.last.map { $0.pts + $0.duration } ?? 0) - (buffered.first?.pts ?? 0)) / 90_000
+            if buffered.isEmpty { encoder.requestKeyframe() }
+            for packet in buffered { try segmenter?.write(packet) }
+            onEvent(.recordingStarted(preEventPackets: buffered.count, preEventSeconds: seconds))
+        case .stopRecording where recording:
+            recording = false
+            try segmenter?.finish()
+            onEvent(.recordingStopped)
+        default:
+            break
+        }
+    }
+
+    private func route(_ packet: EncodedPacket) throws {
+        if recording {
+            try segmenter?.write(packet)
+        } else {
+            preEvent.append(packet)
+        }
+    }
+}

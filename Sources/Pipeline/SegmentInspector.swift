@@ -1,0 +1,89 @@
+import Glibc
+import LibAV
+
+/// What a recorded segment holds, read back with libavformat and libavcodec: how technicians,
+/// tests and the demo check that segments play.
+public struct SegmentReport: Sendable {
+    public var path: String
+    public var codec: String
+    public var width: Int
+    public var height: Int
+    public var metadata: [String: String]
+    public var packets: Int
+    public var decodedFrames: Int
+    public var decodeErrors: Int
+    public var keyframes: Int
+    /// Top-level box types in file order ("ftyp", "moov", "moof", "mdat", …).
+    public var boxes: [String]
+    /// Pictures in each moof+mdat fragment, in order.
+    public var framesPerFragment: [Int]
+    /// Fragments whose first picture is not a keyframe, or that hold more than one keyframe.
+    public var fragmentsNotOneGOP: [Int]
+    public var startsWithKeyframe: Bool
+    /// Seconds from the first picture to the end of the last.
+    public var durationSeconds: Double
+    /// The file ends inside a box (cut short).
+    public var isTruncated: Bool
+
+    public var problems: [String] {
+        var result: [String] = []
+        if decodedFrames == 0 { result.append("no picture decodes") }
+        if decodeErrors > 0 { result.append("\(decodeErrors) decode errors") }
+        if !startsWithKeyframe { result.append("does not start on a keyframe") }
+        if !fragmentsNotOneGOP.isEmpty { result.append("fragments \(fragmentsNotOneGOP.map(String.init).joined(separator: ",")) are not exactly one GOP") }
+        if boxes.first(where: { $0 != "ftyp" }) != "moov" { result.append("no moov box after ftyp") }
+        if isTruncated { result.append("truncated (last box incomplete)") }
+        return result
+    }
+}
+
+public enum SegmentInspector {
+    public static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw PipelineError.file(path: path, call: "open", errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw PipelineError.file(path: path, call: "read", errno: errno)
+            }
+            if count == 0 { return bytes }
+            bytes += chunk[0..<count]
+        }
+    }
+
+    /// Demuxes and decodes every picture of the segment at `path`, and maps each packet to the
+    /// fragment whose mdat holds it. `onFrame` sees each decoded picture.
+    public static func inspect(path: String, onFrame: (VideoFrame) throws -> Void = { _ in }) throws -> SegmentReport {
+        let boxes = MP4Boxes.topLevel(try readFile(path))
+        let mdats = boxes.filter { $0.type == "mdat" }
+        let reader = try MediaReader(path: path)
+        var packets: [DemuxedPacket] = []
+        let frames = try reader.decodeAll(packet: { packets.append($0) }, frame: onFrame)
+
+        var framesPerFragment = [Int](repeating: 0, count: mdats.count)
+        var keyframesPerFragment = [Int](repeating: 0, count: mdats.count)
+        var firstIsKey = [Bool?](repeating: nil, count: mdats.count)
+        for packet in packets {
+            guard let index = mdats.firstIndex(where: { Int64($0.offset) <= packet.position && packet.position < Int64($0.offset + $0.size) }) else { continue }
+            framesPerFragment[index] += 1
+            if packet.isKeyframe { keyframesPerFragment[index] += 1 }
+            if firstIsKey[index] == nil { firstIsKey[index] = packet.isKeyframe }
+        }
+        let notOneGOP = (0..<mdats.count).filter { framesPerFragment[$0] > 0 && (firstIsKey[$0] != true || keyframesPerFragment[$0] != 1) }
+        let start = packets.map(\.pts).min() ?? 0
+        let end = packets.map { $0.pts + $0.duration }.max() ?? 0
+        let ticks = Double(end - start)
+        return SegmentReport(
+            path: path, codec: reader.codecName, width: reader.width, height: reader.height, metadata: reader.metadata,
+            packets: packets.count, decodedFrames: frames, decodeErrors: reader.decodeErrors,
+            keyframes: packets.filter(\.isKeyframe).count, boxes: boxes.map(\.type),
+            framesPerFragment: framesPerFragment, fragmentsNotOneGOP: notOneGOP,
+            startsWithKeyframe: packets.first?.isKeyframe ?? false,
+            durationSeconds: ticks * Double(reader.timeBase.numerator) / Double(reader.timeBase.denominator),
+            isTruncated: boxes.last.map { !$0.isComplete } ?? true)
+    }
+}

@@ -1,0 +1,169 @@
+import LibAV
+
+/// A finished segment.
+public struct SegmentSummary: Equatable, Sendable {
+    public var descriptor: SegmentDescriptor
+    public var location: String
+    public var frames: Int
+    /// Fragments (= GOPs) written.
+    public var fragments: Int
+    /// Stream time of the first picture, ticks of the pipeline clock.
+    public var firstPts: Int64
+    /// Ticks covered, first picture to the end of the last.
+    public var duration: Int64
+}
+
+/// Cuts the packet stream into segments: standalone fragmented MP4 files of about
+/// `segmentSeconds` each, every one opening on a keyframe, one fragment per GOP. Explicit
+/// states, as in GStreamer's splitmuxsink: a segment opens on a keyframe and closes just before
+/// the first keyframe at or past its length, so no picture is lost or written twice.
+public final class Segmenter {
+    public struct Configuration: Sendable {
+        public var segmentSeconds: Int
+        public var deviceID: String
+        public var officerID: String
+        public var firstSequence: UInt64
+        public init(segmentSeconds: Int, deviceID: String, officerID: String, firstSequence: UInt64 = 1) {
+            self.segmentSeconds = segmentSeconds
+            self.deviceID = deviceID
+            self.officerID = officerID
+            self.firstSequence = firstSequence
+        }
+    }
+
+    private struct OpenSegment {
+        var descriptor: SegmentDescriptor
+        var sink: SegmentSink
+        var muxer: FragmentedMP4Muxer
+        var firstPts: Int64
+        var firstDts: Int64
+        var endPts: Int64
+        var frames: Int
+        var fragments: Int
+    }
+
+    private enum State {
+        case idle
+        case open(OpenSegment)
+    }
+
+    public let configuration: Configuration
+    private let store: SegmentStore
+    private let parameters: CodecParameters
+    private let timeBase: Rational
+    private let anchor: ClockAnchor
+    private let epochMonotonic: Int64
+    private var state = State.idle
+    private var nextSequence: UInt64
+    /// Packets refused because no segment was open and they were not keyframes.
+    public private(set) var skippedPackets = 0
+    public private(set) var completed: [SegmentSummary] = []
+    /// Called on the pipeline thread each time a segment is sealed.
+    public var onSegmentFinished: ((SegmentSummary) -> Void)?
+
+    /// - Parameters:
+    ///   - epochMonotonic: capture time (CLOCK_MONOTONIC ns) of packet pts 0.
+    ///   - anchor: maps capture time to wall time for names and creation_time.
+    public init(configuration: Configuration, store: SegmentStore, parameters: CodecParameters, timeBase: Rational,
+                epochMonotonic: Int64, anchor: ClockAnchor) {
+        precondition(configuration.segmentSeconds > 0)
+        self.configuration = configuration
+        self.store = store
+        self.parameters = parameters
+        self.timeBase = timeBase
+        self.epochMonotonic = epochMonotonic
+        self.anchor = anchor
+        self.nextSequence = configuration.firstSequence
+    }
+
+    public var isOpen: Bool {
+        if case .open = state { return true }
+        return false
+    }
+
+    private var segmentTicks: Int64 { Int64(configuration.segmentSeconds) * Int64(timeBase.denominator) / Int64(timeBase.numerator) }
+
+    /// Wall-clock time of a packet timestamp.
+    public func wallNanoseconds(pts: Int64) -> Int64 {
+        let nanoseconds = pts * 1_000_000_000 * Int64(timeBase.numerator) / Int64(timeBase.denominator)
+        return anchor.wall(atMonotonic: epochMonotonic + nanoseconds)
+    }
+
+    public func write(_ packet: EncodedPacket) throws {
+        switch state {
+        case .idle:
+            guard packet.isKeyframe else {
+                skippedPackets += 1
+                return
+            }
+            state = .open(try open(startingWith: packet))
+            try append(packet)
+        case .open(let segment):
+            if packet.isKeyframe {
+                if packet.pts - segment.firstPts >= segmentTicks {
+                    try finish()
+                    state = .open(try open(startingWith: packet))
+                } else {
+                    try segment.muxer.flushFragment()
+                    try segment.sink.fragmentComplete()
+                    update { $0.fragments += 1 }
+                }
+            }
+            try append(packet)
+        }
+    }
+
+    private func update(_ body: (inout OpenSegment) -> Void) {
+        guard case .open(var segment) = state else { return }
+        body(&segment)
+        state = .open(segment)
+    }
+
+    private func append(_ packet: EncodedPacket) throws {
+        guard case .open(let segment) = state else { return }
+        try packet.data.withUnsafeBytes {
+            try segment.muxer.write($0, pts: packet.pts - segment.firstDts, dts: packet.dts - segment.firstDts,
+                                    duration: packet.duration, isKeyframe: packet.isKeyframe)
+        }
+        update {
+            $0.frames += 1
+            $0.endPts = max($0.endPts, packet.pts + packet.duration)
+        }
+    }
+
+    private func open(startingWith packet: EncodedPacket) throws -> OpenSegment {
+        let descriptor = SegmentDescriptor(sequence: nextSequence, deviceID: configuration.deviceID,
+                                           officerID: configuration.officerID,
+                                           startWallNanoseconds: wallNanoseconds(pts: packet.pts))
+        let sink = try store.makeSink(for: descriptor)
+        let metadata = [
+            ("creation_time", Clock.iso8601(wallNanoseconds: descriptor.startWallNanoseconds)),
+            ("device_id", descriptor.deviceID),
+            ("officer_id", descriptor.officerID),
+            ("segment_sequence", String(descriptor.sequence)),
+            ("title", "bodycam \(descriptor.deviceID) segment \(descriptor.sequence)"),
+        ]
+        let muxer = try FragmentedMP4Muxer(parameters: parameters, timeBase: timeBase, metadata: metadata) { bytes in
+            try sink.write(bytes)
+        }
+        // The moov alone is the first durable unit: a segment that dies right here still opens.
+        try sink.fragmentComplete()
+        nextSequence += 1
+        return OpenSegment(descriptor: descriptor, sink: sink, muxer: muxer, firstPts: packet.pts, firstDts: packet.dts,
+                           endPts: packet.pts, frames: 0, fragments: 0)
+    }
+
+    /// Seals the open segment, if any (end of recording, shutdown, or a cut).
+    public func finish() throws {
+        guard case .open(let segment) = state else { return }
+        state = .idle
+        try segment.muxer.finish()
+        try segment.sink.fragmentComplete()
+        let location = try segment.sink.finish()
+        let summary = SegmentSummary(descriptor: segment.descriptor, location: location, frames: segment.frames,
+                                     fragments: segment.fragments + 1, firstPts: segment.firstPts,
+                                     duration: segment.endPts - segment.firstPts)
+        completed.append(summary)
+        onSegmentFinished?(summary)
+    }
+}

@@ -1,0 +1,136 @@
+import LibAV
+import V4L2
+
+/// A V4L2 camera as a `FrameSource`. A capture thread of its own runs the poll/DQBUF/QBUF loop
+/// (woken for stop by an eventfd), copies each buffer into a pooled picture and hands it over a
+/// bounded queue; the driver gets its buffer back at once. On overflow the oldest picture is
+/// dropped and counted. Sequence gaps reported by the driver are counted as dropped too.
+/// A device that vanishes surfaces as `V4L2Error.deviceLost` from `nextFrame`; `close()` and
+/// `start()` again reopen it.
+public final class V4L2FrameSource: FrameSource {
+    public let settings: V4L2Settings
+    public private(set) var format: FrameFormat
+    public private(set) var name: String
+    private let system: V4L2System
+    private var capture: V4L2Capture?
+    private var thread: WorkerThread?
+    private var queue: BoundedQueue<Result<CapturedFrame, Error>>?
+    private let wake: WakeEvent
+    private var pool: FramePool?
+
+    public static let supportedFormats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12]
+
+    public init(settings: V4L2Settings, system: V4L2System = LinuxV4L2()) throws {
+        if let unsupported = settings.preferredFormats.first(where: { !V4L2FrameSource.supportedFormats.contains($0) }) {
+            throw PipelineError.unsupportedCameraFormat("camera format \(unsupported.rawValue) is not supported yet; use \(V4L2FrameSource.supportedFormats.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.settings = settings
+        self.system = system
+        self.wake = try WakeEvent()
+        format = FrameFormat(width: settings.width, height: settings.height, pixelFormat: .yuyv422, framesPerSecond: settings.framesPerSecond)
+        name = "v4l2 \(settings.devicePath)"
+    }
+
+    static func pixelFormat(_ format: V4L2PixelFormat) -> PixelFormat? {
+        switch format {
+        case .yuyv: return .yuyv422
+        case .nv12: return .nv12
+        case .yu12: return .yuv420p
+        case .mjpeg: return nil
+        }
+    }
+
+    public func start() throws {
+        precondition(capture == nil, "start() twice without close()")
+        let capture = try V4L2Capture(settings, system: system)
+        do {
+            guard let pixelFormat = V4L2FrameSource.pixelFormat(capture.format.pixelFormat) else {
+                throw PipelineError.unsupportedCameraFormat("camera \(settings.devicePath) negotiated \(capture.format.pixelFormat.rawValue), which is not supported")
+            }
+            let rate = capture.format.framesPerSecond > 0 ? Int(capture.format.framesPerSecond.rounded()) : settings.framesPerSecond
+            format = FrameFormat(width: capture.format.width, height: capture.format.height, pixelFormat: pixelFormat, framesPerSecond: rate)
+            name = "v4l2 \(settings.devicePath) (\(capture.driver)) \(capture.format.pixelFormat.rawValue) \(format.width)x\(format.height)@\(rate)"
+            pool = try FramePool(width: format.width, height: format.height, pixelFormat: pixelFormat)
+            try capture.start()
+        } catch {
+            try? capture.close()
+            throw error
+        }
+        self.capture = capture
+        wake.reset()
+        let queue = BoundedQueue<Result<CapturedFrame, Error>>(capacity: max(2, settings.bufferCount), policy: .dropOldest)
+        self.queue = queue
+        let pool = self.pool!
+        let wakeFD = wake.fd
+        let frameFormat = format
+        let bytesPerLine = capture.format.bytesPerLine
+        thread = WorkerThread(name: "v4l2-capture") {
+            V4L2FrameSource.captureLoop(capture: capture, pool: pool, queue: queue, wakeFD: wakeFD,
+                                        format: frameFormat, bytesPerLine: bytesPerLine)
+        }
+    }
+
+    /// Runs on the capture thread until stopped or the device fails.
+    private static func captureLoop(capture: V4L2Capture, pool: FramePool, queue: BoundedQueue<Result<CapturedFrame, Error>>,
+                                    wakeFD: Int32, format: FrameFormat, bytesPerLine: Int) {
+        var lastSequence: UInt32? = nil
+        var corrupt = 0
+        do {
+            while let buffer = try capture.dequeue(wakeFD: wakeFD) {
+                defer { lastSequence = buffer.sequence }
+                var dropped = lastSequence.map { Int(buffer.sequence &- $0) - 1 } ?? 0
+                if dropped < 0 { dropped = 0 }
+                let expected = format.pixelFormat.frameSize(width: format.width, height: format.height)
+                guard !buffer.isCorrupt, buffer.bytes.count >= min(expected, bytesPerLine * format.height) else {
+                    try capture.requeue(buffer)
+                    corrupt += 1  // reported as a drop with the next good picture
+                    continue
+                }
+                let frame = try pool.makeFrame()
+                copy(buffer.bytes, bytesPerLine: bytesPerLine, into: frame)
+                try capture.requeue(buffer)
+                frame.sequence = UInt64(buffer.sequence)
+                frame.captureNanoseconds = buffer.timestampNanoseconds
+                queue.push(.success(CapturedFrame(frame: frame, droppedBefore: dropped + corrupt + queue.takeDropped())))
+                corrupt = 0
+            }
+        } catch {
+            queue.push(.failure(error))
+        }
+        queue.close()
+    }
+
+    /// Copies a driver buffer (rows `bytesPerLine` apart, planes back to back) into a picture.
+    static func copy(_ bytes: UnsafeRawBufferPointer, bytesPerLine: Int, into frame: VideoFrame) {
+        var offset = 0
+        for plane in 0..<frame.pixelFormat.planeCount {
+            // Chroma rows of planar I420 are half as wide as luma rows, NV12's are as wide.
+            let sourceStride = frame.pixelFormat == .yuv420p && plane > 0 ? bytesPerLine / 2 : bytesPerLine
+            let rowBytes = frame.planeRowBytes(plane)
+            frame.withPlane(plane) { destination, stride in
+                for row in 0..<frame.planeHeight(plane) where offset + row * sourceStride + rowBytes <= bytes.count {
+                    (destination.baseAddress! + row * stride).copyMemory(from: bytes.baseAddress! + offset + row * sourceStride, byteCount: rowBytes)
+                }
+            }
+            offset += sourceStride * frame.planeHeight(plane)
+        }
+    }
+
+    public func nextFrame() throws -> CapturedFrame? {
+        guard let queue else { preconditionFailure("nextFrame() before start()") }
+        return try queue.pop()?.get()
+    }
+
+    public func stop() { wake.signal() }
+
+    /// Stops the capture thread, then STREAMOFF, munmap and close.
+    public func close() throws {
+        wake.signal()
+        queue?.close()
+        thread?.join()
+        thread = nil
+        queue = nil
+        defer { capture = nil }
+        try capture?.close()
+    }
+}
