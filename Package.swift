@@ -33,6 +33,11 @@ let package = Package(
             name: "V4L2",
             dependencies: ["CShims", "CV4L2"]
         ),
+        // A V4L2 driver simulated at the ioctl seam, for tests of the capture code.
+        .target(
+            name: "V4L2Simulator",
+            dependencies: ["V4L2", "CV4L2"]
+        ),
         .target(
             name: "Pipeline",
             dependencies: ["CShims", "LibAV", "V4L2"]
@@ -49,8 +54,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
-        .testTarget(name: "V4L2Tests", dependencies: ["V4L2"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2"]),
+        .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -77,7 +77,7 @@ public final class FragmentedMP4Muxer {
         // self-contained moof+mdat fragment; frag_custom: we decide where fragments end (one per
         // GOP). use_metadata_tags keeps custom keys such as device_id.
         av_dict_set(&options, "movflags", "+empty_moov+frag_custom+default_base_moof+use_metadata_tags", 0)
-        try avCheck(avformat_write_header(format, &options), "avformat_write_header(mp4)")
+        try run("avformat_write_header(mp4)") { avformat_write_header(format, &options) }
         streamTimeBase = stream.pointee.time_base
         try flushIO("avformat_write_header")
     }

@@ -60,15 +60,27 @@ public final class TestPatternSource: FrameSource {
         let cycle = UInt64(format.framesPerSecond * 4)
         let position = Int(index % cycle) * travel / Int(cycle)
         Painter.fill(frame, x: position & ~1, y: format.height / 2 - box / 2, width: box, height: box, color: .white)
-        let scale = max(1, format.height / 240)
-        let label = "FRAME \(index)  \(Clock.overlayTimestamp(wallNanoseconds: anchor.wall(atMonotonic: due)))"
-        let textWidth = label.count * BitmapFont.cellWidth * scale
-        let textY = format.height * 3 / 4 + scale * 2
-        Painter.drawText(label, into: frame, x: max(0, (format.width - textWidth) / 2), y: textY, scale: scale)
+        let label = TestPatternSource.label(frameIndex: index, wallNanoseconds: anchor.wall(atMonotonic: due))
+        let origin = TestPatternSource.labelOrigin(format: format, length: label.count)
+        Painter.drawText(label, into: frame, x: origin.x, y: origin.y, scale: origin.scale)
         frame.sequence = index
         frame.captureNanoseconds = due
         index += 1
         return CapturedFrame(frame: frame)
+    }
+
+    /// The caption drawn in the middle of frame `frameIndex`.
+    public static func label(frameIndex: UInt64, wallNanoseconds: Int64) -> String {
+        let digits = String(frameIndex)
+        let padded = digits.count >= 6 ? digits : String(repeating: "0", count: 6 - digits.count) + digits
+        return "FRAME \(padded)  \(Clock.overlayTimestamp(wallNanoseconds: wallNanoseconds))"
+    }
+
+    /// Where the caption starts and its font scale, so a reader can find it again.
+    public static func labelOrigin(format: FrameFormat, length: Int) -> (x: Int, y: Int, scale: Int) {
+        let scale = max(1, format.height / 240)
+        let textWidth = length * BitmapFont.cellWidth * scale
+        return (max(0, (format.width - textWidth) / 2) & ~1, (format.height * 3 / 4 + scale * 2) & ~1, scale)
     }
 
     public func stop() { stopped.set() }

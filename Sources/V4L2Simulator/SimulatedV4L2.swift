@@ -1,0 +1,201 @@
+import CV4L2
+import Glibc
+import V4L2
+
+/// A camera driver simulated at the ioctl seam: it answers the same requests with the same
+/// kernel structures as a real V4L2 capture driver, and can be told to misbehave (busy, gone,
+/// not a capture device, dropping frames, vanishing mid-stream). For tests of the capture code;
+/// the real-device test runs against the kernel's vivid driver.
+public final class SimulatedV4L2: V4L2System {
+    public var devicePath = "/dev/video-sim"
+    /// open() fails with this errno (ENOENT: no such device, EBUSY, EACCES).
+    public var openErrno: Int32? = nil
+    /// VIDIOC_QUERYCAP fails with ENOTTY (a node that is not V4L2).
+    public var isV4L2 = true
+    public var capabilities = UInt32(V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING)
+    public var offeredFormats: [UInt32] = [V4L2PixelFormat.yuyv.fourcc]
+    public var maxWidth = 1920
+    public var maxHeight = 1080
+    public var supportsFrameRate = true
+    public var maxFramesPerSecond: UInt32 = 60
+    /// S_FMT, REQBUFS or STREAMON fail with EBUSY (another process streams).
+    public var busyOnStream = false
+    /// Microseconds between frames.
+    public var frameInterval: Int32 = 2_000
+    /// Sequence numbers the "hardware" skips (frames lost before they reach a buffer).
+    public var skippedSequences: Set<UInt32> = []
+    /// After this many frames the device disappears: poll reports POLLERR, ioctls ENODEV.
+    public var vanishAfterFrames: Int? = nil
+    /// Every call made, in order: "open", "VIDIOC_S_FMT", "munmap", "close", …
+    public private(set) var calls: [String] = []
+
+    public private(set) var format = v4l2_pix_format()
+    public private(set) var framesPerSecond: UInt32 = 30
+    private var buffers: [UnsafeMutableRawPointer] = []
+    private var bufferLength = 0
+    private var queued: [Int] = []
+    private var streaming = false
+    private var gone = false
+    private var sequence: UInt32 = 0
+    private var delivered = 0
+    private var openDescriptors = 0
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    public init() {
+        pthread_mutex_init(lock, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    private func locked<R>(_ body: () throws(SystemCallError) -> R) throws(SystemCallError) -> R {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return try body()
+    }
+
+    /// Descriptors open right now (0 after a clean close).
+    public var openCount: Int { (try? locked { openDescriptors }) ?? -1 }
+    /// Simulates plugging the camera back in after `vanishAfterFrames`.
+    public func reconnect() {
+        _ = try? locked {
+            gone = false
+            vanishAfterFrames = nil
+        }
+    }
+
+    public func open(_ path: String) throws(SystemCallError) -> Int32 {
+        try locked { () throws(SystemCallError) -> Int32 in
+            calls.append("open")
+            if let openErrno { throw SystemCallError("open(\(path))", errno: openErrno) }
+            if gone { throw SystemCallError("open(\(path))", errno: ENOENT) }
+            openDescriptors += 1
+            return 1000 + Int32(openDescriptors)
+        }
+    }
+
+    public func close(_ fd: Int32) throws(SystemCallError) {
+        try locked { () throws(SystemCallError) in
+            calls.append("close")
+            openDescriptors -= 1
+            streaming = false
+        }
+    }
+
+    public func mmap(_ fd: Int32, length: Int, offset: Int) throws(SystemCallError) -> UnsafeMutableRawPointer {
+        try locked { () throws(SystemCallError) -> UnsafeMutableRawPointer in
+            calls.append("mmap")
+            let index = offset / max(1, bufferLength)
+            guard index < buffers.count, length == bufferLength else { throw SystemCallError("mmap", errno: EINVAL) }
+            return buffers[index]
+        }
+    }
+
+    public func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(SystemCallError) {
+        try locked { () throws(SystemCallError) in calls.append("munmap") }
+    }
+
+    public func waitReadable(_ fd: Int32, wakeFD: Int32) throws(SystemCallError) -> Bool {
+        var wake = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        if Glibc.poll(&wake, 1, max(1, frameInterval / 1000)) > 0 { return false }
+        return try locked { () throws(SystemCallError) -> Bool in
+            if let limit = vanishAfterFrames, delivered >= limit { gone = true }
+            if gone { throw SystemCallError("poll", errno: ENODEV) }
+            return true
+        }
+    }
+
+    public func ioctl(_ fd: Int32, _ request: V4L2Request, _ argument: UnsafeMutableRawPointer) throws(SystemCallError) {
+        try locked { () throws(SystemCallError) in
+            calls.append(request.rawValue)
+            if gone && request != .streamOff { throw SystemCallError(request.rawValue, errno: ENODEV) }
+            try handle(request, argument)
+        }
+    }
+
+    private func handle(_ request: V4L2Request, _ argument: UnsafeMutableRawPointer) throws(SystemCallError) {
+        let fail = { (code: Int32) in SystemCallError(request.rawValue, errno: code) }
+        switch request {
+        case .querycap:
+            guard isV4L2 else { throw fail(ENOTTY) }
+            let capability = argument.assumingMemoryBound(to: v4l2_capability.self)
+            capability.pointee = v4l2_capability()
+            withUnsafeMutableBytes(of: &capability.pointee.driver) { raw in
+                for (index, byte) in "simulated".utf8.enumerated() { raw[index] = byte }
+            }
+            capability.pointee.capabilities = capabilities | UInt32(V4L2_CAP_DEVICE_CAPS)
+            capability.pointee.device_caps = capabilities
+        case .enumFormat:
+            let description = argument.assumingMemoryBound(to: v4l2_fmtdesc.self)
+            guard Int(description.pointee.index) < offeredFormats.count else { throw fail(EINVAL) }
+            description.pointee.pixelformat = offeredFormats[Int(description.pointee.index)]
+        case .setFormat:
+            if busyOnStream { throw fail(EBUSY) }
+            let requested = argument.assumingMemoryBound(to: v4l2_format.self)
+            var pix = requested.pointee.fmt.pix
+            // Like real drivers: an unsupported format is replaced, a size clamped, never refused.
+            if !offeredFormats.contains(pix.pixelformat) { pix.pixelformat = offeredFormats.first ?? 0 }
+            pix.width = min(pix.width, UInt32(maxWidth)) & ~1
+            pix.height = min(pix.height, UInt32(maxHeight)) & ~1
+            let twoBytes = pix.pixelformat == V4L2PixelFormat.yuyv.fourcc
+            pix.bytesperline = twoBytes ? pix.width * 2 : pix.width
+            pix.sizeimage = twoBytes ? pix.width * pix.height * 2 : pix.width * pix.height * 3 / 2
+            requested.pointee.fmt.pix = pix
+            format = pix
+        case .getFormat:
+            argument.assumingMemoryBound(to: v4l2_format.self).pointee.fmt.pix = format
+        case .getParameters, .setParameters:
+            let parameters = argument.assumingMemoryBound(to: v4l2_streamparm.self)
+            if request == .setParameters {
+                let wanted = parameters.pointee.parm.capture.timeperframe
+                if wanted.numerator > 0 { framesPerSecond = min(maxFramesPerSecond, wanted.denominator / wanted.numerator) }
+            }
+            parameters.pointee.parm.capture.capability = supportsFrameRate ? UInt32(V4L2_CAP_TIMEPERFRAME) : 0
+            parameters.pointee.parm.capture.timeperframe = v4l2_fract(numerator: 1, denominator: framesPerSecond)
+        case .requestBuffers:
+            if busyOnStream { throw fail(EBUSY) }
+            let request = argument.assumingMemoryBound(to: v4l2_requestbuffers.self)
+            for buffer in buffers { buffer.deallocate() }
+            bufferLength = Int(format.sizeimage)
+            buffers = (0..<Int(request.pointee.count)).map { _ in
+                UnsafeMutableRawPointer.allocate(byteCount: bufferLength, alignment: 64)
+            }
+            queued = []
+        case .queryBuffer:
+            let buffer = argument.assumingMemoryBound(to: v4l2_buffer.self)
+            guard Int(buffer.pointee.index) < buffers.count else { throw fail(EINVAL) }
+            buffer.pointee.length = UInt32(bufferLength)
+            buffer.pointee.m.offset = buffer.pointee.index * UInt32(bufferLength)
+        case .queueBuffer:
+            let index = Int(argument.assumingMemoryBound(to: v4l2_buffer.self).pointee.index)
+            guard index < buffers.count, !queued.contains(index) else { throw fail(EINVAL) }
+            queued.append(index)
+        case .dequeueBuffer:
+            guard streaming else { throw fail(EINVAL) }
+            guard !queued.isEmpty else { throw fail(EAGAIN) }
+            while skippedSequences.contains(sequence) { sequence += 1 }
+            let index = queued.removeFirst()
+            // Each picture's bytes carry its sequence number, so a test can tell pictures apart.
+            buffers[index].initializeMemory(as: UInt8.self, repeating: UInt8(truncatingIfNeeded: sequence), count: bufferLength)
+            let buffer = argument.assumingMemoryBound(to: v4l2_buffer.self)
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            buffer.pointee.index = UInt32(index)
+            buffer.pointee.bytesused = UInt32(bufferLength)
+            buffer.pointee.sequence = sequence
+            buffer.pointee.timestamp = timeval(tv_sec: now.tv_sec, tv_usec: now.tv_nsec / 1000)
+            buffer.pointee.flags = UInt32(V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC)
+            sequence += 1
+            delivered += 1
+        case .streamOn:
+            if busyOnStream { throw fail(EBUSY) }
+            streaming = true
+        case .streamOff:
+            streaming = false
+        case .enumFrameSizes:
+            throw fail(EINVAL)
+        }
+    }
+}

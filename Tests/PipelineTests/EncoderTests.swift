@@ -1,0 +1,150 @@
+import LibAV
+import Testing
+@testable import Pipeline
+
+@Suite("Encoder and segmenter")
+struct EncoderTests {
+    let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
+
+    func frames(_ count: Int, spacing: Int64 = 33_333_333) throws -> [VideoFrame] {
+        let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: count)
+        try pattern.start()
+        var result: [VideoFrame] = []
+        while let captured = try pattern.nextFrame() {
+            captured.frame.captureNanoseconds = 5_000_000_000 + Int64(result.count) * spacing
+            result.append(captured.frame)
+        }
+        try pattern.close()
+        return result
+    }
+
+    func encodeAll(_ encoder: LibAVVideoEncoder, _ frames: [VideoFrame], forceAt: Set<Int> = []) throws -> [EncodedPacket] {
+        var packets: [EncodedPacket] = []
+        for (index, frame) in frames.enumerated() {
+            if forceAt.contains(index) { encoder.requestKeyframe() }
+            packets += try encoder.encode(frame)
+        }
+        return packets + (try encoder.flush())
+    }
+
+    @Test("GOP is one second, closed, without B-frames; timestamps come from capture time")
+    func gopAndTimestamps() throws {
+        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let packets = try encodeAll(encoder, try frames(95))
+        #expect(packets.count == 95)
+        #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 30, 60, 90])
+        #expect(packets.allSatisfy { $0.pts == $0.dts }, "no reordering")
+        #expect(packets.map(\.pts) == (0..<95).map { Int64($0) * 3000 })
+        #expect(packets.allSatisfy { $0.duration == 3000 })
+    }
+
+    @Test("a late frame keeps its real capture time in the stream")
+    func captureTimeGaps() throws {
+        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let input = try frames(3)
+        input[2].captureNanoseconds += 100_000_000
+        let packets = try encodeAll(encoder, input)
+        #expect(packets.map(\.pts) == [0, 3000, 6000 + 9000])
+    }
+
+    @Test("a requested keyframe comes on the next picture, and the one-second cadence restarts from it")
+    func forcedKeyframe() throws {
+        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let packets = try encodeAll(encoder, try frames(70), forceAt: [7, 31])
+        #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 7, 31, 61])
+    }
+
+    @Test("an encoder this libavcodec lacks is a clear error")
+    func unknownEncoder() {
+        var settings = testEncoderSettings()
+        settings.codec = "h264_nonexistent"
+        #expect { _ = try LibAVVideoEncoder(settings: settings, format: format) } throws: { error in
+            (error as? AVError)?.description.contains("no such encoder") == true
+        }
+    }
+
+    @Test("segments are cut on the first keyframe at or past their length, and every packet lands once")
+    func segmentCuts() throws {
+        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        // Keyframes at 0, 30, 45 (forced; the cadence restarts there), 75, 105: 1 s segments are
+        // cut at 30, 75 (45 is only 0.5 s in) and 105.
+        let packets = try encodeAll(encoder, try frames(130), forceAt: [45])
+        let store = MemoryStore()
+        let segmenter = Segmenter(configuration: .init(segmentSeconds: 1, deviceID: "D", officerID: "O"), store: store,
+                                  parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0,
+                                  anchor: ClockAnchor(monotonicNanoseconds: 0, wallNanoseconds: 1_795_921_816_000_000_000))
+        for packet in packets { try segmenter.write(packet) }
+        try segmenter.finish()
+        #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 30, 45, 75, 105])
+        #expect(segmenter.completed.map(\.frames) == [30, 45, 30, 25])
+        #expect(segmenter.completed.map(\.fragments) == [1, 2, 1, 1])
+        #expect(segmenter.completed.map(\.descriptor.sequence) == [1, 2, 3, 4])
+        #expect(segmenter.completed[1].descriptor.baseName == "seg-000002-20261129T031017Z")
+        #expect(store.sinks.allSatisfy { $0.finished })
+        // Each sink: the moov, then one boundary per fragment (the last one after the trailer).
+        #expect(store.sinks.map(\.boundaries.count) == [2, 3, 2, 2])
+        for sink in store.sinks {
+            let boxes = MP4Boxes.topLevel(sink.bytes)
+            #expect(boxes.map(\.type).prefix(2) == ["ftyp", "moov"])
+            #expect(boxes.allSatisfy { $0.isComplete })
+            #expect(sink.boundaries.first == boxes[1].offset + boxes[1].size, "the moov is its own durable unit")
+        }
+    }
+
+    @Test("a packet that is not a keyframe never opens a segment")
+    func noOpenWithoutKeyframe() throws {
+        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let packets = try encodeAll(encoder, try frames(35))
+        let store = MemoryStore()
+        let segmenter = Segmenter(configuration: .init(segmentSeconds: 60, deviceID: "D", officerID: "O"), store: store,
+                                  parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0, anchor: .now())
+        for packet in packets.dropFirst(3) { try segmenter.write(packet) }
+        try segmenter.finish()
+        #expect(segmenter.skippedPackets == 27)
+        #expect(segmenter.completed.map(\.frames) == [5])
+    }
+}
+
+@Suite("Small parts")
+struct SmallPartTests {
+    @Test("MP4 top-level boxes, including 64-bit sizes and a cut-off last box")
+    func boxes() {
+        var bytes: [UInt8] = [0, 0, 0, 16] + Array("ftyp".utf8) + [UInt8](repeating: 0, count: 8)
+        bytes += [0, 0, 0, 1] + Array("mdat".utf8) + [0, 0, 0, 0, 0, 0, 0, 24] + [UInt8](repeating: 7, count: 8)
+        bytes += [0, 0, 1, 0] + Array("moof".utf8) + [1, 2, 3]
+        let boxes = MP4Boxes.topLevel(bytes)
+        #expect(boxes == [MP4Box(type: "ftyp", offset: 0, size: 16, isComplete: true),
+                          MP4Box(type: "mdat", offset: 16, size: 24, isComplete: true),
+                          MP4Box(type: "moof", offset: 40, size: 11, isComplete: false)])
+        #expect(MP4Boxes.topLevel([0, 0, 0, 3, 0x61, 0x62, 0x63, 0x64]).isEmpty, "a size below 8 is corrupt")
+    }
+
+    @Test("a bounded queue drops the oldest under dropOldest and blocks under block")
+    func boundedQueue() {
+        let dropping = BoundedQueue<Int>(capacity: 3, policy: .dropOldest)
+        for value in 1...5 { dropping.push(value) }
+        #expect(dropping.takeDropped() == 2)
+        #expect(dropping.pop() == 3)
+        dropping.close()
+        #expect(dropping.pop() == 4 && dropping.pop() == 5 && dropping.pop() == nil)
+        #expect(!dropping.push(9))
+
+        let blocking = BoundedQueue<Int>(capacity: 2, policy: .block)
+        let producer = WorkerThread(name: "producer") { for value in 0..<100 { blocking.push(value) }; blocking.close() }
+        var received: [Int] = []
+        while let value = blocking.pop() { received.append(value) }
+        producer.join()
+        #expect(received == Array(0..<100))
+        #expect(blocking.takeDropped() == 0)
+    }
+
+    @Test("UTC formatting for captions, metadata and file names")
+    func clockFormats() {
+        let instant: Int64 = 1_795_921_816_250_000_000
+        #expect(Clock.overlayTimestamp(wallNanoseconds: instant) == "2026-11-29 03:10:16 UTC")
+        #expect(Clock.iso8601(wallNanoseconds: instant) == "2026-11-29T03:10:16.250000Z")
+        #expect(Clock.compactUTC(wallNanoseconds: instant) == "20261129T031016Z")
+        let anchor = ClockAnchor(monotonicNanoseconds: 1_000, wallNanoseconds: instant)
+        #expect(anchor.wall(atMonotonic: 1_000 + 2_000_000_000) == instant + 2_000_000_000)
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import LibAV
+import Testing
+@testable import Pipeline
+
+@Suite("End to end: test pattern → overlay → encoder → pre-event buffer → segments → decode")
+struct EndToEndTests {
+    let format = FrameFormat(width: 640, height: 480, pixelFormat: .yuyv422, framesPerSecond: 30)
+
+    @Test("segments decode as H.264 of the configured size with exactly fps × seconds frames")
+    func segmentsDecodeWithExactFrameCount() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let seconds = 7
+        let recorder = try record(format: format, frames: 30 * seconds, segmentSeconds: 2,
+                                  store: try PlainFileStore(directory: directory.path))
+        let files = try directory.files(withSuffix: ".mp4")
+        #expect(files.count == 4)
+        #expect(try directory.files(withSuffix: ".partial").isEmpty)
+        var total = 0
+        for (index, file) in files.enumerated() {
+            let report = try SegmentInspector.inspect(path: file)
+            #expect(report.problems.isEmpty, "\(file): \(report.problems)")
+            #expect(report.codec == "h264")
+            #expect(report.width == 640 && report.height == 480)
+            #expect(report.startsWithKeyframe)
+            #expect(report.boxes.prefix(2) == ["ftyp", "moov"])
+            #expect(report.framesPerFragment.allSatisfy { $0 == 30 }, "one GOP of 30 frames per fragment: \(report.framesPerFragment)")
+            #expect(report.decodedFrames == (index < 3 ? 60 : 30))
+            #expect(report.metadata["device_id"] == "BC-T1")
+            #expect(report.metadata["officer_id"] == "OFC-9")
+            #expect(report.metadata["segment_sequence"] == String(index + 1))
+            #expect(report.metadata["creation_time"]?.hasPrefix("20") == true)
+            total += report.decodedFrames
+        }
+        #expect(total == 30 * seconds)
+        #expect(recorder.segments.map(\.frames) == [60, 60, 60, 30])
+    }
+
+    @Test("no picture is lost or duplicated across segment cuts, and the pre-event buffer opens the recording")
+    func preEventAndContinuity() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        // Recording starts at frame 150 with a 3 s pre-event buffer: it opens on the keyframe of
+        // frame 60, the newest GOP start at least 3 s before the press.
+        try record(format: format, frames: 300, preEventSeconds: 3, segmentSeconds: 2,
+                   store: try PlainFileStore(directory: directory.path), startAtFrame: 150)
+        var numbers: [Int?] = []
+        for file in try directory.files(withSuffix: ".mp4") {
+            numbers += try burnedInFrameNumbers(path: file, format: format)
+        }
+        #expect(numbers.first == 60)
+        #expect(numbers.compactMap { $0 } == Array(60..<300), "every picture once, in order")
+    }
+
+    @Test("the burned-in caption shows the segment's UTC time, device and officer")
+    func overlayReadsBack() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let files = try PlainFileStore(directory: directory.path)
+        try record(format: format, frames: 30, segmentSeconds: 10, store: files)
+        let file = try #require(try directory.files(withSuffix: ".mp4").first)
+        let overlay = Overlay(settings: OverlaySettings(), deviceID: "BC-T1", officerID: "OFC-9")
+        var captions: [[String]] = []
+        let report = try SegmentInspector.inspect(path: file) { frame in
+            let expected = overlay.lines(wallNanoseconds: 0)
+            let placement = overlay.layout(width: frame.width, height: frame.height, lines: expected)
+            captions.append(expected.indices.map { line in
+                String(Painter.readText(from: frame, x: placement.textOrigin.x,
+                                        y: placement.textOrigin.y + line * BitmapFont.cellHeight * placement.scale,
+                                        scale: placement.scale, count: expected[line].count).map { $0 ?? "~" })
+            })
+        }
+        let first = try #require(captions.first)
+        #expect(first[1] == "DEV BC-T1 OFF OFC-9")
+        // creation_time "2026-11-29T03:10:16.250000Z" → caption "2026-11-29 03:10:16 UTC"
+        let created = try #require(report.metadata["creation_time"])
+        let expectedTime = created.prefix(19).replacingOccurrences(of: "T", with: " ") + " UTC"
+        #expect(first[0] == expectedTime)
+    }
+
+    @Test("a segment cut at an arbitrary byte still opens and yields every complete fragment")
+    func truncatedSegmentYieldsCompleteFragments() throws {
+        let store = MemoryStore()
+        try record(format: format, frames: 150, segmentSeconds: 60, store: store)
+        let sink = try #require(store.sinks.first)
+        let bytes = sink.bytes
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        // Fragment boundaries the muxer declared: the moov, then after each GOP.
+        #expect(sink.boundaries.count >= 6)
+        var generator = SystemRandomNumberGenerator()
+        let firstFragmentEnd = sink.boundaries[1]
+        var cuts = (0..<12).map { _ in Int.random(in: firstFragmentEnd..<bytes.count, using: &generator) }
+        cuts += [sink.boundaries[2], sink.boundaries[3] + 1, bytes.count - 1]
+        for cut in cuts {
+            let path = directory.path + "/cut-\(cut).mp4"
+            FileManager.default.createFile(atPath: path, contents: Data(bytes[0..<cut]))
+            let complete = sink.boundaries.filter { $0 <= cut }.count - 1  // minus the moov
+            let report = try SegmentInspector.inspect(path: path)
+            #expect(report.decodedFrames >= min(complete, 5) * 30, "cut at \(cut): \(report.decodedFrames) frames, \(complete) complete fragments")
+        }
+    }
+
+    @Test("a full disk stops the pipeline with the store's error, and sealed segments stay intact")
+    func fullDisk() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = try FillingStore(directory: directory.path, budget: 400_000)
+        do {
+            try record(format: format, frames: 600, segmentSeconds: 1, store: store)
+            Issue.record("the pipeline must report the full disk")
+        } catch let error as PipelineError {
+            #expect(error.description.contains("No space left on device"))
+        }
+        let sealed = try directory.files(withSuffix: ".mp4")
+        #expect(!sealed.isEmpty)
+        for file in sealed {
+            let report = try SegmentInspector.inspect(path: file)
+            #expect(report.problems.isEmpty && report.decodedFrames == 30)
+        }
+        #expect(try directory.files(withSuffix: ".partial").count == 1, "the segment in flight stays, never deleted")
+    }
+
+    @Test("frames from NV12 and I420 sources are encoded without conversion", arguments: [PixelFormat.nv12, .yuv420p])
+    func planarSourcesSkipConversion(pixelFormat: PixelFormat) throws {
+        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: FrameFormat(width: 320, height: 240, pixelFormat: pixelFormat, framesPerSecond: 30))
+        #expect(!encoder.convertsPixels)
+        #expect(encoder.codecPixelFormat == pixelFormat)
+        let yuyv = try LibAVVideoEncoder(settings: testEncoderSettings(), format: FrameFormat(width: 320, height: 240, pixelFormat: .yuyv422, framesPerSecond: 30))
+        #expect(yuyv.convertsPixels && yuyv.codecPixelFormat == .yuv420p)
+        let store = MemoryStore()
+        try record(format: FrameFormat(width: 320, height: 240, pixelFormat: pixelFormat, framesPerSecond: 30),
+                   frames: 60, segmentSeconds: 60, store: store)
+        #expect(store.sinks.count == 1 && store.sinks[0].finished)
+    }
+}
+
+@Suite("Recorder")
+struct RecorderTests {
+    @Test("stopping and starting again closes one segment and opens the next, numbered on")
+    func stopAndRestart() throws {
+        let format = FrameFormat(width: 160, height: 120, pixelFormat: .nv12, framesPerSecond: 30)
+        let store = MemoryStore()
+        let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 200)
+        var recorder: Recorder!
+        var events: [String] = []
+        let source = HookedSource(pattern) { index in
+            switch index {
+            case 0: recorder.startRecording()
+            case 50: recorder.stopRecording()
+            case 120: recorder.startRecording()
+            default: break
+            }
+        }
+        recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
+                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        recorder.onEvent = { event in
+            switch event {
+            case .recordingStarted: events.append("start")
+            case .recordingStopped: events.append("stop")
+            case .segmentSealed(let summary): events.append("sealed \(summary.descriptor.sequence) \(summary.frames)")
+            default: break
+            }
+        }
+        try recorder.run()
+        #expect(store.sinks.map(\.descriptor.sequence) == [1, 2])
+        #expect(events.first == "start" && events.contains("stop"))
+        #expect(events.contains("sealed 1 50"))
+        // Restart at 120 with no pre-event: it opens on the GOP in progress (keyframe at 90).
+        #expect(events.last == "sealed 2 110")
+    }
+}

@@ -1,0 +1,185 @@
+import CShims
+import CV4L2
+import Glibc
+import Testing
+import V4L2
+import V4L2Simulator
+
+@Suite("V4L2 capture at the ioctl seam")
+struct V4L2CaptureTests {
+    func settings(_ formats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12], width: Int = 640, height: Int = 480, fps: Int = 30) -> V4L2Settings {
+        V4L2Settings(devicePath: "/dev/video-sim", width: width, height: height, framesPerSecond: fps, preferredFormats: formats)
+    }
+
+    @Test("the first preferred format the camera offers is chosen, with the asked size and rate")
+    func negotiatesPreferredFormat() throws {
+        let camera = SimulatedV4L2()
+        camera.offeredFormats = [V4L2PixelFormat.mjpeg.fourcc, V4L2PixelFormat.nv12.fourcc, V4L2PixelFormat.yuyv.fourcc]
+        let capture = try V4L2Capture(settings([.nv12, .yuyv]), system: camera)
+        defer { try? capture.close() }
+        #expect(capture.format.pixelFormat == .nv12)
+        #expect(capture.format.width == 640 && capture.format.height == 480)
+        #expect(capture.format.bytesPerLine == 640)
+        #expect(capture.format.framesPerSecond == 30)
+        #expect(capture.driver == "simulated")
+        #expect(camera.calls.prefix(3) == ["open", "VIDIOC_QUERYCAP", "VIDIOC_ENUM_FMT"])
+        #expect(camera.calls.contains("VIDIOC_S_PARM"))
+    }
+
+    @Test("a size the driver clamps is reported as the driver's size")
+    func reportsClampedSize() throws {
+        let camera = SimulatedV4L2()
+        camera.maxWidth = 1280
+        camera.maxHeight = 720
+        let capture = try V4L2Capture(settings(width: 1920, height: 1080), system: camera)
+        defer { try? capture.close() }
+        #expect(capture.format.width == 1280 && capture.format.height == 720)
+        #expect(capture.format.bytesPerLine == 2560)
+    }
+
+    @Test("a camera that cannot set its rate is still used, with rate 0 reported")
+    func noFrameRateControl() throws {
+        let camera = SimulatedV4L2()
+        camera.supportsFrameRate = false
+        let capture = try V4L2Capture(settings(), system: camera)
+        defer { try? capture.close() }
+        #expect(capture.format.framesPerSecond == 0)
+        #expect(!camera.calls.contains("VIDIOC_S_PARM"))
+    }
+
+    @Test("no format in common is an error listing what the camera offers", arguments: [[V4L2PixelFormat.mjpeg.fourcc], [0x34363248]])
+    func noSupportedFormat(offered: [UInt32]) throws {
+        let camera = SimulatedV4L2()
+        camera.offeredFormats = offered
+        #expect {
+            _ = try V4L2Capture(settings(), system: camera)
+        } throws: { error in
+            guard case .noSupportedFormat(_, let listed, let wanted) = error as? V4L2Error else { return false }
+            return listed == offered.map(V4L2PixelFormat.name(of:)) && wanted == ["YUYV", "NV12", "YU12"]
+        }
+        #expect(camera.openCount == 0, "the descriptor is closed on failure")
+    }
+
+    @Test("open errors name the problem", arguments: [(ENOENT, "no such device"), (EBUSY, "busy"), (EACCES, "permission denied")])
+    func openErrors(code: Int32, words: String) throws {
+        let camera = SimulatedV4L2()
+        camera.openErrno = code
+        do {
+            _ = try V4L2Capture(settings(), system: camera)
+            Issue.record("open should fail")
+        } catch let error as V4L2Error {
+            #expect(error.description.contains(words))
+            #expect(error.description.contains("/dev/video-sim"))
+        }
+    }
+
+    @Test("a node that is not a capture device, or not V4L2 at all, is refused")
+    func notCaptureDevice() throws {
+        let output = SimulatedV4L2()
+        output.capabilities = UInt32(V4L2_CAP_VIDEO_OUTPUT | V4L2_CAP_STREAMING)
+        #expect(throws: V4L2Error.notCaptureDevice(path: "/dev/video-sim", driver: "simulated")) {
+            _ = try V4L2Capture(settings(), system: output)
+        }
+        let other = SimulatedV4L2()
+        other.isV4L2 = false
+        #expect(throws: V4L2Error.notVideoDevice(path: "/dev/video-sim")) {
+            _ = try V4L2Capture(settings(), system: other)
+        }
+        let noStreaming = SimulatedV4L2()
+        noStreaming.capabilities = UInt32(V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_READWRITE)
+        #expect(throws: V4L2Error.noStreaming(path: "/dev/video-sim", driver: "simulated")) {
+            _ = try V4L2Capture(settings(), system: noStreaming)
+        }
+    }
+
+    @Test("a camera another process streams from is reported busy")
+    func busyWhileStreaming() throws {
+        let camera = SimulatedV4L2()
+        camera.busyOnStream = true
+        #expect(throws: V4L2Error.busy(path: "/dev/video-sim", request: "VIDIOC_S_FMT")) {
+            _ = try V4L2Capture(settings(), system: camera)
+        }
+    }
+
+    @Test("frames stream with monotonic timestamps, and close tears down in order")
+    func streamsAndClosesInOrder() throws {
+        let camera = SimulatedV4L2()
+        let capture = try V4L2Capture(settings(), system: camera)
+        try capture.start()
+        let wake = makeEventFD(signalled: false)
+        defer { Glibc.close(wake) }
+        var previous: Int64 = 0
+        for expected in 0..<10 {
+            let buffer = try #require(try capture.dequeue(wakeFD: wake))
+            #expect(buffer.sequence == UInt32(expected))
+            #expect(buffer.bytes.count == 640 * 480 * 2)
+            #expect(buffer.bytes[0] == UInt8(expected))
+            #expect(buffer.timestampNanoseconds > previous)
+            previous = buffer.timestampNanoseconds
+            try capture.requeue(buffer)
+        }
+        try capture.close()
+        let teardown = camera.calls.drop { $0 != "VIDIOC_STREAMOFF" }
+        #expect(Array(teardown) == ["VIDIOC_STREAMOFF", "munmap", "munmap", "munmap", "munmap", "close"])
+        #expect(camera.openCount == 0)
+    }
+
+    @Test("a signalled wake event ends a wait without a frame")
+    func wakeEndsWait() throws {
+        let camera = SimulatedV4L2()
+        camera.frameInterval = 1_000_000
+        let capture = try V4L2Capture(settings(), system: camera)
+        try capture.start()
+        let wake = makeEventFD(signalled: true)
+        defer { Glibc.close(wake) }
+        #expect(try capture.dequeue(wakeFD: wake) == nil)
+        try capture.close()
+    }
+
+    @Test("a device that vanishes mid-stream is reported lost, still closes, and can be opened again")
+    func deviceLostAndReopened() throws {
+        let camera = SimulatedV4L2()
+        camera.vanishAfterFrames = 3
+        let capture = try V4L2Capture(settings(), system: camera)
+        try capture.start()
+        let wake = makeEventFD(signalled: false)
+        defer { Glibc.close(wake) }
+        var received = 0
+        do {
+            while let buffer = try capture.dequeue(wakeFD: wake) {
+                received += 1
+                try capture.requeue(buffer)
+            }
+            Issue.record("the loss must be thrown")
+        } catch let error as V4L2Error {
+            guard case .deviceLost(let path, _) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(path == "/dev/video-sim")
+        }
+        #expect(received == 3)
+        try? capture.close()
+        #expect(camera.openCount == 0)
+        #expect(throws: V4L2Error.noSuchDevice(path: "/dev/video-sim")) { _ = try V4L2Capture(settings(), system: camera) }
+        camera.reconnect()
+        let again = try V4L2Capture(settings(), system: camera)
+        try again.start()
+        #expect(try again.dequeue(wakeFD: wake) != nil)
+        try again.close()
+    }
+
+    @Test("fourcc names round-trip")
+    func fourccs() {
+        for format in V4L2PixelFormat.allCases {
+            #expect(V4L2PixelFormat(fourcc: format.fourcc) == format)
+            #expect(V4L2PixelFormat.name(of: format.fourcc) == format.rawValue)
+        }
+    }
+}
+
+func makeEventFD(signalled: Bool) -> Int32 {
+    let fd = bc_eventfd()
+    if signalled {
+        var one: UInt64 = 1
+        _ = write(fd, &one, 8)
+    }
+    return fd
+}
