@@ -163,8 +163,14 @@ public final class EncoderContext {
         context.pointee.gop_size = Int32(settings.gopSize)
         context.pointee.keyint_min = Int32(settings.gopSize)
         context.pointee.max_b_frames = Int32(settings.maxBFrames)
+        // 0: let the codec pick its thread count for the machine (ffmpeg's "-threads auto").
+        context.pointee.thread_count = 0
         // MP4 wants SPS/PPS once in the sample description (avcC), not repeated in-band only.
-        context.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER) | Int32(bitPattern: UInt32(AV_CODEC_FLAG_CLOSED_GOP))
+        context.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER)
+        if settings.codecName.contains("264") {
+            // Every GOP decodes on its own, so a segment can start at any keyframe.
+            context.pointee.flags |= Int32(bitPattern: UInt32(AV_CODEC_FLAG_CLOSED_GOP))
+        }
         if let bitrate = settings.bitrate {
             context.pointee.bit_rate = Int64(bitrate)
             context.pointee.rc_max_rate = Int64(bitrate)

@@ -11,7 +11,7 @@ public enum RecorderEvent {
     case stopped(frames: Int)
 }
 
-/// The pipeline, wired: FrameSource → Overlay → VideoEncoder → PreEventBuffer → Segmenter.
+/// The pipeline, wired: FrameSource → Overlay → VideoEncoder → PreEventBuffer → SegmentMuxer.
 ///
 /// `run()` is the pipeline loop and blocks its thread until the source ends or `shutdown()` is
 /// called. `startRecording`, `stopRecording` and `shutdown` may be called from any thread; they
@@ -43,7 +43,7 @@ public final class Recorder {
     private var encoder: VideoEncoder!
     private let store: SegmentStore
     private var preEvent: PreEventBuffer
-    private var segmenter: Segmenter?
+    private var segmentMuxer: SegmentMuxer?
     private var recording = false
     private var anchor = ClockAnchor.now()
     private let commandLock = ConditionLock()
@@ -66,7 +66,7 @@ public final class Recorder {
     }
 
     public var isRecording: Bool { recording }
-    public var segments: [SegmentSummary] { segmenter?.completed ?? [] }
+    public var segments: [SegmentSummary] { segmentMuxer?.completed ?? [] }
 
     public func startRecording() { enqueue(.startRecording) }
     public func stopRecording() { enqueue(.stopRecording) }
@@ -109,7 +109,7 @@ public final class Recorder {
         } catch {
             failure = error
         }
-        do { try segmenter?.finish() } catch { failure = failure ?? error }
+        do { try segmentMuxer?.finish() } catch { failure = failure ?? error }
         do { try source.close() } catch { failure = failure ?? error }
         onEvent(.stopped(frames: framesEncoded))
         if let failure { throw failure }
@@ -122,12 +122,12 @@ public final class Recorder {
             framesDropped += captured.droppedBefore
             onEvent(.framesDropped(count: captured.droppedBefore, beforeSequence: frame.sequence))
         }
-        if segmenter == nil {
-            segmenter = Segmenter(configuration: .init(segmentSeconds: configuration.segmentSeconds,
+        if segmentMuxer == nil {
+            segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: configuration.segmentSeconds,
                                                        deviceID: configuration.deviceID, officerID: configuration.officerID),
                                   store: store, parameters: encoder.parameters, timeBase: encoder.timeBase,
                                   epochMonotonic: frame.captureNanoseconds, anchor: anchor)
-            segmenter?.onSegmentFinished = { [weak self] in self?.onEvent(.segmentSealed($0)) }
+            segmentMuxer?.onSegmentFinished = { [weak self] in self?.onEvent(.segmentSealed($0)) }
         }
         overlay?.apply(to: frame, wallNanoseconds: anchor.wall(atMonotonic: frame.captureNanoseconds))
         for packet in try encoder.encode(frame) { try route(packet) }
@@ -141,11 +141,11 @@ public final class Recorder {
             let buffered = preEvent.drain()
             let seconds = Double((buffered.last.map { $0.pts + $0.duration } ?? 0) - (buffered.first?.pts ?? 0)) / 90_000
             if buffered.isEmpty { encoder.requestKeyframe() }
-            for packet in buffered { try segmenter?.write(packet) }
+            for packet in buffered { try segmentMuxer?.write(packet) }
             onEvent(.recordingStarted(preEventPackets: buffered.count, preEventSeconds: seconds))
         case .stopRecording where recording:
             recording = false
-            try segmenter?.finish()
+            try segmentMuxer?.finish()
             onEvent(.recordingStopped)
         default:
             break
@@ -154,7 +154,7 @@ public final class Recorder {
 
     private func route(_ packet: EncodedPacket) throws {
         if recording {
-            try segmenter?.write(packet)
+            try segmentMuxer?.write(packet)
         } else {
             preEvent.append(packet)
         }

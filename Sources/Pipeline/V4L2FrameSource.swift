@@ -6,7 +6,8 @@ import V4L2
 /// bounded queue; the driver gets its buffer back at once. On overflow the oldest picture is
 /// dropped and counted. Sequence gaps reported by the driver are counted as dropped too.
 /// A device that vanishes surfaces as `V4L2Error.deviceLost` from `nextFrame`; `close()` and
-/// `start()` again reopen it.
+/// `start()` again reopen it. MJPEG cameras are decoded (libavcodec) on the capture thread into
+/// I420; a picture that does not decode counts as dropped.
 public final class V4L2FrameSource: FrameSource {
     public let settings: V4L2Settings
     public private(set) var format: FrameFormat
@@ -16,14 +17,10 @@ public final class V4L2FrameSource: FrameSource {
     private var thread: WorkerThread?
     private var queue: BoundedQueue<Result<CapturedFrame, Error>>?
     private let wake: WakeEvent
-    private var pool: FramePool?
 
-    public static let supportedFormats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12]
+    public static let supportedFormats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12, .mjpeg]
 
     public init(settings: V4L2Settings, system: V4L2System = LinuxV4L2()) throws {
-        if let unsupported = settings.preferredFormats.first(where: { !V4L2FrameSource.supportedFormats.contains($0) }) {
-            throw PipelineError.unsupportedCameraFormat("camera format \(unsupported.rawValue) is not supported yet; use \(V4L2FrameSource.supportedFormats.map(\.rawValue).joined(separator: ", "))")
-        }
         self.settings = settings
         self.system = system
         self.wake = try WakeEvent()
@@ -31,26 +28,29 @@ public final class V4L2FrameSource: FrameSource {
         name = "v4l2 \(settings.devicePath)"
     }
 
-    static func pixelFormat(_ format: V4L2PixelFormat) -> PixelFormat? {
+    /// The layout pictures are delivered in for a camera format.
+    static func pixelFormat(_ format: V4L2PixelFormat) -> PixelFormat {
         switch format {
         case .yuyv: return .yuyv422
         case .nv12: return .nv12
         case .yu12: return .yuv420p
-        case .mjpeg: return nil
+        case .mjpeg: return .yuv420p  // after decoding
         }
     }
 
     public func start() throws {
         precondition(capture == nil, "start() twice without close()")
         let capture = try V4L2Capture(settings, system: system)
+        let decoder: PictureDecoder?
+        let pool: FramePool
         do {
-            guard let pixelFormat = V4L2FrameSource.pixelFormat(capture.format.pixelFormat) else {
-                throw PipelineError.unsupportedCameraFormat("camera \(settings.devicePath) negotiated \(capture.format.pixelFormat.rawValue), which is not supported")
-            }
+            let pixelFormat = V4L2FrameSource.pixelFormat(capture.format.pixelFormat)
             let rate = capture.format.framesPerSecond > 0 ? Int(capture.format.framesPerSecond.rounded()) : settings.framesPerSecond
             format = FrameFormat(width: capture.format.width, height: capture.format.height, pixelFormat: pixelFormat, framesPerSecond: rate)
             name = "v4l2 \(settings.devicePath) (\(capture.driver)) \(capture.format.pixelFormat.rawValue) \(format.width)x\(format.height)@\(rate)"
             pool = try FramePool(width: format.width, height: format.height, pixelFormat: pixelFormat)
+            decoder = capture.format.pixelFormat == .mjpeg
+                ? try PictureDecoder(codecName: "mjpeg", width: format.width, height: format.height, output: pixelFormat) : nil
             try capture.start()
         } catch {
             try? capture.close()
@@ -60,18 +60,18 @@ public final class V4L2FrameSource: FrameSource {
         wake.reset()
         let queue = BoundedQueue<Result<CapturedFrame, Error>>(capacity: max(2, settings.bufferCount), policy: .dropOldest)
         self.queue = queue
-        let pool = self.pool!
         let wakeFD = wake.fd
         let frameFormat = format
         let bytesPerLine = capture.format.bytesPerLine
         thread = WorkerThread(name: "v4l2-capture") {
-            V4L2FrameSource.captureLoop(capture: capture, pool: pool, queue: queue, wakeFD: wakeFD,
+            V4L2FrameSource.captureLoop(capture: capture, pool: pool, decoder: decoder, queue: queue, wakeFD: wakeFD,
                                         format: frameFormat, bytesPerLine: bytesPerLine)
         }
     }
 
     /// Runs on the capture thread until stopped or the device fails.
-    private static func captureLoop(capture: V4L2Capture, pool: FramePool, queue: BoundedQueue<Result<CapturedFrame, Error>>,
+    private static func captureLoop(capture: V4L2Capture, pool: FramePool, decoder: PictureDecoder?,
+                                    queue: BoundedQueue<Result<CapturedFrame, Error>>,
                                     wakeFD: Int32, format: FrameFormat, bytesPerLine: Int) {
         var lastSequence: UInt32? = nil
         var corrupt = 0
@@ -80,15 +80,22 @@ public final class V4L2FrameSource: FrameSource {
                 defer { lastSequence = buffer.sequence }
                 var dropped = lastSequence.map { Int(buffer.sequence &- $0) - 1 } ?? 0
                 if dropped < 0 { dropped = 0 }
-                let expected = format.pixelFormat.frameSize(width: format.width, height: format.height)
-                guard !buffer.isCorrupt, buffer.bytes.count >= min(expected, bytesPerLine * format.height) else {
-                    try capture.requeue(buffer)
+                let expected = decoder == nil ? min(format.pixelFormat.frameSize(width: format.width, height: format.height),
+                                                    bytesPerLine * format.height) : 1
+                var picture: VideoFrame? = nil
+                if !buffer.isCorrupt && buffer.bytes.count >= expected {
+                    if let decoder {
+                        picture = try? decoder.decode(buffer.bytes)
+                    } else {
+                        picture = try pool.makeFrame()
+                        copy(buffer.bytes, bytesPerLine: bytesPerLine, into: picture!)
+                    }
+                }
+                try capture.requeue(buffer)
+                guard let frame = picture else {
                     corrupt += 1  // reported as a drop with the next good picture
                     continue
                 }
-                let frame = try pool.makeFrame()
-                copy(buffer.bytes, bytesPerLine: bytesPerLine, into: frame)
-                try capture.requeue(buffer)
                 frame.sequence = UInt64(buffer.sequence)
                 frame.captureNanoseconds = buffer.timestampNanoseconds
                 queue.push(.success(CapturedFrame(frame: frame, droppedBefore: dropped + corrupt + queue.takeDropped())))

@@ -26,6 +26,13 @@ public final class SimulatedV4L2: V4L2System {
     public var skippedSequences: Set<UInt32> = []
     /// After this many frames the device disappears: poll reports POLLERR, ioctls ENODEV.
     public var vanishAfterFrames: Int? = nil
+    /// What an MJPEG camera sends for every frame (a complete JPEG), when MJPG is negotiated.
+    /// May be changed while streaming.
+    public var mjpegPicture: [UInt8] {
+        get { (try? locked { picture }) ?? [] }
+        set { _ = try? locked { picture = newValue } }
+    }
+    private var picture: [UInt8] = []
     /// Every call made, in order: "open", "VIDIOC_S_FMT", "munmap", "close", …
     public private(set) var calls: [String] = []
 
@@ -140,7 +147,8 @@ public final class SimulatedV4L2: V4L2System {
             pix.width = min(pix.width, UInt32(maxWidth)) & ~1
             pix.height = min(pix.height, UInt32(maxHeight)) & ~1
             let twoBytes = pix.pixelformat == V4L2PixelFormat.yuyv.fourcc
-            pix.bytesperline = twoBytes ? pix.width * 2 : pix.width
+            let compressed = pix.pixelformat == V4L2PixelFormat.mjpeg.fourcc
+            pix.bytesperline = compressed ? 0 : twoBytes ? pix.width * 2 : pix.width
             pix.sizeimage = twoBytes ? pix.width * pix.height * 2 : pix.width * pix.height * 3 / 2
             requested.pointee.fmt.pix = pix
             format = pix
@@ -177,13 +185,19 @@ public final class SimulatedV4L2: V4L2System {
             guard !queued.isEmpty else { throw fail(EAGAIN) }
             while skippedSequences.contains(sequence) { sequence += 1 }
             let index = queued.removeFirst()
-            // Each picture's bytes carry its sequence number, so a test can tell pictures apart.
-            buffers[index].initializeMemory(as: UInt8.self, repeating: UInt8(truncatingIfNeeded: sequence), count: bufferLength)
+            var used = bufferLength
+            if format.pixelformat == V4L2PixelFormat.mjpeg.fourcc {
+                used = min(picture.count, bufferLength)
+                buffers[index].copyMemory(from: picture, byteCount: used)
+            } else {
+                // Each picture's bytes carry its sequence number, so a test can tell pictures apart.
+                buffers[index].initializeMemory(as: UInt8.self, repeating: UInt8(truncatingIfNeeded: sequence), count: bufferLength)
+            }
             let buffer = argument.assumingMemoryBound(to: v4l2_buffer.self)
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
             buffer.pointee.index = UInt32(index)
-            buffer.pointee.bytesused = UInt32(bufferLength)
+            buffer.pointee.bytesused = UInt32(used)
             buffer.pointee.sequence = sequence
             buffer.pointee.timestamp = timeval(tv_sec: now.tv_sec, tv_usec: now.tv_nsec / 1000)
             buffer.pointee.flags = UInt32(V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC)

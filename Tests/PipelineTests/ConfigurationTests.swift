@@ -68,7 +68,7 @@ struct ConfigurationTests {
         ("\n\n[camera]\nfps = \"30\"\n", 4, "camera.fps", "expected an integer"),
         ("[camera]\nsource = \"usb\"\n", 2, "camera.source", "is not one of"),
         ("[camera]\nwidth = 641\n", 2, "camera.width", "must be even"),
-        ("[camera]\nformats = [\"MJPG\"]\n", 2, "camera.formats", "is not one of"),
+        ("[camera]\nformats = [\"H264\"]\n", 2, "camera.formats", "is not one of"),
         ("device_id = \"a b\"\n", 1, "device_id", "is not valid"),
         ("device_id = \"x\"\ndevice_id = \"y\"\n", 2, "device_id", "set twice"),
         ("[camera\n", 1, "", "malformed section header"),

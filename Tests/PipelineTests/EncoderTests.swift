@@ -2,7 +2,7 @@ import LibAV
 import Testing
 @testable import Pipeline
 
-@Suite("Encoder and segmenter")
+@Suite("Encoder and segmentMuxer")
 struct EncoderTests {
     let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
 
@@ -70,16 +70,16 @@ struct EncoderTests {
         // cut at 30, 75 (45 is only 0.5 s in) and 105.
         let packets = try encodeAll(encoder, try frames(130), forceAt: [45])
         let store = MemoryStore()
-        let segmenter = Segmenter(configuration: .init(segmentSeconds: 1, deviceID: "D", officerID: "O"), store: store,
+        let segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: 1, deviceID: "D", officerID: "O"), store: store,
                                   parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0,
                                   anchor: ClockAnchor(monotonicNanoseconds: 0, wallNanoseconds: 1_795_921_816_000_000_000))
-        for packet in packets { try segmenter.write(packet) }
-        try segmenter.finish()
+        for packet in packets { try segmentMuxer.write(packet) }
+        try segmentMuxer.finish()
         #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 30, 45, 75, 105])
-        #expect(segmenter.completed.map(\.frames) == [30, 45, 30, 25])
-        #expect(segmenter.completed.map(\.fragments) == [1, 2, 1, 1])
-        #expect(segmenter.completed.map(\.descriptor.sequence) == [1, 2, 3, 4])
-        #expect(segmenter.completed[1].descriptor.baseName == "seg-000002-20261129T031017Z")
+        #expect(segmentMuxer.completed.map(\.frames) == [30, 45, 30, 25])
+        #expect(segmentMuxer.completed.map(\.fragments) == [1, 2, 1, 1])
+        #expect(segmentMuxer.completed.map(\.descriptor.sequence) == [1, 2, 3, 4])
+        #expect(segmentMuxer.completed[1].descriptor.baseName == "seg-000002-20261129T031017Z")
         #expect(store.sinks.allSatisfy { $0.finished })
         // Each sink: the moov, then one boundary per fragment (the last one after the trailer).
         #expect(store.sinks.map(\.boundaries.count) == [2, 3, 2, 2])
@@ -96,12 +96,12 @@ struct EncoderTests {
         let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
         let packets = try encodeAll(encoder, try frames(35))
         let store = MemoryStore()
-        let segmenter = Segmenter(configuration: .init(segmentSeconds: 60, deviceID: "D", officerID: "O"), store: store,
+        let segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: 60, deviceID: "D", officerID: "O"), store: store,
                                   parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0, anchor: .now())
-        for packet in packets.dropFirst(3) { try segmenter.write(packet) }
-        try segmenter.finish()
-        #expect(segmenter.skippedPackets == 27)
-        #expect(segmenter.completed.map(\.frames) == [5])
+        for packet in packets.dropFirst(3) { try segmentMuxer.write(packet) }
+        try segmentMuxer.finish()
+        #expect(segmentMuxer.skippedPackets == 27)
+        #expect(segmentMuxer.completed.map(\.frames) == [5])
     }
 }
 

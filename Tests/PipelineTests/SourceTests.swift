@@ -135,12 +135,43 @@ struct SourceTests {
         #expect(camera.openCount == 0)
     }
 
-    @Test("MJPEG is refused up front with a clear message")
-    func mjpegRefused() {
+    @Test("an MJPEG camera's pictures are decoded to I420; one that does not decode counts as dropped")
+    func mjpegDecoded() throws {
+        // A JPEG of a test-pattern picture, made with libavcodec's own MJPEG encoder.
+        let format = FrameFormat(width: 64, height: 48, pixelFormat: .yuv420p, framesPerSecond: 30)
+        let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 1)
+        try pattern.start()
+        let original = try #require(try pattern.nextFrame()).frame
+        try pattern.close()
+        let jpeg = try EncoderContext(EncoderSettings(codecName: "mjpeg", width: 64, height: 48, framesPerSecond: 30, sourceFormat: .yuv420p,
+                                                      timeBase: Rational(1, 30), gopSize: 1, options: [("color_range", "jpeg")]))
+        try jpeg.send(original)
+        try jpeg.send(nil)
+        guard case .value(let packet) = try jpeg.receive() else { Issue.record("no JPEG"); return }
+
+        let camera = SimulatedV4L2()
+        camera.offeredFormats = [V4L2PixelFormat.mjpeg.fourcc]
+        camera.mjpegPicture = packet.bytes
         var settings = v4l2Settings()
         settings.preferredFormats = [.mjpeg]
-        #expect { _ = try V4L2FrameSource(settings: settings, system: SimulatedV4L2()) } throws: { error in
-            (error as? PipelineError)?.description.contains("MJPG is not supported yet") == true
+        let source = try V4L2FrameSource(settings: settings, system: camera)
+        try source.start()
+        #expect(source.format.pixelFormat == .yuv420p)
+        let decoded = try #require(try source.nextFrame())
+        // The JPEG is full range (as cameras send it); the pipeline's I420 is limited range.
+        let luma = 64 * 48
+        let expected = original.packedBytes().prefix(luma).map { 16 + Int($0) * 219 / 255 }
+        let got = decoded.frame.packedBytes().prefix(luma).map(Int.init)
+        let meanError = Double(zip(expected, got).reduce(0) { $0 + abs($1.0 - $1.1) }) / Double(luma)
+        #expect(meanError < 2.5, "mean luma error \(meanError)")
+        camera.mjpegPicture = [0xFF, 0xD8, 0x00, 0x01]  // a broken JPEG, for a few frame periods
+        Thread.sleep(forTimeInterval: 0.05)
+        camera.mjpegPicture = packet.bytes
+        var dropped = 0
+        for _ in 0..<100 where dropped == 0 {
+            dropped += try #require(try source.nextFrame()).droppedBefore
         }
+        #expect(dropped >= 1)
+        try source.close()
     }
 }

@@ -17,7 +17,7 @@ public struct SegmentSummary: Equatable, Sendable {
 /// `segmentSeconds` each, every one opening on a keyframe, one fragment per GOP. Explicit
 /// states, as in GStreamer's splitmuxsink: a segment opens on a keyframe and closes just before
 /// the first keyframe at or past its length, so no picture is lost or written twice.
-public final class Segmenter {
+public final class SegmentMuxer {
     public struct Configuration: Sendable {
         public var segmentSeconds: Int
         public var deviceID: String

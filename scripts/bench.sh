@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# make bench: our pipeline against ffmpeg on the same input with the same encoder settings,
+# measured side by side in one run. Prints one line per figure: BENCH <name> <value> <unit>.
+#   BENCH_DIR      scratch folder (default .build/bench); the input is made there, not committed
+#   BENCH_SECONDS  length of the input (default 20)
+#   BENCH_ROUNDS   runs of each, alternating; the median counts (default 3)
+set -euo pipefail
+BIN=${BIN:?BIN must name the folder holding bodycamd and bodycamctl}
+BENCH_DIR=${BENCH_DIR:-.build/bench}
+SECONDS_OF_VIDEO=${BENCH_SECONDS:-20}
+ROUNDS=${BENCH_ROUNDS:-3}
+WIDTH=1920 HEIGHT=1080 FPS=30 BITRATE_KBPS=6000
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+INPUT="$BENCH_DIR/input-${WIDTH}x${HEIGHT}-${FPS}-${SECONDS_OF_VIDEO}s.yuyv"
+FRAMES=$((FPS * SECONDS_OF_VIDEO))
+
+if [ ! -s "$INPUT" ] || [ "$(stat -c %s "$INPUT")" -ne $((WIDTH * HEIGHT * 2 * FRAMES)) ]; then
+  echo "making ${SECONDS_OF_VIDEO} s of raw YUYV ${WIDTH}x${HEIGHT}@${FPS} in $INPUT" >&2
+  ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=${WIDTH}x${HEIGHT}:rate=${FPS}" -t "$SECONDS_OF_VIDEO" \
+    -pix_fmt yuyv422 -f rawvideo "$INPUT"
+fi
+cat "$INPUT" > /dev/null   # both contenders read it from the page cache
+
+cat > "$BENCH_DIR/bench.toml" <<CONF
+device_id = "BC-BENCH"
+[camera]
+source = "raw-file"
+path = "$INPUT"
+pixel_format = "yuyv422"
+width = $WIDTH
+height = $HEIGHT
+fps = $FPS
+pacing = "fast"
+[encoder]
+codec = "libx264"
+preset = "veryfast"
+tune = "zerolatency"
+bitrate_kbps = $BITRATE_KBPS
+[recording]
+pre_event_seconds = 0
+segment_seconds = 60
+[storage]
+path = "$BENCH_DIR/store"
+CONF
+
+# GNU time: wall seconds, user+system CPU seconds, peak RSS in KiB.
+measure() { /usr/bin/time -f "%e %U %S %M" -o "$BENCH_DIR/time.txt" "$@" > /dev/null 2>"$BENCH_DIR/last.log" \
+              || { cat "$BENCH_DIR/last.log" >&2; exit 1; }
+            awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$BENCH_DIR/time.txt"; }
+
+run_ours() {
+  rm -rf "$BENCH_DIR/store"
+  measure "$BIN/bodycamd" --config "$BENCH_DIR/bench.toml"
+}
+run_ffmpeg() {
+  measure ffmpeg -nostdin -y -f rawvideo -pix_fmt yuyv422 -s "${WIDTH}x${HEIGHT}" -r "$FPS" -i "$INPUT" \
+    -c:v libx264 -preset veryfast -tune zerolatency -b:v "${BITRATE_KBPS}k" -maxrate "${BITRATE_KBPS}k" \
+    -bufsize "$((BITRATE_KBPS * 2))k" -g "$FPS" -keyint_min "$FPS" -sc_threshold 0 -bf 0 -flags +cgop \
+    -pix_fmt yuv420p -movflags +frag_keyframe+empty_moov+default_base_moof -f mp4 "$BENCH_DIR/ffmpeg.mp4"
+}
+
+: > "$BENCH_DIR/ours.txt"; : > "$BENCH_DIR/ffmpeg.txt"
+for round in $(seq "$ROUNDS"); do
+  run_ours >> "$BENCH_DIR/ours.txt"
+  run_ffmpeg >> "$BENCH_DIR/ffmpeg.txt"
+done
+
+# Our output must be complete before its figures mean anything.
+"$BIN/bodycamctl" probe --json "$BENCH_DIR/store" > "$BENCH_DIR/probe.json" || { echo "bench: our output does not decode" >&2; exit 1; }
+recorded=$(python3 -c "import json,sys; print(sum(e['frames'] for e in json.load(open(sys.argv[1]))))" "$BENCH_DIR/probe.json")
+[ "$recorded" -eq "$FRAMES" ] || { echo "bench: recorded $recorded of $FRAMES frames" >&2; exit 1; }
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+col() { awk -v c="$2" '{ print $c }' "$1" | median; }
+ours_wall=$(col "$BENCH_DIR/ours.txt" 1);   ours_cpu=$(col "$BENCH_DIR/ours.txt" 2);   ours_rss=$(col "$BENCH_DIR/ours.txt" 3)
+ff_wall=$(col "$BENCH_DIR/ffmpeg.txt" 1);   ff_cpu=$(col "$BENCH_DIR/ffmpeg.txt" 2);   ff_rss=$(col "$BENCH_DIR/ffmpeg.txt" 3)
+
+awk -v ow="$ours_wall" -v oc="$ours_cpu" -v orss="$ours_rss" -v fw="$ff_wall" -v fc="$ff_cpu" -v frss="$ff_rss" \
+    -v s="$SECONDS_OF_VIDEO" -v n="$ROUNDS" 'BEGIN {
+  printf "BENCH input_frames %d frames\n", s * 30
+  printf "BENCH pipeline_cpu_s %.2f s\n", oc
+  printf "BENCH ffmpeg_cpu_s %.2f s\n", fc
+  printf "BENCH pipeline_cpu_ratio %.3f ratio\n", oc / fc
+  printf "BENCH pipeline_rss_mib %.1f MiB\n", orss / 1024
+  printf "BENCH ffmpeg_rss_mib %.1f MiB\n", frss / 1024
+  printf "BENCH pipeline_rss_ratio %.3f ratio\n", orss / frss
+  printf "BENCH pipeline_realtime_factor %.2f x\n", s / ow
+  printf "BENCH ffmpeg_realtime_factor %.2f x\n", s / fw
+}'
+echo "(median of $ROUNDS alternating runs each; raw figures in $BENCH_DIR/ours.txt and ffmpeg.txt: wall s, cpu s, peak RSS KiB)" >&2
