@@ -77,3 +77,15 @@ public struct ClockAnchor: Sendable {
         wallNanoseconds + (monotonic - monotonicNanoseconds)
     }
 }
+
+/// "4.9" for (4.93, 1): fixed-point text without Foundation.
+public func formatDecimal(_ value: Double, places: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    let scaled = Int((abs(value) * scale).rounded())
+    let whole = String(scaled / Int(scale))
+    let fraction = String(scaled % Int(scale))
+    let sign = value < 0 && scaled > 0 ? "-" : ""
+    guard places > 0 else { return sign + whole }
+    return sign + whole + "." + String(repeating: "0", count: places - fraction.count) + fraction
+}

@@ -1,4 +1,6 @@
+import Glibc
 import LibAV
+import V4L2
 
 /// What the pipeline reports as it runs (on the pipeline thread).
 public enum RecorderEvent {
@@ -8,13 +10,17 @@ public enum RecorderEvent {
     case segmentSealed(SegmentSummary)
     /// Pictures the source lost (camera sequence gaps, queue overflow).
     case framesDropped(count: Int, beforeSequence: UInt64)
+    /// The camera vanished; what was recorded is sealed and the camera is being reopened.
+    case cameraLost(reason: String)
+    case cameraRestored(source: String)
     case stopped(frames: Int)
 }
 
 /// The pipeline, wired: FrameSource → Overlay → VideoEncoder → PreEventBuffer → SegmentMuxer.
 ///
 /// `run()` is the pipeline loop and blocks its thread until the source ends or `shutdown()` is
-/// called. `startRecording`, `stopRecording` and `shutdown` may be called from any thread; they
+/// called. A camera that vanishes does not end it: the open segment is sealed, the camera is
+/// reopened every `reopenInterval` until it is back, and recording goes on in a new segment. `startRecording`, `stopRecording` and `shutdown` may be called from any thread; they
 /// take effect at the next picture.
 public final class Recorder {
     public struct Configuration: Sendable {
@@ -49,6 +55,10 @@ public final class Recorder {
     private let commandLock = ConditionLock()
     private var commands: [Command] = []
     private let shuttingDown = AtomicFlag()
+    private let wake: WakeEvent
+    private var nextSequence: UInt64 = 1
+    /// How often a lost camera is tried again.
+    public var reopenInterval: Int32 = 250
     public private(set) var framesEncoded = 0
     public private(set) var framesDropped = 0
     public var onEvent: (RecorderEvent) -> Void = { _ in }
@@ -63,10 +73,13 @@ public final class Recorder {
         self.makeEncoder = makeEncoder
         self.store = store
         self.preEvent = PreEventBuffer(seconds: configuration.preEventSeconds, maxBytes: configuration.preEventMaxBytes)
+        // eventfd creation fails only when the process is out of descriptors: nothing would work.
+        self.wake = try! WakeEvent()
     }
 
     public var isRecording: Bool { recording }
-    public var segments: [SegmentSummary] { segmentMuxer?.completed ?? [] }
+    /// Every segment sealed so far, in order.
+    public private(set) var segments: [SegmentSummary] = []
 
     public func startRecording() { enqueue(.startRecording) }
     public func stopRecording() { enqueue(.stopRecording) }
@@ -74,6 +87,7 @@ public final class Recorder {
     /// Ends `run()`: the source is stopped, the encoder drained and the open segment sealed.
     public func shutdown() {
         shuttingDown.set()
+        wake.signal()
         source.stop()
     }
 
@@ -101,18 +115,55 @@ public final class Recorder {
         anchor = ClockAnchor.now()
         onEvent(.started(source: source.name, encoder: encoder.name))
         var failure: Error? = nil
+        var sourceOpen = true
         do {
-            while !shuttingDown.isSet, let captured = try source.nextFrame() {
+            while !shuttingDown.isSet {
+                let captured: CapturedFrame?
+                do {
+                    captured = try source.nextFrame()
+                } catch let error as V4L2Error {
+                    guard case .deviceLost = error else { throw error }
+                    sourceOpen = try recover(from: error)
+                    continue
+                }
+                guard let captured else { break }
                 try process(captured)
             }
-            for packet in try encoder.flush() { try route(packet) }
+            if sourceOpen { for packet in try encoder.flush() { try route(packet) } }
         } catch {
             failure = error
         }
         do { try segmentMuxer?.finish() } catch { failure = failure ?? error }
-        do { try source.close() } catch { failure = failure ?? error }
+        if sourceOpen { do { try source.close() } catch { failure = failure ?? error } }
         onEvent(.stopped(frames: framesEncoded))
         if let failure { throw failure }
+    }
+
+    /// Seals what the lost camera gave, then reopens it until it is back (true) or the
+    /// recorder shuts down (false). Segment numbers go on; the timeline restarts with the new
+    /// encoder, anchored to the same clock.
+    private func recover(from error: V4L2Error) throws -> Bool {
+        onEvent(.cameraLost(reason: error.description))
+        for packet in try encoder.flush() { try route(packet) }
+        try segmentMuxer?.finish()
+        if let segmentMuxer { nextSequence = segmentMuxer.nextSequence }
+        segmentMuxer = nil
+        _ = preEvent.drain()
+        try? source.close()
+        while !shuttingDown.isSet {
+            var fds = [pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 1, reopenInterval)
+            if shuttingDown.isSet { break }
+            do {
+                try source.start()
+            } catch {
+                continue
+            }
+            encoder = try makeEncoder(source.format)
+            onEvent(.cameraRestored(source: source.name))
+            return true
+        }
+        return false
     }
 
     private func process(_ captured: CapturedFrame) throws {
@@ -124,10 +175,14 @@ public final class Recorder {
         }
         if segmentMuxer == nil {
             segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: configuration.segmentSeconds,
-                                                       deviceID: configuration.deviceID, officerID: configuration.officerID),
+                                                             deviceID: configuration.deviceID, officerID: configuration.officerID,
+                                                             firstSequence: nextSequence),
                                   store: store, parameters: encoder.parameters, timeBase: encoder.timeBase,
                                   epochMonotonic: frame.captureNanoseconds, anchor: anchor)
-            segmentMuxer?.onSegmentFinished = { [weak self] in self?.onEvent(.segmentSealed($0)) }
+            segmentMuxer?.onSegmentFinished = { [weak self] summary in
+                self?.segments.append(summary)
+                self?.onEvent(.segmentSealed(summary))
+            }
         }
         overlay?.apply(to: frame, wallNanoseconds: anchor.wall(atMonotonic: frame.captureNanoseconds))
         for packet in try encoder.encode(frame) { try route(packet) }

@@ -54,7 +54,8 @@ public final class SegmentMuxer {
     private let anchor: ClockAnchor
     private let epochMonotonic: Int64
     private var state = State.idle
-    private var nextSequence: UInt64
+    /// Sequence number the next segment will get.
+    public private(set) var nextSequence: UInt64
     /// Packets refused because no segment was open and they were not keyframes.
     public private(set) var skippedPackets = 0
     public private(set) var completed: [SegmentSummary] = []

@@ -81,11 +81,13 @@ recorder.onEvent = { event in
     switch event {
     case .started(let source, let encoder): Log.info("capturing from \(source), encoding with \(encoder)")
     case .recordingStarted(let packets, let seconds):
-        Log.notice("recording started with \(packets) pre-event frames (\(String(Int(seconds * 10) / 10)).\(Int(seconds * 10) % 10) s)")
+        Log.notice("recording started with \(packets) pre-event frames (\(formatDecimal(seconds, places: 1)) s)")
     case .recordingStopped: Log.notice("recording stopped")
     case .segmentSealed(let summary):
         Log.info("segment \(summary.descriptor.sequence) sealed: \(summary.location), \(summary.frames) frames, \(summary.fragments) fragments")
     case .framesDropped(let count, let sequence): Log.warning("\(count) frames dropped before frame \(sequence)")
+    case .cameraLost(let reason): Log.error("\(reason); segment sealed, reopening the camera")
+    case .cameraRestored(let source): Log.notice("camera back: \(source); recording goes on")
     case .stopped(let frames): Log.info("pipeline stopped after \(frames) frames")
     }
 }

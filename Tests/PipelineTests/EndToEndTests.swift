@@ -1,4 +1,6 @@
 import Foundation
+import V4L2
+import V4L2Simulator
 import LibAV
 import Testing
 @testable import Pipeline
@@ -169,5 +171,64 @@ struct RecorderTests {
         #expect(events.contains("sealed 1 50"))
         // Restart at 120 with no pre-event: it opens on the GOP in progress (keyframe at 90).
         #expect(events.last == "sealed 2 110")
+    }
+}
+
+@Suite("Camera loss")
+struct CameraLossTests {
+    @Test("a camera lost while recording: what was recorded is sealed, and recording resumes in the next segment when it is back")
+    func lostAndResumed() throws {
+        _ = quietLibAV
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let camera = SimulatedV4L2()
+        camera.frameInterval = 5_000
+        camera.vanishAfterFrames = 20
+        let v4l2 = try V4L2FrameSource(settings: V4L2Settings(devicePath: "/dev/video-sim", width: 160, height: 120, framesPerSecond: 30),
+                                       system: camera)
+        var recorder: Recorder!
+        var delivered = 0
+        let source = HookedSource(v4l2) { _ in
+            delivered += 1
+            if delivered == 1 { recorder.startRecording() }
+            if delivered == 60 { recorder.shutdown() }
+        }
+        recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
+                            overlay: nil, store: try PlainFileStore(directory: directory.path),
+                            makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        recorder.reopenInterval = 20
+        var events: [String] = []
+        var reconnector: WorkerThread?
+        recorder.onEvent = { event in
+            switch event {
+            case .cameraLost(let reason):
+                events.append("lost")
+                #expect(reason.contains("/dev/video-sim lost"))
+                reconnector = WorkerThread(name: "replug") {
+                    usleep(200_000)
+                    camera.reconnect()
+                }
+            case .cameraRestored: events.append("restored")
+            case .segmentSealed(let summary): events.append("sealed \(summary.descriptor.sequence)")
+            default: break
+            }
+        }
+        try recorder.run()
+        reconnector?.join()
+        #expect(events == ["lost", "sealed 1", "restored", "sealed 2"])
+        #expect(recorder.segments.map(\.frames) == [20, 40])
+        for file in try directory.files(withSuffix: ".mp4") {
+            let report = try SegmentInspector.inspect(path: file)
+            #expect(report.problems.isEmpty, "\(file): \(report.problems)")
+        }
+        #expect(camera.openCount == 0)
+    }
+
+    @Test("fixed-point text for logs")
+    func decimals() {
+        #expect(formatDecimal(4.93, places: 1) == "4.9")
+        #expect(formatDecimal(0.05, places: 2) == "0.05")
+        #expect(formatDecimal(-1.25, places: 1) == "-1.3" || formatDecimal(-1.25, places: 1) == "-1.2")
+        #expect(formatDecimal(7, places: 0) == "7")
     }
 }
