@@ -64,6 +64,19 @@ public struct BodycamConfiguration: Equatable, Sendable {
 
     public init(_ file: ConfigFile) throws {
         var reader = ConfigReader(file: file)
+        try self.init(reading: &reader)
+        try reader.rejectUnknown()
+    }
+
+    /// Every setting name the daemon reads ("camera.width", …), for documentation checks.
+    public static var settingNames: [String] {
+        var reader = ConfigReader(file: try! ConfigFile(file: "", text: ""))
+        _ = try? BodycamConfiguration(reading: &reader)
+        return reader.usedKeys.sorted()
+    }
+
+    private init(reading reader: inout ConfigReader) throws {
+        self.init()
         deviceID = try reader.string("device_id", default: deviceID, where: { ConfigReader.isIdentifier($0) }, "letters, digits, '-' and '_' (1–32)")
         officerID = try reader.string("officer_id", default: officerID, where: { $0.isEmpty || ConfigReader.isIdentifier($0) }, "letters, digits, '-' and '_' (up to 32)")
 
@@ -105,8 +118,6 @@ public struct BodycamConfiguration: Equatable, Sendable {
         preEventMaxBytes = try reader.integer("recording.pre_event_max_mb", default: preEventMaxBytes >> 20, in: 1...1024) << 20
         segmentSeconds = try reader.integer("recording.segment_seconds", default: segmentSeconds, in: 1...3600)
         storagePath = try reader.string("storage.path", default: storagePath, where: { !$0.isEmpty }, "a folder")
-
-        try reader.rejectUnknown()
     }
 }
 
@@ -115,6 +126,7 @@ public struct BodycamConfiguration: Equatable, Sendable {
 struct ConfigReader {
     let file: ConfigFile
     private var used: Set<String> = []
+    var usedKeys: Set<String> { used }
 
     init(file: ConfigFile) { self.file = file }
 

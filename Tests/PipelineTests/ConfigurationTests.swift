@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Pipeline
 import V4L2
@@ -92,5 +93,26 @@ struct ConfigurationTests {
         } throws: { error in
             (error as? ConfigError)?.description.contains("/nonexistent/bodycam.toml: cannot open") == true
         }
+    }
+}
+
+@Suite("Configuration documentation")
+struct ConfigurationDocumentationTests {
+    @Test("docs/CONFIGURATION.md documents every setting the daemon reads, and no other")
+    func documented() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/CONFIGURATION.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        var documented: Set<String> = []
+        var section = ""
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("## `[") { section = String(line.dropFirst(5).prefix { $0 != "]" }) }
+            if line.hasPrefix("## Top level") { section = "" }
+            if line.hasPrefix("| `") {
+                let key = String(line.dropFirst(3).prefix { $0 != "`" })
+                documented.insert(section.isEmpty ? key : section + "." + key)
+            }
+        }
+        #expect(Set(BodycamConfiguration.settingNames) == documented)
     }
 }
