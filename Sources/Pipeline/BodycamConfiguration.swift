@@ -41,20 +41,13 @@ public struct BodycamConfiguration: Equatable, Sendable {
 
     /// Reads and checks a configuration file; every problem names file, line and setting.
     public static func load(path: String) throws -> BodycamConfiguration {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw ConfigError(file: path, line: 0, key: "", message: "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ConfigError(file: path, line: 0, key: "", message: "cannot read: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            bytes += chunk[0..<count]
-            if bytes.count > 1 << 20 { throw ConfigError(file: path, line: 0, key: "", message: "larger than 1 MiB: not a configuration file") }
+        let bytes: [UInt8]
+        do {
+            bytes = try readWholeFile(path, limit: 1 << 20)
+        } catch PipelineError.file(_, let call, let code) {
+            throw ConfigError(file: path, line: 0, key: "", message: "cannot \(call): \(String(cString: strerror(code)))")
+        } catch {
+            throw ConfigError(file: path, line: 0, key: "", message: "larger than 1 MiB: not a configuration file")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigError(file: path, line: 0, key: "", message: "not UTF-8 text")

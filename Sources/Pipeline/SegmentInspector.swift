@@ -38,27 +38,10 @@ public struct SegmentReport: Sendable {
 }
 
 public enum SegmentInspector {
-    public static func readFile(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw PipelineError.file(path: path, call: "open", errno: errno) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw PipelineError.file(path: path, call: "read", errno: errno)
-            }
-            if count == 0 { return bytes }
-            bytes += chunk[0..<count]
-        }
-    }
-
     /// Demuxes and decodes every picture of the segment at `path`, and maps each packet to the
     /// fragment whose mdat holds it. `onFrame` sees each decoded picture.
     public static func inspect(path: String, onFrame: (VideoFrame) throws -> Void = { _ in }) throws -> SegmentReport {
-        let boxes = MP4Boxes.topLevel(try readFile(path))
+        let boxes = MP4Boxes.topLevel(try readWholeFile(path))
         let mdats = boxes.filter { $0.type == "mdat" }
         let reader = try MediaReader(path: path)
         var packets: [DemuxedPacket] = []

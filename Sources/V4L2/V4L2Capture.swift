@@ -151,13 +151,7 @@ public final class V4L2Capture {
     }
 
     private func ioctl<T>(_ request: V4L2Request, _ value: inout T) throws {
-        do {
-            try withUnsafeMutableBytes(of: &value) { (raw) throws(SystemCallError) in
-                try system.ioctl(fd, request, raw.baseAddress!)
-            }
-        } catch {
-            throw V4L2Capture.classify(error, path: path, request: request)
-        }
+        try V4L2Capture.ioctl(system, fd, path, request, &value)
     }
 
     private static func ioctl<T>(_ system: V4L2System, _ fd: Int32, _ path: String, _ request: V4L2Request, _ value: inout T) throws {

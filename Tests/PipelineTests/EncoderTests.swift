@@ -148,3 +148,23 @@ struct SmallPartTests {
         #expect(anchor.wall(atMonotonic: 1_000 + 2_000_000_000) == instant + 2_000_000_000)
     }
 }
+
+@Suite("Hardware encoder selection")
+struct HardwareEncoderTests {
+    @Test("h264_v4l2m2m is selectable: it encodes where the SoC has one, and otherwise fails naming itself")
+    func v4l2m2m() throws {
+        _ = quietLibAV
+        var settings = testEncoderSettings()
+        settings.codec = "h264_v4l2m2m"
+        settings.bitrateKbps = 2000
+        settings.crf = nil
+        let format = FrameFormat(width: 320, height: 240, pixelFormat: .nv12, framesPerSecond: 30)
+        #expect(EncoderContext.isAvailable("h264_v4l2m2m"), "Debian's libavcodec carries the wrapper")
+        do {
+            let encoder = try LibAVVideoEncoder(settings: settings, format: format)
+            #expect(encoder.name.hasPrefix("h264_v4l2m2m 2000 kb/s"))
+        } catch let error as AVError {
+            #expect(error.operation.contains("h264_v4l2m2m"), "\(error)")
+        }
+    }
+}
