@@ -30,6 +30,10 @@ let package = Package(
             dependencies: ["CShims", "CAVUtil", "CAVCodec", "CAVFormat", "CSwScale"]
         ),
         .target(
+            name: "LibCrypto",
+            dependencies: ["CCrypto"]
+        ),
+        .target(
             name: "V4L2",
             dependencies: ["CShims", "CV4L2"]
         ),
@@ -54,6 +58,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
+        .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator"]),
     ],

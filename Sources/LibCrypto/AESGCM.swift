@@ -1,0 +1,75 @@
+import CCrypto
+
+/// AES-256-GCM with a 12-byte nonce and a 16-byte tag (EVP_aes_256_gcm). One context per key,
+/// reused for every message under that key. Owns its EVP_CIPHER_CTX.
+public final class AES256GCM {
+    public static let tagSize = 16
+    public static let nonceSize = 12
+    private let context: OpaquePointer
+
+    public init(key: SecretBytes) throws {
+        guard key.count == 32 else { throw CryptoError("AES-256-GCM", detail: "key must be 32 bytes") }
+        guard let context = EVP_CIPHER_CTX_new() else { throw CryptoError("EVP_CIPHER_CTX_new") }
+        self.context = context
+        // Encrypt and decrypt share the key schedule: set it once for encryption; `open`
+        // re-initialises for decryption with the same key.
+        try key.withUnsafeBytes {
+            try check(EVP_CipherInit_ex(context, EVP_aes_256_gcm(), nil, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), nil, -1),
+                      "EVP_CipherInit_ex(aes-256-gcm)")
+        }
+    }
+
+    deinit { EVP_CIPHER_CTX_free(context) }
+
+    /// Encrypts `plaintext`; returns ciphertext followed by the tag.
+    public func seal(_ plaintext: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8]) throws -> [UInt8] {
+        precondition(nonce.count == AES256GCM.nonceSize)
+        try check(EVP_CipherInit_ex(context, nil, nil, nil, nonce, 1), "EVP_EncryptInit_ex(nonce)")
+        var length: Int32 = 0
+        if !aad.isEmpty { try check(EVP_CipherUpdate(context, nil, &length, aad, Int32(aad.count)), "EVP_EncryptUpdate(aad)") }
+        var output = [UInt8](repeating: 0, count: plaintext.count + AES256GCM.tagSize)
+        var written: Int32 = 0
+        if plaintext.count > 0 {
+            try check(EVP_CipherUpdate(context, &output, &written, plaintext.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(plaintext.count)),
+                      "EVP_EncryptUpdate")
+        }
+        var final: Int32 = 0
+        try output.withUnsafeMutableBufferPointer { buffer in
+            try check(EVP_CipherFinal_ex(context, buffer.baseAddress! + Int(written), &final), "EVP_EncryptFinal_ex")
+            try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, Int32(AES256GCM.tagSize), buffer.baseAddress! + plaintext.count),
+                      "EVP_CTRL_GCM_GET_TAG")
+        }
+        return output
+    }
+
+    public func seal(_ plaintext: [UInt8], nonce: [UInt8], aad: [UInt8]) throws -> [UInt8] {
+        try plaintext.withUnsafeBytes { try seal($0, nonce: nonce, aad: aad) }
+    }
+
+    /// Decrypts ciphertext+tag; throws when the tag does not authenticate.
+    public func open(_ sealed: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8]) throws -> [UInt8] {
+        precondition(nonce.count == AES256GCM.nonceSize)
+        guard sealed.count >= AES256GCM.tagSize else { throw CryptoError("AES-256-GCM open", detail: "shorter than a tag") }
+        let bodyCount = sealed.count - AES256GCM.tagSize
+        try check(EVP_CipherInit_ex(context, nil, nil, nil, nonce, 0), "EVP_DecryptInit_ex(nonce)")
+        var length: Int32 = 0
+        if !aad.isEmpty { try check(EVP_CipherUpdate(context, nil, &length, aad, Int32(aad.count)), "EVP_DecryptUpdate(aad)") }
+        var output = [UInt8](repeating: 0, count: bodyCount)
+        var written: Int32 = 0
+        let base = sealed.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        if bodyCount > 0 { try check(EVP_CipherUpdate(context, &output, &written, base, Int32(bodyCount)), "EVP_DecryptUpdate") }
+        var tag = Array(UnsafeBufferPointer(start: base + bodyCount, count: AES256GCM.tagSize))
+        try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(AES256GCM.tagSize), &tag), "EVP_CTRL_GCM_SET_TAG")
+        var final: Int32 = 0
+        let ok = output.withUnsafeMutableBufferPointer { EVP_CipherFinal_ex(context, $0.baseAddress! + Int(written), &final) }
+        if ok != 1 {
+            ERR_clear_error()
+            throw CryptoError("AES-256-GCM open", detail: "authentication failed")
+        }
+        return output
+    }
+
+    public func open(_ sealed: [UInt8], nonce: [UInt8], aad: [UInt8]) throws -> [UInt8] {
+        try sealed.withUnsafeBytes { try open($0, nonce: nonce, aad: aad) }
+    }
+}
