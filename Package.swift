@@ -46,19 +46,24 @@ let package = Package(
             name: "Pipeline",
             dependencies: ["CShims", "LibAV", "V4L2"]
         ),
+        .target(
+            name: "Evidence",
+            dependencies: ["LibCrypto", "Pipeline", "LibAV"]
+        ),
         .executableTarget(
             name: "bodycamd",
-            dependencies: ["Pipeline"]
+            dependencies: ["Pipeline", "Evidence"]
         ),
         .executableTarget(
             name: "bodycamctl",
             dependencies: [
-                "Pipeline", "LibAV",
+                "Pipeline", "LibAV", "Evidence", "LibCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
+        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "LibCrypto", "Pipeline", "LibAV"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator"]),
     ],

@@ -19,22 +19,3 @@ public enum PipelineError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Reads a whole file (read(2) until EOF, retrying EINTR). Throws `PipelineError.file`, or
-/// `.fileTooLarge` past `limit` bytes.
-public func readWholeFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw PipelineError.file(path: path, call: "open", errno: errno) }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let count = read(fd, &chunk, chunk.count)
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw PipelineError.file(path: path, call: "read", errno: errno)
-        }
-        if count == 0 { return bytes }
-        bytes += chunk[0..<count]
-        if bytes.count > limit { throw PipelineError.fileTooLarge(path: path, limit: limit) }
-    }
-}

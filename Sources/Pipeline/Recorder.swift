@@ -56,7 +56,6 @@ public final class Recorder {
     private var commands: [Command] = []
     private let shuttingDown = AtomicFlag()
     private let wake: WakeEvent
-    private var nextSequence: UInt64 = 1
     /// How often a lost camera is tried again.
     public var reopenInterval: Int32 = 250
     public private(set) var framesEncoded = 0
@@ -146,7 +145,6 @@ public final class Recorder {
         onEvent(.cameraLost(reason: error.description))
         for packet in try encoder.flush() { try route(packet) }
         try segmentMuxer?.finish()
-        if let segmentMuxer { nextSequence = segmentMuxer.nextSequence }
         segmentMuxer = nil
         _ = preEvent.drain()
         try? source.close()
@@ -176,7 +174,8 @@ public final class Recorder {
         if segmentMuxer == nil {
             segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: configuration.segmentSeconds,
                                                              deviceID: configuration.deviceID, officerID: configuration.officerID,
-                                                             firstSequence: nextSequence),
+                                                             firstSequence: store.nextSequence,
+                                                             framesPerSecond: source.format.framesPerSecond),
                                   store: store, parameters: encoder.parameters, timeBase: encoder.timeBase,
                                   epochMonotonic: frame.captureNanoseconds, anchor: anchor)
             segmentMuxer?.onSegmentFinished = { [weak self] summary in

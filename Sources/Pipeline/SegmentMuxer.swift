@@ -23,8 +23,10 @@ public final class SegmentMuxer {
         public var deviceID: String
         public var officerID: String
         public var firstSequence: UInt64
-        public init(segmentSeconds: Int, deviceID: String, officerID: String, firstSequence: UInt64 = 1) {
+        public var framesPerSecond: Int
+        public init(segmentSeconds: Int, deviceID: String, officerID: String, firstSequence: UInt64 = 1, framesPerSecond: Int = 0) {
             self.segmentSeconds = segmentSeconds
+            self.framesPerSecond = framesPerSecond
             self.deviceID = deviceID
             self.officerID = officerID
             self.firstSequence = firstSequence
@@ -40,6 +42,9 @@ public final class SegmentMuxer {
         var endPts: Int64
         var frames: Int
         var fragments: Int
+        /// Pictures and start of the fragment being written.
+        var fragmentFrames: Int
+        var fragmentStartPts: Int64
     }
 
     private enum State {
@@ -86,8 +91,12 @@ public final class SegmentMuxer {
 
     /// Wall-clock time of a packet timestamp.
     public func wallNanoseconds(pts: Int64) -> Int64 {
-        let nanoseconds = pts * 1_000_000_000 * Int64(timeBase.numerator) / Int64(timeBase.denominator)
-        return anchor.wall(atMonotonic: epochMonotonic + nanoseconds)
+        anchor.wall(atMonotonic: monotonicNanoseconds(pts: pts))
+    }
+
+    /// Capture time (CLOCK_MONOTONIC) of a packet timestamp.
+    public func monotonicNanoseconds(pts: Int64) -> Int64 {
+        epochMonotonic + pts * 1_000_000_000 * Int64(timeBase.numerator) / Int64(timeBase.denominator)
     }
 
     public func write(_ packet: EncodedPacket) throws {
@@ -106,8 +115,12 @@ public final class SegmentMuxer {
                     state = .open(try open(startingWith: packet))
                 } else {
                     try segment.muxer.flushFragment()
-                    try segment.sink.fragmentComplete()
-                    update { $0.fragments += 1 }
+                    try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: packet.pts - segment.fragmentStartPts)
+                    update {
+                        $0.fragments += 1
+                        $0.fragmentFrames = 0
+                        $0.fragmentStartPts = packet.pts
+                    }
                 }
             }
             try append(packet)
@@ -128,6 +141,7 @@ public final class SegmentMuxer {
         }
         update {
             $0.frames += 1
+            $0.fragmentFrames += 1
             $0.endPts = max($0.endPts, packet.pts + packet.duration)
         }
     }
@@ -135,7 +149,10 @@ public final class SegmentMuxer {
     private func open(startingWith packet: EncodedPacket) throws -> OpenSegment {
         let descriptor = SegmentDescriptor(sequence: nextSequence, deviceID: configuration.deviceID,
                                            officerID: configuration.officerID,
-                                           startWallNanoseconds: wallNanoseconds(pts: packet.pts))
+                                           startWallNanoseconds: wallNanoseconds(pts: packet.pts),
+                                           startMonotonicNanoseconds: monotonicNanoseconds(pts: packet.pts),
+                                           codec: parameters.codecName, width: parameters.width, height: parameters.height,
+                                           framesPerSecond: configuration.framesPerSecond)
         let sink = try store.makeSink(for: descriptor)
         let metadata = [
             ("creation_time", Clock.iso8601(wallNanoseconds: descriptor.startWallNanoseconds)),
@@ -148,10 +165,10 @@ public final class SegmentMuxer {
             try sink.write(bytes)
         }
         // The moov alone is the first durable unit: a segment that dies right here still opens.
-        try sink.fragmentComplete()
+        try sink.fragmentComplete(frames: 0, duration: 0)
         nextSequence += 1
         return OpenSegment(descriptor: descriptor, sink: sink, muxer: muxer, firstPts: packet.pts, firstDts: packet.dts,
-                           endPts: packet.pts, frames: 0, fragments: 0)
+                           endPts: packet.pts, frames: 0, fragments: 0, fragmentFrames: 0, fragmentStartPts: packet.pts)
     }
 
     /// Seals the open segment, if any (end of recording, shutdown, or a cut).
@@ -159,7 +176,7 @@ public final class SegmentMuxer {
         guard case .open(let segment) = state else { return }
         state = .idle
         try segment.muxer.finish()
-        try segment.sink.fragmentComplete()
+        try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: segment.endPts - segment.fragmentStartPts)
         let location = try segment.sink.finish()
         let summary = SegmentSummary(descriptor: segment.descriptor, location: location, frames: segment.frames,
                                      fragments: segment.fragments + 1, firstPts: segment.firstPts,

@@ -7,12 +7,24 @@ public struct SegmentDescriptor: Equatable, Sendable {
     public var officerID: String
     /// Wall-clock time of the segment's first picture, UTC nanoseconds.
     public var startWallNanoseconds: Int64
+    /// CLOCK_MONOTONIC capture time of the first picture.
+    public var startMonotonicNanoseconds: Int64
+    public var codec: String
+    public var width: Int
+    public var height: Int
+    public var framesPerSecond: Int
 
-    public init(sequence: UInt64, deviceID: String, officerID: String, startWallNanoseconds: Int64) {
+    public init(sequence: UInt64, deviceID: String, officerID: String, startWallNanoseconds: Int64,
+                startMonotonicNanoseconds: Int64 = 0, codec: String = "h264", width: Int = 0, height: Int = 0, framesPerSecond: Int = 0) {
         self.sequence = sequence
         self.deviceID = deviceID
         self.officerID = officerID
         self.startWallNanoseconds = startWallNanoseconds
+        self.startMonotonicNanoseconds = startMonotonicNanoseconds
+        self.codec = codec
+        self.width = width
+        self.height = height
+        self.framesPerSecond = framesPerSecond
     }
 
     /// "seg-000042-20261129T031016Z": sortable by sequence, readable by a person.
@@ -29,13 +41,17 @@ public struct SegmentDescriptor: Equatable, Sendable {
 /// which an encrypting sink closes a chunk. `finish` seals the segment.
 public protocol SegmentSink: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) throws
-    func fragmentComplete() throws
+    /// `frames` pictures covering `duration` (90 kHz ticks) were completed since the last call.
+    func fragmentComplete(frames: Int, duration: Int64) throws
     /// Makes the segment final and durable; returns where it is.
     func finish() throws -> String
 }
 
 /// Makes one sink per segment.
 public protocol SegmentStore: AnyObject {
+    /// The sequence number the next segment takes (a store continues its numbering across
+    /// restarts).
+    var nextSequence: UInt64 { get }
     func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink
 }
 
@@ -45,15 +61,19 @@ public protocol SegmentStore: AnyObject {
 public final class PlainFileStore: SegmentStore {
     public let directory: String
 
+    public private(set) var nextSequence: UInt64 = 1
+
     public init(directory: String) throws {
         self.directory = directory
         if mkdir(directory, 0o750) < 0 && errno != EEXIST {
             throw PipelineError.file(path: directory, call: "mkdir", errno: errno)
         }
+        nextSequence = (try highestSegmentSequence(in: directory) ?? 0) + 1
     }
 
     public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
-        try PlainFileSink(directory: directory, name: segment.baseName + ".mp4")
+        nextSequence = max(nextSequence, segment.sequence + 1)
+        return try PlainFileSink(directory: directory, name: segment.baseName + ".mp4")
     }
 }
 
@@ -96,7 +116,7 @@ public final class PlainFileSink: SegmentSink {
         bytesWritten += bytes.count
     }
 
-    public func fragmentComplete() throws {
+    public func fragmentComplete(frames: Int, duration: Int64) throws {
         if fdatasync(fd) < 0 { throw PipelineError.file(path: partialPath, call: "fdatasync", errno: errno) }
         fragments += 1
     }
@@ -118,4 +138,17 @@ public func syncDirectory(_ path: String) throws {
     if fd < 0 { throw PipelineError.file(path: path, call: "open", errno: errno) }
     defer { Glibc.close(fd) }
     if fsync(fd) < 0 { throw PipelineError.file(path: path, call: "fsync", errno: errno) }
+}
+
+/// The highest NNNNNN among "seg-NNNNNN-…" names in `directory`, if any.
+public func highestSegmentSequence(in directory: String) throws -> UInt64? {
+    guard let handle = opendir(directory) else { throw PipelineError.file(path: directory, call: "opendir", errno: errno) }
+    defer { closedir(handle) }
+    var highest: UInt64? = nil
+    while let entry = readdir(handle) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard name.hasPrefix("seg-"), let number = UInt64(name.dropFirst(4).prefix { $0 != "-" }) else { continue }
+        highest = max(highest ?? 0, number)
+    }
+    return highest
 }

@@ -24,13 +24,18 @@ final class MemoryStore: SegmentStore {
         var finished = false
         init(_ descriptor: SegmentDescriptor) { self.descriptor = descriptor }
         func write(_ chunk: UnsafeRawBufferPointer) throws { bytes += chunk }
-        func fragmentComplete() throws { boundaries.append(bytes.count) }
+        var fragmentFrames: [Int] = []
+        func fragmentComplete(frames: Int, duration: Int64) throws {
+            boundaries.append(bytes.count)
+            fragmentFrames.append(frames)
+        }
         func finish() throws -> String {
             finished = true
             return "memory:\(descriptor.sequence)"
         }
     }
     var sinks: [Sink] = []
+    var nextSequence: UInt64 { (sinks.last?.descriptor.sequence ?? 0) + 1 }
     func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
         let sink = Sink(segment)
         sinks.append(sink)
@@ -55,9 +60,10 @@ final class FillingStore: SegmentStore {
             store.budget -= bytes.count
             try inner.write(bytes)
         }
-        func fragmentComplete() throws { try inner.fragmentComplete() }
+        func fragmentComplete(frames: Int, duration: Int64) throws { try inner.fragmentComplete(frames: frames, duration: duration) }
         func finish() throws -> String { try inner.finish() }
     }
+    var nextSequence: UInt64 { inner.nextSequence }
     func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
         Sink(inner: try inner.makeSink(for: segment), store: self)
     }

@@ -1,0 +1,109 @@
+import Glibc
+import LibCrypto
+import Pipeline
+
+/// Key files (docs/FORMAT.md, "Key files"): one line, "<type> <base64 raw key>\n".
+public enum KeyFile {
+    public static let ed25519Secret = "bodycam-ed25519-secret/1"
+    public static let ed25519Public = "bodycam-ed25519-public/1"
+    public static let x25519Secret = "bodycam-x25519-secret/1"
+    public static let x25519Public = "bodycam-x25519-public/1"
+
+    /// The short name of a public key: the first 8 bytes of SHA-256 of the raw key, in hex.
+    public static func keyID(_ raw: [UInt8]) -> String { Hex.encode(Array(SHA256.hash(raw).prefix(8))) }
+
+    static func encode(type: String, _ raw: [UInt8]) -> [UInt8] { Array("\(type) \(Base64.encode(raw))\n".utf8) }
+
+    static func decode(_ bytes: [UInt8], type: String, path: String) throws -> [UInt8] {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard text.hasSuffix("\n"), text.utf8.count < 512 else { throw EvidenceError.keyFile(path: path, reason: "not a key file") }
+        let parts = text.dropLast().split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { throw EvidenceError.keyFile(path: path, reason: "not a key file") }
+        guard parts[0] == type else {
+            throw EvidenceError.keyFile(path: path, reason: "holds a \(parts[0].prefix(40)) key, expected \(type)")
+        }
+        guard let raw = Base64.decode(String(parts[1])), raw.count == 32 else {
+            throw EvidenceError.keyFile(path: path, reason: "key is not 32 bytes of base64")
+        }
+        return raw
+    }
+
+    static func read(_ path: String, type: String) throws -> [UInt8] {
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(path, limit: 4096) } catch { throw EvidenceError.keyFile(path: path, reason: "\(error)") }
+        return try decode(bytes, type: type, path: path)
+    }
+
+    public static func readSigningKey(_ path: String) throws -> Ed25519PrivateKey {
+        let raw = SecretBytes(try read(path, type: ed25519Secret))
+        return try Ed25519PrivateKey(seed: raw)
+    }
+    public static func readVerifyingKey(_ path: String) throws -> Ed25519PublicKey { try Ed25519PublicKey(raw: try read(path, type: ed25519Public)) }
+    public static func readIdentity(_ path: String) throws -> X25519PrivateKey { try X25519PrivateKey(raw: SecretBytes(try read(path, type: x25519Secret))) }
+    public static func readRecipient(_ path: String) throws -> X25519PublicKey { try X25519PublicKey(raw: try read(path, type: x25519Public)) }
+
+    /// Secret keys are written mode 0600 and never over an existing file.
+    public static func write(_ key: Ed25519PrivateKey, to path: String) throws {
+        try writeFileAtomically(path, encode(type: ed25519Secret, key.seed.bytes), mode: 0o600, exclusive: true)
+    }
+    public static func write(_ key: Ed25519PublicKey, to path: String) throws {
+        try writeFileAtomically(path, encode(type: ed25519Public, key.raw), mode: 0o644)
+    }
+    public static func write(_ key: X25519PrivateKey, to path: String) throws {
+        try writeFileAtomically(path, encode(type: x25519Secret, key.rawPrivate.bytes), mode: 0o600, exclusive: true)
+    }
+    public static func write(_ key: X25519PublicKey, to path: String) throws {
+        try writeFileAtomically(path, encode(type: x25519Public, key.raw), mode: 0o644)
+    }
+}
+
+/// A device certificate: the authority's signature on a device id and its Ed25519 key, valid
+/// for a period (docs/FORMAT.md, "Device certificate").
+public struct DeviceCertificate {
+    public static let type = "bodycam-certificate/1"
+    public let document: SignedDocument
+    public let deviceID: String
+    public let deviceKey: Ed25519PublicKey
+    public let authorityKeyID: String
+    public let notBefore: String
+    public let notAfter: String
+    public let serial: String
+
+    public static func issue(deviceID: String, deviceKey: Ed25519PublicKey, authority: Ed25519PrivateKey,
+                             notBefore: String, notAfter: String) throws -> DeviceCertificate {
+        let body = JSONValue.object([
+            "authority_key_id": .string(KeyFile.keyID(authority.publicKey.raw)),
+            "device_id": .string(deviceID),
+            "device_key": .string(Base64.encode(deviceKey.raw)),
+            "not_after": .string(notAfter),
+            "not_before": .string(notBefore),
+            "serial": .string(Hex.encode(try randomBytes(8))),
+        ])
+        return try DeviceCertificate(document: SignedDocument.sign(type: type, body: body, with: authority))
+    }
+
+    public init(document: SignedDocument) throws {
+        self.document = document
+        let fields = try Fields(document.body, what: "device certificate")
+        deviceID = try fields.string("device_id")
+        deviceKey = try Ed25519PublicKey(raw: try fields.bytes("device_key", base64: 32))
+        authorityKeyID = try fields.string("authority_key_id")
+        notBefore = try fields.string("not_before")
+        notAfter = try fields.string("not_after")
+        serial = try fields.string("serial")
+    }
+
+    public static func read(_ path: String) throws -> DeviceCertificate {
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(path, limit: 1 << 16) } catch { throw EvidenceError.keyFile(path: path, reason: "\(error)") }
+        return try DeviceCertificate(document: SignedDocument.parse(bytes, expectedType: type, what: path))
+    }
+
+    /// Problems with this certificate under `authority` at `time` (ISO 8601 UTC); empty if valid.
+    public func problems(authority: Ed25519PublicKey, at time: String) -> [String] {
+        var result: [String] = []
+        if !document.isSigned(by: authority) { result.append("certificate of \(deviceID) is not signed by the authority \(KeyFile.keyID(authority.raw))") }
+        if time < notBefore || time > notAfter { result.append("certificate of \(deviceID) is not valid at \(time) (valid \(notBefore) to \(notAfter))") }
+        return result
+    }
+}

@@ -1,0 +1,279 @@
+import Glibc
+import LibCrypto
+import Pipeline
+
+/// The encrypted segment file (docs/FORMAT.md, "Sealed segment"):
+///
+///     "bodycam-segment/1\n"  u32 header length  header (canonical JSON)
+///     chunk*: u32 sealed length  u32 frames  u32 duration (90 kHz)  u8 flags  sealed bytes
+///
+/// Each chunk is one MP4 fragment (or a piece of one over `maxChunk`), sealed with
+/// AES-256-GCM under a payload key derived from the segment's data key and the header hash,
+/// nonce = 88-bit chunk counter ‖ last flag, the 13-byte chunk header as associated data.
+public enum SealedSegmentFormat {
+    public static let versionLine = Array("bodycam-segment/1\n".utf8)
+    public static let chunkHeaderSize = 13
+    public static let lastChunkFlag: UInt8 = 1
+    /// Largest plaintext in one chunk (4 MiB): bounds memory on both sides.
+    public static let maxChunk = 4 << 20
+    public static let maxHeader = 64 << 10
+    static let payloadInfo = "bodycam-segment/1 payload"
+    static let wrapInfo = "bodycam-segment/1 wrap"
+
+    static func nonce(counter: UInt64, last: Bool) -> [UInt8] {
+        var nonce = [UInt8](repeating: 0, count: 12)
+        for index in 0..<8 { nonce[10 - index] = UInt8(truncatingIfNeeded: counter >> (8 * UInt64(index))) }
+        nonce[11] = last ? 1 : 0
+        return nonce
+    }
+
+    static func chunkHeader(sealedLength: Int, frames: Int, ticks: Int64, last: Bool) -> [UInt8] {
+        var header: [UInt8] = []
+        header.appendBigEndian(UInt32(sealedLength))
+        header.appendBigEndian(UInt32(clamping: frames))
+        header.appendBigEndian(UInt32(clamping: ticks))
+        header.append(last ? lastChunkFlag : 0)
+        return header
+    }
+
+    /// Wraps `dataKey` to one recipient: X25519 with a fresh ephemeral key, HKDF-SHA-256 over the
+    /// shared secret (salt = ephemeral ‖ recipient public key), AES-256-GCM with a zero nonce.
+    static func wrap(_ dataKey: SecretBytes, to recipient: X25519PublicKey) throws -> JSONValue {
+        let ephemeral = try X25519PrivateKey()
+        let shared = try ephemeral.sharedSecret(with: recipient)
+        let wrapKey = try HKDF.sha256(key: shared, salt: ephemeral.publicKey.raw + recipient.raw, info: wrapInfo)
+        let wrapped = try dataKey.withUnsafeBytes {
+            try AES256GCM(key: wrapKey).seal($0, nonce: [UInt8](repeating: 0, count: 12), aad: Array(wrapInfo.utf8))
+        }
+        return .object(["ephemeral": .string(Base64.encode(ephemeral.publicKey.raw)),
+                        "key_id": .string(KeyFile.keyID(recipient.raw)),
+                        "wrapped_key": .string(Base64.encode(wrapped))])
+    }
+
+    static func unwrap(_ entry: JSONValue, with identity: X25519PrivateKey, what: String) throws -> SecretBytes {
+        let fields = try Fields(entry, what: what + " recipient")
+        let ephemeral = try X25519PublicKey(raw: try fields.bytes("ephemeral", base64: 32))
+        let wrapped = try fields.bytes("wrapped_key", base64: 48)
+        let shared = try identity.sharedSecret(with: ephemeral)
+        let wrapKey = try HKDF.sha256(key: shared, salt: ephemeral.raw + identity.publicKey.raw, info: wrapInfo)
+        do {
+            return SecretBytes(try AES256GCM(key: wrapKey).open(wrapped, nonce: [UInt8](repeating: 0, count: 12), aad: Array(wrapInfo.utf8)))
+        } catch {
+            throw EvidenceError.decryption(what: what, reason: "the data key does not unwrap with this identity")
+        }
+    }
+}
+
+/// What a sealed (or recovered) segment file holds, read without any key.
+public struct SealedSegmentLayout {
+    public struct Chunk: Equatable {
+        public var offset: Int
+        public var sealedLength: Int
+        public var frames: Int
+        public var ticks: Int64
+        public var isLast: Bool
+        var headerBytes: [UInt8]
+    }
+    public let header: JSONValue
+    public let headerBytes: [UInt8]
+    public let headerHash: [UInt8]
+    public let chunks: [Chunk]
+    /// Bytes after the last complete chunk that do not form a chunk (a write cut by power loss).
+    public let tornTail: Int
+    /// Bytes after a chunk flagged last (never legitimate).
+    public let trailingData: Int
+    public var isSealed: Bool { chunks.last?.isLast == true }
+    public var frames: Int { chunks.reduce(0) { $0 + $1.frames } }
+    public var ticks: Int64 { chunks.reduce(0) { $0 + $1.ticks } }
+
+    public var deviceID: String? { header["device_id"]?.string }
+    public var sequence: Int64? { header["sequence"]?.integer }
+
+    /// Parses the header and walks the chunk headers. Throws on anything that is not a segment
+    /// or has impossible lengths.
+    public init(_ bytes: [UInt8], what: String) throws {
+        func fail(_ reason: String) -> EvidenceError { .malformed(what: what, reason: reason) }
+        let version = SealedSegmentFormat.versionLine
+        guard bytes.count >= version.count + 4, Array(bytes[0..<version.count]) == version else { throw fail("not a bodycam-segment/1 file") }
+        let headerLength = Int(readBigEndian(bytes[version.count...], as: UInt32.self))
+        guard headerLength > 0, headerLength <= SealedSegmentFormat.maxHeader else { throw fail("header length \(headerLength) is out of range") }
+        let headerEnd = version.count + 4 + headerLength
+        guard bytes.count >= headerEnd else { throw fail("header cut short") }
+        let json = Array(bytes[(version.count + 4)..<headerEnd])
+        do { header = try JSONParser.parse(json) } catch { throw fail("header: \(error)") }
+        guard header.canonical == json else { throw fail("header is not canonical JSON") }
+        headerBytes = Array(bytes[0..<headerEnd])
+        headerHash = SHA256.hash(headerBytes)
+        var chunks: [Chunk] = []
+        var offset = headerEnd
+        var torn = 0
+        var trailing = 0
+        while offset < bytes.count {
+            if chunks.last?.isLast == true {
+                trailing = bytes.count - offset
+                break
+            }
+            guard bytes.count - offset >= SealedSegmentFormat.chunkHeaderSize else { torn = bytes.count - offset; break }
+            let slice = bytes[offset...]
+            let sealedLength = Int(readBigEndian(slice, as: UInt32.self))
+            guard sealedLength >= AES256GCM.tagSize, sealedLength <= SealedSegmentFormat.maxChunk + AES256GCM.tagSize else {
+                throw fail("chunk \(chunks.count) at byte \(offset) has impossible length \(sealedLength)")
+            }
+            let flags = bytes[offset + 12]
+            guard flags & ~SealedSegmentFormat.lastChunkFlag == 0 else { throw fail("chunk \(chunks.count) has unknown flags \(flags)") }
+            guard bytes.count - offset - SealedSegmentFormat.chunkHeaderSize >= sealedLength else { torn = bytes.count - offset; break }
+            chunks.append(Chunk(offset: offset, sealedLength: sealedLength,
+                                frames: Int(readBigEndian(bytes[(offset + 4)...], as: UInt32.self)),
+                                ticks: Int64(readBigEndian(bytes[(offset + 8)...], as: UInt32.self)),
+                                isLast: flags & SealedSegmentFormat.lastChunkFlag != 0,
+                                headerBytes: Array(bytes[offset..<(offset + SealedSegmentFormat.chunkHeaderSize)])))
+            offset += SealedSegmentFormat.chunkHeaderSize + sealedLength
+        }
+        self.chunks = chunks
+        tornTail = torn
+        trailingData = trailing
+    }
+
+    /// Decrypts every chunk in order with the office's identity. A segment without its last
+    /// chunk is refused unless `allowUnsealed` (a recovered segment, whose manifest says how
+    /// many chunks it has).
+    public func decrypt(_ bytes: [UInt8], identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> [UInt8] {
+        let keyID = KeyFile.keyID(identity.publicKey.raw)
+        guard let entry = header["recipients"]?.array?.first(where: { $0["key_id"]?.string == keyID }) else {
+            throw EvidenceError.decryption(what: what, reason: "not encrypted to identity \(keyID)")
+        }
+        let dataKey = try SealedSegmentFormat.unwrap(entry, with: identity, what: what)
+        let payloadKey = try HKDF.sha256(key: dataKey, salt: headerHash, info: SealedSegmentFormat.payloadInfo)
+        dataKey.wipe()
+        let cipher = try AES256GCM(key: payloadKey)
+        payloadKey.wipe()
+        if trailingData > 0 { throw EvidenceError.decryption(what: what, reason: "\(trailingData) bytes after the last chunk") }
+        if !isSealed && !allowUnsealed { throw EvidenceError.decryption(what: what, reason: "the last chunk is missing (truncated)") }
+        var plaintext: [UInt8] = []
+        for (index, chunk) in chunks.enumerated() {
+            let start = chunk.offset + SealedSegmentFormat.chunkHeaderSize
+            do {
+                plaintext += try bytes[start..<(start + chunk.sealedLength)].withUnsafeBytes {
+                    try cipher.open($0, nonce: SealedSegmentFormat.nonce(counter: UInt64(index), last: chunk.isLast), aad: chunk.headerBytes)
+                }
+            } catch {
+                throw EvidenceError.decryption(what: what, reason: "chunk \(index) does not authenticate (altered, reordered or from another segment)")
+            }
+        }
+        return plaintext
+    }
+}
+
+/// What a sealing sink reports when its segment is final.
+public struct SealedSegmentResult: Sendable {
+    public var path: String
+    public var fileName: String
+    public var ciphertextSHA256: [UInt8]
+    public var ciphertextBytes: Int
+    public var plaintextBytes: Int
+    public var chunks: Int
+    public var frames: Int
+    public var ticks: Int64
+}
+
+/// A `SegmentSink` that never lets plaintext reach storage: MP4 bytes are held in memory until
+/// their fragment completes, then sealed as one chunk, written and made durable (fdatasync).
+/// A fresh data key per segment, wrapped to every recipient and wiped once sealed.
+public final class SealingSink: SegmentSink {
+    public let partialPath: String
+    public let finalPath: String
+    public let fileName: String
+    private var fd: Int32
+    private let cipher: AES256GCM
+    private var counter: UInt64 = 0
+    private var pending: [UInt8] = []
+    private let hasher = SHA256()
+    private var ciphertextBytes = 0
+    private var plaintextBytes = 0
+    private var frames = 0
+    private var ticks: Int64 = 0
+    private let onSealed: (SealedSegmentResult) throws -> Void
+
+    public init(directory: String, fileName: String, header: JSONValue, dataKey: SecretBytes,
+                onSealed: @escaping (SealedSegmentResult) throws -> Void) throws {
+        self.fileName = fileName
+        finalPath = directory + "/" + fileName
+        partialPath = finalPath + ".partial"
+        self.onSealed = onSealed
+        let json = header.canonical
+        var headerBytes = SealedSegmentFormat.versionLine
+        headerBytes.appendBigEndian(UInt32(json.count))
+        headerBytes += json
+        let payloadKey = try HKDF.sha256(key: dataKey, salt: SHA256.hash(headerBytes), info: SealedSegmentFormat.payloadInfo)
+        cipher = try AES256GCM(key: payloadKey)
+        payloadKey.wipe()
+        dataKey.wipe()
+        if access(finalPath, F_OK) == 0 { throw PipelineError.file(path: finalPath, call: "open", errno: EEXIST) }
+        fd = open(partialPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        if fd < 0 { throw PipelineError.file(path: partialPath, call: "open", errno: errno) }
+        try append(headerBytes)
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        pending.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+    }
+
+    private func append(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw PipelineError.file(path: partialPath, call: "write", errno: errno)
+            }
+            offset += count
+        }
+        hasher.update(bytes)
+        ciphertextBytes += bytes.count
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        pending.append(contentsOf: bytes)
+    }
+
+    private func sealChunk(_ plaintext: ArraySlice<UInt8>, frames: Int, ticks: Int64, last: Bool) throws {
+        let header = SealedSegmentFormat.chunkHeader(sealedLength: plaintext.count + AES256GCM.tagSize, frames: frames, ticks: ticks, last: last)
+        let sealed = try plaintext.withUnsafeBytes { try cipher.seal($0, nonce: SealedSegmentFormat.nonce(counter: counter, last: last), aad: header) }
+        counter += 1
+        try append(header + sealed)
+        plaintextBytes += plaintext.count
+    }
+
+    public func fragmentComplete(frames fragmentFrames: Int, duration: Int64) throws {
+        var start = 0
+        repeat {
+            let end = min(pending.count, start + SealedSegmentFormat.maxChunk)
+            let isEnd = end == pending.count
+            try sealChunk(pending[start..<end], frames: isEnd ? fragmentFrames : 0, ticks: isEnd ? duration : 0, last: false)
+            start = end
+        } while start < pending.count
+        pending.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        pending.removeAll(keepingCapacity: true)
+        frames += fragmentFrames
+        ticks += duration
+        if fdatasync(fd) < 0 { throw PipelineError.file(path: partialPath, call: "fdatasync", errno: errno) }
+    }
+
+    /// Seals with an empty last chunk, fsyncs, renames NAME.partial → NAME, fsyncs the folder,
+    /// then hands the result to the vault (which writes the manifest).
+    public func finish() throws -> String {
+        if !pending.isEmpty { try fragmentComplete(frames: 0, duration: 0) }
+        try sealChunk([][...], frames: 0, ticks: 0, last: true)
+        if fsync(fd) < 0 { throw PipelineError.file(path: partialPath, call: "fsync", errno: errno) }
+        let status = close(fd)
+        fd = -1
+        if status < 0 { throw PipelineError.file(path: partialPath, call: "close", errno: errno) }
+        if rename(partialPath, finalPath) < 0 { throw PipelineError.file(path: finalPath, call: "rename", errno: errno) }
+        try syncDirectory(String(finalPath[..<finalPath.lastIndex(of: "/")!]))
+        try onSealed(SealedSegmentResult(path: finalPath, fileName: fileName, ciphertextSHA256: hasher.finish(),
+                                         ciphertextBytes: ciphertextBytes, plaintextBytes: plaintextBytes,
+                                         chunks: Int(counter), frames: frames, ticks: ticks))
+        return finalPath
+    }
+}

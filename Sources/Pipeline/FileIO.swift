@@ -1,0 +1,62 @@
+import Glibc
+
+/// Reads a whole file (read(2) until EOF, retrying EINTR). Throws `PipelineError.file`, or
+/// `.fileTooLarge` past `limit` bytes.
+public func readWholeFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { throw PipelineError.file(path: path, call: "open", errno: errno) }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw PipelineError.file(path: path, call: "read", errno: errno)
+        }
+        if count == 0 { return bytes }
+        bytes += chunk[0..<count]
+        if bytes.count > limit { throw PipelineError.fileTooLarge(path: path, limit: limit) }
+    }
+}
+
+/// Writes a file so that it is either absent or complete after a crash: a temporary name in the
+/// same folder, fsync, rename over `path`, fsync the folder. `exclusive` refuses to replace an
+/// existing file.
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o640, exclusive: Bool = false) throws {
+    if exclusive && access(path, F_OK) == 0 { throw PipelineError.file(path: path, call: "create", errno: EEXIST) }
+    let temporary = path + ".tmp"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+    if fd < 0 { throw PipelineError.file(path: temporary, call: "open", errno: errno) }
+    var offset = 0
+    while offset < bytes.count {
+        let count = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            let code = errno
+            close(fd)
+            unlink(temporary)
+            throw PipelineError.file(path: temporary, call: "write", errno: code)
+        }
+        offset += count
+    }
+    if fsync(fd) < 0 {
+        let code = errno
+        close(fd)
+        throw PipelineError.file(path: temporary, call: "fsync", errno: code)
+    }
+    if close(fd) < 0 { throw PipelineError.file(path: temporary, call: "close", errno: errno) }
+    if exclusive {
+        // link(2) fails if the name exists: no race between the check above and the rename.
+        if link(temporary, path) < 0 {
+            let code = errno
+            unlink(temporary)
+            throw PipelineError.file(path: path, call: "create", errno: code)
+        }
+        unlink(temporary)
+    } else if rename(temporary, path) < 0 {
+        throw PipelineError.file(path: path, call: "rename", errno: errno)
+    }
+    let slash = path.lastIndex(of: "/")
+    try syncDirectory(slash.map { String(path[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? ".")
+}
