@@ -48,7 +48,7 @@ let package = Package(
         ),
         .target(
             name: "Evidence",
-            dependencies: ["LibCrypto", "Pipeline", "LibAV"]
+            dependencies: ["CShims", "LibCrypto", "Pipeline", "LibAV"]
         ),
         .executableTarget(
             name: "bodycamd",

@@ -44,3 +44,13 @@ void bc_set_thread_name(const char *name) {
     snprintf(truncated, sizeof truncated, "%s", name);
     pthread_setname_np(pthread_self(), truncated);
 }
+
+#include <sys/timex.h>
+
+int bc_clock_sync_state(long *estimated_error_us) {
+    struct timex tx = {0};
+    int state = adjtimex(&tx);
+    if (estimated_error_us) *estimated_error_us = tx.esterror;
+    if (state < 0 || state == TIME_ERROR || (tx.status & STA_UNSYNC)) return 0;
+    return 1;
+}

@@ -46,3 +46,7 @@ int bc_v4l2_ioctl(int fd, unsigned long request, void *arg);
 int bc_eventfd(void);
 /// pthread_setname_np(pthread_self(), name): the name shows in top -H and core dumps.
 void bc_set_thread_name(const char *name);
+
+/// adjtimex(2) read-only: 1 when the kernel says the clock is synchronised (no STA_UNSYNC and
+/// not TIME_ERROR), 0 otherwise; `estimated_error_us` gets the kernel's error estimate.
+int bc_clock_sync_state(long *estimated_error_us);

@@ -1,0 +1,216 @@
+import CShims
+import Glibc
+import LibCrypto
+import Pipeline
+
+/// The device's evidence store, and the `SegmentStore` the daemon records into. Every segment
+/// is sealed (`SealingSink`) to the office's recipient keys, then gets a manifest signed with
+/// the device key and chained to the previous one, written atomically only after the segment is
+/// durable, and a journal record. On opening, segments a crash left unsealed are recovered.
+public final class EvidenceVault: SegmentStore {
+    public struct Configuration {
+        public var directory: String
+        public var deviceID: String
+        public var recipients: [X25519PublicKey]
+        public var deviceKey: Ed25519PrivateKey
+        /// False when the device key has no certificate from the authority.
+        public var provisioned: Bool
+        public var software: String
+
+        public init(directory: String, deviceID: String, recipients: [X25519PublicKey], deviceKey: Ed25519PrivateKey,
+                    provisioned: Bool, software: String = "bodycam 0.1") {
+            self.directory = directory
+            self.deviceID = deviceID
+            self.recipients = recipients
+            self.deviceKey = deviceKey
+            self.provisioned = provisioned
+            self.software = software
+        }
+    }
+
+    public let configuration: Configuration
+    public let journal: AuditJournal
+    public private(set) var nextSequence: UInt64 = 1
+    /// Manifest hashes by sequence: each manifest names the hash of the one before it.
+    private var manifestHashes: [Int64: String] = [:]
+    public private(set) var sealed: [Manifest] = []
+    /// Called (on the pipeline thread) after each manifest is written.
+    public var onSealed: (Manifest) -> Void = { _ in }
+
+    public static let journalName = "journal.log"
+
+    public init(configuration: Configuration) throws {
+        guard !configuration.recipients.isEmpty else {
+            throw EvidenceError.keyFile(path: configuration.directory, reason: "no recipient keys: footage cannot be sealed to anyone")
+        }
+        self.configuration = configuration
+        let directory = configuration.directory
+        if mkdir(directory, 0o750) < 0 && errno != EEXIST { throw PipelineError.file(path: directory, call: "mkdir", errno: errno) }
+        journal = try AuditJournal(path: directory + "/" + EvidenceVault.journalName, key: configuration.deviceKey)
+        let publicPath = directory + "/device.pub"
+        if access(publicPath, F_OK) != 0 { try KeyFile.write(configuration.deviceKey.publicKey, to: publicPath) }
+        for manifest in try EvidenceVault.readManifests(directory) {
+            manifestHashes[manifest.sequence] = Hex.encode(manifest.sha256)
+            nextSequence = max(nextSequence, UInt64(manifest.sequence) + 1)
+        }
+        let highestFile = try highestSegmentSequence(in: directory) ?? 0
+        nextSequence = max(nextSequence, highestFile + 1)
+    }
+
+    static func listDirectory(_ directory: String) throws -> [String] {
+        guard let handle = opendir(directory) else { throw PipelineError.file(path: directory, call: "opendir", errno: errno) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        }
+        return names.sorted()
+    }
+
+    static func readManifests(_ directory: String) throws -> [Manifest] {
+        try listDirectory(directory).filter { $0.hasSuffix(".manifest") }.compactMap { name in
+            try? Manifest.read(try readWholeFile(directory + "/" + name, limit: 1 << 20), what: name)
+        }
+    }
+
+    public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
+        let dataKey = try SecretBytes.random(count: 32)
+        let header = JSONValue.object([
+            "codec": .string(segment.codec),
+            "created_utc": .string(Clock.iso8601(wallNanoseconds: segment.startWallNanoseconds)),
+            "device_id": .string(configuration.deviceID),
+            "fps": .integer(Int64(segment.framesPerSecond)),
+            "height": .integer(Int64(segment.height)),
+            "officer_id": .string(segment.officerID),
+            "recipients": .array(try configuration.recipients.map { try SealedSegmentFormat.wrap(dataKey, to: $0) }),
+            "sequence": .integer(Int64(segment.sequence)),
+            "start_monotonic_ns": .integer(segment.startMonotonicNanoseconds),
+            "width": .integer(Int64(segment.width)),
+        ])
+        nextSequence = max(nextSequence, segment.sequence + 1)
+        return try SealingSink(directory: configuration.directory, fileName: segment.baseName + ".bcseg", header: header, dataKey: dataKey) {
+            [weak self] result in
+            try self?.writeManifest(result: result, header: header, recovered: false, tornTail: 0)
+        }
+    }
+
+    /// Builds, signs and atomically writes the manifest for a durable segment, then journals it.
+    @discardableResult
+    func writeManifest(result: SealedSegmentResult, header: JSONValue, recovered: Bool, tornTail: Int) throws -> Manifest {
+        let sequence = header["sequence"]?.integer ?? 0
+        let startMonotonic = header["start_monotonic_ns"]?.integer ?? 0
+        let durationNanoseconds = result.ticks * 1_000_000_000 / 90_000
+        let startWall = ClockParse.nanoseconds(iso8601: header["created_utc"]?.string ?? "") ?? 0
+        var errorMicroseconds = 0
+        let synced = bc_clock_sync_state(&errorMicroseconds) == 1
+        let previous = manifestHashes[sequence - 1] ?? AuditJournal.zeroHash
+        let body = JSONValue.object([
+            "chunks": .integer(Int64(result.chunks)),
+            "ciphertext_bytes": .integer(Int64(result.ciphertextBytes)),
+            "ciphertext_sha256": .string(Hex.encode(result.ciphertextSHA256)),
+            "clock_error_us": .integer(Int64(errorMicroseconds)),
+            "clock_synced": .boolean(synced),
+            "codec": header["codec"] ?? .string("h264"),
+            "device_id": .string(configuration.deviceID),
+            "duration_us": .integer(durationNanoseconds / 1_000),
+            "end_monotonic_ns": .integer(startMonotonic + durationNanoseconds),
+            "end_utc": .string(Clock.iso8601(wallNanoseconds: startWall + durationNanoseconds)),
+            "fps": header["fps"] ?? .integer(0),
+            "frames": .integer(Int64(result.frames)),
+            "height": header["height"] ?? .integer(0),
+            "marks": .array([]),
+            "officer_id": header["officer_id"] ?? .string(""),
+            "plaintext_bytes": .integer(Int64(result.plaintextBytes)),
+            "previous_manifest_sha256": .string(previous),
+            "recipients": .array(configuration.recipients.map { .string(KeyFile.keyID($0.raw)) }),
+            "recovered": .boolean(recovered),
+            "segment_file": .string(result.fileName),
+            "sequence": .integer(sequence),
+            "software": .string(configuration.software),
+            "start_monotonic_ns": .integer(startMonotonic),
+            "start_utc": .string(Clock.iso8601(wallNanoseconds: startWall)),
+            "torn_tail_bytes": .integer(Int64(tornTail)),
+            "unprovisioned": .boolean(!configuration.provisioned),
+            "width": header["width"] ?? .integer(0),
+        ])
+        let document = try SignedDocument.sign(type: Manifest.type, body: body, with: configuration.deviceKey)
+        let manifest = try Manifest(document: document)
+        let base = String(result.fileName.dropLast(".bcseg".count))
+        try writeFileAtomically(configuration.directory + "/" + base + ".manifest", document.bytes, exclusive: true)
+        manifestHashes[sequence] = Hex.encode(manifest.sha256)
+        nextSequence = max(nextSequence, UInt64(sequence) + 1)
+        try journal.append(kind: recovered ? "segment_recovered" : "segment_sealed", fields: [
+            "sequence": .integer(sequence), "manifest_sha256": .string(Hex.encode(manifest.sha256)),
+            "segment_file": .string(result.fileName), "frames": .integer(Int64(result.frames)),
+        ])
+        sealed.append(manifest)
+        onSealed(manifest)
+        return manifest
+    }
+
+    /// What crash recovery did.
+    public struct Recovery: Equatable {
+        public var recovered: [String] = []
+        public var unrecoverable: [String] = []
+    }
+
+    /// Crash recovery (run once at start, before recording): every segment without a manifest
+    /// — cut off mid-write (NAME.bcseg.partial) or sealed just before the crash — keeps its
+    /// complete chunks as they are and gets a manifest marked recovered, with the frames and
+    /// duration its chunk headers count, and a journal record. Nothing is deleted; a file too
+    /// short to hold even its header is left in place and journaled.
+    @discardableResult
+    public func recover() throws -> Recovery {
+        var recovery = Recovery()
+        let directory = configuration.directory
+        let names = try EvidenceVault.listDirectory(directory)
+        let manifests = Set(names.filter { $0.hasSuffix(".manifest") }.map { String($0.dropLast(".manifest".count)) })
+        let candidates = names.filter { name in
+            (name.hasSuffix(".bcseg.partial") && !manifests.contains(String(name.dropLast(".bcseg.partial".count))))
+                || (name.hasSuffix(".bcseg") && !manifests.contains(String(name.dropLast(".bcseg".count))))
+        }
+        for name in candidates {
+            let path = directory + "/" + name
+            let bytes = try readWholeFile(path)
+            let layout: SealedSegmentLayout
+            do {
+                layout = try SealedSegmentLayout(bytes, what: name)
+            } catch {
+                try journal.append(kind: "segment_unrecoverable", fields: ["file": .string(name), "reason": .string("\(error)")])
+                recovery.unrecoverable.append(name)
+                continue
+            }
+            let fileName = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
+            if fileName != name {
+                if rename(path, directory + "/" + fileName) < 0 { throw PipelineError.file(path: path, call: "rename", errno: errno) }
+                try syncDirectory(directory)
+            }
+            let result = SealedSegmentResult(
+                path: directory + "/" + fileName, fileName: fileName, ciphertextSHA256: SHA256.hash(bytes), ciphertextBytes: bytes.count,
+                plaintextBytes: layout.chunks.reduce(0) { $0 + $1.sealedLength - AES256GCM.tagSize }, chunks: layout.chunks.count,
+                frames: layout.frames, ticks: layout.ticks)
+            try writeManifest(result: result, header: layout.header, recovered: true, tornTail: layout.tornTail + layout.trailingData)
+            recovery.recovered.append(fileName)
+        }
+        return recovery
+    }
+}
+
+/// Parses the ISO 8601 UTC timestamps this project writes ("2026-11-29T03:10:16.250000Z").
+enum ClockParse {
+    static func nanoseconds(iso8601 text: String) -> Int64? {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 27, bytes[4] == 0x2D, bytes[10] == 0x54, bytes[26] == 0x5A else { return nil }
+        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: bytes[range], as: UTF8.self)) }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+              let minute = number(14..<16), let second = number(17..<19), let micros = number(20..<26) else { return nil }
+        var broken = tm()
+        broken.tm_year = Int32(year - 1900)
+        broken.tm_mon = Int32(month - 1)
+        broken.tm_mday = Int32(day)
+        broken.tm_hour = Int32(hour)
+        broken.tm_min = Int32(minute)
+        broken.tm_sec = Int32(second)
+        return Int64(timegm(&broken)) * 1_000_000_000 + Int64(micros) * 1_000
+    }
+}

@@ -1,0 +1,206 @@
+import LibCrypto
+import Pipeline
+
+/// One thing wrong with a store, named for a person and for a program.
+public struct VerificationProblem: Equatable, Sendable {
+    public var code: String
+    public var message: String
+    /// Segment sequence numbers concerned.
+    public var sequences: [Int64]
+    /// UTC time range concerned, when known.
+    public var from: String?
+    public var to: String?
+}
+
+public struct VerificationReport: Sendable {
+    public var store: String
+    public var deviceID: String?
+    public var deviceKeyID: String?
+    public var authorityChecked: Bool
+    public var segments: Int
+    public var frames: Int64
+    public var firstUTC: String?
+    public var lastUTC: String?
+    public var journalRecords: Int
+    public var problems: [VerificationProblem]
+    /// Manifests that passed every check, by sequence.
+    public var verifiedSequences: [Int64]
+    public var isClean: Bool { problems.isEmpty }
+}
+
+/// `bodycamctl verify`: checks a store without decrypting anything — signatures and the
+/// certificate, the manifest chain, sequence gaps, duplicates and replays, segments of another
+/// device, every ciphertext hash, the journal's own chain, and that every segment the journal
+/// says was sealed is there.
+public enum StoreVerifier {
+    public static func verify(store: String, authority: Ed25519PublicKey?, now: String? = nil) throws -> VerificationReport {
+        var problems: [VerificationProblem] = []
+        func problem(_ code: String, _ message: String, _ sequences: [Int64] = [], _ manifests: [Manifest] = []) {
+            problems.append(VerificationProblem(code: code, message: message, sequences: sequences,
+                                                from: manifests.map(\.startUTC).min(), to: manifests.map(\.endUTC).max()))
+        }
+        let names = try EvidenceVault.listDirectory(store)
+
+        // The device key: from its certificate (checked against the authority when given), else
+        // the public key the device left in the store.
+        var deviceKey: Ed25519PublicKey? = nil
+        var certifiedDevice: String? = nil
+        if names.contains("device.certificate") {
+            do {
+                let certificate = try DeviceCertificate.read(store + "/device.certificate")
+                deviceKey = certificate.deviceKey
+                certifiedDevice = certificate.deviceID
+                if let authority {
+                    for message in certificate.problems(authority: authority, at: now ?? Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())) {
+                        problem("certificate_invalid", message)
+                    }
+                }
+            } catch {
+                problem("certificate_invalid", "device.certificate: \(error)")
+            }
+        } else if authority != nil {
+            problem("unprovisioned", "no device certificate: the device key cannot be traced to the authority")
+        }
+        if names.contains("device.pub") {
+            do {
+                let stored = try KeyFile.readVerifyingKey(store + "/device.pub")
+                if let deviceKey, deviceKey != stored { problem("device_key_mismatch", "device.pub is not the certified device key") }
+                deviceKey = deviceKey ?? stored
+            } catch {
+                problem("device_key_unreadable", "\(error)")
+            }
+        }
+        guard let deviceKey else {
+            problem("no_device_key", "neither device.certificate nor device.pub: no signature can be checked")
+            return VerificationReport(store: store, deviceID: nil, deviceKeyID: nil, authorityChecked: authority != nil, segments: 0, frames: 0,
+                                      firstUTC: nil, lastUTC: nil, journalRecords: 0, problems: problems, verifiedSequences: [])
+        }
+
+        // Manifests: signature, device, one per sequence.
+        var bySequence: [Int64: [Manifest]] = [:]
+        var deviceID = certifiedDevice
+        for name in names where name.hasSuffix(".manifest") {
+            let manifest: Manifest
+            do {
+                manifest = try Manifest.read(try readWholeFile(store + "/" + name, limit: 1 << 20), what: name)
+            } catch {
+                problem("manifest_malformed", "\(name): \(error)")
+                continue
+            }
+            if !manifest.document.isSigned(by: deviceKey) {
+                problem("manifest_bad_signature", "\(name): signature does not verify with device key \(KeyFile.keyID(deviceKey.raw)) (altered, or signed by another key)",
+                        [manifest.sequence], [manifest])
+                continue
+            }
+            deviceID = deviceID ?? manifest.deviceID
+            if manifest.deviceID != deviceID {
+                problem("foreign_device", "\(name): belongs to device \(manifest.deviceID), the store is \(deviceID ?? "?")", [manifest.sequence], [manifest])
+                continue
+            }
+            if manifest.baseName + ".manifest" != name {
+                problem("manifest_renamed", "\(name): names segment \(manifest.segmentFile)", [manifest.sequence], [manifest])
+            }
+            bySequence[manifest.sequence, default: []].append(manifest)
+        }
+        for (sequence, manifests) in bySequence where manifests.count > 1 {
+            problem("duplicate_sequence", "\(manifests.count) manifests claim segment \(sequence) (a replay)", [sequence], manifests)
+        }
+
+        // Segment files: present, the bytes the manifest signed, the segment it names.
+        var verified: Set<Int64> = []
+        var byHash: [String: [Manifest]] = [:]
+        for manifest in bySequence.values.flatMap({ $0 }) {
+            byHash[manifest.ciphertextSHA256, default: []].append(manifest)
+            let name = manifest.segmentFile
+            guard names.contains(name) else {
+                problem("segment_missing", "segment \(manifest.sequence) (\(name)) is missing: deleted", [manifest.sequence], [manifest])
+                continue
+            }
+            let bytes = try readWholeFile(store + "/" + name)
+            var good = true
+            if Hex.encode(SHA256.hash(bytes)) != manifest.ciphertextSHA256 || bytes.count != manifest.ciphertextBytes {
+                problem("ciphertext_mismatch", "segment \(manifest.sequence) (\(name)) is not the file its manifest signed: altered, truncated, extended or swapped",
+                        [manifest.sequence], [manifest])
+                good = false
+            }
+            if let layout = try? SealedSegmentLayout(bytes, what: name) {
+                if layout.sequence != manifest.sequence || layout.deviceID != manifest.deviceID {
+                    problem("segment_header_mismatch", "\(name) holds segment \(layout.sequence.map(String.init) ?? "?") of \(layout.deviceID ?? "?"), its manifest says \(manifest.sequence) of \(manifest.deviceID)",
+                            [manifest.sequence], [manifest])
+                    good = false
+                }
+                if good && !layout.isSealed && !manifest.recovered {
+                    problem("segment_unsealed", "segment \(manifest.sequence) has no last chunk", [manifest.sequence], [manifest])
+                    good = false
+                }
+            } else if good {
+                problem("segment_malformed", "\(name) is not a readable sealed segment", [manifest.sequence], [manifest])
+                good = false
+            }
+            if good && bySequence[manifest.sequence]?.count == 1 { verified.insert(manifest.sequence) }
+        }
+        for (hash, manifests) in byHash where manifests.count > 1 {
+            problem("replayed_segment", "the same segment bytes (\(hash.prefix(16))…) appear as segments \(manifests.map { String($0.sequence) }.joined(separator: ", "))",
+                    manifests.map(\.sequence), manifests)
+        }
+
+        // The chain: each manifest names the hash of the one before; no sequence is skipped.
+        let ordered = bySequence.keys.sorted()
+        if let first = ordered.first, first > 1 {
+            problem("sequence_gap", "segments 1–\(first - 1) are missing (deleted)", Array(1..<first))
+        }
+        for (previous, sequence) in zip(ordered, ordered.dropFirst()) where sequence != previous + 1 {
+            let around = (bySequence[previous] ?? []) + (bySequence[sequence] ?? [])
+            problem("sequence_gap", "segments \(previous + 1)–\(sequence - 1) are missing (deleted)", Array((previous + 1)..<sequence), around)
+        }
+        for sequence in ordered {
+            guard let manifest = bySequence[sequence]?.first, let before = bySequence[sequence - 1]?.first else { continue }
+            if manifest.previousManifestSHA256 != Hex.encode(before.sha256) {
+                problem("chain_broken", "segment \(sequence) does not follow the manifest of segment \(sequence - 1)", [sequence - 1, sequence], [before, manifest])
+                verified.remove(sequence)
+            }
+        }
+
+        // Files nobody vouches for.
+        let manifestedFiles = Set(bySequence.values.flatMap { $0 }.map(\.segmentFile))
+        for name in names where (name.hasSuffix(".bcseg") && !manifestedFiles.contains(name)) || name.hasSuffix(".bcseg.partial") {
+            problem("segment_without_manifest", "\(name) has no manifest (unsealed, not recovered, or put in)")
+        }
+
+        // The journal: its own chain and signatures, and every sealed segment it records.
+        var journalRecords = 0
+        if names.contains(EvidenceVault.journalName) {
+            let parsed = AuditJournal.parse(try readWholeFile(store + "/" + EvidenceVault.journalName), key: deviceKey)
+            journalRecords = parsed.records.count
+            for (line, message) in parsed.problems {
+                problem(message.contains("cut short") ? "journal_truncated" : message.contains("signature") ? "journal_bad_signature" : "journal_broken",
+                        "journal line \(line): \(message)")
+            }
+            var journaled: Set<Int64> = []
+            for record in parsed.records where record.kind == "segment_sealed" || record.kind == "segment_recovered" {
+                guard let sequence = record.fields["sequence"]?.integer, let hash = record.fields["manifest_sha256"]?.string else { continue }
+                journaled.insert(sequence)
+                let manifests = bySequence[sequence] ?? []
+                if manifests.isEmpty {
+                    problem("journaled_segment_missing", "the journal records segment \(sequence) as sealed at \(record.utc), but its manifest is gone (deleted)", [sequence])
+                } else if !manifests.contains(where: { Hex.encode($0.sha256) == hash }) {
+                    problem("journaled_manifest_differs", "segment \(sequence)'s manifest is not the one the journal recorded", [sequence], manifests)
+                    verified.remove(sequence)
+                }
+            }
+            let unjournaled = ordered.filter { !journaled.contains($0) }
+            if !unjournaled.isEmpty {
+                problem("journal_truncated", "segments \(unjournaled.map(String.init).joined(separator: ", ")) are not in the journal (its tail is missing, or they were put in)",
+                        unjournaled, unjournaled.compactMap { bySequence[$0]?.first })
+            }
+        } else {
+            problem("journal_missing", "no journal in the store")
+        }
+
+        let all = bySequence.values.compactMap(\.first)
+        return VerificationReport(store: store, deviceID: deviceID, deviceKeyID: KeyFile.keyID(deviceKey.raw), authorityChecked: authority != nil,
+                                  segments: all.count, frames: all.reduce(0) { $0 + $1.frames },
+                                  firstUTC: all.map(\.startUTC).min(), lastUTC: all.map(\.endUTC).max(),
+                                  journalRecords: journalRecords, problems: problems, verifiedSequences: verified.sorted())
+    }
+}
