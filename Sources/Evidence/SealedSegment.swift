@@ -78,7 +78,8 @@ public struct SealedSegmentLayout {
     public let headerBytes: [UInt8]
     public let headerHash: [UInt8]
     public let chunks: [Chunk]
-    /// Bytes after the last complete chunk that do not form a chunk (a write cut by power loss).
+    /// Bytes after the last complete chunk that do not form a chunk (a write cut by power loss,
+    /// or damage).
     public let tornTail: Int
     /// Bytes after a chunk flagged last (never legitimate).
     public let trailingData: Int
@@ -89,8 +90,8 @@ public struct SealedSegmentLayout {
     public var deviceID: String? { header["device_id"]?.string }
     public var sequence: Int64? { header["sequence"]?.integer }
 
-    /// Parses the header and walks the chunk headers. Throws on anything that is not a segment
-    /// or has impossible lengths.
+    /// Parses the header and walks the chunk headers. Throws when the file is not a segment or
+    /// its header is unreadable; a bad chunk header ends the walk (`tornTail`).
     public init(_ bytes: [UInt8], what: String) throws {
         func fail(_ reason: String) -> EvidenceError { .malformed(what: what, reason: reason) }
         let version = SealedSegmentFormat.versionLine
@@ -116,12 +117,15 @@ public struct SealedSegmentLayout {
             guard bytes.count - offset >= SealedSegmentFormat.chunkHeaderSize else { torn = bytes.count - offset; break }
             let slice = bytes[offset...]
             let sealedLength = Int(readBigEndian(slice, as: UInt32.self))
-            guard sealedLength >= AES256GCM.tagSize, sealedLength <= SealedSegmentFormat.maxChunk + AES256GCM.tagSize else {
-                throw fail("chunk \(chunks.count) at byte \(offset) has impossible length \(sealedLength)")
-            }
             let flags = bytes[offset + 12]
-            guard flags & ~SealedSegmentFormat.lastChunkFlag == 0 else { throw fail("chunk \(chunks.count) has unknown flags \(flags)") }
-            guard bytes.count - offset - SealedSegmentFormat.chunkHeaderSize >= sealedLength else { torn = bytes.count - offset; break }
+            // A chunk header that cannot be right, or a chunk that runs past the end, ends the
+            // readable part: everything from here is a torn write (or damage), never decrypted.
+            guard sealedLength >= AES256GCM.tagSize, sealedLength <= SealedSegmentFormat.maxChunk + AES256GCM.tagSize,
+                  flags & ~SealedSegmentFormat.lastChunkFlag == 0,
+                  bytes.count - offset - SealedSegmentFormat.chunkHeaderSize >= sealedLength else {
+                torn = bytes.count - offset
+                break
+            }
             chunks.append(Chunk(offset: offset, sealedLength: sealedLength,
                                 frames: Int(readBigEndian(bytes[(offset + 4)...], as: UInt32.self)),
                                 ticks: Int64(readBigEndian(bytes[(offset + 8)...], as: UInt32.self)),
@@ -138,6 +142,11 @@ public struct SealedSegmentLayout {
     /// chunk is refused unless `allowUnsealed` (a recovered segment, whose manifest says how
     /// many chunks it has).
     public func decrypt(_ bytes: [UInt8], identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> [UInt8] {
+        try decryptChunks(bytes, identity: identity, allowUnsealed: allowUnsealed, what: what).flatMap { $0 }
+    }
+
+    /// The plaintext of each chunk (chunk 0 is the MP4 header, then one fragment per chunk).
+    public func decryptChunks(_ bytes: [UInt8], identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> [[UInt8]] {
         let keyID = KeyFile.keyID(identity.publicKey.raw)
         guard let entry = header["recipients"]?.array?.first(where: { $0["key_id"]?.string == keyID }) else {
             throw EvidenceError.decryption(what: what, reason: "not encrypted to identity \(keyID)")
@@ -149,18 +158,16 @@ public struct SealedSegmentLayout {
         payloadKey.wipe()
         if trailingData > 0 { throw EvidenceError.decryption(what: what, reason: "\(trailingData) bytes after the last chunk") }
         if !isSealed && !allowUnsealed { throw EvidenceError.decryption(what: what, reason: "the last chunk is missing (truncated)") }
-        var plaintext: [UInt8] = []
-        for (index, chunk) in chunks.enumerated() {
+        return try chunks.enumerated().map { index, chunk in
             let start = chunk.offset + SealedSegmentFormat.chunkHeaderSize
             do {
-                plaintext += try bytes[start..<(start + chunk.sealedLength)].withUnsafeBytes {
+                return try bytes[start..<(start + chunk.sealedLength)].withUnsafeBytes {
                     try cipher.open($0, nonce: SealedSegmentFormat.nonce(counter: UInt64(index), last: chunk.isLast), aad: chunk.headerBytes)
                 }
             } catch {
                 throw EvidenceError.decryption(what: what, reason: "chunk \(index) does not authenticate (altered, reordered or from another segment)")
             }
         }
-        return plaintext
     }
 }
 

@@ -36,6 +36,12 @@ public struct BodycamConfiguration: Equatable, Sendable {
     public var preEventMaxBytes = 64 << 20
     public var segmentSeconds = 60
     public var storagePath = "/var/lib/bodycam/store"
+    /// The device's Ed25519 signing key (made by `bodycamctl keys provision`).
+    public var deviceKeyPath = "/var/lib/bodycam/keys/device.key"
+    /// The authority's certificate for that key.
+    public var certificatePath = "/var/lib/bodycam/keys/device.certificate"
+    /// X25519 public keys every segment is sealed to (the evidence office, an escrow).
+    public var recipientPaths: [String] = []
 
     public init() {}
 
@@ -111,6 +117,12 @@ public struct BodycamConfiguration: Equatable, Sendable {
         preEventMaxBytes = try reader.integer("recording.pre_event_max_mb", default: preEventMaxBytes >> 20, in: 1...1024) << 20
         segmentSeconds = try reader.integer("recording.segment_seconds", default: segmentSeconds, in: 1...3600)
         storagePath = try reader.string("storage.path", default: storagePath, where: { !$0.isEmpty }, "a folder")
+        deviceKeyPath = try reader.string("evidence.device_key", default: deviceKeyPath, where: { $0.hasPrefix("/") }, "an absolute path")
+        certificatePath = try reader.string("evidence.certificate", default: certificatePath, where: { $0.hasPrefix("/") }, "an absolute path")
+        recipientPaths = try reader.strings("evidence.recipients", default: recipientPaths)
+        if let relative = recipientPaths.first(where: { !$0.hasPrefix("/") }) {
+            throw reader.error("evidence.recipients", "\"\(relative)\" is not an absolute path")
+        }
     }
 }
 

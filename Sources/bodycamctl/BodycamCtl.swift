@@ -15,10 +15,10 @@ struct BodycamCtl: ParsableCommand {
         commandName: "bodycamctl",
         abstract: "Diagnostics and evidence tool for bodycam devices.",
         discussion: """
-            Exit codes: 0 success; 1 problems found (a segment that does not decode, …); \
-            2 usage or I/O error.
+            Exit codes: 0 success; 1 problems found (verification failed, a segment that does not \
+            decode, …); 2 usage or I/O error.
             """,
-        subcommands: [Probe.self])
+        subcommands: [Keys.self, Authority.self, Office.self, Verify.self, Export.self, Probe.self])
 }
 
 extension BodycamCtl {

@@ -1,5 +1,7 @@
+import Evidence
 import Glibc
 import LibAV
+import LibCrypto
 import Pipeline
 
 /// bodycamd: the camera controller. Until the controls and policy land, recording is started
@@ -63,18 +65,43 @@ for signal in [SIGTERM, SIGINT, SIGUSR1] { sigaddset(&controlSignals, signal) }
 pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
 
 let recorder: Recorder
+let vault: EvidenceVault
 do {
+    let identity = try DeviceIdentity.load(keyPath: configuration.deviceKeyPath, certificatePath: configuration.certificatePath,
+                                           deviceID: configuration.deviceID)
+    if let reason = identity.unprovisionedReason {
+        Log.warning("UNPROVISIONED DEVICE: \(reason). Recording goes on; every manifest is flagged unprovisioned.")
+    }
+    guard !configuration.recipientPaths.isEmpty else {
+        Log.error("evidence.recipients is empty: footage cannot be sealed to anyone, so nothing is recorded")
+        exit(78)
+    }
+    let recipients = try configuration.recipientPaths.map { try KeyFile.readRecipient($0) }
+    vault = try EvidenceVault(configuration: .init(directory: configuration.storagePath, deviceID: configuration.deviceID,
+                                                   recipients: recipients, deviceKey: identity.key, provisioned: identity.isProvisioned))
+    if let certificate = identity.certificate, access(configuration.storagePath + "/device.certificate", F_OK) != 0 {
+        try writeFileAtomically(configuration.storagePath + "/device.certificate", certificate.document.bytes)
+    }
+    try vault.journal.append(kind: "boot", fields: ["device_id": .string(configuration.deviceID), "provisioned": .boolean(identity.isProvisioned),
+                                                     "software": .string(vault.configuration.software)])
+    let recovery = try vault.recover()
+    for name in recovery.recovered { Log.notice("recovered \(name) after an unclean stop") }
+    for name in recovery.unrecoverable { Log.warning("\(name) holds no complete chunk; left in place and journaled") }
     let source = try PipelineFactory.makeSource(configuration.camera)
-    let store = try PlainFileStore(directory: configuration.storagePath)
     recorder = Recorder(configuration: .init(deviceID: configuration.deviceID, officerID: configuration.officerID,
                                              preEventSeconds: configuration.preEventSeconds,
                                              preEventMaxBytes: configuration.preEventMaxBytes,
                                              segmentSeconds: configuration.segmentSeconds),
-                        source: source, overlay: PipelineFactory.makeOverlay(configuration), store: store,
+                        source: source, overlay: PipelineFactory.makeOverlay(configuration), store: vault,
                         makeEncoder: { try LibAVVideoEncoder(settings: configuration.encoder, format: $0) })
 } catch {
     Log.error("start-up: \(error)")
     exit(1)
+}
+
+/// Journals an event; a journal that cannot be written is reported, never fatal to recording.
+func audit(_ kind: String, _ fields: [String: JSONValue] = [:]) {
+    do { try vault.journal.append(kind: kind, fields: fields) } catch { Log.error("audit journal: \(error)") }
 }
 
 recorder.onEvent = { event in
@@ -82,18 +109,30 @@ recorder.onEvent = { event in
     case .started(let source, let encoder): Log.info("capturing from \(source), encoding with \(encoder)")
     case .recordingStarted(let packets, let seconds):
         Log.notice("recording started with \(packets) pre-event frames (\(formatDecimal(seconds, places: 1)) s)")
-    case .recordingStopped: Log.notice("recording stopped")
+        audit("recording_started", ["pre_event_frames": .integer(Int64(packets))])
+    case .recordingStopped:
+        Log.notice("recording stopped")
+        audit("recording_stopped")
     case .segmentSealed(let summary):
         Log.info("segment \(summary.descriptor.sequence) sealed: \(summary.location), \(summary.frames) frames, \(summary.fragments) fragments")
-    case .framesDropped(let count, let sequence): Log.warning("\(count) frames dropped before frame \(sequence)")
-    case .cameraLost(let reason): Log.error("\(reason); segment sealed, reopening the camera")
-    case .cameraRestored(let source): Log.notice("camera back: \(source); recording goes on")
+    case .framesDropped(let count, let sequence):
+        Log.warning("\(count) frames dropped before frame \(sequence)")
+        audit("frames_dropped", ["count": .integer(Int64(count)), "before_frame": .integer(Int64(sequence))])
+    case .cameraLost(let reason):
+        Log.error("\(reason); segment sealed, reopening the camera")
+        audit("camera_lost", ["reason": .string(reason)])
+    case .cameraRestored(let source):
+        Log.notice("camera back: \(source); recording goes on")
+        audit("camera_restored", ["source": .string(source)])
     case .stopped(let frames): Log.info("pipeline stopped after \(frames) frames")
     }
 }
 
 /// Control thread: starts recording after `--record-after`, ends the run after `--duration` or
-/// on SIGTERM/SIGINT. SIGUSR1 is the pipeline telling it the run is over.
+/// on SIGTERM/SIGINT, and writes a journal checkpoint every minute (so a cut journal tail is
+/// noticed). SIGUSR1 is the pipeline telling it the run is over.
+let checkpointInterval: Int64 = 60_000_000_000
+var shutdownReason = "end of source"
 let start = Clock.monotonicNanoseconds()
 let control = WorkerThread(name: "control") {
     var recordingRequested = false
@@ -101,24 +140,26 @@ let control = WorkerThread(name: "control") {
         recorder.startRecording()
         recordingRequested = true
     }
+    var nextCheckpoint = start + checkpointInterval
     while true {
         let now = Clock.monotonicNanoseconds()
-        var deadlines: [Int64] = []
+        var deadlines: [Int64] = [nextCheckpoint]
         if !recordingRequested { deadlines.append(start + Int64(recordAfter * 1e9)) }
         if let duration { deadlines.append(start + Int64(duration * 1e9)) }
-        var signal: Int32
-        if let next = deadlines.min() {
-            let wait = max(0, next - now)
-            var timeout = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
-            signal = sigtimedwait(&controlSignals, nil, &timeout)
-        } else {
-            signal = sigwaitinfo(&controlSignals, nil)
-        }
+        let wait = max(0, deadlines.min()! - now)
+        var timeout = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
+        let signal = sigtimedwait(&controlSignals, nil, &timeout)
         if signal == SIGUSR1 { return }
         if signal == SIGTERM || signal == SIGINT {
-            Log.notice("\(signal == SIGTERM ? "SIGTERM" : "SIGINT"): shutting down, sealing the open segment")
+            let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+            Log.notice("\(name): shutting down, sealing the open segment")
+            shutdownReason = name
             recorder.shutdown()
             return
+        }
+        if Clock.monotonicNanoseconds() >= nextCheckpoint {
+            audit("checkpoint", ["next_sequence": .integer(Int64(vault.nextSequence))])
+            nextCheckpoint += checkpointInterval
         }
         let elapsed = Clock.monotonicNanoseconds() - start
         if !recordingRequested && elapsed >= Int64(recordAfter * 1e9) {
@@ -126,6 +167,7 @@ let control = WorkerThread(name: "control") {
             recordingRequested = true
         }
         if let duration, elapsed >= Int64(duration * 1e9) {
+            shutdownReason = "--duration"
             recorder.shutdown()
             return
         }
@@ -137,10 +179,13 @@ do {
     try recorder.run()
 } catch {
     Log.error("\(error)")
+    audit("pipeline_failed", ["error": .string("\(error)")])
     status = 1
 }
 kill(getpid(), SIGUSR1)
 control.join()
+// A system stop (service stop, power-down sequence), not an officer's stop.
+audit("shutdown", ["reason": .string(shutdownReason), "segments": .integer(Int64(recorder.segments.count))])
 let segments = recorder.segments
 Log.info("\(segments.count) segments, \(segments.reduce(0) { $0 + $1.frames }) frames recorded in \(configuration.storagePath)")
 exit(status)

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Evidence
+import Foundation
+import LibAV
+import LibCrypto
+import Pipeline
+
+extension VerificationReport {
+    var json: [String: Any] {
+        ["store": store, "device_id": deviceID ?? NSNull(), "device_key_id": deviceKeyID ?? NSNull(), "authority_checked": authorityChecked,
+         "segments": segments, "frames": frames, "first_utc": firstUTC ?? NSNull(), "last_utc": lastUTC ?? NSNull(),
+         "journal_records": journalRecords, "clean": isClean, "verified_sequences": verifiedSequences,
+         "problems": problems.map { ["code": $0.code, "message": $0.message, "sequences": $0.sequences,
+                                     "from": $0.from ?? NSNull(), "to": $0.to ?? NSNull()] as [String: Any] }]
+    }
+
+    var text: String {
+        var lines = ["store \(store): device \(deviceID ?? "?") (key \(deviceKeyID ?? "?")), \(segments) segments, \(frames) frames, "
+                     + "\(firstUTC ?? "-") to \(lastUTC ?? "-"), \(journalRecords) journal records"
+                     + (authorityChecked ? "" : " (not checked against an authority: pass --authority)")]
+        for problem in problems {
+            let range = problem.from.map { " [\($0) – \(problem.to ?? "?")]" } ?? ""
+            lines.append("PROBLEM \(problem.code): \(problem.message)\(range)")
+        }
+        lines.append(isClean ? "VERIFIED: no problems" : "NOT VERIFIED: \(problems.count) problems")
+        return lines.joined(separator: "\n")
+    }
+}
+
+func printJSON(_ object: Any) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a store without decrypting: signatures, certificate, chain, gaps, replays, hashes, journal.",
+        discussion: "Exit 0: clean; 1: problems found (each named, with the segments and time range affected); 2: usage or I/O error.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The authority's public key file; without it the device key found in the store is trusted.") var authority: String?
+    @Argument(help: "The store folder.") var store: String
+
+    func run() throws {
+        let report = try orExit2 { () throws -> VerificationReport in
+            guard FileManager.default.fileExists(atPath: store) else { throw EvidenceError.keyFile(path: store, reason: "no such store") }
+            return try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey))
+        }
+        if global.json { try printJSON(report.json) } else { print(report.text) }
+        if !report.isClean { throw ExitCode(1) }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify, then decrypt a store to playable MP4 files with an export report.",
+        discussion: """
+            Writes OUT/NAME.mp4 per segment and OUT/export-report.json and OUT/export-report.txt (plaintext hashes, \
+            manifests, the verification). Segments that fail verification are exported only with --force, and \
+            flagged. Exit 0: everything verified and exported; 1: problems (see the report); 2: usage or I/O error.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The office's secret identity file (X25519).") var identity: String
+    @Option(help: "The authority's public key file.") var authority: String?
+    @Option(help: "Folder for the MP4 files and the report.") var out: String
+    @Flag(help: "Export segments that failed verification too (flagged in the report).") var force = false
+    @Argument(help: "The store folder.") var store: String
+
+    func run() throws {
+        LibAVLogging.setQuiet(true)
+        let (report, entries) = try orExit2 { () throws -> (VerificationReport, [[String: Any]]) in
+            let key = try KeyFile.readIdentity(identity)
+            let report = try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey))
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            var entries: [[String: Any]] = []
+            let manifests = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".manifest") }.sorted()
+            for name in manifests {
+                var entry: [String: Any] = ["manifest": name]
+                guard let manifest = try? Manifest.read(try readWholeFile(store + "/" + name), what: name) else {
+                    entry["exported"] = false
+                    entry["reason"] = "manifest unreadable"
+                    entries.append(entry)
+                    continue
+                }
+                entry["sequence"] = manifest.sequence
+                entry["manifest_body"] = try JSONSerialization.jsonObject(with: Data(manifest.document.body.canonical))
+                entry["manifest_sha256"] = Hex.encode(manifest.sha256)
+                let verified = report.verifiedSequences.contains(manifest.sequence)
+                entry["verified"] = verified
+                if !verified && !force {
+                    entry["exported"] = false
+                    entry["reason"] = "failed verification (use --force to export anyway)"
+                    entries.append(entry)
+                    continue
+                }
+                do {
+                    let bytes = try readWholeFile(store + "/" + manifest.segmentFile)
+                    let layout = try SealedSegmentLayout(bytes, what: manifest.segmentFile)
+                    let plain = try layout.decrypt(bytes, identity: key, allowUnsealed: manifest.recovered, what: manifest.segmentFile)
+                    let path = out + "/" + manifest.baseName + ".mp4"
+                    try writeFileAtomically(path, plain, mode: 0o640)
+                    let inspected = try SegmentInspector.inspect(path: path)
+                    entry["exported"] = true
+                    entry["file"] = path
+                    entry["plaintext_sha256"] = Hex.encode(SHA256.hash(plain))
+                    entry["frames_decoded"] = inspected.decodedFrames
+                    entry["decode_problems"] = inspected.problems
+                    entry["flagged"] = !verified
+                } catch {
+                    entry["exported"] = false
+                    entry["reason"] = "\(error)"
+                }
+                entries.append(entry)
+            }
+            let document: [String: Any] = ["verification": report.json, "segments": entries,
+                                           "exported_utc": Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())]
+            try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+                .write(to: URL(fileURLWithPath: out + "/export-report.json"))
+            var text = [report.text, ""]
+            for entry in entries {
+                let name = entry["manifest"] as? String ?? "?"
+                if entry["exported"] as? Bool == true {
+                    text.append("\(entry["flagged"] as? Bool == true ? "FLAGGED " : "")EXPORTED \(entry["file"]!): \(entry["frames_decoded"]!) frames, plaintext SHA-256 \(entry["plaintext_sha256"]!)")
+                } else {
+                    text.append("NOT EXPORTED \(name): \(entry["reason"] ?? "")")
+                }
+            }
+            try (text.joined(separator: "\n") + "\n").write(toFile: out + "/export-report.txt", atomically: true, encoding: .utf8)
+            return (report, entries)
+        }
+        if global.json {
+            try printJSON(["verification": report.json, "segments": entries])
+        } else {
+            print((try? String(contentsOfFile: out + "/export-report.txt", encoding: .utf8)) ?? "")
+        }
+        let allExported = entries.allSatisfy { $0["exported"] as? Bool == true && ($0["decode_problems"] as? [String])?.isEmpty == true }
+        if !report.isClean || !allExported { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Evidence
+import Foundation
+import LibCrypto
+import Pipeline
+
+/// Runs `body`, turning any error into a one-line message and exit code 2.
+func orExit2<R>(_ body: () throws -> R) throws -> R {
+    do { return try body() } catch let error as ExitCode { throw error } catch {
+        throw BodycamCtl.failure("\(error)")
+    }
+}
+
+func ensureFolder(_ path: String) throws {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+}
+
+struct Keys: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The device's own keys.", subcommands: [Provision.self, Show.self])
+
+    struct Provision: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the device's Ed25519 identity key.",
+            discussion: "Writes DIR/device.key (mode 0600, readable only by its owner: run as the daemon's user) and DIR/device.pub. Never overwrites a key.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Folder for the key files.") var dir: String
+        func run() throws {
+            try orExit2 {
+                try ensureFolder(dir)
+                let key = try Ed25519PrivateKey()
+                try KeyFile.write(key, to: dir + "/device.key")
+                try KeyFile.write(key.publicKey, to: dir + "/device.pub")
+                print(global.json ? #"{"device_key_id":"\#(KeyFile.keyID(key.publicKey.raw))","public":"\#(dir)/device.pub"}"#
+                      : "device key \(KeyFile.keyID(key.publicKey.raw)): \(dir)/device.key (secret), \(dir)/device.pub (give this to the authority)")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a key file's type and key id.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "A public key file.") var file: String
+        func run() throws {
+            try orExit2 {
+                let text = try String(contentsOfFile: file, encoding: .utf8)
+                let id: String
+                if text.hasPrefix(KeyFile.x25519Public) { id = KeyFile.keyID(try KeyFile.readRecipient(file).raw) }
+                else { id = KeyFile.keyID(try KeyFile.readVerifyingKey(file).raw) }
+                print(global.json ? #"{"key_id":"\#(id)","type":"\#(text.prefix { $0 != " " })"}"# : "\(text.prefix { $0 != " " }) \(id)")
+            }
+        }
+    }
+}
+
+struct Authority: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The certifying authority (office side).", subcommands: [Init.self, Certify.self])
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make the authority's Ed25519 key: DIR/authority.key and DIR/authority.pub.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Folder for the key files.") var dir: String
+        func run() throws {
+            try orExit2 {
+                try ensureFolder(dir)
+                let key = try Ed25519PrivateKey()
+                try KeyFile.write(key, to: dir + "/authority.key")
+                try KeyFile.write(key.publicKey, to: dir + "/authority.pub")
+                print("authority key \(KeyFile.keyID(key.publicKey.raw)): \(dir)/authority.key (secret), \(dir)/authority.pub")
+            }
+        }
+    }
+
+    struct Certify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Certify a device's public key for its device id.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("authority-key"), help: "The authority's secret key file.") var authorityKey: String
+        @Option(name: .customLong("device-pub"), help: "The device's public key file.") var devicePub: String
+        @Option(name: .customLong("device-id"), help: "The device id the certificate names.") var deviceID: String
+        @Option(help: "Days of validity from now.") var days = 1825
+        @Option(help: "Where to write the certificate.") var out: String
+        func validate() throws {
+            guard (1...36500).contains(days) else { throw ValidationError("--days must be 1…36500") }
+        }
+        func run() throws {
+            try orExit2 {
+                let now = Clock.wallNanoseconds()
+                let certificate = try DeviceCertificate.issue(
+                    deviceID: deviceID, deviceKey: try KeyFile.readVerifyingKey(devicePub), authority: try KeyFile.readSigningKey(authorityKey),
+                    notBefore: Clock.iso8601(wallNanoseconds: now), notAfter: Clock.iso8601(wallNanoseconds: now + Int64(days) * 86_400_000_000_000))
+                try writeFileAtomically(out, certificate.document.bytes, mode: 0o644)
+                print("certificate for \(deviceID) (key \(KeyFile.keyID(certificate.deviceKey.raw))) valid until \(certificate.notAfter): \(out)")
+            }
+        }
+    }
+}
+
+struct Office: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Evidence office identities (X25519): footage is sealed to their public keys.",
+                                                    subcommands: [Init.self])
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make an identity: DIR/NAME.key (secret, stays in the office) and DIR/NAME.pub (goes on every device as a recipient).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Folder for the key files.") var dir: String
+        @Option(help: "Name of the identity (office, escrow, …).") var name = "office"
+        func run() throws {
+            try orExit2 {
+                try ensureFolder(dir)
+                let key = try X25519PrivateKey()
+                try KeyFile.write(key, to: "\(dir)/\(name).key")
+                try KeyFile.write(key.publicKey, to: "\(dir)/\(name).pub")
+                print("identity \(name) \(KeyFile.keyID(key.publicKey.raw)): \(dir)/\(name).key (secret), \(dir)/\(name).pub (recipient)")
+            }
+        }
+    }
+}

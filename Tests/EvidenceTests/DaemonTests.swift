@@ -1,0 +1,129 @@
+import Foundation
+import LibCrypto
+import Testing
+@testable import Evidence
+@testable import Pipeline
+
+/// bodycamd as a real subprocess.
+@Suite("bodycamd process")
+struct DaemonTests {
+    /// The daemon binary built beside the test runner.
+    static var daemonPath: String {
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        return runner.deletingLastPathComponent().appendingPathComponent("bodycamd").path
+    }
+
+    /// Writes an office identity's public key into DIRECTORY/keys; returns the identity.
+    static func provision(_ directory: String) throws -> X25519PrivateKey {
+        try FileManager.default.createDirectory(atPath: directory + "/keys", withIntermediateDirectories: true)
+        let office = try X25519PrivateKey()
+        try KeyFile.write(office.publicKey, to: directory + "/keys/office.pub")
+        return office
+    }
+
+    static func config(_ directory: String, extra: String = "", segmentSeconds: Int = 1) -> String {
+        let lines = [
+            "device_id = \"BC-PROC-1\"",
+            "[camera]",
+            "source = \"test-pattern\"",
+            "width = 320",
+            "height = 240",
+            "fps = 30",
+            "[recording]",
+            "pre_event_seconds = 1",
+            "segment_seconds = \(segmentSeconds)",
+            "[storage]",
+            "path = \"\(directory)/store\"",
+            "[evidence]",
+            "device_key = \"\(directory)/keys/device.key\"",
+            "certificate = \"\(directory)/keys/device.certificate\"",
+            "recipients = [\"\(directory)/keys/office.pub\"]",
+        ]
+        return lines.joined(separator: "\n") + "\n" + extra
+    }
+
+    static func launch(_ arguments: [String]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: daemonPath)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return (process, errors)
+    }
+
+    static func writeConfig(_ directory: String, _ text: String) throws -> String {
+        let path = directory + "/bodycam.toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("SIGTERM ends a recording cleanly: exit 0, every segment sealed, the store verifies and decrypts")
+    func sigtermSeals() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let office = try Self.provision(directory.path)
+        let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, Self.config(directory.path))])
+        Thread.sleep(forTimeInterval: 2.5)
+        process.terminate()
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(log)")
+        #expect(log.contains("SIGTERM"))
+        #expect(log.contains("UNPROVISIONED DEVICE"), "no certificate was given")
+        let store = directory.path + "/store"
+        #expect(try names(store, suffix: ".partial").isEmpty, "the open segment was sealed")
+        #expect(try names(store, suffix: ".mp4").isEmpty, "no plaintext on storage")
+        let report = try StoreVerifier.verify(store: store, authority: nil)
+        #expect(report.isClean, "\(report.problems)")
+        #expect(report.segments >= 2)
+        let journal = AuditJournal.parse(try readWholeFile(store + "/journal.log"), key: nil)
+        #expect(journal.records.first?.kind == "boot")
+        #expect(journal.records.last?.kind == "shutdown" && journal.records.last?.fields["reason"] == .string("SIGTERM"))
+        let first = try names(store, suffix: ".bcseg")[0]
+        let bytes = try readWholeFile(store + "/" + first)
+        let plain = try SealedSegmentLayout(bytes, what: first).decrypt(bytes, identity: office, allowUnsealed: false, what: first)
+        FileManager.default.createFile(atPath: directory.path + "/first.mp4", contents: Data(plain))
+        let inspected = try SegmentInspector.inspect(path: directory.path + "/first.mp4")
+        #expect(inspected.problems.isEmpty && inspected.metadata["device_id"] == "BC-PROC-1")
+    }
+
+    @Test("no recipient keys: the daemon refuses to record (exit 78) rather than store plaintext")
+    func noRecipients() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let text = Self.config(directory.path).replacingOccurrences(of: "recipients = [", with: "# recipients = [")
+        let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, text), "--duration", "1"])
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 78)
+        #expect(log.contains("evidence.recipients is empty"), "\(log)")
+    }
+
+    @Test("a bad configuration exits 78 naming file, line and setting")
+    func badConfiguration() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let path = try Self.writeConfig(directory.path, Self.config(directory.path, extra: "[overlay]\ncorner = \"middle\"\n"))
+        let (process, errors) = try Self.launch(["--config", path])
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 78)
+        #expect(log.contains("\(path):17: overlay.corner: \"middle\" is not one of"), "\(log)")
+    }
+
+    @Test("a camera that is not there is a start-up failure naming the device")
+    func missingCamera() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try Self.provision(directory.path)
+        let text = Self.config(directory.path).replacingOccurrences(of: "source = \"test-pattern\"",
+                                                                   with: "source = \"v4l2\"\ndevice = \"/dev/video-none-such\"")
+        let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, text)])
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 1)
+        #expect(log.contains("camera /dev/video-none-such: no such device"), "\(log)")
+    }
+}
