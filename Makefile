@@ -12,7 +12,7 @@ BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libsws
 # The reference encoder and the resource meter `make bench` compares against.
 BENCH_PACKAGES := ffmpeg time
 
-.PHONY: all deps bench-deps build test demo bench clean
+.PHONY: all deps bench-deps build test demo bench vectors clean
 
 all: build
 
@@ -46,6 +46,11 @@ demo: build
 
 bench: bench-deps build
 	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/bench.sh
+
+# Regenerates docs/vectors (the test vectors of docs/FORMAT.md).
+vectors: build
+	rm -f docs/vectors/*.json
+	$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path)/bodycam-vectors docs/vectors
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -61,6 +61,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Writes docs/vectors (`make vectors`).
+        .executableTarget(
+            name: "bodycam-vectors",
+            dependencies: ["Evidence", "LibCrypto", "Pipeline"]
+        ),
         .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "LibCrypto", "Pipeline", "LibAV"]),

@@ -214,3 +214,10 @@ enum ClockParse {
         return Int64(timegm(&broken)) * 1_000_000_000 + Int64(micros) * 1_000
     }
 }
+
+/// Lists a store folder (for tools that clean up after themselves).
+public enum EvidenceVaultFiles {
+    public static func list(_ directory: String) throws -> [String] {
+        try EvidenceVault.listDirectory(directory).filter { $0 != "." && $0 != ".." }
+    }
+}

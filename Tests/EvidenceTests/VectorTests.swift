@@ -1,0 +1,76 @@
+import Foundation
+import LibCrypto
+import Testing
+@testable import Evidence
+
+/// Every file in docs/vectors, as a second implementation would use them.
+@Suite("docs/FORMAT.md test vectors")
+struct VectorTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("docs/vectors").path
+
+    static var names: [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }.sorted()) ?? []
+    }
+
+    @Test("the vectors are there")
+    func present() {
+        #expect(Self.names.count >= 16)
+        #expect(Set(Self.names.compactMap { try? vector($0)["kind"]?.string }) == ["canonical_json", "signed_document", "segment", "journal"])
+    }
+
+    func vector(_ name: String) throws -> JSONValue {
+        try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: Self.folder + "/" + name))).dropLast(1).map { $0 })
+    }
+
+    func bytes(_ value: JSONValue?) throws -> [UInt8] { try #require(value?.string.flatMap(Base64.decode)) }
+
+    @Test("each vector gives the expected answer", arguments: Self.names)
+    func check(name: String) throws {
+        let vector = try vector(name)
+        let expectError = vector["expect"]?.string == "error"
+        switch vector["kind"]?.string {
+        case "canonical_json":
+            let input = try #require(vector["input"]?.string)
+            if expectError {
+                #expect(throws: JSONError.self) { try JSONParser.parse(input) }
+            } else {
+                #expect(try JSONParser.parse(input).canonicalString == vector["canonical"]?.string)
+            }
+        case "signed_document":
+            let key = try Ed25519PublicKey(raw: try bytes(vector["public_key"]))
+            let type = try #require(vector["type"]?.string)
+            let outcome = Result { try SignedDocument.parse(try bytes(vector["document"]), expectedType: type, what: name) }
+            if expectError {
+                #expect((try? outcome.get())?.isSigned(by: key) != true)
+            } else {
+                let document = try outcome.get()
+                #expect(document.isSigned(by: key))
+                #expect(document.body == vector["body"])
+                #expect(KeyFile.keyID(key.raw) == vector["key_id"]?.string)
+            }
+        case "segment":
+            let identity = try X25519PrivateKey(raw: SecretBytes(try bytes(vector["identity"])))
+            let file = try bytes(vector["file"])
+            let allowUnsealed = vector["allow_unsealed"]?.boolean ?? false
+            let outcome = Result { try SealedSegmentLayout(file, what: name).decryptChunks(file, identity: identity, allowUnsealed: allowUnsealed, what: name) }
+            if expectError {
+                #expect(throws: EvidenceError.self, "\(vector["note"]?.string ?? name)") { try outcome.get() }
+            } else {
+                let expected = try #require(vector["plaintext_chunks"]?.array).map { try bytes($0) }
+                #expect(try outcome.get() == expected)
+            }
+        case "journal":
+            let key = try Ed25519PublicKey(raw: try bytes(vector["public_key"]))
+            let parsed = AuditJournal.parse(try bytes(vector["journal"]), key: key)
+            if expectError {
+                #expect(!parsed.problems.isEmpty)
+            } else {
+                #expect(parsed.problems.isEmpty)
+                #expect(Int64(parsed.records.count) == vector["records"]?.integer)
+            }
+        default:
+            Issue.record("\(name): unknown kind")
+        }
+    }
+}
