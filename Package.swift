@@ -61,6 +61,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The measurements of `make bench` that loop over the project's own code.
+        .executableTarget(
+            name: "bodycam-bench",
+            dependencies: ["Evidence", "LibCrypto", "Pipeline"]
+        ),
         // Writes docs/vectors (`make vectors`).
         .executableTarget(
             name: "bodycam-vectors",

@@ -142,11 +142,36 @@ public struct SealedSegmentLayout {
     /// chunk is refused unless `allowUnsealed` (a recovered segment, whose manifest says how
     /// many chunks it has).
     public func decrypt(_ bytes: [UInt8], identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> [UInt8] {
-        try decryptChunks(bytes, identity: identity, allowUnsealed: allowUnsealed, what: what).flatMap { $0 }
+        let cipher = try payloadCipher(identity: identity, allowUnsealed: allowUnsealed, what: what)
+        let total = chunks.reduce(0) { $0 + $1.sealedLength - AES256GCM.tagSize }
+        // Decrypted straight into one buffer: the footage is copied once.
+        return try [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+            var offset = 0
+            for (index, chunk) in chunks.enumerated() {
+                let length = chunk.sealedLength - AES256GCM.tagSize
+                let output = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[offset..<(offset + length)])
+                try open(chunk, index: index, in: bytes, cipher: cipher, into: output, what: what)
+                offset += length
+            }
+            count = total
+        }
     }
 
-    /// The plaintext of each chunk (chunk 0 is the MP4 header, then one fragment per chunk).
-    public func decryptChunks(_ bytes: [UInt8], identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> [[UInt8]] {
+    private func open(_ chunk: Chunk, index: Int, in bytes: [UInt8], cipher: AES256GCM, into output: UnsafeMutableRawBufferPointer, what: String) throws {
+        let start = chunk.offset + SealedSegmentFormat.chunkHeaderSize
+        do {
+            try bytes.withUnsafeBytes { all in
+                try chunk.headerBytes.withUnsafeBytes { aad in
+                    try cipher.open(UnsafeRawBufferPointer(rebasing: all[start..<(start + chunk.sealedLength)]),
+                                    nonce: SealedSegmentFormat.nonce(counter: UInt64(index), last: chunk.isLast), aad: aad, into: output)
+                }
+            }
+        } catch {
+            throw EvidenceError.decryption(what: what, reason: "chunk \(index) does not authenticate (altered, reordered or from another segment)")
+        }
+    }
+
+    private func payloadCipher(identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> AES256GCM {
         let keyID = KeyFile.keyID(identity.publicKey.raw)
         guard let entry = header["recipients"]?.array?.first(where: { $0["key_id"]?.string == keyID }) else {
             throw EvidenceError.decryption(what: what, reason: "not encrypted to identity \(keyID)")
@@ -158,14 +183,16 @@ public struct SealedSegmentLayout {
         payloadKey.wipe()
         if trailingData > 0 { throw EvidenceError.decryption(what: what, reason: "\(trailingData) bytes after the last chunk") }
         if !isSealed && !allowUnsealed { throw EvidenceError.decryption(what: what, reason: "the last chunk is missing (truncated)") }
+        return cipher
+    }
+
+    /// The plaintext of each chunk (chunk 0 is the MP4 header, then one fragment per chunk).
+    public func decryptChunks(_ bytes: [UInt8], identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> [[UInt8]] {
+        let cipher = try payloadCipher(identity: identity, allowUnsealed: allowUnsealed, what: what)
         return try chunks.enumerated().map { index, chunk in
-            let start = chunk.offset + SealedSegmentFormat.chunkHeaderSize
-            do {
-                return try bytes[start..<(start + chunk.sealedLength)].withUnsafeBytes {
-                    try cipher.open($0, nonce: SealedSegmentFormat.nonce(counter: UInt64(index), last: chunk.isLast), aad: chunk.headerBytes)
-                }
-            } catch {
-                throw EvidenceError.decryption(what: what, reason: "chunk \(index) does not authenticate (altered, reordered or from another segment)")
+            try [UInt8](unsafeUninitializedCapacity: chunk.sealedLength - AES256GCM.tagSize) { buffer, count in
+                try open(chunk, index: index, in: bytes, cipher: cipher, into: UnsafeMutableRawBufferPointer(buffer), what: what)
+                count = chunk.sealedLength - AES256GCM.tagSize
             }
         }
     }
@@ -183,6 +210,50 @@ public struct SealedSegmentResult: Sendable {
     public var ticks: Int64
 }
 
+/// The encrypting half of a sealed segment, without any I/O: makes the version line and
+/// header, and turns plaintext chunks into chunk header ‖ sealed bytes with consecutive nonces.
+public final class StreamSealer {
+    /// Version line, header length and header: the first bytes of the file.
+    public let headerBytes: [UInt8]
+    private let cipher: AES256GCM
+    public private(set) var chunks: UInt64 = 0
+    public private(set) var isFinished = false
+
+    /// Derives the payload key from `dataKey` and the header, then wipes the data key.
+    public init(header: JSONValue, dataKey: SecretBytes) throws {
+        let json = header.canonical
+        var bytes = SealedSegmentFormat.versionLine
+        bytes.appendBigEndian(UInt32(json.count))
+        bytes += json
+        headerBytes = bytes
+        let payloadKey = try HKDF.sha256(key: dataKey, salt: SHA256.hash(bytes), info: SealedSegmentFormat.payloadInfo)
+        cipher = try AES256GCM(key: payloadKey)
+        payloadKey.wipe()
+        dataKey.wipe()
+    }
+
+    /// One chunk: at most `maxChunk` bytes of plaintext; `last` ends the stream.
+    public func seal(_ plaintext: UnsafeRawBufferPointer, frames: Int, ticks: Int64, last: Bool) throws -> [UInt8] {
+        precondition(!isFinished, "a chunk after the last one")
+        precondition(plaintext.count <= SealedSegmentFormat.maxChunk)
+        let header = SealedSegmentFormat.chunkHeader(sealedLength: plaintext.count + AES256GCM.tagSize, frames: frames, ticks: ticks, last: last)
+        let total = header.count + plaintext.count + AES256GCM.tagSize
+        let nonce = SealedSegmentFormat.nonce(counter: chunks, last: last)
+        // One allocation, no zero-fill: the chunk header, then the cipher writes in place.
+        let chunk = try [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.copyBytes(from: header)
+            try header.withUnsafeBytes {
+                try cipher.seal(plaintext, nonce: nonce, aad: $0, into: UnsafeMutableRawBufferPointer(rebasing: raw[header.count...]))
+            }
+            count = total
+        }
+        chunks += 1
+        isFinished = last
+        return chunk
+    }
+}
+
 /// A `SegmentSink` that never lets plaintext reach storage: MP4 bytes are held in memory until
 /// their fragment completes, then sealed as one chunk, written and made durable (fdatasync).
 /// A fresh data key per segment, wrapped to every recipient and wiped once sealed.
@@ -191,8 +262,7 @@ public final class SealingSink: SegmentSink {
     public let finalPath: String
     public let fileName: String
     private var fd: Int32
-    private let cipher: AES256GCM
-    private var counter: UInt64 = 0
+    private let sealer: StreamSealer
     private var pending: [UInt8] = []
     private let hasher = SHA256()
     private var ciphertextBytes = 0
@@ -207,18 +277,11 @@ public final class SealingSink: SegmentSink {
         finalPath = directory + "/" + fileName
         partialPath = finalPath + ".partial"
         self.onSealed = onSealed
-        let json = header.canonical
-        var headerBytes = SealedSegmentFormat.versionLine
-        headerBytes.appendBigEndian(UInt32(json.count))
-        headerBytes += json
-        let payloadKey = try HKDF.sha256(key: dataKey, salt: SHA256.hash(headerBytes), info: SealedSegmentFormat.payloadInfo)
-        cipher = try AES256GCM(key: payloadKey)
-        payloadKey.wipe()
-        dataKey.wipe()
+        sealer = try StreamSealer(header: header, dataKey: dataKey)
         if access(finalPath, F_OK) == 0 { throw PipelineError.file(path: finalPath, call: "open", errno: EEXIST) }
         fd = open(partialPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         if fd < 0 { throw PipelineError.file(path: partialPath, call: "open", errno: errno) }
-        try append(headerBytes)
+        try append(sealer.headerBytes)
     }
 
     deinit {
@@ -245,10 +308,7 @@ public final class SealingSink: SegmentSink {
     }
 
     private func sealChunk(_ plaintext: ArraySlice<UInt8>, frames: Int, ticks: Int64, last: Bool) throws {
-        let header = SealedSegmentFormat.chunkHeader(sealedLength: plaintext.count + AES256GCM.tagSize, frames: frames, ticks: ticks, last: last)
-        let sealed = try plaintext.withUnsafeBytes { try cipher.seal($0, nonce: SealedSegmentFormat.nonce(counter: counter, last: last), aad: header) }
-        counter += 1
-        try append(header + sealed)
+        try append(try plaintext.withUnsafeBytes { try sealer.seal($0, frames: frames, ticks: ticks, last: last) })
         plaintextBytes += plaintext.count
     }
 
@@ -280,7 +340,7 @@ public final class SealingSink: SegmentSink {
         try syncDirectory(String(finalPath[..<finalPath.lastIndex(of: "/")!]))
         try onSealed(SealedSegmentResult(path: finalPath, fileName: fileName, ciphertextSHA256: hasher.finish(),
                                          ciphertextBytes: ciphertextBytes, plaintextBytes: plaintextBytes,
-                                         chunks: Int(counter), frames: frames, ticks: ticks))
+                                         chunks: Int(sealer.chunks), frames: frames, ticks: ticks))
         return finalPath
     }
 }

@@ -6,16 +6,31 @@ public func readWholeFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd < 0 { throw PipelineError.file(path: path, call: "open", errno: errno) }
     defer { close(fd) }
+    var status = stat()
+    if fstat(fd, &status) < 0 { throw PipelineError.file(path: path, call: "fstat", errno: errno) }
+    if Int(status.st_size) > limit { throw PipelineError.fileTooLarge(path: path, limit: limit) }
     var bytes: [UInt8] = []
+    bytes.reserveCapacity(Int(status.st_size) + 1)
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
-        let count = read(fd, &chunk, chunk.count)
+        // Straight into the array's spare capacity when it has room (the usual case: the size
+        // was known), else through the bounce buffer.
+        let spare = bytes.capacity - bytes.count
+        var count = 0
+        if spare > 0 {
+            let before = bytes.count
+            bytes.append(contentsOf: repeatElement(0, count: spare))
+            count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + before, spare) }
+            bytes.removeLast(spare - max(count, 0))
+        } else {
+            count = read(fd, &chunk, chunk.count)
+            if count > 0 { bytes += chunk[0..<count] }
+        }
         if count < 0 {
             if errno == EINTR { continue }
             throw PipelineError.file(path: path, call: "read", errno: errno)
         }
         if count == 0 { return bytes }
-        bytes += chunk[0..<count]
         if bytes.count > limit { throw PipelineError.fileTooLarge(path: path, limit: limit) }
     }
 }
