@@ -40,9 +40,6 @@ public final class EvidenceVault: SegmentStore {
     public static let journalName = "journal.log"
 
     public init(configuration: Configuration) throws {
-        guard !configuration.recipients.isEmpty else {
-            throw EvidenceError.keyFile(path: configuration.directory, reason: "no recipient keys: footage cannot be sealed to anyone")
-        }
         self.configuration = configuration
         let directory = configuration.directory
         if mkdir(directory, 0o750) < 0 && errno != EEXIST { throw PipelineError.file(path: directory, call: "mkdir", errno: errno) }
@@ -74,6 +71,9 @@ public final class EvidenceVault: SegmentStore {
     }
 
     public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
+        guard !configuration.recipients.isEmpty else {
+            throw EvidenceError.keyFile(path: configuration.directory, reason: "no recipient keys: footage cannot be sealed to anyone")
+        }
         let dataKey = try SecretBytes.random(count: 32)
         let header = JSONValue.object([
             "codec": .string(segment.codec),

@@ -18,6 +18,8 @@ public struct VerificationReport: Sendable {
     public var deviceKeyID: String?
     public var authorityChecked: Bool
     public var segments: Int
+    /// Segments deleted under an offload acknowledgement (their manifests remain).
+    public var offloaded: [Int64]
     public var frames: Int64
     public var firstUTC: String?
     public var lastUTC: String?
@@ -72,7 +74,7 @@ public enum StoreVerifier {
         }
         guard let deviceKey else {
             problem("no_device_key", "neither device.certificate nor device.pub: no signature can be checked")
-            return VerificationReport(store: store, deviceID: nil, deviceKeyID: nil, authorityChecked: authority != nil, segments: 0, frames: 0,
+            return VerificationReport(store: store, deviceID: nil, deviceKeyID: nil, authorityChecked: authority != nil, segments: 0, offloaded: [], frames: 0,
                                       firstUTC: nil, lastUTC: nil, journalRecords: 0, problems: problems, verifiedSequences: [])
         }
 
@@ -106,6 +108,34 @@ public enum StoreVerifier {
             problem("duplicate_sequence", "\(manifests.count) manifests claim segment \(sequence) (a replay)", [sequence], manifests)
         }
 
+        // Segments the office acknowledged and the device then deleted: a journaled tombstone
+        // naming the manifest, and the acknowledgement kept in the store, signed by the authority.
+        var offloaded: Set<Int64> = []
+        var acks: [String: OffloadAcknowledgement] = [:]
+        for name in names where name.hasSuffix(".ack") {
+            guard let ack = try? OffloadAcknowledgement.read(try readWholeFile(store + "/" + name, limit: 1 << 20), what: name) else {
+                problem("offload_ack_invalid", "\(name) is not a readable offload acknowledgement")
+                continue
+            }
+            if let authority, !ack.document.isSigned(by: authority) {
+                problem("offload_ack_invalid", "\(name) is not signed by the authority")
+                continue
+            }
+            acks[Hex.encode(ack.document.sha256)] = ack
+        }
+        let journalBytes = names.contains(EvidenceVault.journalName) ? try readWholeFile(store + "/" + EvidenceVault.journalName) : []
+        let journal = AuditJournal.parse(journalBytes, key: deviceKey)
+        for record in journal.records where record.kind == "segment_offloaded" {
+            guard let sequence = record.fields["sequence"]?.integer, let ackHash = record.fields["ack_sha256"]?.string,
+                  let manifestHash = record.fields["manifest_sha256"]?.string,
+                  let manifest = bySequence[sequence]?.first, Hex.encode(manifest.sha256) == manifestHash,
+                  let ack = acks[ackHash], ack.entries.contains(where: { $0.sequence == sequence && $0.ciphertextSHA256 == manifest.ciphertextSHA256 }) else {
+                problem("offload_unproven", "the journal records an offload (record \(record.sequence)) that no acknowledgement in the store backs")
+                continue
+            }
+            offloaded.insert(sequence)
+        }
+
         // Segment files: present, the bytes the manifest signed, the segment it names.
         var verified: Set<Int64> = []
         var byHash: [String: [Manifest]] = [:]
@@ -113,6 +143,7 @@ public enum StoreVerifier {
             byHash[manifest.ciphertextSHA256, default: []].append(manifest)
             let name = manifest.segmentFile
             guard names.contains(name) else {
+                if offloaded.contains(manifest.sequence) { continue }
                 problem("segment_missing", "segment \(manifest.sequence) (\(name)) is missing: deleted", [manifest.sequence], [manifest])
                 continue
             }
@@ -170,7 +201,7 @@ public enum StoreVerifier {
         // The journal: its own chain and signatures, and every sealed segment it records.
         var journalRecords = 0
         if names.contains(EvidenceVault.journalName) {
-            let parsed = AuditJournal.parse(try readWholeFile(store + "/" + EvidenceVault.journalName), key: deviceKey)
+            let parsed = journal
             journalRecords = parsed.records.count
             for (line, message) in parsed.problems {
                 problem(message.contains("cut short") ? "journal_truncated" : message.contains("signature") ? "journal_bad_signature" : "journal_broken",
@@ -199,7 +230,7 @@ public enum StoreVerifier {
 
         let all = bySequence.values.compactMap(\.first)
         return VerificationReport(store: store, deviceID: deviceID, deviceKeyID: KeyFile.keyID(deviceKey.raw), authorityChecked: authority != nil,
-                                  segments: all.count, frames: all.reduce(0) { $0 + $1.frames },
+                                  segments: all.count, offloaded: offloaded.sorted(), frames: all.reduce(0) { $0 + $1.frames },
                                   firstUTC: all.map(\.startUTC).min(), lastUTC: all.map(\.endUTC).max(),
                                   journalRecords: journalRecords, problems: problems, verifiedSequences: verified.sorted())
     }

@@ -36,6 +36,10 @@ public struct BodycamConfiguration: Equatable, Sendable {
     public var preEventMaxBytes = 64 << 20
     public var segmentSeconds = 60
     public var storagePath = "/var/lib/bodycam/store"
+    /// Below this much free space: an alarm, recording goes on.
+    public var storageReserveBytes: Int64 = 2048 << 20
+    /// Below this: the open segment is sealed and recording stops.
+    public var storageFloorBytes: Int64 = 256 << 20
     /// The device's Ed25519 signing key (made by `bodycamctl keys provision`).
     public var deviceKeyPath = "/var/lib/bodycam/keys/device.key"
     /// The authority's certificate for that key.
@@ -117,6 +121,11 @@ public struct BodycamConfiguration: Equatable, Sendable {
         preEventMaxBytes = try reader.integer("recording.pre_event_max_mb", default: preEventMaxBytes >> 20, in: 1...1024) << 20
         segmentSeconds = try reader.integer("recording.segment_seconds", default: segmentSeconds, in: 1...3600)
         storagePath = try reader.string("storage.path", default: storagePath, where: { !$0.isEmpty }, "a folder")
+        storageReserveBytes = Int64(try reader.integer("storage.reserve_mb", default: Int(storageReserveBytes >> 20), in: 1...10_000_000)) << 20
+        storageFloorBytes = Int64(try reader.integer("storage.floor_mb", default: Int(storageFloorBytes >> 20), in: 0...10_000_000)) << 20
+        if storageFloorBytes >= storageReserveBytes {
+            throw reader.error(reader.has("storage.floor_mb") ? "storage.floor_mb" : "storage.reserve_mb", "storage.floor_mb must be below storage.reserve_mb")
+        }
         deviceKeyPath = try reader.string("evidence.device_key", default: deviceKeyPath, where: { $0.hasPrefix("/") }, "an absolute path")
         certificatePath = try reader.string("evidence.certificate", default: certificatePath, where: { $0.hasPrefix("/") }, "an absolute path")
         recipientPaths = try reader.strings("evidence.recipients", default: recipientPaths)

@@ -18,7 +18,7 @@ struct BodycamCtl: ParsableCommand {
             Exit codes: 0 success; 1 problems found (verification failed, a segment that does not \
             decode, …); 2 usage or I/O error.
             """,
-        subcommands: [Keys.self, Authority.self, Office.self, Verify.self, Export.self, Probe.self])
+        subcommands: [Keys.self, Authority.self, Office.self, Verify.self, Export.self, Offload.self, Probe.self])
 }
 
 extension BodycamCtl {

@@ -8,7 +8,7 @@ import Pipeline
 extension VerificationReport {
     var json: [String: Any] {
         ["store": store, "device_id": deviceID ?? NSNull(), "device_key_id": deviceKeyID ?? NSNull(), "authority_checked": authorityChecked,
-         "segments": segments, "frames": frames, "first_utc": firstUTC ?? NSNull(), "last_utc": lastUTC ?? NSNull(),
+         "segments": segments, "offloaded": offloaded, "frames": frames, "first_utc": firstUTC ?? NSNull(), "last_utc": lastUTC ?? NSNull(),
          "journal_records": journalRecords, "clean": isClean, "verified_sequences": verifiedSequences,
          "problems": problems.map { ["code": $0.code, "message": $0.message, "sequences": $0.sequences,
                                      "from": $0.from ?? NSNull(), "to": $0.to ?? NSNull()] as [String: Any] }]
@@ -84,6 +84,13 @@ struct Export: ParsableCommand {
                 entry["sequence"] = manifest.sequence
                 entry["manifest_body"] = try JSONSerialization.jsonObject(with: Data(manifest.document.body.canonical))
                 entry["manifest_sha256"] = Hex.encode(manifest.sha256)
+                if report.offloaded.contains(manifest.sequence) {
+                    entry["offloaded"] = true
+                    entry["exported"] = false
+                    entry["reason"] = "offloaded earlier under an acknowledgement; the office holds it"
+                    entries.append(entry)
+                    continue
+                }
                 let verified = report.verifiedSequences.contains(manifest.sequence)
                 entry["verified"] = verified
                 if !verified && !force {
@@ -132,7 +139,68 @@ struct Export: ParsableCommand {
         } else {
             print((try? String(contentsOfFile: out + "/export-report.txt", encoding: .utf8)) ?? "")
         }
-        let allExported = entries.allSatisfy { $0["exported"] as? Bool == true && ($0["decode_problems"] as? [String])?.isEmpty == true }
+        let allExported = entries.allSatisfy {
+            $0["offloaded"] as? Bool == true || ($0["exported"] as? Bool == true && ($0["decode_problems"] as? [String])?.isEmpty == true)
+        }
         if !report.isClean || !allExported { throw ExitCode(1) }
+    }
+}
+
+struct Offload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Offload acknowledgements: the only way segments leave a device.",
+        subcommands: [Ack.self, Apply.self])
+
+    struct Ack: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Office side: verify a received copy of a store and acknowledge every verified segment.",
+            discussion: "Exit 0: written; 1: the copy has problems (nothing is acknowledged); 2: usage or I/O error.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .customLong("authority-key"), help: "The authority's secret key file (signs the acknowledgement).") var authorityKey: String
+        @Option(help: "Where to write the acknowledgement.") var out: String
+        @Argument(help: "The office's copy of the store.") var store: String
+        func run() throws {
+            let key = try orExit2 { try KeyFile.readSigningKey(authorityKey) }
+            let report = try orExit2 { try StoreVerifier.verify(store: store, authority: key.publicKey) }
+            guard report.isClean, let deviceID = report.deviceID else {
+                print(report.text)
+                throw ExitCode(1)
+            }
+            try orExit2 {
+                let manifests = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".manifest") }
+                    .map { try Manifest.read(try readWholeFile(store + "/" + $0), what: $0) }
+                    .filter { report.verifiedSequences.contains($0.sequence) }
+                let ack = try OffloadAcknowledgement.issue(deviceID: deviceID, manifests: manifests, key: key)
+                try writeFileAtomically(out, ack.document.bytes, mode: 0o644)
+                print("acknowledgement \(ack.ackID) for \(deviceID): segments \(ack.entries.map { String($0.sequence) }.joined(separator: ",")): \(out)")
+            }
+        }
+    }
+
+    struct Apply: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Device side: delete the segments an acknowledgement names, after checking it; every deletion is journaled.",
+            discussion: "Run with the daemon stopped. Exit 0: applied; 1: refused (journaled); 2: usage or I/O error.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The acknowledgement file.") var ack: String
+        @Option(help: "The authority's public key file.") var authority: String
+        @Option(name: .customLong("device-key"), help: "The device's secret key file (signs the journal).") var deviceKey: String
+        @Option(name: .customLong("device-id"), help: "This device's id.") var deviceID: String
+        @Argument(help: "The device's store.") var store: String
+        func run() throws {
+            let vault = try orExit2 {
+                try EvidenceVault(configuration: .init(directory: store, deviceID: deviceID, recipients: [],
+                                                       deviceKey: try KeyFile.readSigningKey(deviceKey), provisioned: true))
+            }
+            do {
+                let result = try vault.applyOffload(try readWholeFile(ack, limit: 1 << 20), authority: try KeyFile.readVerifyingKey(authority))
+                print("deleted segments \(result.deleted.map(String.init).joined(separator: ",")); refused \(result.refused.count)")
+                for reason in result.refused { print("refused: \(reason)") }
+                if !result.refused.isEmpty { throw ExitCode(1) }
+            } catch let error as EvidenceError {
+                FileHandle.standardError.write(Data("bodycamctl: refused: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
     }
 }

@@ -99,6 +99,9 @@ do {
     exit(1)
 }
 
+let storage = StorageMonitor(path: configuration.storagePath, reserveBytes: configuration.storageReserveBytes,
+                             floorBytes: configuration.storageFloorBytes)
+
 /// Journals an event; a journal that cannot be written is reported, never fatal to recording.
 func audit(_ kind: String, _ fields: [String: JSONValue] = [:]) {
     do { try vault.journal.append(kind: kind, fields: fields) } catch { Log.error("audit journal: \(error)") }
@@ -134,16 +137,38 @@ recorder.onEvent = { event in
 let checkpointInterval: Int64 = 60_000_000_000
 var shutdownReason = "end of source"
 let start = Clock.monotonicNanoseconds()
+let storageInterval: Int64 = 2_000_000_000
+/// Measures free space; journals and logs each change of level; at the floor, stops recording.
+/// Returns false while recording must not run.
+func checkStorage() -> Bool {
+    do {
+        if let change = try storage.check() {
+            let free = "\(change.free >> 20) MiB free"
+            switch change.level {
+            case .ok: Log.notice("storage: \(free), alarm cleared")
+            case .low: Log.warning("STORAGE LOW: \(free) (reserve \(storage.reserveBytes >> 20) MiB); recording goes on")
+            case .critical: Log.error("STORAGE FULL: \(free) (floor \(storage.floorBytes >> 20) MiB); sealing and stopping")
+            }
+            audit("storage_alarm", ["level": .string(change.level.rawValue), "free_bytes": .integer(change.free)])
+            if change.level == .critical { recorder.stopRecording() }
+        }
+    } catch {
+        Log.error("storage check: \(error)")
+    }
+    return storage.level != .critical
+}
+
 let control = WorkerThread(name: "control") {
     var recordingRequested = false
     if recordAfter == 0 {
-        recorder.startRecording()
+        if checkStorage() { recorder.startRecording() }
         recordingRequested = true
     }
     var nextCheckpoint = start + checkpointInterval
+    var nextStorageCheck = start + storageInterval
     while true {
         let now = Clock.monotonicNanoseconds()
-        var deadlines: [Int64] = [nextCheckpoint]
+        var deadlines: [Int64] = [nextCheckpoint, nextStorageCheck]
         if !recordingRequested { deadlines.append(start + Int64(recordAfter * 1e9)) }
         if let duration { deadlines.append(start + Int64(duration * 1e9)) }
         let wait = max(0, deadlines.min()! - now)
@@ -157,13 +182,17 @@ let control = WorkerThread(name: "control") {
             recorder.shutdown()
             return
         }
+        if Clock.monotonicNanoseconds() >= nextStorageCheck {
+            _ = checkStorage()
+            nextStorageCheck += storageInterval
+        }
         if Clock.monotonicNanoseconds() >= nextCheckpoint {
             audit("checkpoint", ["next_sequence": .integer(Int64(vault.nextSequence))])
             nextCheckpoint += checkpointInterval
         }
         let elapsed = Clock.monotonicNanoseconds() - start
         if !recordingRequested && elapsed >= Int64(recordAfter * 1e9) {
-            recorder.startRecording()
+            if checkStorage() { recorder.startRecording() }
             recordingRequested = true
         }
         if let duration, elapsed >= Int64(duration * 1e9) {

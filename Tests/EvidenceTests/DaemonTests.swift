@@ -21,7 +21,7 @@ struct DaemonTests {
         return office
     }
 
-    static func config(_ directory: String, extra: String = "", segmentSeconds: Int = 1) -> String {
+    static func config(_ directory: String, extra: String = "", segmentSeconds: Int = 1, storage: [String] = []) -> String {
         let lines = [
             "device_id = \"BC-PROC-1\"",
             "[camera]",
@@ -34,6 +34,7 @@ struct DaemonTests {
             "segment_seconds = \(segmentSeconds)",
             "[storage]",
             "path = \"\(directory)/store\"",
+        ] + storage + [
             "[evidence]",
             "device_key = \"\(directory)/keys/device.key\"",
             "certificate = \"\(directory)/keys/device.certificate\"",

@@ -64,8 +64,10 @@ struct VaultTests {
     func noRecipients() throws {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
+        let vault = try EvidenceVault(configuration: .init(directory: directory.path, deviceID: "X", recipients: [], deviceKey: Ed25519PrivateKey(), provisioned: false))
         #expect(throws: EvidenceError.self) {
-            _ = try EvidenceVault(configuration: .init(directory: directory.path, deviceID: "X", recipients: [], deviceKey: Ed25519PrivateKey(), provisioned: false))
+            _ = try vault.makeSink(for: SegmentDescriptor(sequence: 1, deviceID: "X", officerID: "", startWallNanoseconds: 0))
         }
+        #expect(try names(directory.path, suffix: ".partial").isEmpty)
     }
 }
