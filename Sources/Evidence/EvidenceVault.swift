@@ -34,6 +34,8 @@ public final class EvidenceVault: SegmentStore {
     /// Manifest hashes by sequence: each manifest names the hash of the one before it.
     private var manifestHashes: [Int64: String] = [:]
     public private(set) var sealed: [Manifest] = []
+    /// The duty the officer is on (set by the recording policy), written into each manifest.
+    public var dutyID = ""
     /// Called (on the pipeline thread) after each manifest is written.
     public var onSealed: (Manifest) -> Void = { _ in }
 
@@ -113,6 +115,7 @@ public final class EvidenceVault: SegmentStore {
             "codec": header["codec"] ?? .string("h264"),
             "device_id": .string(configuration.deviceID),
             "duration_us": .integer(durationNanoseconds / 1_000),
+            "duty_id": .string(dutyID),
             "end_monotonic_ns": .integer(startMonotonic + durationNanoseconds),
             "end_utc": .string(Clock.iso8601(wallNanoseconds: startWall + durationNanoseconds)),
             "fps": header["fps"] ?? .integer(0),

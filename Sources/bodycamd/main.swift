@@ -138,6 +138,20 @@ let checkpointInterval: Int64 = 60_000_000_000
 var shutdownReason = "end of source"
 let start = Clock.monotonicNanoseconds()
 let storageInterval: Int64 = 2_000_000_000
+/// Wall clock minus monotonic clock: it changes only when the wall clock is stepped.
+var clockOffset = Clock.wallNanoseconds() - Clock.monotonicNanoseconds()
+
+/// Journals a step of the wall clock (NTP correction, manual set) of more than a second; the
+/// recording's own timeline is monotonic and unaffected.
+func checkClock() {
+    let offset = Clock.wallNanoseconds() - Clock.monotonicNanoseconds()
+    let step = offset - clockOffset
+    if abs(step) > 1_000_000_000 {
+        Log.warning("wall clock stepped by \(formatDecimal(Double(step) / 1e9, places: 3)) s")
+        audit("clock_step", ["step_ms": .integer(step / 1_000_000)])
+    }
+    clockOffset = offset
+}
 /// Measures free space; journals and logs each change of level; at the floor, stops recording.
 /// Returns false while recording must not run.
 func checkStorage() -> Bool {
@@ -184,6 +198,7 @@ let control = WorkerThread(name: "control") {
         }
         if Clock.monotonicNanoseconds() >= nextStorageCheck {
             _ = checkStorage()
+            checkClock()
             nextStorageCheck += storageInterval
         }
         if Clock.monotonicNanoseconds() >= nextCheckpoint {
