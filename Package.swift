@@ -50,14 +50,22 @@ let package = Package(
             name: "Evidence",
             dependencies: ["CShims", "LibCrypto", "Pipeline", "LibAV"]
         ),
+        .target(
+            name: "Policy",
+            dependencies: ["Evidence", "LibCrypto", "Pipeline"]
+        ),
+        .target(
+            name: "Controls",
+            dependencies: ["CGPIOD", "CShims", "Policy", "Pipeline"]
+        ),
         .executableTarget(
             name: "bodycamd",
-            dependencies: ["Pipeline", "Evidence"]
+            dependencies: ["Pipeline", "Evidence", "Policy", "Controls"]
         ),
         .executableTarget(
             name: "bodycamctl",
             dependencies: [
-                "Pipeline", "LibAV", "Evidence", "LibCrypto",
+                "Pipeline", "LibAV", "Evidence", "LibCrypto", "Policy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -73,6 +81,7 @@ let package = Package(
         ),
         .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Controls", "Evidence", "LibCrypto", "Pipeline"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "LibCrypto", "Pipeline", "LibAV"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator"]),

@@ -1,0 +1,90 @@
+import Policy
+
+/// Software debounce, leading edge: the first change of a settled contact is taken at once (no
+/// added latency), then the contact is left alone for `window`; when the window ends, a level
+/// that differs from the last one taken is taken too (a release that bounced).
+public struct Debouncer {
+    public let window: Int64
+    private var accepted: [Button: (pressed: Bool, at: Int64)] = [:]
+    private var quietUntil: [Button: Int64] = [:]
+
+    public init(window: Int64 = 30_000_000) { self.window = window }
+
+    /// A raw edge in; the clean edges it yields (none while bouncing).
+    public mutating func feed(_ edge: ButtonEdge) -> [ButtonEdge] {
+        let last = accepted[edge.button]?.pressed ?? false
+        if let until = quietUntil[edge.button], edge.timestamp < until { return [] }
+        guard edge.pressed != last else { return [] }
+        accepted[edge.button] = (edge.pressed, edge.timestamp)
+        quietUntil[edge.button] = edge.timestamp + window
+        return [edge]
+    }
+
+    /// The earliest end of a quiet window (for the controls thread's timeout).
+    public var nextDeadline: Int64? { quietUntil.values.min() }
+
+    /// Ends quiet windows that are over, comparing the settled level with what was taken.
+    public mutating func settle(now: Int64, level: (Button) -> Bool) -> [ButtonEdge] {
+        var edges: [ButtonEdge] = []
+        for (button, until) in quietUntil where now >= until {
+            quietUntil[button] = nil
+            let current = level(button)
+            if current != (accepted[button]?.pressed ?? false) {
+                accepted[button] = (current, until)
+                quietUntil[button] = now + window
+                edges.append(ButtonEdge(button: button, pressed: current, timestamp: until))
+            }
+        }
+        return edges
+    }
+}
+
+/// Turns clean edges into gestures: press (at once), release, long press (held `longPress`),
+/// double press (two presses within `doubleWindow`), chord (a second button pressed within
+/// `chordWindow` of the first, both held). Times are CLOCK_MONOTONIC, so a wall-clock step
+/// changes nothing.
+public struct GestureRecognizer {
+    public var longPress: Int64 = 3_000_000_000
+    public var doubleWindow: Int64 = 400_000_000
+    public var chordWindow: Int64 = 200_000_000
+    private var downAt: [Button: Int64] = [:]
+    private var longFired: Set<Button> = []
+    private var lastPress: [Button: Int64] = [:]
+
+    public init() {}
+
+    public mutating func feed(_ edge: ButtonEdge) -> [PolicyEvent] {
+        let button = edge.button
+        guard edge.pressed else {
+            downAt[button] = nil
+            longFired.remove(button)
+            return [.button(button, .release, at: edge.timestamp)]
+        }
+        var events: [PolicyEvent] = [.button(button, .press, at: edge.timestamp)]
+        if let previous = lastPress[button], edge.timestamp - previous <= doubleWindow {
+            events.append(.button(button, .doublePress, at: edge.timestamp))
+            lastPress[button] = nil
+        } else {
+            lastPress[button] = edge.timestamp
+        }
+        for (other, at) in downAt where other != button && edge.timestamp - at <= chordWindow {
+            events.append(.chord(other, button, at: edge.timestamp))
+        }
+        downAt[button] = edge.timestamp
+        return events
+    }
+
+    public var nextDeadline: Int64? {
+        downAt.filter { !longFired.contains($0.key) }.map { $0.value + longPress }.min()
+    }
+
+    /// Long presses whose time has come.
+    public mutating func tick(now: Int64) -> [PolicyEvent] {
+        var events: [PolicyEvent] = []
+        for (button, at) in downAt where !longFired.contains(button) && now - at >= longPress {
+            longFired.insert(button)
+            events.append(.button(button, .longPress, at: at + longPress))
+        }
+        return events
+    }
+}

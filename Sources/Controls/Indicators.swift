@@ -1,0 +1,153 @@
+import Glibc
+import Pipeline
+import Policy
+
+/// Plays light, sound and vibration patterns on the output lines. A steady level is set at once
+/// on the caller's thread (the red LED must follow the record press within milliseconds);
+/// timed patterns run on an "indicators" thread that sleeps until the next step or until a new
+/// pattern arrives (a condition variable, no polling).
+public final class Indicators {
+    /// One step of a pattern: a level held for a time.
+    struct Step { var on: Bool; var nanoseconds: Int64 }
+    struct Program {
+        var steps: [Step]
+        var repeats: Bool
+        var index = 0
+        var stepEndsAt: Int64
+    }
+
+    private let backend: GPIOBackend
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var programs: [OutputLine: Program] = [:]
+    private var stopped = false
+    private var thread: WorkerThread?
+    /// Output failures, reported to the caller's log (an indicator must never stop recording).
+    public var onError: (Error) -> Void = { _ in }
+
+    public init(backend: GPIOBackend) {
+        self.backend = backend
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+        thread = WorkerThread(name: "indicators") { [unowned self] in self.run() }
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    public func close() {
+        pthread_mutex_lock(mutex)
+        stopped = true
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(mutex)
+        thread?.join()
+        thread = nil
+    }
+
+    static func milliseconds(_ pairs: [(Bool, Int64)]) -> [Step] { pairs.map { Step(on: $0.0, nanoseconds: $0.1 * 1_000_000) } }
+
+    static func steps(_ pattern: LightPattern) -> (steps: [Step], repeats: Bool)? {
+        switch pattern {
+        case .off, .on: return nil
+        case .standby: return (milliseconds([(true, 100), (false, 1900)]), true)
+        case .alarm: return (milliseconds([(true, 150), (false, 150)]), true)
+        }
+    }
+
+    static func steps(_ sound: Sound) -> [Step] {
+        switch sound {
+        case .start: return milliseconds([(true, 150)])
+        case .stop: return milliseconds([(true, 120), (false, 80), (true, 250)])
+        case .alarm: return milliseconds([(true, 80), (false, 80), (true, 80), (false, 80), (true, 80)])
+        }
+    }
+
+    static func steps(_ vibration: Vibration) -> [Step] {
+        switch vibration {
+        case .start: return milliseconds([(true, 200)])
+        case .denied: return milliseconds([(true, 400), (false, 200), (true, 400)])
+        case .confirm: return milliseconds([(true, 100), (false, 100), (true, 100), (false, 100), (true, 100)])
+        case .stop: return milliseconds([(true, 300)])
+        }
+    }
+
+    public static func line(_ light: Light) -> OutputLine { light == .record ? .recordLED : .statusLED }
+
+    public func show(_ light: Light, _ pattern: LightPattern) {
+        let line = Indicators.line(light)
+        if let program = Indicators.steps(pattern) {
+            start(line, program.steps, repeats: program.repeats)
+        } else {
+            cancel(line)
+            write(line, pattern == .on)
+        }
+    }
+
+    public func play(_ sound: Sound) { start(.buzzer, Indicators.steps(sound), repeats: false) }
+    public func vibrate(_ vibration: Vibration) { start(.haptic, Indicators.steps(vibration), repeats: false) }
+    public func holdPower(_ hold: Bool) { write(.powerHold, hold) }
+
+    private func write(_ line: OutputLine, _ on: Bool) {
+        do { try backend.set(line, on) } catch { onError(error) }
+    }
+
+    private func cancel(_ line: OutputLine) {
+        pthread_mutex_lock(mutex)
+        programs[line] = nil
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func start(_ line: OutputLine, _ steps: [Step], repeats: Bool) {
+        guard let first = steps.first else { return }
+        write(line, first.on)
+        pthread_mutex_lock(mutex)
+        programs[line] = Program(steps: steps, repeats: repeats, stepEndsAt: Clock.monotonicNanoseconds() + first.nanoseconds)
+        pthread_cond_signal(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    private func run() {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !stopped {
+            let now = Clock.monotonicNanoseconds()
+            var writes: [(OutputLine, Bool)] = []
+            for (line, var program) in programs where now >= program.stepEndsAt {
+                program.index += 1
+                if program.index == program.steps.count {
+                    if !program.repeats {
+                        programs[line] = nil
+                        writes.append((line, false))
+                        continue
+                    }
+                    program.index = 0
+                }
+                let step = program.steps[program.index]
+                program.stepEndsAt += step.nanoseconds
+                if program.stepEndsAt < now { program.stepEndsAt = now + step.nanoseconds }
+                programs[line] = program
+                writes.append((line, step.on))
+            }
+            if !writes.isEmpty {
+                pthread_mutex_unlock(mutex)
+                for (line, on) in writes { write(line, on) }
+                pthread_mutex_lock(mutex)
+                continue
+            }
+            if let next = programs.values.map(\.stepEndsAt).min() {
+                var deadline = timespec(tv_sec: Int(next / 1_000_000_000), tv_nsec: Int(next % 1_000_000_000))
+                pthread_cond_timedwait(condition, mutex, &deadline)
+            } else {
+                pthread_cond_wait(condition, mutex)
+            }
+        }
+    }
+}
