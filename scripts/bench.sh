@@ -49,6 +49,12 @@ path = "$BENCH_DIR/store"
 device_key = "$BENCH_DIR/keys/device.key"
 certificate = "$BENCH_DIR/keys/device.certificate"
 recipients = ["$BENCH_DIR/keys/office.pub"]
+[controls]
+backend = "simulated"
+[policy]
+on_duty_at_start = true
+[control]
+socket = "$BENCH_DIR/control.sock"
 CONF
 
 # GNU time: wall seconds, user+system CPU seconds, peak RSS in KiB.
@@ -58,7 +64,7 @@ measure() { /usr/bin/time -f "%e %U %S %M" -o "$BENCH_DIR/time.txt" "$@" > /dev/
 
 run_ours() {
   rm -rf "$BENCH_DIR/store"
-  measure "$BIN/bodycamd" --config "$BENCH_DIR/bench.toml"
+  measure "$BIN/bodycamd" --config "$BENCH_DIR/bench.toml" --record-after 0
 }
 run_ffmpeg() {
   measure ffmpeg -nostdin -y -f rawvideo -pix_fmt yuyv422 -s "${WIDTH}x${HEIGHT}" -r "$FPS" -i "$INPUT" \

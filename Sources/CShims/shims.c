@@ -54,3 +54,17 @@ int bc_clock_sync_state(long *estimated_error_us) {
     if (state < 0 || state == TIME_ERROR || (tx.status & STA_UNSYNC)) return 0;
     return 1;
 }
+
+#include <sys/socket.h>
+
+int bc_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+
+int bc_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) < 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}

@@ -35,7 +35,32 @@ public final class EvidenceVault: SegmentStore {
     private var manifestHashes: [Int64: String] = [:]
     public private(set) var sealed: [Manifest] = []
     /// The duty the officer is on (set by the recording policy), written into each manifest.
-    public var dutyID = ""
+    public var dutyID: String {
+        get { marksLock.withLock { duty } }
+        set { marksLock.withLock { duty = newValue } }
+    }
+    private var duty = ""
+    /// Marks not yet in a manifest: (CLOCK_MONOTONIC ns, the mark as written).
+    private var pendingMarks: [(at: Int64, mark: JSONValue)] = []
+    private let marksLock = VaultLock()
+
+    /// Adds a mark (from any thread): it goes into the manifest of the segment that contains
+    /// the moment `at` (CLOCK_MONOTONIC ns). At most 1,000 wait; the journal keeps every one.
+    public func addMark(label: String, source: String, at: Int64, utc: String) {
+        marksLock.withLock {
+            pendingMarks.append((at, .object(["label": .string(label), "monotonic_ns": .integer(at), "source": .string(source), "utc": .string(utc)])))
+            if pendingMarks.count > 1_000 { pendingMarks.removeFirst(pendingMarks.count - 1_000) }
+        }
+    }
+
+    /// Takes the pending marks within [start, end).
+    private func takeMarks(from start: Int64, to end: Int64) -> [JSONValue] {
+        marksLock.withLock {
+            let inside = pendingMarks.filter { $0.at >= start && $0.at < end }
+            pendingMarks.removeAll { $0.at >= start && $0.at < end }
+            return inside.sorted { $0.at < $1.at }.map(\.mark)
+        }
+    }
     /// Called (on the pipeline thread) after each manifest is written.
     public var onSealed: (Manifest) -> Void = { _ in }
 
@@ -121,7 +146,7 @@ public final class EvidenceVault: SegmentStore {
             "fps": header["fps"] ?? .integer(0),
             "frames": .integer(Int64(result.frames)),
             "height": header["height"] ?? .integer(0),
-            "marks": .array([]),
+            "marks": .array(takeMarks(from: startMonotonic, to: startMonotonic + durationNanoseconds)),
             "officer_id": header["officer_id"] ?? .string(""),
             "plaintext_bytes": .integer(Int64(result.plaintextBytes)),
             "previous_manifest_sha256": .string(previous),
@@ -222,5 +247,20 @@ enum ClockParse {
 public enum EvidenceVaultFiles {
     public static func list(_ directory: String) throws -> [String] {
         try EvidenceVault.listDirectory(directory).filter { $0 != "." && $0 != ".." }
+    }
+}
+
+/// A small mutex for the vault's state shared with other threads (marks, duty).
+final class VaultLock {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(mutex, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
     }
 }

@@ -47,6 +47,34 @@ public struct BodycamConfiguration: Equatable, Sendable {
     /// X25519 public keys every segment is sealed to (the evidence office, an escrow).
     public var recipientPaths: [String] = []
 
+    public struct Controls: Equatable, Sendable {
+        /// "gpiod" (libgpiod, the device) or "simulated" (development, tests, the demo).
+        public var backend = "gpiod"
+        public var activeLow = true
+        public var bias = "pull-up"
+        public var debounceMilliseconds = 30
+        public var longPressMilliseconds = 3000
+        /// Overrides "FUNCTION=CHIP:OFFSET" for boards without gpio-line-names.
+        public var lines: [String] = []
+    }
+    public var controls = Controls()
+
+    public struct PolicyConfiguration: Equatable, Sendable {
+        public var stopPolicy = "authorized"
+        public var allowOffDutyRecording = false
+        public var reminderSeconds = 120
+        /// Development and test rigs: start on duty (no duty token), officer from `officer_id`.
+        public var onDutyAtStart = false
+        /// Folder of supervisor Ed25519 public keys (*.pub) trusted for stop and duty tokens.
+        public var supervisors = "/etc/bodycam/supervisors"
+        public var lowBatteryPercent = 15
+        public var criticalBatteryPercent = 3
+    }
+    public var policy = PolicyConfiguration()
+    /// A sysfs power_supply capacity file (percent); empty: no battery reading.
+    public var batteryPath = ""
+    public var controlSocket = "/run/bodycam/control.sock"
+
     public init() {}
 
     /// Reads and checks a configuration file; every problem names file, line and setting.
@@ -129,6 +157,35 @@ public struct BodycamConfiguration: Equatable, Sendable {
         deviceKeyPath = try reader.string("evidence.device_key", default: deviceKeyPath, where: { $0.hasPrefix("/") }, "an absolute path")
         certificatePath = try reader.string("evidence.certificate", default: certificatePath, where: { $0.hasPrefix("/") }, "an absolute path")
         recipientPaths = try reader.strings("evidence.recipients", default: recipientPaths)
+        controls.backend = try reader.string("controls.backend", default: controls.backend, where: { ["gpiod", "simulated"].contains($0) }, "\"gpiod\" or \"simulated\"")
+        controls.activeLow = try reader.boolean("controls.active_low", default: controls.activeLow)
+        controls.bias = try reader.string("controls.bias", default: controls.bias, where: { ["as-is", "disabled", "pull-up", "pull-down"].contains($0) },
+                                          "\"as-is\", \"disabled\", \"pull-up\" or \"pull-down\"")
+        controls.debounceMilliseconds = try reader.integer("controls.debounce_ms", default: controls.debounceMilliseconds, in: 0...500)
+        controls.longPressMilliseconds = try reader.integer("controls.long_press_ms", default: controls.longPressMilliseconds, in: 500...10_000)
+        controls.lines = try reader.strings("controls.lines", default: controls.lines)
+        for line in controls.lines {
+            let parts = line.split(separator: "=")
+            let place = parts.count == 2 ? parts[1].split(separator: ":") : []
+            guard parts.count == 2, ["REC_BTN", "MARK_BTN", "PWR_BTN", "REC_LED", "STATUS_LED", "BUZZER", "HAPTIC", "PWR_HOLD"].contains(String(parts[0])),
+                  place.count == 2, Int(place[1]) != nil else {
+                throw reader.error("controls.lines", "\"\(line)\" is not FUNCTION=CHIP:OFFSET (e.g. REC_BTN=gpiochip0:17)")
+            }
+        }
+        policy.stopPolicy = try reader.string("policy.stop_policy", default: policy.stopPolicy,
+                                              where: { ["authorized", "long-press-confirm", "never"].contains($0) }, "\"authorized\", \"long-press-confirm\" or \"never\"")
+        policy.allowOffDutyRecording = try reader.boolean("policy.allow_off_duty_recording", default: policy.allowOffDutyRecording)
+        policy.reminderSeconds = try reader.integer("policy.reminder_seconds", default: policy.reminderSeconds, in: 10...3600)
+        policy.onDutyAtStart = try reader.boolean("policy.on_duty_at_start", default: policy.onDutyAtStart)
+        policy.supervisors = try reader.string("policy.supervisors", default: policy.supervisors, where: { $0.hasPrefix("/") }, "an absolute path")
+        policy.lowBatteryPercent = try reader.integer("policy.low_battery_percent", default: policy.lowBatteryPercent, in: 1...100)
+        policy.criticalBatteryPercent = try reader.integer("policy.critical_battery_percent", default: policy.criticalBatteryPercent, in: 0...50)
+        if policy.criticalBatteryPercent >= policy.lowBatteryPercent {
+            throw reader.error("policy.critical_battery_percent", "must be below policy.low_battery_percent")
+        }
+        batteryPath = try reader.string("power.battery", default: batteryPath, where: { $0.isEmpty || $0.hasPrefix("/") }, "an absolute path or empty")
+        controlSocket = try reader.string("control.socket", default: controlSocket, where: { $0.hasPrefix("/") && $0.utf8.count < 108 },
+                                          "an absolute path shorter than 108 bytes")
         if let relative = recipientPaths.first(where: { !$0.hasPrefix("/") }) {
             throw reader.error("evidence.recipients", "\"\(relative)\" is not an absolute path")
         }

@@ -40,9 +40,14 @@ public final class Recorder {
         }
     }
 
-    private enum Command { case startRecording, stopRecording }
+    private enum Command {
+        case startRecording, stopRecording
+        case officer(String)
+        case preEventBuffering(Bool)
+    }
 
     public let configuration: Configuration
+    private lazy var officer = configuration.officerID
     private let source: FrameSource
     private let overlay: Overlay?
     private let makeEncoder: (FrameFormat) throws -> VideoEncoder
@@ -82,6 +87,11 @@ public final class Recorder {
 
     public func startRecording() { enqueue(.startRecording) }
     public func stopRecording() { enqueue(.stopRecording) }
+    /// The officer for the caption and for segments opened from now on.
+    public func setOfficer(_ officerID: String) { enqueue(.officer(officerID)) }
+    /// Off duty nothing is kept, not even in memory: buffering off empties the buffer.
+    public func setPreEventBuffering(_ enabled: Bool) { enqueue(.preEventBuffering(enabled)) }
+    private var buffering = true
 
     /// Ends `run()`: the source is stopped, the encoder drained and the open segment sealed.
     public func shutdown() {
@@ -173,7 +183,7 @@ public final class Recorder {
         }
         if segmentMuxer == nil {
             segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: configuration.segmentSeconds,
-                                                             deviceID: configuration.deviceID, officerID: configuration.officerID,
+                                                             deviceID: configuration.deviceID, officerID: officer,
                                                              firstSequence: store.nextSequence,
                                                              framesPerSecond: source.format.framesPerSecond),
                                   store: store, parameters: encoder.parameters, timeBase: encoder.timeBase,
@@ -201,6 +211,14 @@ public final class Recorder {
             recording = false
             try segmentMuxer?.finish()
             onEvent(.recordingStopped)
+        case .officer(let officerID):
+            officer = officerID
+            overlay?.officerID = officerID
+            // Segments opened from now on carry the new officer.
+            segmentMuxer?.configuration.officerID = officerID
+        case .preEventBuffering(let enabled):
+            buffering = enabled
+            if !enabled { _ = preEvent.drain() }
         default:
             break
         }
@@ -209,7 +227,7 @@ public final class Recorder {
     private func route(_ packet: EncodedPacket) throws {
         if recording {
             try segmentMuxer?.write(packet)
-        } else {
+        } else if buffering {
             preEvent.append(packet)
         }
     }

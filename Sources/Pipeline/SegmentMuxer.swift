@@ -52,7 +52,8 @@ public final class SegmentMuxer {
         case open(OpenSegment)
     }
 
-    public let configuration: Configuration
+    /// Changes apply to segments opened afterwards.
+    public var configuration: Configuration
     private let store: SegmentStore
     private let parameters: CodecParameters
     private let timeBase: Rational

@@ -81,7 +81,8 @@ public enum PolicyAction: Equatable, Sendable {
     case light(Light, LightPattern)
     case sound(Sound)
     case vibrate(Vibration)
-    /// Keep (true) or release (false) the power-hold line.
+    /// Keep the power-hold line asserted (it is released only by the daemon, last, after a
+    /// `powerOff` has sealed everything).
     case holdPower(Bool)
     /// Seal, journal, and power the board off.
     case powerOff
@@ -111,10 +112,14 @@ public struct RecordingPolicy {
     private var nextReminder: Int64? = nil
     private var batteryLow = false
     private var storageLow = false
+    private var storageFull = false
 
-    public init(settings: PolicySettings, onDuty: Bool = false) {
+    /// `onDuty` starts in standby with the given officer (development and test rigs, where no
+    /// duty token is presented); a device in service starts off duty.
+    public init(settings: PolicySettings, onDuty: Bool = false, officerID: String = "") {
         self.settings = settings
         self.state = onDuty ? .standby : .offDuty
+        self.officerID = onDuty ? officerID : ""
     }
 
     /// Actions to take at start: power held, lights as the state says.
@@ -164,6 +169,8 @@ public struct RecordingPolicy {
     public mutating func handle(_ event: PolicyEvent, now: Int64) -> [PolicyAction] {
         if state == .shuttingDown { return [] }
         switch event {
+        case .button(.record, .press, _) where storageFull && state != .recording:
+            return denied("record_refused", "storage full")
         case .button(.record, .press, let at):
             switch state {
             case .offDuty:
@@ -194,7 +201,7 @@ public struct RecordingPolicy {
             }
             guard gesture == .longPress else { return [] }
             state = .shuttingDown
-            return [.journal("power_off", ["source": .string("power button")]), .powerOff, .holdPower(false)]
+            return [.journal("power_off", ["source": .string("power button")]), .powerOff]
         case .button(.mark, .press, let at):
             return [.mark(label: "", source: "button", at: at), .vibrate(.start),
                     .journal("mark", ["source": .string("button"), "label": .string(""), "recording": .boolean(state == .recording)])]
@@ -234,7 +241,7 @@ public struct RecordingPolicy {
                 var actions: [PolicyAction] = [.journal("battery_critical", ["percent": .integer(Int64(percent))])]
                 if state == .recording { actions += stopRecording(["source": .string("critical battery")], next: .shuttingDown) }
                 state = .shuttingDown
-                return actions + [.powerOff, .holdPower(false)]
+                return actions + [.powerOff]
             }
             let low = percent <= settings.lowBatteryPercent
             defer { batteryLow = low }
@@ -248,6 +255,7 @@ public struct RecordingPolicy {
                 if low && !storageLow { actions.append(.sound(.alarm)) }
             }
             storageLow = low || critical
+            storageFull = critical
             if critical && state == .recording { actions += stopRecording(["source": .string("storage floor")], next: .standby) }
             return actions
         case .systemShutdown(let reason):

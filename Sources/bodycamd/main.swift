@@ -1,27 +1,27 @@
+import Controls
 import Evidence
 import Glibc
 import LibAV
 import LibCrypto
 import Pipeline
+import Policy
 
-/// bodycamd: the camera controller. Until the controls and policy land, recording is started
-/// by `--record-after` (seconds of standby first, filling the pre-event buffer) and the run ends
-/// after `--duration` seconds, at the end of a raw-file source, or on SIGTERM/SIGINT; the open
-/// segment is always sealed.
+/// bodycamd: the camera controller. Wires the recording pipeline into the evidence vault, the
+/// buttons and indicators to the recording policy, and serves the control socket.
 
 let usage = """
     usage: bodycamd [--config PATH] [--record-after SECONDS] [--duration SECONDS]
 
       --config PATH           configuration file (default /etc/bodycam/bodycam.toml)
-      --record-after SECONDS  stay in standby (pre-event buffering) this long, then record (default 0)
-      --duration SECONDS      stop after this many seconds in all (default: run until SIGTERM)
+      --record-after SECONDS  development: press record (as the button would) after this long
+      --duration SECONDS      development: stop after this many seconds in all (a system stop)
 
     exit codes: 0 clean stop, 1 runtime failure, 64 usage error, 78 configuration error
     """
 
 Log.program = "bodycamd"
 var configPath = "/etc/bodycam/bodycam.toml"
-var recordAfter = 0.0
+var recordAfter: Double? = nil
 var duration: Double? = nil
 
 var arguments = CommandLine.arguments.dropFirst()
@@ -64,8 +64,11 @@ sigemptyset(&controlSignals)
 for signal in [SIGTERM, SIGINT, SIGUSR1] { sigaddset(&controlSignals, signal) }
 pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
 
+// MARK: evidence
+
 let recorder: Recorder
 let vault: EvidenceVault
+let tokens: TokenVerifier
 do {
     let identity = try DeviceIdentity.load(keyPath: configuration.deviceKeyPath, certificatePath: configuration.certificatePath,
                                            deviceID: configuration.deviceID)
@@ -87,8 +90,20 @@ do {
     let recovery = try vault.recover()
     for name in recovery.recovered { Log.notice("recovered \(name) after an unclean stop") }
     for name in recovery.unrecoverable { Log.warning("\(name) holds no complete chunk; left in place and journaled") }
+
+    var supervisors: [Ed25519PublicKey] = []
+    if access(configuration.policy.supervisors, F_OK) == 0 {
+        supervisors = try TokenVerifier.loadSupervisors(folder: configuration.policy.supervisors)
+    }
+    if supervisors.isEmpty {
+        Log.warning("no supervisor keys in \(configuration.policy.supervisors): stop and duty tokens cannot be accepted")
+    }
+    let journal = AuditJournal.parse(try readWholeFile(vault.journal.path), key: nil)
+    tokens = TokenVerifier(deviceID: configuration.deviceID, supervisors: supervisors, usedNonces: TokenVerifier.usedNonces(journal: journal.records))
+
     let source = try PipelineFactory.makeSource(configuration.camera)
-    recorder = Recorder(configuration: .init(deviceID: configuration.deviceID, officerID: configuration.officerID,
+    recorder = Recorder(configuration: .init(deviceID: configuration.deviceID,
+                                             officerID: configuration.policy.onDutyAtStart ? configuration.officerID : "",
                                              preEventSeconds: configuration.preEventSeconds,
                                              preEventMaxBytes: configuration.preEventMaxBytes,
                                              segmentSeconds: configuration.segmentSeconds),
@@ -99,23 +114,169 @@ do {
     exit(1)
 }
 
-let storage = StorageMonitor(path: configuration.storagePath, reserveBytes: configuration.storageReserveBytes,
-                             floorBytes: configuration.storageFloorBytes)
-
 /// Journals an event; a journal that cannot be written is reported, never fatal to recording.
 func audit(_ kind: String, _ fields: [String: JSONValue] = [:]) {
     do { try vault.journal.append(kind: kind, fields: fields) } catch { Log.error("audit journal: \(error)") }
 }
+
+// MARK: controls and policy
+
+let gpio: GPIOBackend
+let simulated: SimulatedGPIO?
+do {
+    if configuration.controls.backend == "simulated" {
+        let sim = try SimulatedGPIO()
+        simulated = sim
+        gpio = sim
+    } else {
+        simulated = nil
+        var places: [String: (String, Int)] = [:]
+        for line in configuration.controls.lines {
+            let parts = line.split(separator: "=")
+            let place = parts[1].split(separator: ":")
+            places[String(parts[0])] = (String(place[0]), Int(place[1])!)
+        }
+        func spec(_ name: String, input: Bool) -> LineSpec {
+            LineSpec(name: name, chip: places[name]?.0, offset: places[name]?.1, activeLow: configuration.controls.activeLow,
+                     bias: input ? LineSpec.Bias(rawValue: configuration.controls.bias) ?? .asIs : .asIs)
+        }
+        gpio = try LibgpiodBackend(inputs: Dictionary(uniqueKeysWithValues: Button.allCases.map { ($0, spec($0.rawValue, input: true)) }),
+                                   outputs: Dictionary(uniqueKeysWithValues: OutputLine.allCases.map { ($0, spec($0.rawValue, input: false)) }))
+    }
+} catch {
+    Log.error("controls: \(error)")
+    audit("controls_failed", ["error": .string("\(error)")])
+    exit(1)
+}
+
+let shuttingDown = AtomicFlag()
+var shutdownReason = "end of source"
+
+/// The policy's decisions, acted on.
+final class DaemonEffects: PolicyEffects {
+    func startRecording() { recorder.startRecording() }
+    func stopRecording() { recorder.stopRecording() }
+    func setDuty(officerID: String, dutyID: String) {
+        recorder.setOfficer(officerID)
+        vault.dutyID = dutyID
+    }
+    func clearDuty() {
+        recorder.setOfficer("")
+        vault.dutyID = ""
+    }
+    func preEventBuffering(_ enabled: Bool) { recorder.setPreEventBuffering(enabled) }
+    func mark(label: String, source: String, at: Int64) {
+        let utc = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds() - (Clock.monotonicNanoseconds() - at))
+        vault.addMark(label: label, source: source, at: at, utc: utc)
+    }
+    func journal(_ kind: String, _ fields: [String: JSONValue]) { audit(kind, fields) }
+    func powerOff() {
+        shutdownReason = "power off"
+        shuttingDown.set()
+        recorder.shutdown()
+    }
+}
+
+var policySettings = PolicySettings()
+policySettings.stopPolicy = StopPolicy(rawValue: configuration.policy.stopPolicy) ?? .authorized
+policySettings.allowOffDutyRecording = configuration.policy.allowOffDutyRecording
+policySettings.reminderSeconds = configuration.policy.reminderSeconds
+policySettings.lowBatteryPercent = configuration.policy.lowBatteryPercent
+policySettings.criticalBatteryPercent = configuration.policy.criticalBatteryPercent
+
+let effects = DaemonEffects()
+let indicators = Indicators(backend: gpio)
+indicators.onError = { Log.error("indicator: \($0)") }
+let engine = PolicyEngine(policy: RecordingPolicy(settings: policySettings, onDuty: configuration.policy.onDutyAtStart,
+                                                  officerID: configuration.officerID),
+                          indicators: indicators, effects: effects)
+if configuration.policy.onDutyAtStart { vault.dutyID = "" }
+let controls: ControlsThread
+do {
+    controls = try ControlsThread(backend: gpio)
+    controls.debouncer = Debouncer(window: Int64(configuration.controls.debounceMilliseconds) * 1_000_000)
+    controls.gestures.longPress = Int64(configuration.controls.longPressMilliseconds) * 1_000_000
+} catch {
+    Log.error("controls: \(error)")
+    exit(1)
+}
+controls.start(onEvent: { event in
+    if case .button(let button, let gesture, _) = event, gesture != .release { Log.info("\(button.rawValue) \(gesture.rawValue)") }
+    engine.handle(event)
+}, onError: { Log.error("controls: \($0)") })
+
+// MARK: control socket
+
+func base64Field(_ request: JSONValue, _ name: String) -> [UInt8]? { request[name]?.string.flatMap(Base64.decode) }
+
+func handleRequest(_ request: JSONValue?, peer: Peer) -> JSONValue {
+    let who = "control socket uid \(peer.uid) pid \(peer.pid)"
+    guard let request, let command = request["cmd"]?.string else {
+        audit("control_request", ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)), "cmd": .string("?"), "accepted": .boolean(false)])
+        return .object(["ok": .boolean(false), "error": .string("expected one JSON object with \"cmd\"")])
+    }
+    audit("control_request", ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)), "cmd": .string(command)])
+    let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
+    func outcome(_ actions: [PolicyAction]) -> JSONValue {
+        let kinds = actions.compactMap { action -> String? in if case .journal(let kind, _) = action { return kind } else { return nil } }
+        let refused = kinds.contains { $0.hasSuffix("_denied") || $0.hasSuffix("_refused") }
+        return .object(["ok": .boolean(!refused), "decision": .array(kinds.map(JSONValue.string)), "state": .string(engine.state.rawValue)])
+    }
+    switch command {
+    case "status":
+        return .object(["ok": .boolean(true), "state": .string(engine.state.rawValue), "officer_id": .string(engine.officerID),
+                        "duty_id": .string(engine.dutyID), "segments_sealed": .integer(Int64(vault.sealed.count)),
+                        "next_sequence": .integer(Int64(vault.nextSequence))])
+    case "stop":
+        guard let token = base64Field(request, "token") else { return .object(["ok": .boolean(false), "error": .string("stop needs \"token\" (base64)")]) }
+        return outcome(engine.handle(.stopToken(tokens.check(token, expecting: .stop, now: now), source: who)))
+    case "duty":
+        guard let token = base64Field(request, "token") else { return .object(["ok": .boolean(false), "error": .string("duty needs \"token\" (base64)")]) }
+        return outcome(engine.handle(.dutyToken(tokens.check(token, expecting: .duty, now: now), source: who)))
+    case "mark":
+        return outcome(engine.handle(.markRequest(label: String((request["label"]?.string ?? "").prefix(200)), source: who)))
+    case "sim":
+        guard let simulated else { return .object(["ok": .boolean(false), "error": .string("controls.backend is not \"simulated\"")]) }
+        if let name = request["button"]?.string, let button = Button(rawValue: name) {
+            switch request["action"]?.string {
+            case "press": simulated.press(button)
+            case "release": simulated.release(button)
+            case "click", "hold":
+                let milliseconds = UInt32(request["ms"]?.integer ?? (request["action"]?.string == "hold" ? 3500 : 120))
+                simulated.press(button)
+                usleep(milliseconds * 1000)
+                simulated.release(button)
+            default: return .object(["ok": .boolean(false), "error": .string("action: press, release, click or hold")])
+            }
+            usleep(50_000)  // let the controls thread and the policy act before answering
+            return .object(["ok": .boolean(true), "state": .string(engine.state.rawValue)])
+        }
+        if let percent = request["battery"]?.integer { return outcome(engine.handle(.battery(percent: Int(percent)))) }
+        if let docked = request["dock"]?.boolean { return outcome(engine.handle(.dock(connected: docked))) }
+        return .object(["ok": .boolean(false), "error": .string("sim: button+action, battery or dock")])
+    default:
+        return .object(["ok": .boolean(false), "error": .string("unknown command \(command)")])
+    }
+}
+
+let socket: ControlSocket
+do {
+    socket = try ControlSocket(path: configuration.controlSocket)
+} catch {
+    Log.error("control socket: \(error)")
+    exit(1)
+}
+socket.start(handler: handleRequest)
+
+// MARK: pipeline events
 
 recorder.onEvent = { event in
     switch event {
     case .started(let source, let encoder): Log.info("capturing from \(source), encoding with \(encoder)")
     case .recordingStarted(let packets, let seconds):
         Log.notice("recording started with \(packets) pre-event frames (\(formatDecimal(seconds, places: 1)) s)")
-        audit("recording_started", ["pre_event_frames": .integer(Int64(packets))])
     case .recordingStopped:
         Log.notice("recording stopped")
-        audit("recording_stopped")
     case .segmentSealed(let summary):
         Log.info("segment \(summary.descriptor.sequence) sealed: \(summary.location), \(summary.frames) frames, \(summary.fragments) fragments")
     case .framesDropped(let count, let sequence):
@@ -131,18 +292,32 @@ recorder.onEvent = { event in
     }
 }
 
-/// Control thread: starts recording after `--record-after`, ends the run after `--duration` or
-/// on SIGTERM/SIGINT, and writes a journal checkpoint every minute (so a cut journal tail is
-/// noticed). SIGUSR1 is the pipeline telling it the run is over.
-let checkpointInterval: Int64 = 60_000_000_000
-var shutdownReason = "end of source"
-let start = Clock.monotonicNanoseconds()
-let storageInterval: Int64 = 2_000_000_000
+// MARK: control thread
+
+let storage = StorageMonitor(path: configuration.storagePath, reserveBytes: configuration.storageReserveBytes,
+                             floorBytes: configuration.storageFloorBytes)
+
+func checkStorage() {
+    do {
+        guard let change = try storage.check() else { return }
+        let free = "\(change.free >> 20) MiB free"
+        switch change.level {
+        case .ok: Log.notice("storage: \(free), alarm cleared")
+        case .low: Log.warning("STORAGE LOW: \(free) (reserve \(storage.reserveBytes >> 20) MiB); recording goes on")
+        case .critical: Log.error("STORAGE FULL: \(free) (floor \(storage.floorBytes >> 20) MiB); sealing and stopping")
+        }
+        audit("storage_alarm", ["level": .string(change.level.rawValue), "free_bytes": .integer(change.free)])
+        engine.handle(.storage(critical: change.level == .critical, low: change.level != .ok))
+    } catch {
+        Log.error("storage check: \(error)")
+    }
+}
+
 /// Wall clock minus monotonic clock: it changes only when the wall clock is stepped.
 var clockOffset = Clock.wallNanoseconds() - Clock.monotonicNanoseconds()
 
-/// Journals a step of the wall clock (NTP correction, manual set) of more than a second; the
-/// recording's own timeline is monotonic and unaffected.
+/// Journals a step of the wall clock of more than a second; recordings keep their monotonic
+/// timeline.
 func checkClock() {
     let offset = Clock.wallNanoseconds() - Clock.monotonicNanoseconds()
     let step = offset - clockOffset
@@ -152,39 +327,35 @@ func checkClock() {
     }
     clockOffset = offset
 }
-/// Measures free space; journals and logs each change of level; at the floor, stops recording.
-/// Returns false while recording must not run.
-func checkStorage() -> Bool {
-    do {
-        if let change = try storage.check() {
-            let free = "\(change.free >> 20) MiB free"
-            switch change.level {
-            case .ok: Log.notice("storage: \(free), alarm cleared")
-            case .low: Log.warning("STORAGE LOW: \(free) (reserve \(storage.reserveBytes >> 20) MiB); recording goes on")
-            case .critical: Log.error("STORAGE FULL: \(free) (floor \(storage.floorBytes >> 20) MiB); sealing and stopping")
-            }
-            audit("storage_alarm", ["level": .string(change.level.rawValue), "free_bytes": .integer(change.free)])
-            if change.level == .critical { recorder.stopRecording() }
-        }
-    } catch {
-        Log.error("storage check: \(error)")
+
+func checkBattery() {
+    guard !configuration.batteryPath.isEmpty else { return }
+    guard let bytes = try? readWholeFile(configuration.batteryPath, limit: 64),
+          let percent = Int(String(decoding: bytes, as: UTF8.self).filter { $0.isNumber }) else {
+        Log.warning("battery: cannot read \(configuration.batteryPath)")
+        return
     }
-    return storage.level != .critical
+    engine.handle(.battery(percent: percent))
 }
 
+/// Starts recording after `--record-after` (as a press of the record button would), ends the run
+/// after `--duration` or on SIGTERM/SIGINT (a system stop, journaled as such), and keeps time:
+/// policy reminders, storage, clock and battery every 2 s, a journal checkpoint every minute.
+/// SIGUSR1 is the pipeline telling it the run is over.
+let start = Clock.monotonicNanoseconds()
+let checkpointInterval: Int64 = 60_000_000_000
+let housekeepingInterval: Int64 = 2_000_000_000
 let control = WorkerThread(name: "control") {
-    var recordingRequested = false
-    if recordAfter == 0 {
-        if checkStorage() { recorder.startRecording() }
-        recordingRequested = true
-    }
+    checkStorage()
+    var recordPressed = recordAfter == nil
     var nextCheckpoint = start + checkpointInterval
-    var nextStorageCheck = start + storageInterval
+    var nextHousekeeping = start + housekeepingInterval
     while true {
         let now = Clock.monotonicNanoseconds()
-        var deadlines: [Int64] = [nextCheckpoint, nextStorageCheck]
-        if !recordingRequested { deadlines.append(start + Int64(recordAfter * 1e9)) }
+        var deadlines: [Int64] = [nextCheckpoint, nextHousekeeping]
+        if let recordAfter, !recordPressed { deadlines.append(start + Int64(recordAfter * 1e9)) }
         if let duration { deadlines.append(start + Int64(duration * 1e9)) }
+        if let policyDeadline = engine.nextDeadline { deadlines.append(policyDeadline) }
         let wait = max(0, deadlines.min()! - now)
         var timeout = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
         let signal = sigtimedwait(&controlSignals, nil, &timeout)
@@ -193,28 +364,33 @@ let control = WorkerThread(name: "control") {
             let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
             Log.notice("\(name): shutting down, sealing the open segment")
             shutdownReason = name
+            engine.handle(.systemShutdown(reason: name))
             recorder.shutdown()
             return
         }
-        if Clock.monotonicNanoseconds() >= nextStorageCheck {
-            _ = checkStorage()
+        let current = Clock.monotonicNanoseconds()
+        engine.handle(.tick)
+        if current >= nextHousekeeping {
+            checkStorage()
             checkClock()
-            nextStorageCheck += storageInterval
+            checkBattery()
+            nextHousekeeping += housekeepingInterval
         }
-        if Clock.monotonicNanoseconds() >= nextCheckpoint {
-            audit("checkpoint", ["next_sequence": .integer(Int64(vault.nextSequence))])
+        if current >= nextCheckpoint {
+            audit("checkpoint", ["next_sequence": .integer(Int64(vault.nextSequence)), "state": .string(engine.state.rawValue)])
             nextCheckpoint += checkpointInterval
         }
-        let elapsed = Clock.monotonicNanoseconds() - start
-        if !recordingRequested && elapsed >= Int64(recordAfter * 1e9) {
-            if checkStorage() { recorder.startRecording() }
-            recordingRequested = true
+        if let recordAfter, !recordPressed, current - start >= Int64(recordAfter * 1e9) {
+            recordPressed = true
+            engine.handle(.button(.record, .press, at: current))
         }
-        if let duration, elapsed >= Int64(duration * 1e9) {
+        if let duration, current - start >= Int64(duration * 1e9) {
             shutdownReason = "--duration"
+            engine.handle(.systemShutdown(reason: "--duration"))
             recorder.shutdown()
             return
         }
+        if shuttingDown.isSet { return }
     }
 }
 
@@ -228,8 +404,17 @@ do {
 }
 kill(getpid(), SIGUSR1)
 control.join()
+controls.stop()
+socket.stop()
 // A system stop (service stop, power-down sequence), not an officer's stop.
 audit("shutdown", ["reason": .string(shutdownReason), "segments": .integer(Int64(recorder.segments.count))])
 let segments = recorder.segments
 Log.info("\(segments.count) segments, \(segments.reduce(0) { $0 + $1.frames }) frames recorded in \(configuration.storagePath)")
+indicators.close()
+// Last of all: everything is sealed and journaled, so the power may go.
+if shutdownReason == "power off" {
+    Log.notice("releasing PWR_HOLD")
+    indicators.holdPower(false)
+}
+try? gpio.close()
 exit(status)

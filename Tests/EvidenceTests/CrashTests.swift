@@ -73,7 +73,7 @@ struct CrashTests {
         let store = directory.path + "/store"
         var worstLoss = 0.0
         for _ in 0..<5 {
-            let (process, _) = try DaemonTests.launch(["--config", config])
+            let (process, _) = try DaemonTests.launch(["--config", config, "--record-after", "0"])
             Thread.sleep(forTimeInterval: Double.random(in: 1.2...3.0))
             let killed = Clock.wallNanoseconds()
             kill(process.processIdentifier, SIGKILL)

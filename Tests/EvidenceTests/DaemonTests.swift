@@ -39,6 +39,13 @@ struct DaemonTests {
             "device_key = \"\(directory)/keys/device.key\"",
             "certificate = \"\(directory)/keys/device.certificate\"",
             "recipients = [\"\(directory)/keys/office.pub\"]",
+            "[controls]",
+            "backend = \"simulated\"",
+            "[policy]",
+            "on_duty_at_start = true",
+            "supervisors = \"\(directory)/keys/supervisors\"",
+            "[control]",
+            "socket = \"\(directory)/control.sock\"",
         ]
         return lines.joined(separator: "\n") + "\n" + extra
     }
@@ -65,7 +72,7 @@ struct DaemonTests {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
         let office = try Self.provision(directory.path)
-        let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, Self.config(directory.path))])
+        let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, Self.config(directory.path)), "--record-after", "0"])
         Thread.sleep(forTimeInterval: 2.5)
         process.terminate()
         process.waitUntilExit()
@@ -82,6 +89,7 @@ struct DaemonTests {
         let journal = AuditJournal.parse(try readWholeFile(store + "/journal.log"), key: nil)
         #expect(journal.records.first?.kind == "boot")
         #expect(journal.records.last?.kind == "shutdown" && journal.records.last?.fields["reason"] == .string("SIGTERM"))
+        #expect(journal.records.contains { $0.kind == "recording_stopped" && $0.fields["source"] == .string("system stop") })
         let first = try names(store, suffix: ".bcseg")[0]
         let bytes = try readWholeFile(store + "/" + first)
         let plain = try SealedSegmentLayout(bytes, what: first).decrypt(bytes, identity: office, allowUnsealed: false, what: first)
@@ -111,7 +119,7 @@ struct DaemonTests {
         process.waitUntilExit()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(process.terminationStatus == 78)
-        #expect(log.contains("\(path):17: overlay.corner: \"middle\" is not one of"), "\(log)")
+        #expect(log.contains("\(path):24: overlay.corner: \"middle\" is not one of"), "\(log)")
     }
 
     @Test("a camera that is not there is a start-up failure naming the device")

@@ -82,7 +82,7 @@ struct OffloadTests {
         _ = try DaemonTests.provision(directory.path)
         // A floor of almost ten terabytes: no test machine has that free.
         let text = DaemonTests.config(directory.path, storage: ["reserve_mb = 10000000", "floor_mb = 9999999"])
-        let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, text), "--duration", "2"])
+        let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, text), "--duration", "2", "--record-after", "0.5"])
         process.waitUntilExit()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(process.terminationStatus == 0, "\(log)")
@@ -92,5 +92,6 @@ struct OffloadTests {
         let journal = AuditJournal.parse(try readWholeFile(store + "/journal.log"), key: nil)
         #expect(journal.records.contains { $0.kind == "storage_alarm" && $0.fields["level"] == .string("critical") })
         #expect(!journal.records.contains { $0.kind == "recording_started" })
+        #expect(journal.records.contains { $0.kind == "record_refused" && $0.fields["reason"] == .string("storage full") })
     }
 }

@@ -149,7 +149,7 @@ struct PolicyTests {
         #expect(policy.state == .offDuty)
         #expect(policy.handle(.button(.power, .press, at: 3 * second), now: 3 * second).isEmpty)
         let off = policy.handle(.button(.power, .longPress, at: 4 * second), now: 4 * second)
-        #expect(off.contains(.powerOff) && off.last == .holdPower(false) && policy.state == .shuttingDown)
+        #expect(off.last == .powerOff && !off.contains(.holdPower(false)) && policy.state == .shuttingDown)
         #expect(policy.handle(.button(.record, .press, at: 5 * second), now: 5 * second).isEmpty, "nothing after shutdown")
     }
 
