@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "bodycamctl",
             dependencies: [
-                "Pipeline", "LibAV", "Evidence", "LibCrypto", "Policy",
+                "Pipeline", "LibAV", "Evidence", "LibCrypto", "Policy", "Controls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,33 +1,39 @@
 #!/usr/bin/env bash
-# make demo: provisions test keys, runs a short session of bodycamd on the built-in
-# test-pattern camera, then verifies the store and exports it to playable MP4 files.
+# make demo: provisions test keys, runs bodycamd on the built-in test-pattern camera with the
+# simulated buttons, goes through a duty (start, record, marks, a refused stop, an authorised
+# stop, end), then verifies the store and exports it to playable MP4 files.
 #   DEMO_DIR      where to keep everything (default: a new temporary folder)
-#   DEMO_SECONDS  length of the session (default 20)
+#   DEMO_SECONDS  how long to record (default 20)
 set -euo pipefail
 BIN=${BIN:?BIN must name the folder holding bodycamd and bodycamctl}
 DEMO_DIR=${DEMO_DIR:-$(mktemp -d -t bodycam-demo.XXXXXX)}
 DEMO_SECONDS=${DEMO_SECONDS:-20}
-STANDBY=5
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 STORE="$DEMO_DIR/store"
 KEYS="$DEMO_DIR/keys"
+SOCKET="$DEMO_DIR/control.sock"
+DEVICE=BC-DEMO-0001
 run() { echo "+ $*"; "$@"; }
+ctl() { run "$BIN/bodycamctl" "$@" --socket "$SOCKET"; }
 
 if [ ! -f "$KEYS/device.key" ]; then
-  echo "== provisioning: the office's identity, the authority, the device key and its certificate"
+  echo "== provisioning: the office's identity, the authority, a supervisor, the device key and its certificate"
   run "$BIN/bodycamctl" office init --dir "$KEYS" --name office
   run "$BIN/bodycamctl" authority init --dir "$KEYS"
+  run "$BIN/bodycamctl" supervisor init --dir "$KEYS/supervisors" --name sgt-demo
   run "$BIN/bodycamctl" keys provision --dir "$KEYS"
   run "$BIN/bodycamctl" authority certify --authority-key "$KEYS/authority.key" --device-pub "$KEYS/device.pub" \
-      --device-id BC-DEMO-0001 --out "$KEYS/device.certificate"
+      --device-id "$DEVICE" --out "$KEYS/device.certificate"
   echo
 fi
+mkdir -p "$DEMO_DIR/tokens"
+# The supervisor keeps the secret key outside the folder the device trusts.
+mv -f "$KEYS/supervisors/sgt-demo.key" "$KEYS/sgt-demo.key" 2>/dev/null || true
 
 cat > "$DEMO_DIR/bodycam.toml" <<CONF
-# Development profile: the built-in test pattern, 5 s segments, a store in the demo folder.
-device_id = "BC-DEMO-0001"
-officer_id = "OFFICER-7"
+# Development profile: the built-in test pattern, simulated buttons, 5 s segments.
+device_id = "$DEVICE"
 
 [camera]
 source = "test-pattern"
@@ -36,7 +42,7 @@ height = 720
 fps = 30
 
 [recording]
-pre_event_seconds = $STANDBY
+pre_event_seconds = 5
 segment_seconds = 5
 
 [storage]
@@ -46,13 +52,58 @@ path = "$STORE"
 device_key = "$KEYS/device.key"
 certificate = "$KEYS/device.certificate"
 recipients = ["$KEYS/office.pub"]
+
+[controls]
+backend = "simulated"
+
+[policy]
+supervisors = "$KEYS/supervisors"
+
+[control]
+socket = "$SOCKET"
 CONF
 
-echo "== bodycamd: ${STANDBY} s standby (pre-event buffer), then recording, ${DEMO_SECONDS} s in all"
-run "$BIN/bodycamd" --config "$DEMO_DIR/bodycam.toml" --record-after "$STANDBY" --duration "$DEMO_SECONDS"
+echo "== bodycamd starts (off duty: it will not record until a duty starts)"
+"$BIN/bodycamd" --config "$DEMO_DIR/bodycam.toml" 2> "$DEMO_DIR/bodycamd.log" &
+DAEMON=$!
+trap 'kill $DAEMON 2>/dev/null || true' EXIT
+for _ in $(seq 50); do [ -S "$SOCKET" ] && break; sleep 0.1; done
+[ -S "$SOCKET" ] || { cat "$DEMO_DIR/bodycamd.log"; echo "bodycamd did not start"; exit 1; }
+
+echo "== a press of record off duty is refused"
+ctl sim click REC_BTN || true
+echo "== the supervisor starts the duty of OFFICER-7"
+run "$BIN/bodycamctl" supervisor token --kind duty-start --key "$KEYS/sgt-demo.key" --issuer sgt-demo --device-id "$DEVICE" \
+    --officer-id OFFICER-7 --duty-id DUTY-2026-001 --out "$DEMO_DIR/tokens/duty-start.token"
+ctl duty start --token "$DEMO_DIR/tokens/duty-start.token"
+sleep 3
+echo "== record: the recording opens with the pre-event buffer (about 3 s before the press)"
+ctl sim click REC_BTN
+sleep $((DEMO_SECONDS / 2))
+echo "== marks: the mark button, and a labelled mark"
+ctl sim click MARK_BTN
+ctl mark --label "document check"
+echo "== the officer tries to stop: refused (journaled, distinct vibration); so is the power button"
+ctl sim click REC_BTN || true
+ctl sim hold PWR_BTN || true
+sleep $((DEMO_SECONDS / 2))
+echo "== the supervisor's stop token stops the recording; the same token again is a replay"
+run "$BIN/bodycamctl" supervisor token --kind stop --key "$KEYS/sgt-demo.key" --issuer sgt-demo --device-id "$DEVICE" \
+    --out "$DEMO_DIR/tokens/stop.token"
+ctl stop --token "$DEMO_DIR/tokens/stop.token"
+ctl stop --token "$DEMO_DIR/tokens/stop.token" || true
+ctl status
+echo "== end of duty, then the service stops (SIGTERM)"
+run "$BIN/bodycamctl" supervisor token --kind duty-end --key "$KEYS/sgt-demo.key" --issuer sgt-demo --device-id "$DEVICE" \
+    --out "$DEMO_DIR/tokens/duty-end.token"
+ctl duty end --token "$DEMO_DIR/tokens/duty-end.token"
+kill -TERM $DAEMON
+wait $DAEMON
+trap - EXIT
+sed 's/^/   /' "$DEMO_DIR/bodycamd.log"
 echo
-echo "== the store holds only sealed segments, signed manifests and the journal:"
-ls "$STORE" | sed 's/^/   /'
+echo "== the audit journal, record by record:"
+grep -o '"kind":"[a-z_]*"' "$STORE/journal.log" | cut -d'"' -f4 | paste -sd' ' | fold -s -w 100 | sed 's/^/   /'
 echo
 echo "== verify (no key needed: signatures, certificate, chain, hashes, journal)"
 run "$BIN/bodycamctl" verify --authority "$KEYS/authority.pub" "$STORE"
@@ -60,5 +111,7 @@ echo
 echo "== export with the office's identity: decrypt, check, decode"
 rm -rf "$DEMO_DIR/export"
 run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --out "$DEMO_DIR/export" "$STORE"
+echo "== marks in the manifests:"
+grep -ho '"marks":\[[^]]*\]' "$STORE"/*.manifest | grep -v '\[\]' | sed 's/^/   /' || true
 echo
 echo "Playable MP4 files: $DEMO_DIR/export (report: $DEMO_DIR/export/export-report.txt)"

@@ -18,7 +18,8 @@ struct BodycamCtl: ParsableCommand {
             Exit codes: 0 success; 1 problems found (verification failed, a segment that does not \
             decode, …); 2 usage or I/O error.
             """,
-        subcommands: [Keys.self, Authority.self, Office.self, Verify.self, Export.self, Offload.self, Probe.self])
+        subcommands: [Status.self, Stop.self, Duty.self, Mark.self, Sim.self, Keys.self, Authority.self, Office.self, Supervisor.self,
+                      Verify.self, Export.self, Offload.self, Probe.self])
 }
 
 extension BodycamCtl {
