@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import Evidence
+@testable import Policy
+@testable import Pipeline
+
+/// docs/POLICY.md's table, row by row, against the state machine.
+enum PolicyTable {
+    static let supervisor = Supervisor()
+
+    /// Puts a policy in `state` (off-duty, standby, recording) under `stopPolicy`.
+    static func policy(_ state: String, _ stopPolicy: StopPolicy) -> (RecordingPolicy, TokenVerifier) {
+        var settings = PolicySettings()
+        settings.stopPolicy = stopPolicy
+        let verifier = TokenVerifier(deviceID: "BC-1", supervisors: [supervisor.key.publicKey])
+        var policy = RecordingPolicy(settings: settings)
+        if state != "off-duty" {
+            _ = policy.handle(.dutyToken(verifier.check(supervisor.token(.duty, action: "start"), expecting: .duty, now: nowUTC()), source: "t"), now: 0)
+        }
+        if state == "recording" { _ = policy.handle(.button(.record, .press, at: 0), now: 0) }
+        return (policy, verifier)
+    }
+
+    static let events = ["REC press", "REC long press", "MARK press", "PWR press", "PWR long press", "stop token", "refused stop token",
+                         "duty start token", "duty end token", "dock in", "battery low", "battery critical", "storage low", "storage full",
+                         "system stop", "reminder due"]
+
+    /// Journal kinds and the state after `event`.
+    static func outcome(state: String, stopPolicy: StopPolicy, event: String) -> (journal: String, next: String) {
+        var (policy, verifier) = policy(state, stopPolicy)
+        let now: Int64 = 1_000 * second
+        let policyEvent: PolicyEvent
+        switch event {
+        case "REC press": policyEvent = .button(.record, .press, at: now)
+        case "REC long press": policyEvent = .button(.record, .longPress, at: now)
+        case "MARK press": policyEvent = .button(.mark, .press, at: now)
+        case "PWR press": policyEvent = .button(.power, .press, at: now)
+        case "PWR long press": policyEvent = .button(.power, .longPress, at: now)
+        case "stop token": policyEvent = .stopToken(verifier.check(supervisor.token(), expecting: .stop, now: nowUTC()), source: "t")
+        case "refused stop token": policyEvent = .stopToken(.failure(.expired), source: "t")
+        case "duty start token": policyEvent = .dutyToken(verifier.check(supervisor.token(.duty, action: "start"), expecting: .duty, now: nowUTC()), source: "t")
+        case "duty end token": policyEvent = .dutyToken(verifier.check(supervisor.token(.duty, action: "end"), expecting: .duty, now: nowUTC()), source: "t")
+        case "dock in": policyEvent = .dock(connected: true)
+        case "battery low": policyEvent = .battery(percent: 10)
+        case "battery critical": policyEvent = .battery(percent: 2)
+        case "storage low": policyEvent = .storage(critical: false, low: true)
+        case "storage full": policyEvent = .storage(critical: true, low: true)
+        case "system stop": policyEvent = .systemShutdown(reason: "SIGTERM")
+        case "reminder due": policyEvent = .tick
+        default: preconditionFailure(event)
+        }
+        let actions = policy.handle(policyEvent, now: event == "reminder due" ? 1_000_000 * second : now)
+        let journal = kinds(actions).joined(separator: ", ")
+        return (journal.isEmpty ? "—" : journal, policy.state.rawValue)
+    }
+
+    struct Row: Equatable { var stopPolicy: String; var state: String; var event: String; var journal: String; var next: String }
+
+    static func rows(markdown: String) -> [Row] {
+        markdown.split(separator: "\n").compactMap { line in
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count == 7, StopPolicy(rawValue: cells[1]) != nil else { return nil }
+            return Row(stopPolicy: cells[1], state: cells[2], event: cells[3], journal: cells[4].replacingOccurrences(of: "`", with: ""), next: cells[5])
+        }
+    }
+}
+
+@Suite("docs/POLICY.md")
+struct PolicyTableTests {
+    static let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("docs/POLICY.md").path
+
+    @Test("every row of the table is what the state machine does, and every state × event of the authorized policy has a row")
+    func tableMatchesCode() throws {
+        let rows = PolicyTable.rows(markdown: try String(contentsOfFile: Self.docs, encoding: .utf8))
+        #expect(rows.count >= 48)
+        for row in rows {
+            let outcome = PolicyTable.outcome(state: row.state, stopPolicy: StopPolicy(rawValue: row.stopPolicy)!, event: row.event)
+            #expect(outcome.journal == row.journal && outcome.next == row.next,
+                    "\(row.stopPolicy) / \(row.state) / \(row.event): the code journals \(outcome.journal) and goes to \(outcome.next)")
+        }
+        for state in ["off-duty", "standby", "recording"] {
+            for event in PolicyTable.events {
+                #expect(rows.contains { $0.stopPolicy == "authorized" && $0.state == state && $0.event == event }, "no row for \(state) / \(event)")
+            }
+        }
+    }
+}
+
