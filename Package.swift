@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Controls", "Evidence", "LibCrypto", "Pipeline"]),
-        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "LibCrypto", "Pipeline", "LibAV"]),
+        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "LibCrypto", "Pipeline", "LibAV", "Controls", "Policy"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator"]),
     ],

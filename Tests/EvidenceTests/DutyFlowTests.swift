@@ -1,0 +1,77 @@
+import Controls
+import Foundation
+import LibCrypto
+import Policy
+import Testing
+@testable import Evidence
+@testable import Pipeline
+
+@Suite("A duty through the control socket")
+struct DutyFlowTests {
+    func ask(_ socket: String, _ request: [String: JSONValue]) throws -> JSONValue {
+        try ControlSocket.request(.object(request), path: socket)
+    }
+
+    @Test("duty start, record, marks, refused stops, an authorised stop, a replay, duty end: all journaled, marks in the manifests, the store verifies")
+    func duty() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let supervisor = try Ed25519PrivateKey()
+        try FileManager.default.createDirectory(atPath: directory.path + "/keys/supervisors", withIntermediateDirectories: true)
+        try KeyFile.write(supervisor.publicKey, to: directory.path + "/keys/supervisors/sgt.pub")
+        let text = DaemonTests.config(directory.path).replacingOccurrences(of: "on_duty_at_start = true", with: "on_duty_at_start = false")
+        let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, text)])
+        let socket = directory.path + "/control.sock"
+        #expect(waitFor { FileManager.default.fileExists(atPath: socket) })
+        func token(_ kind: AuthorizationToken.Kind, _ action: String, device: String = "BC-PROC-1") throws -> JSONValue {
+            .string(Base64.encode(try AuthorizationToken.issue(kind, deviceID: device, issuer: "sgt", key: supervisor, minutes: 5, action: action,
+                                                               officerID: "OFC-3", dutyID: "D-9").document.bytes))
+        }
+
+        #expect(try ask(socket, ["cmd": .string("sim"), "button": .string("REC_BTN"), "action": .string("click")])["state"] == .string("off-duty"))
+        #expect(try ask(socket, ["cmd": .string("duty"), "token": try token(.duty, "start")])["state"] == .string("standby"))
+        #expect(try ask(socket, ["cmd": .string("sim"), "button": .string("REC_BTN"), "action": .string("click")])["state"] == .string("recording"))
+        Thread.sleep(forTimeInterval: 1.2)
+        _ = try ask(socket, ["cmd": .string("sim"), "button": .string("MARK_BTN"), "action": .string("click")])
+        #expect(try ask(socket, ["cmd": .string("mark"), "label": .string("vehicle search")])["ok"] == .boolean(true))
+        _ = try ask(socket, ["cmd": .string("sim"), "button": .string("REC_BTN"), "action": .string("click")])
+        let foreign = try ask(socket, ["cmd": .string("stop"), "token": try token(.stop, "stop", device: "BC-OTHER")])
+        #expect(foreign["ok"] == .boolean(false) && foreign["state"] == .string("recording"))
+        let stopToken = try token(.stop, "stop")
+        Thread.sleep(forTimeInterval: 1.2)
+        #expect(try ask(socket, ["cmd": .string("stop"), "token": stopToken])["state"] == .string("standby"))
+        #expect(try ask(socket, ["cmd": .string("stop"), "token": stopToken])["ok"] == .boolean(false), "a replay")
+        #expect(try ask(socket, ["cmd": .string("duty"), "token": try token(.duty, "end")])["state"] == .string("off-duty"))
+        process.terminate()
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(log)")
+
+        let store = directory.path + "/store"
+        let report = try StoreVerifier.verify(store: store, authority: nil)
+        #expect(report.isClean && report.segments >= 2, "\(report.problems)")
+        let journal = AuditJournal.parse(try readWholeFile(store + "/journal.log"), key: nil)
+        let kinds = journal.records.map(\.kind)
+        for expected in ["record_refused", "duty_started", "recording_started", "mark", "stop_denied", "recording_stopped", "duty_ended", "control_request", "shutdown"] {
+            #expect(kinds.contains(expected), "journal lacks \(expected)")
+        }
+        #expect(journal.records.filter { $0.kind == "stop_denied" }.count == 3, "a press, a foreign token, a replay")
+        let marks = try names(store, suffix: ".manifest").flatMap { name in
+            (try Manifest.read(try readWholeFile(store + "/" + name), what: name).document.body["marks"]?.array ?? [])
+        }
+        #expect(marks.count == 2)
+        #expect(marks.contains { $0["label"] == .string("vehicle search") })
+        let officers = try names(store, suffix: ".manifest").map { try Manifest.read(try readWholeFile(store + "/" + $0), what: $0).document.body }
+        #expect(officers.allSatisfy { $0["officer_id"] == .string("OFC-3") && $0["duty_id"] == .string("D-9") },
+                "\(officers.map { "\($0["officer_id"]!) \($0["duty_id"]!)" })")
+    }
+
+    func waitFor(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<100 {
+            if condition() { return true }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return false
+    }
+}
