@@ -14,6 +14,8 @@ public enum RecorderEvent {
     case cameraLost(reason: String)
     case cameraRestored(source: String)
     case stopped(frames: Int)
+    /// The first picture went through the whole pipeline: the camera is ready to record.
+    case ready
 }
 
 /// The pipeline, wired: FrameSource → Overlay → VideoEncoder → PreEventBuffer → SegmentMuxer.
@@ -63,7 +65,9 @@ public final class Recorder {
     private let wake: WakeEvent
     /// How often a lost camera is tried again.
     public var reopenInterval: Int32 = 250
-    public private(set) var framesEncoded = 0
+    private let frameCounter = AtomicCounter()
+    /// Pictures encoded so far (readable from any thread: the watchdog checks frames flow).
+    public var framesEncoded: Int { frameCounter.value }
     public private(set) var framesDropped = 0
     public var onEvent: (RecorderEvent) -> Void = { _ in }
 
@@ -195,7 +199,7 @@ public final class Recorder {
         }
         overlay?.apply(to: frame, wallNanoseconds: anchor.wall(atMonotonic: frame.captureNanoseconds))
         for packet in try encoder.encode(frame) { try route(packet) }
-        framesEncoded += 1
+        if frameCounter.increment() == 1 { onEvent(.ready) }
     }
 
     private func apply(_ command: Command) throws {

@@ -11,6 +11,16 @@ public final class AtomicFlag: Sendable {
     public func clear() { value.store(false, ordering: .releasing) }
 }
 
+/// A counter written by one thread and read by others.
+public final class AtomicCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    public init() {}
+    public var value: Int { count.load(ordering: .acquiring) }
+    /// Adds one; returns the new value.
+    @discardableResult
+    public func increment() -> Int { count.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue }
+}
+
 /// A pthread mutex and condition variable, heap-allocated so their addresses never move.
 final class ConditionLock {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)

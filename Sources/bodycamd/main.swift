@@ -20,6 +20,8 @@ let usage = """
     """
 
 Log.program = "bodycamd"
+let processStart = Clock.monotonicNanoseconds()
+let notifier = SystemdNotifier()
 var configPath = "/etc/bodycam/bodycam.toml"
 var recordAfter: Double? = nil
 var duration: Double? = nil
@@ -275,8 +277,10 @@ recorder.onEvent = { event in
     case .started(let source, let encoder): Log.info("capturing from \(source), encoding with \(encoder)")
     case .recordingStarted(let packets, let seconds):
         Log.notice("recording started with \(packets) pre-event frames (\(formatDecimal(seconds, places: 1)) s)")
+        notifier.status("recording, officer \(engine.officerID.isEmpty ? "-" : engine.officerID)")
     case .recordingStopped:
         Log.notice("recording stopped")
+        notifier.status(engine.state.rawValue)
     case .segmentSealed(let summary):
         Log.info("segment \(summary.descriptor.sequence) sealed: \(summary.location), \(summary.frames) frames, \(summary.fragments) fragments")
     case .framesDropped(let count, let sequence):
@@ -289,6 +293,10 @@ recorder.onEvent = { event in
         Log.notice("camera back: \(source); recording goes on")
         audit("camera_restored", ["source": .string(source)])
     case .stopped(let frames): Log.info("pipeline stopped after \(frames) frames")
+    case .ready:
+        let seconds = Double(Clock.monotonicNanoseconds() - processStart) / 1e9
+        Log.info("ready in \(formatDecimal(seconds, places: 3)) s: \(engine.state.rawValue)")
+        notifier.ready(status: "\(engine.state.rawValue), device \(configuration.deviceID)")
     }
 }
 
@@ -350,9 +358,12 @@ let control = WorkerThread(name: "control") {
     var recordPressed = recordAfter == nil
     var nextCheckpoint = start + checkpointInterval
     var nextHousekeeping = start + housekeepingInterval
+    var nextWatchdog = notifier.watchdogInterval.map { start + $0 }
+    var framesAtLastPing = 0
     while true {
         let now = Clock.monotonicNanoseconds()
         var deadlines: [Int64] = [nextCheckpoint, nextHousekeeping]
+        if let nextWatchdog { deadlines.append(nextWatchdog) }
         if let recordAfter, !recordPressed { deadlines.append(start + Int64(recordAfter * 1e9)) }
         if let duration { deadlines.append(start + Int64(duration * 1e9)) }
         if let policyDeadline = engine.nextDeadline { deadlines.append(policyDeadline) }
@@ -370,6 +381,19 @@ let control = WorkerThread(name: "control") {
         }
         let current = Clock.monotonicNanoseconds()
         engine.handle(.tick)
+        // The watchdog is fed only while pictures really flow: a stalled pipeline gets the
+        // service restarted (and the stall is in the log and the journal).
+        if let interval = notifier.watchdogInterval, let due = nextWatchdog, current >= due {
+            let frames = recorder.framesEncoded
+            if frames > framesAtLastPing {
+                notifier.watchdog()
+            } else {
+                Log.error("no frame for \(interval * 2 / 1_000_000) ms: withholding the watchdog ping")
+                audit("pipeline_stalled", ["frames": .integer(Int64(frames))])
+            }
+            framesAtLastPing = frames
+            nextWatchdog = due + interval
+        }
         if current >= nextHousekeeping {
             checkStorage()
             checkClock()
@@ -402,6 +426,7 @@ do {
     audit("pipeline_failed", ["error": .string("\(error)")])
     status = 1
 }
+notifier.stopping("sealing and stopping")
 kill(getpid(), SIGUSR1)
 control.join()
 controls.stop()
