@@ -74,6 +74,9 @@ public struct BodycamConfiguration: Equatable, Sendable {
     /// A sysfs power_supply capacity file (percent); empty: no battery reading.
     public var batteryPath = ""
     public var controlSocket = "/run/bodycam/control.sock"
+    /// The board profile given by `board_profile`, and its `board` name.
+    public var boardProfile = ""
+    public var board = ""
 
     public init() {}
 
@@ -90,13 +93,34 @@ public struct BodycamConfiguration: Equatable, Sendable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigError(file: path, line: 0, key: "", message: "not UTF-8 text")
         }
-        return try BodycamConfiguration(ConfigFile(file: path, text: text))
+        let file = try ConfigFile(file: path, text: text)
+        // A board profile (Hardware/boards/*.toml) gives the camera and the GPIO lines of a
+        // board; the device's own file overrides any of it.
+        guard let profile = file.entries["board_profile"] else { return try BodycamConfiguration(file) }
+        guard case .string(let profilePath) = profile.value, profilePath.hasPrefix("/") else {
+            throw ConfigError(file: path, line: profile.line, key: "board_profile", message: "expected an absolute path")
+        }
+        let profileFile: ConfigFile
+        do {
+            let bytes = try readWholeFile(profilePath, limit: 1 << 20)
+            profileFile = try ConfigFile(file: profilePath, text: String(decoding: bytes, as: UTF8.self))
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw ConfigError(file: path, line: profile.line, key: "board_profile", message: "\(error)")
+        }
+        let allowed = ["camera.", "controls.", "encoder."]
+        if let stray = profileFile.entries.first(where: { entry in entry.key != "board" && !allowed.contains { entry.key.hasPrefix($0) } }) {
+            throw ConfigError(file: profilePath, line: stray.value.line, key: stray.key, message: "a board profile holds only board and [camera], [encoder] and [controls] settings")
+        }
+        return try BodycamConfiguration(ConfigFile(base: profileFile, overlay: file))
     }
 
     public init(_ file: ConfigFile) throws {
         var reader = ConfigReader(file: file)
         try self.init(reading: &reader)
         try reader.rejectUnknown()
+        if case .string(let name)? = file.entries["board"]?.value { board = name }
     }
 
     /// Every setting name the daemon reads ("camera.width", …), for documentation checks.
@@ -183,6 +207,8 @@ public struct BodycamConfiguration: Equatable, Sendable {
         if policy.criticalBatteryPercent >= policy.lowBatteryPercent {
             throw reader.error("policy.critical_battery_percent", "must be below policy.low_battery_percent")
         }
+        boardProfile = try reader.string("board_profile", default: boardProfile)
+        _ = try reader.string("board", default: "")
         batteryPath = try reader.string("power.battery", default: batteryPath, where: { $0.isEmpty || $0.hasPrefix("/") }, "an absolute path or empty")
         controlSocket = try reader.string("control.socket", default: controlSocket, where: { $0.hasPrefix("/") && $0.utf8.count < 108 },
                                           "an absolute path shorter than 108 bytes")
@@ -208,7 +234,7 @@ struct ConfigReader {
     func has(_ key: String) -> Bool { file.entries[key] != nil }
 
     func error(_ key: String, _ message: String) -> ConfigError {
-        ConfigError(file: file.file, line: file.entries[key]?.line ?? 0, key: key, message: message)
+        ConfigError(file: file.origins[key] ?? file.file, line: file.entries[key]?.line ?? 0, key: key, message: message)
     }
 
     private mutating func value(_ key: String) -> ConfigValue? {

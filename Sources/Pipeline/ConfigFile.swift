@@ -81,6 +81,18 @@ public struct ConfigFile: Sendable {
         }
     }
 
+    /// `base`'s entries overlaid with `overlay`'s (the overlay wins): a board profile under the
+    /// device's own configuration. Errors keep naming the file each entry came from.
+    public init(base: ConfigFile, overlay: ConfigFile) {
+        file = overlay.file
+        entries = base.entries.merging(overlay.entries) { _, mine in mine }
+        origins = base.entries.keys.reduce(into: [:]) { $0[$1] = base.file }
+        for key in overlay.entries.keys { origins[key] = nil }
+    }
+
+    /// Keys that came from another file than `file` (a board profile).
+    public private(set) var origins: [String: String] = [:]
+
     static func isBareKey(_ text: String) -> Bool {
         !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
     }

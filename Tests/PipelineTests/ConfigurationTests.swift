@@ -116,3 +116,54 @@ struct ConfigurationDocumentationTests {
         #expect(Set(BodycamConfiguration.settingNames) == documented)
     }
 }
+
+@Suite("Board profiles")
+struct BoardProfileTests {
+    static let hardware = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Hardware").path
+
+    func load(_ text: String) throws -> BodycamConfiguration {
+        let directory = NSTemporaryDirectory() + "bodycam-profile-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try text.write(toFile: directory + "/bodycam.toml", atomically: true, encoding: .utf8)
+        return try BodycamConfiguration.load(path: directory + "/bodycam.toml")
+    }
+
+    @Test("the CM4 profile gives the camera, the hardware encoder and the controls; the device's file overrides")
+    func cm4() throws {
+        let configuration = try load("board_profile = \"\(Self.hardware)/boards/rpi-cm4.toml\"\n[camera]\nwidth = 1280\nheight = 720\n")
+        #expect(configuration.board == "rpi-cm4")
+        #expect(configuration.camera.source == .v4l2 && configuration.camera.device == "/dev/bodycam/camera")
+        #expect(configuration.camera.width == 1280 && configuration.camera.height == 720, "the device's own file wins")
+        #expect(configuration.camera.formats == [.yuyv, .nv12, .mjpeg])
+        #expect(configuration.encoder.codec == "h264_v4l2m2m" && configuration.controls.backend == "gpiod")
+    }
+
+    @Test("the simulator profile, and the installed default configuration, parse")
+    func others() throws {
+        #expect(try load("board_profile = \"\(Self.hardware)/boards/simulator.toml\"\n").controls.backend == "simulated")
+        let installed = try String(contentsOfFile: Self.hardware + "/config/bodycam.toml", encoding: .utf8)
+            .replacingOccurrences(of: "/usr/share/bodycam/boards", with: Self.hardware + "/boards")
+        let configuration = try load(installed)
+        #expect(configuration.board == "rpi-cm4" && configuration.recipientPaths == ["/etc/bodycam/recipients/office.pub"])
+    }
+
+    @Test("a profile with other settings is refused, naming the profile's file and line")
+    func strayInProfile() throws {
+        let directory = NSTemporaryDirectory() + "bodycam-profile-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "board = \"x\"\n[storage]\npath = \"/tmp\"\n".write(toFile: directory + "/board.toml", atomically: true, encoding: .utf8)
+        #expect {
+            _ = try load("board_profile = \"\(directory)/board.toml\"\n")
+        } throws: { error in
+            (error as? ConfigError).map { $0.file == directory + "/board.toml" && $0.line == 3 && $0.key == "storage.path" } == true
+        }
+        // A bad value in a profile names the profile.
+        try "[camera]\nfps = 0\n".write(toFile: directory + "/bad.toml", atomically: true, encoding: .utf8)
+        #expect {
+            _ = try load("board_profile = \"\(directory)/bad.toml\"\n")
+        } throws: { error in (error as? ConfigError).map { $0.file == directory + "/bad.toml" && $0.key == "camera.fps" } == true }
+    }
+}
