@@ -11,8 +11,10 @@ BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libsws
                   libv4l-dev libgpiod-dev libssl-dev
 # The reference encoder and the resource meter `make bench` compares against.
 BENCH_PACKAGES := ffmpeg time
+# Packaging and unit checks: dpkg-deb, objdump, systemd-analyze.
+PACKAGE_PACKAGES := dpkg binutils systemd
 
-.PHONY: all deps bench-deps build test demo bench vectors clean
+.PHONY: all deps bench-deps package-deps build test demo bench vectors install deb deb-test systemd-check clean
 
 all: build
 
@@ -46,6 +48,50 @@ demo: build
 
 bench: bench-deps build
 	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/bench.sh
+
+PREFIX     ?= /usr
+DESTDIR    ?=
+VERSION    := 0.1.0
+# Binaries for packages carry the Swift runtime inside (no toolchain on the device).
+PACKAGE_BUILD_DIR ?= .build-package
+PACKAGE_FLAGS := -c release --static-swift-stdlib --scratch-path $(PACKAGE_BUILD_DIR)
+
+# make install [PREFIX=/usr] [DESTDIR=…]: binaries, units, drop-ins, udev rules, board
+# profiles, the default configuration (never over an existing one) and the docs.
+install:
+	@[ -n "$(BIN)" ] || { echo "make install needs BIN (use make deb, or: make install BIN=\$$(swift build -c release --show-bin-path))"; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+	  $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/lib/systemd/logind.conf.d $(DESTDIR)$(PREFIX)/lib/systemd/journald.conf.d \
+	  $(DESTDIR)$(PREFIX)/lib/udev/rules.d $(DESTDIR)$(PREFIX)/share/bodycam/boards $(DESTDIR)$(PREFIX)/share/bodycam/dts \
+	  $(DESTDIR)$(PREFIX)/share/doc/bodycam $(DESTDIR)/etc/bodycam
+	install -m 0755 $(BIN)/bodycamd $(BIN)/bodycamctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 Systemd/bodycamd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -m 0644 Systemd/sysusers.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/
+	install -m 0644 Systemd/tmpfiles.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/
+	install -m 0644 Systemd/logind.conf.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/systemd/logind.conf.d/
+	install -m 0644 Systemd/journald.conf.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/systemd/journald.conf.d/
+	install -m 0644 Hardware/udev/60-bodycam.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/
+	install -m 0644 Hardware/boards/*.toml $(DESTDIR)$(PREFIX)/share/bodycam/boards/
+	install -m 0644 Hardware/dts/*.dts $(DESTDIR)$(PREFIX)/share/bodycam/dts/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/bodycam/
+	[ -e $(DESTDIR)/etc/bodycam/bodycam.toml ] || install -m 0644 Hardware/config/bodycam.toml $(DESTDIR)/etc/bodycam/bodycam.toml
+
+# make deb: build/bodycam_VERSION_ARCH.deb, with the Swift runtime linked in.
+package-deps: deps
+	$(call install_missing,$(PACKAGE_PACKAGES))
+
+deb: package-deps
+	$(SWIFT) build $(PACKAGE_FLAGS) --product bodycamd
+	$(SWIFT) build $(PACKAGE_FLAGS) --product bodycamctl
+	BIN=$$($(SWIFT) build $(PACKAGE_FLAGS) --show-bin-path) scripts/make-deb.sh $(VERSION)
+
+# Installs the .deb into a scratch root and checks what landed where (slow: a static build).
+deb-test: deb
+	scripts/deb-test.sh build/bodycam_$(VERSION)_$$(dpkg --print-architecture).deb
+
+# systemd-analyze verify on the installed unit, and its security exposure (must stay ≤ 2.0).
+systemd-check: package-deps build
+	scripts/systemd-check.sh $$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path)
 
 # Regenerates docs/vectors (the test vectors of docs/FORMAT.md).
 vectors: build
