@@ -74,6 +74,8 @@ public struct BodycamConfiguration: Equatable, Sendable {
     /// A sysfs power_supply capacity file (percent); empty: no battery reading.
     public var batteryPath = ""
     public var controlSocket = "/run/bodycam/control.sock"
+    /// Members may read status, run diagnostics and mark over the control socket.
+    public var technicianGroup = "bodycam-tech"
     /// The board profile given by `board_profile`, and its `board` name.
     public var boardProfile = ""
     public var board = ""
@@ -207,6 +209,7 @@ public struct BodycamConfiguration: Equatable, Sendable {
         if policy.criticalBatteryPercent >= policy.lowBatteryPercent {
             throw reader.error("policy.critical_battery_percent", "must be below policy.low_battery_percent")
         }
+        technicianGroup = try reader.string("control.technician_group", default: technicianGroup, where: { !$0.isEmpty }, "a group name")
         boardProfile = try reader.string("board_profile", default: boardProfile)
         _ = try reader.string("board", default: "")
         batteryPath = try reader.string("power.battery", default: batteryPath, where: { $0.isEmpty || $0.hasPrefix("/") }, "an absolute path or empty")

@@ -217,7 +217,12 @@ func handleRequest(_ request: JSONValue?, peer: Peer) -> JSONValue {
         audit("control_request", ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)), "cmd": .string("?"), "accepted": .boolean(false)])
         return .object(["ok": .boolean(false), "error": .string("expected one JSON object with \"cmd\"")])
     }
-    audit("control_request", ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)), "cmd": .string(command)])
+    guard socketAccess.allows(command, peer: peer) else {
+        audit("control_request", ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)), "cmd": .string(command),
+                                  "accepted": .boolean(false), "reason": .string("needs \(ControlAccess.required(for: command).rawValue)")])
+        return .object(["ok": .boolean(false), "error": .string("permission denied: \(command) needs \(ControlAccess.required(for: command).rawValue)")])
+    }
+    audit("control_request", ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)), "cmd": .string(command), "accepted": .boolean(true)])
     let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
     func outcome(_ actions: [PolicyAction]) -> JSONValue {
         let kinds = actions.compactMap { action -> String? in if case .journal(let kind, _) = action { return kind } else { return nil } }
@@ -261,6 +266,7 @@ func handleRequest(_ request: JSONValue?, peer: Peer) -> JSONValue {
     }
 }
 
+let socketAccess = ControlAccess(technicianGroupName: configuration.technicianGroup)
 let socket: ControlSocket
 do {
     socket = try ControlSocket(path: configuration.controlSocket)

@@ -75,3 +75,55 @@ struct DutyFlowTests {
         return false
     }
 }
+
+@Suite("Control socket access by peer")
+struct SocketAccessTests {
+    /// Runs bodycamctl as another user (uid 65534, with the socket's group so it can connect).
+    func asNobody(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        let ctl = URL(fileURLWithPath: DaemonTests.daemonPath).deletingLastPathComponent().appendingPathComponent("bodycamctl").path
+        process.arguments = ["--reuid=65534", "--regid=0", "--clear-groups", ctl] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    @Test("a peer of another uid may present a token but not read status or simulate; each refusal is journaled with its uid",
+          .enabled(if: getuid() == 0, "changing to another uid needs root"))
+    func otherUID() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let supervisor = try Ed25519PrivateKey()
+        try FileManager.default.createDirectory(atPath: directory.path + "/keys/supervisors", withIntermediateDirectories: true)
+        try KeyFile.write(supervisor.publicKey, to: directory.path + "/keys/supervisors/sgt.pub")
+        // The test folder must be reachable by the other user.
+        chmod(directory.path, 0o755)
+        let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path)), "--record-after", "0"])
+        defer { process.terminate(); process.waitUntilExit() }
+        let socket = directory.path + "/control.sock"
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { Thread.sleep(forTimeInterval: 0.05) }
+        Thread.sleep(forTimeInterval: 0.5)
+
+        let status = try asNobody(["status", "--socket", socket])
+        #expect(status.0 == 1 && status.1.contains("permission denied: status needs technician"), "\(status)")
+        let sim = try asNobody(["sim", "click", "REC_BTN", "--socket", socket])
+        #expect(sim.0 == 1 && sim.1.contains("needs root"), "\(sim)")
+        let tokenPath = directory.path + "/stop.token"
+        try writeFileAtomically(tokenPath, try AuthorizationToken.issue(.stop, deviceID: "BC-PROC-1", issuer: "sgt", key: supervisor, minutes: 5).document.bytes, mode: 0o644)
+        let stop = try asNobody(["stop", "--token", tokenPath, "--socket", socket])
+        #expect(stop.0 == 0 && stop.1.contains("recording_stopped"), "\(stop)")
+        // Root reads status.
+        #expect(try ControlSocket.request(.object(["cmd": .string("status")]), path: socket)["state"] == .string("standby"))
+
+        process.terminate()
+        process.waitUntilExit()
+        let journal = AuditJournal.parse(try readWholeFile(directory.path + "/store/journal.log"), key: nil)
+        let refused = journal.records.filter { $0.kind == "control_request" && $0.fields["accepted"] == .boolean(false) }
+        #expect(refused.count == 2 && refused.allSatisfy { $0.fields["uid"] == .integer(65534) })
+    }
+}
