@@ -65,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "bodycamctl",
             dependencies: [
-                "Pipeline", "LibAV", "Evidence", "LibCrypto", "Policy", "Controls",
+                "CShims", "Pipeline", "LibAV", "Evidence", "LibCrypto", "Policy", "Controls", "V4L2",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

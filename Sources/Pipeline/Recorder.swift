@@ -68,6 +68,9 @@ public final class Recorder {
     private let frameCounter = AtomicCounter()
     /// Pictures encoded so far (readable from any thread: the watchdog checks frames flow).
     public var framesEncoded: Int { frameCounter.value }
+    private let preEventFill = AtomicCounter()
+    /// Milliseconds of video in the pre-event buffer now (readable from any thread).
+    public var preEventMilliseconds: Int { preEventFill.value }
     public private(set) var framesDropped = 0
     public var onEvent: (RecorderEvent) -> Void = { _ in }
 
@@ -234,5 +237,6 @@ public final class Recorder {
         } else if buffering {
             preEvent.append(packet)
         }
+        preEventFill.store(Int(preEvent.duration / 90))
     }
 }

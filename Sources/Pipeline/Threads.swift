@@ -19,6 +19,7 @@ public final class AtomicCounter: Sendable {
     /// Adds one; returns the new value.
     @discardableResult
     public func increment() -> Int { count.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue }
+    public func store(_ value: Int) { count.store(value, ordering: .releasing) }
 }
 
 /// A pthread mutex and condition variable, heap-allocated so their addresses never move.

@@ -331,3 +331,41 @@ public final class V4L2Capture {
         if let firstError { throw firstError }
     }
 }
+
+/// What a V4L2 node says about itself, for listing cameras (`bodycamctl camera list`).
+public struct V4L2DeviceInfo: Sendable {
+    public var path: String
+    public var driver: String
+    public var card: String
+    public var isCapture: Bool
+    /// Capture formats the node offers, as fourcc names ("YUYV", "MJPG", …).
+    public var formats: [String]
+}
+
+extension V4L2Capture {
+    /// Opens a node just long enough to ask VIDIOC_QUERYCAP and VIDIOC_ENUM_FMT.
+    public static func describe(_ path: String, system: V4L2System = LinuxV4L2()) throws -> V4L2DeviceInfo {
+        let fd: Int32
+        do {
+            fd = try system.open(path)
+        } catch {
+            switch error.errno {
+            case ENOENT, ENODEV, ENXIO: throw V4L2Error.noSuchDevice(path: path)
+            case EACCES, EPERM: throw V4L2Error.permissionDenied(path: path)
+            default: throw V4L2Error.request(path: path, call: error)
+            }
+        }
+        defer { try? system.close(fd) }
+        var capability = v4l2_capability()
+        do {
+            try withUnsafeMutableBytes(of: &capability) { (raw) throws(SystemCallError) in try system.ioctl(fd, .querycap, raw.baseAddress!) }
+        } catch {
+            throw error.errno == ENOTTY ? V4L2Error.notVideoDevice(path: path) : V4L2Error.request(path: path, call: error)
+        }
+        let caps = capability.capabilities & UInt32(V4L2_CAP_DEVICE_CAPS) != 0 ? capability.device_caps : capability.capabilities
+        let isCapture = caps & UInt32(V4L2_CAP_VIDEO_CAPTURE) != 0
+        let formats = isCapture ? try offeredFormats(system: system, fd: fd, path: path).map(V4L2PixelFormat.name(of:)) : []
+        func text<T>(_ tuple: T) -> String { withUnsafeBytes(of: tuple) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
+        return V4L2DeviceInfo(path: path, driver: text(capability.driver), card: text(capability.card), isCapture: isCapture, formats: formats)
+    }
+}

@@ -15,14 +15,29 @@ struct BodycamCtl: ParsableCommand {
         commandName: "bodycamctl",
         abstract: "Diagnostics and evidence tool for bodycam devices.",
         discussion: """
-            Exit codes: 0 success; 1 problems found (verification failed, a segment that does not \
-            decode, …); 2 usage or I/O error.
+            Exit codes: 0 success; 1 problems found or a request refused (verification failed, a \
+            segment that does not decode, a denied stop, …); 2 usage error, or a file, store or \
+            daemon that cannot be reached.
             """,
-        subcommands: [Status.self, Stop.self, Duty.self, Mark.self, Sim.self, Keys.self, Authority.self, Office.self, Supervisor.self,
-                      Verify.self, Export.self, Offload.self, Probe.self])
+        subcommands: [Status.self, Stop.self, Duty.self, Mark.self, Selftest.self, Camera.self, GPIO.self, Segments.self, Events.self,
+                      Storage.self, Time.self, Sim.self, Keys.self, Authority.self, Office.self, Supervisor.self, Verify.self, Export.self, Offload.self, Probe.self])
 }
 
 extension BodycamCtl {
+    /// Like ParsableCommand.main(), but usage errors exit 2 (as documented), not 64.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || code.rawValue == 1 || code.rawValue == 2 { exit(withError: error) }
+            let message = fullMessage(for: error)
+            if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            Foundation.exit(code.rawValue == 64 ? 2 : code.rawValue)
+        }
+    }
+
     /// Exit code 2 for usage and I/O errors, as documented.
     static func failure(_ message: String) -> ExitCode {
         FileHandle.standardError.write(Data("bodycamctl: \(message)\n".utf8))

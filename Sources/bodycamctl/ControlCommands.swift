@@ -21,9 +21,12 @@ func send(_ request: JSONValue, socket: String, json: Bool) throws {
         if let state = response["state"]?.string { parts.append("state \(state)") }
         if let decision = response["decision"]?.array?.compactMap(\.string), !decision.isEmpty { parts.append("journaled: \(decision.joined(separator: ", "))") }
         if let error = response["error"]?.string { parts.append("error: \(error)") }
-        for key in ["officer_id", "duty_id", "segments_sealed", "next_sequence"] {
-            if let value = response[key] { parts.append("\(key) \(value.string ?? value.integer.map(String.init) ?? "?")") }
+        for key in ["officer_id", "duty_id", "segments_sealed", "next_sequence", "last_seal_utc", "pre_event_ms", "frames",
+                    "storage_free_bytes", "hours_left", "battery_percent", "clock_synced"] {
+            guard let value = response[key], value != .null else { continue }
+            parts.append("\(key) \(value.string ?? value.integer.map(String.init) ?? value.boolean.map { $0 ? "yes" : "no" } ?? "?")")
         }
+        if let alarms = response["alarms"]?.array?.compactMap(\.string), !alarms.isEmpty { parts.append("ALARMS: \(alarms.joined(separator: ", "))") }
         print((response["ok"]?.boolean == true ? "OK " : "REFUSED ") + parts.joined(separator: "; "))
     }
     if response["ok"]?.boolean != true { throw ExitCode(1) }

@@ -1,3 +1,4 @@
+import CShims
 import Controls
 import Evidence
 import Glibc
@@ -116,6 +117,18 @@ do {
     exit(1)
 }
 
+let storage = StorageMonitor(path: configuration.storagePath, reserveBytes: configuration.storageReserveBytes,
+                             floorBytes: configuration.storageFloorBytes)
+
+/// The last battery reading (the control thread writes it, the socket thread reads it).
+final class BatteryReading: @unchecked Sendable {
+    private let lock = ConditionLockPublic()
+    private var percent: Int?
+    var value: Int? { lock.withLock { percent } }
+    func set(_ value: Int) { lock.withLock { percent = value } }
+}
+let batteryPercent = BatteryReading()
+
 /// Journals an event; a journal that cannot be written is reported, never fatal to recording.
 func audit(_ kind: String, _ fields: [String: JSONValue] = [:]) {
     do { try vault.journal.append(kind: kind, fields: fields) } catch { Log.error("audit journal: \(error)") }
@@ -231,9 +244,26 @@ func handleRequest(_ request: JSONValue?, peer: Peer) -> JSONValue {
     }
     switch command {
     case "status":
+        var free = statvfs()
+        statvfs(configuration.storagePath, &free)
+        let freeBytes = Int64(free.f_bavail) * Int64(free.f_frsize)
+        let bytesPerSecond = Int64(configuration.encoder.bitrateKbps ?? 4000) * 125
+        var clockError = 0
+        let synced = bc_clock_sync_state(&clockError) == 1
+        var alarms: [JSONValue] = []
+        if storage.level != .ok { alarms.append(.string("storage \(storage.level.rawValue)")) }
+        if let percent = batteryPercent.value, percent <= configuration.policy.lowBatteryPercent { alarms.append(.string("battery low")) }
+        if !synced { alarms.append(.string("clock not synchronised")) }
         return .object(["ok": .boolean(true), "state": .string(engine.state.rawValue), "officer_id": .string(engine.officerID),
                         "duty_id": .string(engine.dutyID), "segments_sealed": .integer(Int64(vault.sealed.count)),
-                        "next_sequence": .integer(Int64(vault.nextSequence))])
+                        "next_sequence": .integer(Int64(vault.nextSequence)),
+                        "last_seal_utc": .string(vault.sealed.last?.endUTC ?? ""),
+                        "pre_event_ms": .integer(Int64(recorder.preEventMilliseconds)),
+                        "frames": .integer(Int64(recorder.framesEncoded)),
+                        "storage_free_bytes": .integer(freeBytes),
+                        "hours_left": .integer(freeBytes / max(1, bytesPerSecond) / 3600),
+                        "battery_percent": batteryPercent.value.map { .integer(Int64($0)) } ?? .null,
+                        "clock_synced": .boolean(synced), "alarms": .array(alarms)])
     case "stop":
         guard let token = base64Field(request, "token") else { return .object(["ok": .boolean(false), "error": .string("stop needs \"token\" (base64)")]) }
         return outcome(engine.handle(.stopToken(tokens.check(token, expecting: .stop, now: now), source: who)))
@@ -258,7 +288,10 @@ func handleRequest(_ request: JSONValue?, peer: Peer) -> JSONValue {
             usleep(50_000)  // let the controls thread and the policy act before answering
             return .object(["ok": .boolean(true), "state": .string(engine.state.rawValue)])
         }
-        if let percent = request["battery"]?.integer { return outcome(engine.handle(.battery(percent: Int(percent)))) }
+        if let percent = request["battery"]?.integer {
+            batteryPercent.set(Int(percent))
+            return outcome(engine.handle(.battery(percent: Int(percent))))
+        }
         if let docked = request["dock"]?.boolean { return outcome(engine.handle(.dock(connected: docked))) }
         return .object(["ok": .boolean(false), "error": .string("sim: button+action, battery or dock")])
     default:
@@ -308,8 +341,6 @@ recorder.onEvent = { event in
 
 // MARK: control thread
 
-let storage = StorageMonitor(path: configuration.storagePath, reserveBytes: configuration.storageReserveBytes,
-                             floorBytes: configuration.storageFloorBytes)
 
 func checkStorage() {
     do {
@@ -349,6 +380,7 @@ func checkBattery() {
         Log.warning("battery: cannot read \(configuration.batteryPath)")
         return
     }
+    batteryPercent.set(percent)
     engine.handle(.battery(percent: percent))
 }
 

@@ -1,0 +1,103 @@
+import Foundation
+import LibCrypto
+import Testing
+@testable import Evidence
+@testable import Pipeline
+
+/// bodycamctl as a person runs it: help, exit codes, --json.
+@Suite("bodycamctl")
+struct CLITests {
+    static var ctl: String {
+        URL(fileURLWithPath: DaemonTests.daemonPath).deletingLastPathComponent().appendingPathComponent("bodycamctl").path
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.ctl)
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    func json(_ text: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(text.utf8)) }
+
+    @Test("help lists every subcommand and documents the exit codes")
+    func help() throws {
+        let help = try run(["--help"])
+        #expect(help.status == 0)
+        for subcommand in ["status", "stop", "duty", "mark", "selftest", "camera", "gpio", "segments", "events", "storage", "time",
+                           "keys", "authority", "office", "supervisor", "verify", "export", "offload"] {
+            #expect(help.output.contains("  \(subcommand) "), "help lacks \(subcommand)")
+        }
+        #expect(help.output.contains("Exit codes: 0 success; 1 problems found"))
+        let verify = try run(["verify", "--help"])
+        #expect(verify.output.contains("Exit 0: clean; 1: problems found") && verify.output.contains("--json"))
+    }
+
+    @Test("usage errors and unreachable things exit 2 with a message; a refusal exits 1")
+    func exitCodes() throws {
+        let missing = try run(["verify"])
+        #expect(missing.status == 2 && missing.errors.contains("Missing expected argument"))
+        #expect(try run(["no-such-command"]).status == 2)
+        let store = try run(["verify", "/nonexistent/store"])
+        #expect(store.status == 2 && store.errors.contains("/nonexistent/store"))
+        let daemon = try run(["status", "--socket", "/nonexistent/control.sock"])
+        #expect(daemon.status == 2 && daemon.errors.contains("is bodycamd running?"))
+        let tampered = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: tampered) }
+        try FileManager.default.removeItem(atPath: tampered + "/" + (try names(tampered, suffix: ".bcseg"))[1])
+        let problems = try run(["verify", tampered])
+        #expect(problems.status == 1 && problems.output.contains("PROBLEM segment_missing"))
+    }
+
+    @Test("--json gives machine-readable output for verify, segments, events, storage and time")
+    func jsonOutput() throws {
+        let store = Pristine.shared.store
+        let verify = try #require(try json(try run(["verify", "--json", store]).output) as? [String: Any])
+        #expect(verify["clean"] as? Bool == true && verify["segments"] as? Int == 5)
+        let segments = try #require(try json(try run(["segments", "--json", store]).output) as? [[String: Any]])
+        #expect(segments.count == 5 && segments.first?["sequence"] as? Int == 1)
+        let events = try #require(try json(try run(["events", "--json", "--kind", "segment_sealed", store]).output) as? [String: Any])
+        #expect((events["records"] as? [[String: Any]])?.count == 5)
+        let storage = try #require(try json(try run(["storage", "--json", store]).output) as? [String: Any])
+        #expect(storage["segments"] as? Int == 5 && storage["hours_left"] != nil)
+        let time = try #require(try json(try run(["time", "--json"]).output) as? [String: Any])
+        #expect((time["utc"] as? String)?.hasSuffix("Z") == true)
+    }
+
+    @Test("selftest passes a healthy development device, and fails one without keys, one line per check")
+    func selftest() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let config = try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path))
+        let missingKey = try run(["selftest", "--config", config])
+        #expect(missingKey.status == 1 && missingKey.output.contains("FAIL device key: none at"), "\(missingKey.output)")
+        #expect(missingKey.output.contains("PASS camera: test-pattern") && missingKey.output.contains("PASS encoder: libx264"))
+        try KeyFile.write(try Ed25519PrivateKey(), to: directory.path + "/keys/device.key")
+        let healthy = try run(["selftest", "--json", "--config", config])
+        let checks = try #require(try json(healthy.output) as? [[String: String]])
+        #expect(healthy.status == 0, "\(healthy.output)")
+        #expect(Set(checks.compactMap { $0["check"] }).isSuperset(of: ["camera", "encoder", "storage", "device key", "recipients", "GPIO lines", "clock"]))
+        #expect(!checks.contains { $0["verdict"] == "FAIL" })
+    }
+
+    @Test("camera snapshot writes a JPEG of the configured camera")
+    func snapshot() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let config = try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path))
+        let result = try run(["camera", "snapshot", "--config", config, "--out", directory.path + "/still.jpg"])
+        #expect(result.status == 0, "\(result.errors)")
+        let bytes = try readWholeFile(directory.path + "/still.jpg")
+        #expect(Array(bytes.prefix(2)) == [0xFF, 0xD8] && bytes.count > 1000)
+    }
+}
+
