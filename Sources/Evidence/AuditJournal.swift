@@ -63,15 +63,7 @@ public final class AuditJournal {
     }
 
     private func write(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw PipelineError.file(path: path, call: "write", errno: errno)
-            }
-            offset += count
-        }
+        try bytes.withUnsafeBytes { try writeAll(fd, $0, path: path) }
     }
 
     /// Appends and makes durable one record; returns it.

@@ -290,15 +290,7 @@ public final class SealingSink: SegmentSink {
     }
 
     private func append(_ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw PipelineError.file(path: partialPath, call: "write", errno: errno)
-            }
-            offset += count
-        }
+        try bytes.withUnsafeBytes { try writeAll(fd, $0, path: partialPath) }
         hasher.update(bytes)
         ciphertextBytes += bytes.count
     }

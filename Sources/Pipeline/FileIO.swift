@@ -35,6 +35,19 @@ public func readWholeFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
     }
 }
 
+/// write(2) until every byte is out, retrying EINTR and short writes; failures name `path`.
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let count = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw PipelineError.file(path: path, call: "write", errno: errno)
+        }
+        offset += count
+    }
+}
+
 /// Writes a file so that it is either absent or complete after a crash: a temporary name in the
 /// same folder, fsync, rename over `path`, fsync the folder. `exclusive` refuses to replace an
 /// existing file.
@@ -43,17 +56,12 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t =
     let temporary = path + ".tmp"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     if fd < 0 { throw PipelineError.file(path: temporary, call: "open", errno: errno) }
-    var offset = 0
-    while offset < bytes.count {
-        let count = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if count < 0 {
-            if errno == EINTR { continue }
-            let code = errno
-            close(fd)
-            unlink(temporary)
-            throw PipelineError.file(path: temporary, call: "write", errno: code)
-        }
-        offset += count
+    do {
+        try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
+    } catch {
+        close(fd)
+        unlink(temporary)
+        throw error
     }
     if fsync(fd) < 0 {
         let code = errno

@@ -104,15 +104,7 @@ public final class PlainFileSink: SegmentSink {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let count = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw PipelineError.file(path: partialPath, call: "write", errno: errno)
-            }
-            offset += count
-        }
+        try writeAll(fd, bytes, path: partialPath)
         bytesWritten += bytes.count
     }
 
