@@ -92,7 +92,63 @@ struct Camera: ParsableCommand {
 }
 
 struct GPIO: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gpio", abstract: "GPIO chips and lines.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(commandName: "gpio", abstract: "GPIO chips and lines.",
+                                                    subcommands: [List.self, Watch.self, TestOutputs.self])
+
+    struct Watch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the buttons' edges and gestures (debounced, with the kernel's timestamps) as they happen.",
+            discussion: "Uses the configured lines; run with bodycamd stopped (it holds them). Exit 0 after --seconds; 2: lines unavailable.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var configOption: ConfigOption
+        @Option(help: "How long to watch.") var seconds = 30
+        func run() throws {
+            let configuration = try configOption.load()
+            let backend = try orExit2 { try GPIOBackends.make(configuration.controls, outputs: []) }
+            defer { try? backend.close() }
+            let thread = try orExit2 { try ControlsThread(backend: backend) }
+            thread.debouncer = Debouncer(window: Int64(configuration.controls.debounceMilliseconds) * 1_000_000)
+            thread.gestures.longPress = Int64(configuration.controls.longPressMilliseconds) * 1_000_000
+            let start = Clock.monotonicNanoseconds()
+            thread.start(onEvent: { event in
+                let when = { (at: Int64) in formatDecimal(Double(at - start) / 1e9, places: 3) }
+                switch event {
+                case .button(let button, let gesture, let at):
+                    print(global.json ? #"{"button":"\#(button.rawValue)","gesture":"\#(gesture.rawValue)","t":\#(when(at))}"# : "\(when(at)) s\t\(button.rawValue)\t\(gesture.rawValue)")
+                case .chord(let a, let b, let at):
+                    print(global.json ? #"{"chord":["\#(a.rawValue)","\#(b.rawValue)"],"t":\#(when(at))}"# : "\(when(at)) s\tchord \(a.rawValue)+\(b.rawValue)")
+                default: break
+                }
+                fflush(stdout)
+            }, onError: { FileHandle.standardError.write(Data("bodycamctl: \($0)\n".utf8)) })
+            if !global.json { print("watching \(Button.allCases.map(\.rawValue).joined(separator: ", ")) for \(seconds) s (\(configuration.controls.backend))") }
+            sleep(UInt32(max(0, seconds)))
+            thread.stop()
+        }
+    }
+
+    struct TestOutputs: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Switch each output on for half a second in turn: REC_LED, STATUS_LED, BUZZER, HAPTIC (PWR_HOLD is left alone).",
+            discussion: "Run with bodycamd stopped. Exit 0; 2: lines unavailable.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var configOption: ConfigOption
+        func run() throws {
+            let configuration = try configOption.load()
+            let lines: [OutputLine] = [.recordLED, .statusLED, .buzzer, .haptic]
+            let backend = try orExit2 { try GPIOBackends.make(configuration.controls, outputs: lines) }
+            defer { try? backend.close() }
+            for line in lines {
+                try orExit2 {
+                    try backend.set(line, true)
+                    usleep(500_000)
+                    try backend.set(line, false)
+                }
+                print(global.json ? #"{"line":"\#(line.rawValue)","ok":true}"# : "\(line.rawValue): on 0.5 s, off")
+                usleep(200_000)
+            }
+        }
+    }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every GPIO chip and its named lines, with who holds them.")

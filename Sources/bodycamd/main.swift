@@ -139,25 +139,8 @@ func audit(_ kind: String, _ fields: [String: JSONValue] = [:]) {
 let gpio: GPIOBackend
 let simulated: SimulatedGPIO?
 do {
-    if configuration.controls.backend == "simulated" {
-        let sim = try SimulatedGPIO()
-        simulated = sim
-        gpio = sim
-    } else {
-        simulated = nil
-        var places: [String: (String, Int)] = [:]
-        for line in configuration.controls.lines {
-            let parts = line.split(separator: "=")
-            let place = parts[1].split(separator: ":")
-            places[String(parts[0])] = (String(place[0]), Int(place[1])!)
-        }
-        func spec(_ name: String, input: Bool) -> LineSpec {
-            LineSpec(name: name, chip: places[name]?.0, offset: places[name]?.1, activeLow: configuration.controls.activeLow,
-                     bias: input ? LineSpec.Bias(rawValue: configuration.controls.bias) ?? .asIs : .asIs)
-        }
-        gpio = try LibgpiodBackend(inputs: Dictionary(uniqueKeysWithValues: Button.allCases.map { ($0, spec($0.rawValue, input: true)) }),
-                                   outputs: Dictionary(uniqueKeysWithValues: OutputLine.allCases.map { ($0, spec($0.rawValue, input: false)) }))
-    }
+    gpio = try GPIOBackends.make(configuration.controls)
+    simulated = gpio as? SimulatedGPIO
 } catch {
     Log.error("controls: \(error)")
     audit("controls_failed", ["error": .string("\(error)")])

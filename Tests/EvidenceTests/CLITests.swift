@@ -88,6 +88,19 @@ struct CLITests {
         #expect(!checks.contains { $0["verdict"] == "FAIL" })
     }
 
+    @Test("gpio test-outputs drives each output in turn; gpio list answers on a machine without chips")
+    func gpio() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let config = try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path))
+        let outputs = try run(["gpio", "test-outputs", "--config", config])
+        #expect(outputs.status == 0)
+        #expect(outputs.output.split(separator: "\n").map { String($0.prefix { $0 != ":" }) } == ["REC_LED", "STATUS_LED", "BUZZER", "HAPTIC"])
+        #expect(try run(["gpio", "list"]).status == 0)
+        let watch = try run(["gpio", "watch", "--config", config, "--seconds", "0"])
+        #expect(watch.status == 0 && watch.output.contains("watching REC_BTN, MARK_BTN, PWR_BTN"))
+    }
+
     @Test("camera snapshot writes a JPEG of the configured camera")
     func snapshot() throws {
         let directory = try TemporaryDirectory()
