@@ -38,10 +38,23 @@ public final class MediaReader {
     /// Packets the decoder rejected (corrupt data); counted, not thrown, so a damaged file still
     /// yields what can be decoded.
     public private(set) var decodeErrors = 0
+    /// Why reading stopped before the end of the file, if it did.
+    public private(set) var readError: AVError?
 
     public init(path: String) throws {
         self.path = path
-        try avCheck(avformat_open_input(&format, path, nil, nil), "avformat_open_input(\(path))")
+        var status = avformat_open_input(&format, path, nil, nil)
+        if status < 0 {
+            // A fragmented MP4 cut inside a moof fails the seekable header scan; read as a
+            // stream (the file protocol's "seekable" = 0), it still yields every complete
+            // fragment before the cut.
+            var options: OpaquePointer? = nil
+            av_dict_set(&options, "seekable", "0", 0)
+            let retry = avformat_open_input(&format, path, nil, &options)
+            av_dict_free(&options)
+            if retry >= 0 { status = retry }
+        }
+        try avCheck(status, "avformat_open_input(\(path))")
         try avCheck(avformat_find_stream_info(format, nil), "avformat_find_stream_info(\(path))")
         guard let format else { throw AVError("avformat_open_input", code: bc_averror(ENOMEM)) }
         streamIndex = try avCheck(av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, nil, 0), "av_find_best_stream(video) in \(path)")
@@ -78,13 +91,18 @@ public final class MediaReader {
     }
 
     /// Reads the next packet of the video stream (av_read_frame) without decoding it; nil at the
-    /// end of the file, including a file cut short mid-fragment.
+    /// end of the file, or where the data stops being readable (a file cut short mid-fragment:
+    /// see `readError`).
     public func nextPacket() throws -> DemuxedPacket? {
         while true {
             av_packet_unref(packet)
             let status = av_read_frame(format, packet)
             if status == AVError.endOfFile { return nil }
-            try avCheck(status, "av_read_frame(\(path))")
+            if status < 0 {
+                // Damaged or cut-off data: what came before stands; the rest cannot be read.
+                readError = AVError("av_read_frame(\(path))", code: status)
+                return nil
+            }
             guard let packet, packet.pointee.stream_index == streamIndex else { continue }
             return DemuxedPacket(pts: packet.pointee.pts, dts: packet.pointee.dts, duration: packet.pointee.duration,
                                  isKeyframe: packet.pointee.flags & AV_PKT_FLAG_KEY != 0,

@@ -24,6 +24,8 @@ public struct SegmentReport: Sendable {
     public var durationSeconds: Double
     /// The file ends inside a box (cut short).
     public var isTruncated: Bool
+    /// Why the demuxer stopped early, if it did.
+    public var readError: String?
 
     public var problems: [String] {
         var result: [String] = []
@@ -33,6 +35,7 @@ public struct SegmentReport: Sendable {
         if !fragmentsNotOneGOP.isEmpty { result.append("fragments \(fragmentsNotOneGOP.map(String.init).joined(separator: ",")) are not exactly one GOP") }
         if boxes.first(where: { $0 != "ftyp" }) != "moov" { result.append("no moov box after ftyp") }
         if isTruncated { result.append("truncated (last box incomplete)") }
+        if let readError { result.append("unreadable from some point: \(readError)") }
         return result
     }
 }
@@ -67,6 +70,6 @@ public enum SegmentInspector {
             framesPerFragment: framesPerFragment, fragmentsNotOneGOP: notOneGOP,
             startsWithKeyframe: packets.first?.isKeyframe ?? false,
             durationSeconds: ticks * Double(reader.timeBase.numerator) / Double(reader.timeBase.denominator),
-            isTruncated: boxes.last.map { !$0.isComplete } ?? true)
+            isTruncated: boxes.last.map { !$0.isComplete } ?? true, readError: reader.readError?.description)
     }
 }

@@ -95,6 +95,8 @@ struct EndToEndTests {
         let firstFragmentEnd = sink.boundaries[1]
         var cuts = (0..<12).map { _ in Int.random(in: firstFragmentEnd..<bytes.count, using: &generator) }
         cuts += [sink.boundaries[2], sink.boundaries[3] + 1, bytes.count - 1]
+        // Inside every later moof header and box: the cuts a seekable header scan trips on.
+        cuts += MP4Boxes.topLevel(bytes).filter { $0.type == "moof" && $0.offset > firstFragmentEnd }.flatMap { [$0.offset + 4, $0.offset + 10, $0.offset + $0.size - 1] }
         for cut in cuts {
             let path = directory.path + "/cut-\(cut).mp4"
             FileManager.default.createFile(atPath: path, contents: Data(bytes[0..<cut]))
