@@ -35,6 +35,14 @@ public final class AuditJournal {
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     /// Records appended since this journal was opened.
     public private(set) var appended = 0
+    private var recordsAtOpen: [JournalRecord]
+
+    /// The records the journal held when it was opened (read once; the caller takes them, e.g.
+    /// to rebuild the used token nonces, and they are not kept).
+    public func takeRecordsAtOpen() -> [JournalRecord] {
+        defer { recordsAtOpen = [] }
+        return recordsAtOpen
+    }
 
     /// Opens (or creates) the journal. A last line cut short by a crash is closed with a newline
     /// and left as it is; the chain continues from the last whole record, and the repair itself
@@ -46,6 +54,7 @@ public final class AuditJournal {
         var existing: [UInt8] = []
         if access(path, F_OK) == 0 { existing = try readWholeFile(path) }
         let parsed = AuditJournal.parse(existing, key: nil)
+        recordsAtOpen = parsed.records
         nextSequence = (parsed.records.last?.sequence ?? 0) + 1
         previous = parsed.records.last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)

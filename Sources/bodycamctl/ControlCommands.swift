@@ -120,10 +120,7 @@ struct Supervisor: ParsableCommand {
         @Option(help: "The supervisor's name.") var name = "supervisor"
         func run() throws {
             try orExit2 {
-                try ensureFolder(dir)
-                let key = try Ed25519PrivateKey()
-                try KeyFile.write(key, to: "\(dir)/\(name).key")
-                try KeyFile.write(key.publicKey, to: "\(dir)/\(name).pub")
+                let key = try makeSigningKeyPair(dir: dir, name: name)
                 print("supervisor \(name) \(KeyFile.keyID(key.publicKey.raw)): \(dir)/\(name).key (secret), \(dir)/\(name).pub")
             }
         }

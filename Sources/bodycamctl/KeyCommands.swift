@@ -15,6 +15,16 @@ func ensureFolder(_ path: String) throws {
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
 }
 
+/// Makes an Ed25519 key pair as DIR/NAME.key (secret, never over an existing one) and
+/// DIR/NAME.pub; returns the key.
+func makeSigningKeyPair(dir: String, name: String) throws -> Ed25519PrivateKey {
+    try ensureFolder(dir)
+    let key = try Ed25519PrivateKey()
+    try KeyFile.write(key, to: "\(dir)/\(name).key")
+    try KeyFile.write(key.publicKey, to: "\(dir)/\(name).pub")
+    return key
+}
+
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The device's own keys.", subcommands: [Provision.self, Show.self])
 
@@ -26,10 +36,7 @@ struct Keys: ParsableCommand {
         @Option(help: "Folder for the key files.") var dir: String
         func run() throws {
             try orExit2 {
-                try ensureFolder(dir)
-                let key = try Ed25519PrivateKey()
-                try KeyFile.write(key, to: dir + "/device.key")
-                try KeyFile.write(key.publicKey, to: dir + "/device.pub")
+                let key = try makeSigningKeyPair(dir: dir, name: "device")
                 print(global.json ? #"{"device_key_id":"\#(KeyFile.keyID(key.publicKey.raw))","public":"\#(dir)/device.pub"}"#
                       : "device key \(KeyFile.keyID(key.publicKey.raw)): \(dir)/device.key (secret), \(dir)/device.pub (give this to the authority)")
             }
@@ -61,10 +68,7 @@ struct Authority: ParsableCommand {
         @Option(help: "Folder for the key files.") var dir: String
         func run() throws {
             try orExit2 {
-                try ensureFolder(dir)
-                let key = try Ed25519PrivateKey()
-                try KeyFile.write(key, to: dir + "/authority.key")
-                try KeyFile.write(key.publicKey, to: dir + "/authority.pub")
+                let key = try makeSigningKeyPair(dir: dir, name: "authority")
                 print("authority key \(KeyFile.keyID(key.publicKey.raw)): \(dir)/authority.key (secret), \(dir)/authority.pub")
             }
         }

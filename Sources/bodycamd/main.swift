@@ -101,8 +101,8 @@ do {
     if supervisors.isEmpty {
         Log.warning("no supervisor keys in \(configuration.policy.supervisors): stop and duty tokens cannot be accepted")
     }
-    let journal = AuditJournal.parse(try readWholeFile(vault.journal.path), key: nil)
-    tokens = TokenVerifier(deviceID: configuration.deviceID, supervisors: supervisors, usedNonces: TokenVerifier.usedNonces(journal: journal.records))
+    tokens = TokenVerifier(deviceID: configuration.deviceID, supervisors: supervisors,
+                           usedNonces: TokenVerifier.usedNonces(journal: vault.journal.takeRecordsAtOpen()))
 
     let source = try PipelineFactory.makeSource(configuration.camera)
     recorder = Recorder(configuration: .init(deviceID: configuration.deviceID,
