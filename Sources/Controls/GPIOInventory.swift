@@ -1,4 +1,5 @@
 import CGPIOD
+import Pipeline
 import Glibc
 
 /// The GPIO chips and lines the kernel offers (`bodycamctl gpio list`, selftest).
@@ -18,14 +19,9 @@ public enum GPIOInventory {
 
     /// Every /dev/gpiochip*, through gpiod_chip_open_by_name.
     public static func chips() -> [Chip] {
-        guard let handle = opendir("/dev") else { return [] }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasPrefix("gpiochip") { names.append(name) }
-        }
-        return names.sorted().compactMap { name in
+        // No /dev listing means no chips to show.
+        let names = ((try? directoryEntries("/dev")) ?? []).filter { $0.hasPrefix("gpiochip") }
+        return names.compactMap { name in
             guard let chip = gpiod_chip_open_by_name(name) else { return nil }
             defer { gpiod_chip_close(chip) }
             let lines = (0..<gpiod_chip_num_lines(chip)).compactMap { offset -> Line? in

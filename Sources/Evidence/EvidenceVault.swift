@@ -81,20 +81,11 @@ public final class EvidenceVault: SegmentStore {
         nextSequence = max(nextSequence, highestFile + 1)
     }
 
-    static func listDirectory(_ directory: String) throws -> [String] {
-        guard let handle = opendir(directory) else { throw PipelineError.file(path: directory, call: "opendir", errno: errno) }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            names.append(withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
-        }
-        return names.sorted()
-    }
-
-    static func readManifests(_ directory: String) throws -> [Manifest] {
-        try listDirectory(directory).filter { $0.hasSuffix(".manifest") }.compactMap { name in
+    /// The readable manifests in a store, by sequence (unreadable ones are the verifier's to report).
+    public static func readManifests(_ directory: String) throws -> [Manifest] {
+        try directoryEntries(directory).filter { $0.hasSuffix(".manifest") }.compactMap { name in
             try? Manifest.read(try readWholeFile(directory + "/" + name, limit: 1 << 20), what: name)
-        }
+        }.sorted { $0.sequence < $1.sequence }
     }
 
     public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
@@ -192,7 +183,7 @@ public final class EvidenceVault: SegmentStore {
     public func recover() throws -> Recovery {
         var recovery = Recovery()
         let directory = configuration.directory
-        let names = try EvidenceVault.listDirectory(directory)
+        let names = try directoryEntries(directory)
         let manifests = Set(names.filter { $0.hasSuffix(".manifest") }.map { String($0.dropLast(".manifest".count)) })
         let candidates = names.filter { name in
             (name.hasSuffix(".bcseg.partial") && !manifests.contains(String(name.dropLast(".bcseg.partial".count))))
@@ -241,13 +232,6 @@ enum ClockParse {
         broken.tm_min = Int32(minute)
         broken.tm_sec = Int32(second)
         return Int64(timegm(&broken)) * 1_000_000_000 + Int64(micros) * 1_000
-    }
-}
-
-/// Lists a store folder (for tools that clean up after themselves).
-public enum EvidenceVaultFiles {
-    public static func list(_ directory: String) throws -> [String] {
-        try EvidenceVault.listDirectory(directory).filter { $0 != "." && $0 != ".." }
     }
 }
 

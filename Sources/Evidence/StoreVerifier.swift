@@ -41,7 +41,7 @@ public enum StoreVerifier {
             problems.append(VerificationProblem(code: code, message: message, sequences: sequences,
                                                 from: manifests.map(\.startUTC).min(), to: manifests.map(\.endUTC).max()))
         }
-        let names = try EvidenceVault.listDirectory(store)
+        let names = try directoryEntries(store)
 
         // The device key: from its certificate (checked against the authority when given), else
         // the public key the device left in the store.

@@ -83,3 +83,15 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t =
     let slash = path.lastIndex(of: "/")
     try syncDirectory(slash.map { String(path[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? ".")
 }
+
+/// The names in a folder (readdir), without "." and "..", sorted.
+public func directoryEntries(_ path: String) throws -> [String] {
+    guard let handle = opendir(path) else { throw PipelineError.file(path: path, call: "opendir", errno: errno) }
+    defer { closedir(handle) }
+    var names: [String] = []
+    while let entry = readdir(handle) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted()
+}

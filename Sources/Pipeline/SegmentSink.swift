@@ -134,13 +134,7 @@ public func syncDirectory(_ path: String) throws {
 
 /// The highest NNNNNN among "seg-NNNNNN-…" names in `directory`, if any.
 public func highestSegmentSequence(in directory: String) throws -> UInt64? {
-    guard let handle = opendir(directory) else { throw PipelineError.file(path: directory, call: "opendir", errno: errno) }
-    defer { closedir(handle) }
-    var highest: UInt64? = nil
-    while let entry = readdir(handle) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        guard name.hasPrefix("seg-"), let number = UInt64(name.dropFirst(4).prefix { $0 != "-" }) else { continue }
-        highest = max(highest ?? 0, number)
-    }
-    return highest
+    try directoryEntries(directory).compactMap { name -> UInt64? in
+        name.hasPrefix("seg-") ? UInt64(name.dropFirst(4).prefix { $0 != "-" }) : nil
+    }.max()
 }

@@ -108,14 +108,7 @@ public final class TokenVerifier {
 
     /// Loads every `*.pub` Ed25519 key in a folder.
     public static func loadSupervisors(folder: String) throws -> [Ed25519PublicKey] {
-        guard let handle = opendir(folder) else { throw PipelineError.file(path: folder, call: "opendir", errno: errno) }
-        defer { closedir(handle) }
-        var keys: [Ed25519PublicKey] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".pub") { keys.append(try KeyFile.readVerifyingKey(folder + "/" + name)) }
-        }
-        return keys
+        try directoryEntries(folder).filter { $0.hasSuffix(".pub") }.map { try KeyFile.readVerifyingKey(folder + "/" + $0) }
     }
 
     /// Checks a token; on success marks its nonce used (the caller journals it).

@@ -100,6 +100,6 @@ try write("journal-record-removed", ["kind": .string("journal"), "public_key": b
                                       "journal": b64(Array(([lines[0]] + lines.dropFirst(2)).joined(separator: [0x0A])) + [0x0A]),
                                       "expect": .string("error")])
 // Clean up the work folder: the vectors are self-contained.
-for name in ["journal.log", "device.pub"] + (try EvidenceVaultFiles.list(directory)) { unlink(directory + "/" + name) }
+for name in ["journal.log", "device.pub"] + (try directoryEntries(directory)) { unlink(directory + "/" + name) }
 rmdir(directory)
 print("vectors written to \(folder)")

@@ -167,9 +167,7 @@ struct Offload: ParsableCommand {
                 throw ExitCode(1)
             }
             try orExit2 {
-                let manifests = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".manifest") }
-                    .map { try Manifest.read(try readWholeFile(store + "/" + $0), what: $0) }
-                    .filter { report.verifiedSequences.contains($0.sequence) }
+                let manifests = try EvidenceVault.readManifests(store).filter { report.verifiedSequences.contains($0.sequence) }
                 let ack = try OffloadAcknowledgement.issue(deviceID: deviceID, manifests: manifests, key: key)
                 try writeFileAtomically(out, ack.document.bytes, mode: 0o644)
                 print("acknowledgement \(ack.ackID) for \(deviceID): segments \(ack.entries.map { String($0.sequence) }.joined(separator: ",")): \(out)")

@@ -5,12 +5,6 @@ import Foundation
 import LibCrypto
 import Pipeline
 
-func manifests(in store: String) throws -> [Manifest] {
-    try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".manifest") }.sorted()
-        .compactMap { try? Manifest.read(try readWholeFile(store + "/" + $0, limit: 1 << 20), what: $0) }
-        .sorted { $0.sequence < $1.sequence }
-}
-
 func requireStore(_ store: String) throws {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: store, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -27,7 +21,7 @@ struct Segments: ParsableCommand {
 
     func run() throws {
         try requireStore(store)
-        let list = try orExit2 { try manifests(in: store) }
+        let list = try orExit2 { try EvidenceVault.readManifests(store) }
         if global.json {
             try printJSON(list.map { manifest in
                 (try? JSONSerialization.jsonObject(with: Data(manifest.document.body.canonical))) ?? [:]
@@ -92,7 +86,7 @@ struct Storage: ParsableCommand {
         var status = statvfs()
         guard statvfs(store, &status) == 0 else { throw BodycamCtl.failure("\(store): statvfs: \(String(cString: strerror(errno)))") }
         let free = Int64(status.f_bavail) * Int64(status.f_frsize)
-        let list = try orExit2 { try manifests(in: store) }
+        let list = try orExit2 { try EvidenceVault.readManifests(store) }
         let bytes = list.reduce(Int64(0)) { $0 + $1.ciphertextBytes }
         let seconds = Double(list.reduce(Int64(0)) { $0 + $1.durationMicroseconds }) / 1e6
         // Bytes per second of what was recorded; 4 Mb/s when nothing has been yet.

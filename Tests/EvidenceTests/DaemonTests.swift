@@ -21,6 +21,14 @@ struct DaemonTests {
         return office
     }
 
+    /// A supervisor whose public key the device trusts (DIRECTORY/keys/supervisors); returns its key.
+    static func provisionSupervisor(_ directory: String) throws -> Ed25519PrivateKey {
+        let supervisor = try Ed25519PrivateKey()
+        try FileManager.default.createDirectory(atPath: directory + "/keys/supervisors", withIntermediateDirectories: true)
+        try KeyFile.write(supervisor.publicKey, to: directory + "/keys/supervisors/sgt.pub")
+        return supervisor
+    }
+
     static func config(_ directory: String, extra: String = "", segmentSeconds: Int = 1, storage: [String] = []) -> String {
         let lines = [
             "device_id = \"BC-PROC-1\"",

@@ -17,9 +17,7 @@ struct DutyFlowTests {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
         _ = try DaemonTests.provision(directory.path)
-        let supervisor = try Ed25519PrivateKey()
-        try FileManager.default.createDirectory(atPath: directory.path + "/keys/supervisors", withIntermediateDirectories: true)
-        try KeyFile.write(supervisor.publicKey, to: directory.path + "/keys/supervisors/sgt.pub")
+        let supervisor = try DaemonTests.provisionSupervisor(directory.path)
         let text = DaemonTests.config(directory.path).replacingOccurrences(of: "on_duty_at_start = true", with: "on_duty_at_start = false")
         let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, text)])
         let socket = directory.path + "/control.sock"
@@ -98,9 +96,7 @@ struct SocketAccessTests {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
         _ = try DaemonTests.provision(directory.path)
-        let supervisor = try Ed25519PrivateKey()
-        try FileManager.default.createDirectory(atPath: directory.path + "/keys/supervisors", withIntermediateDirectories: true)
-        try KeyFile.write(supervisor.publicKey, to: directory.path + "/keys/supervisors/sgt.pub")
+        let supervisor = try DaemonTests.provisionSupervisor(directory.path)
         // The test folder must be reachable by the other user.
         chmod(directory.path, 0o755)
         let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path)), "--record-after", "0"])
