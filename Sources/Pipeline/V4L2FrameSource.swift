@@ -16,6 +16,8 @@ public final class V4L2FrameSource: FrameSource {
     private var capture: V4L2Capture?
     private var thread: WorkerThread?
     private var queue: BoundedQueue<Result<CapturedFrame, Error>>?
+    /// The sequence number of the last picture handed out (sequences restart with each stream).
+    private var lastDelivered: UInt64?
     private let wake: WakeEvent
 
     public static let supportedFormats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12, .mjpeg]
@@ -58,6 +60,7 @@ public final class V4L2FrameSource: FrameSource {
         }
         self.capture = capture
         wake.reset()
+        lastDelivered = nil
         let queue = BoundedQueue<Result<CapturedFrame, Error>>(capacity: max(2, settings.bufferCount), policy: .dropOldest)
         self.queue = queue
         let wakeFD = wake.fd
@@ -73,13 +76,8 @@ public final class V4L2FrameSource: FrameSource {
     private static func captureLoop(capture: V4L2Capture, pool: FramePool, decoder: PictureDecoder?,
                                     queue: BoundedQueue<Result<CapturedFrame, Error>>,
                                     wakeFD: Int32, format: FrameFormat, bytesPerLine: Int) {
-        var lastSequence: UInt32? = nil
-        var corrupt = 0
         do {
             while let buffer = try capture.dequeue(wakeFD: wakeFD) {
-                defer { lastSequence = buffer.sequence }
-                var dropped = lastSequence.map { Int(buffer.sequence &- $0) - 1 } ?? 0
-                if dropped < 0 { dropped = 0 }
                 let expected = decoder == nil ? min(format.pixelFormat.frameSize(width: format.width, height: format.height),
                                                     bytesPerLine * format.height) : 1
                 var picture: VideoFrame? = nil
@@ -92,14 +90,11 @@ public final class V4L2FrameSource: FrameSource {
                     }
                 }
                 try capture.requeue(buffer)
-                guard let frame = picture else {
-                    corrupt += 1  // reported as a drop with the next good picture
-                    continue
-                }
+                // A corrupt picture is not passed on; its sequence number shows as a gap.
+                guard let frame = picture else { continue }
                 frame.sequence = UInt64(buffer.sequence)
                 frame.captureNanoseconds = buffer.timestampNanoseconds
-                queue.push(.success(CapturedFrame(frame: frame, droppedBefore: dropped + corrupt + queue.takeDropped())))
-                corrupt = 0
+                queue.push(.success(CapturedFrame(frame: frame)))
             }
         } catch {
             queue.push(.failure(error))
@@ -123,9 +118,16 @@ public final class V4L2FrameSource: FrameSource {
         }
     }
 
+    /// The next picture, with how many the camera gave that will never come: counted here, on
+    /// the consumer's side, from the driver's sequence numbers, so one gap covers the frames the
+    /// driver dropped (no buffer free), corrupt ones, and any the hand-over queue let go.
     public func nextFrame() throws -> CapturedFrame? {
         guard let queue else { preconditionFailure("nextFrame() before start()") }
-        return try queue.pop()?.get()
+        guard var captured = try queue.pop()?.get() else { return nil }
+        let sequence = captured.frame.sequence
+        if let last = lastDelivered, sequence > last { captured.droppedBefore = Int(sequence - last - 1) }
+        lastDelivered = sequence
+        return captured
     }
 
     public func stop() { wake.signal() }

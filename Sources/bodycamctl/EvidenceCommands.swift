@@ -110,6 +110,7 @@ struct Export: ParsableCommand {
                     entry["file"] = path
                     entry["plaintext_sha256"] = Hex.encode(SHA256.hash(plain))
                     entry["frames_decoded"] = inspected.decodedFrames
+                    entry["duration_seconds"] = inspected.durationSeconds
                     entry["decode_problems"] = inspected.problems
                     entry["flagged"] = !verified
                 } catch {

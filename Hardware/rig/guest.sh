@@ -1,0 +1,28 @@
+#!/bin/bash
+# Runs as PID 1 inside the rig's guest (see Hardware/rig/init): the host's root, read-only, under
+# a tmpfs overlay. Sets up the kernel's own drivers (vivid, gpio-sim), runs the scenario the
+# kernel command line names, writes its result into the results share, and powers off.
+set -uo pipefail
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc || { echo "rig: cannot mount /proc"; ls -ld /proc; }
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run/lock 2>/dev/null || true
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+
+cmdline_value() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p"; }
+REPO=$(cmdline_value rig.repo)
+SCENARIO=$(cmdline_value rig.scenario)
+export RIG_REPO="$REPO" RIG_CACHE=$(cmdline_value rig.cache) RIG_BIN=$(cmdline_value rig.bin)
+export RIG_RESULTS=/run/rig/results RIG_BOOT=$(cmdline_value rig.boot)
+# Settings the host passes on (RIG_* variables), e.g. how long to record.
+[ -f "$RIG_RESULTS/rig.env" ] && set -a && source "$RIG_RESULTS/rig.env" && set +a
+KVER=$(uname -r)
+mkdir -p "/lib/modules/$KVER"
+mount --bind "$RIG_CACHE/kernel/lib/modules/$KVER" "/lib/modules/$KVER"
+
+status=0
+bash "$REPO/Hardware/rig/scenarios/$SCENARIO.sh" >"$RIG_RESULTS/$SCENARIO${RIG_BOOT:+.$RIG_BOOT}.log" 2>&1 || status=$?
+echo "$status" >"$RIG_RESULTS/$SCENARIO${RIG_BOOT:+.$RIG_BOOT}.status"
+sync
+busybox poweroff -f

@@ -1,0 +1,166 @@
+# Shared by the rig's scenarios (sourced inside the guest). Each scenario prints what it does and
+# measures, `result KEY=VALUE` lines the host collects, and exits non-zero on the first failed check.
+set -euo pipefail
+BIN=${RIG_BIN:?}
+WORK=/var/lib/bodycam-rig
+KEYS=$WORK/keys
+SOCKET=/run/bodycam/control.sock
+DEVICE=BC-RIG-0001
+mkdir -p "$WORK" /run/bodycam
+
+log() { echo "[$(date +%H:%M:%S.%N | cut -c1-12)] $*"; }
+result() { echo "RESULT $*"; }
+fail() {
+    echo "FAIL: $*"
+    [ -f "$WORK/bodycamd.log" ] && { echo "--- bodycamd's log (last 40 lines)"; tail -40 "$WORK/bodycamd.log"; }
+    exit 1
+}
+check() { local what=$1; shift; if "$@"; then log "ok: $what"; else fail "$what"; fi; }
+ctl() { "$BIN/bodycamctl" "$@"; }
+modprobe() { busybox modprobe "$@"; }
+
+# Keys as an office would provision a device: office identity, authority, device key and
+# certificate, one supervisor. Made once per boot (the guest's root is a tmpfs overlay), or kept
+# on the scenario's disk when it has one.
+provision() {
+    [ -f "$KEYS/device.key" ] && return
+    ctl office init --dir "$KEYS" --name office >/dev/null
+    ctl authority init --dir "$KEYS" >/dev/null
+    ctl supervisor init --dir "$KEYS/supervisors" --name sgt-rig >/dev/null
+    mv "$KEYS/supervisors/sgt-rig.key" "$KEYS/sgt-rig.key"
+    ctl keys provision --dir "$KEYS" >/dev/null
+    ctl authority certify --authority-key "$KEYS/authority.key" --device-pub "$KEYS/device.pub" \
+        --device-id "$DEVICE" --out "$KEYS/device.certificate" >/dev/null
+}
+
+# token KIND [extra options]: a supervisor's token for this device, printed as a file name.
+token() {
+    local kind=$1; shift
+    local file
+    file=$(mktemp -p "$WORK" "token.$kind.XXXXXX")
+    ctl supervisor token --kind "$kind" --key "$KEYS/sgt-rig.key" --issuer sgt-rig --device-id "$DEVICE" --out "$file" "$@" >/dev/null
+    echo "$file"
+}
+
+# write_config FILE STORE [extra TOML appended]: the device configuration the scenarios share:
+# the CM4 board profile (so GPIO lines are found by their names), vivid as the camera, libx264.
+write_config() {
+    local file=$1 store=$2 extra=${3:-}
+    cat >"$file" <<CONF
+board_profile = "$RIG_REPO/Hardware/boards/rpi-cm4.toml"
+device_id = "$DEVICE"
+officer_id = "OFFICER-RIG"
+
+[camera]
+source = "v4l2"
+device = "/dev/video0"
+width = 1280
+height = 720
+fps = 30
+formats = ["YUYV", "NV12", "YU12"]
+
+[encoder]
+codec = "libx264"
+preset = "ultrafast"
+bitrate_kbps = 3000
+
+[recording]
+pre_event_seconds = 2
+segment_seconds = 5
+
+[storage]
+path = "$store"
+reserve_mb = 8
+floor_mb = 4
+
+[evidence]
+device_key = "$KEYS/device.key"
+certificate = "$KEYS/device.certificate"
+recipients = ["$KEYS/office.pub"]
+
+[policy]
+on_duty_at_start = true
+supervisors = "$KEYS/supervisors"
+
+[control]
+socket = "$SOCKET"
+$extra
+CONF
+}
+
+# vivid, the kernel's virtual V4L2 capture device, as one capture node with one HDMI input
+# (vivid's webcam input tops out at 12.5 fps for 1280x720): its source is set to CEA-861
+# 1280x720p30 timings (74.25 MHz pixel clock, 3300x750 total), as an HDMI-to-CSI bridge's
+# source would be.
+load_vivid() {
+    modprobe vivid n_devs=1 node_types=0x1 num_inputs=1 input_types=0x3 "$@"
+    local _
+    for _ in $(seq 50); do [ -c /dev/video0 ] && break; sleep 0.1; done
+    [ -c /dev/video0 ] || fail "vivid loaded but /dev/video0 did not appear"
+    v4l2-ctl -d /dev/video0 --set-dv-bt-timings \
+        width=1280,height=720,interlaced=0,polarities=3,pixelclock=74250000,hfp=1760,hs=40,hbp=220,vfp=5,vs=5,vbp=20 >/dev/null ||
+        fail "vivid refused 1280x720p30 timings"
+}
+
+# gpio-sim with the board's line names (as the CM4 overlay's gpio-line-names give them).
+GPIO_LINES=(REC_BTN MARK_BTN PWR_BTN REC_LED STATUS_LED BUZZER HAPTIC PWR_HOLD)
+load_gpio_sim() {
+    modprobe configfs
+    mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
+    modprobe gpio-sim
+    local dev=/sys/kernel/config/gpio-sim/bodycam i
+    mkdir "$dev" "$dev/bank0"
+    echo bodycam-sim >"$dev/bank0/label"
+    echo ${#GPIO_LINES[@]} >"$dev/bank0/num_lines"
+    for i in "${!GPIO_LINES[@]}"; do
+        mkdir "$dev/bank0/line$i"
+        echo "${GPIO_LINES[$i]}" >"$dev/bank0/line$i/name"
+    done
+    echo 1 >"$dev/live"
+    GPIO_SYSFS=/sys/devices/platform/$(cat "$dev/dev_name")/$(cat "$dev/bank0/chip_name")
+    [ -d "$GPIO_SYSFS" ] || fail "gpio-sim is live but $GPIO_SYSFS is missing"
+    export GPIO_SYSFS
+}
+
+line_index() {
+    local i
+    for i in "${!GPIO_LINES[@]}"; do [ "${GPIO_LINES[$i]}" = "$1" ] && { echo "$i"; return; }; done
+    fail "no line $1"
+}
+# The level on a line (what the outside world sees: outputs are active-low on this board).
+level() { cat "$GPIO_SYSFS/sim_gpio$(line_index "$1")/value"; }
+# Buttons are to ground with pull-ups: pressed pulls the line down.
+press() { echo pull-down >"$GPIO_SYSFS/sim_gpio$(line_index "$1")/pull"; }
+release() { echo pull-up >"$GPIO_SYSFS/sim_gpio$(line_index "$1")/pull"; }
+click() { press "$1"; sleep "${2:-0.15}"; release "$1"; }
+
+# start_daemon CONFIG [bodycamd options]: starts bodycamd, waits for its socket.
+start_daemon() {
+    local config=$1; shift
+    "$BIN/bodycamd" --config "$config" "$@" 2>"$WORK/bodycamd.log" &
+    DAEMON=$!
+    local _
+    for _ in $(seq 100); do [ -S "$SOCKET" ] && return; kill -0 $DAEMON 2>/dev/null || break; sleep 0.1; done
+    cat "$WORK/bodycamd.log"
+    fail "bodycamd did not open its control socket"
+}
+
+stop_daemon() {
+    kill -TERM "$DAEMON" 2>/dev/null || true
+    local status=0
+    wait "$DAEMON" || status=$?
+    [ $status -eq 0 ] || { cat "$WORK/bodycamd.log"; fail "bodycamd exited with $status"; }
+}
+
+# journal_count STORE KIND: how many journal records of that kind.
+journal_count() { ctl events --json --kind "$2" "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["records"]))'; }
+
+# verify_and_export STORE: the store verifies (no key) and every segment decrypts and decodes
+# ($WORK/export/export-report.json says what each held).
+verify_and_export() {
+    local store=$1
+    ctl verify --authority "$KEYS/authority.pub" "$store" >"$WORK/verify.txt" || { cat "$WORK/verify.txt"; fail "the store does not verify"; }
+    rm -rf "$WORK/export"
+    ctl export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --out "$WORK/export" "$store" >"$WORK/export.txt" ||
+        { cat "$WORK/export.txt"; fail "the store does not export"; }
+}

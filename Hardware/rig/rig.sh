@@ -1,0 +1,157 @@
+#!/bin/bash
+# The hardware-in-the-loop rig (docs/TESTING.md): Debian 12's own kernel under qemu, the host's
+# root shared read-only over virtio-9p with a tmpfs overlay on top, the kernel's vivid camera and
+# gpio-sim GPIO chip, and bodycamd as built on the host.
+#
+#   Hardware/rig/rig.sh prepare            download (Debian packages only), unpack, build gpio-sim
+#   Hardware/rig/rig.sh run [SCENARIO...]  prepare, then run the scenarios (default: all)
+#
+# Environment: BIN (the folder with bodycamd and bodycamctl; required for run), RIG_CACHE (the
+# download and build cache; default .hw-cache in the project, which git ignores), RIG_ACCEL
+# (kvm or tcg; default kvm only when the CPU shows vmx or svm), RIG_CUTS (power cuts, default 10).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+source "$REPO/Hardware/rig/kernel.env"
+CACHE=${RIG_CACHE:-$REPO/.hw-cache}
+KDIR=$CACHE/kernel
+MODDIR=$KDIR/lib/modules/$KERNEL_RELEASE
+HEADERS=$KDIR/usr/src/linux-headers-$KERNEL_RELEASE
+mkdir -p "$CACHE"
+CACHE=$(cd "$CACHE" && pwd)
+KDIR=$CACHE/kernel MODDIR=$KDIR/lib/modules/$KERNEL_RELEASE HEADERS=$KDIR/usr/src/linux-headers-$KERNEL_RELEASE
+
+say() { echo "rig: $*" >&2; }
+die() { echo "rig: error: $*" >&2; exit 1; }
+
+# --- prepare ---------------------------------------------------------------------------------
+
+download() {
+    mkdir -p "$CACHE/debs"
+    local want=(
+        "linux-image-$KERNEL_RELEASE=$KERNEL_VERSION"
+        "linux-headers-$KERNEL_RELEASE=$KERNEL_VERSION"
+        "linux-headers-$KERNEL_ABI-common=$KERNEL_VERSION"
+        "linux-kbuild-$KERNEL_SERIES=$KBUILD_VERSION"
+        "linux-source-$KERNEL_SERIES=$SOURCE_VERSION"
+    )
+    local missing=() spec name version
+    for spec in "${want[@]}"; do
+        name=${spec%%=*} version=${spec#*=}
+        ls "$CACHE/debs/${name}_${version}_"*.deb >/dev/null 2>&1 || missing+=("$spec")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    say "downloading ${missing[*]}"
+    (cd "$CACHE/debs" && apt-get download "${missing[@]}") ||
+        die "apt cannot fetch the pinned kernel packages (Hardware/rig/kernel.env); run apt-get update, or pin the versions apt-cache madison linux-image-$KERNEL_RELEASE lists"
+}
+
+unpack() {
+    [ -f "$KDIR/.unpacked-$KERNEL_VERSION" ] && return
+    say "unpacking the kernel, its modules and headers"
+    rm -rf "$KDIR" && mkdir -p "$KDIR"
+    local deb
+    for deb in "$CACHE"/debs/linux-image-* "$CACHE"/debs/linux-headers-* "$CACHE"/debs/linux-kbuild-*; do
+        dpkg -x "$deb" "$KDIR"
+    done
+    # The headers' Makefile names its /usr/src path; here it lives in the cache.
+    sed -i "s#include /usr/src/#include $KDIR/usr/src/#" "$HEADERS/Makefile"
+    # The uncompressed kernel boots in seconds under TCG (the vmlinuz decompressor is slow there).
+    python3 - "$KDIR/boot/vmlinuz-$KERNEL_RELEASE" "$KDIR/vmlinux" <<'PY'
+import lzma, sys
+data = open(sys.argv[1], 'rb').read()
+start = data.find(b'\xfd7zXZ\x00')
+if start < 0:
+    sys.exit('no xz stream in ' + sys.argv[1])
+image = lzma.LZMADecompressor().decompress(data[start:])
+if image[:4] != b'\x7fELF':
+    sys.exit('the xz stream is not an ELF kernel')
+open(sys.argv[2], 'wb').write(image)
+PY
+    touch "$KDIR/.unpacked-$KERNEL_VERSION"
+}
+
+# Debian's 6.1 kernel has no GPIO_SIM (nor IRQ_SIM): build both as one out-of-tree module from
+# the matching linux-source. irq_to_desc() is not exported in 6.1, hence the one-line change.
+build_gpio_sim() {
+    local ko=$MODDIR/extra/gpio-sim.ko
+    [ -f "$ko" ] && return
+    say "building gpio-sim from linux-source-$KERNEL_SERIES"
+    local src=$CACHE/gpio-sim
+    rm -rf "$src" && mkdir -p "$src/tree"
+    dpkg-deb --fsys-tarfile "$CACHE"/debs/linux-source-"$KERNEL_SERIES"_*.deb |
+        tar -xO "./usr/src/linux-source-$KERNEL_SERIES.tar.xz" | xz -dc |
+        tar -x -C "$src/tree" --strip-components=1 \
+            "linux-source-$KERNEL_SERIES/drivers/gpio/gpio-sim.c" \
+            "linux-source-$KERNEL_SERIES/drivers/gpio/gpiolib.h" \
+            "linux-source-$KERNEL_SERIES/kernel/irq/irq_sim.c"
+    cp "$src/tree/drivers/gpio/gpio-sim.c" "$src/gpio-sim-main.c"
+    cp "$src/tree/drivers/gpio/gpiolib.h" "$src/gpiolib.h"
+    sed 's/handle_simple_irq(irq_to_desc(irqnum));/generic_handle_irq(irqnum);/' \
+        "$src/tree/kernel/irq/irq_sim.c" >"$src/irq_sim.c"
+    grep -q 'generic_handle_irq(irqnum);' "$src/irq_sim.c" || die "irq_sim.c changed upstream: the irq_to_desc patch no longer applies"
+    printf 'obj-m := gpio-sim.o\ngpio-sim-y := gpio-sim-main.o irq_sim.o\n' >"$src/Kbuild"
+    make -s -C "$HEADERS" M="$src" modules >"$src/build.log" 2>&1 || { cat "$src/build.log" >&2; die "gpio-sim did not build"; }
+    mkdir -p "$MODDIR/extra"
+    cp "$src/gpio-sim.ko" "$ko"
+    busybox depmod -b "$KDIR" "$KERNEL_RELEASE"
+}
+
+# A busybox initramfs with just the modules that mount the host's root (virtio-9p, overlay).
+build_initramfs() {
+    local out=$CACHE/initramfs.cpio.gz
+    [ "$out" -nt "$REPO/Hardware/rig/init" ] && [ "$out" -nt "$MODDIR/extra/gpio-sim.ko" ] && return
+    say "building the initramfs"
+    local root=$CACHE/initramfs
+    rm -rf "$root" && mkdir -p "$root/bin" "$root/lib/modules/$KERNEL_RELEASE"
+    cp "$(command -v busybox)" "$root/bin/busybox"
+    file "$root/bin/busybox" | grep -q 'statically linked' || die "busybox is not the static one (install busybox-static)"
+    cp "$REPO/Hardware/rig/init" "$root/init"
+    cp "$MODDIR"/modules.dep "$MODDIR"/modules.alias "$root/lib/modules/$KERNEL_RELEASE/" 2>/dev/null || true
+    local m dep
+    for m in virtio_pci 9pnet_virtio 9p overlay virtio_blk ext4; do
+        for dep in $(awk -v m="$m" -F': *' '{ n=$1; sub(".*/", "", n); sub("\\.ko$", "", n); gsub("-", "_", n) } n==m { print $1; if ($2 != "") print $2 }' "$MODDIR/modules.dep"); do
+            mkdir -p "$root/lib/modules/$KERNEL_RELEASE/$(dirname "$dep")"
+            cp "$MODDIR/$dep" "$root/lib/modules/$KERNEL_RELEASE/$dep"
+        done
+    done
+    (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$out.tmp"
+    mv "$out.tmp" "$out"
+}
+
+prepare() {
+    for tool in qemu-system-x86_64 busybox python3 apt-get dpkg-deb xz make gcc-12 file; do
+        command -v "$tool" >/dev/null || die "$tool is missing (make hw-deps installs it)"
+    done
+    download
+    unpack
+    build_gpio_sim
+    build_initramfs
+}
+
+# --- run ---------------------------------------------------------------------------------------
+
+accel() {
+    if [ -n "${RIG_ACCEL:-}" ]; then echo "$RIG_ACCEL"; return; fi
+    if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then echo kvm; else echo tcg; fi
+}
+
+# boot SCENARIO BOOT [extra qemu arguments...]: one guest boot; returns when it powers off
+# (or when the caller kills it). The scenario's log and status land in $RESULTS.
+boot() {
+    local scenario=$1 bootno=$2
+    shift 2
+    local accel_opts
+    case "$(accel)" in
+        kvm) accel_opts=(-accel kvm -cpu host) ;;
+        *) accel_opts=(-accel tcg,thread=multi -cpu max) ;;
+    esac
+    exec qemu-system-x86_64 -machine q35 "${accel_opts[@]}" -smp 2 -m 3072 \
+        -kernel "$KDIR/vmlinux" -initrd "$CACHE/initramfs.cpio.gz" \
+        -append "console=ttyS0 quiet loglevel=4 panic=-1 rig.repo=$REPO rig.cache=$CACHE rig.bin=$BIN rig.scenario=$scenario rig.boot=$bootno" \
+        -nographic -no-reboot -nodefaults -serial stdio \
+        -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+        -virtfs "local,path=$RESULTS,mount_tag=results,security_model=none" \
+        "$@"
+}
+
+"$@"
