@@ -13,6 +13,7 @@ mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 cmdline_value() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p"; }
 REPO=$(cmdline_value rig.repo)
 SCENARIO=$(cmdline_value rig.scenario)
+export RIG_SCENARIO=$SCENARIO
 export RIG_REPO="$REPO" RIG_CACHE=$(cmdline_value rig.cache) RIG_BIN=$(cmdline_value rig.bin)
 export RIG_RESULTS=/run/rig/results RIG_BOOT=$(cmdline_value rig.boot)
 # Settings the host passes on (RIG_* variables), e.g. how long to record.

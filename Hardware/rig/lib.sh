@@ -12,7 +12,9 @@ log() { echo "[$(date +%H:%M:%S.%N | cut -c1-12)] $*"; }
 result() { echo "RESULT $*"; }
 fail() {
     echo "FAIL: $*"
-    [ -f "$WORK/bodycamd.log" ] && { echo "--- bodycamd's log (last 40 lines)"; tail -40 "$WORK/bodycamd.log"; }
+    [ -f "$WORK/bodycamd.log" ] && cp "$WORK/bodycamd.log" "$RIG_RESULTS/${RIG_SCENARIO:-scenario}.bodycamd.log"
+    [ -f "$WORK/bodycamd.log" ] && { echo "--- bodycamd's log (last 40 lines)"; grep -v 'frames dropped' "$WORK/bodycamd.log" | tail -40; }
+    [ -n "${STORE:-}" ] && [ -f "$STORE/journal.log" ] && { echo "--- the journal (last 30 records)"; ctl events --last 30 "$STORE"; }
     exit 1
 }
 check() { local what=$1; shift; if "$@"; then log "ok: $what"; else fail "$what"; fi; }

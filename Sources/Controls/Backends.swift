@@ -13,7 +13,8 @@ public enum GPIOBackends {
             places[String(parts[0])] = (String(place[0]), Int(place[1])!)
         }
         func spec(_ name: String, input: Bool) -> LineSpec {
-            LineSpec(name: name, chip: places[name]?.0, offset: places[name]?.1, activeLow: controls.activeLow,
+            LineSpec(name: name, chip: places[name]?.0, offset: places[name]?.1,
+                     activeLow: name == OutputLine.powerHold.rawValue ? controls.powerHoldActiveLow : controls.activeLow,
                      bias: input ? LineSpec.Bias(rawValue: controls.bias) ?? .asIs : .asIs)
         }
         return try LibgpiodBackend(inputs: Dictionary(uniqueKeysWithValues: Button.allCases.map { ($0, spec($0.rawValue, input: true)) }),

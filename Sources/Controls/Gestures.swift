@@ -1,22 +1,42 @@
 import Policy
 
-/// Software debounce, leading edge: the first change of a settled contact is taken at once (no
-/// added latency), then the contact is left alone for `window`; when the window ends, a level
-/// that differs from the last one taken is taken too (a release that bounced).
+/// Software debounce. A press is taken on its leading edge (no added latency), then the contact
+/// is left alone for `window`; when the window ends, a level that differs from the one taken is
+/// taken too (a release that bounced). A release is taken only once the contact has stayed open
+/// for `window`: an edge that reads as a release inside a burst of bounces (the v1 GPIO uAPI
+/// reports the line's level when its interrupt thread runs, not the edge's own direction) must
+/// not end the press and start another.
 public struct Debouncer {
     public let window: Int64
     private var accepted: [Button: (pressed: Bool, at: Int64)] = [:]
     private var quietUntil: [Button: Int64] = [:]
+    /// A release waiting for the contact to stay open: when it began.
+    private var releasingSince: [Button: Int64] = [:]
 
     public init(window: Int64 = 30_000_000) { self.window = window }
 
     /// A raw edge in; the clean edges it yields (none while bouncing).
     public mutating func feed(_ edge: ButtonEdge) -> [ButtonEdge] {
-        let last = accepted[edge.button]?.pressed ?? false
-        if let until = quietUntil[edge.button], edge.timestamp < until { return [] }
+        let button = edge.button
+        if releasingSince[button] != nil {
+            if edge.pressed {
+                // Closed again before it settled open: still the same press.
+                releasingSince[button] = nil
+                quietUntil[button] = nil
+            } else {
+                quietUntil[button] = edge.timestamp + window
+            }
+            return []
+        }
+        let last = accepted[button]?.pressed ?? false
+        if let until = quietUntil[button], edge.timestamp < until { return [] }
         guard edge.pressed != last else { return [] }
-        accepted[edge.button] = (edge.pressed, edge.timestamp)
-        quietUntil[edge.button] = edge.timestamp + window
+        quietUntil[button] = edge.timestamp + window
+        if !edge.pressed {
+            releasingSince[button] = edge.timestamp
+            return []
+        }
+        accepted[button] = (true, edge.timestamp)
         return [edge]
     }
 
@@ -29,10 +49,23 @@ public struct Debouncer {
         for (button, until) in quietUntil where now >= until {
             quietUntil[button] = nil
             let current = level(button)
-            if current != (accepted[button]?.pressed ?? false) {
-                accepted[button] = (current, until)
+            let taken = accepted[button]?.pressed ?? false
+            if let since = releasingSince.removeValue(forKey: button) {
+                if !current && taken {
+                    accepted[button] = (false, since)
+                    edges.append(ButtonEdge(button: button, pressed: false, timestamp: since))
+                }
+                continue
+            }
+            guard current != taken else { continue }
+            if current {
+                accepted[button] = (true, until)
                 quietUntil[button] = now + window
-                edges.append(ButtonEdge(button: button, pressed: current, timestamp: until))
+                edges.append(ButtonEdge(button: button, pressed: true, timestamp: until))
+            } else {
+                // Opened during the press's window: a release once it stays open.
+                releasingSince[button] = until
+                quietUntil[button] = now + window
             }
         }
         return edges

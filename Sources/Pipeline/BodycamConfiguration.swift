@@ -51,6 +51,9 @@ public struct BodycamConfiguration: Equatable, Sendable {
         /// "gpiod" (libgpiod, the device) or "simulated" (development, tests, the demo).
         public var backend = "gpiod"
         public var activeLow = true
+        /// PWR_HOLD drives the PMIC's enable input, which is active-high on most PMICs whatever
+        /// the buttons and indicators are.
+        public var powerHoldActiveLow = false
         public var bias = "pull-up"
         public var debounceMilliseconds = 30
         public var longPressMilliseconds = 3000
@@ -185,6 +188,7 @@ public struct BodycamConfiguration: Equatable, Sendable {
         recipientPaths = try reader.strings("evidence.recipients", default: recipientPaths)
         controls.backend = try reader.string("controls.backend", default: controls.backend, where: { ["gpiod", "simulated"].contains($0) }, "\"gpiod\" or \"simulated\"")
         controls.activeLow = try reader.boolean("controls.active_low", default: controls.activeLow)
+        controls.powerHoldActiveLow = try reader.boolean("controls.power_hold_active_low", default: controls.powerHoldActiveLow)
         controls.bias = try reader.string("controls.bias", default: controls.bias, where: { ["as-is", "disabled", "pull-up", "pull-down"].contains($0) },
                                           "\"as-is\", \"disabled\", \"pull-up\" or \"pull-down\"")
         controls.debounceMilliseconds = try reader.integer("controls.debounce_ms", default: controls.debounceMilliseconds, in: 0...500)

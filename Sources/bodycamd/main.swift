@@ -294,6 +294,15 @@ socket.start(handler: handleRequest)
 
 // MARK: pipeline events
 
+// Dropped frames are journaled summed, at most once a second (DropTally).
+let drops = DropTally()
+func reportDrops(_ summary: DropTally.Summary) {
+    Log.warning("\(summary.frames) frames dropped in \(summary.gaps) gaps, before frames \(summary.firstBeforeFrame)–\(summary.lastBeforeFrame)")
+    audit("frames_dropped", ["count": .integer(Int64(summary.frames)), "gaps": .integer(Int64(summary.gaps)),
+                             "first_before_frame": .integer(Int64(summary.firstBeforeFrame)),
+                             "before_frame": .integer(Int64(summary.lastBeforeFrame))])
+}
+
 recorder.onEvent = { event in
     switch event {
     case .started(let source, let encoder): Log.info("capturing from \(source), encoding with \(encoder)")
@@ -306,8 +315,7 @@ recorder.onEvent = { event in
     case .segmentSealed(let summary):
         Log.info("segment \(summary.descriptor.sequence) sealed: \(summary.location), \(summary.frames) frames, \(summary.fragments) fragments")
     case .framesDropped(let count, let sequence):
-        Log.warning("\(count) frames dropped before frame \(sequence)")
-        audit("frames_dropped", ["count": .integer(Int64(count)), "before_frame": .integer(Int64(sequence))])
+        if let summary = drops.add(frames: count, beforeFrame: sequence, at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
     case .cameraLost(let reason):
         Log.error("\(reason); segment sealed, reopening the camera")
         audit("camera_lost", ["reason": .string(reason)])
@@ -416,6 +424,7 @@ let control = WorkerThread(name: "control") {
             nextWatchdog = due + interval
         }
         if current >= nextHousekeeping {
+            if let summary = drops.take(at: current) { reportDrops(summary) }
             checkStorage()
             checkClock()
             checkBattery()
@@ -452,6 +461,7 @@ kill(getpid(), SIGUSR1)
 control.join()
 controls.stop()
 socket.stop()
+if let summary = drops.take(at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
 // A system stop (service stop, power-down sequence), not an officer's stop.
 audit("shutdown", ["reason": .string(shutdownReason), "segments": .integer(Int64(recorder.segments.count))])
 let segments = recorder.segments

@@ -212,13 +212,34 @@ struct GestureTests {
         // The last raw level (released) differs from what was taken: settled when the window ends.
         #expect(clean == [ButtonEdge(button: .record, pressed: true, timestamp: 0)])
         #expect(debouncer.settle(now: 20 * ms, level: { _ in false }).isEmpty)
-        #expect(debouncer.settle(now: 31 * ms, level: { _ in false }) == [ButtonEdge(button: .record, pressed: false, timestamp: 30 * ms)])
+        // A release is taken once the contact has stayed open for a window.
+        #expect(debouncer.settle(now: 31 * ms, level: { _ in false }).isEmpty)
+        #expect(debouncer.nextDeadline == 61 * ms)
+        #expect(debouncer.settle(now: 61 * ms, level: { _ in false }) == [ButtonEdge(button: .record, pressed: false, timestamp: 30 * ms)])
         // A steady press through the window is not released.
         var steady = Debouncer(window: 30 * ms)
         _ = steady.feed(ButtonEdge(button: .mark, pressed: true, timestamp: 0))
         _ = steady.feed(ButtonEdge(button: .mark, pressed: false, timestamp: 1 * ms))
         _ = steady.feed(ButtonEdge(button: .mark, pressed: true, timestamp: 2 * ms))
         #expect(steady.settle(now: 40 * ms, level: { _ in true }).isEmpty)
+    }
+
+    @Test("bounces that outlast the window and read as releases do not end the press nor start another")
+    func lateBounces() {
+        // The v1 GPIO uAPI types an edge by the line's level when its interrupt thread runs, so a
+        // burst handled late can arrive as releases while the contact ends up closed.
+        var debouncer = Debouncer(window: 30 * ms)
+        var clean = debouncer.feed(ButtonEdge(button: .mark, pressed: true, timestamp: 0))
+        clean += debouncer.settle(now: 30 * ms, level: { _ in true })
+        for t in [35, 36, 38] as [Int64] { clean += debouncer.feed(ButtonEdge(button: .mark, pressed: false, timestamp: t * ms)) }
+        clean += debouncer.feed(ButtonEdge(button: .mark, pressed: true, timestamp: 40 * ms))
+        clean += debouncer.settle(now: 80 * ms, level: { _ in true })
+        #expect(clean == [ButtonEdge(button: .mark, pressed: true, timestamp: 0)])
+        // A real release: open and staying open; taken at its first edge's time.
+        clean += debouncer.feed(ButtonEdge(button: .mark, pressed: false, timestamp: 200 * ms))
+        clean += debouncer.feed(ButtonEdge(button: .mark, pressed: false, timestamp: 204 * ms))
+        #expect(debouncer.settle(now: 230 * ms, level: { _ in false }).isEmpty)
+        #expect(debouncer.settle(now: 234 * ms, level: { _ in false }) == [ButtonEdge(button: .mark, pressed: false, timestamp: 200 * ms)])
     }
 
     @Test("long press fires at 3 s held on the monotonic clock, whatever the wall clock does")
