@@ -2,7 +2,7 @@
 # measures, `result KEY=VALUE` lines the host collects, and exits non-zero on the first failed check.
 set -euo pipefail
 BIN=${RIG_BIN:?}
-WORK=/var/lib/bodycam-rig
+WORK=${WORK:-/var/lib/bodycam-rig}
 KEYS=$WORK/keys
 SOCKET=/run/bodycam/control.sock
 DEVICE=BC-RIG-0001
@@ -90,18 +90,26 @@ $extra
 CONF
 }
 
-# vivid, the kernel's virtual V4L2 capture device, as one capture node with one HDMI input
-# (vivid's webcam input tops out at 12.5 fps for 1280x720): its source is set to CEA-861
-# 1280x720p30 timings (74.25 MHz pixel clock, 3300x750 total), as an HDMI-to-CSI bridge's
-# source would be.
+# vivid, the kernel's virtual V4L2 capture device, as one capture node with one input.
+#   load_vivid hdmi    an HDMI input (the default; vivid's webcam input tops out at 12.5 fps for
+#                      1280x720) whose source is set to CEA-861 1280x720p30 timings (74.25 MHz
+#                      pixel clock, 3300x750 total), as an HDMI-to-CSI bridge's source would be;
+#   load_vivid webcam  a webcam input, which takes its size and rate from the daemon alone (so it
+#                      comes back as the daemon wants it after an unbind and bind).
 load_vivid() {
-    modprobe vivid n_devs=1 node_types=0x1 num_inputs=1 input_types=0x3 "$@"
+    local input=${1:-hdmi}
+    modprobe vivid n_devs=1 node_types=0x1 num_inputs=1 input_types=$([ "$input" = hdmi ] && echo 0x3 || echo 0x0)
+    wait_for_camera
+    if [ "$input" = hdmi ]; then
+        v4l2-ctl -d /dev/video0 --set-dv-bt-timings \
+            width=1280,height=720,interlaced=0,polarities=3,pixelclock=74250000,hfp=1760,hs=40,hbp=220,vfp=5,vs=5,vbp=20 >/dev/null ||
+            fail "vivid refused 1280x720p30 timings"
+    fi
+}
+wait_for_camera() {
     local _
-    for _ in $(seq 50); do [ -c /dev/video0 ] && break; sleep 0.1; done
-    [ -c /dev/video0 ] || fail "vivid loaded but /dev/video0 did not appear"
-    v4l2-ctl -d /dev/video0 --set-dv-bt-timings \
-        width=1280,height=720,interlaced=0,polarities=3,pixelclock=74250000,hfp=1760,hs=40,hbp=220,vfp=5,vs=5,vbp=20 >/dev/null ||
-        fail "vivid refused 1280x720p30 timings"
+    for _ in $(seq 50); do [ -c /dev/video0 ] && return; sleep 0.1; done
+    fail "/dev/video0 did not appear"
 }
 
 # gpio-sim with the board's line names (as the CM4 overlay's gpio-line-names give them).
@@ -135,6 +143,15 @@ level() { cat "$GPIO_SYSFS/sim_gpio$(line_index "$1")/value"; }
 press() { echo pull-down >"$GPIO_SYSFS/sim_gpio$(line_index "$1")/pull"; }
 release() { echo pull-up >"$GPIO_SYSFS/sim_gpio$(line_index "$1")/pull"; }
 click() { press "$1"; sleep "${2:-0.15}"; release "$1"; }
+
+# wait_for SECONDS WHAT COMMAND...: polls the command until it succeeds, or fails the scenario.
+wait_for() {
+    local limit=$1 what=$2; shift 2
+    local deadline=$((SECONDS + limit))
+    until "$@"; do [ $SECONDS -lt $deadline ] || fail "$what (after ${limit} s)"; sleep 0.05; done
+}
+state() { ctl status --json --socket "$SOCKET" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
+is_state() { [ "$(state)" = "$1" ]; }
 
 # start_daemon CONFIG [bodycamd options]: starts bodycamd, waits for its socket.
 start_daemon() {

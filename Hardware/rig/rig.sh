@@ -135,9 +135,9 @@ accel() {
     if [ -w /dev/kvm ] && grep -qE '\b(vmx|svm)\b' /proc/cpuinfo; then echo kvm; else echo tcg; fi
 }
 
-# boot SCENARIO BOOT [extra qemu arguments...]: one guest boot; returns when it powers off
-# (or when the caller kills it). The scenario's log and status land in $RESULTS.
-boot() {
+# qemu_command SCENARIO BOOT [extra qemu arguments...]: the guest for one boot of a scenario, in
+# the array QEMU. It powers itself off when the scenario ends; its log and status land in $RESULTS.
+qemu_command() {
     local scenario=$1 bootno=$2
     shift 2
     local accel_opts
@@ -145,13 +145,132 @@ boot() {
         kvm) accel_opts=(-accel kvm -cpu host) ;;
         *) accel_opts=(-accel tcg,thread=multi -cpu max) ;;
     esac
-    exec qemu-system-x86_64 -machine q35 "${accel_opts[@]}" -smp 2 -m 3072 \
-        -kernel "$KDIR/vmlinux" -initrd "$CACHE/initramfs.cpio.gz" \
-        -append "console=ttyS0 quiet loglevel=4 panic=-1 rig.repo=$REPO rig.cache=$CACHE rig.bin=$BIN rig.scenario=$scenario rig.boot=$bootno" \
-        -nographic -no-reboot -nodefaults -serial stdio \
-        -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
-        -virtfs "local,path=$RESULTS,mount_tag=results,security_model=none" \
-        "$@"
+    QEMU=(qemu-system-x86_64 -machine q35 "${accel_opts[@]}" -smp 2 -m 3072
+        -kernel "$KDIR/vmlinux" -initrd "$CACHE/initramfs.cpio.gz"
+        -append "console=ttyS0 quiet loglevel=3 panic=-1 rig.repo=$REPO rig.cache=$CACHE rig.bin=$BIN rig.scenario=$scenario rig.boot=$bootno"
+        -nographic -no-reboot -nodefaults -serial stdio
+        -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+        -virtfs "local,path=$RESULTS,mount_tag=results,security_model=none"
+        "$@")
 }
 
-"$@"
+# env_file KEY=VALUE...: the settings this boot's guest reads (RIG_* from the host's environment
+# too, such as RIG_CAMERA_SECONDS).
+env_file() {
+    { env | grep -E '^RIG_(CAMERA_SECONDS|SEED)=' || true; printf '%s\n' "$@"; } >"$RESULTS/rig.env"
+}
+
+# boot_once SCENARIO TIMEOUT [extra qemu arguments]: one boot that ends by itself; 0 when the
+# scenario passed.
+boot_once() {
+    local scenario=$1 limit=$2
+    shift 2
+    qemu_command "$scenario" 0 "$@"
+    timeout --foreground -k 5 "$limit" "${QEMU[@]}" </dev/null >"$RESULTS/$scenario.console" 2>&1 || true
+    [ -f "$RESULTS/$scenario.0.status" ] || { say "$scenario: the guest did not finish within $limit s"; return 1; }
+    return "$(cat "$RESULTS/$scenario.0.status")"
+}
+
+# A fresh ext4 image on the host (sparse), attached as a virtio-blk disk with the host's cache off.
+make_disk() {  # make_disk PATH SIZE
+    rm -f "$1"
+    truncate -s "$2" "$1"
+    mkfs.ext4 -q -F -L bodycam-store "$1"
+}
+disk_args() { echo "-drive file=$1,if=virtio,format=raw,cache=none,aio=threads"; }
+
+scenario_camera() { env_file; boot_once camera 600; }
+scenario_gpio() { env_file; boot_once gpio 300; }
+scenario_camera_lost() { env_file; boot_once camera-lost 300; }
+scenario_disk_full() {
+    local disk=$CACHE/disks/full.img
+    mkdir -p "$CACHE/disks"
+    make_disk "$disk" 160M
+    env_file
+    # shellcheck disable=SC2046
+    boot_once disk-full 300 $(disk_args "$disk")
+}
+
+# Power cuts: boot, record, kill qemu at a random moment; the next boot recovers and checks.
+scenario_power_cut() {
+    local cuts=${RIG_CUTS:-10} seed=${RIG_SEED:-$RANDOM}
+    local disk=$CACHE/disks/store.img cut alive="" pid waited delay gap
+    mkdir -p "$CACHE/disks"
+    make_disk "$disk" 1G
+    RANDOM=$seed
+    say "power-cut: $cuts cuts, seed $seed (RIG_SEED=$seed repeats the moments)"
+    for cut in $(seq 0 "$cuts"); do
+        env_file "RIG_CUT=$cut" "RIG_CUTS=$cuts" ${alive:+"RIG_CUT_AT=$alive"}
+        # shellcheck disable=SC2046
+        qemu_command power-cut "$cut" $(disk_args "$disk")
+        "${QEMU[@]}" </dev/null >"$RESULTS/power-cut.$cut.console" 2>&1 &
+        pid=$!
+        if [ "$cut" -eq "$cuts" ]; then
+            timeout 300 tail --pid=$pid -f /dev/null || { kill -9 $pid; say "power-cut: the last boot did not finish"; return 1; }
+            wait $pid || true
+            break
+        fi
+        waited=0
+        until [ -f "$RESULTS/power-cut.$cut.recording" ]; do
+            if ! kill -0 $pid 2>/dev/null || [ $waited -ge 1200 ]; then
+                kill -9 $pid 2>/dev/null || true
+                say "power-cut: boot $cut did not start recording"
+                return 1
+            fi
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        # 0.5 to 6.5 s into the recording: in a fragment, at a fragment's end, at a segment's cut.
+        delay=$(printf "%d.%03d" $((RANDOM % 6)) $((500 + RANDOM % 500)))
+        sleep "$delay"
+        kill -9 $pid
+        wait $pid 2>/dev/null || true
+        alive=$(grep -a -o 'RIG-ALIVE [0-9.]*' "$RESULTS/power-cut.$cut.console" | tail -1 | cut -d' ' -f2)
+        [ -n "$alive" ] || { say "power-cut: no heartbeat from boot $cut"; return 1; }
+        # How stale the last heartbeat can be: the longest gap between two in the last second.
+        gap=$(grep -a -o 'RIG-ALIVE [0-9.]*' "$RESULTS/power-cut.$cut.console" | tail -21 |
+            awk '{ if (p) { g = $2 - p; if (g > m) m = g } p = $2 } END { printf "%.3f", m }')
+        say "power-cut: cut $((cut + 1)) of $cuts after ${delay} s of recording (heartbeat gap ${gap} s)"
+    done
+    # Boots 1..cuts-1 were cut themselves after their check; the last one ends by itself.
+    for cut in $(seq 1 "$cuts"); do
+        grep -q "^RESULT cut=$cut " "$RESULTS/power-cut.$cut.log" 2>/dev/null && ! grep -q '^FAIL' "$RESULTS/power-cut.$cut.log" ||
+            { say "power-cut: the check after cut $cut failed"; return 1; }
+    done
+    [ "$(cat "$RESULTS/power-cut.$cuts.status" 2>/dev/null)" = 0 ] || { say "power-cut: the last boot failed"; return 1; }
+    grep -h '^RESULT cut=' "$RESULTS"/power-cut.*.log | awk '
+        { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } if (v["loss_s"] > worst) worst = v["loss_s"]; n++ }
+        END { printf "RESULT cuts=%d worst_loss_s=%.2f\n", n, worst }' >"$RESULTS/power-cut.summary"
+}
+
+SCENARIOS=(camera gpio camera-lost power-cut disk-full)
+
+run() {
+    [ -n "${BIN:-}" ] || die "BIN must name the folder holding bodycamd and bodycamctl"
+    BIN=$(cd "$BIN" && pwd)
+    prepare
+    RESULTS=$CACHE/results
+    rm -rf "$RESULTS" && mkdir -p "$RESULTS"
+    local wanted=("$@") failed=() name started
+    [ ${#wanted[@]} -gt 0 ] || wanted=("${SCENARIOS[@]}")
+    say "kernel $KERNEL_RELEASE ($KERNEL_VERSION), accelerator $(accel), results in $RESULTS"
+    for name in "${wanted[@]}"; do
+        [[ " ${SCENARIOS[*]} " == *" $name "* ]] || die "no scenario $name (there are: ${SCENARIOS[*]})"
+        started=$SECONDS
+        if "scenario_${name//-/_}"; then
+            echo "PASS $name ($((SECONDS - started)) s)"
+        else
+            echo "FAIL $name ($((SECONDS - started)) s)"
+            failed+=("$name")
+            for log in "$RESULTS/$name".*log; do [ -f "$log" ] && { echo "--- $log"; tail -60 "$log"; }; done
+        fi
+        grep -h '^RESULT' "$RESULTS/$name".*log "$RESULTS/$name".summary 2>/dev/null | sed "s/^RESULT /  $name: /" || true
+    done
+    [ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]}"
+}
+
+case "${1:-}" in
+    prepare) prepare ;;
+    run) shift; run "$@" ;;
+    *) echo "usage: $0 prepare | run [SCENARIO...]   (scenarios: ${SCENARIOS[*]})" >&2; exit 64 ;;
+esac

@@ -93,6 +93,14 @@ struct Export: ParsableCommand {
                 }
                 let verified = report.verifiedSequences.contains(manifest.sequence)
                 entry["verified"] = verified
+                if manifest.recovered && manifest.frames == 0 && verified {
+                    // The power went as the segment opened: its header survived, no fragment did.
+                    entry["empty"] = true
+                    entry["exported"] = false
+                    entry["reason"] = "recovered with no complete fragment: no picture to export"
+                    entries.append(entry)
+                    continue
+                }
                 if !verified && !force {
                     entry["exported"] = false
                     entry["reason"] = "failed verification (use --force to export anyway)"
@@ -128,6 +136,8 @@ struct Export: ParsableCommand {
                 let name = entry["manifest"] as? String ?? "?"
                 if entry["exported"] as? Bool == true {
                     text.append("\(entry["flagged"] as? Bool == true ? "FLAGGED " : "")EXPORTED \(entry["file"]!): \(entry["frames_decoded"]!) frames, plaintext SHA-256 \(entry["plaintext_sha256"]!)")
+                } else if entry["empty"] as? Bool == true {
+                    text.append("EMPTY \(name): \(entry["reason"] ?? "")")
                 } else {
                     text.append("NOT EXPORTED \(name): \(entry["reason"] ?? "")")
                 }
@@ -141,7 +151,7 @@ struct Export: ParsableCommand {
             print((try? String(contentsOfFile: out + "/export-report.txt", encoding: .utf8)) ?? "")
         }
         let allExported = entries.allSatisfy {
-            $0["offloaded"] as? Bool == true || ($0["exported"] as? Bool == true && ($0["decode_problems"] as? [String])?.isEmpty == true)
+            $0["offloaded"] as? Bool == true || $0["empty"] as? Bool == true || ($0["exported"] as? Bool == true && ($0["decode_problems"] as? [String])?.isEmpty == true)
         }
         if !report.isClean || !allExported { throw ExitCode(1) }
     }

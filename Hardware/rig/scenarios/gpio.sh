@@ -8,13 +8,6 @@ provision
 STORE=$WORK/store
 write_config "$WORK/gpio.toml" "$STORE"
 start_daemon "$WORK/gpio.toml"
-wait_for() {  # wait_for SECONDS WHAT COMMAND...: polls the command until it succeeds
-    local limit=$1 what=$2; shift 2
-    local deadline=$((SECONDS + limit))
-    until "$@"; do [ $SECONDS -lt $deadline ] || fail "$what (after ${limit} s)"; sleep 0.05; done
-}
-state() { ctl status --json --socket "$SOCKET" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
-is_state() { [ "$(state)" = "$1" ]; }
 level_is() { [ "$(level "$1")" = "$2" ]; }
 
 wait_for 10 "bodycamd reaches standby" is_state standby

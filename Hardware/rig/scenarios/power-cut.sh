@@ -1,0 +1,68 @@
+# Power cut: the store is on ext4 on a virtio-blk disk (host cache off). The host kills qemu at a
+# random moment while bodycamd records: the guest loses power with whatever its page cache held.
+# Each boot first lets bodycamd recover what the previous one left, checks it, then records until
+# the next cut. Boot RIG_CUT (0-based) of RIG_CUTS + 1; RIG_CUT_AT is the guest's clock at its
+# last sign of life before the previous cut (a heartbeat on the serial console every 50 ms).
+DISK=/mnt/store-disk
+mkdir -p "$DISK"
+busybox modprobe -a virtio_blk ext4
+for _ in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
+mount -t ext4 /dev/vda "$DISK" || { echo "FAIL: cannot mount the store disk"; exit 1; }
+export WORK=$DISK/rig
+source "$RIG_REPO/Hardware/rig/lib.sh"
+load_vivid webcam
+load_gpio_sim
+provision
+STORE=$DISK/store
+write_config "$WORK/cut.toml" "$STORE"
+sed -i 's/^width = .*/width = 640/; s/^height = .*/height = 360/' "$WORK/cut.toml"
+CUT=${RIG_CUT:?}
+
+if [ "$CUT" -gt 0 ]; then
+    # Recovery: bodycamd recovers the store as it starts; it is stopped before it records again.
+    start_daemon "$WORK/cut.toml"
+    wait_for 20 "bodycamd ready after the cut" is_state standby
+    stop_daemon
+    ctl verify --authority "$KEYS/authority.pub" "$STORE" >"$WORK/verify.txt" || { cat "$WORK/verify.txt"; fail "the store does not verify after cut $CUT"; }
+    ctl segments --json "$STORE" >"$WORK/segments.json"
+    python3 - "$WORK/segments.json" "${RIG_CUT_AT:?}" "$CUT" <<'PY' || fail "after cut $CUT"
+import datetime, json, sys
+manifests, cut_at, cut = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3])
+def utc(text):
+    return datetime.datetime.fromisoformat(text.rstrip("Z")[:26]).replace(tzinfo=datetime.timezone.utc).timestamp()
+# The footage lost is from the end of the last picture that survived to the cut (empty segments,
+# opened as the power went, hold none).
+last = max(utc(m["end_utc"]) for m in manifests if m["frames"] > 0)
+loss = cut_at - last
+recovered = sum(1 for m in manifests if m.get("recovered"))
+empty = sum(1 for m in manifests if m["frames"] == 0)
+print(f"RESULT cut={cut} loss_s={loss:.2f} segments={len(manifests)} recovered_segments={recovered} empty_segments={empty}")
+if loss > 2.0:
+    sys.exit(f"cut {cut}: {loss:.2f} s of footage lost (more than the fragment in flight)")
+PY
+    if [ "$CUT" -eq "$RIG_CUTS" ]; then
+        # Every segment, sealed or recovered after any cut, decrypts and decodes.
+        verify_and_export "$STORE"
+        python3 - "$WORK/export/export-report.json" <<'PY' || fail "export after the last cut"
+import json, sys
+segments = json.load(open(sys.argv[1]))["segments"]
+exported = [s for s in segments if s.get("exported")]
+problems = [s["decode_problems"] for s in exported if s.get("decode_problems")]
+print(f"RESULT segments_exported={len(exported)} empty={sum(1 for s in segments if s.get('empty'))} "
+      f"frames_decoded={sum(s['frames_decoded'] for s in exported)}")
+if problems:
+    sys.exit(f"decode problems: {problems}")
+PY
+    fi
+    log "cut $CUT: recovered and verified"
+fi
+
+if [ "$CUT" -lt "${RIG_CUTS:?}" ]; then
+    start_daemon "$WORK/cut.toml" --record-after 0
+    wait_for 20 "recording" is_state recording
+    sync  # the keys and configuration of this boot are on the disk before the cut
+    touch "$RIG_RESULTS/power-cut.$CUT.recording"
+    log "recording; the host cuts the power at a random moment"
+    # At real-time priority, so the encoder's load cannot make the last sign of life stale.
+    exec chrt -f 20 bash -c 'while :; do echo "RIG-ALIVE $EPOCHREALTIME" >/dev/console; sleep 0.05; done'
+fi
