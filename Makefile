@@ -13,8 +13,14 @@ BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libsws
 BENCH_PACKAGES := ffmpeg time
 # Packaging and unit checks: dpkg-deb, objdump, systemd-analyze.
 PACKAGE_PACKAGES := dpkg binutils systemd
+# The hardware rig (Hardware/rig): qemu, an initramfs, the gpio-sim build (the kernel's own
+# compiler), vivid's timings, ext4 images, real-time priority and fallocate for the scenarios.
+HW_PACKAGES := qemu-system-x86 busybox-static python3 xz-utils e2fsprogs v4l-utils util-linux \
+               gcc-12 make file libelf1
+# The board's architecture: Debian's aarch64 cross compiler and its C library headers.
+CROSS_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross binutils-aarch64-linux-gnu
 
-.PHONY: all deps bench-deps package-deps build test demo bench vectors install deb deb-test systemd-check clean
+.PHONY: all deps bench-deps package-deps hw-deps cross-deps build test demo bench vectors install deb deb-test systemd-check hw-test check-arm64 clean
 
 all: build
 
@@ -92,6 +98,22 @@ deb-test: deb
 # systemd-analyze verify on the installed unit, and its security exposure (must stay ≤ 2.0).
 systemd-check: package-deps build
 	scripts/systemd-check.sh $$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path)
+
+# The hardware-in-the-loop rig: Debian's kernel under qemu with vivid and gpio-sim, bodycamd as
+# built here (docs/TESTING.md). HW_SCENARIOS picks some (camera gpio camera-lost power-cut disk-full).
+hw-deps: deps
+	$(call install_missing,$(HW_PACKAGES))
+
+HW_SCENARIOS ?=
+hw-test: hw-deps build
+	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) Hardware/rig/rig.sh run $(HW_SCENARIOS)
+
+# The C shim built for the board's architecture: structure layouts and ioctl numbers checked there.
+cross-deps: deps
+	$(call install_missing,$(CROSS_PACKAGES))
+
+check-arm64: cross-deps
+	scripts/check-arm64.sh
 
 # Regenerates docs/vectors (the test vectors of docs/FORMAT.md).
 vectors: build

@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CAVUtil", pkgConfig: "libavutil", providers: [.apt(["libavutil-dev"])]),
@@ -44,7 +45,7 @@ let package = Package(
         ),
         .target(
             name: "Pipeline",
-            dependencies: ["CShims", "LibAV", "V4L2"]
+            dependencies: ["CShims", "LibAV", "V4L2", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Evidence",
@@ -84,7 +85,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Controls", "Evidence", "LibCrypto", "Pipeline"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "LibCrypto", "Pipeline", "LibAV", "Controls", "Policy"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator", .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v5]
 )

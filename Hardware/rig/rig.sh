@@ -41,7 +41,7 @@ download() {
     done
     [ ${#missing[@]} -eq 0 ] && return
     say "downloading ${missing[*]}"
-    (cd "$CACHE/debs" && apt-get download "${missing[@]}") ||
+    (cd "$CACHE/debs" && { apt-get download "${missing[@]}" || { apt-get update -qq && apt-get download "${missing[@]}"; }; }) ||
         die "apt cannot fetch the pinned kernel packages (Hardware/rig/kernel.env); run apt-get update, or pin the versions apt-cache madison linux-image-$KERNEL_RELEASE lists"
 }
 

@@ -31,6 +31,30 @@ const unsigned long BC_VIDIOC_DQBUF = VIDIOC_DQBUF;
 const unsigned long BC_VIDIOC_STREAMON = VIDIOC_STREAMON;
 const unsigned long BC_VIDIOC_STREAMOFF = VIDIOC_STREAMOFF;
 
+// What the Swift side and the simulated driver take for granted, checked by the compiler on every
+// build and, with `make check-arm64`, for the board's architecture: an LP64 ABI (request numbers
+// fit an unsigned long that Swift passes as UInt), and the V4L2 structures the ioctls carry at the
+// sizes their request numbers encode (v4l2_buffer holds a 16-byte struct timeval on 64-bit).
+_Static_assert(sizeof(long) == 8 && sizeof(void *) == 8, "an LP64 target");
+_Static_assert(sizeof(struct v4l2_capability) == 104, "v4l2_capability");
+_Static_assert(sizeof(struct v4l2_fmtdesc) == 64, "v4l2_fmtdesc");
+_Static_assert(sizeof(struct v4l2_frmsizeenum) == 44, "v4l2_frmsizeenum");
+_Static_assert(sizeof(struct v4l2_format) == 208, "v4l2_format");
+_Static_assert(sizeof(struct v4l2_streamparm) == 204, "v4l2_streamparm");
+_Static_assert(sizeof(struct v4l2_requestbuffers) == 20, "v4l2_requestbuffers");
+_Static_assert(sizeof(struct v4l2_buffer) == 88, "v4l2_buffer");
+_Static_assert(__builtin_offsetof(struct v4l2_buffer, timestamp) == 24, "v4l2_buffer.timestamp");
+_Static_assert(__builtin_offsetof(struct v4l2_buffer, sequence) == 56, "v4l2_buffer.sequence");
+_Static_assert(__builtin_offsetof(struct v4l2_buffer, m) == 64, "v4l2_buffer.m");
+_Static_assert(VIDIOC_QUERYCAP == 0x80685600UL, "VIDIOC_QUERYCAP");
+_Static_assert(VIDIOC_S_FMT == 0xc0d05605UL, "VIDIOC_S_FMT");
+_Static_assert(VIDIOC_S_PARM == 0xc0cc5616UL, "VIDIOC_S_PARM");
+_Static_assert(VIDIOC_REQBUFS == 0xc0145608UL, "VIDIOC_REQBUFS");
+_Static_assert(VIDIOC_QUERYBUF == 0xc0585609UL, "VIDIOC_QUERYBUF");
+_Static_assert(VIDIOC_QBUF == 0xc058560fUL, "VIDIOC_QBUF");
+_Static_assert(VIDIOC_DQBUF == 0xc0585611UL, "VIDIOC_DQBUF");
+_Static_assert(VIDIOC_STREAMON == 0x40045612UL, "VIDIOC_STREAMON");
+
 int bc_v4l2_open(const char *path, int flags) { return v4l2_open(path, flags); }
 int bc_v4l2_ioctl(int fd, unsigned long request, void *arg) { return v4l2_ioctl(fd, request, arg); }
 

@@ -1,31 +1,68 @@
 import Glibc
+import Logging
 
-/// Lines on standard error. Under systemd (JOURNAL_STREAM set) each line carries a syslog
-/// priority prefix ("<3>", "<4>", "<6>") so journald files it at the right level.
-public enum Log {
-    public enum Level: Int32 {
-        case error = 3, warning = 4, notice = 5, info = 6, debug = 7
-        var word: String {
-            switch self {
-            case .error: return "error"
-            case .warning: return "warning"
-            case .notice: return "notice"
-            case .info: return "info"
-            case .debug: return "debug"
-            }
+/// swift-log, written the way journald reads it. Under systemd (JOURNAL_STREAM set) each line
+/// carries a syslog priority prefix ("<3>", "<4>", "<6>") so journald files it at the right
+/// level; on a terminal it reads "bodycamd: warning: …". Metadata follows the message as
+/// key=value pairs. One write(2) per line, so lines from different threads never interleave.
+public struct JournaldLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    public let program: String
+    private let journald: Bool
+
+    public init(label: String, program: String, level: Logger.Level = .info, journald: Bool = getenv("JOURNAL_STREAM") != nil) {
+        self.program = program
+        self.logLevel = level
+        self.journald = journald
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    /// syslog(3) priorities: what journald files each level as.
+    public static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        case .critical: return 2
         }
     }
 
-    nonisolated(unsafe) public static var program = "bodycam"
-    private static let journald = getenv("JOURNAL_STREAM") != nil
-
-    public static func write(_ level: Level, _ message: String) {
-        let line = journald ? "<\(level.rawValue)>\(message)\n" : "\(program): \(level.word): \(message)\n"
-        _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress, $0.count - 1) }
+    public func format(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?) -> String {
+        var all = metadata
+        if let extra { all.merge(extra) { $1 } }
+        let fields = all.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+        return journald ? "<\(Self.priority(level))>\(message)\(fields)\n" : "\(program): \(level): \(message)\(fields)\n"
     }
 
-    public static func error(_ message: String) { write(.error, message) }
-    public static func warning(_ message: String) { write(.warning, message) }
-    public static func notice(_ message: String) { write(.notice, message) }
-    public static func info(_ message: String) { write(.info, message) }
+    public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+                    file: String, function: String, line: UInt) {
+        let text = format(level: level, message: message, metadata: metadata)
+        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress, $0.count - 1) }
+    }
+}
+
+/// The programs' logger. `bootstrap` once at start; `Log.info(…)` and friends log through it.
+public enum Log {
+    nonisolated(unsafe) public private(set) static var logger = Logger(label: "bodycam") { JournaldLogHandler(label: $0, program: "bodycam") }
+
+    /// Sends every Logger made from here on, and `Log`'s own, to a JournaldLogHandler.
+    /// BODYCAM_LOG_LEVEL (trace … critical) sets the level; info when unset.
+    public static func bootstrap(program: String) {
+        let level = getenv("BODYCAM_LOG_LEVEL").flatMap { Logger.Level(rawValue: String(cString: $0)) } ?? .info
+        LoggingSystem.bootstrap { JournaldLogHandler(label: $0, program: program, level: level) }
+        logger = Logger(label: program)
+    }
+
+    public static func error(_ message: String) { logger.error("\(message)") }
+    public static func warning(_ message: String) { logger.warning("\(message)") }
+    public static func notice(_ message: String) { logger.notice("\(message)") }
+    public static func info(_ message: String) { logger.info("\(message)") }
+    public static func debug(_ message: String) { logger.debug("\(message)") }
 }

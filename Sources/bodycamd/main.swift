@@ -20,7 +20,7 @@ let usage = """
     exit codes: 0 clean stop, 1 runtime failure, 64 usage error, 78 configuration error
     """
 
-Log.program = "bodycamd"
+Log.bootstrap(program: "bodycamd")
 let processStart = Clock.monotonicNanoseconds()
 let notifier = SystemdNotifier()
 var configPath = "/etc/bodycam/bodycam.toml"

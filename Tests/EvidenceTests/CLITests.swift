@@ -27,6 +27,35 @@ struct CLITests {
 
     func json(_ text: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(text.utf8)) }
 
+    @Test("export decrypts and decodes every segment; one cut before its first fragment is reported empty, not failed")
+    func exportWithEmptyRecoveredSegment() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = directory.path + "/store", keys = Keys()
+        do {
+            let vault = try makeVault(store, keys: keys)
+            _ = try recordEvidence(into: vault, frames: 30)
+            // The power goes as segment 2 opens: its header is on the disk, no fragment is.
+            _ = try vault.makeSink(for: SegmentDescriptor(sequence: 2, deviceID: "BC-EV-1", officerID: "OFC-1",
+                                                          startWallNanoseconds: Clock.wallNanoseconds(), codec: "h264",
+                                                          width: 160, height: 120, framesPerSecond: 30))
+        }
+        let recovery = try makeVault(store, keys: keys).recover()
+        #expect(recovery.recovered.count == 1)
+        try KeyFile.write(keys.office, to: directory.path + "/office.key")
+        try KeyFile.write(keys.authority.publicKey, to: directory.path + "/authority.pub")
+        let result = try run(["export", "--json", "--identity", directory.path + "/office.key", "--authority", directory.path + "/authority.pub",
+                              "--out", directory.path + "/export", store])
+        #expect(result.status == 0, "\(result.output)\(result.errors)")
+        let segments = try #require((try json(result.output) as? [String: Any])?["segments"] as? [[String: Any]])
+        #expect(segments.count == 2)
+        #expect(segments.first?["exported"] as? Bool == true && segments.first?["frames_decoded"] as? Int == 30)
+        #expect((segments.first?["duration_seconds"] as? Double).map { abs($0 - 1.0) < 0.05 } == true)
+        #expect(segments.last?["empty"] as? Bool == true && segments.last?["exported"] as? Bool == false)
+        let text = try String(contentsOfFile: directory.path + "/export/export-report.txt", encoding: .utf8)
+        #expect(text.contains("EMPTY seg-000002"))
+    }
+
     @Test("help lists every subcommand and documents the exit codes")
     func help() throws {
         let help = try run(["--help"])
