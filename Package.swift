@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CAVUtil", pkgConfig: "libavutil", providers: [.apt(["libavutil-dev"])]),
@@ -45,7 +46,8 @@ let package = Package(
         ),
         .target(
             name: "Pipeline",
-            dependencies: ["CShims", "LibAV", "V4L2", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CShims", "LibAV", "V4L2", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .target(
             name: "Evidence",
@@ -61,7 +63,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "bodycamd",
-            dependencies: ["Pipeline", "Evidence", "Policy", "Controls"]
+            dependencies: ["Pipeline", "Evidence", "Policy", "Controls",
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
         ),
         .executableTarget(
             name: "bodycamctl",
@@ -85,7 +88,8 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Controls", "Evidence", "LibCrypto", "Pipeline"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "LibCrypto", "Pipeline", "LibAV", "Controls", "Policy"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator", .product(name: "Logging", package: "swift-log"),
+                                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
     ],
     swiftLanguageModes: [.v5]
 )

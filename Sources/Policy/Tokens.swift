@@ -92,7 +92,7 @@ public enum TokenRefusal: String, Error, Equatable, Sendable {
 /// refused across restarts too.
 public final class TokenVerifier {
     public let deviceID: String
-    private let supervisors: [Ed25519PublicKey]
+    public private(set) var supervisors: [Ed25519PublicKey]
     private var usedNonces: Set<String>
 
     public init(deviceID: String, supervisors: [Ed25519PublicKey], usedNonces: Set<String> = []) {
@@ -109,6 +109,11 @@ public final class TokenVerifier {
     /// Loads every `*.pub` Ed25519 key in a folder.
     public static func loadSupervisors(folder: String) throws -> [Ed25519PublicKey] {
         try directoryEntries(folder).filter { $0.hasSuffix(".pub") }.map { try KeyFile.readVerifyingKey(folder + "/" + $0) }
+    }
+
+    /// Trusts these supervisor keys from now on (a reload of the trust store); used nonces stay used.
+    public func replaceSupervisors(_ keys: [Ed25519PublicKey]) {
+        supervisors = keys
     }
 
     /// Checks a token; on success marks its nonce used (the caller journals it).

@@ -21,7 +21,8 @@ func send(_ request: JSONValue, socket: String, json: Bool) throws {
         if let state = response["state"]?.string { parts.append("state \(state)") }
         if let decision = response["decision"]?.array?.compactMap(\.string), !decision.isEmpty { parts.append("journaled: \(decision.joined(separator: ", "))") }
         if let error = response["error"]?.string { parts.append("error: \(error)") }
-        for key in ["officer_id", "duty_id", "segments_sealed", "next_sequence", "last_seal_utc", "pre_event_ms", "frames",
+        if let ids = response["key_ids"]?.array?.compactMap(\.string) { parts.append("trusted supervisor keys: \(ids.isEmpty ? "none" : ids.joined(separator: ", "))") }
+        for key in ["serial", "takes_effect", "officer_id", "duty_id", "segments_sealed", "next_sequence", "last_seal_utc", "pre_event_ms", "frames",
                     "storage_free_bytes", "hours_left", "battery_percent", "clock_synced"] {
             guard let value = response[key], value != .null else { continue }
             parts.append("\(key) \(value.string ?? value.integer.map(String.init) ?? value.boolean.map { $0 ? "yes" : "no" } ?? "?")")
@@ -111,7 +112,18 @@ struct Sim: ParsableCommand {
 }
 
 struct Supervisor: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Supervisors' keys and the tokens they sign.", subcommands: [Init.self, Token.self])
+    static let configuration = CommandConfiguration(abstract: "Supervisors' keys and the tokens they sign.", subcommands: [Init.self, Token.self, Reload.self])
+
+    struct Reload: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the running daemon trust the supervisor keys now in its policy.supervisors folder (root only).",
+            discussion: "Exit 0: reloaded (the trusted key ids are printed); 1: refused or unreadable, the old keys stay trusted; 2: the daemon cannot be reached.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var connection: SocketOptions
+        func run() throws {
+            try send(.object(["cmd": .string("reload_supervisors")]), socket: connection.socket, json: global.json)
+        }
+    }
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(

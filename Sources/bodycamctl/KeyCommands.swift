@@ -26,7 +26,26 @@ func makeSigningKeyPair(dir: String, name: String) throws -> Ed25519PrivateKey {
 }
 
 struct Keys: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The device's own keys.", subcommands: [Provision.self, Show.self])
+    static let configuration = CommandConfiguration(abstract: "The device's own keys.", subcommands: [Provision.self, Show.self, InstallCertificate.self])
+
+    struct InstallCertificate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "install-certificate",
+            abstract: "Give the running daemon a certificate the authority issued for its key (root only).",
+            discussion: """
+                The daemon checks that the certificate is for its own key and device id and has not expired, writes it \
+                (evidence.certificate and the store's copy) and journals it; manifests are signed as provisioned from its next start. \
+                Exit 0: installed; 1: refused (journaled, with the reason); 2: the file or the daemon cannot be reached.
+                """)
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var connection: SocketOptions
+        @Argument(help: "The certificate file (bodycamctl authority certify).") var certificate: String
+        func run() throws {
+            let bytes = try orExit2 { try readWholeFile(certificate, limit: 1 << 16) }
+            try send(.object(["cmd": .string("install_certificate"), "certificate": .string(Base64.encode(bytes))]),
+                     socket: connection.socket, json: global.json)
+        }
+    }
 
     struct Provision: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -6,6 +6,8 @@ import LibAV
 import LibCrypto
 import Pipeline
 import Policy
+import ServiceLifecycle
+import Dispatch
 
 /// bodycamd: the camera controller. Wires the recording pipeline into the evidence vault, the
 /// buttons and indicators to the recording policy, and serves the control socket.
@@ -72,9 +74,11 @@ pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
 let recorder: Recorder
 let vault: EvidenceVault
 let tokens: TokenVerifier
+let devicePublicKey: Ed25519PublicKey
 do {
     let identity = try DeviceIdentity.load(keyPath: configuration.deviceKeyPath, certificatePath: configuration.certificatePath,
                                            deviceID: configuration.deviceID)
+    devicePublicKey = identity.key.publicKey
     if let reason = identity.unprovisionedReason {
         Log.warning("UNPROVISIONED DEVICE: \(reason). Recording goes on; every manifest is flagged unprovisioned.")
     }
@@ -198,10 +202,12 @@ do {
     Log.error("controls: \(error)")
     exit(1)
 }
-controls.start(onEvent: { event in
-    if case .button(let button, let gesture, _) = event, gesture != .release { Log.info("\(button.rawValue) \(gesture.rawValue)") }
-    engine.handle(event)
-}, onError: { Log.error("controls: \($0)") })
+func startControls() {
+    controls.start(onEvent: { event in
+        if case .button(let button, let gesture, _) = event, gesture != .release { Log.info("\(button.rawValue) \(gesture.rawValue)") }
+        engine.handle(event)
+    }, onError: { Log.error("controls: \($0)") })
+}
 
 // MARK: control socket
 
@@ -255,6 +261,51 @@ func handleRequest(_ request: JSONValue?, peer: Peer) -> JSONValue {
         return outcome(engine.handle(.dutyToken(tokens.check(token, expecting: .duty, now: now), source: who)))
     case "mark":
         return outcome(engine.handle(.markRequest(label: String((request["label"]?.string ?? "").prefix(200)), source: who)))
+    case "reload_supervisors":
+        // The supervisors' keys (policy.supervisors) were changed by root: trust what is there now.
+        do {
+            let keys = access(configuration.policy.supervisors, F_OK) == 0 ? try TokenVerifier.loadSupervisors(folder: configuration.policy.supervisors) : []
+            let before = Set(tokens.supervisors.map { KeyFile.keyID($0.raw) })
+            let after = keys.map { KeyFile.keyID($0.raw) }
+            tokens.replaceSupervisors(keys)
+            audit("supervisors_reloaded", ["key_ids": .array(after.sorted().map(JSONValue.string)),
+                                           "added": .integer(Int64(Set(after).subtracting(before).count)),
+                                           "removed": .integer(Int64(before.subtracting(after).count)), "source": .string(who)])
+            Log.notice("supervisor keys reloaded: \(after.count) trusted")
+            if keys.isEmpty { Log.warning("no supervisor keys in \(configuration.policy.supervisors): stop and duty tokens cannot be accepted") }
+            return .object(["ok": .boolean(true), "key_ids": .array(after.sorted().map(JSONValue.string))])
+        } catch {
+            audit("supervisors_reload_failed", ["error": .string("\(error)"), "source": .string(who)])
+            return .object(["ok": .boolean(false), "error": .string("the supervisors' keys were not reloaded (the old ones stay trusted): \(error)")])
+        }
+    case "install_certificate":
+        // A certificate the authority issued for this device's key (a first one, or a renewal).
+        guard let bytes = base64Field(request, "certificate") else {
+            return .object(["ok": .boolean(false), "error": .string("install_certificate needs \"certificate\" (base64)")])
+        }
+        let refuse = { (reason: String) -> JSONValue in
+            audit("certificate_refused", ["reason": .string(reason), "source": .string(who)])
+            return .object(["ok": .boolean(false), "error": .string(reason)])
+        }
+        guard let certificate = try? DeviceCertificate(document: SignedDocument.parse(bytes, expectedType: DeviceCertificate.type, what: "certificate")) else {
+            return refuse("not a device certificate")
+        }
+        guard certificate.deviceKey == devicePublicKey else { return refuse("the certificate is for another key than this device's") }
+        guard certificate.deviceID == configuration.deviceID else {
+            return refuse("the certificate is for device \(certificate.deviceID), not \(configuration.deviceID)")
+        }
+        guard now <= certificate.notAfter else { return refuse("the certificate expired at \(certificate.notAfter)") }
+        do {
+            try writeFileAtomically(configuration.certificatePath, certificate.document.bytes)
+            try writeFileAtomically(configuration.storagePath + "/device.certificate", certificate.document.bytes)
+        } catch {
+            return refuse("cannot write the certificate: \(error)")
+        }
+        let hash = Hex.encode(SHA256.hash(certificate.document.bytes))
+        audit("certificate_installed", ["serial": .string(certificate.serial), "authority_key_id": .string(certificate.authorityKeyID),
+                                        "not_after": .string(certificate.notAfter), "sha256": .string(hash), "source": .string(who)])
+        Log.notice("certificate \(certificate.serial) installed; manifests are signed as provisioned from the next start")
+        return .object(["ok": .boolean(true), "serial": .string(certificate.serial), "takes_effect": .string("at the next start of bodycamd")])
     case "sim":
         guard let simulated else { return .object(["ok": .boolean(false), "error": .string("controls.backend is not \"simulated\"")]) }
         if let name = request["button"]?.string, let button = Button(rawValue: name) {
@@ -290,7 +341,6 @@ do {
     Log.error("control socket: \(error)")
     exit(1)
 }
-socket.start(handler: handleRequest)
 
 // MARK: pipeline events
 
@@ -382,7 +432,7 @@ func checkBattery() {
 let start = Clock.monotonicNanoseconds()
 let checkpointInterval: Int64 = 60_000_000_000
 let housekeepingInterval: Int64 = 2_000_000_000
-let control = WorkerThread(name: "control") {
+func housekeepingLoop() {
     checkStorage()
     var recordPressed = recordAfter == nil
     var nextCheckpoint = start + checkpointInterval
@@ -448,29 +498,65 @@ let control = WorkerThread(name: "control") {
     }
 }
 
+// MARK: services
+
+/// The daemon's parts as swift-service-lifecycle services, in dependency order: the group starts
+/// them in this order and shuts them down in the reverse one. The pipeline is last, so it is the
+/// first to stop and seals the open segment while the controls, the socket and the journal still
+/// work; the indicators and PWR_HOLD are first, so the power is released after everything else.
+/// The group ends when the pipeline does: on SIGTERM, SIGINT or --duration (taken by the
+/// housekeeping thread with sigtimedwait: the signals are blocked in every thread, so the group
+/// itself watches none), on a power-off, at the end of the source or on a failure.
 var status: Int32 = 0
-do {
-    try recorder.run()
-} catch {
-    Log.error("\(error)")
-    audit("pipeline_failed", ["error": .string("\(error)")])
-    status = 1
+var housekeeping: WorkerThread?
+let services: [(name: String, service: Service)] = [
+    ("indicators", ThreadService("indicators and power hold", stop: {
+        if let summary = drops.take(at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
+        // A system stop (service stop, power-down sequence), not an officer's stop.
+        audit("shutdown", ["reason": .string(shutdownReason), "segments": .integer(Int64(recorder.segments.count))])
+        let segments = recorder.segments
+        Log.info("\(segments.count) segments, \(segments.reduce(0) { $0 + $1.frames }) frames recorded in \(configuration.storagePath)")
+        indicators.close()
+        // Last of all: everything is sealed and journaled, so the power may go.
+        if shutdownReason == "power off" {
+            Log.notice("releasing PWR_HOLD")
+            indicators.holdPower(false)
+        }
+        try? gpio.close()
+    })),
+    ("control socket", ThreadService("control socket", start: { socket.start(handler: handleRequest) }, stop: { socket.stop() })),
+    ("controls", ThreadService("controls", start: { startControls() }, stop: { controls.stop() })),
+    ("housekeeping", ThreadService("housekeeping", start: { housekeeping = WorkerThread(name: "control", housekeepingLoop) }, stop: {
+        // SIGUSR1 ends the housekeeping loop (it waits in sigtimedwait).
+        kill(getpid(), SIGUSR1)
+        housekeeping?.join()
+    })),
+    ("pipeline", PipelineService(run: {
+        do {
+            try recorder.run()
+        } catch {
+            Log.error("\(error)")
+            audit("pipeline_failed", ["error": .string("\(error)")])
+            status = 1
+        }
+        notifier.stopping("sealing and stopping")
+    }, shutdown: {
+        shuttingDown.set()
+        recorder.shutdown()
+    })),
+]
+let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+    services: services.map { .init(service: $0.service, successTerminationBehavior: .gracefullyShutdownGroup,
+                                   failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: $0.name) },
+    logger: Log.logger))
+// The main thread waits; the group runs on the cooperative pool, the parts on their own threads.
+let finished = DispatchSemaphore(value: 0)
+Task {
+    do { try await group.run() } catch {
+        Log.error("services: \(error)")
+        status = 1
+    }
+    finished.signal()
 }
-notifier.stopping("sealing and stopping")
-kill(getpid(), SIGUSR1)
-control.join()
-controls.stop()
-socket.stop()
-if let summary = drops.take(at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
-// A system stop (service stop, power-down sequence), not an officer's stop.
-audit("shutdown", ["reason": .string(shutdownReason), "segments": .integer(Int64(recorder.segments.count))])
-let segments = recorder.segments
-Log.info("\(segments.count) segments, \(segments.reduce(0) { $0 + $1.frames }) frames recorded in \(configuration.storagePath)")
-indicators.close()
-// Last of all: everything is sealed and journaled, so the power may go.
-if shutdownReason == "power off" {
-    Log.notice("releasing PWR_HOLD")
-    indicators.holdPower(false)
-}
-try? gpio.close()
+finished.wait()
 exit(status)

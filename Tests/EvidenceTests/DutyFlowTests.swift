@@ -109,6 +109,8 @@ struct SocketAccessTests {
         #expect(status.0 == 1 && status.1.contains("permission denied: status needs technician"), "\(status)")
         let sim = try asNobody(["sim", "click", "REC_BTN", "--socket", socket])
         #expect(sim.0 == 1 && sim.1.contains("needs root"), "\(sim)")
+        let reload = try asNobody(["supervisor", "reload", "--socket", socket])
+        #expect(reload.0 == 1 && reload.1.contains("reload_supervisors needs root"), "\(reload)")
         let tokenPath = directory.path + "/stop.token"
         try writeFileAtomically(tokenPath, try AuthorizationToken.issue(.stop, deviceID: "BC-PROC-1", issuer: "sgt", key: supervisor, minutes: 5).document.bytes, mode: 0o644)
         let stop = try asNobody(["stop", "--token", tokenPath, "--socket", socket])
@@ -120,6 +122,55 @@ struct SocketAccessTests {
         process.waitUntilExit()
         let journal = AuditJournal.parse(try readWholeFile(directory.path + "/store/journal.log"), key: nil)
         let refused = journal.records.filter { $0.kind == "control_request" && $0.fields["accepted"] == .boolean(false) }
-        #expect(refused.count == 2 && refused.allSatisfy { $0.fields["uid"] == .integer(65534) })
+        #expect(refused.count == 3 && refused.allSatisfy { $0.fields["uid"] == .integer(65534) })
+    }
+
+    @Test("root reloads the supervisors' keys and installs a certificate; bad ones are refused, and everything is journaled")
+    func keyAndConfigurationChanges() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        _ = try DaemonTests.provisionSupervisor(directory.path)
+        let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path)), "--record-after", "0"])
+        defer { process.terminate(); process.waitUntilExit() }
+        let socket = directory.path + "/control.sock"
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { Thread.sleep(forTimeInterval: 0.05) }
+        Thread.sleep(forTimeInterval: 0.5)
+        func request(_ fields: [String: JSONValue]) throws -> JSONValue { try ControlSocket.request(.object(fields), path: socket) }
+        func stop(_ key: Ed25519PrivateKey) throws -> JSONValue {
+            let token = try AuthorizationToken.issue(.stop, deviceID: "BC-PROC-1", issuer: "new", key: key, minutes: 5)
+            return try request(["cmd": .string("stop"), "token": .string(Base64.encode(token.document.bytes))])
+        }
+
+        // A supervisor whose key is not trusted yet: refused; trusted after a reload.
+        let newcomer = try Ed25519PrivateKey()
+        #expect(try stop(newcomer)["ok"] == .boolean(false))
+        try KeyFile.write(newcomer.publicKey, to: directory.path + "/keys/supervisors/newcomer.pub")
+        let reloaded = try request(["cmd": .string("reload_supervisors")])
+        #expect(reloaded["ok"] == .boolean(true) && reloaded["key_ids"]?.array?.count == 2, "\(reloaded)")
+        #expect(try stop(newcomer)["ok"] == .boolean(true))
+        // A folder that cannot be read keeps the old keys.
+        try "not a key".write(toFile: directory.path + "/keys/supervisors/broken.pub", atomically: true, encoding: .utf8)
+        #expect(try request(["cmd": .string("reload_supervisors")])["ok"] == .boolean(false))
+
+        // The device made its own key at start; the authority certifies it.
+        let deviceKey = try KeyFile.readSigningKey(directory.path + "/keys/device.key")
+        let authority = try Ed25519PrivateKey()
+        let good = try DeviceCertificate.issue(deviceID: "BC-PROC-1", deviceKey: deviceKey.publicKey, authority: authority,
+                                               notBefore: "2020-01-01T00:00:00Z", notAfter: "2099-01-01T00:00:00Z")
+        let other = try DeviceCertificate.issue(deviceID: "BC-PROC-1", deviceKey: try Ed25519PrivateKey().publicKey, authority: authority,
+                                                notBefore: "2020-01-01T00:00:00Z", notAfter: "2099-01-01T00:00:00Z")
+        let refused = try request(["cmd": .string("install_certificate"), "certificate": .string(Base64.encode(other.document.bytes))])
+        #expect(refused["ok"] == .boolean(false) && refused["error"]?.string?.contains("another key") == true, "\(refused)")
+        let installed = try request(["cmd": .string("install_certificate"), "certificate": .string(Base64.encode(good.document.bytes))])
+        #expect(installed["ok"] == .boolean(true), "\(installed)")
+        #expect(try readWholeFile(directory.path + "/keys/device.certificate") == good.document.bytes)
+        #expect(try readWholeFile(directory.path + "/store/device.certificate") == good.document.bytes)
+
+        process.terminate()
+        process.waitUntilExit()
+        let kinds = AuditJournal.parse(try readWholeFile(directory.path + "/store/journal.log"), key: nil).records.map(\.kind)
+        #expect(kinds.filter { $0 == "supervisors_reloaded" }.count == 1 && kinds.contains("supervisors_reload_failed"))
+        #expect(kinds.contains("certificate_refused") && kinds.contains("certificate_installed"))
     }
 }

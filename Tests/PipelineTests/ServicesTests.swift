@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import Pipeline
+import ServiceLifecycle
+import Testing
+
+/// Records what happened, in order, from any thread.
+final class Trace: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [String] = []
+    func add(_ event: String) { lock.lock(); events.append(event); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return events }
+}
+
+@Suite("Daemon services (swift-service-lifecycle)")
+struct ServicesTests {
+    func group(_ trace: Trace) -> ServiceGroup {
+        let stopPipeline = AtomicFlag()
+        let services: [Service] = [
+            ThreadService("indicators", start: { trace.add("start indicators") }, stop: { trace.add("stop indicators") }),
+            ThreadService("socket", start: { trace.add("start socket") }, stop: { trace.add("stop socket") }),
+            PipelineService(run: {
+                trace.add("pipeline runs")
+                while !stopPipeline.isSet { usleep(1_000) }
+                trace.add("pipeline sealed")
+            }, shutdown: {
+                trace.add("pipeline asked to stop")
+                stopPipeline.set()
+            }),
+        ]
+        return ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })))
+    }
+
+    @Test("a graceful shutdown stops the pipeline first (it seals), then the others in reverse order of start")
+    func gracefulOrder() async throws {
+        let trace = Trace()
+        let group = group(trace)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            while !trace.all.contains("pipeline runs") { try await Task.sleep(for: .milliseconds(5)) }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        let events = trace.all
+        #expect(Array(events.suffix(4)) == ["pipeline asked to stop", "pipeline sealed", "stop socket", "stop indicators"], "\(events)")
+    }
+
+    @Test("a pipeline that ends by itself (a system stop, a power-off) shuts the group down in order")
+    func pipelineEndsGroup() async throws {
+        let trace = Trace()
+        let stop = AtomicFlag()
+        let services: [Service] = [
+            ThreadService("indicators", stop: { trace.add("stop indicators") }),
+            ThreadService("socket", stop: { trace.add("stop socket") }),
+            PipelineService(run: {
+                while !stop.isSet { usleep(1_000) }
+                trace.add("pipeline ended")
+            }, shutdown: { trace.add("pipeline asked to stop") }),
+        ]
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup) },
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await Task.sleep(for: .milliseconds(50))
+            stop.set()  // as the housekeeping thread does on SIGTERM
+            try await tasks.waitForAll()
+        }
+        let events = trace.all
+        #expect(events.first == "pipeline ended" && Array(events.suffix(2)) == ["stop socket", "stop indicators"], "\(events)")
+    }
+}
