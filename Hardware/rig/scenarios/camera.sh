@@ -7,6 +7,18 @@ load_vivid
 load_gpio_sim
 provision
 
+# The technician's tools on the real driver, before the daemon holds the camera.
+write_config "$WORK/tools.toml" "$WORK/store-tools"
+ctl camera list >"$WORK/camera-list.txt" || fail "camera list"
+check "camera list shows vivid" grep -q vivid "$WORK/camera-list.txt"
+ctl camera formats --device /dev/video0 >"$WORK/camera-formats.txt" || fail "camera formats"
+check "camera formats offers YUYV and NV12" bash -c "grep -q YUYV '$WORK/camera-formats.txt' && grep -q NV12 '$WORK/camera-formats.txt'"
+ctl camera snapshot --config "$WORK/tools.toml" --out "$WORK/still.jpg" >/dev/null || fail "camera snapshot"
+check "camera snapshot writes a JPEG" bash -c "head -c 3 '$WORK/still.jpg' | od -An -tx1 | grep -q 'ff d8 ff'"
+ctl selftest --config "$WORK/tools.toml" >"$WORK/selftest.txt" || { cat "$WORK/selftest.txt"; fail "selftest reports a failure"; }
+sed 's/^/  selftest: /' "$WORK/selftest.txt"
+result "selftest_pass=$(grep -c '^PASS' "$WORK/selftest.txt") selftest_warn=$(grep -c '^WARN' "$WORK/selftest.txt") selftest_fail=$(grep -c '^FAIL' "$WORK/selftest.txt" || true)"
+
 run_mode() {  # run_mode NAME FORMATS SECONDS
     local name=$1 formats=$2 seconds=$3 store=$WORK/store-$1
     write_config "$WORK/$name.toml" "$store"

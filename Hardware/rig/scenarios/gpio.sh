@@ -7,10 +7,48 @@ load_gpio_sim
 provision
 STORE=$WORK/store
 write_config "$WORK/gpio.toml" "$STORE"
-start_daemon "$WORK/gpio.toml"
 level_is() { [ "$(level "$1")" = "$2" ]; }
 
+# The technician's tools on the real lines, before the daemon holds them.
+ctl gpio list --json >"$WORK/gpio-list.json"
+python3 - "$WORK/gpio-list.json" "${GPIO_LINES[@]}" <<'PY' || fail "gpio list"
+import json, sys
+chips = json.load(open(sys.argv[1]))
+names = {line["name"] for chip in chips if chip["label"] == "bodycam-sim" for line in chip["lines"]}
+missing = set(sys.argv[2:]) - names
+print(f"RESULT gpio_list_lines={len(names)}")
+if missing:
+    sys.exit(f"gpio list does not show {sorted(missing)}")
+PY
+ctl gpio test-outputs --config "$WORK/gpio.toml" >"$WORK/test-outputs.txt" &
+tester=$!
+# Each output is switched on (level 0: active-low) and off again (1) while the tool holds it.
+declare -A seen_lit=() seen_off_after=()
+while kill -0 $tester 2>/dev/null; do
+    for line in REC_LED STATUS_LED BUZZER HAPTIC; do
+        case "$(level $line)" in
+            0) seen_lit[$line]=1 ;;
+            1) [ -n "${seen_lit[$line]:-}" ] && seen_off_after[$line]=1 ;;
+        esac
+    done
+done
+wait $tester || fail "gpio test-outputs failed: $(cat "$WORK/test-outputs.txt")"
+for line in REC_LED STATUS_LED BUZZER HAPTIC; do
+    check "gpio test-outputs switched $line on and off" test -n "${seen_lit[$line]:-}" -a -n "${seen_off_after[$line]:-}"
+done
+ctl gpio watch --json --config "$WORK/gpio.toml" --seconds 3 >"$WORK/watch.json" &
+watcher=$!
+sleep 1.5
+click REC_BTN
+click MARK_BTN
+wait $watcher || fail "gpio watch failed"
+check "gpio watch saw the REC_BTN press" grep -q '"button":"REC_BTN","gesture":"press"' "$WORK/watch.json"
+check "gpio watch saw the MARK_BTN press" grep -q '"button":"MARK_BTN","gesture":"press"' "$WORK/watch.json"
+
+start_daemon "$WORK/gpio.toml"
+
 wait_for 10 "bodycamd reaches standby" is_state standby
+check "bodycamd holds its lines (gpio list names it the consumer)" bash -c "'$BIN/bodycamctl' gpio list | grep -q 'REC_BTN.*held by bodycamd'"
 check "PWR_HOLD is asserted (level 1) from the start" level_is PWR_HOLD 1
 check "REC_LED is off (level 1: active-low)" level_is REC_LED 1
 
