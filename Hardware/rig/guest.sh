@@ -6,7 +6,8 @@ set -uo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc || { echo "rig: cannot mount /proc"; ls -ld /proc; }
 mount -t sysfs sysfs /sys
-mount -t tmpfs tmpfs /tmp
+# /tmp stays the overlay's (writes land in its tmpfs): the project itself may live under the
+# host's /tmp.
 mount -t tmpfs tmpfs /run/lock 2>/dev/null || true
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 
