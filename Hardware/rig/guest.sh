@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs as PID 1 inside the rig's guest (see Hardware/rig/init): the host's root, read-only, under
-# a tmpfs overlay. Sets up the kernel's own drivers (vivid, gpio-sim), runs the scenario the
-# kernel command line names, writes its result into the results share, and powers off.
+# a tmpfs overlay. Makes the unpacked kernel's modules reachable, runs the scenario the kernel
+# command line names (it loads vivid and gpio-sim itself), writes its log and exit status into
+# the results share, and powers off.
 set -uo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc || { echo "rig: cannot mount /proc"; ls -ld /proc; }

@@ -264,7 +264,10 @@ run() {
             failed+=("$name")
             for log in "$RESULTS/$name".*log; do [ -f "$log" ] && { echo "--- $log"; tail -60 "$log"; }; done
         fi
-        grep -h '^RESULT' "$RESULTS/$name".*log "$RESULTS/$name".summary 2>/dev/null | sed "s/^RESULT /  $name: /" || true
+        # In boot order (power-cut.2 before power-cut.10), the summary last.
+        for log in $(ls "$RESULTS/$name".*log 2>/dev/null | sort -V) "$RESULTS/$name.summary"; do
+            [ -f "$log" ] && grep -h '^RESULT' "$log" | sed "s/^RESULT /  $name: /"
+        done || true
     done
     [ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]}"
 }
