@@ -1,5 +1,3 @@
-import Glibc
-
 /// Sums dropped camera frames so they are reported at most once per `interval`: a pipeline that
 /// cannot keep up drops a frame every few, and one journal record (signed, made durable) per drop
 /// would add load exactly when there is none to spare. Thread-safe: drops arrive on the
@@ -22,43 +20,40 @@ public final class DropTally: @unchecked Sendable {
         }
     }
 
-    private var lock = pthread_mutex_t()
+    private let lock = ConditionLock()
     private var pending: Summary?
     private var lastReport: Int64?
     public let interval: Int64
 
     public init(intervalNanoseconds: Int64 = 1_000_000_000) {
         interval = intervalNanoseconds
-        pthread_mutex_init(&lock, nil)
     }
-
-    deinit { pthread_mutex_destroy(&lock) }
 
     /// Adds a gap; returns what to report now, when the last report is at least `interval` old.
     public func add(frames: Int, beforeFrame: UInt64, at now: Int64) -> Summary? {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if var summary = pending {
-            summary.frames += frames
-            summary.gaps += 1
-            summary.lastBeforeFrame = beforeFrame
-            pending = summary
-        } else {
-            pending = Summary(frames: frames, gaps: 1, firstBeforeFrame: beforeFrame, lastBeforeFrame: beforeFrame)
+        lock.withLock {
+            if var summary = pending {
+                summary.frames += frames
+                summary.gaps += 1
+                summary.lastBeforeFrame = beforeFrame
+                pending = summary
+            } else {
+                pending = Summary(frames: frames, gaps: 1, firstBeforeFrame: beforeFrame, lastBeforeFrame: beforeFrame)
+            }
+            if let lastReport, now - lastReport < interval { return nil }
+            lastReport = now
+            defer { pending = nil }
+            return pending
         }
-        if let lastReport, now - lastReport < interval { return nil }
-        lastReport = now
-        defer { pending = nil }
-        return pending
     }
 
     /// What has not been reported yet (at housekeeping and at shutdown).
     public func take(at now: Int64) -> Summary? {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        guard let summary = pending else { return nil }
-        pending = nil
-        lastReport = now
-        return summary
+        lock.withLock {
+            guard let summary = pending else { return nil }
+            pending = nil
+            lastReport = now
+            return summary
+        }
     }
 }

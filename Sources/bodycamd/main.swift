@@ -71,6 +71,14 @@ pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
 
 // MARK: evidence
 
+/// The supervisors' public keys in policy.supervisors (none when the folder is missing).
+func trustedSupervisors() throws -> [Ed25519PublicKey] {
+    let folder = configuration.policy.supervisors
+    let keys = access(folder, F_OK) == 0 ? try TokenVerifier.loadSupervisors(folder: folder) : []
+    if keys.isEmpty { Log.warning("no supervisor keys in \(folder): stop and duty tokens cannot be accepted") }
+    return keys
+}
+
 let recorder: Recorder
 let vault: EvidenceVault
 let tokens: TokenVerifier
@@ -98,14 +106,7 @@ do {
     for name in recovery.recovered { Log.notice("recovered \(name) after an unclean stop") }
     for name in recovery.unrecoverable { Log.warning("\(name) holds no complete chunk; left in place and journaled") }
 
-    var supervisors: [Ed25519PublicKey] = []
-    if access(configuration.policy.supervisors, F_OK) == 0 {
-        supervisors = try TokenVerifier.loadSupervisors(folder: configuration.policy.supervisors)
-    }
-    if supervisors.isEmpty {
-        Log.warning("no supervisor keys in \(configuration.policy.supervisors): stop and duty tokens cannot be accepted")
-    }
-    tokens = TokenVerifier(deviceID: configuration.deviceID, supervisors: supervisors,
+    tokens = TokenVerifier(deviceID: configuration.deviceID, supervisors: try trustedSupervisors(),
                            usedNonces: TokenVerifier.usedNonces(journal: vault.journal.takeRecordsAtOpen()))
 
     let source = try PipelineFactory.makeSource(configuration.camera)
@@ -264,7 +265,7 @@ func handleRequest(_ request: JSONValue?, peer: Peer) -> JSONValue {
     case "reload_supervisors":
         // The supervisors' keys (policy.supervisors) were changed by root: trust what is there now.
         do {
-            let keys = access(configuration.policy.supervisors, F_OK) == 0 ? try TokenVerifier.loadSupervisors(folder: configuration.policy.supervisors) : []
+            let keys = try trustedSupervisors()
             let before = Set(tokens.supervisors.map { KeyFile.keyID($0.raw) })
             let after = keys.map { KeyFile.keyID($0.raw) }
             tokens.replaceSupervisors(keys)
@@ -272,7 +273,6 @@ func handleRequest(_ request: JSONValue?, peer: Peer) -> JSONValue {
                                            "added": .integer(Int64(Set(after).subtracting(before).count)),
                                            "removed": .integer(Int64(before.subtracting(after).count)), "source": .string(who)])
             Log.notice("supervisor keys reloaded: \(after.count) trusted")
-            if keys.isEmpty { Log.warning("no supervisor keys in \(configuration.policy.supervisors): stop and duty tokens cannot be accepted") }
             return .object(["ok": .boolean(true), "key_ids": .array(after.sorted().map(JSONValue.string))])
         } catch {
             audit("supervisors_reload_failed", ["error": .string("\(error)"), "source": .string(who)])
