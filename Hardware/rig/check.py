@@ -15,7 +15,8 @@ def records(events_path, kind=None):
 
 
 def frames(report_path, events_path, name, fps, min_seconds):
-    """What decodes plus what was journaled as dropped fills the recorded time."""
+    """Per segment, what decodes plus what its manifest says is missing fills its time; every
+    missing frame was journaled as dropped."""
     fps, min_seconds = int(fps), float(min_seconds)
     report = load(report_path)
     drops = records(events_path, "frames_dropped")
@@ -35,13 +36,23 @@ def frames(report_path, events_path, name, fps, min_seconds):
         sys.exit(f"{name}: decode problems: {problems}")
     if duration < min_seconds:
         sys.exit(f"{name}: only {duration:.1f} s recorded, expected at least {min_seconds:.1f}")
-    # The timeline is the driver's timestamps: a dropped frame leaves a gap in it. Every frame
-    # missing from the recorded time must have been journaled as dropped (to within one frame per
-    # segment, where a segment's last frame duration is counted). The journal also counts drops
-    # before the recording started and after it stopped, so the sum may exceed what is expected.
-    if decoded + dropped < expected - len(segments):
-        sys.exit(f"{name}: {decoded} decoded + {dropped} journaled as dropped < {expected} frames in {duration:.2f} s: "
-                 f"{expected - decoded - dropped} frames lost without a trace")
+    # Per segment, exactly: the timeline is the driver's timestamps, so a dropped frame leaves a
+    # gap in it; the pictures that decode plus the frames the manifest says are missing fill the
+    # segment's time, to within one frame (the timestamps' rounding).
+    in_manifests = 0
+    for s in segments:
+        missing = s.get("frames_dropped")
+        if missing is None:
+            sys.exit(f"{name}: {s['manifest']} does not say how many frames are missing")
+        in_manifests += missing
+        span = round(s["duration_seconds"] * fps)
+        if abs(s["frames_decoded"] + missing - span) > 1:
+            sys.exit(f"{name}: {s['manifest']}: {s['frames_decoded']} decoded + {missing} missing != {span} frames "
+                     f"in {s['duration_seconds']:.3f} s")
+    print(f"RESULT {name}_frames_missing_in_manifests={in_manifests}")
+    # And every one of them was journaled (the journal also counts drops outside the recording).
+    if dropped < in_manifests:
+        sys.exit(f"{name}: {in_manifests} frames missing in the manifests but only {dropped} journaled as dropped")
 
 
 def count(events_path, kind):

@@ -123,7 +123,7 @@ public final class EvidenceVault: SegmentStore {
         var errorMicroseconds = 0
         let synced = bc_clock_sync_state(&errorMicroseconds) == 1
         let previous = manifestHashes[sequence - 1] ?? AuditJournal.zeroHash
-        let body = JSONValue.object([
+        var members: [String: JSONValue] = [
             "chunks": .integer(Int64(result.chunks)),
             "ciphertext_bytes": .integer(Int64(result.ciphertextBytes)),
             "ciphertext_sha256": .string(Hex.encode(result.ciphertextSHA256)),
@@ -152,17 +152,21 @@ public final class EvidenceVault: SegmentStore {
             "torn_tail_bytes": .integer(Int64(tornTail)),
             "unprovisioned": .boolean(!configuration.provisioned),
             "width": header["width"] ?? .integer(0),
-        ])
-        let document = try SignedDocument.sign(type: Manifest.type, body: body, with: configuration.deviceKey)
+        ]
+        // Known while recording; a recovered segment cannot tell (its chunks do not carry it).
+        if let dropped = result.framesDropped { members["frames_dropped"] = .integer(Int64(dropped)) }
+        let document = try SignedDocument.sign(type: Manifest.type, body: .object(members), with: configuration.deviceKey)
         let manifest = try Manifest(document: document)
         let base = String(result.fileName.dropLast(".bcseg".count))
         try writeFileAtomically(configuration.directory + "/" + base + ".manifest", document.bytes, exclusive: true)
         manifestHashes[sequence] = Hex.encode(manifest.sha256)
         nextSequence = max(nextSequence, UInt64(sequence) + 1)
-        try journal.append(kind: recovered ? "segment_recovered" : "segment_sealed", fields: [
+        var fields: [String: JSONValue] = [
             "sequence": .integer(sequence), "manifest_sha256": .string(Hex.encode(manifest.sha256)),
             "segment_file": .string(result.fileName), "frames": .integer(Int64(result.frames)),
-        ])
+        ]
+        if let dropped = result.framesDropped { fields["frames_dropped"] = .integer(Int64(dropped)) }
+        try journal.append(kind: recovered ? "segment_recovered" : "segment_sealed", fields: fields)
         sealed.append(manifest)
         onSealed(manifest)
         return manifest

@@ -13,6 +13,8 @@ public struct Manifest {
     public let ciphertextBytes: Int64
     public let chunks: Int64
     public let frames: Int64
+    /// Camera frames missing inside the segment; nil when unknown (recovered segments, older writers).
+    public let framesDropped: Int64?
     public let durationMicroseconds: Int64
     public let startUTC: String
     public let endUTC: String
@@ -30,6 +32,7 @@ public struct Manifest {
         ciphertextBytes = try fields.integer("ciphertext_bytes")
         chunks = try fields.integer("chunks")
         frames = try fields.integer("frames")
+        framesDropped = document.body["frames_dropped"] == nil ? nil : try fields.integer("frames_dropped")
         durationMicroseconds = try fields.integer("duration_us")
         startUTC = try fields.string("start_utc")
         endUTC = try fields.string("end_utc")

@@ -208,6 +208,8 @@ public struct SealedSegmentResult: Sendable {
     public var chunks: Int
     public var frames: Int
     public var ticks: Int64
+    /// Camera frames missing inside the segment; unknown (nil) for a recovered one.
+    public var framesDropped: Int? = nil
 }
 
 /// The encrypting half of a sealed segment, without any I/O: makes the version line and
@@ -269,6 +271,7 @@ public final class SealingSink: SegmentSink {
     private var plaintextBytes = 0
     private var frames = 0
     private var ticks: Int64 = 0
+    private var dropped = 0
     private let onSealed: (SealedSegmentResult) throws -> Void
 
     public init(directory: String, fileName: String, header: JSONValue, dataKey: SecretBytes,
@@ -319,6 +322,8 @@ public final class SealingSink: SegmentSink {
         if fdatasync(fd) < 0 { throw PipelineError.file(path: partialPath, call: "fdatasync", errno: errno) }
     }
 
+    public func noteDropped(frames count: Int) { dropped = count }
+
     /// Seals with an empty last chunk, fsyncs, renames NAME.partial → NAME, fsyncs the folder,
     /// then hands the result to the vault (which writes the manifest).
     public func finish() throws -> String {
@@ -332,7 +337,7 @@ public final class SealingSink: SegmentSink {
         try syncDirectory(String(finalPath[..<finalPath.lastIndex(of: "/")!]))
         try onSealed(SealedSegmentResult(path: finalPath, fileName: fileName, ciphertextSHA256: hasher.finish(),
                                          ciphertextBytes: ciphertextBytes, plaintextBytes: plaintextBytes,
-                                         chunks: Int(sealer.chunks), frames: frames, ticks: ticks))
+                                         chunks: Int(sealer.chunks), frames: frames, ticks: ticks, framesDropped: dropped))
         return finalPath
     }
 }

@@ -72,6 +72,8 @@ public final class Recorder {
     /// Milliseconds of video in the pre-event buffer now (readable from any thread).
     public var preEventMilliseconds: Int { preEventFill.value }
     public private(set) var framesDropped = 0
+    /// Gaps before pictures in the encoder, by the timestamp their packets will carry.
+    private var dropsByPts: [Int64: Int] = [:]
     public var onEvent: (RecorderEvent) -> Void = { _ in }
 
     /// `makeEncoder` is called once the source has started and its real format is known (a
@@ -201,7 +203,9 @@ public final class Recorder {
             }
         }
         overlay?.apply(to: frame, wallNanoseconds: anchor.wall(atMonotonic: frame.captureNanoseconds))
-        for packet in try encoder.encode(frame) { try route(packet) }
+        let packets = try encoder.encode(frame)
+        if captured.droppedBefore > 0 { dropsByPts[encoder.lastInputPts] = captured.droppedBefore }
+        for packet in packets { try route(packet) }
         if frameCounter.increment() == 1 { onEvent(.ready) }
     }
 
@@ -232,6 +236,10 @@ public final class Recorder {
     }
 
     private func route(_ packet: EncodedPacket) throws {
+        // The gap before a picture travels with its packet (through the pre-event buffer too) to
+        // the segment that holds it.
+        var packet = packet
+        packet.droppedBefore = dropsByPts.removeValue(forKey: packet.pts) ?? 0
         if recording {
             try segmentMuxer?.write(packet)
         } else if buffering {

@@ -11,6 +11,8 @@ public struct SegmentSummary: Equatable, Sendable {
     public var firstPts: Int64
     /// Ticks covered, first picture to the end of the last.
     public var duration: Int64
+    /// Camera frames missing between its first picture and the end of its last (sequence gaps).
+    public var framesDropped = 0
 }
 
 /// Cuts the packet stream into segments: standalone fragmented MP4 files of about
@@ -41,6 +43,7 @@ public final class SegmentMuxer {
         var firstDts: Int64
         var endPts: Int64
         var frames: Int
+        var framesDropped = 0
         var fragments: Int
         /// Pictures and start of the fragment being written.
         var fragmentFrames: Int
@@ -108,12 +111,14 @@ public final class SegmentMuxer {
                 return
             }
             state = .open(try open(startingWith: packet))
-            try append(packet)
+            try append(packet, first: true)
         case .open(let segment):
             if packet.isKeyframe {
                 if packet.pts - segment.firstPts >= segmentTicks {
                     try finish()
                     state = .open(try open(startingWith: packet))
+                    try append(packet, first: true)
+                    return
                 } else {
                     try segment.muxer.flushFragment()
                     try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: packet.pts - segment.fragmentStartPts)
@@ -134,7 +139,8 @@ public final class SegmentMuxer {
         state = .open(segment)
     }
 
-    private func append(_ packet: EncodedPacket) throws {
+    /// A segment's first picture opens it: a gap before it lies before the segment.
+    private func append(_ packet: EncodedPacket, first: Bool = false) throws {
         guard case .open(let segment) = state else { return }
         try packet.data.withUnsafeBytes {
             try segment.muxer.write($0, pts: packet.pts - segment.firstDts, dts: packet.dts - segment.firstDts,
@@ -144,6 +150,7 @@ public final class SegmentMuxer {
             $0.frames += 1
             $0.fragmentFrames += 1
             $0.endPts = max($0.endPts, packet.pts + packet.duration)
+            if !first { $0.framesDropped += packet.droppedBefore }
         }
     }
 
@@ -178,10 +185,11 @@ public final class SegmentMuxer {
         state = .idle
         try segment.muxer.finish()
         try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: segment.endPts - segment.fragmentStartPts)
+        segment.sink.noteDropped(frames: segment.framesDropped)
         let location = try segment.sink.finish()
         let summary = SegmentSummary(descriptor: segment.descriptor, location: location, frames: segment.frames,
                                      fragments: segment.fragments + 1, firstPts: segment.firstPts,
-                                     duration: segment.endPts - segment.firstPts)
+                                     duration: segment.endPts - segment.firstPts, framesDropped: segment.framesDropped)
         completed.append(summary)
         onSegmentFinished?(summary)
     }

@@ -45,6 +45,13 @@ public protocol SegmentSink: AnyObject {
     func fragmentComplete(frames: Int, duration: Int64) throws
     /// Makes the segment final and durable; returns where it is.
     func finish() throws -> String
+    /// Camera frames missing inside the segment (between its first and last picture), told
+    /// before `finish`.
+    func noteDropped(frames: Int)
+}
+
+extension SegmentSink {
+    public func noteDropped(frames: Int) {}
 }
 
 /// Makes one sink per segment.

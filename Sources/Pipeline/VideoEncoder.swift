@@ -8,6 +8,8 @@ public struct EncodedPacket: Sendable, Equatable {
     public var dts: Int64
     public var duration: Int64
     public var isKeyframe: Bool
+    /// Camera frames known to be missing just before this picture (sequence-number gaps).
+    public var droppedBefore = 0
 
     public init(data: [UInt8], pts: Int64, dts: Int64, duration: Int64, isKeyframe: Bool) {
         self.data = data
@@ -28,6 +30,8 @@ public protocol VideoEncoder: AnyObject {
     var timeBase: Rational { get }
     /// Makes the next picture a keyframe (IDR).
     func requestKeyframe()
+    /// The timestamp the last picture given to `encode` got (its packet carries it).
+    var lastInputPts: Int64 { get }
     /// Encodes one picture; returns whatever packets the codec has ready (often none or one).
     func encode(_ frame: VideoFrame) throws -> [EncodedPacket]
     /// Drains the codec at the end of the stream.
@@ -95,6 +99,8 @@ public final class LibAVVideoEncoder: VideoEncoder {
     }
 
     public func requestKeyframe() { keyframeRequested = true }
+
+    public var lastInputPts: Int64 { lastPts }
 
     /// 90 kHz ticks since the first picture, from its capture time; strictly increasing.
     func pts(for captureNanoseconds: Int64) -> Int64 {

@@ -119,6 +119,7 @@ struct Export: ParsableCommand {
                     entry["plaintext_sha256"] = Hex.encode(SHA256.hash(plain))
                     entry["frames_decoded"] = inspected.decodedFrames
                     entry["duration_seconds"] = inspected.durationSeconds
+                    if let dropped = manifest.framesDropped { entry["frames_dropped"] = dropped }
                     entry["decode_problems"] = inspected.problems
                     entry["flagged"] = !verified
                 } catch {
@@ -135,7 +136,7 @@ struct Export: ParsableCommand {
             for entry in entries {
                 let name = entry["manifest"] as? String ?? "?"
                 if entry["exported"] as? Bool == true {
-                    text.append("\(entry["flagged"] as? Bool == true ? "FLAGGED " : "")EXPORTED \(entry["file"]!): \(entry["frames_decoded"]!) frames, plaintext SHA-256 \(entry["plaintext_sha256"]!)")
+                    text.append("\(entry["flagged"] as? Bool == true ? "FLAGGED " : "")EXPORTED \(entry["file"]!): \(entry["frames_decoded"]!) frames\((entry["frames_dropped"] as? Int64).map { $0 > 0 ? " (\($0) missing: the camera's frames dropped)" : "" } ?? ""), plaintext SHA-256 \(entry["plaintext_sha256"]!)")
                 } else if entry["empty"] as? Bool == true {
                     text.append("EMPTY \(name): \(entry["reason"] ?? "")")
                 } else {

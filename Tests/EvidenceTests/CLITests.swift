@@ -42,6 +42,10 @@ struct CLITests {
         }
         let recovery = try makeVault(store, keys: keys).recover()
         #expect(recovery.recovered.count == 1)
+        // A sealed segment's manifest says how many camera frames are missing inside it; a
+        // recovered one cannot know.
+        let manifests = try EvidenceVault.readManifests(store)
+        #expect(manifests.map(\.framesDropped) == [0, nil])
         try KeyFile.write(keys.office, to: directory.path + "/office.key")
         try KeyFile.write(keys.authority.publicKey, to: directory.path + "/authority.pub")
         let result = try run(["export", "--json", "--identity", directory.path + "/office.key", "--authority", directory.path + "/authority.pub",
@@ -51,6 +55,7 @@ struct CLITests {
         #expect(segments.count == 2)
         #expect(segments.first?["exported"] as? Bool == true && segments.first?["frames_decoded"] as? Int == 30)
         #expect((segments.first?["duration_seconds"] as? Double).map { abs($0 - 1.0) < 0.05 } == true)
+        #expect(segments.first?["frames_dropped"] as? Int == 0 && segments.last?["frames_dropped"] == nil)
         #expect(segments.last?["empty"] as? Bool == true && segments.last?["exported"] as? Bool == false)
         let text = try String(contentsOfFile: directory.path + "/export/export-report.txt", encoding: .utf8)
         #expect(text.contains("EMPTY seg-000002"))

@@ -55,6 +55,26 @@ struct EndToEndTests {
         #expect(numbers.compactMap { $0 } == Array(60..<300), "every picture once, in order")
     }
 
+    @Test("each segment counts the camera frames missing inside it; a gap before its first picture is not its own",
+          arguments: [(start: UInt64(0), preEvent: 0, expected: [3, 1, 4]), (start: 50, preEvent: 1, expected: [3, 1, 4])])
+    func droppedFramesPerSegment(start: UInt64, preEvent: Int, expected: [Int]) throws {
+        // Gaps (as V4L2 sequence numbers would show them) before frames 10, 30, 45 and 75; GOPs
+        // and one-second segments start at frames 0, 30 and 60. Recording from frame 50 with a
+        // pre-event buffer (whole GOPs: frames 0–49 here), the gaps before 10 and 45 travel
+        // through the buffer with their pictures.
+        let gaps: [UInt64: Int] = [10: 3, 30: 2, 45: 1, 75: 4]
+        let small = FrameFormat(width: 160, height: 120, pixelFormat: .yuyv422, framesPerSecond: 30)
+        let pattern = try TestPatternSource(format: small, pacing: .asFastAsPossible, frameLimit: 90)
+        var recorder: Recorder!
+        let source = GappySource(pattern, gaps: gaps) { index in if index == start { recorder.startRecording() } }
+        recorder = Recorder(configuration: .init(deviceID: "BC-T1", officerID: "OFC-9", preEventSeconds: preEvent, segmentSeconds: 1),
+                            source: source, overlay: nil, store: MemoryStore(),
+                            makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        try recorder.run()
+        #expect(recorder.segments.map(\.framesDropped) == expected)
+        #expect(recorder.framesDropped == gaps.values.reduce(0, +))
+    }
+
     @Test("the burned-in caption shows the segment's UTC time, device and officer")
     func overlayReadsBack() throws {
         let directory = try TemporaryDirectory()

@@ -86,6 +86,26 @@ final class HookedSource: FrameSource {
     func close() throws { try inner.close() }
 }
 
+/// Reports a gap (frames dropped before it) at chosen frames, as a camera's sequence numbers
+/// would, and calls `hook` with each frame index.
+final class GappySource: FrameSource {
+    let inner: FrameSource
+    let gaps: [UInt64: Int]
+    let hook: (UInt64) -> Void
+    init(_ inner: FrameSource, gaps: [UInt64: Int], hook: @escaping (UInt64) -> Void) { self.inner = inner; self.gaps = gaps; self.hook = hook }
+    var format: FrameFormat { inner.format }
+    var name: String { "gappy " + inner.name }
+    func start() throws { try inner.start() }
+    func nextFrame() throws -> CapturedFrame? {
+        guard var captured = try inner.nextFrame() else { return nil }
+        captured.droppedBefore = gaps[captured.frame.sequence] ?? 0
+        hook(captured.frame.sequence)
+        return captured
+    }
+    func stop() { inner.stop() }
+    func close() throws { try inner.close() }
+}
+
 func testEncoderSettings(crf: Int = 18) -> VideoEncoderSettings {
     var settings = VideoEncoderSettings()
     settings.bitrateKbps = nil
