@@ -90,6 +90,18 @@ $extra
 CONF
 }
 
+# The scenario's own disk (an ext4 image the host attached over virtio-blk) at $STORE_DISK. The
+# scenario's WORK may live on it: it is made again once the disk is mounted.
+STORE_DISK=/mnt/store-disk
+mount_store_disk() {
+    mkdir -p "$STORE_DISK"
+    modprobe -a virtio_blk ext4
+    local _
+    for _ in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
+    mount -t ext4 /dev/vda "$STORE_DISK" || fail "cannot mount the store disk /dev/vda"
+    mkdir -p "$WORK"
+}
+
 # vivid, the kernel's virtual V4L2 capture device, as one capture node with one input.
 #   load_vivid hdmi    an HDMI input (the default; vivid's webcam input tops out at 12.5 fps for
 #                      1280x720) whose source is set to CEA-861 1280x720p30 timings (74.25 MHz

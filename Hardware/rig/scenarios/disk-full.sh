@@ -2,24 +2,20 @@
 # but a few hundred KiB of the free space at once (so the encoder's writes can meet ENOSPC before
 # the next storage check), then recording goes on into what is left. The alarm is journaled, the
 # daemon does not crash, nothing sealed is lost and the last segment is sealed.
-DISK=/mnt/store-disk
-mkdir -p "$DISK"
-busybox modprobe -a virtio_blk ext4
-for _ in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
-mount -t ext4 /dev/vda "$DISK" || { echo "FAIL: cannot mount the store disk"; exit 1; }
 source "$RIG_REPO/Hardware/rig/lib.sh"
+mount_store_disk
 load_vivid
 load_gpio_sim
 provision
-STORE=$DISK/store
+STORE=$STORE_DISK/store
 write_config "$WORK/full.toml" "$STORE" ""
 sed -i 's/^reserve_mb = .*/reserve_mb = 24/; s/^floor_mb = .*/floor_mb = 8/; s/^bitrate_kbps = .*/bitrate_kbps = 8000/' "$WORK/full.toml"
 start_daemon "$WORK/full.toml" --record-after 0
 wait_for 20 "recording" is_state recording
 sleep 12
-free_kib() { df -k --output=avail "$DISK" | tail -1 | tr -d ' '; }
+free_kib() { df -k --output=avail "$STORE_DISK" | tail -1 | tr -d ' '; }
 log "free before the filler: $(free_kib) KiB"
-fallocate -l "$(( ($(free_kib) - 512) * 1024 ))" "$DISK/filler" || fail "fallocate"
+fallocate -l "$(( ($(free_kib) - 512) * 1024 ))" "$STORE_DISK/filler" || fail "fallocate"
 log "free after the filler: $(free_kib) KiB"
 wait_for 30 "the critical storage alarm is journaled" test "$(journal_count "$STORE" storage_alarm)" -ge 1
 sleep 4

@@ -3,17 +3,13 @@
 # Each boot first lets bodycamd recover what the previous one left, checks it, then records until
 # the next cut. Boot RIG_CUT (0-based) of RIG_CUTS + 1; RIG_CUT_AT is the guest's clock at its
 # last sign of life before the previous cut (a heartbeat on the serial console every 50 ms).
-DISK=/mnt/store-disk
-mkdir -p "$DISK"
-busybox modprobe -a virtio_blk ext4
-for _ in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
-mount -t ext4 /dev/vda "$DISK" || { echo "FAIL: cannot mount the store disk"; exit 1; }
-export WORK=$DISK/rig
+export WORK=/mnt/store-disk/rig
 source "$RIG_REPO/Hardware/rig/lib.sh"
+mount_store_disk
 load_vivid webcam
 load_gpio_sim
 provision
-STORE=$DISK/store
+STORE=$STORE_DISK/store
 write_config "$WORK/cut.toml" "$STORE"
 sed -i 's/^width = .*/width = 640/; s/^height = .*/height = 360/' "$WORK/cut.toml"
 CUT=${RIG_CUT:?}
