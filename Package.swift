@@ -1,9 +1,19 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// One system-library module per C library (pkg-config), one small C shim for what Swift
-// cannot import (ioctl request numbers, AVERROR(), av_err2str), and thin Swift layers on top.
-// Pipeline code only ever sees the Swift layers.
+// The module graph is the data path (docs/ARCHITECTURE.md draws it):
+//   C modules (one system library per C library, one shim) → bindings (LibAV, LibCrypto, V4L2)
+//   → Platform (errno, files, clock, threads, logging, systemd) and Wire (canonical JSON, base64)
+//   → Capture → Pipeline → Evidence;  Policy → Controls;  Tokens;  Configuration
+//   → Daemon (the daemon as a library) → bodycamd (a thin executable), bodycamctl, the tools.
+// Every target names every module it imports.
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
+let tomlKit = Target.Dependency.product(name: "TOMLKit", package: "TOMLKit")
+let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
+
 let package = Package(
     name: "bodycam",
     products: [
@@ -12,10 +22,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
+        // MARK: C modules
         .systemLibrary(name: "CAVUtil", pkgConfig: "libavutil", providers: [.apt(["libavutil-dev"])]),
         .systemLibrary(name: "CAVCodec", pkgConfig: "libavcodec", providers: [.apt(["libavcodec-dev"])]),
         .systemLibrary(name: "CAVFormat", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev"])]),
@@ -23,73 +36,69 @@ let package = Package(
         .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        .target(
-            name: "CShims",
-            dependencies: ["CAVUtil", "CAVCodec", "CAVFormat", "CV4L2"]
-        ),
-        .target(
-            name: "LibAV",
-            dependencies: ["CShims", "CAVUtil", "CAVCodec", "CAVFormat", "CSwScale"]
-        ),
-        .target(
-            name: "LibCrypto",
-            dependencies: ["CCrypto"]
-        ),
-        .target(
-            name: "V4L2",
-            dependencies: ["CShims", "CV4L2"]
-        ),
+        // What Swift cannot import: ioctl request numbers, AVERROR(), variadic calls.
+        .target(name: "CShims", dependencies: ["CAVUtil", "CAVCodec", "CAVFormat", "CV4L2"]),
+
+        // MARK: bindings (the only Swift code that sees C types)
+        .target(name: "LibAV", dependencies: ["CShims", "CAVUtil", "CAVCodec", "CAVFormat", "CSwScale"]),
+        .target(name: "LibCrypto", dependencies: ["CCrypto"]),
+        .target(name: "V4L2", dependencies: ["CShims", "CV4L2"]),
         // A V4L2 driver simulated at the ioctl seam, for tests of the capture code.
-        .target(
-            name: "V4L2Simulator",
-            dependencies: ["V4L2", "CV4L2"]
-        ),
-        .target(
-            name: "Pipeline",
-            dependencies: ["CShims", "LibAV", "V4L2", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
-        ),
-        .target(
-            name: "Evidence",
-            dependencies: ["CShims", "LibCrypto", "Pipeline", "LibAV"]
-        ),
-        .target(
-            name: "Policy",
-            dependencies: ["Evidence", "LibCrypto", "Pipeline"]
-        ),
-        .target(
-            name: "Controls",
-            dependencies: ["CGPIOD", "CShims", "Policy", "Pipeline"]
-        ),
-        .executableTarget(
-            name: "bodycamd",
-            dependencies: ["Pipeline", "Evidence", "Policy", "Controls",
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
-        ),
-        .executableTarget(
-            name: "bodycamctl",
-            dependencies: [
-                "CShims", "Pipeline", "LibAV", "Evidence", "LibCrypto", "Policy", "Controls", "V4L2",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
+        .target(name: "V4L2Simulator", dependencies: ["V4L2", "CV4L2"]),
+
+        // MARK: platform and wire
+        .target(name: "Platform", dependencies: ["CShims", systemPackage, logging, serviceLifecycle]),
+        .target(name: "Wire"),
+
+        // MARK: the data path
+        .target(name: "Capture", dependencies: ["LibAV", "V4L2", "Platform"]),
+        .target(name: "Pipeline", dependencies: ["Capture", "LibAV", "Platform"]),
+        .target(name: "Evidence", dependencies: ["Pipeline", "LibCrypto", "Platform", "Wire"]),
+
+        // MARK: policy and controls
+        .target(name: "Policy", dependencies: ["Wire"]),
+        .target(name: "Controls", dependencies: ["Policy", "CGPIOD", "Platform", "Wire"]),
+        // Supervisors' signed stop and duty tokens, checked into the policy's TokenGrant.
+        .target(name: "Tokens", dependencies: ["Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
+
+        // MARK: configuration, protocol, daemon
+        .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "Platform", tomlKit]),
+        .target(name: "ControlProtocol", dependencies: ["Platform"]),
+        .target(name: "Daemon", dependencies: [
+            "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
+            "LibAV", "LibCrypto", "V4L2", "Platform", "Wire", "CShims", logging, serviceLifecycle, unixSignals,
+        ]),
+
+        // MARK: executables
+        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform", argumentParser, serviceLifecycle]),
+        .executableTarget(name: "bodycamctl", dependencies: [
+            "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
+            "LibAV", "LibCrypto", "V4L2", "Platform", "Wire", argumentParser,
+        ]),
         // The measurements of `make bench` that loop over the project's own code.
-        .executableTarget(
-            name: "bodycam-bench",
-            dependencies: ["Evidence", "LibCrypto", "Pipeline"]
-        ),
+        .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "LibCrypto", "Platform", "Wire"]),
         // Writes docs/vectors (`make vectors`).
-        .executableTarget(
-            name: "bodycam-vectors",
-            dependencies: ["Evidence", "LibCrypto", "Pipeline"]
-        ),
+        .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Tokens", "LibCrypto", "Platform", "Wire"]),
+
+        // MARK: tests (one target per module, the daemon's end-to-end tests, one support target)
+        .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "LibAV", "LibCrypto", "Platform"],
+                path: "Tests/TestSupport"),
         .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Controls", "Evidence", "LibCrypto", "Pipeline"]),
-        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "LibCrypto", "Pipeline", "LibAV", "Controls", "Policy"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "LibAV", "V4L2", "V4L2Simulator", .product(name: "Logging", package: "swift-log"),
-                                                   .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform", "TestSupport", logging, serviceLifecycle]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
+        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Wire"]),
+        .testTarget(name: "ControlsTests", dependencies: ["Controls", "Policy", "Platform", "Wire"]),
+        .testTarget(name: "TokensTests", dependencies: ["Tokens", "Policy", "Evidence", "LibCrypto", "Wire"]),
+        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "TestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: [
+            "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",
+            "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport",
+        ]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -1,11 +1,14 @@
 import Glibc
-import Pipeline
 import Policy
+import Platform
+import Wire
 
 /// Reads button edges on a dedicated thread woken by the GPIO request descriptors (and an
 /// eventfd for stop), debounces them, recognises gestures and hands each to `onEvent` on that
 /// thread. Long-press and debounce deadlines are the only timeouts of its poll.
-public final class ControlsThread {
+// `debouncer` and `gestures` are set before `start()` and copied into the thread; `thread` is
+// written by `start()` and `stop()`, which the controls service calls in that order.
+public final class ControlsThread: @unchecked Sendable {
     private let backend: GPIOBackend
     private let wake: WakeEvent
     private let stopped = AtomicFlag()
@@ -20,10 +23,12 @@ public final class ControlsThread {
 
     /// Starts the thread; `onEvent` runs on it, `onError` too (a failed read is reported once
     /// and the thread goes on).
-    public func start(onEvent: @escaping (PolicyEvent) -> Void, onError: @escaping (Error) -> Void) {
+    public func start(onEvent: @escaping @Sendable (PolicyEvent) -> Void, onError: @escaping @Sendable (Error) -> Void) {
         let backend = self.backend, wake = self.wake, stopped = self.stopped
-        var debouncer = self.debouncer, gestures = self.gestures
+        let initialDebouncer = self.debouncer, initialGestures = self.gestures
         thread = WorkerThread(name: "controls") {
+            // The thread's own copies: nothing else touches them while it runs.
+            var debouncer = initialDebouncer, gestures = initialGestures
             var fds = (backend.eventDescriptors + [wake.fd]).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             while !stopped.isSet {
                 let deadline = [debouncer.nextDeadline, gestures.nextDeadline].compactMap { $0 }.min()
@@ -45,6 +50,7 @@ public final class ControlsThread {
                         for event in gestures.feed(clean) { onEvent(event) }
                     }
                     for event in gestures.tick(now: now) { onEvent(event) }
+                    if debouncer.nextDeadline == nil { backend.edgesTaken() }
                 } catch {
                     onError(error)
                 }

@@ -1,10 +1,46 @@
 import Glibc
-import Pipeline
 import Policy
+import Platform
+import Wire
 
 /// The output lines, by their names in the device tree (gpio-line-names).
 public enum OutputLine: String, CaseIterable, Sendable {
     case recordLED = "REC_LED", statusLED = "STATUS_LED", buzzer = "BUZZER", haptic = "HAPTIC", powerHold = "PWR_HOLD"
+}
+
+/// Which GPIO implementation drives the controls (`controls.backend`).
+public enum GPIOBackendKind: String, CaseIterable, Sendable {
+    /// libgpiod: the device.
+    case gpiod
+    /// In memory: development, tests, the demo (driven through the control socket).
+    case simulated
+}
+
+/// Where a board puts one of the control lines when its device tree does not name them
+/// (`controls.lines`: "FUNCTION=CHIP:OFFSET", e.g. "REC_BTN=gpiochip0:17").
+public struct LinePlacement: Equatable, Sendable {
+    /// A button's or an output's line name: REC_BTN, MARK_BTN, PWR_BTN, REC_LED, STATUS_LED,
+    /// BUZZER, HAPTIC, PWR_HOLD.
+    public var function: String
+    public var chip: String
+    public var offset: Int
+
+    public static let functions = Button.allCases.map(\.rawValue) + OutputLine.allCases.map(\.rawValue)
+
+    public init(function: String, chip: String, offset: Int) {
+        self.function = function
+        self.chip = chip
+        self.offset = offset
+    }
+
+    /// Parses "FUNCTION=CHIP:OFFSET"; nil when it is not one.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "=", omittingEmptySubsequences: false)
+        guard parts.count == 2, LinePlacement.functions.contains(String(parts[0])) else { return nil }
+        let place = parts[1].split(separator: ":", omittingEmptySubsequences: false)
+        guard place.count == 2, !place[0].isEmpty, let offset = Int(place[1]), offset >= 0 else { return nil }
+        self.init(function: String(parts[0]), chip: String(place[0]), offset: offset)
+    }
 }
 
 /// One change of a button's logical level (pressed = true, active-low already applied), with the
@@ -20,7 +56,7 @@ public struct ButtonEdge: Equatable, Sendable {
     }
 }
 
-public struct GPIOError: Error, CustomStringConvertible, Equatable {
+public struct GPIOError: Error, CustomStringConvertible, Equatable, Sendable {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
@@ -28,7 +64,7 @@ public struct GPIOError: Error, CustomStringConvertible, Equatable {
 
 /// A GPIO implementation behind which the controls stay the same: libgpiod 1.6 today
 /// (`LibgpiodBackend`), libgpiod 2 later, and `SimulatedGPIO` for development and tests.
-public protocol GPIOBackend: AnyObject {
+public protocol GPIOBackend: AnyObject, Sendable {
     /// Descriptors that become readable when edges are pending (the controls thread polls them).
     var eventDescriptors: [Int32] { get }
     /// Reads every pending edge without blocking.
@@ -37,17 +73,27 @@ public protocol GPIOBackend: AnyObject {
     func isPressed(_ button: Button) throws -> Bool
     func set(_ line: OutputLine, _ on: Bool) throws
     func close() throws
+    /// Called on the controls thread whenever every edge read so far has been debounced and
+    /// acted on and no debounce window is open. The simulator answers waiting presses with it.
+    func edgesTaken()
+}
+
+extension GPIOBackend {
+    public func edgesTaken() {}
 }
 
 /// A GPIO chip in memory: tests and `make demo` press and release buttons (from any thread) and
 /// read back what the outputs did, with timestamps.
-public final class SimulatedGPIO: GPIOBackend {
-    private let lock = ConditionLockPublic()
+// Every member is read and written under `lock`.
+public final class SimulatedGPIO: GPIOBackend, @unchecked Sendable {
+    private let lock = ConditionLock()
     private var pending: [ButtonEdge] = []
+    /// Edges made, edges the controls thread has read, edges it has taken (counts).
+    private var queued = 0, read = 0, taken = 0
     private var levels: [Button: Bool] = [:]
     private var outputs: [OutputLine: Bool] = [:]
     /// Every output change: line, level, CLOCK_MONOTONIC ns.
-    public private(set) var outputLog: [(line: OutputLine, on: Bool, at: Int64)] = []
+    private var outputLog: [(line: OutputLine, on: Bool, at: Int64)] = []
     private let wake: WakeEvent
 
     public init() throws { wake = try WakeEvent() }
@@ -55,22 +101,59 @@ public final class SimulatedGPIO: GPIOBackend {
     public var eventDescriptors: [Int32] { [wake.fd] }
 
     /// A raw level change, as a contact makes it (bounces included), stamped now or at `at`.
-    public func setLevel(_ button: Button, pressed: Bool, at: Int64? = nil) {
-        lock.withLock {
+    /// Returns the edge's number (1, 2, …), for `waitUntilTaken`.
+    @discardableResult
+    public func setLevel(_ button: Button, pressed: Bool, at: Int64? = nil) -> Int {
+        let number = lock.withLock {
             levels[button] = pressed
             pending.append(ButtonEdge(button: button, pressed: pressed, timestamp: at ?? Clock.monotonicNanoseconds()))
+            queued += 1
+            return queued
         }
         wake.signal()
+        return number
     }
 
-    public func press(_ button: Button) { setLevel(button, pressed: true) }
-    public func release(_ button: Button) { setLevel(button, pressed: false) }
+    /// Closes the contact; with `waitUntilTaken`, returns once the controls thread has taken
+    /// the edge (debounced it and acted on it), or after `timeout` ns. Returns whether it was taken.
+    @discardableResult
+    public func press(_ button: Button, waitUntilTaken: Bool = false, timeout: Int64 = 5_000_000_000) -> Bool {
+        let number = setLevel(button, pressed: true)
+        return waitUntilTaken ? self.waitUntilTaken(number, timeout: timeout) : false
+    }
+
+    /// Opens the contact; `waitUntilTaken` as for `press` (a release is taken once it has
+    /// stayed open for the debounce window).
+    @discardableResult
+    public func release(_ button: Button, waitUntilTaken: Bool = false, timeout: Int64 = 5_000_000_000) -> Bool {
+        let number = setLevel(button, pressed: false)
+        return waitUntilTaken ? self.waitUntilTaken(number, timeout: timeout) : false
+    }
+
+    /// Waits until edge `number` has been taken by the controls thread (true), or `timeout` ns.
+    public func waitUntilTaken(_ number: Int, timeout: Int64 = 5_000_000_000) -> Bool {
+        let deadline = Clock.monotonicNanoseconds() + timeout
+        return lock.withLock {
+            while taken < number {
+                if !lock.wait(untilMonotonic: deadline) { return taken >= number }
+            }
+            return true
+        }
+    }
 
     public func readEdges() throws -> [ButtonEdge] {
         wake.reset()
         return lock.withLock {
             defer { pending.removeAll() }
+            read = queued
             return pending
+        }
+    }
+
+    public func edgesTaken() {
+        lock.withLock {
+            taken = read
+            lock.broadcast()
         }
     }
 
@@ -87,19 +170,4 @@ public final class SimulatedGPIO: GPIOBackend {
     public func log() -> [(line: OutputLine, on: Bool, at: Int64)] { lock.withLock { outputLog } }
 
     public func close() throws {}
-}
-
-/// A mutex for classes outside the Pipeline module (its ConditionLock is internal).
-public final class ConditionLockPublic {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    public init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-    public func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
 }

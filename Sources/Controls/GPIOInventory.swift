@@ -1,6 +1,8 @@
 import CGPIOD
-import Pipeline
 import Glibc
+import Platform
+import Wire
+import Policy
 
 /// The GPIO chips and lines the kernel offers (`bodycamctl gpio list`, selftest).
 public enum GPIOInventory {

@@ -1,4 +1,6 @@
 import Policy
+import Platform
+import Wire
 
 /// Software debounce. A press is taken on its leading edge (no added latency), then the contact
 /// is left alone for `window`; when the window ends, a level that differs from the one taken is
@@ -6,7 +8,7 @@ import Policy
 /// for `window`: an edge that reads as a release inside a burst of bounces (the v1 GPIO uAPI
 /// reports the line's level when its interrupt thread runs, not the edge's own direction) must
 /// not end the press and start another.
-public struct Debouncer {
+public struct Debouncer: Sendable {
     public let window: Int64
     private var accepted: [Button: (pressed: Bool, at: Int64)] = [:]
     private var quietUntil: [Button: Int64] = [:]
@@ -76,7 +78,7 @@ public struct Debouncer {
 /// double press (two presses within `doubleWindow`), chord (a second button pressed within
 /// `chordWindow` of the first, both held). Times are CLOCK_MONOTONIC, so a wall-clock step
 /// changes nothing.
-public struct GestureRecognizer {
+public struct GestureRecognizer: Sendable {
     public var longPress: Int64 = 3_000_000_000
     public var doubleWindow: Int64 = 400_000_000
     public var chordWindow: Int64 = 200_000_000

@@ -1,12 +1,15 @@
 import Glibc
-import Pipeline
 import Policy
+import Platform
+import Wire
 
 /// Plays light, sound and vibration patterns on the output lines. A steady level is set at once
 /// on the caller's thread (the red LED must follow the record press within milliseconds);
 /// timed patterns run on an "indicators" thread that sleeps until the next step or until a new
 /// pattern arrives (a condition variable, no polling).
-public final class Indicators {
+// `programs` and `stopped` are read and written under `mutex`; `onError` is set once, before
+// any pattern plays; `thread` is written by init and by `close()`.
+public final class Indicators: @unchecked Sendable {
     /// One step of a pattern: a level held for a time.
     struct Step { var on: Bool; var nanoseconds: Int64 }
     struct Program {
@@ -23,7 +26,7 @@ public final class Indicators {
     private var stopped = false
     private var thread: WorkerThread?
     /// Output failures, reported to the caller's log (an indicator must never stop recording).
-    public var onError: (Error) -> Void = { _ in }
+    public var onError: @Sendable (Error) -> Void = { _ in }
 
     public init(backend: GPIOBackend) {
         self.backend = backend

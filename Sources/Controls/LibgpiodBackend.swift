@@ -1,6 +1,8 @@
 import CGPIOD
 import Glibc
 import Policy
+import Platform
+import Wire
 
 /// Where a function's line is: by its name (gpio-line-names in the device tree, found on any
 /// chip) or by chip and offset from the board profile.
@@ -39,7 +41,10 @@ public struct LineSpec: Equatable, Sendable {
 /// into a reusable buffer; their timestamps are the kernel's (CLOCK_MONOTONIC for the v1 uAPI
 /// since Linux 5.7). libgpiod 1.6 has no debounce setting, so debouncing is done in software
 /// (`Debouncer`). Every handle is released in `close()`.
-public final class LibgpiodBackend: GPIOBackend {
+// libgpiod line handles are used by two threads, never the same line by both: the controls
+// thread reads the input lines' events, the indicators set the output lines. The handles are
+// made in init and released in close()/deinit by the owner once both threads are joined.
+public final class LibgpiodBackend: GPIOBackend, @unchecked Sendable {
     private struct Requested {
         let line: OpaquePointer
         /// The chip we opened for a chip+offset line (lines found by name own theirs).

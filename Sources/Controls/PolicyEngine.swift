@@ -1,10 +1,10 @@
-import Evidence
 import Glibc
-import Pipeline
 import Policy
+import Platform
+import Wire
 
 /// What the policy's decisions act on: the pipeline, the vault, the power supply.
-public protocol PolicyEffects: AnyObject {
+public protocol PolicyEffects: AnyObject, Sendable {
     func startRecording()
     func stopRecording()
     func setDuty(officerID: String, dutyID: String)
@@ -18,11 +18,12 @@ public protocol PolicyEffects: AnyObject {
 /// Runs the `RecordingPolicy`: one event at a time (a mutex, since events come from the controls
 /// thread, the control socket and the daemon's timers), each decision's actions done in order —
 /// pipeline and indicators first, the journal record last (it waits for fdatasync).
-public final class PolicyEngine {
+// `policy` is read and written under `lock`; `indicators` and `effects` are thread-safe.
+public final class PolicyEngine: @unchecked Sendable {
     private var policy: RecordingPolicy
     private let indicators: Indicators
     private unowned let effects: PolicyEffects
-    private let lock = ConditionLockPublic()
+    private let lock = ConditionLock()
 
     public init(policy: RecordingPolicy, indicators: Indicators, effects: PolicyEffects) {
         self.policy = policy

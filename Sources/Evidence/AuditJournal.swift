@@ -1,9 +1,12 @@
 import Glibc
+import Synchronization
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
 
 /// One journal record (docs/FORMAT.md, "Audit journal").
-public struct JournalRecord: Equatable {
+public struct JournalRecord: Equatable, Sendable {
     public var sequence: Int64
     public var utc: String
     public var monotonicNanoseconds: Int64
@@ -24,24 +27,30 @@ public struct JournalRecord: Equatable {
 
 /// The append-only audit journal: one signed record per line, each naming the hash of the one
 /// before, each made durable (fdatasync) before `append` returns. Thread-safe.
-public final class AuditJournal {
+public final class AuditJournal: Sendable {
     public static let domain = Array("bodycam-journal/1\n".utf8)
     public static let zeroHash = String(repeating: "0", count: 64)
     public let path: String
     private let key: Ed25519PrivateKey
-    private var fd: Int32
-    private var nextSequence: Int64
-    private var previous: String
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let fd: Int32
+    /// The chain's head and what callers may ask of it; appends come from several threads.
+    private struct State {
+        var nextSequence: Int64
+        var previous: String
+        var appended = 0
+        var recordsAtOpen: [JournalRecord]
+    }
+    private let state: Mutex<State>
     /// Records appended since this journal was opened.
-    public private(set) var appended = 0
-    private var recordsAtOpen: [JournalRecord]
+    public var appended: Int { state.withLock { $0.appended } }
 
     /// The records the journal held when it was opened (read once; the caller takes them, e.g.
     /// to rebuild the used token nonces, and they are not kept).
     public func takeRecordsAtOpen() -> [JournalRecord] {
-        defer { recordsAtOpen = [] }
-        return recordsAtOpen
+        state.withLock { state in
+            defer { state.recordsAtOpen = [] }
+            return state.recordsAtOpen
+        }
     }
 
     /// Opens (or creates) the journal. A last line cut short by a crash is closed with a newline
@@ -50,26 +59,24 @@ public final class AuditJournal {
     public init(path: String, key: Ed25519PrivateKey) throws {
         self.path = path
         self.key = key
-        pthread_mutex_init(lock, nil)
         var existing: [UInt8] = []
         if access(path, F_OK) == 0 { existing = try readWholeFile(path) }
         let parsed = AuditJournal.parse(existing, key: nil)
-        recordsAtOpen = parsed.records
-        nextSequence = (parsed.records.last?.sequence ?? 0) + 1
-        previous = parsed.records.last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        if fd < 0 { throw PipelineError.file(path: path, call: "open", errno: errno) }
+        state = Mutex(State(nextSequence: (parsed.records.last?.sequence ?? 0) + 1,
+                            previous: parsed.records.last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash,
+                            recordsAtOpen: parsed.records))
+        // Acquired last: a throw before this point leaves nothing open (deinit does not run).
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        if descriptor < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+        fd = descriptor
         if let last = existing.last, last != 0x0A {
             try write([0x0A])
             _ = try append(kind: "journal_repaired", fields: ["torn_line": .integer(Int64(parsed.lineCount))])
         }
     }
 
-    deinit {
-        if fd >= 0 { close(fd) }
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-    }
+    // Every record was made durable (fdatasync) when appended: close(2) can lose nothing here.
+    deinit { _ = close(fd) }
 
     private func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try writeAll(fd, $0, path: path) }
@@ -78,21 +85,21 @@ public final class AuditJournal {
     /// Appends and makes durable one record; returns it.
     @discardableResult
     public func append(kind: String, fields: [String: JSONValue]) throws -> JournalRecord {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        var record = JournalRecord(sequence: nextSequence, utc: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()),
+        try state.withLock { state in
+        var record = JournalRecord(sequence: state.nextSequence, utc: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()),
                                    monotonicNanoseconds: Clock.monotonicNanoseconds(), kind: kind, fields: fields,
-                                   previous: previous, hash: [], line: 0)
+                                   previous: state.previous, hash: [], line: 0)
         let json = record.body.canonical
         let signature = try key.sign(AuditJournal.domain + json)
         let line = json + Array(" \(Base64.encode(signature))".utf8)
         try write(line + [0x0A])
-        if fdatasync(fd) < 0 { throw PipelineError.file(path: path, call: "fdatasync", errno: errno) }
+        if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
         record.hash = SHA256.hash(line)
-        previous = Hex.encode(record.hash)
-        nextSequence += 1
-        appended += 1
+        state.previous = Hex.encode(record.hash)
+        state.nextSequence += 1
+        state.appended += 1
         return record
+        }
     }
 
     public struct Parsed {

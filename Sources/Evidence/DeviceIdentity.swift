@@ -1,9 +1,11 @@
 import Glibc
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
 
 /// The device's signing key and certificate as the daemon finds them at start.
-public struct DeviceIdentity {
+public struct DeviceIdentity: Sendable {
     public let key: Ed25519PrivateKey
     public let certificate: DeviceCertificate?
     /// Why the device counts as unprovisioned (nil when it is provisioned).
@@ -20,7 +22,7 @@ public struct DeviceIdentity {
         } else {
             key = try Ed25519PrivateKey()
             let folder = String(keyPath[..<(keyPath.lastIndex(of: "/") ?? keyPath.startIndex)])
-            if !folder.isEmpty && mkdir(folder, 0o700) < 0 && errno != EEXIST { throw PipelineError.file(path: folder, call: "mkdir", errno: errno) }
+            if !folder.isEmpty && mkdir(folder, 0o700) < 0 && errno != EEXIST { throw SystemError.file(path: folder, call: "mkdir", errno: errno) }
             try KeyFile.write(key, to: keyPath)
             reason = "no device key: made one at \(keyPath); it has no certificate"
         }

@@ -1,14 +1,17 @@
 import CShims
 import Glibc
+import Synchronization
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
 
 /// The device's evidence store, and the `SegmentStore` the daemon records into. Every segment
 /// is sealed (`SealingSink`) to the office's recipient keys, then gets a manifest signed with
 /// the device key and chained to the previous one, written atomically only after the segment is
 /// durable, and a journal record. On opening, segments a crash left unsealed are recovered.
-public final class EvidenceVault: SegmentStore {
-    public struct Configuration {
+public final class EvidenceVault: SegmentStore, Sendable {
+    public struct Configuration: Sendable {
         public var directory: String
         public var deviceID: String
         public var recipients: [X25519PublicKey]
@@ -30,55 +33,67 @@ public final class EvidenceVault: SegmentStore {
 
     public let configuration: Configuration
     public let journal: AuditJournal
-    public private(set) var nextSequence: UInt64 = 1
-    /// Manifest hashes by sequence: each manifest names the hash of the one before it.
-    private var manifestHashes: [Int64: String] = [:]
-    public private(set) var sealed: [Manifest] = []
+    /// What the pipeline thread (sealing), the policy (duty, marks) and the control socket
+    /// (status) share.
+    private struct State {
+        var nextSequence: UInt64 = 1
+        /// Manifest hashes by sequence: each manifest names the hash of the one before it.
+        var manifestHashes: [Int64: String] = [:]
+        /// Segments sealed since start: how many, and the end of the newest.
+        var sealedCount = 0
+        var lastEndUTC = ""
+        /// The duty the officer is on (set by the recording policy), written into each manifest.
+        var duty = ""
+        /// Marks not yet in a manifest: (CLOCK_MONOTONIC ns, the mark as written).
+        var pendingMarks: [(at: Int64, mark: JSONValue)] = []
+    }
+    private let state = Mutex(State())
+
+    /// The sequence number the next segment gets.
+    public var nextSequence: UInt64 { state.withLock { $0.nextSequence } }
+    /// Segments sealed since start, and the UTC end of the newest ("" before the first).
+    public var sealedSummary: (count: Int, lastEndUTC: String) { state.withLock { ($0.sealedCount, $0.lastEndUTC) } }
     /// The duty the officer is on (set by the recording policy), written into each manifest.
     public var dutyID: String {
-        get { marksLock.withLock { duty } }
-        set { marksLock.withLock { duty = newValue } }
+        get { state.withLock { $0.duty } }
+        set { state.withLock { $0.duty = newValue } }
     }
-    private var duty = ""
-    /// Marks not yet in a manifest: (CLOCK_MONOTONIC ns, the mark as written).
-    private var pendingMarks: [(at: Int64, mark: JSONValue)] = []
-    private let marksLock = VaultLock()
 
     /// Adds a mark (from any thread): it goes into the manifest of the segment that contains
     /// the moment `at` (CLOCK_MONOTONIC ns). At most 1,000 wait; the journal keeps every one.
     public func addMark(label: String, source: String, at: Int64, utc: String) {
-        marksLock.withLock {
-            pendingMarks.append((at, .object(["label": .string(label), "monotonic_ns": .integer(at), "source": .string(source), "utc": .string(utc)])))
-            if pendingMarks.count > 1_000 { pendingMarks.removeFirst(pendingMarks.count - 1_000) }
+        state.withLock { state in
+            state.pendingMarks.append((at, .object(["label": .string(label), "monotonic_ns": .integer(at), "source": .string(source), "utc": .string(utc)])))
+            if state.pendingMarks.count > 1_000 { state.pendingMarks.removeFirst(state.pendingMarks.count - 1_000) }
         }
     }
 
     /// Takes the pending marks within [start, end).
     private func takeMarks(from start: Int64, to end: Int64) -> [JSONValue] {
-        marksLock.withLock {
-            let inside = pendingMarks.filter { $0.at >= start && $0.at < end }
-            pendingMarks.removeAll { $0.at >= start && $0.at < end }
+        state.withLock { state in
+            let inside = state.pendingMarks.filter { $0.at >= start && $0.at < end }
+            state.pendingMarks.removeAll { $0.at >= start && $0.at < end }
             return inside.sorted { $0.at < $1.at }.map(\.mark)
         }
     }
-    /// Called (on the pipeline thread) after each manifest is written.
-    public var onSealed: (Manifest) -> Void = { _ in }
-
     public static let journalName = "journal.log"
 
     public init(configuration: Configuration) throws {
         self.configuration = configuration
         let directory = configuration.directory
-        if mkdir(directory, 0o750) < 0 && errno != EEXIST { throw PipelineError.file(path: directory, call: "mkdir", errno: errno) }
+        if mkdir(directory, 0o750) < 0 && errno != EEXIST { throw SystemError.file(path: directory, call: "mkdir", errno: errno) }
         journal = try AuditJournal(path: directory + "/" + EvidenceVault.journalName, key: configuration.deviceKey)
         let publicPath = directory + "/device.pub"
         if access(publicPath, F_OK) != 0 { try KeyFile.write(configuration.deviceKey.publicKey, to: publicPath) }
+        var known = State()
         for manifest in try EvidenceVault.readManifests(directory) {
-            manifestHashes[manifest.sequence] = Hex.encode(manifest.sha256)
-            nextSequence = max(nextSequence, UInt64(manifest.sequence) + 1)
+            known.manifestHashes[manifest.sequence] = Hex.encode(manifest.sha256)
+            known.nextSequence = max(known.nextSequence, UInt64(manifest.sequence) + 1)
         }
         let highestFile = try highestSegmentSequence(in: directory) ?? 0
-        nextSequence = max(nextSequence, highestFile + 1)
+        known.nextSequence = max(known.nextSequence, highestFile + 1)
+        let initial = known
+        state.withLock { $0 = initial }
     }
 
     /// The readable manifests in a store, by sequence (unreadable ones are the verifier's to report).
@@ -106,7 +121,7 @@ public final class EvidenceVault: SegmentStore {
             "start_monotonic_ns": .integer(segment.startMonotonicNanoseconds),
             "width": .integer(Int64(segment.width)),
         ])
-        nextSequence = max(nextSequence, segment.sequence + 1)
+        state.withLock { $0.nextSequence = max($0.nextSequence, segment.sequence + 1) }
         return try SealingSink(directory: configuration.directory, fileName: segment.baseName + ".bcseg", header: header, dataKey: dataKey) {
             [weak self] result in
             try self?.writeManifest(result: result, header: header, recovered: false, tornTail: 0)
@@ -120,15 +135,14 @@ public final class EvidenceVault: SegmentStore {
         let startMonotonic = header["start_monotonic_ns"]?.integer ?? 0
         let durationNanoseconds = result.ticks * 1_000_000_000 / 90_000
         let startWall = ClockParse.nanoseconds(iso8601: header["created_utc"]?.string ?? "") ?? 0
-        var errorMicroseconds = 0
-        let synced = bc_clock_sync_state(&errorMicroseconds) == 1
-        let previous = manifestHashes[sequence - 1] ?? AuditJournal.zeroHash
+        let clock = ClockSync.read()
+        let previous = state.withLock { $0.manifestHashes[sequence - 1] } ?? AuditJournal.zeroHash
         var members: [String: JSONValue] = [
             "chunks": .integer(Int64(result.chunks)),
             "ciphertext_bytes": .integer(Int64(result.ciphertextBytes)),
             "ciphertext_sha256": .string(Hex.encode(result.ciphertextSHA256)),
-            "clock_error_us": .integer(Int64(errorMicroseconds)),
-            "clock_synced": .boolean(synced),
+            "clock_error_us": .integer(Int64(clock.estimatedErrorMicroseconds)),
+            "clock_synced": .boolean(clock.synchronised),
             "codec": header["codec"] ?? .string("h264"),
             "device_id": .string(configuration.deviceID),
             "duration_us": .integer(durationNanoseconds / 1_000),
@@ -159,16 +173,20 @@ public final class EvidenceVault: SegmentStore {
         let manifest = try Manifest(document: document)
         let base = String(result.fileName.dropLast(".bcseg".count))
         try writeFileAtomically(configuration.directory + "/" + base + ".manifest", document.bytes, exclusive: true)
-        manifestHashes[sequence] = Hex.encode(manifest.sha256)
-        nextSequence = max(nextSequence, UInt64(sequence) + 1)
+        state.withLock {
+            $0.manifestHashes[sequence] = Hex.encode(manifest.sha256)
+            $0.nextSequence = max($0.nextSequence, UInt64(sequence) + 1)
+        }
         var fields: [String: JSONValue] = [
             "sequence": .integer(sequence), "manifest_sha256": .string(Hex.encode(manifest.sha256)),
             "segment_file": .string(result.fileName), "frames": .integer(Int64(result.frames)),
         ]
         if let dropped = result.framesDropped { fields["frames_dropped"] = .integer(Int64(dropped)) }
         try journal.append(kind: recovered ? "segment_recovered" : "segment_sealed", fields: fields)
-        sealed.append(manifest)
-        onSealed(manifest)
+        state.withLock {
+            $0.sealedCount += 1
+            $0.lastEndUTC = manifest.endUTC
+        }
         return manifest
     }
 
@@ -206,7 +224,7 @@ public final class EvidenceVault: SegmentStore {
             }
             let fileName = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
             if fileName != name {
-                if rename(path, directory + "/" + fileName) < 0 { throw PipelineError.file(path: path, call: "rename", errno: errno) }
+                if rename(path, directory + "/" + fileName) < 0 { throw SystemError.file(path: path, call: "rename", errno: errno) }
                 try syncDirectory(directory)
             }
             let result = SealedSegmentResult(
@@ -236,20 +254,5 @@ enum ClockParse {
         broken.tm_min = Int32(minute)
         broken.tm_sec = Int32(second)
         return Int64(timegm(&broken)) * 1_000_000_000 + Int64(micros) * 1_000
-    }
-}
-
-/// A small mutex for the vault's state shared with other threads (marks, duty).
-final class VaultLock {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-    func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
     }
 }

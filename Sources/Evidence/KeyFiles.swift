@@ -1,6 +1,8 @@
 import Glibc
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
 
 /// Key files (docs/FORMAT.md, "Key files"): one line, "<type> <base64 raw key>\n".
 public enum KeyFile {
@@ -59,7 +61,7 @@ public enum KeyFile {
 
 /// A device certificate: the authority's signature on a device id and its Ed25519 key, valid
 /// for a period (docs/FORMAT.md, "Device certificate").
-public struct DeviceCertificate {
+public struct DeviceCertificate: Sendable {
     public static let type = "bodycam-certificate/1"
     public let document: SignedDocument
     public let deviceID: String

@@ -1,8 +1,11 @@
 import LibCrypto
+import Pipeline
+import Platform
+import Wire
 
 /// A segment's manifest (docs/FORMAT.md, "Manifest"): a signed document binding the segment's
 /// ciphertext hash, its place in the chain and what it shows.
-public struct Manifest {
+public struct Manifest: Sendable {
     public static let type = "bodycam-manifest/1"
     public let document: SignedDocument
     public let deviceID: String

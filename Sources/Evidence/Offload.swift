@@ -1,6 +1,9 @@
 import Glibc
+import Synchronization
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
 
 /// An offload acknowledgement (docs/FORMAT.md): the office's signed statement that it holds
 /// copies of the named segments. It is the only thing that lets a device delete a segment.
@@ -94,7 +97,7 @@ extension EvidenceVault {
                 "sequence": .integer(entry.sequence), "manifest_sha256": .string(Hex.encode(manifest.sha256)),
                 "ack_id": .string(ack.ackID), "ack_sha256": .string(Hex.encode(ack.document.sha256)),
             ])
-            if unlink(path) < 0 { throw PipelineError.file(path: path, call: "unlink", errno: errno) }
+            if unlink(path) < 0 { throw SystemError.file(path: path, call: "unlink", errno: errno) }
             result.deleted.append(entry.sequence)
         }
         try syncDirectory(directory)
@@ -103,7 +106,7 @@ extension EvidenceVault {
 }
 
 /// Free space on the store's file system against the reserve and the floor.
-public final class StorageMonitor {
+public final class StorageMonitor: Sendable {
     public enum Level: String, Equatable, Sendable {
         case ok
         /// Below the reserve: recording goes on, an alarm is raised.
@@ -115,27 +118,28 @@ public final class StorageMonitor {
     public let path: String
     public let reserveBytes: Int64
     public let floorBytes: Int64
-    private let freeBytes: (String) throws -> Int64
-    public private(set) var level = Level.ok
+    private let freeBytes: @Sendable (String) throws -> Int64
+    private let current = Mutex(Level.ok)
+    /// The level at the last `check()` (housekeeping checks; the control socket reads).
+    public var level: Level { current.withLock { $0 } }
 
     /// `freeBytes` defaults to statvfs(3): blocks available to unprivileged users.
-    public init(path: String, reserveBytes: Int64, floorBytes: Int64, freeBytes: ((String) throws -> Int64)? = nil) {
+    public init(path: String, reserveBytes: Int64, floorBytes: Int64, freeBytes: (@Sendable (String) throws -> Int64)? = nil) {
         precondition(floorBytes < reserveBytes)
         self.path = path
         self.reserveBytes = reserveBytes
         self.floorBytes = floorBytes
-        self.freeBytes = freeBytes ?? { path in
-            var status = statvfs()
-            if statvfs(path, &status) < 0 { throw PipelineError.file(path: path, call: "statvfs", errno: errno) }
-            return Int64(status.f_bavail) * Int64(status.f_frsize)
-        }
+        self.freeBytes = freeBytes ?? { try Platform.freeSpace($0) }
     }
 
     /// Measures; returns the new level when it changed (nil when it did not).
     public func check() throws -> (level: Level, free: Int64)? {
         let free = try freeBytes(path)
         let now: Level = free < floorBytes ? .critical : free < reserveBytes ? .low : .ok
-        defer { level = now }
-        return now == level ? nil : (now, free)
+        let before = current.withLock { level in
+            defer { level = now }
+            return level
+        }
+        return now == before ? nil : (now, free)
     }
 }

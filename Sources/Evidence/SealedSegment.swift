@@ -1,6 +1,8 @@
 import Glibc
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
 
 /// The encrypted segment file (docs/FORMAT.md, "Sealed segment"):
 ///
@@ -281,9 +283,9 @@ public final class SealingSink: SegmentSink {
         partialPath = finalPath + ".partial"
         self.onSealed = onSealed
         sealer = try StreamSealer(header: header, dataKey: dataKey)
-        if access(finalPath, F_OK) == 0 { throw PipelineError.file(path: finalPath, call: "open", errno: EEXIST) }
+        if access(finalPath, F_OK) == 0 { throw SystemError.file(path: finalPath, call: "open", errno: EEXIST) }
         fd = open(partialPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-        if fd < 0 { throw PipelineError.file(path: partialPath, call: "open", errno: errno) }
+        if fd < 0 { throw SystemError.file(path: partialPath, call: "open", errno: errno) }
         try append(sealer.headerBytes)
     }
 
@@ -319,7 +321,7 @@ public final class SealingSink: SegmentSink {
         pending.removeAll(keepingCapacity: true)
         frames += fragmentFrames
         ticks += duration
-        if fdatasync(fd) < 0 { throw PipelineError.file(path: partialPath, call: "fdatasync", errno: errno) }
+        if fdatasync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fdatasync", errno: errno) }
     }
 
     public func noteDropped(frames count: Int) { dropped = count }
@@ -329,11 +331,11 @@ public final class SealingSink: SegmentSink {
     public func finish() throws -> String {
         if !pending.isEmpty { try fragmentComplete(frames: 0, duration: 0) }
         try sealChunk([][...], frames: 0, ticks: 0, last: true)
-        if fsync(fd) < 0 { throw PipelineError.file(path: partialPath, call: "fsync", errno: errno) }
+        if fsync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fsync", errno: errno) }
         let status = close(fd)
         fd = -1
-        if status < 0 { throw PipelineError.file(path: partialPath, call: "close", errno: errno) }
-        if rename(partialPath, finalPath) < 0 { throw PipelineError.file(path: finalPath, call: "rename", errno: errno) }
+        if status < 0 { throw SystemError.file(path: partialPath, call: "close", errno: errno) }
+        if rename(partialPath, finalPath) < 0 { throw SystemError.file(path: finalPath, call: "rename", errno: errno) }
         try syncDirectory(String(finalPath[..<finalPath.lastIndex(of: "/")!]))
         try onSealed(SealedSegmentResult(path: finalPath, fileName: fileName, ciphertextSHA256: hasher.finish(),
                                          ciphertextBytes: ciphertextBytes, plaintextBytes: plaintextBytes,

@@ -1,7 +1,10 @@
 import LibCrypto
+import Pipeline
+import Platform
+import Wire
 
 /// Why an evidence file could not be read or trusted.
-public enum EvidenceError: Error, CustomStringConvertible, Equatable {
+public enum EvidenceError: Error, CustomStringConvertible, Equatable, Sendable {
     case malformed(what: String, reason: String)
     case badSignature(what: String)
     case keyFile(path: String, reason: String)
@@ -20,7 +23,7 @@ public enum EvidenceError: Error, CustomStringConvertible, Equatable {
 /// A signed document (docs/FORMAT.md, "Signed documents"): three lines — a type and version
 /// line, the canonical JSON body, the base64 Ed25519 signature over the first two lines
 /// (newlines included). Manifests, certificates, tokens and acknowledgements all use it.
-public struct SignedDocument: Equatable {
+public struct SignedDocument: Equatable, Sendable {
     public let type: String
     public let body: JSONValue
     public let signature: [UInt8]

@@ -1,5 +1,7 @@
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
 
 /// One thing wrong with a store, named for a person and for a program.
 public struct VerificationProblem: Equatable, Sendable {

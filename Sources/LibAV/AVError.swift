@@ -8,7 +8,7 @@ import CSwScale
 
 /// An error returned by a libav* call: the call that failed, its code and libav's own message
 /// (av_strerror).
-public struct AVError: Error, CustomStringConvertible, Equatable {
+public struct AVError: Error, CustomStringConvertible, Equatable, Sendable {
     public let operation: String
     public let code: Int32
 

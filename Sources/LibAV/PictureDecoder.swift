@@ -9,7 +9,8 @@ import CSwScale
 /// Decodes self-contained compressed pictures (MJPEG from a USB camera) into raw pictures of
 /// one pixel format, converting with libswscale from whatever the decoder produces
 /// (yuvj422p for most cameras). Owns its AVCodecContext, packet, frame and SwsContext.
-public final class PictureDecoder {
+// Used by one thread at a time: made on the caller's, then used only on the capture thread.
+public final class PictureDecoder: @unchecked Sendable {
     private var context: UnsafeMutablePointer<AVCodecContext>?
     private var packet: UnsafeMutablePointer<AVPacket>?
     private var decoded: UnsafeMutablePointer<AVFrame>?

@@ -9,7 +9,10 @@ import CSwScale
 /// One raw picture. Owns exactly one AVFrame (freed in deinit); the picture bytes live in a
 /// reference-counted AVBuffer, usually from a `FramePool`, so a frame the encoder still
 /// references is not recycled under it.
-public final class VideoFrame {
+// A picture is handed from one thread to the next (capture → pipeline → encoder) and is never
+// used by two at once: the hand-over queue transfers it. libavcodec keeps its own reference
+// counts on the buffers, which are atomic.
+public final class VideoFrame: @unchecked Sendable {
     let frame: UnsafeMutablePointer<AVFrame>
     public let width: Int
     public let height: Int
@@ -142,7 +145,9 @@ extension Int32 {
 
 /// Recycles picture buffers (av_buffer_pool): a buffer returns to the pool when the last frame
 /// referencing it is freed, so steady-state capture allocates nothing.
-public final class FramePool {
+// av_buffer_pool_get and the release of pooled buffers are thread-safe (libavutil/buffer.h);
+// the pool itself is made once and not changed.
+public final class FramePool: @unchecked Sendable {
     public let width: Int
     public let height: Int
     public let pixelFormat: PixelFormat

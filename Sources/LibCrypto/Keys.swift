@@ -1,7 +1,9 @@
 import CCrypto
 
 /// One EVP_PKEY (X25519 or Ed25519), owned: freed with EVP_PKEY_free.
-final class PKey {
+// OpenSSL EVP_PKEY objects may be used from several threads at once once they are made, as
+// long as none modifies them (OpenSSL 3, "Threads"): these classes never do after init.
+final class PKey: @unchecked Sendable {
     let raw: OpaquePointer
 
     init(taking raw: OpaquePointer) { self.raw = raw }
@@ -46,7 +48,7 @@ final class PKey {
 }
 
 /// An Ed25519 signing key (device identity, authority, supervisors).
-public final class Ed25519PrivateKey {
+public final class Ed25519PrivateKey: Sendable {
     let key: PKey
     public let publicKey: Ed25519PublicKey
 
@@ -75,7 +77,7 @@ public final class Ed25519PrivateKey {
     }
 }
 
-public final class Ed25519PublicKey: Equatable {
+public final class Ed25519PublicKey: Equatable, Sendable {
     let key: PKey
     public let raw: [UInt8]
 
@@ -98,7 +100,7 @@ public final class Ed25519PublicKey: Equatable {
 
 /// An X25519 key agreement key: the evidence office's identity (private) and the recipients
 /// the device encrypts to (public).
-public final class X25519PrivateKey {
+public final class X25519PrivateKey: Sendable {
     let key: PKey
     public let publicKey: X25519PublicKey
 
@@ -131,7 +133,7 @@ public final class X25519PrivateKey {
     }
 }
 
-public final class X25519PublicKey: Equatable {
+public final class X25519PublicKey: Equatable, Sendable {
     let key: PKey
     public let raw: [UInt8]
 

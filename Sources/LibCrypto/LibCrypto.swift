@@ -2,7 +2,7 @@ import CCrypto
 import Glibc
 
 /// An OpenSSL libcrypto call that failed, with the library's own error queue text.
-public struct CryptoError: Error, CustomStringConvertible, Equatable {
+public struct CryptoError: Error, CustomStringConvertible, Equatable, Sendable {
     public let operation: String
     public let detail: String
 

@@ -1,3 +1,5 @@
+import Capture
+import Platform
 /// Sums dropped camera frames so they are reported at most once per `interval`: a pipeline that
 /// cannot keep up drops a frame every few, and one journal record (signed, made durable) per drop
 /// would add load exactly when there is none to spare. Thread-safe: drops arrive on the

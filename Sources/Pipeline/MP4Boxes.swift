@@ -1,3 +1,5 @@
+import Capture
+import Platform
 /// A top-level ISO BMFF box (ftyp, moov, moof, mdat, mfra, …).
 public struct MP4Box: Equatable, Sendable {
     public var type: String

@@ -1,4 +1,6 @@
 import LibAV
+import Capture
+import Platform
 
 /// What the burned-in caption shows and where.
 public struct OverlaySettings: Equatable, Sendable {

@@ -1,3 +1,5 @@
+import Capture
+import Platform
 /// The last `seconds` of encoded video, kept while the camera is on but not recording, as whole
 /// GOPs (each starting on a keyframe) so that a recording can open with them and begin about
 /// `seconds` before the button press.

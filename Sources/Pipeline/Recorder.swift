@@ -1,6 +1,7 @@
 import Glibc
 import LibAV
-import V4L2
+import Capture
+import Platform
 
 /// What the pipeline reports as it runs (on the pipeline thread).
 public enum RecorderEvent {
@@ -24,7 +25,10 @@ public enum RecorderEvent {
 /// called. A camera that vanishes does not end it: the open segment is sealed, the camera is
 /// reopened every `reopenInterval` until it is back, and recording goes on in a new segment. `startRecording`, `stopRecording` and `shutdown` may be called from any thread; they
 /// take effect at the next picture.
-public final class Recorder {
+// Commands from other threads go through `commandLock`; the counters other threads read are
+// atomics; `onEvent` is set before `run()`; everything else belongs to the pipeline thread
+// (`segments` is read by others only after that thread has ended).
+public final class Recorder: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var deviceID: String
         public var officerID: String
@@ -74,7 +78,7 @@ public final class Recorder {
     public private(set) var framesDropped = 0
     /// Gaps before pictures in the encoder, by the timestamp their packets will carry.
     private var dropsByPts: [Int64: Int] = [:]
-    public var onEvent: (RecorderEvent) -> Void = { _ in }
+    public var onEvent: @Sendable (RecorderEvent) -> Void = { _ in }
 
     /// `makeEncoder` is called once the source has started and its real format is known (a
     /// camera may agree to another size or layout than asked).
@@ -139,8 +143,7 @@ public final class Recorder {
                 let captured: CapturedFrame?
                 do {
                     captured = try source.nextFrame()
-                } catch let error as V4L2Error {
-                    guard case .deviceLost = error else { throw error }
+                } catch let error as FrameSourceLost {
                     sourceOpen = try recover(from: error)
                     continue
                 }
@@ -160,7 +163,7 @@ public final class Recorder {
     /// Seals what the lost camera gave, then reopens it until it is back (true) or the
     /// recorder shuts down (false). Segment numbers go on; the timeline restarts with the new
     /// encoder, anchored to the same clock.
-    private func recover(from error: V4L2Error) throws -> Bool {
+    private func recover(from error: FrameSourceLost) throws -> Bool {
         onEvent(.cameraLost(reason: error.description))
         for packet in try encoder.flush() { try route(packet) }
         try segmentMuxer?.finish()

@@ -1,5 +1,7 @@
 import Glibc
 import LibAV
+import Capture
+import Platform
 
 /// What a recorded segment holds, read back with libavformat and libavcodec: how technicians,
 /// tests and the demo check that segments play.

@@ -1,4 +1,6 @@
 import LibAV
+import Capture
+import Platform
 
 /// A finished segment.
 public struct SegmentSummary: Equatable, Sendable {

@@ -1,4 +1,6 @@
 import Glibc
+import Capture
+import Platform
 
 /// What a store needs to know to name and label a new segment.
 public struct SegmentDescriptor: Equatable, Sendable {
@@ -73,7 +75,7 @@ public final class PlainFileStore: SegmentStore {
     public init(directory: String) throws {
         self.directory = directory
         if mkdir(directory, 0o750) < 0 && errno != EEXIST {
-            throw PipelineError.file(path: directory, call: "mkdir", errno: errno)
+            throw SystemError.file(path: directory, call: "mkdir", errno: errno)
         }
         nextSequence = (try highestSegmentSequence(in: directory) ?? 0) + 1
     }
@@ -98,11 +100,11 @@ public final class PlainFileSink: SegmentSink {
         partialPath = finalPath + ".partial"
         // O_EXCL: never overwrite anything already recorded.
         fd = Glibc.open(partialPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-        if fd < 0 { throw PipelineError.file(path: partialPath, call: "open", errno: errno) }
+        if fd < 0 { throw SystemError.file(path: partialPath, call: "open", errno: errno) }
         if access(finalPath, F_OK) == 0 {
             Glibc.close(fd)
             unlink(partialPath)
-            throw PipelineError.file(path: finalPath, call: "open", errno: EEXIST)
+            throw SystemError.file(path: finalPath, call: "open", errno: EEXIST)
         }
     }
 
@@ -116,27 +118,19 @@ public final class PlainFileSink: SegmentSink {
     }
 
     public func fragmentComplete(frames: Int, duration: Int64) throws {
-        if fdatasync(fd) < 0 { throw PipelineError.file(path: partialPath, call: "fdatasync", errno: errno) }
+        if fdatasync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fdatasync", errno: errno) }
         fragments += 1
     }
 
     public func finish() throws -> String {
-        if fsync(fd) < 0 { throw PipelineError.file(path: partialPath, call: "fsync", errno: errno) }
+        if fsync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fsync", errno: errno) }
         let status = Glibc.close(fd)
         fd = -1
-        if status < 0 { throw PipelineError.file(path: partialPath, call: "close", errno: errno) }
-        if rename(partialPath, finalPath) < 0 { throw PipelineError.file(path: finalPath, call: "rename", errno: errno) }
+        if status < 0 { throw SystemError.file(path: partialPath, call: "close", errno: errno) }
+        if rename(partialPath, finalPath) < 0 { throw SystemError.file(path: finalPath, call: "rename", errno: errno) }
         try syncDirectory(directory)
         return finalPath
     }
-}
-
-/// fsync on a directory, so a rename in it survives power loss.
-public func syncDirectory(_ path: String) throws {
-    let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if fd < 0 { throw PipelineError.file(path: path, call: "open", errno: errno) }
-    defer { Glibc.close(fd) }
-    if fsync(fd) < 0 { throw PipelineError.file(path: path, call: "fsync", errno: errno) }
 }
 
 /// The highest NNNNNN among "seg-NNNNNN-…" names in `directory`, if any.

@@ -1,4 +1,6 @@
 import LibAV
+import Capture
+import Platform
 
 /// One compressed picture, timestamps in `VideoEncoderSettings.timeBase` (90 kHz) counted from
 /// the pipeline's first captured frame.

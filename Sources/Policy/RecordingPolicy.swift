@@ -1,4 +1,4 @@
-import Evidence
+import Wire
 
 /// The officer's buttons.
 public enum Button: String, CaseIterable, Sendable {
@@ -54,12 +54,43 @@ public enum PolicyState: String, CaseIterable, Sendable {
     case offDuty = "off-duty", standby, recording, shuttingDown = "shutting-down"
 }
 
+/// A supervisor's token after its signature, device, validity and nonce were checked (the
+/// `Tokens` module does that): what the policy needs of it.
+public struct TokenGrant: Equatable, Sendable {
+    /// "stop", or for duty tokens "start" or "end".
+    public var action: String
+    public var issuer: String
+    public var nonce: String
+    /// Duty tokens only; empty otherwise.
+    public var officerID: String
+    public var dutyID: String
+
+    public init(action: String, issuer: String, nonce: String, officerID: String = "", dutyID: String = "") {
+        self.action = action
+        self.issuer = issuer
+        self.nonce = nonce
+        self.officerID = officerID
+        self.dutyID = dutyID
+    }
+}
+
+/// Why a token was refused (the raw value is what the journal and the control socket say).
+public enum TokenRefusal: String, Error, Equatable, Sendable {
+    case malformed = "malformed"
+    case unknownSigner = "not signed by a supervisor this device trusts"
+    case wrongDevice = "issued for another device"
+    case notYetValid = "not yet valid"
+    case expired = "expired"
+    case replayed = "already used (replay)"
+    case wrongKind = "the wrong kind of token"
+}
+
 public enum PolicyEvent: Sendable {
     /// A gesture; `at` is the kernel's event timestamp (CLOCK_MONOTONIC ns).
     case button(Button, Gesture, at: Int64)
     case chord(Button, Button, at: Int64)
-    case stopToken(Result<AuthorizationToken, TokenRefusal>, source: String)
-    case dutyToken(Result<AuthorizationToken, TokenRefusal>, source: String)
+    case stopToken(Result<TokenGrant, TokenRefusal>, source: String)
+    case dutyToken(Result<TokenGrant, TokenRefusal>, source: String)
     /// The camera was put in (true) or taken out of (false) its dock.
     case dock(connected: Bool)
     case battery(percent: Int)

@@ -100,7 +100,9 @@ public struct V4L2Buffer {
 /// An open V4L2 capture device with mmap streaming. Owns the descriptor and the mappings;
 /// `close()` tears down in order (STREAMOFF, munmap, close) and must be called.
 /// Not thread-safe: one capture thread drives it.
-public final class V4L2Capture {
+// Used by one thread at a time: opened on the pipeline thread, then read only by the capture
+// thread, then closed on the pipeline thread after that thread has been joined.
+public final class V4L2Capture: @unchecked Sendable {
     public let settings: V4L2Settings
     public let format: V4L2Format
     public let driver: String

@@ -19,7 +19,7 @@ public protocol V4L2System: AnyObject {
 }
 
 /// A failed system call: its name, errno and strerror text.
-public struct SystemCallError: Error, CustomStringConvertible, Equatable {
+public struct SystemCallError: Error, CustomStringConvertible, Equatable, Sendable {
     public let call: String
     public let errno: Int32
     public init(_ call: String, errno: Int32) {

@@ -2,6 +2,8 @@ import Evidence
 import Glibc
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
 
 /// Measurements for `make bench` that need the project's own code in a loop. Each prints
 /// `BENCH <name> <value> <unit>` lines; scripts/bench.sh puts them beside the reference tools.
@@ -58,7 +60,7 @@ do {
         var report: VerificationReport? = nil
         let elapsed = try seconds { report = try StoreVerifier.verify(store: arguments[2], authority: nil) }
         guard let report, report.isClean, report.segments == count else {
-            fputs("bench: the store did not verify clean: \(report?.problems.prefix(3).map(\.message) ?? [])\n", stderr)
+            writeStandardError("bench: the store did not verify clean: \(report?.problems.prefix(3).map(\.message) ?? [])")
             exit(1)
         }
         emit("verify_\(count)_s", elapsed, "s")
@@ -82,10 +84,10 @@ do {
         precondition(digest.count == 32)
         emit("decrypt_hash_mb_s", Double(mebibytes << 20) / elapsed / 1e6, "MB/s")
     default:
-        fputs("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER\n", stderr)
+        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER")
         exit(64)
     }
 } catch {
-    fputs("bench: \(error)\n", stderr)
+    writeStandardError("bench: \(error)")
     exit(1)
 }

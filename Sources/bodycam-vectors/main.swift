@@ -2,13 +2,16 @@ import Evidence
 import Glibc
 import LibCrypto
 import Pipeline
+import Platform
+import Wire
+import Tokens
 
 /// Writes the test vectors of docs/FORMAT.md into the folder given (`make vectors`). Each vector
 /// is one canonical JSON file: what to feed a reader and what it must answer. Keys are fixed
 /// (derived from labels) so the vectors can be checked by hand; the segment files themselves
 /// use fresh random data keys, as the format requires, so regenerating changes their bytes.
 guard CommandLine.arguments.count == 2 else {
-    fputs("usage: bodycam-vectors FOLDER\n", stderr)
+    writeStandardError("usage: bodycam-vectors FOLDER")
     exit(64)
 }
 let folder = CommandLine.arguments[1]

@@ -2,6 +2,16 @@ import ArgumentParser
 import Foundation
 import LibAV
 import Pipeline
+import Daemon
+import Configuration
+import ControlProtocol
+import Capture
+import Evidence
+import Tokens
+import Policy
+import Controls
+import Platform
+import Wire
 
 /// Options every subcommand shares.
 struct GlobalOptions: ParsableArguments {

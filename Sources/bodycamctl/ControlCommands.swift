@@ -5,6 +5,13 @@ import Foundation
 import LibCrypto
 import Pipeline
 import Policy
+import Daemon
+import Configuration
+import ControlProtocol
+import Capture
+import Tokens
+import Platform
+import Wire
 
 /// Options of the subcommands that talk to the running daemon.
 struct SocketOptions: ParsableArguments {
@@ -12,32 +19,36 @@ struct SocketOptions: ParsableArguments {
 }
 
 /// Sends one request; prints the answer; exit 1 when the daemon refused, 2 when it cannot be reached.
-func send(_ request: JSONValue, socket: String, json: Bool) throws {
-    let response = try orExit2 { try ControlSocket.request(request, path: socket) }
+func send(_ request: ControlRequest, socket: String, json: Bool) throws {
+    let response = try orExit2 { try ControlClient.send(request, path: socket) }
     if json {
-        print(response.canonicalString)
+        try printJSON(response)
     } else {
         var parts: [String] = []
-        if let state = response["state"]?.string { parts.append("state \(state)") }
-        if let decision = response["decision"]?.array?.compactMap(\.string), !decision.isEmpty { parts.append("journaled: \(decision.joined(separator: ", "))") }
-        if let error = response["error"]?.string { parts.append("error: \(error)") }
-        if let ids = response["key_ids"]?.array?.compactMap(\.string) { parts.append("trusted supervisor keys: \(ids.isEmpty ? "none" : ids.joined(separator: ", "))") }
-        for key in ["serial", "takes_effect", "officer_id", "duty_id", "segments_sealed", "next_sequence", "last_seal_utc", "pre_event_ms", "frames",
-                    "storage_free_bytes", "hours_left", "battery_percent", "clock_synced"] {
-            guard let value = response[key], value != .null else { continue }
-            parts.append("\(key) \(value.string ?? value.integer.map(String.init) ?? value.boolean.map { $0 ? "yes" : "no" } ?? "?")")
+        if let state = response.state ?? response.status?.state { parts.append("state \(state)") }
+        if let decision = response.decision, !decision.isEmpty { parts.append("journaled: \(decision.joined(separator: ", "))") }
+        if let error = response.error { parts.append("error: \(error)") }
+        if let ids = response.keyIDs { parts.append("trusted supervisor keys: \(ids.isEmpty ? "none" : ids.joined(separator: ", "))") }
+        if let serial = response.serial { parts.append("serial \(serial)") }
+        if let takesEffect = response.takesEffect { parts.append("takes_effect \(takesEffect)") }
+        if let status = response.status {
+            parts += ["officer_id \(status.officerID)", "duty_id \(status.dutyID)", "segments_sealed \(status.segmentsSealed)",
+                      "next_sequence \(status.nextSequence)", "last_seal_utc \(status.lastSealUTC)", "pre_event_ms \(status.preEventMilliseconds)",
+                      "frames \(status.frames)", "storage_free_bytes \(status.storageFreeBytes)", "hours_left \(status.hoursLeft)"]
+            if let battery = status.batteryPercent { parts.append("battery_percent \(battery)") }
+            parts.append("clock_synced \(status.clockSynced ? "yes" : "no")")
+            if !status.alarms.isEmpty { parts.append("ALARMS: \(status.alarms.joined(separator: ", "))") }
         }
-        if let alarms = response["alarms"]?.array?.compactMap(\.string), !alarms.isEmpty { parts.append("ALARMS: \(alarms.joined(separator: ", "))") }
-        print((response["ok"]?.boolean == true ? "OK " : "REFUSED ") + parts.joined(separator: "; "))
+        print((response.ok ? "OK " : "REFUSED ") + parts.joined(separator: "; "))
     }
-    if response["ok"]?.boolean != true { throw ExitCode(1) }
+    if !response.ok { throw ExitCode(1) }
 }
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The daemon's state, duty and segments.")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var connection: SocketOptions
-    func run() throws { try send(.object(["cmd": .string("status")]), socket: connection.socket, json: global.json) }
+    func run() throws { try send(.status, socket: connection.socket, json: global.json) }
 }
 
 struct Stop: ParsableCommand {
@@ -49,7 +60,7 @@ struct Stop: ParsableCommand {
     @Option(help: "The stop token file.") var token: String
     func run() throws {
         let bytes = try orExit2 { try readWholeFile(token, limit: 1 << 16) }
-        try send(.object(["cmd": .string("stop"), "token": .string(Base64.encode(bytes))]), socket: connection.socket, json: global.json)
+        try send(.stop(token: bytes), socket: connection.socket, json: global.json)
     }
 }
 
@@ -61,7 +72,7 @@ struct Duty: ParsableCommand {
         @Option(help: "The duty token file (action start).") var token: String
         func run() throws {
             let bytes = try orExit2 { try readWholeFile(token, limit: 1 << 16) }
-            try send(.object(["cmd": .string("duty"), "token": .string(Base64.encode(bytes))]), socket: connection.socket, json: global.json)
+            try send(.duty(token: bytes), socket: connection.socket, json: global.json)
         }
     }
     struct End: ParsableCommand {
@@ -70,7 +81,7 @@ struct Duty: ParsableCommand {
         @Option(help: "The duty token file (action end).") var token: String
         func run() throws {
             let bytes = try orExit2 { try readWholeFile(token, limit: 1 << 16) }
-            try send(.object(["cmd": .string("duty"), "token": .string(Base64.encode(bytes))]), socket: connection.socket, json: global.json)
+            try send(.duty(token: bytes), socket: connection.socket, json: global.json)
         }
     }
 }
@@ -80,7 +91,7 @@ struct Mark: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var connection: SocketOptions
     @Option(help: "What happened (up to 200 characters).") var label = ""
-    func run() throws { try send(.object(["cmd": .string("mark"), "label": .string(label)]), socket: connection.socket, json: global.json) }
+    func run() throws { try send(.mark(label: label), socket: connection.socket, json: global.json) }
 }
 
 struct Sim: ParsableCommand {
@@ -94,20 +105,20 @@ struct Sim: ParsableCommand {
         guard words.count == 2 else { throw ValidationError("give an action and its object, e.g. `click REC_BTN`") }
     }
     func run() throws {
-        var request: [String: JSONValue] = ["cmd": .string("sim")]
+        let request: ControlRequest
         switch words[0] {
         case "press", "release", "click", "hold":
-            request["action"] = .string(words[0])
-            request["button"] = .string(words[1])
+            request = .simulateButton(button: words[1], action: SimulatedButtonAction(rawValue: words[0])!, milliseconds: nil)
         case "battery":
-            guard let percent = Int64(words[1]) else { throw ValidationError("battery needs a percentage") }
-            request["battery"] = .integer(percent)
+            guard let percent = Int(words[1]) else { throw ValidationError("battery needs a percentage") }
+            request = .simulateBattery(percent: percent)
         case "dock":
-            request["dock"] = .boolean(words[1] == "in")
+            guard ["in", "out"].contains(words[1]) else { throw ValidationError("dock in or dock out") }
+            request = .simulateDock(connected: words[1] == "in")
         default:
             throw ValidationError("unknown action \(words[0])")
         }
-        try send(.object(request), socket: connection.socket, json: global.json)
+        try send(request, socket: connection.socket, json: global.json)
     }
 }
 
@@ -121,7 +132,7 @@ struct Supervisor: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var connection: SocketOptions
         func run() throws {
-            try send(.object(["cmd": .string("reload_supervisors")]), socket: connection.socket, json: global.json)
+            try send(.reloadSupervisors, socket: connection.socket, json: global.json)
         }
     }
 

@@ -8,6 +8,13 @@ import LibCrypto
 import Pipeline
 import Policy
 import V4L2
+import Daemon
+import Configuration
+import ControlProtocol
+import Capture
+import Tokens
+import Platform
+import Wire
 
 struct ConfigOption: ParsableArguments {
     @Option(help: "The daemon's configuration file.") var config = "/etc/bodycam/bodycam.toml"
@@ -68,7 +75,7 @@ struct Camera: ParsableCommand {
             try orExit2 {
                 var camera = configuration.camera
                 camera.pacing = .asFastAsPossible
-                let source = try PipelineFactory.makeSource(camera, frameLimit: 10)
+                let source = try StageFactory.makeSource(camera, frameLimit: 10)
                 try source.start()
                 defer { try? source.close() }
                 var last: VideoFrame? = nil
@@ -104,7 +111,7 @@ struct GPIO: ParsableCommand {
         @Option(help: "How long to watch.") var seconds = 30
         func run() throws {
             let configuration = try configOption.load()
-            let backend = try orExit2 { try GPIOBackends.make(configuration.controls, outputs: []) }
+            let backend = try orExit2 { try StageFactory.makeGPIO(configuration.controls, outputs: []) }
             defer { try? backend.close() }
             let thread = try orExit2 { try ControlsThread(backend: backend) }
             thread.debouncer = Debouncer(window: Int64(configuration.controls.debounceMilliseconds) * 1_000_000)
@@ -119,7 +126,7 @@ struct GPIO: ParsableCommand {
                     print(global.json ? #"{"chord":["\#(a.rawValue)","\#(b.rawValue)"],"t":\#(when(at))}"# : "\(when(at)) s\tchord \(a.rawValue)+\(b.rawValue)")
                 default: break
                 }
-                fflush(stdout)
+                fflush(nil)  // every output stream: the watcher reads line by line
             }, onError: { FileHandle.standardError.write(Data("bodycamctl: \($0)\n".utf8)) })
             if !global.json { print("watching \(Button.allCases.map(\.rawValue).joined(separator: ", ")) for \(seconds) s (\(configuration.controls.backend))") }
             sleep(UInt32(max(0, seconds)))
@@ -136,7 +143,7 @@ struct GPIO: ParsableCommand {
         func run() throws {
             let configuration = try configOption.load()
             let lines: [OutputLine] = [.recordLED, .statusLED, .buzzer, .haptic]
-            let backend = try orExit2 { try GPIOBackends.make(configuration.controls, outputs: lines) }
+            let backend = try orExit2 { try StageFactory.makeGPIO(configuration.controls, outputs: lines) }
             defer { try? backend.close() }
             for line in lines {
                 try orExit2 {
@@ -195,7 +202,7 @@ struct Selftest: ParsableCommand {
         do {
             var camera = configuration.camera
             camera.pacing = .asFastAsPossible
-            let source = try PipelineFactory.makeSource(camera, frameLimit: 30)
+            let source = try StageFactory.makeSource(camera, frameLimit: 30)
             try source.start()
             defer { try? source.close() }
             var frames = 0, dropped = 0
@@ -223,9 +230,7 @@ struct Selftest: ParsableCommand {
             try FileManager.default.createDirectory(atPath: configuration.storagePath, withIntermediateDirectories: true)
             try writeFileAtomically(probe, Array(repeating: 0x55, count: 65_536))
             unlink(probe)
-            var status = statvfs()
-            statvfs(configuration.storagePath, &status)
-            let free = Int64(status.f_bavail) * Int64(status.f_frsize)
+            let free = try freeSpace(configuration.storagePath)
             results.append(("storage", .pass, "\(configuration.storagePath) writable, fsync works"))
             results.append(("free space", free < configuration.storageFloorBytes ? .fail : free < configuration.storageReserveBytes ? .warn : .pass,
                             "\(free >> 20) MiB free (reserve \(configuration.storageReserveBytes >> 20), floor \(configuration.storageFloorBytes >> 20))"))
@@ -258,7 +263,7 @@ struct Selftest: ParsableCommand {
         } catch {
             results.append(("recipients", .fail, "\(error)"))
         }
-        if configuration.controls.backend == "simulated" {
+        if configuration.controls.backend == .simulated {
             results.append(("GPIO lines", .warn, "controls.backend is \"simulated\": no real buttons"))
         } else {
             let missing = (Button.allCases.map(\.rawValue) + OutputLine.allCases.map(\.rawValue)).compactMap { name -> String? in
@@ -266,9 +271,9 @@ struct Selftest: ParsableCommand {
             }
             results.append(("GPIO lines", missing.isEmpty ? .pass : .fail, missing.isEmpty ? "all eight found" : missing.joined(separator: "; ")))
         }
-        var error = 0
-        let synced = bc_clock_sync_state(&error) == 1
-        results.append(("clock", synced ? .pass : .warn, synced ? "synchronised, estimated error \(error) µs" : "not synchronised"))
+        let clock = ClockSync.read()
+        results.append(("clock", clock.synchronised ? .pass : .warn,
+                        clock.synchronised ? "synchronised, estimated error \(clock.estimatedErrorMicroseconds) µs" : "not synchronised"))
         let journalPath = configuration.storagePath + "/" + EvidenceVault.journalName
         if access(journalPath, F_OK) == 0 {
             let key = try? KeyFile.readVerifyingKey(configuration.storagePath + "/device.pub")

@@ -4,6 +4,15 @@ import Foundation
 import LibAV
 import LibCrypto
 import Pipeline
+import Daemon
+import Configuration
+import ControlProtocol
+import Capture
+import Tokens
+import Policy
+import Controls
+import Platform
+import Wire
 
 extension VerificationReport {
     var json: [String: Any] {
@@ -25,6 +34,13 @@ extension VerificationReport {
         lines.append(isClean ? "VERIFIED: no problems" : "NOT VERIFIED: \(problems.count) problems")
         return lines.joined(separator: "\n")
     }
+}
+
+/// Prints an Encodable value as JSON (sorted keys, indented).
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
 func printJSON(_ object: Any) throws {

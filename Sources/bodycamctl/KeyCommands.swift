@@ -3,6 +3,15 @@ import Evidence
 import Foundation
 import LibCrypto
 import Pipeline
+import Daemon
+import Configuration
+import ControlProtocol
+import Capture
+import Tokens
+import Policy
+import Controls
+import Platform
+import Wire
 
 /// Runs `body`, turning any error into a one-line message and exit code 2.
 func orExit2<R>(_ body: () throws -> R) throws -> R {
@@ -42,7 +51,7 @@ struct Keys: ParsableCommand {
         @Argument(help: "The certificate file (bodycamctl authority certify).") var certificate: String
         func run() throws {
             let bytes = try orExit2 { try readWholeFile(certificate, limit: 1 << 16) }
-            try send(.object(["cmd": .string("install_certificate"), "certificate": .string(Base64.encode(bytes))]),
+            try send(.installCertificate(bytes),
                      socket: connection.socket, json: global.json)
         }
     }

@@ -2,6 +2,16 @@ import ArgumentParser
 import Foundation
 import LibAV
 import Pipeline
+import Daemon
+import Configuration
+import ControlProtocol
+import Capture
+import Evidence
+import Tokens
+import Policy
+import Controls
+import Platform
+import Wire
 
 /// `bodycamctl probe`: opens plain MP4 segments with libavformat, decodes every picture and
 /// checks the structure (moov first, one GOP per fragment, starts on a keyframe).

@@ -4,6 +4,15 @@ import Evidence
 import Foundation
 import LibCrypto
 import Pipeline
+import Daemon
+import Configuration
+import ControlProtocol
+import Capture
+import Tokens
+import Policy
+import Controls
+import Platform
+import Wire
 
 func requireStore(_ store: String) throws {
     var isDirectory: ObjCBool = false
@@ -83,9 +92,8 @@ struct Storage: ParsableCommand {
 
     func run() throws {
         try requireStore(store)
-        var status = statvfs()
-        guard statvfs(store, &status) == 0 else { throw BodycamCtl.failure("\(store): statvfs: \(String(cString: strerror(errno)))") }
-        let free = Int64(status.f_bavail) * Int64(status.f_frsize)
+        let free: Int64
+        do { free = try freeSpace(store) } catch { throw BodycamCtl.failure("\(error)") }
         let list = try orExit2 { try EvidenceVault.readManifests(store) }
         let bytes = list.reduce(Int64(0)) { $0 + $1.ciphertextBytes }
         let seconds = Double(list.reduce(Int64(0)) { $0 + $1.durationMicroseconds }) / 1e6
@@ -106,8 +114,8 @@ struct Time: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The clocks: UTC, monotonic, and whether the kernel says the clock is synchronised.")
     @OptionGroup var global: GlobalOptions
     func run() throws {
-        var error = 0
-        let synced = bc_clock_sync_state(&error) == 1
+        let clock = ClockSync.read()
+        let synced = clock.synchronised, error = clock.estimatedErrorMicroseconds
         let utc = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
         if global.json {
             try printJSON(["utc": utc, "monotonic_ns": Clock.monotonicNanoseconds(), "synchronised": synced, "estimated_error_us": error])

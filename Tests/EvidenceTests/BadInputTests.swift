@@ -45,7 +45,7 @@ struct BadInputTests {
         let report = try StoreVerifier.verify(store: path, authority: nil)
         let codes = Set(report.problems.map(\.code))
         #expect(codes.isSuperset(of: ["manifest_malformed", "segment_without_manifest", "journal_broken"]), "\(report.problems)")
-        #expect(throws: PipelineError.self) { try StoreVerifier.verify(store: path + "/none", authority: nil) }
+        #expect(throws: SystemError.self) { try StoreVerifier.verify(store: path + "/none", authority: nil) }
     }
 
     @Test("key files: missing, wrong type, wrong length")
@@ -63,7 +63,7 @@ struct BadInputTests {
         try KeyFile.write(secret, to: directory.path + "/device.key")
         let mode = try FileManager.default.attributesOfItem(atPath: directory.path + "/device.key")[.posixPermissions] as? Int
         #expect(mode == 0o600)
-        #expect(throws: PipelineError.self) { try KeyFile.write(secret, to: directory.path + "/device.key") }
+        #expect(throws: SystemError.self) { try KeyFile.write(secret, to: directory.path + "/device.key") }
     }
 
     @Test("signed documents refuse extra lines, other types, non-canonical bodies and bad signatures")

@@ -134,7 +134,7 @@ struct EndToEndTests {
         do {
             try record(format: format, frames: 600, segmentSeconds: 1, store: store)
             Issue.record("the pipeline must report the full disk")
-        } catch let error as PipelineError {
+        } catch let error as SystemError {
             #expect(error.description.contains("No space left on device"))
         }
         let sealed = try directory.files(withSuffix: ".mp4")

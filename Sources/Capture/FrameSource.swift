@@ -1,0 +1,63 @@
+import LibAV
+import Platform
+
+/// Size, layout and nominal rate of the pictures a source delivers.
+public struct FrameFormat: Equatable, Sendable {
+    public var width: Int
+    public var height: Int
+    public var pixelFormat: PixelFormat
+    public var framesPerSecond: Int
+
+    public init(width: Int, height: Int, pixelFormat: PixelFormat, framesPerSecond: Int) {
+        self.width = width
+        self.height = height
+        self.pixelFormat = pixelFormat
+        self.framesPerSecond = framesPerSecond
+    }
+}
+
+/// One picture from a source, with how many pictures were lost just before it.
+public struct CapturedFrame: Sendable {
+    public var frame: VideoFrame
+    /// Frames the source missed before this one (from V4L2 sequence numbers or queue overflow).
+    public var droppedBefore: Int
+
+    public init(frame: VideoFrame, droppedBefore: Int = 0) {
+        self.frame = frame
+        self.droppedBefore = droppedBefore
+    }
+}
+
+/// The first stage: raw pictures in capture order, stamped with CLOCK_MONOTONIC capture time.
+///
+/// `start`, `nextFrame` and `close` are called from the one pipeline thread; `stop` may be called
+/// from any thread and makes a blocked `nextFrame` return nil.
+public protocol FrameSource: AnyObject {
+    var format: FrameFormat { get }
+    /// A short description for logs: "v4l2 /dev/video0 (uvcvideo) YUYV 1280x720@30".
+    var name: String { get }
+    func start() throws
+    /// The next picture; blocks until it is due or captured. nil when the source has ended
+    /// (end of file) or `stop` was called. Throws `FrameSourceLost` when the device is gone,
+    /// other errors when it fails.
+    func nextFrame() throws -> CapturedFrame?
+    func stop()
+    /// Releases the device or file. The source can be started again after `close`.
+    func close() throws
+}
+
+/// The camera is gone (unplugged, driver unbound, a USB reset): thrown by `nextFrame`. The
+/// pipeline seals what it has and reopens the source (`close()`, then `start()`) until the
+/// device is back. Source-neutral, so the pipeline needs no knowledge of V4L2.
+public struct FrameSourceLost: Error, CustomStringConvertible, Sendable {
+    /// What the source saw, naming the device ("/dev/video0: VIDIOC_DQBUF: No such device").
+    public var reason: String
+    public init(reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// Sources whose pictures are synthetic either keep real time or run as fast as the consumer.
+public enum Pacing: String, CaseIterable, Sendable {
+    case realTime = "real-time"
+    case asFastAsPossible = "fast"
+}

@@ -1,0 +1,153 @@
+import LibAV
+import Platform
+import V4L2
+
+/// A V4L2 camera as a `FrameSource`. A capture thread of its own runs the poll/DQBUF/QBUF loop
+/// (woken for stop by an eventfd), copies each buffer into a pooled picture and hands it over a
+/// bounded queue; the driver gets its buffer back at once. On overflow the oldest picture is
+/// dropped and counted. Sequence gaps reported by the driver are counted as dropped too.
+/// A device that vanishes surfaces as `FrameSourceLost` from `nextFrame`; `close()` and
+/// `start()` again reopen it. MJPEG cameras are decoded (libavcodec) on the capture thread into
+/// I420; a picture that does not decode counts as dropped.
+public final class V4L2FrameSource: FrameSource {
+    public let settings: V4L2Settings
+    public private(set) var format: FrameFormat
+    public private(set) var name: String
+    private let system: V4L2System
+    private var capture: V4L2Capture?
+    private var thread: WorkerThread?
+    private var queue: BoundedQueue<Result<CapturedFrame, Error>>?
+    /// The sequence number of the last picture handed out (sequences restart with each stream).
+    private var lastDelivered: UInt64?
+    private let wake: WakeEvent
+
+    public static let supportedFormats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12, .mjpeg]
+
+    public init(settings: V4L2Settings, system: V4L2System = LinuxV4L2()) throws {
+        self.settings = settings
+        self.system = system
+        self.wake = try WakeEvent()
+        format = FrameFormat(width: settings.width, height: settings.height, pixelFormat: .yuyv422, framesPerSecond: settings.framesPerSecond)
+        name = "v4l2 \(settings.devicePath)"
+    }
+
+    /// The layout pictures are delivered in for a camera format.
+    static func pixelFormat(_ format: V4L2PixelFormat) -> PixelFormat {
+        switch format {
+        case .yuyv: return .yuyv422
+        case .nv12: return .nv12
+        case .yu12: return .yuv420p
+        case .mjpeg: return .yuv420p  // after decoding
+        }
+    }
+
+    public func start() throws {
+        precondition(capture == nil, "start() twice without close()")
+        let capture = try V4L2Capture(settings, system: system)
+        let decoder: PictureDecoder?
+        let pool: FramePool
+        do {
+            let pixelFormat = V4L2FrameSource.pixelFormat(capture.format.pixelFormat)
+            let rate = capture.format.framesPerSecond > 0 ? Int(capture.format.framesPerSecond.rounded()) : settings.framesPerSecond
+            format = FrameFormat(width: capture.format.width, height: capture.format.height, pixelFormat: pixelFormat, framesPerSecond: rate)
+            name = "v4l2 \(settings.devicePath) (\(capture.driver)) \(capture.format.pixelFormat.rawValue) \(format.width)x\(format.height)@\(rate)"
+            pool = try FramePool(width: format.width, height: format.height, pixelFormat: pixelFormat)
+            decoder = capture.format.pixelFormat == .mjpeg
+                ? try PictureDecoder(codecName: "mjpeg", width: format.width, height: format.height, output: pixelFormat) : nil
+            try capture.start()
+        } catch {
+            try? capture.close()
+            throw error
+        }
+        self.capture = capture
+        wake.reset()
+        lastDelivered = nil
+        let queue = BoundedQueue<Result<CapturedFrame, Error>>(capacity: max(2, settings.bufferCount), policy: .dropOldest)
+        self.queue = queue
+        let wakeFD = wake.fd
+        let frameFormat = format
+        let bytesPerLine = capture.format.bytesPerLine
+        thread = WorkerThread(name: "v4l2-capture") {
+            V4L2FrameSource.captureLoop(capture: capture, pool: pool, decoder: decoder, queue: queue, wakeFD: wakeFD,
+                                        format: frameFormat, bytesPerLine: bytesPerLine)
+        }
+    }
+
+    /// Runs on the capture thread until stopped or the device fails.
+    private static func captureLoop(capture: V4L2Capture, pool: FramePool, decoder: PictureDecoder?,
+                                    queue: BoundedQueue<Result<CapturedFrame, Error>>,
+                                    wakeFD: Int32, format: FrameFormat, bytesPerLine: Int) {
+        do {
+            while let buffer = try capture.dequeue(wakeFD: wakeFD) {
+                let expected = decoder == nil ? min(format.pixelFormat.frameSize(width: format.width, height: format.height),
+                                                    bytesPerLine * format.height) : 1
+                var picture: VideoFrame? = nil
+                if !buffer.isCorrupt && buffer.bytes.count >= expected {
+                    if let decoder {
+                        picture = try? decoder.decode(buffer.bytes)
+                    } else {
+                        picture = try pool.makeFrame()
+                        copy(buffer.bytes, bytesPerLine: bytesPerLine, into: picture!)
+                    }
+                }
+                try capture.requeue(buffer)
+                // A corrupt picture is not passed on; its sequence number shows as a gap.
+                guard let frame = picture else { continue }
+                frame.sequence = UInt64(buffer.sequence)
+                frame.captureNanoseconds = buffer.timestampNanoseconds
+                queue.push(.success(CapturedFrame(frame: frame)))
+            }
+        } catch {
+            queue.push(.failure(error))
+        }
+        queue.close()
+    }
+
+    /// Copies a driver buffer (rows `bytesPerLine` apart, planes back to back) into a picture.
+    static func copy(_ bytes: UnsafeRawBufferPointer, bytesPerLine: Int, into frame: VideoFrame) {
+        var offset = 0
+        for plane in 0..<frame.pixelFormat.planeCount {
+            // Chroma rows of planar I420 are half as wide as luma rows, NV12's are as wide.
+            let sourceStride = frame.pixelFormat == .yuv420p && plane > 0 ? bytesPerLine / 2 : bytesPerLine
+            let rowBytes = frame.planeRowBytes(plane)
+            frame.withPlane(plane) { destination, stride in
+                for row in 0..<frame.planeHeight(plane) where offset + row * sourceStride + rowBytes <= bytes.count {
+                    (destination.baseAddress! + row * stride).copyMemory(from: bytes.baseAddress! + offset + row * sourceStride, byteCount: rowBytes)
+                }
+            }
+            offset += sourceStride * frame.planeHeight(plane)
+        }
+    }
+
+    /// The next picture, with how many the camera gave that will never come: counted here, on
+    /// the consumer's side, from the driver's sequence numbers, so one gap covers the frames the
+    /// driver dropped (no buffer free), corrupt ones, and any the hand-over queue let go.
+    public func nextFrame() throws -> CapturedFrame? {
+        guard let queue else { preconditionFailure("nextFrame() before start()") }
+        let next: CapturedFrame?
+        do {
+            next = try queue.pop()?.get()
+        } catch let error as V4L2Error {
+            if case .deviceLost = error { throw FrameSourceLost(reason: error.description) }
+            throw error
+        }
+        guard var captured = next else { return nil }
+        let sequence = captured.frame.sequence
+        if let last = lastDelivered, sequence > last { captured.droppedBefore = Int(sequence - last - 1) }
+        lastDelivered = sequence
+        return captured
+    }
+
+    public func stop() { wake.signal() }
+
+    /// Stops the capture thread, then STREAMOFF, munmap and close.
+    public func close() throws {
+        wake.signal()
+        queue?.close()
+        thread?.join()
+        thread = nil
+        queue = nil
+        defer { capture = nil }
+        try capture?.close()
+    }
+}

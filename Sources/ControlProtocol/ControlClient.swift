@@ -1,0 +1,63 @@
+import Glibc
+import Platform
+
+/// The client side of the control socket (`bodycamctl`): one request, one response.
+public enum ControlClient {
+    /// Sends `request` to the daemon listening at `path` and waits up to `timeoutSeconds` for
+    /// its answer. Throws `SystemError` when the socket cannot be reached or gives no answer, and
+    /// a decoding error when the answer is not a `ControlResponse`.
+    public static func send(_ request: ControlRequest, path: String, timeoutSeconds: Int = 10) throws -> ControlResponse {
+        let line = try exchange(ControlProtocol.encodeLine(request), path: path, timeoutSeconds: timeoutSeconds)
+        return try ControlProtocol.decode(ControlResponse.self, from: line)
+    }
+
+    /// Writes `bytes` (one request line) and returns the first line of the answer, without its
+    /// newline. For tests that speak the protocol by hand.
+    public static func exchange(_ bytes: [UInt8], path: String, timeoutSeconds: Int = 10) throws -> [UInt8] {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw SystemError.file(path: path, call: "socket", errno: errno) }
+        defer { _ = Glibc.close(fd) }  // a client socket: nothing was written that close could lose
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw SystemError.file(path: path, call: "connect", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if status < 0 { throw SystemError.file(path: path, call: "connect (is bodycamd running?)", errno: errno) }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        try bytes.withUnsafeBytes { try sendAll(fd, $0, path: path) }
+        var response: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while !response.contains(0x0A) {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            response += chunk[0..<count]
+        }
+        guard let line = response.split(separator: 0x0A, omittingEmptySubsequences: false).first, !line.isEmpty else {
+            throw SystemError.file(path: path, call: "read (no answer)", errno: EPROTO)
+        }
+        return Array(line)
+    }
+}
+
+/// send(2) with MSG_NOSIGNAL until every byte is out: a peer that went away is an EPIPE error,
+/// never a SIGPIPE that would end the process.
+public func sendAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    var offset = 0
+    while offset < bytes.count {
+        let count = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw SystemError.file(path: path, call: "send", errno: errno)
+        }
+        offset += count
+    }
+}

@@ -1,0 +1,157 @@
+import CShims
+import ControlProtocol
+import Controls
+import Evidence
+import Glibc
+import LibCrypto
+import Platform
+import Policy
+import Tokens
+import Wire
+
+extension Daemon {
+    /// Answers one request line from the control socket (docs/CONTROL.md), on the socket's
+    /// thread. Every request is journaled with the peer's uid and pid, refused ones with why.
+    func handle(line: [UInt8], peer: Peer) -> ControlResponse {
+        let who = "control socket uid \(peer.uid) pid \(peer.pid)"
+        func journal(_ command: String, accepted: Bool, reason: String? = nil) {
+            var fields: [String: JSONValue] = ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)),
+                                               "cmd": .string(String(command.prefix(64))), "accepted": .boolean(accepted)]
+            if let reason { fields["reason"] = .string(reason) }
+            audit("control_request", fields)
+        }
+        guard let envelope = try? ControlProtocol.decode(ControlRequest.Envelope.self, from: line) else {
+            journal("?", accepted: false)
+            return .failure(ControlRequestError.notJSON.description)
+        }
+        guard let command = ControlCommand(rawValue: envelope.cmd) else {
+            journal(envelope.cmd, accepted: false, reason: "unknown command")
+            return .failure(ControlRequestError.unknownCommand(String(envelope.cmd.prefix(64))).description)
+        }
+        guard socketAccess.allows(command, peer: peer) else {
+            journal(command.rawValue, accepted: false, reason: "needs \(command.requiredRole.rawValue)")
+            return .failure("permission denied: \(command.rawValue) needs \(command.requiredRole.rawValue)")
+        }
+        let request: ControlRequest
+        do {
+            request = try ControlRequest.parse(line)
+        } catch {
+            journal(command.rawValue, accepted: false, reason: "\(error)")
+            return .failure("\(error)")
+        }
+        journal(command.rawValue, accepted: true)
+        return perform(request, source: who)
+    }
+
+    /// The policy's decision on a request: `ok` unless it was denied or refused.
+    func outcome(_ actions: [PolicyAction]) -> ControlResponse {
+        let kinds = actions.compactMap { action -> String? in if case .journal(let kind, _) = action { return kind } else { return nil } }
+        let refused = kinds.contains { $0.hasSuffix("_denied") || $0.hasSuffix("_refused") }
+        return ControlResponse(ok: !refused, decision: kinds, state: engine.state.rawValue)
+    }
+
+    func perform(_ request: ControlRequest, source who: String) -> ControlResponse {
+        let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
+        switch request {
+        case .status:
+            return ControlResponse(ok: true, state: engine.state.rawValue, status: status())
+        case .stop(let token):
+            return outcome(engine.handle(.stopToken(tokens.grant(token, expecting: .stop, now: now), source: who)))
+        case .duty(let token):
+            return outcome(engine.handle(.dutyToken(tokens.grant(token, expecting: .duty, now: now), source: who)))
+        case .mark(let label):
+            return outcome(engine.handle(.markRequest(label: label, source: who)))
+        case .reloadSupervisors:
+            return reloadSupervisors(source: who)
+        case .installCertificate(let bytes):
+            return installCertificate(bytes, now: now, source: who)
+        case .simulateButton(let name, let action, let milliseconds):
+            guard let simulated else { return .failure("controls.backend is not \"simulated\"") }
+            guard let button = Button(rawValue: name) else {
+                return .failure("no button \(name): \(Button.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            // Each edge is answered once the controls thread has taken it and the policy acted.
+            switch action {
+            case .press: simulated.press(button, waitUntilTaken: true)
+            case .release: simulated.release(button, waitUntilTaken: true)
+            case .click, .hold:
+                let hold = Int64(milliseconds ?? (action == .hold ? 3500 : 120)) * 1_000_000
+                let pressedAt = Clock.monotonicNanoseconds()
+                simulated.press(button, waitUntilTaken: true)
+                // The contact stays closed this long, as a finger would hold it.
+                Clock.sleep(untilMonotonic: pressedAt + hold)
+                simulated.release(button, waitUntilTaken: true)
+            }
+            return ControlResponse(ok: true, state: engine.state.rawValue)
+        case .simulateBattery(let percent):
+            guard simulated != nil else { return .failure("controls.backend is not \"simulated\"") }
+            runState.batteryPercent = percent
+            return outcome(engine.handle(.battery(percent: percent)))
+        case .simulateDock(let connected):
+            guard simulated != nil else { return .failure("controls.backend is not \"simulated\"") }
+            return outcome(engine.handle(.dock(connected: connected)))
+        }
+    }
+
+    func status() -> StatusReport {
+        let freeBytes = (try? freeSpace(configuration.storagePath)) ?? 0
+        let bytesPerSecond = Int64(configuration.encoder.bitrateKbps ?? 4000) * 125
+        let synced = ClockSync.read().synchronised
+        var alarms: [String] = []
+        if storage.level != .ok { alarms.append("storage \(storage.level.rawValue)") }
+        let battery = runState.batteryPercent
+        if let battery, battery <= configuration.policy.lowBatteryPercent { alarms.append("battery low") }
+        if !synced { alarms.append("clock not synchronised") }
+        let sealed = vault.sealedSummary
+        return StatusReport(state: engine.state.rawValue, officerID: engine.officerID, dutyID: engine.dutyID,
+                            segmentsSealed: sealed.count, nextSequence: vault.nextSequence, lastSealUTC: sealed.lastEndUTC,
+                            preEventMilliseconds: recorder.preEventMilliseconds, frames: recorder.framesEncoded,
+                            storageFreeBytes: freeBytes, hoursLeft: freeBytes / max(1, bytesPerSecond) / 3600,
+                            batteryPercent: battery, clockSynced: synced, alarms: alarms)
+    }
+
+    /// The supervisors' keys (policy.supervisors) were changed by root: trust what is there now.
+    func reloadSupervisors(source who: String) -> ControlResponse {
+        do {
+            let keys = try Daemon.trustedSupervisors(configuration)
+            let before = Set(tokens.supervisors.map { KeyFile.keyID($0.raw) })
+            let after = keys.map { KeyFile.keyID($0.raw) }
+            tokens.replaceSupervisors(keys)
+            audit("supervisors_reloaded", ["key_ids": .array(after.sorted().map(JSONValue.string)),
+                                           "added": .integer(Int64(Set(after).subtracting(before).count)),
+                                           "removed": .integer(Int64(before.subtracting(after).count)), "source": .string(who)])
+            Log.notice("supervisor keys reloaded: \(after.count) trusted")
+            return ControlResponse(ok: true, keyIDs: after.sorted())
+        } catch {
+            audit("supervisors_reload_failed", ["error": .string("\(error)"), "source": .string(who)])
+            return .failure("the supervisors' keys were not reloaded (the old ones stay trusted): \(error)")
+        }
+    }
+
+    /// A certificate the authority issued for this device's key (a first one, or a renewal).
+    func installCertificate(_ bytes: [UInt8], now: String, source who: String) -> ControlResponse {
+        let refuse = { (reason: String) -> ControlResponse in
+            self.audit("certificate_refused", ["reason": .string(reason), "source": .string(who)])
+            return .failure(reason)
+        }
+        guard let certificate = try? DeviceCertificate(document: SignedDocument.parse(bytes, expectedType: DeviceCertificate.type, what: "certificate")) else {
+            return refuse("not a device certificate")
+        }
+        guard certificate.deviceKey == devicePublicKey else { return refuse("the certificate is for another key than this device's") }
+        guard certificate.deviceID == configuration.deviceID else {
+            return refuse("the certificate is for device \(certificate.deviceID), not \(configuration.deviceID)")
+        }
+        guard now <= certificate.notAfter else { return refuse("the certificate expired at \(certificate.notAfter)") }
+        do {
+            try writeFileAtomically(configuration.certificatePath, certificate.document.bytes)
+            try writeFileAtomically(configuration.storagePath + "/device.certificate", certificate.document.bytes)
+        } catch {
+            return refuse("cannot write the certificate: \(error)")
+        }
+        let hash = Hex.encode(SHA256.hash(certificate.document.bytes))
+        audit("certificate_installed", ["serial": .string(certificate.serial), "authority_key_id": .string(certificate.authorityKeyID),
+                                        "not_after": .string(certificate.notAfter), "sha256": .string(hash), "source": .string(who)])
+        Log.notice("certificate \(certificate.serial) installed; manifests are signed as provisioned from the next start")
+        return ControlResponse(ok: true, serial: certificate.serial, takesEffect: "at the next start of bodycamd")
+    }
+}

@@ -1,0 +1,114 @@
+import CShims
+import ControlProtocol
+import Evidence
+import Glibc
+import Pipeline
+import Configuration
+import Capture
+import Tokens
+import Policy
+import Controls
+import LibAV
+import Platform
+import Wire
+
+/// Who is on the other end of a control connection (SO_PEERCRED).
+public struct Peer: Sendable {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+}
+
+/// The control socket: a Unix stream socket, one JSON request line in, one JSON response line
+/// out per connection. Served on its own thread woken by the listening descriptor or an
+/// eventfd (stop). `handler` runs on that thread.
+// `thread` is written by `start()` and `stop()`, which the socket's service calls in order;
+// the rest is immutable after init.
+public final class ControlSocket: @unchecked Sendable {
+    public let path: String
+    private let fd: Int32
+    private let wake: WakeEvent
+    private var thread: WorkerThread?
+    private let stopped = AtomicFlag()
+
+    public init(path: String, mode: mode_t = 0o660) throws {
+        self.path = path
+        wake = try WakeEvent()
+        if path.utf8.count >= 108 { throw SystemError.file(path: path, call: "bind (path longer than 107 bytes)", errno: ENAMETOOLONG) }
+        let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if !folder.isEmpty && mkdir(folder, 0o750) < 0 && errno != EEXIST { throw SystemError.file(path: folder, call: "mkdir", errno: errno) }
+        unlink(path)  // a socket left by a previous run that died
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw SystemError.file(path: path, call: "socket", errno: errno) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if status < 0 {
+            let code = errno
+            Glibc.close(fd)
+            throw SystemError.file(path: path, call: "bind", errno: code)
+        }
+        chmod(path, mode)
+        if listen(fd, 8) < 0 {
+            let code = errno
+            Glibc.close(fd)
+            throw SystemError.file(path: path, call: "listen", errno: code)
+        }
+    }
+
+    deinit { Glibc.close(fd) }
+
+    /// Serves connections on the "control-socket" thread; `handler` runs there with the request
+    /// line (without its newline) and the peer's credentials.
+    public func start(handler: @escaping @Sendable ([UInt8], Peer) -> ControlResponse) {
+        let fd = self.fd, wake = self.wake, stopped = self.stopped
+        thread = WorkerThread(name: "control-socket") {
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]
+            while !stopped.isSet {
+                fds[0].revents = 0
+                fds[1].revents = 0
+                if poll(&fds, 2, -1) < 0 { if errno == EINTR { continue } else { return } }
+                if stopped.isSet { return }
+                let client = bc_accept_cloexec(fd)
+                if client < 0 { continue }
+                ControlSocket.serve(client, handler: handler)
+                Glibc.close(client)
+            }
+        }
+    }
+
+    /// Reads one line (at most 64 KiB, 2 s), answers it.
+    static func serve(_ client: Int32, handler: ([UInt8], Peer) -> ControlResponse) {
+        var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
+        _ = bc_peer_credentials(client, &pid, &uid, &gid)
+        let peer = Peer(pid: pid, uid: uid, gid: gid)
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var line: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while line.count < ControlProtocol.maximumRequestBytes && !line.contains(0x0A) {
+            let count = read(client, &chunk, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            line += chunk[0..<count]
+        }
+        let request = Array(line.split(separator: 0x0A, omittingEmptySubsequences: false).first ?? [])
+        let response = handler(request, peer)
+        // A client that has gone is its own loss: MSG_NOSIGNAL, so it never ends the daemon.
+        guard let bytes = try? ControlProtocol.encodeLine(response) else { return }
+        _ = try? bytes.withUnsafeBytes { try sendAll(client, $0, path: "control client") }
+    }
+
+    public func stop() {
+        stopped.set()
+        wake.signal()
+        thread?.join()
+        thread = nil
+        unlink(path)
+    }
+}

@@ -1,0 +1,263 @@
+import Capture
+import Configuration
+import Controls
+import Evidence
+import Glibc
+import LibAV
+import LibCrypto
+import Pipeline
+import Platform
+import Policy
+import ServiceLifecycle
+import Synchronization
+import Tokens
+import Wire
+
+/// How `bodycamd` was asked to run.
+public struct DaemonOptions: Sendable {
+    /// The configuration file (docs/CONFIGURATION.md).
+    public var configPath: String
+    /// Development: press record (as the button would) this many seconds after start.
+    public var recordAfterSeconds: Double?
+    /// Development: a system stop this many seconds after start.
+    public var durationSeconds: Double?
+
+    public init(configPath: String = "/etc/bodycam/bodycam.toml", recordAfterSeconds: Double? = nil, durationSeconds: Double? = nil) {
+        self.configPath = configPath
+        self.recordAfterSeconds = recordAfterSeconds
+        self.durationSeconds = durationSeconds
+    }
+}
+
+/// Why the daemon could not start, with the exit status it ends with (sysexits(3)).
+public enum DaemonStartError: Error, CustomStringConvertible {
+    /// The configuration cannot be used (exit 78, EX_CONFIG).
+    case configuration(String)
+    /// Something the configuration names cannot be opened (exit 1).
+    case startup(String)
+
+    public var exitStatus: Int32 {
+        switch self {
+        case .configuration: return 78
+        case .startup: return 1
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .configuration(let message): return "configuration: \(message)"
+        case .startup(let message): return "start-up: \(message)"
+        }
+    }
+}
+
+/// What the daemon's threads share about how the run ends.
+final class RunState: Sendable {
+    private struct State {
+        var shutdownReason = "end of source"
+        var exitStatus: Int32 = 0
+        var battery: Int?
+    }
+    private let state = Mutex(State())
+    /// Set once the run is ending (a power-off, a system stop): the housekeeping thread stops.
+    let shuttingDown = AtomicFlag()
+
+    var shutdownReason: String {
+        get { state.withLock { $0.shutdownReason } }
+        set { state.withLock { $0.shutdownReason = newValue } }
+    }
+    var exitStatus: Int32 { state.withLock { $0.exitStatus } }
+    func fail() { state.withLock { $0.exitStatus = 1 } }
+    /// The last battery reading, percent (housekeeping writes it, the socket reads it).
+    var batteryPercent: Int? {
+        get { state.withLock { $0.battery } }
+        set { state.withLock { $0.battery = newValue } }
+    }
+}
+
+/// bodycamd as a library: start-up (configuration, identity, vault, recovery, pipeline,
+/// controls, policy, socket) in `init`, then `run()` runs the parts as a `ServiceGroup` until a
+/// system stop, a power-off, the end of the source or a failure. The executable only parses
+/// its arguments and calls these two.
+public final class Daemon: Sendable {
+    public let configuration: BodycamConfiguration
+    let options: DaemonOptions
+    let processStart: Int64
+    let notifier: SystemdNotifier
+    let recorder: Recorder
+    let vault: EvidenceVault
+    let tokens: TokenVerifier
+    let devicePublicKey: Ed25519PublicKey
+    let storage: StorageMonitor
+    let gpio: GPIOBackend
+    let simulated: SimulatedGPIO?
+    let indicators: Indicators
+    let engine: PolicyEngine
+    let effects: DaemonEffects
+    let controls: ControlsThread
+    let socket: ControlSocket
+    let socketAccess: ControlAccess
+    let drops = DropTally()
+    let runState = RunState()
+    let housekeeping: Housekeeping
+
+    /// Starts everything but the threads. Throws `DaemonStartError`; what it could open before
+    /// failing is closed by its owners.
+    public init(options: DaemonOptions, processStart: Int64 = Clock.monotonicNanoseconds()) throws {
+        self.options = options
+        self.processStart = processStart
+        notifier = SystemdNotifier()
+        do {
+            configuration = try BodycamConfiguration.load(path: options.configPath)
+        } catch {
+            throw DaemonStartError.configuration("\(error)")
+        }
+        let configuration = self.configuration
+        guard !configuration.recipientPaths.isEmpty else {
+            throw DaemonStartError.configuration("evidence.recipients is empty: footage cannot be sealed to anyone, so nothing is recorded")
+        }
+        LibAVLogging.setQuiet(true)
+        do {
+            let identity = try DeviceIdentity.load(keyPath: configuration.deviceKeyPath, certificatePath: configuration.certificatePath,
+                                                   deviceID: configuration.deviceID)
+            devicePublicKey = identity.key.publicKey
+            if let reason = identity.unprovisionedReason {
+                Log.warning("UNPROVISIONED DEVICE: \(reason). Recording goes on; every manifest is flagged unprovisioned.")
+            }
+            let recipients = try configuration.recipientPaths.map { try KeyFile.readRecipient($0) }
+            vault = try EvidenceVault(configuration: .init(directory: configuration.storagePath, deviceID: configuration.deviceID,
+                                                           recipients: recipients, deviceKey: identity.key, provisioned: identity.isProvisioned))
+            if let certificate = identity.certificate, access(configuration.storagePath + "/device.certificate", F_OK) != 0 {
+                try writeFileAtomically(configuration.storagePath + "/device.certificate", certificate.document.bytes)
+            }
+            try vault.journal.append(kind: "boot", fields: ["device_id": .string(configuration.deviceID),
+                                                             "provisioned": .boolean(identity.isProvisioned),
+                                                             "software": .string(vault.configuration.software)])
+            let recovery = try vault.recover()
+            for name in recovery.recovered { Log.notice("recovered \(name) after an unclean stop") }
+            for name in recovery.unrecoverable { Log.warning("\(name) holds no complete chunk; left in place and journaled") }
+
+            tokens = TokenVerifier(deviceID: configuration.deviceID, supervisors: try Daemon.trustedSupervisors(configuration),
+                                   usedNonces: TokenVerifier.usedNonces(journal: vault.journal.takeRecordsAtOpen()))
+            let source = try StageFactory.makeSource(configuration.camera)
+            let encoderSettings = configuration.encoder
+            recorder = Recorder(configuration: .init(deviceID: configuration.deviceID,
+                                                     officerID: configuration.policy.onDutyAtStart ? configuration.officerID : "",
+                                                     preEventSeconds: configuration.preEventSeconds,
+                                                     preEventMaxBytes: configuration.preEventMaxBytes,
+                                                     segmentSeconds: configuration.segmentSeconds),
+                                source: source, overlay: StageFactory.makeOverlay(configuration), store: vault,
+                                makeEncoder: { try LibAVVideoEncoder(settings: encoderSettings, format: $0) })
+        } catch {
+            throw DaemonStartError.startup("\(error)")
+        }
+        storage = StorageMonitor(path: configuration.storagePath, reserveBytes: configuration.storageReserveBytes,
+                                 floorBytes: configuration.storageFloorBytes)
+        let vault = self.vault
+        do {
+            gpio = try StageFactory.makeGPIO(configuration.controls)
+            controls = try ControlsThread(backend: gpio)
+        } catch {
+            try? vault.journal.append(kind: "controls_failed", fields: ["error": .string("\(error)")])
+            throw DaemonStartError.startup("controls: \(error)")
+        }
+        simulated = gpio as? SimulatedGPIO
+        controls.debouncer = Debouncer(window: Int64(configuration.controls.debounceMilliseconds) * 1_000_000)
+        controls.gestures.longPress = Int64(configuration.controls.longPressMilliseconds) * 1_000_000
+
+        var policySettings = PolicySettings()
+        policySettings.stopPolicy = configuration.policy.stopPolicy
+        policySettings.allowOffDutyRecording = configuration.policy.allowOffDutyRecording
+        policySettings.reminderSeconds = configuration.policy.reminderSeconds
+        policySettings.lowBatteryPercent = configuration.policy.lowBatteryPercent
+        policySettings.criticalBatteryPercent = configuration.policy.criticalBatteryPercent
+        effects = DaemonEffects(recorder: recorder, vault: vault, run: runState)
+        indicators = Indicators(backend: gpio)
+        indicators.onError = { Log.error("indicator: \($0)") }
+        engine = PolicyEngine(policy: RecordingPolicy(settings: policySettings, onDuty: configuration.policy.onDutyAtStart,
+                                                      officerID: configuration.officerID),
+                              indicators: indicators, effects: effects)
+        if configuration.policy.onDutyAtStart { vault.dutyID = "" }
+        socketAccess = ControlAccess(technicianGroupName: configuration.technicianGroup)
+        do {
+            socket = try ControlSocket(path: configuration.controlSocket)
+        } catch {
+            throw DaemonStartError.startup("control socket: \(error)")
+        }
+        housekeeping = try Housekeeping()
+        recorder.onEvent = { [unowned self] event in self.pipelineEvent(event) }
+    }
+
+    /// The supervisors' public keys in policy.supervisors (none when the folder is missing).
+    static func trustedSupervisors(_ configuration: BodycamConfiguration) throws -> [Ed25519PublicKey] {
+        let folder = configuration.policy.supervisors
+        let keys = access(folder, F_OK) == 0 ? try TokenVerifier.loadSupervisors(folder: folder) : []
+        if keys.isEmpty { Log.warning("no supervisor keys in \(folder): stop and duty tokens cannot be accepted") }
+        return keys
+    }
+
+    /// Journals an event; a journal that cannot be written is reported, never fatal to recording.
+    func audit(_ kind: String, _ fields: [String: JSONValue] = [:]) {
+        effects.journal(kind, fields)
+    }
+
+    /// Dropped frames, journaled summed (at most one record a second, `DropTally`).
+    func reportDrops(_ summary: DropTally.Summary) {
+        Log.warning("\(summary.frames) frames dropped in \(summary.gaps) gaps, before frames \(summary.firstBeforeFrame)–\(summary.lastBeforeFrame)")
+        audit("frames_dropped", ["count": .integer(Int64(summary.frames)), "gaps": .integer(Int64(summary.gaps)),
+                                 "first_before_frame": .integer(Int64(summary.firstBeforeFrame)),
+                                 "before_frame": .integer(Int64(summary.lastBeforeFrame))])
+    }
+
+    /// The recorder's events, on the pipeline thread.
+    func pipelineEvent(_ event: RecorderEvent) {
+        switch event {
+        case .started(let source, let encoder): Log.info("capturing from \(source), encoding with \(encoder)")
+        case .recordingStarted(let packets, let seconds):
+            Log.notice("recording started with \(packets) pre-event frames (\(formatDecimal(seconds, places: 1)) s)")
+            notifier.status("recording, officer \(engine.officerID.isEmpty ? "-" : engine.officerID)")
+        case .recordingStopped:
+            Log.notice("recording stopped")
+            notifier.status(engine.state.rawValue)
+        case .segmentSealed(let summary):
+            Log.info("segment \(summary.descriptor.sequence) sealed: \(summary.location), \(summary.frames) frames, \(summary.fragments) fragments")
+        case .framesDropped(let count, let sequence):
+            if let summary = drops.add(frames: count, beforeFrame: sequence, at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
+        case .cameraLost(let reason):
+            Log.error("\(reason); segment sealed, reopening the camera")
+            audit("camera_lost", ["reason": .string(reason)])
+        case .cameraRestored(let source):
+            Log.notice("camera back: \(source); recording goes on")
+            audit("camera_restored", ["source": .string(source)])
+        case .stopped(let frames): Log.info("pipeline stopped after \(frames) frames")
+        case .ready:
+            let seconds = Double(Clock.monotonicNanoseconds() - processStart) / 1e9
+            Log.info("ready in \(formatDecimal(seconds, places: 3)) s: \(engine.state.rawValue)")
+            notifier.ready(status: "\(engine.state.rawValue), device \(configuration.deviceID)")
+        }
+    }
+
+    /// A system stop (SIGTERM, SIGINT, --duration): journaled as such by the policy, then the
+    /// pipeline seals the open segment and ends, which ends the group.
+    func systemStop(reason: String) {
+        runState.shutdownReason = reason
+        engine.handle(.systemShutdown(reason: reason))
+        runState.shuttingDown.set()
+        recorder.shutdown()
+    }
+
+    /// Runs the parts until the pipeline ends; returns the exit status (0 clean, 1 a failure).
+    public func run() async -> Int32 {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services().map { .init(service: $0.service, successTerminationBehavior: .gracefullyShutdownGroup,
+                                             failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: $0.name) },
+            logger: Log.logger))
+        do {
+            try await group.run()
+        } catch {
+            Log.error("services: \(error)")
+            runState.fail()
+        }
+        return runState.exitStatus
+    }
+}

@@ -1,0 +1,79 @@
+import Platform
+import ServiceLifecycle
+import UnixSignals
+
+/// Takes SIGTERM and SIGINT (swift-service-lifecycle's UnixSignalsSequence: the signals are
+/// ignored and read from a dispatch source, so no thread is ever interrupted by them) and turns
+/// the first into a system stop.
+struct SignalService: Service, CustomStringConvertible {
+    let description = "signals"
+    let stop: @Sendable (String) -> Void
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        for await signal in signals.cancelOnGracefulShutdown() {
+            let name = signal == .sigterm ? "SIGTERM" : "SIGINT"
+            Log.notice("\(name): shutting down, sealing the open segment")
+            stop(name)
+        }
+    }
+}
+
+extension Daemon {
+    /// The daemon's parts as swift-service-lifecycle services, in dependency order: the group
+    /// starts them in this order and shuts them down in the reverse one. The pipeline is last,
+    /// so it is the first to stop and seals the open segment while the controls, the socket and
+    /// the journal still work; the indicators and PWR_HOLD are first, so the power is released
+    /// after everything else. The group ends when the pipeline does: on SIGTERM, SIGINT or
+    /// --duration, on a power-off, at the end of the source or on a failure.
+    func services() -> [(name: String, service: Service)] {
+        [
+            ("indicators", ThreadService("indicators and power hold", stop: { self.finish() })),
+            ("control socket", ThreadService("control socket", start: { self.socket.start { self.handle(line: $0, peer: $1) } },
+                                             stop: { self.socket.stop() })),
+            ("controls", ThreadService("controls", start: { self.startControls() }, stop: { self.controls.stop() })),
+            ("housekeeping", ThreadService("housekeeping", start: { self.housekeeping.start { self.housekeepingLoop() } },
+                                           stop: { self.housekeeping.stop() })),
+            ("signals", SignalService(stop: { self.systemStop(reason: $0) })),
+            ("pipeline", PipelineService(run: {
+                do {
+                    try self.recorder.run()
+                } catch {
+                    Log.error("\(error)")
+                    self.audit("pipeline_failed", ["error": .string("\(error)")])
+                    self.runState.fail()
+                }
+                self.runState.shuttingDown.set()
+                self.housekeeping.wake.signal()
+                self.notifier.stopping("sealing and stopping")
+            }, shutdown: {
+                self.runState.shuttingDown.set()
+                self.recorder.shutdown()
+            })),
+        ]
+    }
+
+    func startControls() {
+        controls.start(onEvent: { event in
+            if case .button(let button, let gesture, _) = event, gesture != .release { Log.info("\(button.rawValue) \(gesture.rawValue)") }
+            self.engine.handle(event)
+        }, onError: { Log.error("controls: \($0)") })
+    }
+
+    /// Last of all: the shutdown record, the indicators, and after a power-off PWR_HOLD.
+    func finish() {
+        if let summary = drops.take(at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
+        // A system stop (service stop, power-down sequence), not an officer's stop.
+        let reason = runState.shutdownReason
+        audit("shutdown", ["reason": .string(reason), "segments": .integer(Int64(recorder.segments.count))])
+        let segments = recorder.segments
+        Log.info("\(segments.count) segments, \(segments.reduce(0) { $0 + $1.frames }) frames recorded in \(configuration.storagePath)")
+        indicators.close()
+        // Everything is sealed and journaled, so the power may go.
+        if reason == "power off" {
+            Log.notice("releasing PWR_HOLD")
+            indicators.holdPower(false)
+        }
+        do { try gpio.close() } catch { Log.error("GPIO: \(error)") }
+    }
+}

@@ -1,0 +1,148 @@
+import CShims
+import Evidence
+import Glibc
+import Platform
+import Synchronization
+
+/// The daemon's clock-keeping thread ("housekeeping"): `--record-after` and `--duration`, the
+/// policy's reminders and confirm windows, the watchdog (fed only while frames flow), storage,
+/// clock and battery checks every 2 s, a journal checkpoint every minute. It sleeps in poll(2)
+/// until the next deadline or until `stop()` signals its eventfd; it never touches the
+/// pipeline's state, only asks the recorder and the policy engine.
+final class Housekeeping: Sendable {
+    let wake: WakeEvent
+    private let thread = Mutex<WorkerThread?>(nil)
+    /// Wall clock minus monotonic clock at the last check: it changes only when the wall clock
+    /// is stepped.
+    private let clockOffset = Mutex<Int64>(Clock.wallNanoseconds() - Clock.monotonicNanoseconds())
+
+    static let checkpointInterval: Int64 = 60_000_000_000
+    static let interval: Int64 = 2_000_000_000
+
+    init() throws { wake = try WakeEvent() }
+
+    func start(_ body: @escaping @Sendable () -> Void) {
+        thread.withLock { $0 = WorkerThread(name: "housekeeping", body) }
+    }
+
+    func stop() {
+        wake.signal()
+        let worker = thread.withLock { thread -> WorkerThread? in
+            defer { thread = nil }
+            return thread
+        }
+        worker?.join()
+    }
+
+    /// Waits until CLOCK_MONOTONIC reaches `deadline` or `stop()` is called (true).
+    func wait(until deadline: Int64) -> Bool {
+        let milliseconds = max(0, (deadline - Clock.monotonicNanoseconds() + 999_999) / 1_000_000)
+        var fds = [pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]
+        let ready = poll(&fds, 1, Int32(min(milliseconds, Int64(Int32.max))))
+        return ready > 0
+    }
+
+    /// The wall clock's step since the last call, in nanoseconds.
+    func clockStep() -> Int64 {
+        let offset = Clock.wallNanoseconds() - Clock.monotonicNanoseconds()
+        return clockOffset.withLock { last in
+            defer { last = offset }
+            return offset - last
+        }
+    }
+}
+
+extension Daemon {
+    func checkStorage() {
+        do {
+            guard let change = try storage.check() else { return }
+            let free = "\(change.free >> 20) MiB free"
+            switch change.level {
+            case .ok: Log.notice("storage: \(free), alarm cleared")
+            case .low: Log.warning("STORAGE LOW: \(free) (reserve \(storage.reserveBytes >> 20) MiB); recording goes on")
+            case .critical: Log.error("STORAGE FULL: \(free) (floor \(storage.floorBytes >> 20) MiB); sealing and stopping")
+            }
+            audit("storage_alarm", ["level": .string(change.level.rawValue), "free_bytes": .integer(change.free)])
+            engine.handle(.storage(critical: change.level == .critical, low: change.level != .ok))
+        } catch {
+            Log.error("storage check: \(error)")
+        }
+    }
+
+    /// Journals a step of the wall clock of more than a second; recordings keep their monotonic
+    /// timeline.
+    func checkClock() {
+        let step = housekeeping.clockStep()
+        if abs(step) > 1_000_000_000 {
+            Log.warning("wall clock stepped by \(formatDecimal(Double(step) / 1e9, places: 3)) s")
+            audit("clock_step", ["step_ms": .integer(step / 1_000_000)])
+        }
+    }
+
+    func checkBattery() {
+        guard !configuration.batteryPath.isEmpty else { return }
+        guard let bytes = try? readWholeFile(configuration.batteryPath, limit: 64),
+              let percent = Int(String(decoding: bytes, as: UTF8.self).filter { $0.isNumber }) else {
+            Log.warning("battery: cannot read \(configuration.batteryPath)")
+            return
+        }
+        runState.batteryPercent = percent
+        engine.handle(.battery(percent: percent))
+    }
+
+    /// The housekeeping thread's loop (see `Housekeeping`).
+    func housekeepingLoop() {
+        let start = processStart
+        checkStorage()
+        let recordAt = options.recordAfterSeconds.map { start + Int64($0 * 1e9) }
+        let endAt = options.durationSeconds.map { start + Int64($0 * 1e9) }
+        var recordPressed = recordAt == nil
+        var nextCheckpoint = start + Housekeeping.checkpointInterval
+        var nextCheck = start + Housekeeping.interval
+        var nextWatchdog = notifier.watchdogInterval.map { start + $0 }
+        var framesAtLastPing = 0
+        while !runState.shuttingDown.isSet {
+            var deadlines: [Int64] = [nextCheckpoint, nextCheck]
+            if let nextWatchdog { deadlines.append(nextWatchdog) }
+            if let recordAt, !recordPressed { deadlines.append(recordAt) }
+            if let endAt { deadlines.append(endAt) }
+            if let policyDeadline = engine.nextDeadline { deadlines.append(policyDeadline) }
+            if housekeeping.wait(until: deadlines.min()!) { return }
+            let now = Clock.monotonicNanoseconds()
+            engine.handle(.tick)
+            // The watchdog is fed only while pictures really flow: a stalled pipeline gets the
+            // service restarted (and the stall is in the log and the journal).
+            if let interval = notifier.watchdogInterval, let due = nextWatchdog, now >= due {
+                let frames = recorder.framesEncoded
+                if frames > framesAtLastPing {
+                    notifier.watchdog()
+                } else {
+                    Log.error("no frame for \(interval * 2 / 1_000_000) ms: withholding the watchdog ping")
+                    audit("pipeline_stalled", ["frames": .integer(Int64(frames))])
+                }
+                framesAtLastPing = frames
+                nextWatchdog = due + interval
+            }
+            if now >= nextCheck {
+                if let summary = drops.take(at: now) { reportDrops(summary) }
+                checkStorage()
+                checkClock()
+                checkBattery()
+                nextCheck += Housekeeping.interval
+            }
+            if now >= nextCheckpoint {
+                audit("checkpoint", ["next_sequence": .integer(Int64(vault.nextSequence)), "state": .string(engine.state.rawValue)])
+                nextCheckpoint += Housekeeping.checkpointInterval
+            }
+            if let recordAt, !recordPressed, now >= recordAt {
+                recordPressed = true
+                engine.handle(.button(.record, .press, at: now))
+            }
+            if let endAt, now >= endAt {
+                Log.notice("--duration reached: shutting down, sealing the open segment")
+                systemStop(reason: "--duration")
+                return
+            }
+        }
+    }
+}

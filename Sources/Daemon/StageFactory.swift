@@ -1,0 +1,55 @@
+import Capture
+import Configuration
+import Controls
+import LibAV
+import Pipeline
+import Policy
+import V4L2
+
+/// Builds the concrete stages a configuration names (the daemon and `bodycamctl`'s diagnostics).
+public enum StageFactory {
+    /// The camera `camera.source` names; `frameLimit` ends a test pattern after that many pictures.
+    public static func makeSource(_ camera: BodycamConfiguration.Camera, frameLimit: Int? = nil) throws -> FrameSource {
+        let format = FrameFormat(width: camera.width, height: camera.height, pixelFormat: camera.pixelFormat, framesPerSecond: camera.framesPerSecond)
+        switch camera.source {
+        case .testPattern:
+            return try TestPatternSource(format: format, pacing: camera.pacing, frameLimit: frameLimit)
+        case .rawFile:
+            return try RawFileSource(path: camera.path, format: format, pacing: camera.pacing)
+        case .v4l2:
+            return try V4L2FrameSource(settings: V4L2Settings(devicePath: camera.device, width: camera.width, height: camera.height,
+                                                              framesPerSecond: camera.framesPerSecond,
+                                                              preferredFormats: camera.formats, bufferCount: camera.buffers))
+        }
+    }
+
+    /// Opens the encoder for what `source` delivers. For a V4L2 camera call this after
+    /// `source.start()`, when the negotiated format is known.
+    public static func makeEncoder(_ configuration: BodycamConfiguration, for source: FrameSource) throws -> LibAVVideoEncoder {
+        try LibAVVideoEncoder(settings: configuration.encoder, format: source.format)
+    }
+
+    public static func makeOverlay(_ configuration: BodycamConfiguration) -> Overlay? {
+        configuration.overlay.enabled
+            ? Overlay(settings: configuration.overlay, deviceID: configuration.deviceID, officerID: configuration.officerID)
+            : nil
+    }
+
+    /// The GPIO backend `controls.backend` names, with its lines: by name (gpio-line-names), or by
+    /// chip and offset where `controls.lines` places them (as a board profile does).
+    public static func makeGPIO(_ controls: BodycamConfiguration.Controls, outputs: [OutputLine] = OutputLine.allCases) throws -> GPIOBackend {
+        switch controls.backend {
+        case .simulated:
+            return try SimulatedGPIO()
+        case .gpiod:
+            func spec(_ name: String, input: Bool) -> LineSpec {
+                let place = controls.lines.first { $0.function == name }
+                return LineSpec(name: name, chip: place?.chip, offset: place?.offset,
+                                activeLow: name == OutputLine.powerHold.rawValue ? controls.powerHoldActiveLow : controls.activeLow,
+                                bias: input ? controls.bias : .asIs)
+            }
+            return try LibgpiodBackend(inputs: Dictionary(uniqueKeysWithValues: Button.allCases.map { ($0, spec($0.rawValue, input: true)) }),
+                                       outputs: Dictionary(uniqueKeysWithValues: outputs.map { ($0, spec($0.rawValue, input: false)) }))
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import LibAV
+import Testing
+import V4L2
+import V4L2Simulator
+@testable import Pipeline
+
+@Suite("Frame sources")
+struct SourceTests {
+    @Test("the test pattern moves, numbers its frames and keeps real time when asked")
+    func testPattern() throws {
+        let format = FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 50)
+        let source = try TestPatternSource(format: format, pacing: .realTime, frameLimit: 10)
+        try source.start()
+        let started = Clock.monotonicNanoseconds()
+        var frames: [VideoFrame] = []
+        while let captured = try source.nextFrame() { frames.append(captured.frame) }
+        let elapsed = Clock.monotonicNanoseconds() - started
+        try source.close()
+        #expect(frames.count == 10)
+        #expect(frames.map(\.sequence) == Array(0..<10))
+        #expect(zip(frames, frames.dropFirst()).allSatisfy { $1.captureNanoseconds - $0.captureNanoseconds == 20_000_000 })
+        #expect(elapsed >= 170_000_000, "nine frame periods of 20 ms at least")
+        #expect(frames[0].packedBytes() != frames[9].packedBytes(), "the picture moves")
+        let length = TestPatternSource.label(frameIndex: 7, wallNanoseconds: 0).count
+        let origin = TestPatternSource.labelOrigin(format: format, length: length)
+        let label = Painter.readText(from: frames[7], x: origin.x, y: origin.y, scale: origin.scale, count: 12)
+        #expect(String(label.map { $0 ?? "~" }) == "FRAME 000007")
+    }
+
+    @Test("stop() ends a paced test pattern")
+    func testPatternStops() throws {
+        let source = try TestPatternSource(format: FrameFormat(width: 64, height: 64, pixelFormat: .nv12, framesPerSecond: 1))
+        try source.start()
+        _ = try source.nextFrame()
+        source.stop()
+        #expect(try source.nextFrame() == nil)
+        try source.close()
+    }
+
+    @Test("a rawvideo file yields its frames byte for byte", arguments: PixelFormat.allCases)
+    func rawFile(pixelFormat: PixelFormat) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let format = FrameFormat(width: 96, height: 54, pixelFormat: pixelFormat, framesPerSecond: 25)
+        let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 5)
+        try pattern.start()
+        var written: [[UInt8]] = []
+        while let captured = try pattern.nextFrame() { written.append(captured.frame.packedBytes()) }
+        try pattern.close()
+        let path = directory.path + "/in.yuv"
+        FileManager.default.createFile(atPath: path, contents: Data(written.joined()))
+        let source = try RawFileSource(path: path, format: format)
+        try source.start()
+        var read: [[UInt8]] = []
+        while let captured = try source.nextFrame() { read.append(captured.frame.packedBytes()) }
+        try source.close()
+        #expect(read == written)
+    }
+
+    @Test("a rawvideo file cut mid-frame is an error naming the frame; a missing one names the path")
+    func rawFileErrors() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let format = FrameFormat(width: 16, height: 16, pixelFormat: .yuyv422, framesPerSecond: 25)
+        let path = directory.path + "/short.yuv"
+        FileManager.default.createFile(atPath: path, contents: Data(count: 512 + 100))
+        let source = try RawFileSource(path: path, format: format)
+        try source.start()
+        #expect(try source.nextFrame() != nil)
+        #expect(throws: RawFrameTruncated(path: path, frameIndex: 1, got: 100, expected: 512)) { try source.nextFrame() }
+        try source.close()
+        let missing = try RawFileSource(path: directory.path + "/none.yuv", format: format)
+        #expect(throws: SystemError.file(path: directory.path + "/none.yuv", call: "open", errno: ENOENT)) { try missing.start() }
+    }
+
+    func v4l2Settings() -> V4L2Settings {
+        V4L2Settings(devicePath: "/dev/video-sim", width: 64, height: 48, framesPerSecond: 30)
+    }
+
+    @Test("a V4L2 camera delivers copied pictures and reports frames it skipped")
+    func v4l2Drops() throws {
+        let camera = SimulatedV4L2()
+        camera.skippedSequences = [3, 4, 10]
+        let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
+        try source.start()
+        #expect(source.format == FrameFormat(width: 64, height: 48, pixelFormat: .yuyv422, framesPerSecond: 30))
+        var sequences: [UInt64] = []
+        var dropped = 0
+        while sequences.count < 12, let captured = try source.nextFrame() {
+            sequences.append(captured.frame.sequence)
+            dropped += captured.droppedBefore
+            // The simulated driver fills each buffer with its sequence number.
+            let first = captured.frame.withPlane(0) { bytes, _ in bytes[0] }
+            #expect(first == UInt8(truncatingIfNeeded: captured.frame.sequence))
+        }
+        try source.close()
+        #expect(Array(sequences.prefix(9)) == [0, 1, 2, 5, 6, 7, 8, 9, 11])
+        #expect(dropped == 3)
+        #expect(camera.openCount == 0)
+    }
+
+    @Test("a consumer slower than the camera: every frame is either delivered or counted as dropped")
+    func v4l2SlowConsumerAccounting() throws {
+        // The simulated driver delivers as fast as buffers come back, so the hand-over queue
+        // overflows; some of the pictures it lets go follow a driver gap themselves.
+        let camera = SimulatedV4L2()
+        camera.skippedSequences = Set(stride(from: 3, to: 400, by: 5))
+        let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
+        try source.start()
+        var delivered: [UInt64] = []
+        var dropped = 0
+        while delivered.count < 40, let captured = try source.nextFrame() {
+            delivered.append(captured.frame.sequence)
+            dropped += captured.droppedBefore
+            Thread.sleep(forTimeInterval: 0.01)  // five frame intervals of the simulated driver
+        }
+        try source.close()
+        let span = Int(delivered.last! - delivered.first!) + 1
+        #expect(delivered.count + dropped == span)
+        let skippedInSpan = camera.skippedSequences.filter { UInt64($0) > delivered.first! && UInt64($0) < delivered.last! }.count
+        #expect(dropped > skippedInSpan, "the queue must have let pictures go for this test to mean anything")
+    }
+
+    @Test("NV12 and YU12 buffers are copied plane by plane", arguments: [(V4L2PixelFormat.nv12, PixelFormat.nv12), (.yu12, .yuv420p)])
+    func v4l2PlanarFormats(v4l2: V4L2PixelFormat, expected: PixelFormat) throws {
+        let camera = SimulatedV4L2()
+        camera.offeredFormats = [v4l2.fourcc]
+        let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
+        try source.start()
+        let captured = try #require(try source.nextFrame())
+        try source.close()
+        #expect(captured.frame.pixelFormat == expected)
+        let value = UInt8(truncatingIfNeeded: captured.frame.sequence)
+        #expect(captured.frame.packedBytes().allSatisfy { $0 == value })
+    }
+
+    @Test("a camera lost mid-stream surfaces as FrameSourceLost naming the device, and the source reopens when it is back")
+    func v4l2LostAndReopened() throws {
+        let camera = SimulatedV4L2()
+        camera.vanishAfterFrames = 5
+        let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
+        try source.start()
+        var count = 0
+        do {
+            while try source.nextFrame() != nil { count += 1 }
+            Issue.record("the loss must surface")
+        } catch let error as FrameSourceLost {
+            #expect(error.reason.contains("/dev/video"), "\(error.reason)")
+        }
+        #expect(count == 5)
+        try? source.close()
+        camera.reconnect()
+        try source.start()
+        #expect(try source.nextFrame() != nil)
+        try source.close()
+        #expect(camera.openCount == 0)
+    }
+
+    @Test("an MJPEG camera's pictures are decoded to I420; one that does not decode counts as dropped")
+    func mjpegDecoded() throws {
+        // A JPEG of a test-pattern picture, made with libavcodec's own MJPEG encoder.
+        let format = FrameFormat(width: 64, height: 48, pixelFormat: .yuv420p, framesPerSecond: 30)
+        let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 1)
+        try pattern.start()
+        let original = try #require(try pattern.nextFrame()).frame
+        try pattern.close()
+        let jpeg = try EncoderContext(EncoderSettings(codecName: "mjpeg", width: 64, height: 48, framesPerSecond: 30, sourceFormat: .yuv420p,
+                                                      timeBase: Rational(1, 30), gopSize: 1, options: [("color_range", "jpeg")]))
+        try jpeg.send(original)
+        try jpeg.send(nil)
+        guard case .value(let packet) = try jpeg.receive() else { Issue.record("no JPEG"); return }
+
+        let camera = SimulatedV4L2()
+        camera.offeredFormats = [V4L2PixelFormat.mjpeg.fourcc]
+        camera.mjpegPicture = packet.bytes
+        var settings = v4l2Settings()
+        settings.preferredFormats = [.mjpeg]
+        let source = try V4L2FrameSource(settings: settings, system: camera)
+        try source.start()
+        #expect(source.format.pixelFormat == .yuv420p)
+        let decoded = try #require(try source.nextFrame())
+        // The JPEG is full range (as cameras send it); the pipeline's I420 is limited range.
+        let luma = 64 * 48
+        let expected = original.packedBytes().prefix(luma).map { 16 + Int($0) * 219 / 255 }
+        let got = decoded.frame.packedBytes().prefix(luma).map(Int.init)
+        let meanError = Double(zip(expected, got).reduce(0) { $0 + abs($1.0 - $1.1) }) / Double(luma)
+        #expect(meanError < 2.5, "mean luma error \(meanError)")
+        camera.mjpegPicture = [0xFF, 0xD8, 0x00, 0x01]  // a broken JPEG, for a few frame periods
+        Thread.sleep(forTimeInterval: 0.05)
+        camera.mjpegPicture = packet.bytes
+        var dropped = 0
+        for _ in 0..<100 where dropped == 0 {
+            dropped += try #require(try source.nextFrame()).droppedBefore
+        }
+        #expect(dropped >= 1)
+        try source.close()
+    }
+}

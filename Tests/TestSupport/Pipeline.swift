@@ -1,0 +1,153 @@
+import Foundation
+import LibAV
+import Pipeline
+import Capture
+import Platform
+
+/// A fresh folder under the system's temporary directory, removed by `cleanup()`.
+public struct TemporaryDirectory {
+    public let path: String
+    public init(_ label: String = "bodycam-test") throws {
+        path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    public func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+    public func files(withSuffix suffix: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(suffix) }.sorted().map { path + "/" + $0 }
+    }
+}
+
+/// Segments kept in memory, with the byte offsets at which the muxer declared fragment boundaries.
+public final class MemoryStore: SegmentStore {
+    public final class Sink: SegmentSink {
+        public let descriptor: SegmentDescriptor
+        public var bytes: [UInt8] = []
+        public var boundaries: [Int] = []
+        public var finished = false
+        public init(_ descriptor: SegmentDescriptor) { self.descriptor = descriptor }
+        public func write(_ chunk: UnsafeRawBufferPointer) throws { bytes += chunk }
+        public var fragmentFrames: [Int] = []
+        public func fragmentComplete(frames: Int, duration: Int64) throws {
+            boundaries.append(bytes.count)
+            fragmentFrames.append(frames)
+        }
+        public func finish() throws -> String {
+            finished = true
+            return "memory:\(descriptor.sequence)"
+        }
+    }
+    public var sinks: [Sink] = []
+    public var nextSequence: UInt64 { (sinks.last?.descriptor.sequence ?? 0) + 1 }
+    public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
+        let sink = Sink(segment)
+        sinks.append(sink)
+        return sink
+    }
+}
+
+/// A store whose sinks fail with ENOSPC once `budget` bytes have been written in all.
+public final class FillingStore: SegmentStore {
+    public let inner: PlainFileStore
+    public var budget: Int
+    public init(directory: String, budget: Int) throws {
+        inner = try PlainFileStore(directory: directory)
+        self.budget = budget
+    }
+    public final class Sink: SegmentSink {
+        public let inner: SegmentSink
+        public unowned let store: FillingStore
+        public init(inner: SegmentSink, store: FillingStore) { self.inner = inner; self.store = store }
+        public func write(_ bytes: UnsafeRawBufferPointer) throws {
+            if bytes.count > store.budget { throw SystemError.file(path: "store", call: "write", errno: ENOSPC) }
+            store.budget -= bytes.count
+            try inner.write(bytes)
+        }
+        public func fragmentComplete(frames: Int, duration: Int64) throws { try inner.fragmentComplete(frames: frames, duration: duration) }
+        public func finish() throws -> String { try inner.finish() }
+    }
+    public var nextSequence: UInt64 { inner.nextSequence }
+    public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
+        Sink(inner: try inner.makeSink(for: segment), store: self)
+    }
+}
+
+/// Wraps a source and calls `hook` with each frame index before handing the frame on.
+public final class HookedSource: FrameSource {
+    public let inner: FrameSource
+    public var hook: (UInt64) -> Void
+    public init(_ inner: FrameSource, hook: @escaping (UInt64) -> Void) { self.inner = inner; self.hook = hook }
+    public var format: FrameFormat { inner.format }
+    public var name: String { "hooked " + inner.name }
+    public func start() throws { try inner.start() }
+    public func nextFrame() throws -> CapturedFrame? {
+        guard let frame = try inner.nextFrame() else { return nil }
+        hook(frame.frame.sequence)
+        return frame
+    }
+    public func stop() { inner.stop() }
+    public func close() throws { try inner.close() }
+}
+
+/// Reports a gap (frames dropped before it) at chosen frames, as a camera's sequence numbers
+/// would, and calls `hook` with each frame index.
+public final class GappySource: FrameSource {
+    public let inner: FrameSource
+    public let gaps: [UInt64: Int]
+    public let hook: (UInt64) -> Void
+    public init(_ inner: FrameSource, gaps: [UInt64: Int], hook: @escaping (UInt64) -> Void) { self.inner = inner; self.gaps = gaps; self.hook = hook }
+    public var format: FrameFormat { inner.format }
+    public var name: String { "gappy " + inner.name }
+    public func start() throws { try inner.start() }
+    public func nextFrame() throws -> CapturedFrame? {
+        guard var captured = try inner.nextFrame() else { return nil }
+        captured.droppedBefore = gaps[captured.frame.sequence] ?? 0
+        hook(captured.frame.sequence)
+        return captured
+    }
+    public func stop() { inner.stop() }
+    public func close() throws { try inner.close() }
+}
+
+public func testEncoderSettings(crf: Int = 18) -> VideoEncoderSettings {
+    var settings = VideoEncoderSettings()
+    settings.bitrateKbps = nil
+    settings.crf = crf
+    settings.preset = "ultrafast"
+    return settings
+}
+
+/// libav's own log lines (expected complaints about cut files) would bury the test output.
+public let quietLibAV: Void = LibAVLogging.setQuiet(true)
+
+/// Runs the whole pipeline over a fast test pattern into `store`.
+@discardableResult
+public func record(format: FrameFormat, frames: Int, preEventSeconds: Int = 0, segmentSeconds: Int, store: SegmentStore,
+            encoder: VideoEncoderSettings = testEncoderSettings(), overlay: OverlaySettings? = OverlaySettings(),
+            startAtFrame: UInt64 = 0) throws -> Recorder {
+    _ = quietLibAV
+    let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames)
+    var recorder: Recorder!
+    let source = HookedSource(pattern) { index in
+        if index == startAtFrame { recorder.startRecording() }
+    }
+    recorder = Recorder(configuration: .init(deviceID: "BC-T1", officerID: "OFC-9", preEventSeconds: preEventSeconds,
+                                             segmentSeconds: segmentSeconds),
+                        source: source, overlay: overlay.map { Overlay(settings: $0, deviceID: "BC-T1", officerID: "OFC-9") },
+                        store: store, makeEncoder: { try LibAVVideoEncoder(settings: encoder, format: $0) })
+    try recorder.run()
+    return recorder
+}
+
+/// The frame numbers the test pattern burned into each decoded picture of a segment.
+public func burnedInFrameNumbers(path: String, format: FrameFormat) throws -> [Int?] {
+    _ = quietLibAV
+    var numbers: [Int?] = []
+    let sample = TestPatternSource.label(frameIndex: 0, wallNanoseconds: 0)
+    let origin = TestPatternSource.labelOrigin(format: format, length: sample.count)
+    _ = try SegmentInspector.inspect(path: path) { frame in
+        let text = Painter.readText(from: frame, x: origin.x, y: origin.y, scale: origin.scale, count: 12)
+        let string = String(text.map { $0 ?? "~" })
+        numbers.append(string.hasPrefix("FRAME ") ? Int(string.dropFirst(6)) : nil)
+    }
+    return numbers
+}
