@@ -82,6 +82,13 @@ public struct RawFrameTruncated: Error, CustomStringConvertible, Equatable, Send
     public var got: Int
     public var expected: Int
 
+    public init(path: String, frameIndex: Int, got: Int, expected: Int) {
+        self.path = path
+        self.frameIndex = frameIndex
+        self.got = got
+        self.expected = expected
+    }
+
     public var description: String {
         "\(path): frame \(frameIndex) is cut short: \(got) of \(expected) bytes (wrong size or pixel format?)"
     }

@@ -66,6 +66,29 @@ public struct ConfigFile: Sendable {
             throw ConfigError(file: file, line: error.source.begin.line, key: "", message: error.description)
         }
         flatten(table, prefix: "")
+        let lines = ConfigFile.keyLines(text)
+        for key in entries.keys { entries[key]?.line = lines[key] ?? 0 }
+    }
+
+    /// The line of each `key = …` under its `[table]` header, for messages: TOMLKit gives no
+    /// positions for parsed values. The text has already parsed, so a plain scan is enough for
+    /// the forms the configuration uses; keys it cannot place (dotted keys, inline tables) get 0.
+    static func keyLines(_ text: String) -> [String: Int] {
+        var lines: [String: Int] = [:]
+        var table = ""
+        let bare: (Character) -> Bool = { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.drop { $0 == " " || $0 == "\t" }
+            if line.hasPrefix("[") && !line.hasPrefix("[[") {
+                table = String(line.dropFirst().prefix { $0 != "]" }).filter { $0 != " " && $0 != "\t" }
+                continue
+            }
+            let key = line.prefix(while: bare)
+            guard !key.isEmpty, line.dropFirst(key.count).drop(while: { $0 == " " || $0 == "\t" }).first == "=" else { continue }
+            let name = table.isEmpty ? String(key) : table + "." + key
+            if lines[name] == nil { lines[name] = index + 1 }
+        }
+        return lines
     }
 
     /// `base`'s entries overlaid with `overlay`'s (the overlay wins): a board profile under the

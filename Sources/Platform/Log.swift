@@ -10,11 +10,15 @@ public struct JournaldLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public let program: String
     private let journald: Bool
+    /// Where lines go: standard error, which systemd connects to the journal.
+    private let output: Int32
 
-    public init(label: String, program: String, level: Logger.Level = .info, journald: Bool = getenv("JOURNAL_STREAM") != nil) {
+    public init(label: String, program: String, level: Logger.Level = .info, journald: Bool = getenv("JOURNAL_STREAM") != nil,
+                output: Int32 = 2) {
         self.program = program
         self.logLevel = level
         self.journald = journald
+        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -43,7 +47,7 @@ public struct JournaldLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         let text = format(level: event.level, message: event.message, metadata: event.metadata)
-        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.write(2, $0.baseAddress, $0.count - 1) }
+        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.write(output, $0.baseAddress, $0.count - 1) }
     }
 }
 

@@ -6,7 +6,8 @@ import V4L2
 /// kernel structures as a real V4L2 capture driver, and can be told to misbehave (busy, gone,
 /// not a capture device, dropping frames, vanishing mid-stream). For tests of the capture code;
 /// the real-device test runs against the kernel's vivid driver.
-public final class SimulatedV4L2: V4L2System {
+// Every member is read and written under `lock`.
+public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     public var devicePath = "/dev/video-sim"
     /// open() fails with this errno (ENOENT: no such device, EBUSY, EACCES).
     public var openErrno: Int32? = nil

@@ -1,9 +1,11 @@
+import Capture
+import Platform
+import TestSupport
 import Foundation
 import LibAV
 import Testing
 import V4L2
 import V4L2Simulator
-@testable import Pipeline
 
 @Suite("Frame sources")
 struct SourceTests {

@@ -1,3 +1,9 @@
+import Capture
+import Configuration
+import Controls
+import LibAV
+import Policy
+import TestSupport
 import Foundation
 import Testing
 @testable import Pipeline
@@ -71,10 +77,10 @@ struct ConfigurationTests {
         ("[camera]\nwidth = 641\n", 2, "camera.width", "must be even"),
         ("[camera]\nformats = [\"H264\"]\n", 2, "camera.formats", "is not one of"),
         ("device_id = \"a b\"\n", 1, "device_id", "is not valid"),
-        ("device_id = \"x\"\ndevice_id = \"y\"\n", 2, "device_id", "set twice"),
-        ("[camera\n", 1, "", "malformed section header"),
-        ("just words\n", 1, "", "expected key = value"),
-        ("officer_id = \"open\n", 1, "officer_id", "not closed"),
+        ("device_id = \"x\"\ndevice_id = \"y\"\n", 2, "", "cannot redefine existing string 'device_id'"),
+        ("[camera\n", 1, "", "parsing table header: expected ']'"),
+        ("just words\n", 1, "", "expected '='"),
+        ("officer_id = \"open\n", 1, "", "Error while parsing string"),
         ("[encoder]\nbitrate_kbps = 3000\ncrf = 20\n", 3, "encoder.crf", "not both"),
         ("[camera]\nsource = \"raw-file\"\n", 2, "camera.path", "needs camera.path"),
     ])
@@ -84,6 +90,33 @@ struct ConfigurationTests {
         #expect(found.line == line || (key == "camera.path" && found.line == 0))
         #expect(found.key == key)
         #expect(found.message.contains(words), "\(found)")
+    }
+
+    @Test("TOML 1.0 beyond the old subset loads: a multi-line array with comments, literal strings, a comment after a table header")
+    func fullTOML() throws {
+        let text = """
+            [camera]  # the camera
+            source = 'v4l2'
+            formats = ['YUYV', 'MJPG']
+            [evidence]
+            recipients = [
+              "/etc/bodycam/office.pub",  # office
+              '/etc/bodycam/escrow.pub',
+            ]
+            """
+        let configuration = try BodycamConfiguration(ConfigFile(file: "test.toml", text: text))
+        #expect(configuration.camera.source == .v4l2 && configuration.camera.formats == [.yuyv, .mjpeg])
+        #expect(configuration.recipientPaths == ["/etc/bodycam/office.pub", "/etc/bodycam/escrow.pub"])
+    }
+
+    @Test("values of types no setting takes are named", arguments: [
+        ("[camera]\nfps = 30.0\n", "camera.fps", "found a floating-point number"),
+        ("[camera]\nformats = [1, 2]\n", "camera.formats", "found a list holding other values than strings"),
+        ("[camera.extra]\nx = 1\n", "camera.extra.x", "unknown setting"),
+    ])
+    func unsupportedTypes(text: String, key: String, words: String) throws {
+        let found = try #require(error(text))
+        #expect(found.key == key && found.message.contains(words), "\(found)")
     }
 
     @Test("a missing file is a configuration error naming it")

@@ -1,12 +1,14 @@
-import Evidence
+import Platform
+import Wire
 import Glibc
 import Testing
 @testable import Controls
-@testable import Pipeline
+
 @testable import Policy
 
 /// Records what the policy asked of the pipeline, with timestamps.
-final class RecordingEffects: PolicyEffects {
+// Every member is read and written under `lock`.
+final class RecordingEffects: PolicyEffects, @unchecked Sendable {
     let lock = ConditionLock()
     var started: [Int64] = []
     var stopped = 0

@@ -1,3 +1,14 @@
+import Capture
+import Configuration
+import ControlProtocol
+import Controls
+import Daemon
+import LibAV
+import Platform
+import Policy
+import TestSupport
+import Tokens
+import Wire
 import Foundation
 import LibCrypto
 import Testing

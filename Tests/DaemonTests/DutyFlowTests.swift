@@ -1,3 +1,12 @@
+import Capture
+import Configuration
+import ControlProtocol
+import Daemon
+import LibAV
+import Platform
+import TestSupport
+import Tokens
+import Wire
 import Controls
 import Foundation
 import LibCrypto
@@ -9,7 +18,7 @@ import Testing
 @Suite("A duty through the control socket")
 struct DutyFlowTests {
     func ask(_ socket: String, _ request: [String: JSONValue]) throws -> JSONValue {
-        try ControlSocket.request(.object(request), path: socket)
+        try controlRequest(.object(request), path: socket)
     }
 
     @Test("duty start, record, marks, refused stops, an authorised stop, a replay, duty end: all journaled, marks in the manifests, the store verifies")
@@ -116,7 +125,7 @@ struct SocketAccessTests {
         let stop = try asNobody(["stop", "--token", tokenPath, "--socket", socket])
         #expect(stop.0 == 0 && stop.1.contains("recording_stopped"), "\(stop)")
         // Root reads status.
-        #expect(try ControlSocket.request(.object(["cmd": .string("status")]), path: socket)["state"] == .string("standby"))
+        #expect(try controlRequest(.object(["cmd": .string("status")]), path: socket)["state"] == .string("standby"))
 
         process.terminate()
         process.waitUntilExit()
@@ -136,7 +145,7 @@ struct SocketAccessTests {
         let socket = directory.path + "/control.sock"
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { Thread.sleep(forTimeInterval: 0.05) }
         Thread.sleep(forTimeInterval: 0.5)
-        func request(_ fields: [String: JSONValue]) throws -> JSONValue { try ControlSocket.request(.object(fields), path: socket) }
+        func request(_ fields: [String: JSONValue]) throws -> JSONValue { try controlRequest(.object(fields), path: socket) }
         func stop(_ key: Ed25519PrivateKey) throws -> JSONValue {
             let token = try AuthorizationToken.issue(.stop, deviceID: "BC-PROC-1", issuer: "new", key: key, minutes: 5)
             return try request(["cmd": .string("stop"), "token": .string(Base64.encode(token.document.bytes))])
@@ -173,4 +182,10 @@ struct SocketAccessTests {
         #expect(kinds.filter { $0 == "supervisors_reloaded" }.count == 1 && kinds.contains("supervisors_reload_failed"))
         #expect(kinds.contains("certificate_refused") && kinds.contains("certificate_installed"))
     }
+}
+
+/// One request as the wire carries it (a JSON object on one line), and the answer parsed back:
+/// the tests speak the protocol by hand, so they check it as docs/CONTROL.md gives it.
+func controlRequest(_ request: JSONValue, path: String) throws -> JSONValue {
+    try JSONParser.parse(ControlClient.exchange(request.canonical + [0x0A], path: path))
 }

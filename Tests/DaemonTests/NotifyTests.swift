@@ -1,3 +1,16 @@
+import Capture
+import Configuration
+import ControlProtocol
+import Controls
+import Daemon
+import Evidence
+import LibAV
+import LibCrypto
+import Platform
+import Policy
+import TestSupport
+import Tokens
+import Wire
 import Foundation
 import Glibc
 import Testing

@@ -1,3 +1,8 @@
+import Capture
+import LibAV
+import Platform
+import TestSupport
+import Wire
 import Foundation
 import LibCrypto
 import Testing

@@ -1,3 +1,8 @@
+import Capture
+import LibAV
+import Platform
+import TestSupport
+import Wire
 import Foundation
 import LibCrypto
 import Testing
@@ -5,23 +10,6 @@ import Testing
 @testable import Pipeline
 
 /// A clean store made once; every case tampers with its own copy.
-final class Pristine: @unchecked Sendable {
-    static let shared = Pristine()
-    let directory: TemporaryDirectory
-    let keys = Keys()
-    private init() {
-        directory = try! TemporaryDirectory("bodycam-pristine")
-        try! recordEvidence(into: try! makeVault(directory.path + "/store", keys: keys), frames: 150)
-    }
-    var store: String { directory.path + "/store" }
-
-    func copy() throws -> String {
-        let copy = NSTemporaryDirectory() + "bodycam-tamper-\(UUID().uuidString)"
-        try FileManager.default.copyItem(atPath: store, toPath: copy)
-        return copy
-    }
-}
-
 enum Tamper: String, CaseIterable, CustomStringConvertible {
     case deleteMiddleSegment, deleteNewestSegmentAndManifest, deleteManifestOnly, swapSegmentNames, replayOldSegment,
          flipPayloadByte, flipHeaderByte, flipManifestByte, flipJournalByte, truncateSegment, truncateJournal,

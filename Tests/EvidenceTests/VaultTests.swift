@@ -1,3 +1,7 @@
+import Capture
+import Platform
+import TestSupport
+import Wire
 import Foundation
 import LibAV
 import LibCrypto

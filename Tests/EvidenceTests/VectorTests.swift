@@ -1,3 +1,9 @@
+import Capture
+import LibAV
+import Pipeline
+import Platform
+import TestSupport
+import Wire
 import Foundation
 import LibCrypto
 import Testing

@@ -1,4 +1,7 @@
 import Pipeline
+import Capture
+import Platform
+import TestSupport
 import Testing
 
 @Suite("Dropped-frame tally")

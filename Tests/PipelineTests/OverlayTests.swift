@@ -1,4 +1,7 @@
 import LibAV
+import Capture
+import Platform
+import TestSupport
 import Testing
 @testable import Pipeline
 

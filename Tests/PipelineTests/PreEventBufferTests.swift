@@ -1,3 +1,6 @@
+import Capture
+import Platform
+import TestSupport
 import Testing
 @testable import Pipeline
 

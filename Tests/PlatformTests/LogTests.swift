@@ -1,5 +1,6 @@
 import Logging
-import Pipeline
+import Glibc
+import Platform
 import Testing
 
 @Suite("Logging for journald")
@@ -18,11 +19,24 @@ struct LogTests {
         #expect(terminal.format(level: .warning, message: "slow", metadata: ["frames": "2"]) == "bodycamd: warning: slow frames=2 segment=3\n")
     }
 
-    @Test("the level filters: debug is dropped at info")
-    func level() {
-        let handler = JournaldLogHandler(label: "t", program: "p", level: .info, journald: true)
+    @Test("a logger at info writes info and above to its descriptor, one line each, and drops debug")
+    func levelFiltersWhatIsWritten() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let handler = JournaldLogHandler(label: "t", program: "p", level: .info, journald: true, output: fds[1])
         let logger = Logger(label: "t", factory: { _ in handler })
-        #expect(logger.logLevel == .info)
-        #expect(Logger.Level.debug < logger.logLevel && Logger.Level.notice >= logger.logLevel)
+        logger.debug("not this")
+        logger.info("ready")
+        logger.error("camera lost", metadata: ["device": "/dev/video0"])
+        close(fds[1])
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fds[0], &chunk, chunk.count)
+            if count <= 0 { break }
+            bytes += chunk[0..<count]
+        }
+        #expect(String(decoding: bytes, as: UTF8.self) == "<6>ready\n<3>camera lost device=/dev/video0\n")
     }
 }

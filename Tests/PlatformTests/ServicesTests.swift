@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Pipeline
+import Platform
 import ServiceLifecycle
 import Testing
 

@@ -46,3 +46,23 @@ public func recordEvidence(into vault: EvidenceVault, frames: Int, deviceID: Str
     try recorder.run()
     return recorder
 }
+
+/// One recorded store (150 frames), made once per test process and copied by tests that damage it.
+// Immutable after init.
+public final class Pristine: @unchecked Sendable {
+    public static let shared = Pristine()
+    public let directory: TemporaryDirectory
+    public let keys = Keys()
+    private init() {
+        directory = try! TemporaryDirectory("bodycam-pristine")
+        try! recordEvidence(into: try! makeVault(directory.path + "/store", keys: keys), frames: 150)
+    }
+    public var store: String { directory.path + "/store" }
+
+    public func copy() throws -> String {
+        let copy = NSTemporaryDirectory() + "bodycam-tamper-\(UUID().uuidString)"
+        try FileManager.default.copyItem(atPath: store, toPath: copy)
+        return copy
+    }
+}
+

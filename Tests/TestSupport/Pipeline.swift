@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LibAV
 import Pipeline
 import Capture
@@ -37,6 +38,7 @@ public final class MemoryStore: SegmentStore {
         }
     }
     public var sinks: [Sink] = []
+    public init() {}
     public var nextSequence: UInt64 { (sinks.last?.descriptor.sequence ?? 0) + 1 }
     public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
         let sink = Sink(segment)
@@ -150,4 +152,13 @@ public func burnedInFrameNumbers(path: String, format: FrameFormat) throws -> [I
         numbers.append(string.hasPrefix("FRAME ") ? Int(string.dropFirst(6)) : nil)
     }
     return numbers
+}
+
+/// A value several threads read and write in a test (events reported on the pipeline thread,
+/// checked on the test's).
+public final class Locked<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    public init(_ value: Value) { self.value = Mutex(value) }
+    public func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { value.withLock { body(&$0) } }
+    public var current: Value { value.withLock { $0 } }
 }
