@@ -34,7 +34,8 @@ public final class VideoFrame: @unchecked Sendable {
 
     /// A frame with its own freshly allocated, zeroed picture buffer (av_frame_get_buffer).
     public convenience init(width: Int, height: Int, pixelFormat: PixelFormat) throws {
-        guard var raw: UnsafeMutablePointer<AVFrame>? = av_frame_alloc(), let frame = raw else { throw AVError("av_frame_alloc", code: bc_averror(ENOMEM)) }
+        var raw = av_frame_alloc()
+        guard let frame = raw else { throw AVError("av_frame_alloc", code: bc_averror(ENOMEM)) }
         frame.pointee.width = Int32(width)
         frame.pointee.height = Int32(height)
         frame.pointee.format = pixelFormat.av.rawValue
@@ -175,7 +176,8 @@ public final class FramePool: @unchecked Sendable {
     }
 
     public func makeFrame() throws -> VideoFrame {
-        guard var raw: UnsafeMutablePointer<AVFrame>? = av_frame_alloc(), let frame = raw else { throw AVError("av_frame_alloc", code: bc_averror(ENOMEM)) }
+        var raw = av_frame_alloc()
+        guard let frame = raw else { throw AVError("av_frame_alloc", code: bc_averror(ENOMEM)) }
         guard let buffer = av_buffer_pool_get(pool) else {
             av_frame_free(&raw)
             throw AVError("av_buffer_pool_get", code: bc_averror(ENOMEM))
