@@ -7,7 +7,7 @@ import Wire
 /// on the caller's thread (the red LED must follow the record press within milliseconds);
 /// timed patterns run on an "indicators" thread that sleeps until the next step or until a new
 /// pattern arrives (a condition variable, no polling).
-// `programs` and `stopped` are read and written under `mutex`; `onError` is set once, before
+// `programs` and `stopped` are read and written under `lock`; `onError` is set once, before
 // any pattern plays; `thread` is written by init and by `close()`.
 public final class Indicators: @unchecked Sendable {
     /// One step of a pattern: a level held for a time.
@@ -20,8 +20,7 @@ public final class Indicators: @unchecked Sendable {
     }
 
     private let backend: GPIOBackend
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let lock = ConditionLock()
     private var programs: [OutputLine: Program] = [:]
     private var stopped = false
     private var thread: WorkerThread?
@@ -30,27 +29,14 @@ public final class Indicators: @unchecked Sendable {
 
     public init(backend: GPIOBackend) {
         self.backend = backend
-        pthread_mutex_init(mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
         thread = WorkerThread(name: "indicators") { [unowned self] in self.run() }
     }
 
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        condition.deallocate()
-    }
-
     public func close() {
-        pthread_mutex_lock(mutex)
-        stopped = true
-        pthread_cond_signal(condition)
-        pthread_mutex_unlock(mutex)
+        lock.withLock {
+            stopped = true
+            lock.broadcast()
+        }
         thread?.join()
         thread = nil
     }
@@ -103,54 +89,55 @@ public final class Indicators: @unchecked Sendable {
     }
 
     private func cancel(_ line: OutputLine) {
-        pthread_mutex_lock(mutex)
-        programs[line] = nil
-        pthread_mutex_unlock(mutex)
+        lock.withLock { programs[line] = nil }
     }
 
     private func start(_ line: OutputLine, _ steps: [Step], repeats: Bool) {
         guard let first = steps.first else { return }
         write(line, first.on)
-        pthread_mutex_lock(mutex)
-        programs[line] = Program(steps: steps, repeats: repeats, stepEndsAt: Clock.monotonicNanoseconds() + first.nanoseconds)
-        pthread_cond_signal(condition)
-        pthread_mutex_unlock(mutex)
+        lock.withLock {
+            programs[line] = Program(steps: steps, repeats: repeats, stepEndsAt: Clock.monotonicNanoseconds() + first.nanoseconds)
+            lock.broadcast()
+        }
     }
 
     private func run() {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while !stopped {
-            let now = Clock.monotonicNanoseconds()
-            var writes: [(OutputLine, Bool)] = []
-            for (line, var program) in programs where now >= program.stepEndsAt {
-                program.index += 1
-                if program.index == program.steps.count {
-                    if !program.repeats {
-                        programs[line] = nil
-                        writes.append((line, false))
-                        continue
+        // The levels are written outside the lock, so a slow GPIO write never holds up a caller.
+        while let writes = nextWrites() {
+            for (line, on) in writes { write(line, on) }
+        }
+    }
+
+    /// Waits (under the lock) until some pattern has a step due; its writes, or nil once closed.
+    private func nextWrites() -> [(OutputLine, Bool)]? {
+        lock.withLock {
+            while !stopped {
+                let now = Clock.monotonicNanoseconds()
+                var writes: [(OutputLine, Bool)] = []
+                for (line, var program) in programs where now >= program.stepEndsAt {
+                    program.index += 1
+                    if program.index == program.steps.count {
+                        if !program.repeats {
+                            programs[line] = nil
+                            writes.append((line, false))
+                            continue
+                        }
+                        program.index = 0
                     }
-                    program.index = 0
+                    let step = program.steps[program.index]
+                    program.stepEndsAt += step.nanoseconds
+                    if program.stepEndsAt < now { program.stepEndsAt = now + step.nanoseconds }
+                    programs[line] = program
+                    writes.append((line, step.on))
                 }
-                let step = program.steps[program.index]
-                program.stepEndsAt += step.nanoseconds
-                if program.stepEndsAt < now { program.stepEndsAt = now + step.nanoseconds }
-                programs[line] = program
-                writes.append((line, step.on))
+                if !writes.isEmpty { return writes }
+                if let next = programs.values.map(\.stepEndsAt).min() {
+                    _ = lock.wait(untilMonotonic: next)
+                } else {
+                    lock.wait()
+                }
             }
-            if !writes.isEmpty {
-                pthread_mutex_unlock(mutex)
-                for (line, on) in writes { write(line, on) }
-                pthread_mutex_lock(mutex)
-                continue
-            }
-            if let next = programs.values.map(\.stepEndsAt).min() {
-                var deadline = timespec(tv_sec: Int(next / 1_000_000_000), tv_nsec: Int(next % 1_000_000_000))
-                pthread_cond_timedwait(condition, mutex, &deadline)
-            } else {
-                pthread_cond_wait(condition, mutex)
-            }
+            return nil
         }
     }
 }

@@ -158,7 +158,7 @@ public final class Daemon: Sendable {
             gpio = try StageFactory.makeGPIO(configuration.controls)
             controls = try ControlsThread(backend: gpio)
         } catch {
-            try? vault.journal.append(kind: "controls_failed", fields: ["error": .string("\(error)")])
+            _ = try? vault.journal.append(kind: "controls_failed", fields: ["error": .string("\(error)")])
             throw DaemonStartError.startup("controls: \(error)")
         }
         simulated = gpio as? SimulatedGPIO
