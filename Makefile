@@ -8,7 +8,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Headers and libraries the package links (pkg-config names in Package.swift).
 BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
-                  libv4l-dev libgpiod-dev libssl-dev
+                  libv4l-dev libgpiod-dev libssl-dev libtomlplusplus-dev
 # The reference encoder and the resource meter `make bench` compares against.
 BENCH_PACKAGES := ffmpeg time
 # Packaging and unit checks: dpkg-deb, objdump, systemd-analyze.

@@ -11,7 +11,6 @@ let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
-let tomlKit = Target.Dependency.product(name: "TOMLKit", package: "TOMLKit")
 let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
 
 let package = Package(
@@ -25,7 +24,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // MARK: C modules
@@ -36,6 +34,13 @@ let package = Package(
         .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // toml++'s pkg-config file gives only -D flags, which SwiftPM refuses from pkg-config: its
+        // headers are on the default path, and TOMLShim sets the two defines itself.
+        .systemLibrary(name: "CTOMLPlusPlus", providers: [.apt(["libtomlplusplus-dev"])]),
+        // toml++ is C++: a C view of its parser (TOML 1.0), for the configuration module.
+        .target(name: "TOMLShim", dependencies: ["CTOMLPlusPlus"],
+                cxxSettings: [.define("TOML_HEADER_ONLY", to: "0"), .define("TOML_SHARED_LIB", to: "1")],
+                linkerSettings: [.linkedLibrary("tomlplusplus")]),
         // What Swift cannot import: ioctl request numbers, AVERROR(), variadic calls.
         .target(name: "CShims", dependencies: ["CAVUtil", "CAVCodec", "CAVFormat", "CV4L2"]),
 
@@ -62,23 +67,23 @@ let package = Package(
         .target(name: "Tokens", dependencies: ["Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
 
         // MARK: configuration, protocol, daemon
-        .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "Platform", tomlKit]),
-        .target(name: "ControlProtocol", dependencies: ["Platform"]),
+        .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "Platform", "TOMLShim"]),
+        .target(name: "ControlProtocol", dependencies: ["Platform", "Wire"]),
         .target(name: "Daemon", dependencies: [
             "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
             "LibAV", "LibCrypto", "V4L2", "Platform", "Wire", "CShims", logging, serviceLifecycle, unixSignals,
         ]),
 
         // MARK: executables
-        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform", argumentParser, serviceLifecycle]),
+        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform", argumentParser]),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
             "LibAV", "LibCrypto", "V4L2", "Platform", "Wire", argumentParser,
         ]),
         // The measurements of `make bench` that loop over the project's own code.
-        .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "LibCrypto", "Platform", "Wire"]),
+        .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Controls", "Policy", "LibCrypto", "Platform", "Wire"]),
         // Writes docs/vectors (`make vectors`).
-        .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Tokens", "LibCrypto", "Platform", "Wire"]),
+        .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "LibCrypto", "Platform", "Wire"]),
 
         // MARK: tests (one target per module, the daemon's end-to-end tests, one support target)
         .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "LibAV", "LibCrypto", "Platform"],
@@ -93,12 +98,13 @@ let package = Package(
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Wire"]),
         .testTarget(name: "ControlsTests", dependencies: ["Controls", "Policy", "Platform", "Wire"]),
-        .testTarget(name: "TokensTests", dependencies: ["Tokens", "Policy", "Evidence", "LibCrypto", "Wire"]),
+        .testTarget(name: "TokensTests", dependencies: ["Tokens", "Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",
             "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport",
         ]),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
 )

@@ -121,3 +121,6 @@ awk -v a="$seal" -v b="$openssl_rate" 'BEGIN {
 rm -rf "$BENCH_DIR/verify-store" "$BENCH_DIR/decrypt-store"
 "$BIN/bodycam-bench" verify 1000 "$BENCH_DIR/verify-store"
 "$BIN/bodycam-bench" decrypt 256 "$BENCH_DIR/decrypt-store"
+# Controls: a button's kernel timestamp to the red LED and the recording state, and to the
+# mark (the simulated GPIO, the controls thread and the policy engine, as the daemon runs them).
+"$BIN/bodycam-bench" latency 20

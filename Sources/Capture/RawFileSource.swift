@@ -44,17 +44,7 @@ public final class RawFileSource: FrameSource {
         let frame = try pool.makeFrame()
         let expected = format.pixelFormat.frameSize(width: format.width, height: format.height)
         let got = try frame.withPackedStorage { storage -> Int in
-            var filled = 0
-            while filled < expected {
-                let count = Glibc.read(fd, storage.baseAddress! + filled, expected - filled)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw SystemError.file(path: path, call: "read", errno: errno)
-                }
-                if count == 0 { break }
-                filled += count
-            }
-            return filled
+            try readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: storage[0..<expected]), path: path)
         }
         if got == 0 { return nil }
         if got < expected { throw RawFrameTruncated(path: path, frameIndex: Int(index), got: got, expected: expected) }

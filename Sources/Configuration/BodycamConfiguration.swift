@@ -6,7 +6,6 @@ import Pipeline
 import Platform
 import Policy
 import Controls
-import TOMLKit
 
 /// Every setting of the daemon, with its default. docs/CONFIGURATION.md lists them.
 public struct BodycamConfiguration: Equatable, Sendable {

@@ -1,4 +1,4 @@
-import TOMLKit
+import TOMLShim
 
 /// A value in a configuration file.
 public enum ConfigValue: Equatable, Sendable {
@@ -41,13 +41,14 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// A TOML 1.0 file (parsed by toml++ through TOMLKit), flattened to "table.key" settings. A
-/// syntax error — a duplicate key among them — names the file and the line; values of types
-/// no setting takes are kept as `.unsupported` so that the setting that reads one can say so.
+/// A TOML 1.0 file (parsed by toml++, through TOMLShim's C view), flattened to "table.key"
+/// settings, each with its line. A syntax error — a duplicate key among them — names the file
+/// and the line; values of types no setting takes are kept as `.unsupported` so that the setting
+/// that reads one can say so.
 public struct ConfigFile: Sendable {
     public struct Entry: Sendable {
         public var value: ConfigValue
-        /// 0: TOMLKit gives no positions for parsed values, only for syntax errors.
+        /// Where the value begins, 1-based.
         public var line: Int
     }
 
@@ -59,36 +60,29 @@ public struct ConfigFile: Sendable {
 
     public init(file: String, text: String) throws {
         self.file = file
-        let table: TOMLTable
-        do {
-            table = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw ConfigError(file: file, line: error.source.begin.line, key: "", message: error.description)
+        final class Collected {
+            var entries: [String: Entry] = [:]
         }
-        flatten(table, prefix: "")
-        let lines = ConfigFile.keyLines(text)
-        for key in entries.keys { entries[key]?.line = lines[key] ?? 0 }
-    }
-
-    /// The line of each `key = …` under its `[table]` header, for messages: TOMLKit gives no
-    /// positions for parsed values. The text has already parsed, so a plain scan is enough for
-    /// the forms the configuration uses; keys it cannot place (dotted keys, inline tables) get 0.
-    static func keyLines(_ text: String) -> [String: Int] {
-        var lines: [String: Int] = [:]
-        var table = ""
-        let bare: (Character) -> Bool = { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.drop { $0 == " " || $0 == "\t" }
-            if line.hasPrefix("[") && !line.hasPrefix("[[") {
-                table = String(line.dropFirst().prefix { $0 != "]" }).filter { $0 != " " && $0 != "\t" }
-                continue
+        let collected = Collected()
+        var bytes = Array(text.utf8)
+        var message = [CChar](repeating: 0, count: 512)
+        var line: UInt32 = 0
+        let status = withExtendedLifetime(collected) {
+            bytes.withUnsafeMutableBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { text in
+                    bc_toml_parse(text.baseAddress, text.count, { context, setting in
+                        guard let context, let setting = setting?.pointee else { return }
+                        let collected = Unmanaged<Collected>.fromOpaque(context).takeUnretainedValue()
+                        collected.entries[String(cString: setting.key)] = Entry(value: ConfigFile.convert(setting), line: Int(setting.line))
+                    }, Unmanaged.passUnretained(collected).toOpaque(), &message, message.count, &line)
+                }
             }
-            let key = line.prefix(while: bare)
-            guard !key.isEmpty, line.dropFirst(key.count).drop(while: { $0 == " " || $0 == "\t" }).first == "=" else { continue }
-            let name = table.isEmpty ? String(key) : table + "." + key
-            if lines[name] == nil { lines[name] = index + 1 }
         }
-        return lines
+        if status != 0 {
+            let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            throw ConfigError(file: file, line: Int(line), key: "", message: text)
+        }
+        entries = collected.entries
     }
 
     /// `base`'s entries overlaid with `overlay`'s (the overlay wins): a board profile under the
@@ -100,30 +94,16 @@ public struct ConfigFile: Sendable {
         for key in overlay.entries.keys { origins[key] = nil }
     }
 
-    private mutating func flatten(_ table: TOMLTable, prefix: String) {
-        for key in table.keys {
-            guard let value = table[key] else { continue }
-            let name = prefix.isEmpty ? key : prefix + "." + key
-            if let inner = value.table {
-                flatten(inner, prefix: name)
-            } else {
-                entries[name] = Entry(value: ConfigFile.convert(value), line: 0)
-            }
-        }
-    }
-
-    static func convert(_ value: TOMLValueConvertible) -> ConfigValue {
-        switch value.type {
-        case .string: return .string(value.string ?? "")
-        case .int: return .integer(value.int ?? 0)
-        case .bool: return .boolean(value.bool ?? false)
-        case .array:
-            let items = value.array.map { Array($0) } ?? []
-            let strings = items.compactMap { $0.type == .string ? $0.string : nil }
-            return strings.count == items.count ? .strings(strings) : .unsupported("a list holding other values than strings")
-        case .double: return .unsupported("a floating-point number")
-        case .date, .time, .dateTime: return .unsupported("a date or time")
-        case .table: return .unsupported("a table")
+    static func convert(_ setting: bc_toml_setting) -> ConfigValue {
+        switch setting.kind {
+        case BC_TOML_STRING: return .string(String(cString: setting.text))
+        case BC_TOML_INTEGER: return Int(exactly: setting.integer).map(ConfigValue.integer) ?? .unsupported("an integer out of range")
+        case BC_TOML_BOOLEAN: return .boolean(setting.boolean != 0)
+        case BC_TOML_STRINGS:
+            return .strings((0..<setting.count).map { String(cString: setting.strings[$0]!) })
+        case BC_TOML_FLOAT: return .unsupported("a floating-point number")
+        case BC_TOML_DATE_TIME: return .unsupported("a date or time")
+        default: return .unsupported("a list holding other values than strings")
         }
     }
 }

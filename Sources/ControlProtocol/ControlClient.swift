@@ -33,18 +33,9 @@ public enum ControlClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         try bytes.withUnsafeBytes { try sendAll(fd, $0, path: path) }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while !response.contains(0x0A) {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            response += chunk[0..<count]
-        }
-        guard let line = response.split(separator: 0x0A, omittingEmptySubsequences: false).first, !line.isEmpty else {
-            throw SystemError.file(path: path, call: "read (no answer)", errno: EPROTO)
-        }
-        return Array(line)
+        let answer = readLine(fd, limit: 1 << 20)
+        guard answer.complete, !answer.line.isEmpty else { throw SystemError.file(path: path, call: "read (no answer)", errno: EPROTO) }
+        return answer.line
     }
 }
 

@@ -1,31 +1,26 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import Wire
 
 /// The control socket's protocol, shared by `bodycamd` and `bodycamctl` (docs/CONTROL.md).
 ///
 /// A Unix stream socket. The client writes one request — one JSON object on one line, at most
 /// `maximumRequestBytes` — and the daemon answers with one JSON object on one line, then closes.
 /// Who may send what is decided from the peer's credentials (SO_PEERCRED), per command
-/// (`ControlCommand.requiredRole`). Foundation's JSON coders do the encoding (FoundationEssentials:
-/// no ICU); the evidence formats keep their own canonical JSON.
+/// (`ControlCommand.requiredRole`). The messages are `Codable`, read and written through `Wire`'s
+/// JSONCoding and canonical JSON, so the daemon loads no Foundation.
 public enum ControlProtocol {
     /// Version 1. A request may carry `"version": 1`; a request for a later version is refused.
     public static let version = 1
     /// A request line longer than this is refused.
     public static let maximumRequestBytes = 65_536
 
-    /// One line of JSON for `value` (sorted keys, no slashes escaped), with its newline.
+    /// One line of canonical JSON for `value` (sorted keys), with its newline.
     public static func encodeLine<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(value)) + [0x0A]
+        try JSONCoding.encode(value).canonical + [0x0A]
     }
 
+    /// Reads one message (a JSON text, without its newline).
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try JSONDecoder().decode(type, from: Data(bytes))
+        try JSONCoding.decode(type, from: JSONParser.parse(bytes))
     }
 }
 
@@ -142,10 +137,10 @@ extension ControlRequest: Codable {
         let name = try container.decode(String.self, forKey: .cmd)
         guard let command = ControlCommand(rawValue: name) else { throw ControlRequestError.unknownCommand(String(name.prefix(64))) }
         func base64(_ key: Key) throws -> [UInt8] {
-            guard let text = try? container.decode(String.self, forKey: key), let bytes = Data(base64Encoded: text) else {
+            guard let text = try? container.decode(String.self, forKey: key), let bytes = Base64.decode(text) else {
                 throw ControlRequestError.missing(command: name, member: key.rawValue, expected: "base64")
             }
-            return Array(bytes)
+            return bytes
         }
         switch command {
         case .status: self = .status
@@ -177,9 +172,9 @@ extension ControlRequest: Codable {
         try container.encode(ControlProtocol.version, forKey: .version)
         switch self {
         case .status, .reloadSupervisors: break
-        case .stop(let token), .duty(let token): try container.encode(Data(token).base64EncodedString(), forKey: .token)
+        case .stop(let token), .duty(let token): try container.encode(Base64.encode(token), forKey: .token)
         case .mark(let label): try container.encode(label, forKey: .label)
-        case .installCertificate(let bytes): try container.encode(Data(bytes).base64EncodedString(), forKey: .certificate)
+        case .installCertificate(let bytes): try container.encode(Base64.encode(bytes), forKey: .certificate)
         case .simulateButton(let button, let action, let milliseconds):
             try container.encode(button, forKey: .button)
             try container.encode(action, forKey: .action)

@@ -88,6 +88,9 @@ public final class Indicators: @unchecked Sendable {
         do { try backend.set(line, on) } catch { onError(error) }
     }
 
+    /// Whether a timed pattern is playing on `line` (tests: a steady level ends one).
+    package func isPlayingPattern(_ line: OutputLine) -> Bool { lock.withLock { programs[line] != nil } }
+
     private func cancel(_ line: OutputLine) {
         lock.withLock { programs[line] = nil }
     }

@@ -80,6 +80,10 @@ public final class LibgpiodBackend: GPIOBackend, @unchecked Sendable {
         }
     }
 
+    /// A backend dropped without `close()` still releases its lines and chips (in `close()`'s
+    /// order: PWR_HOLD last).
+    deinit { try? close() }
+
     private static func find(_ spec: LineSpec) throws -> Requested {
         if let chipName = spec.chip, let offset = spec.offset {
             guard let chip = gpiod_chip_open_lookup(chipName) else {

@@ -114,8 +114,8 @@ extension Daemon {
     func reloadSupervisors(source who: String) -> ControlResponse {
         do {
             let keys = try Daemon.trustedSupervisors(configuration)
-            let before = Set(tokens.supervisors.map { KeyFile.keyID($0.raw) })
-            let after = keys.map { KeyFile.keyID($0.raw) }
+            let before = Set(tokens.supervisors.map { $0.keyID })
+            let after = keys.map { $0.keyID }
             tokens.replaceSupervisors(keys)
             audit("supervisors_reloaded", ["key_ids": .array(after.sorted().map(JSONValue.string)),
                                            "added": .integer(Int64(Set(after).subtracting(before).count)),
@@ -148,7 +148,7 @@ extension Daemon {
         } catch {
             return refuse("cannot write the certificate: \(error)")
         }
-        let hash = Hex.encode(SHA256.hash(certificate.document.bytes))
+        let hash = Hex.encode(certificate.document.sha256)
         audit("certificate_installed", ["serial": .string(certificate.serial), "authority_key_id": .string(certificate.authorityKeyID),
                                         "not_after": .string(certificate.notAfter), "sha256": .string(hash), "source": .string(who)])
         Log.notice("certificate \(certificate.serial) installed; manifests are signed as provisioned from the next start")

@@ -31,15 +31,28 @@ public final class ControlSocket: @unchecked Sendable {
     private var thread: WorkerThread?
     private let stopped = AtomicFlag()
 
+    /// Binds and listens at `path` (a previous run's socket there is replaced), mode `mode`.
+    /// Throws `SystemError` naming the call that failed.
     public init(path: String, mode: mode_t = 0o660) throws {
         self.path = path
         wake = try WakeEvent()
+        // The descriptor is stored last: every failure before that closes it here, once, and
+        // deinit (which runs only after full initialisation) never sees it.
+        fd = try ControlSocket.listener(path: path, mode: mode)
+    }
+
+    private static func listener(path: String, mode: mode_t) throws -> Int32 {
         if path.utf8.count >= 108 { throw SystemError.file(path: path, call: "bind (path longer than 107 bytes)", errno: ENAMETOOLONG) }
         let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         if !folder.isEmpty && mkdir(folder, 0o750) < 0 && errno != EEXIST { throw SystemError.file(path: folder, call: "mkdir", errno: errno) }
         unlink(path)  // a socket left by a previous run that died
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { throw SystemError.file(path: path, call: "socket", errno: errno) }
+        func fail(_ call: String) -> SystemError {
+            let error = SystemError.file(path: path, call: call, errno: errno)
+            _ = Glibc.close(fd)  // a socket that never accepted anyone: nothing to lose
+            return error
+        }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -48,20 +61,22 @@ public final class ControlSocket: @unchecked Sendable {
         let status = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        if status < 0 {
-            let code = errno
-            Glibc.close(fd)
-            throw SystemError.file(path: path, call: "bind", errno: code)
+        if status < 0 { throw fail("bind") }
+        if chmod(path, mode) < 0 {
+            let error = fail("chmod")
+            unlink(path)
+            throw error
         }
-        chmod(path, mode)
         if listen(fd, 8) < 0 {
-            let code = errno
-            Glibc.close(fd)
-            throw SystemError.file(path: path, call: "listen", errno: code)
+            let error = fail("listen")
+            unlink(path)
+            throw error
         }
+        return fd
     }
 
-    deinit { Glibc.close(fd) }
+    // A listening socket holds no data: a failed close(2) loses nothing, so it is not reported.
+    deinit { _ = Glibc.close(fd) }
 
     /// Serves connections on the "control-socket" thread; `handler` runs there with the request
     /// line (without its newline) and the peer's credentials.
@@ -89,15 +104,7 @@ public final class ControlSocket: @unchecked Sendable {
         let peer = Peer(pid: pid, uid: uid, gid: gid)
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var line: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while line.count < ControlProtocol.maximumRequestBytes && !line.contains(0x0A) {
-            let count = read(client, &chunk, chunk.count)
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            line += chunk[0..<count]
-        }
-        let request = Array(line.split(separator: 0x0A, omittingEmptySubsequences: false).first ?? [])
+        let request = readLine(client, limit: ControlProtocol.maximumRequestBytes).line
         let response = handler(request, peer)
         // A client that has gone is its own loss: MSG_NOSIGNAL, so it never ends the daemon.
         guard let bytes = try? ControlProtocol.encodeLine(response) else { return }

@@ -11,6 +11,7 @@ import Policy
 import ServiceLifecycle
 import Synchronization
 import Tokens
+import UnixSignals
 import Wire
 
 /// How `bodycamd` was asked to run.
@@ -246,10 +247,16 @@ public final class Daemon: Sendable {
         recorder.shutdown()
     }
 
+    /// The signals that stop the daemon (SIGTERM, SIGINT). Make it first thing, before the
+    /// daemon: from then on those signals are taken, and kept for `run(signals:)`.
+    public static func trapSignals() async -> UnixSignalsSequence {
+        await UnixSignalsSequence(trapping: .sigterm, .sigint)
+    }
+
     /// Runs the parts until the pipeline ends; returns the exit status (0 clean, 1 a failure).
-    public func run() async -> Int32 {
+    public func run(signals: UnixSignalsSequence) async -> Int32 {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: services().map { .init(service: $0.service, successTerminationBehavior: .gracefullyShutdownGroup,
+            services: services(signals: signals).map { .init(service: $0.service, successTerminationBehavior: .gracefullyShutdownGroup,
                                              failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: $0.name) },
             logger: Log.logger))
         do {

@@ -2,15 +2,15 @@ import Platform
 import ServiceLifecycle
 import UnixSignals
 
-/// Takes SIGTERM and SIGINT (swift-service-lifecycle's UnixSignalsSequence: the signals are
-/// ignored and read from a dispatch source, so no thread is ever interrupted by them) and turns
-/// the first into a system stop.
+/// Takes SIGTERM and SIGINT from swift-service-lifecycle's UnixSignalsSequence (a dispatch
+/// signal source; the sequence buffers what arrives before it is read, so a signal during
+/// start-up is acted on once the parts run) and turns each into a system stop.
 struct SignalService: Service, CustomStringConvertible {
     let description = "signals"
+    let signals: UnixSignalsSequence
     let stop: @Sendable (String) -> Void
 
     func run() async throws {
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         for await signal in signals.cancelOnGracefulShutdown() {
             let name = signal == .sigterm ? "SIGTERM" : "SIGINT"
             Log.notice("\(name): shutting down, sealing the open segment")
@@ -26,7 +26,7 @@ extension Daemon {
     /// the journal still work; the indicators and PWR_HOLD are first, so the power is released
     /// after everything else. The group ends when the pipeline does: on SIGTERM, SIGINT or
     /// --duration, on a power-off, at the end of the source or on a failure.
-    func services() -> [(name: String, service: Service)] {
+    func services(signals: UnixSignalsSequence) -> [(name: String, service: Service)] {
         [
             ("indicators", ThreadService("indicators and power hold", stop: { self.finish() })),
             ("control socket", ThreadService("control socket", start: { self.socket.start { self.handle(line: $0, peer: $1) } },
@@ -34,7 +34,7 @@ extension Daemon {
             ("controls", ThreadService("controls", start: { self.startControls() }, stop: { self.controls.stop() })),
             ("housekeeping", ThreadService("housekeeping", start: { self.housekeeping.start { self.housekeepingLoop() } },
                                            stop: { self.housekeeping.stop() })),
-            ("signals", SignalService(stop: { self.systemStop(reason: $0) })),
+            ("signals", SignalService(signals: signals, stop: { self.systemStop(reason: $0) })),
             ("pipeline", PipelineService(run: {
                 do {
                     try self.recorder.run()

@@ -94,7 +94,7 @@ public final class AuditJournal: Sendable {
         let line = json + Array(" \(Base64.encode(signature))".utf8)
         try write(line + [0x0A])
         if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
-        record.hash = SHA256.hash(line)
+        record.hash = try SHA256.hash(line)
         state.previous = Hex.encode(record.hash)
         state.nextSequence += 1
         state.appended += 1
@@ -142,7 +142,10 @@ public final class AuditJournal: Sendable {
             }
             if sequence != expected { result.problems.append((number, "record \(sequence) where \(expected) was expected")) }
             if prev != previous { result.problems.append((number, "record \(sequence) does not follow the record before it (chain broken)")) }
-            let hash = SHA256.hash(Array(line))
+            guard let hash = try? SHA256.hash(Array(line)) else {
+                result.problems.append((number, "record \(sequence) cannot be hashed (OpenSSL failed)"))
+                continue
+            }
             result.records.append(JournalRecord(sequence: sequence, utc: utc, monotonicNanoseconds: mono, kind: kind, fields: fields,
                                                 previous: prev, hash: hash, line: number))
             previous = Hex.encode(hash)

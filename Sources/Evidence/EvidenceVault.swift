@@ -1,4 +1,3 @@
-import CShims
 import Glibc
 import Synchronization
 import LibCrypto
@@ -156,7 +155,7 @@ public final class EvidenceVault: SegmentStore, Sendable {
             "officer_id": header["officer_id"] ?? .string(""),
             "plaintext_bytes": .integer(Int64(result.plaintextBytes)),
             "previous_manifest_sha256": .string(previous),
-            "recipients": .array(configuration.recipients.map { .string(KeyFile.keyID($0.raw)) }),
+            "recipients": .array(configuration.recipients.map { .string($0.keyID) }),
             "recovered": .boolean(recovered),
             "segment_file": .string(result.fileName),
             "sequence": .integer(sequence),
@@ -228,7 +227,7 @@ public final class EvidenceVault: SegmentStore, Sendable {
                 try syncDirectory(directory)
             }
             let result = SealedSegmentResult(
-                path: directory + "/" + fileName, fileName: fileName, ciphertextSHA256: SHA256.hash(bytes), ciphertextBytes: bytes.count,
+                path: directory + "/" + fileName, fileName: fileName, ciphertextSHA256: try SHA256.hash(bytes), ciphertextBytes: bytes.count,
                 plaintextBytes: layout.chunks.reduce(0) { $0 + $1.sealedLength - AES256GCM.tagSize }, chunks: layout.chunks.count,
                 frames: layout.frames, ticks: layout.ticks)
             try writeManifest(result: result, header: layout.header, recovered: true, tornTail: layout.tornTail + layout.trailingData)

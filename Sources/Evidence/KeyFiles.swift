@@ -11,8 +11,6 @@ public enum KeyFile {
     public static let x25519Secret = "bodycam-x25519-secret/1"
     public static let x25519Public = "bodycam-x25519-public/1"
 
-    /// The short name of a public key: the first 8 bytes of SHA-256 of the raw key, in hex.
-    public static func keyID(_ raw: [UInt8]) -> String { Hex.encode(Array(SHA256.hash(raw).prefix(8))) }
 
     static func encode(type: String, _ raw: [UInt8]) -> [UInt8] { Array("\(type) \(Base64.encode(raw))\n".utf8) }
 
@@ -74,7 +72,7 @@ public struct DeviceCertificate: Sendable {
     public static func issue(deviceID: String, deviceKey: Ed25519PublicKey, authority: Ed25519PrivateKey,
                              notBefore: String, notAfter: String) throws -> DeviceCertificate {
         let body = JSONValue.object([
-            "authority_key_id": .string(KeyFile.keyID(authority.publicKey.raw)),
+            "authority_key_id": .string(authority.publicKey.keyID),
             "device_id": .string(deviceID),
             "device_key": .string(Base64.encode(deviceKey.raw)),
             "not_after": .string(notAfter),
@@ -104,7 +102,7 @@ public struct DeviceCertificate: Sendable {
     /// Problems with this certificate under `authority` at `time` (ISO 8601 UTC); empty if valid.
     public func problems(authority: Ed25519PublicKey, at time: String) -> [String] {
         var result: [String] = []
-        if !document.isSigned(by: authority) { result.append("certificate of \(deviceID) is not signed by the authority \(KeyFile.keyID(authority.raw))") }
+        if !document.isSigned(by: authority) { result.append("certificate of \(deviceID) is not signed by the authority \(authority.keyID)") }
         if time < notBefore || time > notAfter { result.append("certificate of \(deviceID) is not valid at \(time) (valid \(notBefore) to \(notAfter))") }
         return result
     }

@@ -48,7 +48,7 @@ public enum SealedSegmentFormat {
             try AES256GCM(key: wrapKey).seal($0, nonce: [UInt8](repeating: 0, count: 12), aad: Array(wrapInfo.utf8))
         }
         return .object(["ephemeral": .string(Base64.encode(ephemeral.publicKey.raw)),
-                        "key_id": .string(KeyFile.keyID(recipient.raw)),
+                        "key_id": .string(recipient.keyID),
                         "wrapped_key": .string(Base64.encode(wrapped))])
     }
 
@@ -106,7 +106,7 @@ public struct SealedSegmentLayout {
         do { header = try JSONParser.parse(json) } catch { throw fail("header: \(error)") }
         guard header.canonical == json else { throw fail("header is not canonical JSON") }
         headerBytes = Array(bytes[0..<headerEnd])
-        headerHash = SHA256.hash(headerBytes)
+        headerHash = try SHA256.hash(headerBytes)
         var chunks: [Chunk] = []
         var offset = headerEnd
         var torn = 0
@@ -174,7 +174,7 @@ public struct SealedSegmentLayout {
     }
 
     private func payloadCipher(identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> AES256GCM {
-        let keyID = KeyFile.keyID(identity.publicKey.raw)
+        let keyID = identity.publicKey.keyID
         guard let entry = header["recipients"]?.array?.first(where: { $0["key_id"]?.string == keyID }) else {
             throw EvidenceError.decryption(what: what, reason: "not encrypted to identity \(keyID)")
         }
@@ -230,7 +230,7 @@ public final class StreamSealer {
         bytes.appendBigEndian(UInt32(json.count))
         bytes += json
         headerBytes = bytes
-        let payloadKey = try HKDF.sha256(key: dataKey, salt: SHA256.hash(bytes), info: SealedSegmentFormat.payloadInfo)
+        let payloadKey = try HKDF.sha256(key: dataKey, salt: try SHA256.hash(bytes), info: SealedSegmentFormat.payloadInfo)
         cipher = try AES256GCM(key: payloadKey)
         payloadKey.wipe()
         dataKey.wipe()
@@ -268,7 +268,7 @@ public final class SealingSink: SegmentSink {
     private var fd: Int32
     private let sealer: StreamSealer
     private var pending: [UInt8] = []
-    private let hasher = SHA256()
+    private let hasher: SHA256
     private var ciphertextBytes = 0
     private var plaintextBytes = 0
     private var frames = 0
@@ -283,7 +283,9 @@ public final class SealingSink: SegmentSink {
         partialPath = finalPath + ".partial"
         self.onSealed = onSealed
         sealer = try StreamSealer(header: header, dataKey: dataKey)
+        hasher = try SHA256()
         if access(finalPath, F_OK) == 0 { throw SystemError.file(path: finalPath, call: "open", errno: EEXIST) }
+        // The descriptor is acquired last; from here on deinit owns it.
         fd = open(partialPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
         if fd < 0 { throw SystemError.file(path: partialPath, call: "open", errno: errno) }
         try append(sealer.headerBytes)
@@ -291,7 +293,7 @@ public final class SealingSink: SegmentSink {
 
     deinit {
         if fd >= 0 { close(fd) }
-        pending.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        _ = pending.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
     }
 
     private func append(_ bytes: [UInt8]) throws {
@@ -317,7 +319,7 @@ public final class SealingSink: SegmentSink {
             try sealChunk(pending[start..<end], frames: isEnd ? fragmentFrames : 0, ticks: isEnd ? duration : 0, last: false)
             start = end
         } while start < pending.count
-        pending.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        _ = pending.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
         pending.removeAll(keepingCapacity: true)
         frames += fragmentFrames
         ticks += duration
@@ -337,7 +339,7 @@ public final class SealingSink: SegmentSink {
         if status < 0 { throw SystemError.file(path: partialPath, call: "close", errno: errno) }
         if rename(partialPath, finalPath) < 0 { throw SystemError.file(path: finalPath, call: "rename", errno: errno) }
         try syncDirectory(String(finalPath[..<finalPath.lastIndex(of: "/")!]))
-        try onSealed(SealedSegmentResult(path: finalPath, fileName: fileName, ciphertextSHA256: hasher.finish(),
+        try onSealed(SealedSegmentResult(path: finalPath, fileName: fileName, ciphertextSHA256: try hasher.finish(),
                                          ciphertextBytes: ciphertextBytes, plaintextBytes: plaintextBytes,
                                          chunks: Int(sealer.chunks), frames: frames, ticks: ticks, framesDropped: dropped))
         return finalPath

@@ -31,11 +31,22 @@ public struct SignedDocument: Equatable, Sendable {
     public let signedBytes: [UInt8]
     /// The whole document as stored.
     public let bytes: [UInt8]
+    /// SHA-256 of `bytes` (what the chain and the journal name a document by).
+    public let sha256: [UInt8]
+
+    init(type: String, body: JSONValue, signature: [UInt8], signedBytes: [UInt8], bytes: [UInt8]) throws {
+        self.type = type
+        self.body = body
+        self.signature = signature
+        self.signedBytes = signedBytes
+        self.bytes = bytes
+        sha256 = try SHA256.hash(bytes)
+    }
 
     public static func sign(type: String, body: JSONValue, with key: Ed25519PrivateKey) throws -> SignedDocument {
         let signed = Array((type + "\n").utf8) + body.canonical + [0x0A]
         let signature = try key.sign(signed)
-        return SignedDocument(type: type, body: body, signature: signature, signedBytes: signed,
+        return try SignedDocument(type: type, body: body, signature: signature, signedBytes: signed,
                               bytes: signed + Array((Base64.encode(signature) + "\n").utf8))
     }
 
@@ -53,15 +64,13 @@ public struct SignedDocument: Equatable, Sendable {
         guard let signature = Base64.decode(String(decoding: lines[2], as: UTF8.self)), signature.count == 64 else {
             throw fail("signature line is not a base64 Ed25519 signature")
         }
-        return SignedDocument(type: type, body: body, signature: signature, signedBytes: Array(bytes[0..<(lines[0].count + lines[1].count + 2)]),
+        return try SignedDocument(type: type, body: body, signature: signature, signedBytes: Array(bytes[0..<(lines[0].count + lines[1].count + 2)]),
                               bytes: bytes)
     }
 
     public func isSigned(by key: Ed25519PublicKey) -> Bool {
         key.isValidSignature(signature, for: signedBytes)
     }
-
-    public var sha256: [UInt8] { SHA256.hash(bytes) }
 }
 
 /// Typed access to a document body, with errors naming the field.

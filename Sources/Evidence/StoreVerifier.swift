@@ -92,7 +92,7 @@ public enum StoreVerifier {
                 continue
             }
             if !manifest.document.isSigned(by: deviceKey) {
-                problem("manifest_bad_signature", "\(name): signature does not verify with device key \(KeyFile.keyID(deviceKey.raw)) (altered, or signed by another key)",
+                problem("manifest_bad_signature", "\(name): signature does not verify with device key \(deviceKey.keyID) (altered, or signed by another key)",
                         [manifest.sequence], [manifest])
                 continue
             }
@@ -151,7 +151,7 @@ public enum StoreVerifier {
             }
             let bytes = try readWholeFile(store + "/" + name)
             var good = true
-            if Hex.encode(SHA256.hash(bytes)) != manifest.ciphertextSHA256 || bytes.count != manifest.ciphertextBytes {
+            if Hex.encode(try SHA256.hash(bytes)) != manifest.ciphertextSHA256 || bytes.count != manifest.ciphertextBytes {
                 problem("ciphertext_mismatch", "segment \(manifest.sequence) (\(name)) is not the file its manifest signed: altered, truncated, extended or swapped",
                         [manifest.sequence], [manifest])
                 good = false
@@ -231,9 +231,47 @@ public enum StoreVerifier {
         }
 
         let all = bySequence.values.compactMap(\.first)
-        return VerificationReport(store: store, deviceID: deviceID, deviceKeyID: KeyFile.keyID(deviceKey.raw), authorityChecked: authority != nil,
+        return VerificationReport(store: store, deviceID: deviceID, deviceKeyID: deviceKey.keyID, authorityChecked: authority != nil,
                                   segments: all.count, offloaded: offloaded.sorted(), frames: all.reduce(0) { $0 + $1.frames },
                                   firstUTC: all.map(\.startUTC).min(), lastUTC: all.map(\.endUTC).max(),
                                   journalRecords: journalRecords, problems: problems, verifiedSequences: verified.sorted())
+    }
+}
+
+// `bodycamctl verify --json` and the export report: every member always present, null when
+// unknown.
+extension VerificationProblem: Encodable {
+    enum CodingKeys: String, CodingKey { case code, message, sequences, from, to }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(code, forKey: .code)
+        try container.encode(message, forKey: .message)
+        try container.encode(sequences, forKey: .sequences)
+        try container.encode(from, forKey: .from)
+        try container.encode(to, forKey: .to)
+    }
+}
+
+extension VerificationReport: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case store, segments, offloaded, frames, problems, clean
+        case deviceID = "device_id", deviceKeyID = "device_key_id", authorityChecked = "authority_checked"
+        case firstUTC = "first_utc", lastUTC = "last_utc", journalRecords = "journal_records", verifiedSequences = "verified_sequences"
+    }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(store, forKey: .store)
+        try container.encode(deviceID, forKey: .deviceID)
+        try container.encode(deviceKeyID, forKey: .deviceKeyID)
+        try container.encode(authorityChecked, forKey: .authorityChecked)
+        try container.encode(segments, forKey: .segments)
+        try container.encode(offloaded, forKey: .offloaded)
+        try container.encode(frames, forKey: .frames)
+        try container.encode(firstUTC, forKey: .firstUTC)
+        try container.encode(lastUTC, forKey: .lastUTC)
+        try container.encode(journalRecords, forKey: .journalRecords)
+        try container.encode(isClean, forKey: .clean)
+        try container.encode(verifiedSequences, forKey: .verifiedSequences)
+        try container.encode(problems, forKey: .problems)
     }
 }

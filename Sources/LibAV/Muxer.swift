@@ -82,6 +82,12 @@ public final class FragmentedMP4Muxer {
         try flushIO("avformat_write_header")
     }
 
+    /// Gives the file up after a failure outside the muxer (the sink could not make the header
+    /// durable, say): nothing more is written, and releasing it is not a forgotten `finish()`.
+    public func abandon(because error: Error) {
+        if failure == nil { failure = error }
+    }
+
     deinit {
         assert(finished || failure != nil, "FragmentedMP4Muxer released without finish()")
         release()

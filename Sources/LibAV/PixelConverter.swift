@@ -15,6 +15,9 @@ public final class PixelConverter {
     public let destination: PixelFormat
 
     public init(width: Int, height: Int, from source: PixelFormat, to destination: PixelFormat) throws {
+        // The C handle is acquired last: a throw before full initialisation does not run deinit,
+        // so nothing may be held that only deinit would free.
+        self.pool = try FramePool(width: width, height: height, pixelFormat: destination)
         // Bicubic is what ffmpeg's own format conversion uses, so quality matches the reference.
         guard let context = sws_getContext(Int32(width), Int32(height), source.av,
                                            Int32(width), Int32(height), destination.av,
@@ -24,7 +27,6 @@ public final class PixelConverter {
         self.context = context
         self.source = source
         self.destination = destination
-        self.pool = try FramePool(width: width, height: height, pixelFormat: destination)
     }
 
     deinit { sws_freeContext(context) }

@@ -80,8 +80,11 @@ public final class Ed25519PrivateKey: Sendable {
 public final class Ed25519PublicKey: Equatable, Sendable {
     let key: PKey
     public let raw: [UInt8]
+    /// The key's id (docs/FORMAT.md, "Key files"): the first 8 bytes of SHA-256 of `raw`, hex.
+    public let keyID: String
 
     public init(raw: [UInt8]) throws {
+        keyID = try keyIdentifier(raw)
         key = try PKey.publicKey(EVP_PKEY_ED25519, name: "Ed25519", raw: raw)
         self.raw = raw
     }
@@ -136,11 +139,20 @@ public final class X25519PrivateKey: Sendable {
 public final class X25519PublicKey: Equatable, Sendable {
     let key: PKey
     public let raw: [UInt8]
+    /// The key's id (docs/FORMAT.md, "Key files"): the first 8 bytes of SHA-256 of `raw`, hex.
+    public let keyID: String
 
     public init(raw: [UInt8]) throws {
+        keyID = try keyIdentifier(raw)
         key = try PKey.publicKey(EVP_PKEY_X25519, name: "X25519", raw: raw)
         self.raw = raw
     }
 
     public static func == (a: X25519PublicKey, b: X25519PublicKey) -> Bool { a.raw == b.raw }
+}
+
+/// The first 8 bytes of SHA-256 of a raw public key, in lower-case hex.
+func keyIdentifier(_ raw: [UInt8]) throws -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    return String(decoding: try SHA256.hash(raw).prefix(8).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] }, as: UTF8.self)
 }

@@ -84,39 +84,51 @@ public func randomBytes(_ count: Int) throws -> [UInt8] {
 }
 
 /// SHA-256 (EVP_Digest), one shot or incremental.
+/// SHA-256 through EVP_Digest*. An OpenSSL failure (no memory for the context, a provider
+/// refusing) is a thrown `CryptoError`, never a trap: `init` throws when the context cannot be
+/// made, and a failed update is sticky and thrown by `finish`.
 public final class SHA256 {
     private let context: OpaquePointer
+    private var failed: CryptoError?
 
-    public init() {
-        context = EVP_MD_CTX_new()
-        precondition(EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1, "EVP_DigestInit_ex(sha256)")
+    public init() throws {
+        guard let context = EVP_MD_CTX_new() else { throw CryptoError("EVP_MD_CTX_new") }
+        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+            EVP_MD_CTX_free(context)
+            throw CryptoError("EVP_DigestInit_ex(sha256)")
+        }
+        self.context = context
     }
 
     deinit { EVP_MD_CTX_free(context) }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
-        if bytes.count > 0 { EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
+        if bytes.count > 0 && failed == nil && EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) != 1 {
+            failed = CryptoError("EVP_DigestUpdate(sha256)")
+        }
     }
 
     public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
 
-    public func finish() -> [UInt8] {
+    /// The 32-byte digest; throws the first failure of any call before it.
+    public func finish() throws -> [UInt8] {
+        if let failed { throw failed }
         var digest = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        EVP_DigestFinal_ex(context, &digest, &length)
+        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 32 else { throw CryptoError("EVP_DigestFinal_ex(sha256)") }
         return digest
     }
 
-    public static func hash(_ bytes: [UInt8]) -> [UInt8] {
-        let hasher = SHA256()
+    public static func hash(_ bytes: [UInt8]) throws -> [UInt8] {
+        let hasher = try SHA256()
         hasher.update(bytes)
-        return hasher.finish()
+        return try hasher.finish()
     }
 
-    public static func hash(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        let hasher = SHA256()
+    public static func hash(_ bytes: UnsafeRawBufferPointer) throws -> [UInt8] {
+        let hasher = try SHA256()
         hasher.update(bytes)
-        return hasher.finish()
+        return try hasher.finish()
     }
 }
 

@@ -175,7 +175,12 @@ public final class SegmentMuxer {
             try sink.write(bytes)
         }
         // The moov alone is the first durable unit: a segment that dies right here still opens.
-        try sink.fragmentComplete(frames: 0, duration: 0)
+        do {
+            try sink.fragmentComplete(frames: 0, duration: 0)
+        } catch {
+            muxer.abandon(because: error)
+            throw error
+        }
         nextSequence += 1
         return OpenSegment(descriptor: descriptor, sink: sink, muxer: muxer, firstPts: packet.pts, firstDts: packet.dts,
                            endPts: packet.pts, frames: 0, fragments: 0, fragmentFrames: 0, fragmentStartPts: packet.pts)

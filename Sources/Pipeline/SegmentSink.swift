@@ -99,13 +99,15 @@ public final class PlainFileSink: SegmentSink {
         finalPath = directory + "/" + name
         partialPath = finalPath + ".partial"
         // O_EXCL: never overwrite anything already recorded.
-        fd = Glibc.open(partialPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
-        if fd < 0 { throw SystemError.file(path: partialPath, call: "open", errno: errno) }
+        let descriptor = Glibc.open(partialPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o640)
+        if descriptor < 0 { throw SystemError.file(path: partialPath, call: "open", errno: errno) }
         if access(finalPath, F_OK) == 0 {
-            Glibc.close(fd)
+            // Not ours yet (stored last, below): close it here, once; deinit will not run.
+            _ = Glibc.close(descriptor)  // empty and about to be unlinked: nothing to lose
             unlink(partialPath)
             throw SystemError.file(path: finalPath, call: "open", errno: EEXIST)
         }
+        fd = descriptor
     }
 
     deinit {

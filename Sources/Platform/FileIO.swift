@@ -1,51 +1,52 @@
 import Glibc
+import SystemPackage
 
-/// Reads a whole file (read(2) until EOF, retrying EINTR). Throws `SystemError.file`, or
-/// `.fileTooLarge` past `limit` bytes.
-public func readWholeFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
-    defer { close(fd) }
-    var status = stat()
-    if fstat(fd, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
-    if Int(status.st_size) > limit { throw SystemError.fileTooLarge(path: path, limit: limit) }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(Int(status.st_size) + 1)
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        // Straight into the array's spare capacity when it has room (the usual case: the size
-        // was known), else through the bounce buffer.
-        let spare = bytes.capacity - bytes.count
-        var count = 0
-        if spare > 0 {
-            let before = bytes.count
-            bytes.append(contentsOf: repeatElement(0, count: spare))
-            count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + before, spare) }
-            bytes.removeLast(spare - max(count, 0))
-        } else {
-            count = read(fd, &chunk, chunk.count)
-            if count > 0 { bytes += chunk[0..<count] }
-        }
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw SystemError.file(path: path, call: "read", errno: errno)
-        }
-        if count == 0 { return bytes }
-        if bytes.count > limit { throw SystemError.fileTooLarge(path: path, limit: limit) }
+// Files through swift-system's FileDescriptor: its calls retry EINTR themselves
+// (`retryOnInterrupt`, on by default) and report `Errno`, which this file turns into
+// `SystemError`s naming the path and the call.
+
+extension SystemError {
+    /// `error` (an `Errno` from swift-system, or anything else) as a failure of `call` on `path`.
+    public static func file(path: String, call: String, _ error: Error) -> SystemError {
+        if let errno = error as? Errno { return .file(path: path, call: call, errno: errno.rawValue) }
+        if let error = error as? SystemError { return error }
+        return .file(path: path, call: call, errno: EIO)
     }
 }
 
-/// write(2) until every byte is out, retrying EINTR and short writes; failures name `path`.
-public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
-    var offset = 0
-    while offset < bytes.count {
-        let count = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw SystemError.file(path: path, call: "write", errno: errno)
+/// Runs a swift-system call, naming `path` and `call` when it fails.
+@inline(__always)
+func system<T>(_ path: String, _ call: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch { throw SystemError.file(path: path, call: call, error) }
+}
+
+/// Reads a whole file. Throws `SystemError.file`, or `.fileTooLarge` past `limit` bytes.
+public func readWholeFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
+    let fd = try system(path, "open") { try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) }
+    // Read only: a failed close(2) loses nothing.
+    defer { try? fd.close() }
+    var status = stat()
+    if fstat(fd.rawValue, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
+    if Int(status.st_size) > limit { throw SystemError.fileTooLarge(path: path, limit: limit) }
+    // One byte more than the size the file claims, so that a file that grew is noticed.
+    var bytes = [UInt8](repeating: 0, count: Int(status.st_size) + 1)
+    var filled = 0
+    while true {
+        if filled == bytes.count { bytes += [UInt8](repeating: 0, count: max(1 << 16, bytes.count)) }
+        let count = try system(path, "read") {
+            try bytes.withUnsafeMutableBytes { try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
         }
-        offset += count
+        if count == 0 { break }
+        filled += count
+        if filled > limit { throw SystemError.fileTooLarge(path: path, limit: limit) }
     }
+    bytes.removeLast(bytes.count - filled)
+    return bytes
+}
+
+/// write(2) until every byte is out (short writes and EINTR retried); failures name `path`.
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    _ = try system(path, "write") { try FileDescriptor(rawValue: fd).writeAll(bytes) }
 }
 
 /// Writes a file so that it is either absent or complete after a crash: a temporary name in the
@@ -54,21 +55,19 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String)
 public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o640, exclusive: Bool = false) throws {
     if exclusive && access(path, F_OK) == 0 { throw SystemError.file(path: path, call: "create", errno: EEXIST) }
     let temporary = path + ".tmp"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    if fd < 0 { throw SystemError.file(path: temporary, call: "open", errno: errno) }
+    let fd = try system(temporary, "open") {
+        try FileDescriptor.open(FilePath(temporary), .writeOnly, options: [.create, .truncate, .closeOnExec],
+                                permissions: FilePermissions(rawValue: mode))
+    }
     do {
-        try bytes.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
+        try fd.closeAfter {
+            _ = try system(temporary, "write") { try fd.writeAll(bytes) }
+            if fsync(fd.rawValue) < 0 { throw SystemError.file(path: temporary, call: "fsync", errno: errno) }
+        }
     } catch {
-        close(fd)
         unlink(temporary)
-        throw error
+        throw SystemError.file(path: temporary, call: "close", error)
     }
-    if fsync(fd) < 0 {
-        let code = errno
-        close(fd)
-        throw SystemError.file(path: temporary, call: "fsync", errno: code)
-    }
-    if close(fd) < 0 { throw SystemError.file(path: temporary, call: "close", errno: errno) }
     if exclusive {
         // link(2) fails if the name exists: no race between the check above and the rename.
         if link(temporary, path) < 0 {
@@ -98,12 +97,35 @@ public func directoryEntries(_ path: String) throws -> [String] {
 
 /// fsync on a directory, so a rename in it survives power loss.
 public func syncDirectory(_ path: String) throws {
-    let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
-    if fsync(fd) < 0 {
-        let code = errno
-        _ = Glibc.close(fd)
-        throw SystemError.file(path: path, call: "fsync", errno: code)
+    let fd = try system(path, "open") { try FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec]) }
+    try fd.closeAfter {
+        if fsync(fd.rawValue) < 0 { throw SystemError.file(path: path, call: "fsync", errno: errno) }
     }
-    if Glibc.close(fd) < 0 { throw SystemError.file(path: path, call: "close", errno: errno) }
+}
+
+/// read(2) into `buffer` until it is full or the file ends (EINTR retried); the bytes read.
+public func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String) throws -> Int {
+    let descriptor = FileDescriptor(rawValue: fd)
+    var filled = 0
+    while filled < buffer.count {
+        let count = try system(path, "read") { try descriptor.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...])) }
+        if count == 0 { break }
+        filled += count
+    }
+    return filled
+}
+
+/// Reads from a socket or pipe until a newline, the end of the stream, a failure (a receive
+/// timeout among them) or `limit` bytes: the bytes before the newline, and whether the
+/// newline came.
+public func readLine(_ fd: Int32, limit: Int) -> (line: [UInt8], complete: Bool) {
+    let descriptor = FileDescriptor(rawValue: fd)
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while bytes.count < limit {
+        guard let count = try? chunk.withUnsafeMutableBytes({ try descriptor.read(into: $0) }), count > 0 else { break }
+        bytes += chunk[0..<count]
+        if let newline = bytes.firstIndex(of: 0x0A) { return (Array(bytes[..<newline]), true) }
+    }
+    return (Array(bytes.prefix(limit)), false)
 }

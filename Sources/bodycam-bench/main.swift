@@ -1,8 +1,10 @@
+import Controls
 import Evidence
 import Glibc
 import LibCrypto
 import Pipeline
 import Platform
+import Policy
 import Wire
 
 /// Measurements for `make bench` that need the project's own code in a loop. Each prints
@@ -11,6 +13,9 @@ import Wire
 ///   bodycam-bench seal MIB              STREAM sealing of MIB MiB in 16 KiB chunks, in memory
 ///   bodycam-bench verify COUNT FOLDER   a store of COUNT sealed segments, then one verify of it
 ///   bodycam-bench decrypt MIB FOLDER    a MIB MiB segment, then read + decrypt + SHA-256 of it
+///   bodycam-bench latency PRESSES       record and mark presses through the simulated GPIO, the
+///                                       controls thread and the policy: from the edge's
+///                                       timestamp to the red LED, the recording state and the mark
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = Clock.monotonicNanoseconds()
@@ -28,6 +33,52 @@ func vault(_ folder: String, office: X25519PrivateKey) throws -> EvidenceVault {
 func descriptor(_ sequence: UInt64) -> SegmentDescriptor {
     SegmentDescriptor(sequence: sequence, deviceID: "BC-BENCH", officerID: "", startWallNanoseconds: Clock.wallNanoseconds(),
                       codec: "h264", width: 1920, height: 1080, framesPerSecond: 30)
+}
+
+/// The effects a latency run needs: when recording started, when a mark was taken.
+final class TimedEffects: PolicyEffects, @unchecked Sendable {
+    // Every member is read and written under `lock`.
+    let lock = ConditionLock()
+    var started: Int64?
+    var marked: Int64?
+    func startRecording() { lock.withLock { started = Clock.monotonicNanoseconds() } }
+    func stopRecording() {}
+    func setDuty(officerID: String, dutyID: String) {}
+    func clearDuty() {}
+    func preEventBuffering(_ enabled: Bool) {}
+    func mark(label: String, source: String, at: Int64) { lock.withLock { marked = Clock.monotonicNanoseconds() } }
+    func journal(_ kind: String, _ fields: [String: JSONValue]) {}
+    func powerOff() {}
+}
+
+/// Worst and median latencies of `presses` record presses (each on a fresh rig, so each starts
+/// a recording) and mark presses, in microseconds.
+func latency(presses: Int) throws {
+    var record: [Int64] = [], mark: [Int64] = []
+    for _ in 0..<presses {
+        let gpio = try SimulatedGPIO()
+        let indicators = Indicators(backend: gpio)
+        let effects = TimedEffects()
+        let engine = PolicyEngine(policy: RecordingPolicy(settings: PolicySettings(), onDuty: true), indicators: indicators, effects: effects)
+        let controls = try ControlsThread(backend: gpio)
+        controls.start(onEvent: { engine.handle($0) }, onError: { writeStandardError("bench: controls: \($0)") })
+        let pressedAt = Clock.monotonicNanoseconds()
+        guard gpio.waitUntilTaken(gpio.setLevel(.record, pressed: true, at: pressedAt)),
+              let ledAt = gpio.log().last(where: { $0.line == .recordLED && $0.on })?.at,
+              let startedAt = effects.lock.withLock({ effects.started }) else { throw GPIOError("the record press was not acted on") }
+        record.append(max(ledAt, startedAt) - pressedAt)
+        let markedAt = Clock.monotonicNanoseconds()
+        guard gpio.waitUntilTaken(gpio.setLevel(.mark, pressed: true, at: markedAt)),
+              let taken = effects.lock.withLock({ effects.marked }) else { throw GPIOError("the mark press was not acted on") }
+        mark.append(taken - markedAt)
+        controls.stop()
+        indicators.close()
+    }
+    for (name, values) in [("record_button_to_led", record), ("mark_button_to_mark", mark)] {
+        let sorted = values.sorted()
+        emit("\(name)_median_us", Double(sorted[sorted.count / 2]) / 1000, "µs")
+        emit("\(name)_worst_us", Double(sorted.last!) / 1000, "µs")
+    }
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -79,12 +130,14 @@ do {
         let elapsed = try seconds {
             let bytes = try readWholeFile(path)
             let plain = try SealedSegmentLayout(bytes, what: path).decrypt(bytes, identity: office, allowUnsealed: false, what: path)
-            digest = SHA256.hash(plain)
+            digest = try SHA256.hash(plain)
         }
         precondition(digest.count == 32)
         emit("decrypt_hash_mb_s", Double(mebibytes << 20) / elapsed / 1e6, "MB/s")
+    case ("latency", 2):
+        try latency(presses: Int(arguments[1]) ?? 20)
     default:
-        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER")
+        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES")
         exit(64)
     }
 } catch {

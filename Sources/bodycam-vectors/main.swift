@@ -16,7 +16,7 @@ guard CommandLine.arguments.count == 2 else {
 }
 let folder = CommandLine.arguments[1]
 
-func seed(_ label: String) -> SecretBytes { SecretBytes(SHA256.hash(Array("bodycam test vector \(label)".utf8))) }
+func seed(_ label: String) throws -> SecretBytes { SecretBytes(try SHA256.hash(Array("bodycam test vector \(label)".utf8))) }
 func b64(_ bytes: [UInt8]) -> JSONValue { .string(Base64.encode(bytes)) }
 
 func write(_ name: String, _ fields: [String: JSONValue]) throws {
@@ -43,7 +43,7 @@ let body = JSONValue.object(["device_id": .string("BC-0001"), "sequence": .integ
 let signed = try SignedDocument.sign(type: "bodycam-manifest/1", body: body, with: device)
 try write("signed-document-ok", ["kind": .string("signed_document"), "public_key": b64(device.publicKey.raw),
                                   "type": .string("bodycam-manifest/1"), "document": b64(signed.bytes), "expect": .string("ok"),
-                                  "body": body, "key_id": .string(KeyFile.keyID(device.publicKey.raw))])
+                                  "body": body, "key_id": .string(device.publicKey.keyID)])
 var altered = signed.bytes
 altered[altered.firstIndex(of: UInt8(ascii: "7"))!] = UInt8(ascii: "8")
 try write("signed-document-altered", ["kind": .string("signed_document"), "public_key": b64(device.publicKey.raw),

@@ -144,7 +144,7 @@ struct Supervisor: ParsableCommand {
         func run() throws {
             try orExit2 {
                 let key = try makeSigningKeyPair(dir: dir, name: name)
-                print("supervisor \(name) \(KeyFile.keyID(key.publicKey.raw)): \(dir)/\(name).key (secret), \(dir)/\(name).pub")
+                print("supervisor \(name) \(key.publicKey.keyID): \(dir)/\(name).key (secret), \(dir)/\(name).pub")
             }
         }
     }

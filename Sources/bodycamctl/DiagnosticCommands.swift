@@ -1,5 +1,4 @@
 import ArgumentParser
-import CShims
 import Controls
 import Evidence
 import Foundation
@@ -32,20 +31,21 @@ struct Camera: ParsableCommand {
         @OptionGroup var global: GlobalOptions
         func run() throws {
             let nodes = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev")) ?? []).filter { $0.hasPrefix("video") }.sorted()
-            var entries: [[String: Any]] = []
+            var entries: [CameraNode] = []
             for node in nodes {
                 do {
                     let info = try V4L2Capture.describe("/dev/" + node)
-                    entries.append(["path": info.path, "driver": info.driver, "card": info.card, "capture": info.isCapture, "formats": info.formats])
+                    entries.append(CameraNode(path: info.path, driver: info.driver, card: info.card, capture: info.isCapture, formats: info.formats))
                 } catch {
-                    entries.append(["path": "/dev/" + node, "error": "\(error)"])
+                    entries.append(CameraNode(path: "/dev/" + node, error: "\(error)"))
                 }
             }
             if global.json { try printJSON(entries); return }
             if entries.isEmpty { print("no V4L2 devices (/dev/video*)") }
             for entry in entries {
-                if let error = entry["error"] { print("\(entry["path"]!): \(error)"); continue }
-                print("\(entry["path"]!): \(entry["card"]!) (\(entry["driver"]!))" + ((entry["capture"] as? Bool) == true ? ", capture: \((entry["formats"] as! [String]).joined(separator: " "))" : ", not a capture node"))
+                if let error = entry.error { print("\(entry.path): \(error)"); continue }
+                print("\(entry.path): \(entry.card ?? "?") (\(entry.driver ?? "?"))"
+                      + (entry.capture == true ? ", capture: \((entry.formats ?? []).joined(separator: " "))" : ", not a capture node"))
             }
         }
     }
@@ -56,7 +56,7 @@ struct Camera: ParsableCommand {
         @Option(help: "The device node or udev symlink.") var device = "/dev/bodycam/camera"
         func run() throws {
             let info = try orExit2 { try V4L2Capture.describe(device) }
-            if global.json { try printJSON(["path": info.path, "driver": info.driver, "card": info.card, "capture": info.isCapture, "formats": info.formats]) }
+            if global.json { try printJSON(CameraNode(path: info.path, driver: info.driver, card: info.card, capture: info.isCapture, formats: info.formats)) }
             else { print("\(info.path): \(info.card) (\(info.driver)): \(info.isCapture ? info.formats.joined(separator: " ") : "not a capture device")") }
             if !info.isCapture { throw ExitCode(1) }
         }
@@ -91,7 +91,7 @@ struct Camera: ParsableCommand {
                 try encoder.send(nil)
                 guard case .value(let packet) = try encoder.receive() else { throw BodycamCtl.failure("the JPEG encoder gave nothing") }
                 try writeFileAtomically(out, packet.bytes, mode: 0o640)
-                if global.json { try printJSON(["file": out, "width": frame.width, "height": frame.height, "source": source.name]) }
+                if global.json { try printJSON(SnapshotResult(file: out, width: frame.width, height: frame.height, source: source.name)) }
                 else { print("\(out): \(frame.width)x\(frame.height) from \(source.name)") }
             }
         }
@@ -117,13 +117,18 @@ struct GPIO: ParsableCommand {
             thread.debouncer = Debouncer(window: Int64(configuration.controls.debounceMilliseconds) * 1_000_000)
             thread.gestures.longPress = Int64(configuration.controls.longPressMilliseconds) * 1_000_000
             let start = Clock.monotonicNanoseconds()
+            let json = global.json
             thread.start(onEvent: { event in
-                let when = { (at: Int64) in formatDecimal(Double(at - start) / 1e9, places: 3) }
+                // Seconds since the watch began, to the millisecond.
+                let seconds = { (at: Int64) in Double((at - start) / 1_000_000) / 1000 }
+                let when = { (at: Int64) in formatDecimal(seconds(at), places: 3) }
                 switch event {
                 case .button(let button, let gesture, let at):
-                    print(global.json ? #"{"button":"\#(button.rawValue)","gesture":"\#(gesture.rawValue)","t":\#(when(at))}"# : "\(when(at)) s\t\(button.rawValue)\t\(gesture.rawValue)")
+                    if json { try? printJSONLine(GestureLine(button: button.rawValue, gesture: gesture.rawValue, t: seconds(at))) }
+                    else { print("\(when(at)) s\t\(button.rawValue)\t\(gesture.rawValue)") }
                 case .chord(let a, let b, let at):
-                    print(global.json ? #"{"chord":["\#(a.rawValue)","\#(b.rawValue)"],"t":\#(when(at))}"# : "\(when(at)) s\tchord \(a.rawValue)+\(b.rawValue)")
+                    if json { try? printJSONLine(GestureLine(chord: [a.rawValue, b.rawValue], t: seconds(at))) }
+                    else { print("\(when(at)) s\tchord \(a.rawValue)+\(b.rawValue)") }
                 default: break
                 }
                 fflush(nil)  // every output stream: the watcher reads line by line
@@ -151,7 +156,7 @@ struct GPIO: ParsableCommand {
                     usleep(500_000)
                     try backend.set(line, false)
                 }
-                print(global.json ? #"{"line":"\#(line.rawValue)","ok":true}"# : "\(line.rawValue): on 0.5 s, off")
+                if global.json { try printJSONLine(OutputTestLine(line: line.rawValue, ok: true)) } else { print("\(line.rawValue): on 0.5 s, off") }
                 usleep(200_000)
             }
         }
@@ -165,10 +170,9 @@ struct GPIO: ParsableCommand {
             let chips = GPIOInventory.chips()
             if global.json {
                 try printJSON(chips.map { chip in
-                    ["chip": chip.name, "label": chip.label,
-                     "lines": chip.lines.filter { all || !$0.name.isEmpty }.map {
-                         ["offset": $0.offset, "name": $0.name, "consumer": $0.consumer, "output": $0.isOutput] as [String: Any]
-                     }] as [String: Any]
+                    ChipListing(chip: chip.name, label: chip.label, lines: chip.lines.filter { all || !$0.name.isEmpty }.map {
+                        ChipListing.Line(offset: $0.offset, name: $0.name, consumer: $0.consumer, output: $0.isOutput)
+                    })
                 })
                 return
             }
@@ -243,13 +247,13 @@ struct Selftest: ParsableCommand {
             do {
                 let key = try KeyFile.readSigningKey(configuration.deviceKeyPath)
                 if access(configuration.certificatePath, F_OK) != 0 {
-                    results.append(("device key", .warn, "UNPROVISIONED: key \(KeyFile.keyID(key.publicKey.raw)) has no certificate at \(configuration.certificatePath)"))
+                    results.append(("device key", .warn, "UNPROVISIONED: key \(key.publicKey.keyID) has no certificate at \(configuration.certificatePath)"))
                 } else {
                     let certificate = try DeviceCertificate.read(configuration.certificatePath)
                     let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
                     let good = certificate.deviceKey == key.publicKey && certificate.deviceID == configuration.deviceID && now >= certificate.notBefore && now <= certificate.notAfter
                     results.append(("device key", good ? .pass : .fail,
-                                    "key \(KeyFile.keyID(key.publicKey.raw)), certificate for \(certificate.deviceID) valid \(certificate.notBefore) to \(certificate.notAfter)"
+                                    "key \(key.publicKey.keyID), certificate for \(certificate.deviceID) valid \(certificate.notBefore) to \(certificate.notAfter)"
                                     + (good ? "" : ": does not match this key, device id or time")))
                 }
             } catch {
@@ -258,7 +262,7 @@ struct Selftest: ParsableCommand {
         }
         do {
             guard !configuration.recipientPaths.isEmpty else { throw BodycamCtl.failure("evidence.recipients is empty") }
-            let ids = try configuration.recipientPaths.map { KeyFile.keyID(try KeyFile.readRecipient($0).raw) }
+            let ids = try configuration.recipientPaths.map { try KeyFile.readRecipient($0).keyID }
             results.append(("recipients", .pass, ids.joined(separator: ", ")))
         } catch {
             results.append(("recipients", .fail, "\(error)"))
@@ -285,7 +289,7 @@ struct Selftest: ParsableCommand {
         }
 
         if global.json {
-            try printJSON(results.map { ["check": $0.0, "verdict": $0.1.rawValue, "reason": $0.2] })
+            try printJSON(results.map { CheckResult(check: $0.0, verdict: $0.1.rawValue, reason: $0.2) })
         } else {
             for (name, verdict, reason) in results { print("\(verdict.rawValue) \(name): \(reason)") }
         }

@@ -15,14 +15,6 @@ import Platform
 import Wire
 
 extension VerificationReport {
-    var json: [String: Any] {
-        ["store": store, "device_id": deviceID ?? NSNull(), "device_key_id": deviceKeyID ?? NSNull(), "authority_checked": authorityChecked,
-         "segments": segments, "offloaded": offloaded, "frames": frames, "first_utc": firstUTC ?? NSNull(), "last_utc": lastUTC ?? NSNull(),
-         "journal_records": journalRecords, "clean": isClean, "verified_sequences": verifiedSequences,
-         "problems": problems.map { ["code": $0.code, "message": $0.message, "sequences": $0.sequences,
-                                     "from": $0.from ?? NSNull(), "to": $0.to ?? NSNull()] as [String: Any] }]
-    }
-
     var text: String {
         var lines = ["store \(store): device \(deviceID ?? "?") (key \(deviceKeyID ?? "?")), \(segments) segments, \(frames) frames, "
                      + "\(firstUTC ?? "-") to \(lastUTC ?? "-"), \(journalRecords) journal records"
@@ -36,17 +28,7 @@ extension VerificationReport {
     }
 }
 
-/// Prints an Encodable value as JSON (sorted keys, indented).
-func printJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
-}
 
-func printJSON(_ object: Any) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-    print(String(decoding: data, as: UTF8.self))
-}
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,7 +43,7 @@ struct Verify: ParsableCommand {
             guard FileManager.default.fileExists(atPath: store) else { throw EvidenceError.keyFile(path: store, reason: "no such store") }
             return try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey))
         }
-        if global.json { try printJSON(report.json) } else { print(report.text) }
+        if global.json { try printJSON(report) } else { print(report.text) }
         if !report.isClean { throw ExitCode(1) }
     }
 }
@@ -83,44 +65,37 @@ struct Export: ParsableCommand {
 
     func run() throws {
         LibAVLogging.setQuiet(true)
-        let (report, entries) = try orExit2 { () throws -> (VerificationReport, [[String: Any]]) in
+        let (report, entries) = try orExit2 { () throws -> (VerificationReport, [ExportEntry]) in
             let key = try KeyFile.readIdentity(identity)
             let report = try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey))
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            var entries: [[String: Any]] = []
+            var entries: [ExportEntry] = []
             let manifests = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".manifest") }.sorted()
             for name in manifests {
-                var entry: [String: Any] = ["manifest": name]
+                var entry = ExportEntry(manifest: name)
+                defer { entries.append(entry) }
                 guard let manifest = try? Manifest.read(try readWholeFile(store + "/" + name), what: name) else {
-                    entry["exported"] = false
-                    entry["reason"] = "manifest unreadable"
-                    entries.append(entry)
+                    entry.reason = "manifest unreadable"
                     continue
                 }
-                entry["sequence"] = manifest.sequence
-                entry["manifest_body"] = try JSONSerialization.jsonObject(with: Data(manifest.document.body.canonical))
-                entry["manifest_sha256"] = Hex.encode(manifest.sha256)
+                entry.sequence = manifest.sequence
+                entry.manifestBody = manifest.document.body
+                entry.manifestSHA256 = Hex.encode(manifest.sha256)
                 if report.offloaded.contains(manifest.sequence) {
-                    entry["offloaded"] = true
-                    entry["exported"] = false
-                    entry["reason"] = "offloaded earlier under an acknowledgement; the office holds it"
-                    entries.append(entry)
+                    entry.offloaded = true
+                    entry.reason = "offloaded earlier under an acknowledgement; the office holds it"
                     continue
                 }
                 let verified = report.verifiedSequences.contains(manifest.sequence)
-                entry["verified"] = verified
+                entry.verified = verified
                 if manifest.recovered && manifest.frames == 0 && verified {
                     // The power went as the segment opened: its header survived, no fragment did.
-                    entry["empty"] = true
-                    entry["exported"] = false
-                    entry["reason"] = "recovered with no complete fragment: no picture to export"
-                    entries.append(entry)
+                    entry.empty = true
+                    entry.reason = "recovered with no complete fragment: no picture to export"
                     continue
                 }
                 if !verified && !force {
-                    entry["exported"] = false
-                    entry["reason"] = "failed verification (use --force to export anyway)"
-                    entries.append(entry)
+                    entry.reason = "failed verification (use --force to export anyway)"
                     continue
                 }
                 do {
@@ -130,46 +105,43 @@ struct Export: ParsableCommand {
                     let path = out + "/" + manifest.baseName + ".mp4"
                     try writeFileAtomically(path, plain, mode: 0o640)
                     let inspected = try SegmentInspector.inspect(path: path)
-                    entry["exported"] = true
-                    entry["file"] = path
-                    entry["plaintext_sha256"] = Hex.encode(SHA256.hash(plain))
-                    entry["frames_decoded"] = inspected.decodedFrames
-                    entry["duration_seconds"] = inspected.durationSeconds
-                    if let dropped = manifest.framesDropped { entry["frames_dropped"] = dropped }
-                    entry["decode_problems"] = inspected.problems
-                    entry["flagged"] = !verified
+                    entry.exported = true
+                    entry.file = path
+                    entry.plaintextSHA256 = Hex.encode(try SHA256.hash(plain))
+                    entry.framesDecoded = inspected.decodedFrames
+                    entry.durationSeconds = inspected.durationSeconds
+                    entry.framesDropped = manifest.framesDropped
+                    entry.decodeProblems = inspected.problems
+                    entry.flagged = !verified
                 } catch {
-                    entry["exported"] = false
-                    entry["reason"] = "\(error)"
+                    entry.exported = false
+                    entry.reason = "\(error)"
                 }
-                entries.append(entry)
             }
-            let document: [String: Any] = ["verification": report.json, "segments": entries,
-                                           "exported_utc": Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())]
-            try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
-                .write(to: URL(fileURLWithPath: out + "/export-report.json"))
+            let document = ExportReport(verification: report, segments: entries,
+                                        exportedUTC: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()))
+            try writeFileAtomically(out + "/export-report.json", try jsonBytes(document), mode: 0o640)
             var text = [report.text, ""]
             for entry in entries {
-                let name = entry["manifest"] as? String ?? "?"
-                if entry["exported"] as? Bool == true {
-                    text.append("\(entry["flagged"] as? Bool == true ? "FLAGGED " : "")EXPORTED \(entry["file"]!): \(entry["frames_decoded"]!) frames\((entry["frames_dropped"] as? Int64).map { $0 > 0 ? " (\($0) missing: the camera's frames dropped)" : "" } ?? ""), plaintext SHA-256 \(entry["plaintext_sha256"]!)")
-                } else if entry["empty"] as? Bool == true {
-                    text.append("EMPTY \(name): \(entry["reason"] ?? "")")
+                if entry.exported {
+                    let missing = entry.framesDropped.map { $0 > 0 ? " (\($0) missing: the camera's frames dropped)" : "" } ?? ""
+                    text.append("\(entry.flagged == true ? "FLAGGED " : "")EXPORTED \(entry.file ?? "?"): \(entry.framesDecoded ?? 0) frames\(missing), "
+                                + "plaintext SHA-256 \(entry.plaintextSHA256 ?? "?")")
+                } else if entry.empty == true {
+                    text.append("EMPTY \(entry.manifest): \(entry.reason ?? "")")
                 } else {
-                    text.append("NOT EXPORTED \(name): \(entry["reason"] ?? "")")
+                    text.append("NOT EXPORTED \(entry.manifest): \(entry.reason ?? "")")
                 }
             }
-            try (text.joined(separator: "\n") + "\n").write(toFile: out + "/export-report.txt", atomically: true, encoding: .utf8)
+            try writeFileAtomically(out + "/export-report.txt", Array((text.joined(separator: "\n") + "\n").utf8), mode: 0o640)
             return (report, entries)
         }
         if global.json {
-            try printJSON(["verification": report.json, "segments": entries])
+            try printJSON(ExportReport(verification: report, segments: entries, exportedUTC: nil))
         } else {
             print((try? String(contentsOfFile: out + "/export-report.txt", encoding: .utf8)) ?? "")
         }
-        let allExported = entries.allSatisfy {
-            $0["offloaded"] as? Bool == true || $0["empty"] as? Bool == true || ($0["exported"] as? Bool == true && ($0["decode_problems"] as? [String])?.isEmpty == true)
-        }
+        let allExported = entries.allSatisfy { $0.offloaded == true || $0.empty == true || ($0.exported && $0.decodeProblems?.isEmpty == true) }
         if !report.isClean || !allExported { throw ExitCode(1) }
     }
 }

@@ -65,8 +65,8 @@ struct Keys: ParsableCommand {
         func run() throws {
             try orExit2 {
                 let key = try makeSigningKeyPair(dir: dir, name: "device")
-                print(global.json ? #"{"device_key_id":"\#(KeyFile.keyID(key.publicKey.raw))","public":"\#(dir)/device.pub"}"#
-                      : "device key \(KeyFile.keyID(key.publicKey.raw)): \(dir)/device.key (secret), \(dir)/device.pub (give this to the authority)")
+                if global.json { try printJSON(ProvisionedKey(deviceKeyID: key.publicKey.keyID, public: dir + "/device.pub")) }
+                else { print("device key \(key.publicKey.keyID): \(dir)/device.key (secret), \(dir)/device.pub (give this to the authority)") }
             }
         }
     }
@@ -79,9 +79,10 @@ struct Keys: ParsableCommand {
             try orExit2 {
                 let text = try String(contentsOfFile: file, encoding: .utf8)
                 let id: String
-                if text.hasPrefix(KeyFile.x25519Public) { id = KeyFile.keyID(try KeyFile.readRecipient(file).raw) }
-                else { id = KeyFile.keyID(try KeyFile.readVerifyingKey(file).raw) }
-                print(global.json ? #"{"key_id":"\#(id)","type":"\#(text.prefix { $0 != " " })"}"# : "\(text.prefix { $0 != " " }) \(id)")
+                if text.hasPrefix(KeyFile.x25519Public) { id = try KeyFile.readRecipient(file).keyID }
+                else { id = try KeyFile.readVerifyingKey(file).keyID }
+                let type = String(text.prefix { $0 != " " })
+                if global.json { try printJSON(KeyListing(keyID: id, type: type)) } else { print("\(type) \(id)") }
             }
         }
     }
@@ -97,7 +98,7 @@ struct Authority: ParsableCommand {
         func run() throws {
             try orExit2 {
                 let key = try makeSigningKeyPair(dir: dir, name: "authority")
-                print("authority key \(KeyFile.keyID(key.publicKey.raw)): \(dir)/authority.key (secret), \(dir)/authority.pub")
+                print("authority key \(key.publicKey.keyID): \(dir)/authority.key (secret), \(dir)/authority.pub")
             }
         }
     }
@@ -120,7 +121,7 @@ struct Authority: ParsableCommand {
                     deviceID: deviceID, deviceKey: try KeyFile.readVerifyingKey(devicePub), authority: try KeyFile.readSigningKey(authorityKey),
                     notBefore: Clock.iso8601(wallNanoseconds: now), notAfter: Clock.iso8601(wallNanoseconds: now + Int64(days) * 86_400_000_000_000))
                 try writeFileAtomically(out, certificate.document.bytes, mode: 0o644)
-                print("certificate for \(deviceID) (key \(KeyFile.keyID(certificate.deviceKey.raw))) valid until \(certificate.notAfter): \(out)")
+                print("certificate for \(deviceID) (key \(certificate.deviceKey.keyID)) valid until \(certificate.notAfter): \(out)")
             }
         }
     }
@@ -141,7 +142,7 @@ struct Office: ParsableCommand {
                 let key = try X25519PrivateKey()
                 try KeyFile.write(key, to: "\(dir)/\(name).key")
                 try KeyFile.write(key.publicKey, to: "\(dir)/\(name).pub")
-                print("identity \(name) \(KeyFile.keyID(key.publicKey.raw)): \(dir)/\(name).key (secret), \(dir)/\(name).pub (recipient)")
+                print("identity \(name) \(key.publicKey.keyID): \(dir)/\(name).key (secret), \(dir)/\(name).pub (recipient)")
             }
         }
     }

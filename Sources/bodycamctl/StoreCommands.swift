@@ -1,5 +1,4 @@
 import ArgumentParser
-import CShims
 import Evidence
 import Foundation
 import LibCrypto
@@ -32,9 +31,7 @@ struct Segments: ParsableCommand {
         try requireStore(store)
         let list = try orExit2 { try EvidenceVault.readManifests(store) }
         if global.json {
-            try printJSON(list.map { manifest in
-                (try? JSONSerialization.jsonObject(with: Data(manifest.document.body.canonical))) ?? [:]
-            })
+            try printJSON(list.map { $0.document.body })
             return
         }
         for manifest in list {
@@ -69,11 +66,8 @@ struct Events: ParsableCommand {
         }
         if let last { records = Array(records.suffix(last)) }
         if global.json {
-            try printJSON(["problems": parsed.problems.map { ["line": $0.line, "message": $0.message] },
-                           "records": records.map { record -> [String: Any] in
-                               ["seq": record.sequence, "utc": record.utc, "kind": record.kind,
-                                "fields": (try? JSONSerialization.jsonObject(with: Data(JSONValue.object(record.fields).canonical))) ?? [:]]
-                           }])
+            try printJSON(EventListing(problems: parsed.problems.map { EventListing.Problem(line: $0.line, message: $0.message) },
+                                       records: records.map { EventListing.Record(seq: $0.sequence, utc: $0.utc, kind: $0.kind, fields: .object($0.fields)) }))
         } else {
             for problem in parsed.problems { print("PROBLEM line \(problem.line): \(problem.message)") }
             for record in records {
@@ -101,8 +95,8 @@ struct Storage: ParsableCommand {
         let rate = seconds > 0 ? Double(bytes) / seconds : 500_000
         let hours = Double(free) / rate / 3600
         if global.json {
-            try printJSON(["store": store, "free_bytes": free, "segments": list.count, "segment_bytes": bytes,
-                           "recorded_seconds": seconds, "bytes_per_second": rate, "hours_left": hours])
+            try printJSON(StorageReport(store: store, freeBytes: free, segments: list.count, segmentBytes: bytes,
+                                        recordedSeconds: seconds, bytesPerSecond: rate, hoursLeft: hours))
         } else {
             print("store \(store): \(list.count) segments, \(bytes >> 20) MiB, \(formatDecimal(seconds / 3600, places: 2)) h recorded")
             print("free \(free >> 20) MiB: about \(formatDecimal(hours, places: 1)) h at \(formatDecimal(rate * 8 / 1e6, places: 2)) Mb/s")
@@ -118,7 +112,8 @@ struct Time: ParsableCommand {
         let synced = clock.synchronised, error = clock.estimatedErrorMicroseconds
         let utc = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
         if global.json {
-            try printJSON(["utc": utc, "monotonic_ns": Clock.monotonicNanoseconds(), "synchronised": synced, "estimated_error_us": error])
+            try printJSON(TimeReport(utc: utc, monotonicNanoseconds: Clock.monotonicNanoseconds(), synchronised: synced,
+                                     estimatedErrorMicroseconds: error))
         } else {
             print("UTC \(utc); monotonic \(formatDecimal(Double(Clock.monotonicNanoseconds()) / 1e9, places: 3)) s; "
                   + (synced ? "synchronised (estimated error \(error) µs)" : "NOT synchronised: recordings are stamped with an unsynchronised clock"))

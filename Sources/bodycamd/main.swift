@@ -30,6 +30,7 @@ struct Bodycamd: AsyncParsableCommand {
     func run() async throws {
         let start = Clock.monotonicNanoseconds()
         Log.bootstrap(program: "bodycamd")
+        let signals = await Daemon.trapSignals()
         let daemon: Daemon
         do {
             daemon = try Daemon(options: DaemonOptions(configPath: config, recordAfterSeconds: recordAfter, durationSeconds: duration),
@@ -38,7 +39,7 @@ struct Bodycamd: AsyncParsableCommand {
             Log.error("\(error)")
             throw ExitCode(error.exitStatus)
         }
-        let status = await daemon.run()
+        let status = await daemon.run(signals: signals)
         if status != 0 { throw ExitCode(status) }
     }
 }

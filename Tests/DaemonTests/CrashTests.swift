@@ -30,7 +30,7 @@ struct CrashTests {
         let layout = try SealedSegmentLayout(bytes, what: source)
         let plaintexts = try layout.decryptChunks(bytes, identity: pristine.keys.office, allowUnsealed: false, what: source)
 
-        var generator = SystemRandomNumberGenerator()
+        var generator = SeededRandom.announced("stoppedWriter round \(round)")
         let completed = Int.random(in: 1..<(layout.chunks.count - 1), using: &generator)
         let keys = pristine.keys
         do {
@@ -83,9 +83,16 @@ struct CrashTests {
         let config = try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path, segmentSeconds: 2))
         let store = directory.path + "/store"
         var worstLoss = 0.0
-        for _ in 0..<5 {
+        var random = SeededRandom.announced("killedDaemon")
+        for round in 0..<5 {
+            let sealedBefore = DaemonTests.journal(store).filter { $0.kind == "segment_sealed" }.count
             let (process, _) = try DaemonTests.launch(["--config", config, "--record-after", "0"])
-            Thread.sleep(forTimeInterval: Double.random(in: 1.2...3.0))
+            // Killed at a random moment (seeded, printed) after a segment of this run was sealed,
+            // so every round has a sealed segment and a segment open at the cut.
+            #expect(DaemonTests.eventually { DaemonTests.journal(store).filter { $0.kind == "segment_sealed" }.count > sealedBefore })
+            let delay = Int64.random(in: 0...1_500_000_000, using: &random)
+            print("killedDaemon round \(round): SIGKILL \(formatDecimal(Double(delay) / 1e9, places: 3)) s after a seal")
+            Clock.sleep(untilMonotonic: Clock.monotonicNanoseconds() + delay)
             let killed = Clock.wallNanoseconds()
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()

@@ -80,6 +80,38 @@ struct DaemonTests {
         return (process, errors)
     }
 
+    /// Checks `condition` until it holds (true) or `seconds` have passed (false): a wait on an
+    /// event the daemon makes visible (its socket, a status, a journaled record), with a deadline.
+    static func eventually(within seconds: Double = 30, _ condition: () throws -> Bool) -> Bool {
+        let deadline = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
+        while Clock.monotonicNanoseconds() < deadline {
+            if (try? condition()) == true { return true }
+            Clock.sleep(untilMonotonic: Clock.monotonicNanoseconds() + 10_000_000)
+        }
+        return (try? condition()) == true
+    }
+
+    /// The daemon's status over its socket, once it answers; nil if it did not within the deadline.
+    static func status(_ socket: String) -> StatusReport? {
+        try? ControlClient.send(.status, path: socket, timeoutSeconds: 5).status
+    }
+
+    /// Waits until the daemon at `socket` answers `status` and its report satisfies `condition`.
+    @discardableResult
+    static func waitForStatus(_ socket: String, within seconds: Double = 30, _ condition: (StatusReport) -> Bool = { _ in true }) -> StatusReport? {
+        var last: StatusReport?
+        let met = eventually(within: seconds) {
+            last = status(socket)
+            return last.map(condition) ?? false
+        }
+        return met ? last : nil
+    }
+
+    /// The records of a store's journal.
+    static func journal(_ store: String) -> [JournalRecord] {
+        AuditJournal.parse((try? readWholeFile(store + "/journal.log")) ?? [], key: nil).records
+    }
+
     static func writeConfig(_ directory: String, _ text: String) throws -> String {
         let path = directory + "/bodycam.toml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -92,7 +124,8 @@ struct DaemonTests {
         defer { directory.cleanup() }
         let office = try Self.provision(directory.path)
         let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, Self.config(directory.path)), "--record-after", "0"])
-        Thread.sleep(forTimeInterval: 2.5)
+        // Two segments sealed while recording, then the stop seals the open one.
+        #expect(Self.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 2 } != nil)
         process.terminate()
         process.waitUntilExit()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

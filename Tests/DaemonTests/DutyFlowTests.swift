@@ -30,7 +30,7 @@ struct DutyFlowTests {
         let text = DaemonTests.config(directory.path).replacingOccurrences(of: "on_duty_at_start = true", with: "on_duty_at_start = false")
         let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, text)])
         let socket = directory.path + "/control.sock"
-        #expect(waitFor { FileManager.default.fileExists(atPath: socket) })
+        #expect(DaemonTests.waitForStatus(socket) != nil)
         func token(_ kind: AuthorizationToken.Kind, _ action: String, device: String = "BC-PROC-1") throws -> JSONValue {
             .string(Base64.encode(try AuthorizationToken.issue(kind, deviceID: device, issuer: "sgt", key: supervisor, minutes: 5, action: action,
                                                                officerID: "OFC-3", dutyID: "D-9").document.bytes))
@@ -39,14 +39,17 @@ struct DutyFlowTests {
         #expect(try ask(socket, ["cmd": .string("sim"), "button": .string("REC_BTN"), "action": .string("click")])["state"] == .string("off-duty"))
         #expect(try ask(socket, ["cmd": .string("duty"), "token": try token(.duty, "start")])["state"] == .string("standby"))
         #expect(try ask(socket, ["cmd": .string("sim"), "button": .string("REC_BTN"), "action": .string("click")])["state"] == .string("recording"))
-        Thread.sleep(forTimeInterval: 1.2)
+        // Marks land in the segments recorded while they are made: wait for the first seal.
+        let before = try #require(DaemonTests.waitForStatus(socket)).segmentsSealed
+        #expect(DaemonTests.waitForStatus(socket) { $0.segmentsSealed > before } != nil)
         _ = try ask(socket, ["cmd": .string("sim"), "button": .string("MARK_BTN"), "action": .string("click")])
         #expect(try ask(socket, ["cmd": .string("mark"), "label": .string("vehicle search")])["ok"] == .boolean(true))
         _ = try ask(socket, ["cmd": .string("sim"), "button": .string("REC_BTN"), "action": .string("click")])
         let foreign = try ask(socket, ["cmd": .string("stop"), "token": try token(.stop, "stop", device: "BC-OTHER")])
         #expect(foreign["ok"] == .boolean(false) && foreign["state"] == .string("recording"))
         let stopToken = try token(.stop, "stop")
-        Thread.sleep(forTimeInterval: 1.2)
+        let marked = try #require(DaemonTests.waitForStatus(socket)).segmentsSealed
+        #expect(DaemonTests.waitForStatus(socket) { $0.segmentsSealed > marked } != nil)
         #expect(try ask(socket, ["cmd": .string("stop"), "token": stopToken])["state"] == .string("standby"))
         #expect(try ask(socket, ["cmd": .string("stop"), "token": stopToken])["ok"] == .boolean(false), "a replay")
         #expect(try ask(socket, ["cmd": .string("duty"), "token": try token(.duty, "end")])["state"] == .string("off-duty"))
@@ -72,14 +75,6 @@ struct DutyFlowTests {
         let officers = try names(store, suffix: ".manifest").map { try Manifest.read(try readWholeFile(store + "/" + $0), what: $0).document.body }
         #expect(officers.allSatisfy { $0["officer_id"] == .string("OFC-3") && $0["duty_id"] == .string("D-9") },
                 "\(officers.map { "\($0["officer_id"]!) \($0["duty_id"]!)" })")
-    }
-
-    func waitFor(_ condition: () -> Bool) -> Bool {
-        for _ in 0..<100 {
-            if condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return false
     }
 }
 
@@ -111,8 +106,7 @@ struct SocketAccessTests {
         let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path)), "--record-after", "0"])
         defer { process.terminate(); process.waitUntilExit() }
         let socket = directory.path + "/control.sock"
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { Thread.sleep(forTimeInterval: 0.05) }
-        Thread.sleep(forTimeInterval: 0.5)
+        #expect(DaemonTests.waitForStatus(socket) { $0.frames > 0 } != nil)
 
         let status = try asNobody(["status", "--socket", socket])
         #expect(status.0 == 1 && status.1.contains("permission denied: status needs technician"), "\(status)")
@@ -143,8 +137,7 @@ struct SocketAccessTests {
         let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path)), "--record-after", "0"])
         defer { process.terminate(); process.waitUntilExit() }
         let socket = directory.path + "/control.sock"
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { Thread.sleep(forTimeInterval: 0.05) }
-        Thread.sleep(forTimeInterval: 0.5)
+        #expect(DaemonTests.waitForStatus(socket) { $0.frames > 0 } != nil)
         func request(_ fields: [String: JSONValue]) throws -> JSONValue { try controlRequest(.object(fields), path: socket) }
         func stop(_ key: Ed25519PrivateKey) throws -> JSONValue {
             let token = try AuthorizationToken.issue(.stop, deviceID: "BC-PROC-1", issuer: "new", key: key, minutes: 5)

@@ -53,7 +53,7 @@ struct VectorTests {
                 let document = try outcome.get()
                 #expect(document.isSigned(by: key))
                 #expect(document.body == vector["body"])
-                #expect(KeyFile.keyID(key.raw) == vector["key_id"]?.string)
+                #expect(key.keyID == vector["key_id"]?.string)
             }
         case "segment":
             let identity = try X25519PrivateKey(raw: SecretBytes(try bytes(vector["identity"])))

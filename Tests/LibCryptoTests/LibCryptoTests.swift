@@ -19,12 +19,12 @@ func hexString(_ bytes: [UInt8]) -> String {
 @Suite("libcrypto layer against published test vectors")
 struct LibCryptoTests {
     @Test("SHA-256 (FIPS 180-2 'abc')")
-    func sha256() {
-        #expect(hexString(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        let incremental = SHA256()
+    func sha256() throws {
+        #expect(hexString(try SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let incremental = try SHA256()
         incremental.update(Array("a".utf8))
         incremental.update(Array("bc".utf8))
-        #expect(incremental.finish() == SHA256.hash(Array("abc".utf8)))
+        #expect(try incremental.finish() == SHA256.hash(Array("abc".utf8)))
     }
 
     @Test("HKDF-SHA-256 (RFC 5869 test case 1)")

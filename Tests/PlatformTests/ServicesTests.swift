@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import Platform
@@ -15,17 +16,17 @@ final class Trace: @unchecked Sendable {
 @Suite("Daemon services (swift-service-lifecycle)")
 struct ServicesTests {
     func group(_ trace: Trace) -> ServiceGroup {
-        let stopPipeline = AtomicFlag()
+        let stopPipeline = DispatchSemaphore(value: 0)
         let services: [Service] = [
             ThreadService("indicators", start: { trace.add("start indicators") }, stop: { trace.add("stop indicators") }),
             ThreadService("socket", start: { trace.add("start socket") }, stop: { trace.add("stop socket") }),
             PipelineService(run: {
                 trace.add("pipeline runs")
-                while !stopPipeline.isSet { usleep(1_000) }
+                stopPipeline.wait()
                 trace.add("pipeline sealed")
             }, shutdown: {
                 trace.add("pipeline asked to stop")
-                stopPipeline.set()
+                stopPipeline.signal()
             }),
         ]
         return ServiceGroup(configuration: ServiceGroupConfiguration(
@@ -50,12 +51,13 @@ struct ServicesTests {
     @Test("a pipeline that ends by itself (a system stop, a power-off) shuts the group down in order")
     func pipelineEndsGroup() async throws {
         let trace = Trace()
-        let stop = AtomicFlag()
+        let stop = DispatchSemaphore(value: 0)
         let services: [Service] = [
             ThreadService("indicators", stop: { trace.add("stop indicators") }),
             ThreadService("socket", stop: { trace.add("stop socket") }),
             PipelineService(run: {
-                while !stop.isSet { usleep(1_000) }
+                trace.add("pipeline runs")
+                stop.wait()
                 trace.add("pipeline ended")
             }, shutdown: { trace.add("pipeline asked to stop") }),
         ]
@@ -64,11 +66,11 @@ struct ServicesTests {
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            try await Task.sleep(for: .milliseconds(50))
-            stop.set()  // as the housekeeping thread does on SIGTERM
+            while !trace.all.contains("pipeline runs") { try await Task.sleep(for: .milliseconds(5)) }
+            stop.signal()  // the pipeline ends by itself, as on a system stop
             try await tasks.waitForAll()
         }
         let events = trace.all
-        #expect(events.first == "pipeline ended" && Array(events.suffix(2)) == ["stop socket", "stop indicators"], "\(events)")
+        #expect(events.first == "pipeline runs" && events.dropFirst().first == "pipeline ended" && Array(events.suffix(2)) == ["stop socket", "stop indicators"], "\(events)")
     }
 }

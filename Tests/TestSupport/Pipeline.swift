@@ -162,3 +162,56 @@ public final class Locked<Value: Sendable>: Sendable {
     public func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { value.withLock { body(&$0) } }
     public var current: Value { value.withLock { $0 } }
 }
+
+/// A seeded random number generator (SplitMix64) for tests that pick random moments or sizes:
+/// the seed is printed, and `BODYCAM_TEST_SEED` replays a run.
+public struct SeededRandom: RandomNumberGenerator {
+    public let seed: UInt64
+    private var state: UInt64
+
+    public init(seed: UInt64) {
+        self.seed = seed
+        state = seed
+    }
+
+    /// From `BODYCAM_TEST_SEED` when set, else from the system's generator; prints it with `label`.
+    public static func announced(_ label: String) -> SeededRandom {
+        let seed = ProcessInfo.processInfo.environment["BODYCAM_TEST_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
+        print("\(label): BODYCAM_TEST_SEED=\(seed)")
+        return SeededRandom(seed: seed)
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// How many descriptors this process has open (/proc/self/fd). Other tests run at the same
+/// time, so callers compare counts over many repetitions of a failure, not one.
+public func openDescriptorCount() -> Int {
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+}
+
+/// A store whose sinks cannot make anything durable: `fragmentComplete` fails with EIO (a
+/// storage device that has gone read-only, a failing card).
+public final class UnsyncableStore: SegmentStore {
+    public final class Sink: SegmentSink {
+        public init() {}
+        public func write(_ bytes: UnsafeRawBufferPointer) throws {}
+        public func fragmentComplete(frames: Int, duration: Int64) throws {
+            throw SystemError.file(path: "unsyncable", call: "fdatasync", errno: EIO)
+        }
+        public func finish() throws -> String { "unsyncable" }
+    }
+    public private(set) var sinksMade = 0
+    public init() {}
+    public var nextSequence: UInt64 { UInt64(sinksMade + 1) }
+    public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
+        sinksMade += 1
+        return Sink()
+    }
+}
