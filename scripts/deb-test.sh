@@ -41,7 +41,7 @@ grep -q '^/etc/bodycam/bodycam.toml$' "$SCRATCH/var/lib/dpkg/info/bodycam.conffi
 echo "ok /etc/bodycam/bodycam.toml is a conffile"
 # The packaged binaries run without the toolchain's libraries.
 ldd "$SCRATCH/usr/bin/bodycamd" | grep -q libswiftCore && fail "bodycamd needs the Swift runtime from outside"
-"$SCRATCH/usr/bin/bodycamd" --help | grep -q "usage: bodycamd" || fail "bodycamd --help"
+"$SCRATCH/usr/bin/bodycamd" --help | grep -q "USAGE: bodycamd" || fail "bodycamd --help"
 "$SCRATCH/usr/bin/bodycamctl" --help | grep -q "verify" || fail "bodycamctl --help"
 echo "ok packaged binaries run"
 echo "deb-test: 16 passed, 0 failed"

@@ -150,6 +150,31 @@ struct DaemonTests {
         #expect(inspected.problems.isEmpty && inspected.metadata["device_id"] == "BC-PROC-1")
     }
 
+    @Test("bodycamd --help names its options and exit codes; a usage mistake exits 64 naming it")
+    func usage() throws {
+        func run(_ arguments: [String]) throws -> (Int32, String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.daemonPath)
+            process.arguments = arguments
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        let help = try run(["--help"])
+        #expect(help.0 == 0)
+        for words in ["USAGE: bodycamd", "--config", "--record-after", "--duration", "78 configuration"] {
+            #expect(help.1.contains(words), "help lacks \(words)")
+        }
+        let unknown = try run(["--bogus"])
+        #expect(unknown.0 == 64 && unknown.1.contains("Unknown option '--bogus'"), "\(unknown)")
+        let negative = try run(["--duration=-5"])
+        #expect(negative.0 == 64 && negative.1.contains("--duration needs a number of seconds"), "\(negative)")
+    }
+
     @Test("no recipient keys: the daemon refuses to record (exit 78) rather than store plaintext")
     func noRecipients() throws {
         let directory = try TemporaryDirectory()
