@@ -75,7 +75,7 @@ let package = Package(
         ]),
 
         // MARK: executables
-        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform", argumentParser]),
+        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"]),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
             "LibAV", "LibCrypto", "V4L2", "Platform", "Wire", argumentParser,

@@ -30,6 +30,63 @@ public struct DaemonOptions: Sendable {
     }
 }
 
+extension DaemonOptions {
+    /// bodycamd's usage text (`--help`).
+    public static let usage = """
+        USAGE: bodycamd [--config <path>] [--record-after <seconds>] [--duration <seconds>]
+
+        The body-worn camera's controller: capture, sealing, buttons and the recording policy.
+
+        OPTIONS:
+          --config <path>           The configuration file (default /etc/bodycam/bodycam.toml).
+          --record-after <seconds>  Development: press record (as the button would) after this long.
+          --duration <seconds>      Development: a system stop after this many seconds in all.
+          -h, --help                This text.
+
+        EXIT CODES: 0 clean stop, 1 runtime failure, 64 usage error, 78 configuration error.
+        """
+
+    /// A usage mistake, named (exit 64, EX_USAGE).
+    public struct UsageError: Error, CustomStringConvertible, Equatable {
+        public var description: String
+    }
+
+    /// Reads bodycamd's arguments (without the program name); nil for `--help`. Options take their
+    /// value as the next argument or after `=`. Throws `UsageError` naming the mistake.
+    public static func parse(_ arguments: [String]) throws -> DaemonOptions? {
+        var options = DaemonOptions()
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            let (name, inline) = argument.split(separator: "=", maxSplits: 1).map(String.init).pair
+            func value() throws -> String {
+                if let inline { return inline }
+                guard let next = rest.popFirst() else { throw UsageError(description: "\(name) needs a value") }
+                return next
+            }
+            func seconds() throws -> Double {
+                let text = try value()
+                guard let seconds = Double(text), (0..<1e7).contains(seconds) else {
+                    throw UsageError(description: "\(name) needs a number of seconds (0 to 10,000,000), not \"\(text)\"")
+                }
+                return seconds
+            }
+            switch name {
+            case "-h", "--help": return nil
+            case "--config": options.configPath = try value()
+            case "--record-after": options.recordAfterSeconds = try seconds()
+            case "--duration": options.durationSeconds = try seconds()
+            default: throw UsageError(description: "unknown argument \(argument)")
+            }
+        }
+        return options
+    }
+}
+
+extension Array where Element == String {
+    /// The first element and, when there is one, the second.
+    fileprivate var pair: (String, String?) { (self.first ?? "", count > 1 ? self[1] : nil) }
+}
+
 /// Why the daemon could not start, with the exit status it ends with (sysexits(3)).
 public enum DaemonStartError: Error, CustomStringConvertible {
     /// The configuration cannot be used (exit 78, EX_CONFIG).

@@ -236,6 +236,19 @@ public final class StreamSealer {
         dataKey.wipe()
     }
 
+    /// One chunk sealed in place: `buffer` (at most `maxChunk` bytes of plaintext) becomes the
+    /// ciphertext; returns the chunk header that goes before it and the tag that goes after.
+    public func sealInPlace(_ buffer: UnsafeMutableRawBufferPointer, frames: Int, ticks: Int64, last: Bool) throws -> (header: [UInt8], tag: [UInt8]) {
+        precondition(!isFinished, "a chunk after the last one")
+        precondition(buffer.count <= SealedSegmentFormat.maxChunk)
+        let header = SealedSegmentFormat.chunkHeader(sealedLength: buffer.count + AES256GCM.tagSize, frames: frames, ticks: ticks, last: last)
+        let nonce = SealedSegmentFormat.nonce(counter: chunks, last: last)
+        let tag = try header.withUnsafeBytes { try cipher.sealInPlace(buffer, nonce: nonce, aad: $0) }
+        chunks += 1
+        isFinished = last
+        return (header, tag)
+    }
+
     /// One chunk: at most `maxChunk` bytes of plaintext; `last` ends the stream.
     public func seal(_ plaintext: UnsafeRawBufferPointer, frames: Int, ticks: Int64, last: Bool) throws -> [UInt8] {
         precondition(!isFinished, "a chunk after the last one")
@@ -297,7 +310,11 @@ public final class SealingSink: SegmentSink {
     }
 
     private func append(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try writeAll(fd, $0, path: partialPath) }
+        try bytes.withUnsafeBytes { try append($0) }
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer) throws {
+        try writeAll(fd, bytes, path: partialPath)
         hasher.update(bytes)
         ciphertextBytes += bytes.count
     }
@@ -306,20 +323,27 @@ public final class SealingSink: SegmentSink {
         pending.append(contentsOf: bytes)
     }
 
-    private func sealChunk(_ plaintext: ArraySlice<UInt8>, frames: Int, ticks: Int64, last: Bool) throws {
-        try append(try plaintext.withUnsafeBytes { try sealer.seal($0, frames: frames, ticks: ticks, last: last) })
+    /// Seals `plaintext` in place as one chunk and writes header, ciphertext and tag.
+    private func sealChunk(_ plaintext: UnsafeMutableRawBufferPointer, frames: Int, ticks: Int64, last: Bool) throws {
+        let (header, tag) = try sealer.sealInPlace(plaintext, frames: frames, ticks: ticks, last: last)
+        try append(header)
+        try append(UnsafeRawBufferPointer(plaintext))
+        try append(tag)
         plaintextBytes += plaintext.count
     }
 
     public func fragmentComplete(frames fragmentFrames: Int, duration: Int64) throws {
-        var start = 0
-        repeat {
-            let end = min(pending.count, start + SealedSegmentFormat.maxChunk)
-            let isEnd = end == pending.count
-            try sealChunk(pending[start..<end], frames: isEnd ? fragmentFrames : 0, ticks: isEnd ? duration : 0, last: false)
-            start = end
-        } while start < pending.count
-        _ = pending.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        try pending.withUnsafeMutableBytes { all in
+            var start = 0
+            repeat {
+                let end = min(all.count, start + SealedSegmentFormat.maxChunk)
+                let isEnd = end == all.count
+                try sealChunk(UnsafeMutableRawBufferPointer(rebasing: all[start..<end]), frames: isEnd ? fragmentFrames : 0,
+                              ticks: isEnd ? duration : 0, last: false)
+                start = end
+            } while start < all.count
+        }
+        // Sealed in place: what is left in the buffer is ciphertext, already on storage.
         pending.removeAll(keepingCapacity: true)
         frames += fragmentFrames
         ticks += duration
@@ -332,7 +356,7 @@ public final class SealingSink: SegmentSink {
     /// then hands the result to the vault (which writes the manifest).
     public func finish() throws -> String {
         if !pending.isEmpty { try fragmentComplete(frames: 0, duration: 0) }
-        try sealChunk([][...], frames: 0, ticks: 0, last: true)
+        try sealChunk(UnsafeMutableRawBufferPointer(start: nil, count: 0), frames: 0, ticks: 0, last: true)
         if fsync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fsync", errno: errno) }
         let status = close(fd)
         fd = -1

@@ -41,6 +41,29 @@ public final class AES256GCM {
         try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, Int32(AES256GCM.tagSize), out + plaintext.count), "EVP_CTRL_GCM_GET_TAG")
     }
 
+    /// Encrypts `buffer` in place (EVP allows the same buffer for input and output) and returns
+    /// the 16-byte tag: no second copy of a fragment, and no plaintext left behind in memory.
+    public func sealInPlace(_ buffer: UnsafeMutableRawBufferPointer, nonce: [UInt8], aad: UnsafeRawBufferPointer) throws -> [UInt8] {
+        precondition(nonce.count == AES256GCM.nonceSize)
+        try check(EVP_CipherInit_ex(context, nil, nil, nil, nonce, 1), "EVP_EncryptInit_ex(nonce)")
+        var length: Int32 = 0
+        if aad.count > 0 {
+            try check(EVP_CipherUpdate(context, nil, &length, aad.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(aad.count)), "EVP_EncryptUpdate(aad)")
+        }
+        var written: Int32 = 0
+        if buffer.count > 0 {
+            let bytes = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            try check(EVP_CipherUpdate(context, bytes, &written, bytes, Int32(buffer.count)), "EVP_EncryptUpdate")
+        }
+        // GCM adds no bytes at the end; EVP still wants somewhere to write them.
+        var scratch = [UInt8](repeating: 0, count: 16)
+        var final: Int32 = 0
+        try check(EVP_CipherFinal_ex(context, &scratch, &final), "EVP_EncryptFinal_ex")
+        var tag = [UInt8](repeating: 0, count: AES256GCM.tagSize)
+        try check(EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, Int32(AES256GCM.tagSize), &tag), "EVP_CTRL_GCM_GET_TAG")
+        return tag
+    }
+
     /// Encrypts `plaintext`; returns ciphertext followed by the tag.
     public func seal(_ plaintext: UnsafeRawBufferPointer, nonce: [UInt8], aad: [UInt8]) throws -> [UInt8] {
         try [UInt8](unsafeUninitializedCapacity: plaintext.count + AES256GCM.tagSize) { buffer, count in

@@ -25,7 +25,7 @@ public func makeVault(_ directory: String, keys: Keys, deviceID: String = "BC-EV
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let certificate = try DeviceCertificate.issue(deviceID: deviceID, deviceKey: keys.device.publicKey, authority: keys.authority,
                                                       notBefore: "2020-01-01T00:00:00.000000Z", notAfter: "2099-01-01T00:00:00.000000Z")
-        FileManager.default.createFile(atPath: directory + "/device.certificate", contents: Data(certificate.document.bytes))
+        _ = FileManager.default.createFile(atPath: directory + "/device.certificate", contents: Data(certificate.document.bytes))
     }
     return try EvidenceVault(configuration: .init(directory: directory, deviceID: deviceID, recipients: [keys.office.publicKey, keys.escrow.publicKey],
                                                   deviceKey: keys.device, provisioned: certify))
