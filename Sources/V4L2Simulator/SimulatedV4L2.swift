@@ -34,6 +34,12 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
         set { _ = try? locked { picture = newValue } }
     }
     private var picture: [UInt8] = []
+    /// The next this many MJPEG frames are sent damaged (a JPEG cut after its first bytes).
+    public var damagedFrames: Int {
+        get { (try? locked { damaged }) ?? 0 }
+        set { _ = try? locked { damaged = newValue } }
+    }
+    private var damaged = 0
     /// Every call made, in order: "open", "VIDIOC_S_FMT", "munmap", "close", …
     public private(set) var calls: [String] = []
 
@@ -189,6 +195,10 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
             var used = bufferLength
             if format.pixelformat == V4L2PixelFormat.mjpeg.fourcc {
                 used = min(picture.count, bufferLength)
+                if damaged > 0 {
+                    damaged -= 1
+                    used = min(used, 4)  // SOI and a stray byte: no decoder can make a picture of it
+                }
                 buffers[index].copyMemory(from: picture, byteCount: used)
             } else {
                 // Each picture's bytes carry its sequence number, so a test can tell pictures apart.
