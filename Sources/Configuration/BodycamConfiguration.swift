@@ -199,12 +199,12 @@ public struct BodycamConfiguration: Equatable, Sendable {
         controls.lines = try reader.strings("controls.lines", default: []).map { line in
             guard let placement = LinePlacement(line) else {
                 throw reader.error("controls.lines", "\"\(line)\" is not FUNCTION=CHIP:OFFSET (e.g. REC_BTN=gpiochip0:17; FUNCTION is one of "
-                                   + LinePlacement.functions.joined(separator: ", ") + ")")
+                                   + ControlLine.allCases.map(\.name).joined(separator: ", ") + ")")
             }
             return placement
         }
-        if let twice = Dictionary(grouping: controls.lines, by: \.function).first(where: { $0.value.count > 1 }) {
-            throw reader.error("controls.lines", "\(twice.key) is placed twice")
+        if let twice = Dictionary(grouping: controls.lines, by: \.line).first(where: { $0.value.count > 1 }) {
+            throw reader.error("controls.lines", "\(twice.key.name) is placed twice")
         }
         policy.stopPolicy = try reader.choice("policy.stop_policy", default: policy.stopPolicy)
         policy.allowOffDutyRecording = try reader.boolean("policy.allow_off_duty_recording", default: policy.allowOffDutyRecording)
@@ -259,6 +259,7 @@ struct ConfigReader {
     mutating func string(_ key: String, default fallback: String, where valid: (String) -> Bool = { _ in true }, _ rule: String = "") throws -> String {
         guard let value = value(key) else { return fallback }
         guard case .string(let string) = value else { throw mismatch(key, value, "a string") }
+        guard !string.contains("\u{0}") else { throw error(key, "holds U+0000, which no setting takes") }
         guard valid(string) else { throw error(key, "\"\(string)\" is not valid: \(rule)") }
         return string
     }

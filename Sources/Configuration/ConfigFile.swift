@@ -62,6 +62,9 @@ public struct ConfigFile: Sendable {
         self.file = file
         final class Collected {
             var entries: [String: Entry] = [:]
+            /// A name that two different paths flatten to ("camera.fps" at the top and fps in
+            /// [camera]), or that holds a character no setting name has.
+            var refused: (key: String, line: Int, reason: String)?
         }
         let collected = Collected()
         var bytes = Array(text.utf8)
@@ -73,7 +76,17 @@ public struct ConfigFile: Sendable {
                     bc_toml_parse(text.baseAddress, text.count, { context, setting in
                         guard let context, let setting = setting?.pointee else { return }
                         let collected = Unmanaged<Collected>.fromOpaque(context).takeUnretainedValue()
-                        collected.entries[String(cString: setting.key)] = Entry(value: ConfigFile.convert(setting), line: Int(setting.line))
+                        let parts = (0..<setting.depth).map { ConfigFile.text(setting.keys[$0]!, setting.key_lengths[$0]) }
+                        let key = parts.joined(separator: ".")
+                        let line = Int(setting.line)
+                        if collected.refused != nil { return }
+                        if parts.contains(where: { $0.contains(".") || $0.contains("\u{0}") }) {
+                            collected.refused = (key, line, "a key holding \".\" or U+0000 is not a setting name")
+                        } else if let first = collected.entries[key] {
+                            collected.refused = (key, line, "set twice (first on line \(first.line))")
+                        } else {
+                            collected.entries[key] = Entry(value: ConfigFile.convert(setting), line: line)
+                        }
                     }, Unmanaged.passUnretained(collected).toOpaque(), &message, message.count, &line)
                 }
             }
@@ -82,7 +95,13 @@ public struct ConfigFile: Sendable {
             let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             throw ConfigError(file: file, line: Int(line), key: "", message: text)
         }
+        if let refused = collected.refused { throw ConfigError(file: file, line: refused.line, key: refused.key, message: refused.reason) }
         entries = collected.entries
+    }
+
+    /// `length` bytes of UTF-8 (toml++ has checked them) as a String; U+0000 kept.
+    static func text(_ bytes: UnsafePointer<CChar>, _ length: Int) -> String {
+        bytes.withMemoryRebound(to: UInt8.self, capacity: length) { String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self) }
     }
 
     /// `base`'s entries overlaid with `overlay`'s (the overlay wins): a board profile under the
@@ -96,11 +115,11 @@ public struct ConfigFile: Sendable {
 
     static func convert(_ setting: bc_toml_setting) -> ConfigValue {
         switch setting.kind {
-        case BC_TOML_STRING: return .string(String(cString: setting.text))
+        case BC_TOML_STRING: return .string(text(setting.text, setting.text_length))
         case BC_TOML_INTEGER: return Int(exactly: setting.integer).map(ConfigValue.integer) ?? .unsupported("an integer out of range")
         case BC_TOML_BOOLEAN: return .boolean(setting.boolean != 0)
         case BC_TOML_STRINGS:
-            return .strings((0..<setting.count).map { String(cString: setting.strings[$0]!) })
+            return .strings((0..<setting.count).map { text(setting.strings[$0]!, setting.string_lengths[$0]) })
         case BC_TOML_FLOAT: return .unsupported("a floating-point number")
         case BC_TOML_DATE_TIME: return .unsupported("a date or time")
         default: return .unsupported("a list holding other values than strings")

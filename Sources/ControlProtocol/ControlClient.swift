@@ -44,11 +44,8 @@ public enum ControlClient {
 public func sendAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
     var offset = 0
     while offset < bytes.count {
-        let count = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-        if count < 0 {
-            if errno == EINTR { continue }
-            throw SystemError.file(path: path, call: "send", errno: errno)
-        }
+        let count = retryingInterrupts { Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+        if count < 0 { throw SystemError.file(path: path, call: "send", errno: errno) }
         offset += count
     }
 }

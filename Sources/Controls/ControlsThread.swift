@@ -34,7 +34,7 @@ public final class ControlsThread: @unchecked Sendable {
                 let deadline = [debouncer.nextDeadline, gestures.nextDeadline].compactMap { $0 }.min()
                 let timeout = deadline.map { Int32(clamping: max(0, ($0 - Clock.monotonicNanoseconds() + 999_999) / 1_000_000)) } ?? -1
                 for index in fds.indices { fds[index].revents = 0 }
-                if poll(&fds, nfds_t(fds.count), timeout) < 0 && errno != EINTR {
+                if retryingInterrupts({ poll(&fds, nfds_t(fds.count), timeout) }) < 0 {
                     onError(GPIOError("poll on GPIO events: \(String(cString: strerror(errno)))"))
                     return
                 }

@@ -16,19 +16,36 @@ public enum GPIOBackendKind: String, CaseIterable, Sendable {
     case simulated
 }
 
+/// One of the eight control lines: a button or an output, by its device-tree name.
+public enum ControlLine: Hashable, Sendable, CaseIterable {
+    case button(Button)
+    case output(OutputLine)
+
+    public static var allCases: [ControlLine] { Button.allCases.map(ControlLine.button) + OutputLine.allCases.map(ControlLine.output) }
+
+    /// REC_BTN, MARK_BTN, PWR_BTN, REC_LED, STATUS_LED, BUZZER, HAPTIC, PWR_HOLD.
+    public var name: String {
+        switch self {
+        case .button(let button): return button.rawValue
+        case .output(let output): return output.rawValue
+        }
+    }
+
+    public init?(name: String) {
+        guard let line = ControlLine.allCases.first(where: { $0.name == name }) else { return nil }
+        self = line
+    }
+}
+
 /// Where a board puts one of the control lines when its device tree does not name them
 /// (`controls.lines`: "FUNCTION=CHIP:OFFSET", e.g. "REC_BTN=gpiochip0:17").
 public struct LinePlacement: Equatable, Sendable {
-    /// A button's or an output's line name: REC_BTN, MARK_BTN, PWR_BTN, REC_LED, STATUS_LED,
-    /// BUZZER, HAPTIC, PWR_HOLD.
-    public var function: String
+    public var line: ControlLine
     public var chip: String
     public var offset: Int
 
-    public static let functions = Button.allCases.map(\.rawValue) + OutputLine.allCases.map(\.rawValue)
-
-    public init(function: String, chip: String, offset: Int) {
-        self.function = function
+    public init(line: ControlLine, chip: String, offset: Int) {
+        self.line = line
         self.chip = chip
         self.offset = offset
     }
@@ -36,10 +53,10 @@ public struct LinePlacement: Equatable, Sendable {
     /// Parses "FUNCTION=CHIP:OFFSET"; nil when it is not one.
     public init?(_ text: String) {
         let parts = text.split(separator: "=", omittingEmptySubsequences: false)
-        guard parts.count == 2, LinePlacement.functions.contains(String(parts[0])) else { return nil }
+        guard parts.count == 2, let line = ControlLine(name: String(parts[0])) else { return nil }
         let place = parts[1].split(separator: ":", omittingEmptySubsequences: false)
         guard place.count == 2, !place[0].isEmpty, let offset = Int(place[1]), offset >= 0 else { return nil }
-        self.init(function: String(parts[0]), chip: String(place[0]), offset: offset)
+        self.init(line: line, chip: String(place[0]), offset: offset)
     }
 }
 

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Policy
 import Platform
 import Wire
@@ -6,10 +7,10 @@ import Wire
 /// Plays light, sound and vibration patterns on the output lines. A steady level is set at once
 /// on the caller's thread (the red LED must follow the record press within milliseconds);
 /// timed patterns run on an "indicators" thread that sleeps until the next step or until a new
-/// pattern arrives (a condition variable, no polling).
-// `programs` and `stopped` are read and written under `lock`; `onError` is set once, before
-// any pattern plays; `thread` is written by init and by `close()`.
-public final class Indicators: @unchecked Sendable {
+/// pattern arrives (a condition variable, no polling). Every level is written under the one
+/// lock, so a step a pattern computed can never land after a steady level set since (a GPIO
+/// write is one ioctl).
+public final class Indicators: Sendable {
     /// One step of a pattern: a level held for a time.
     struct Step { var on: Bool; var nanoseconds: Int64 }
     struct Program {
@@ -19,27 +20,85 @@ public final class Indicators: @unchecked Sendable {
         var stepEndsAt: Int64
     }
 
-    private let backend: GPIOBackend
-    private let lock = ConditionLock()
-    private var programs: [OutputLine: Program] = [:]
-    private var stopped = false
-    private var thread: WorkerThread?
+    /// What the callers and the indicators thread share.
+    // `programs` and `stopped` are read and written, and the backend written to, only under
+    // `lock`; `onError` is set once, before any pattern plays (Daemon.init).
+    private final class Core: @unchecked Sendable {
+        let backend: GPIOBackend
+        let lock = ConditionLock()
+        var programs: [OutputLine: Program] = [:]
+        var stopped = false
+        var onError: @Sendable (Error) -> Void = { _ in }
+
+        init(backend: GPIOBackend) { self.backend = backend }
+
+        /// Only under `lock`.
+        func write(_ line: OutputLine, _ on: Bool) {
+            do { try backend.set(line, on) } catch { onError(error) }
+        }
+
+        /// The indicators thread: plays every due step, then sleeps until the next one.
+        func run() {
+            lock.withLock {
+                while !stopped {
+                    let now = Clock.monotonicNanoseconds()
+                    for (line, var program) in programs where now >= program.stepEndsAt {
+                        program.index += 1
+                        if program.index == program.steps.count {
+                            if !program.repeats {
+                                programs[line] = nil
+                                write(line, false)
+                                continue
+                            }
+                            program.index = 0
+                        }
+                        let step = program.steps[program.index]
+                        program.stepEndsAt += step.nanoseconds
+                        if program.stepEndsAt < now { program.stepEndsAt = now + step.nanoseconds }
+                        programs[line] = program
+                        write(line, step.on)
+                    }
+                    if let next = programs.values.map(\.stepEndsAt).min() {
+                        _ = lock.wait(untilMonotonic: next)
+                    } else {
+                        lock.wait()
+                    }
+                }
+            }
+        }
+    }
+
+    private let core: Core
+    private let thread: Mutex<WorkerThread?>
+
     /// Output failures, reported to the caller's log (an indicator must never stop recording).
-    public var onError: @Sendable (Error) -> Void = { _ in }
+    /// Set before any pattern plays; called on the thread that wrote the level.
+    public var onError: @Sendable (Error) -> Void {
+        get { core.lock.withLock { core.onError } }
+        set { core.lock.withLock { core.onError = newValue } }
+    }
 
     public init(backend: GPIOBackend) {
-        self.backend = backend
-        thread = WorkerThread(name: "indicators") { [unowned self] in self.run() }
+        let core = Core(backend: backend)
+        self.core = core
+        thread = Mutex(WorkerThread(name: "indicators") { core.run() })
     }
 
+    /// Ends the patterns and joins the indicators thread (the levels stay as they are).
     public func close() {
-        lock.withLock {
-            stopped = true
-            lock.broadcast()
+        core.lock.withLock {
+            core.stopped = true
+            core.lock.broadcast()
         }
-        thread?.join()
-        thread = nil
+        let worker = thread.withLock { thread -> WorkerThread? in
+            defer { thread = nil }
+            return thread
+        }
+        worker?.join()
     }
+
+    /// Dropped without `close()` (a start-up that failed later): the thread is still ended.
+    deinit { close() }
 
     static func milliseconds(_ pairs: [(Bool, Int64)]) -> [Step] { pairs.map { Step(on: $0.0, nanoseconds: $0.1 * 1_000_000) } }
 
@@ -75,72 +134,26 @@ public final class Indicators: @unchecked Sendable {
         if let program = Indicators.steps(pattern) {
             start(line, program.steps, repeats: program.repeats)
         } else {
-            cancel(line)
-            write(line, pattern == .on)
+            core.lock.withLock {
+                core.programs[line] = nil
+                core.write(line, pattern == .on)
+            }
         }
     }
 
     public func play(_ sound: Sound) { start(.buzzer, Indicators.steps(sound), repeats: false) }
     public func vibrate(_ vibration: Vibration) { start(.haptic, Indicators.steps(vibration), repeats: false) }
-    public func holdPower(_ hold: Bool) { write(.powerHold, hold) }
-
-    private func write(_ line: OutputLine, _ on: Bool) {
-        do { try backend.set(line, on) } catch { onError(error) }
-    }
+    public func holdPower(_ hold: Bool) { core.lock.withLock { core.write(.powerHold, hold) } }
 
     /// Whether a timed pattern is playing on `line` (tests: a steady level ends one).
-    package func isPlayingPattern(_ line: OutputLine) -> Bool { lock.withLock { programs[line] != nil } }
-
-    private func cancel(_ line: OutputLine) {
-        lock.withLock { programs[line] = nil }
-    }
+    package func isPlayingPattern(_ line: OutputLine) -> Bool { core.lock.withLock { core.programs[line] != nil } }
 
     private func start(_ line: OutputLine, _ steps: [Step], repeats: Bool) {
         guard let first = steps.first else { return }
-        write(line, first.on)
-        lock.withLock {
-            programs[line] = Program(steps: steps, repeats: repeats, stepEndsAt: Clock.monotonicNanoseconds() + first.nanoseconds)
-            lock.broadcast()
-        }
-    }
-
-    private func run() {
-        // The levels are written outside the lock, so a slow GPIO write never holds up a caller.
-        while let writes = nextWrites() {
-            for (line, on) in writes { write(line, on) }
-        }
-    }
-
-    /// Waits (under the lock) until some pattern has a step due; its writes, or nil once closed.
-    private func nextWrites() -> [(OutputLine, Bool)]? {
-        lock.withLock {
-            while !stopped {
-                let now = Clock.monotonicNanoseconds()
-                var writes: [(OutputLine, Bool)] = []
-                for (line, var program) in programs where now >= program.stepEndsAt {
-                    program.index += 1
-                    if program.index == program.steps.count {
-                        if !program.repeats {
-                            programs[line] = nil
-                            writes.append((line, false))
-                            continue
-                        }
-                        program.index = 0
-                    }
-                    let step = program.steps[program.index]
-                    program.stepEndsAt += step.nanoseconds
-                    if program.stepEndsAt < now { program.stepEndsAt = now + step.nanoseconds }
-                    programs[line] = program
-                    writes.append((line, step.on))
-                }
-                if !writes.isEmpty { return writes }
-                if let next = programs.values.map(\.stepEndsAt).min() {
-                    _ = lock.wait(untilMonotonic: next)
-                } else {
-                    lock.wait()
-                }
-            }
-            return nil
+        core.lock.withLock {
+            core.write(line, first.on)
+            core.programs[line] = Program(steps: steps, repeats: repeats, stepEndsAt: Clock.monotonicNanoseconds() + first.nanoseconds)
+            core.lock.broadcast()
         }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Policy
 import Platform
 import Wire
@@ -18,28 +19,29 @@ public protocol PolicyEffects: AnyObject, Sendable {
 /// Runs the `RecordingPolicy`: one event at a time (a mutex, since events come from the controls
 /// thread, the control socket and the daemon's timers), each decision's actions done in order —
 /// pipeline and indicators first, the journal record last (it waits for fdatasync).
-// `policy` is read and written under `lock`; `indicators` and `effects` are thread-safe.
-public final class PolicyEngine: @unchecked Sendable {
-    private var policy: RecordingPolicy
+public final class PolicyEngine: Sendable {
+    private let policy: Mutex<RecordingPolicy>
     private let indicators: Indicators
     private unowned let effects: PolicyEffects
-    private let lock = ConditionLock()
 
     public init(policy: RecordingPolicy, indicators: Indicators, effects: PolicyEffects) {
-        self.policy = policy
         self.indicators = indicators
         self.effects = effects
-        lock.withLock { perform(policy.startActions()) }
+        let start = policy.startActions()
+        self.policy = Mutex(policy)
+        self.policy.withLock { _ in perform(start) }
     }
 
-    public var state: PolicyState { lock.withLock { policy.state } }
-    public var officerID: String { lock.withLock { policy.officerID } }
-    public var dutyID: String { lock.withLock { policy.dutyID } }
-    public var nextDeadline: Int64? { lock.withLock { policy.nextDeadline } }
+    public var state: PolicyState { policy.withLock { $0.state } }
+    public var officerID: String { policy.withLock { $0.officerID } }
+    public var dutyID: String { policy.withLock { $0.dutyID } }
+    public var nextDeadline: Int64? { policy.withLock { $0.nextDeadline } }
 
+    /// Decides on `event` and performs the actions, under the lock: events from the controls
+    /// thread, the control socket and housekeeping are taken one at a time, in order.
     @discardableResult
     public func handle(_ event: PolicyEvent) -> [PolicyAction] {
-        lock.withLock {
+        policy.withLock { policy in
             let actions = policy.handle(event, now: Clock.monotonicNanoseconds())
             perform(actions)
             return actions

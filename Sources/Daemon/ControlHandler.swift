@@ -21,7 +21,7 @@ extension Daemon {
             audit("control_request", fields)
         }
         guard let envelope = try? ControlProtocol.decode(ControlRequest.Envelope.self, from: line) else {
-            journal("?", accepted: false)
+            journal("?", accepted: false, reason: line.isEmpty ? "no complete request line" : "not JSON")
             return .failure(ControlRequestError.notJSON.description)
         }
         guard let command = ControlCommand(rawValue: envelope.cmd) else {

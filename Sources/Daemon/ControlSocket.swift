@@ -87,12 +87,12 @@ public final class ControlSocket: @unchecked Sendable {
             while !stopped.isSet {
                 fds[0].revents = 0
                 fds[1].revents = 0
-                if poll(&fds, 2, -1) < 0 { if errno == EINTR { continue } else { return } }
+                if retryingInterrupts({ poll(&fds, 2, -1) }) < 0 { return }
                 if stopped.isSet { return }
                 let client = bc_accept_cloexec(fd)
                 if client < 0 { continue }
                 ControlSocket.serve(client, handler: handler)
-                Glibc.close(client)
+                _ = Glibc.close(client)  // nothing left to send: a failed close loses nothing
             }
         }
     }
@@ -104,8 +104,10 @@ public final class ControlSocket: @unchecked Sendable {
         let peer = Peer(pid: pid, uid: uid, gid: gid)
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let request = readLine(client, limit: ControlProtocol.maximumRequestBytes).line
-        let response = handler(request, peer)
+        let received = readLine(client, limit: ControlProtocol.maximumRequestBytes)
+        // A line cut short (too long, or the peer stopped sending) is not a request: the handler
+        // journals it as refused.
+        let response = handler(received.complete ? received.line : [], peer)
         // A client that has gone is its own loss: MSG_NOSIGNAL, so it never ends the daemon.
         guard let bytes = try? ControlProtocol.encodeLine(response) else { return }
         _ = try? bytes.withUnsafeBytes { try sendAll(client, $0, path: "control client") }

@@ -57,11 +57,10 @@ extension DaemonOptions {
         var options = DaemonOptions()
         var rest = arguments[...]
         while let argument = rest.popFirst() {
-            let (name, inline) = argument.split(separator: "=", maxSplits: 1).map(String.init).pair
+            let (name, inline) = argument.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init).pair
             func value() throws -> String {
-                if let inline { return inline }
-                guard let next = rest.popFirst() else { throw UsageError(description: "\(name) needs a value") }
-                return next
+                guard let text = inline ?? rest.popFirst(), !text.isEmpty else { throw UsageError(description: "\(name) needs a value") }
+                return text
             }
             func seconds() throws -> Double {
                 let text = try value()
@@ -229,6 +228,15 @@ public final class Daemon: Sendable {
         policySettings.reminderSeconds = configuration.policy.reminderSeconds
         policySettings.lowBatteryPercent = configuration.policy.lowBatteryPercent
         policySettings.criticalBatteryPercent = configuration.policy.criticalBatteryPercent
+        // What can still fail comes before the indicators (their thread starts at once) and the
+        // policy (which lights them).
+        socketAccess = ControlAccess(technicianGroupName: configuration.technicianGroup)
+        do {
+            socket = try ControlSocket(path: configuration.controlSocket)
+            housekeeping = try Housekeeping()
+        } catch {
+            throw DaemonStartError.startup("control socket: \(error)")
+        }
         effects = DaemonEffects(recorder: recorder, vault: vault, run: runState)
         indicators = Indicators(backend: gpio)
         indicators.onError = { Log.error("indicator: \($0)") }
@@ -236,13 +244,6 @@ public final class Daemon: Sendable {
                                                       officerID: configuration.officerID),
                               indicators: indicators, effects: effects)
         if configuration.policy.onDutyAtStart { vault.dutyID = "" }
-        socketAccess = ControlAccess(technicianGroupName: configuration.technicianGroup)
-        do {
-            socket = try ControlSocket(path: configuration.controlSocket)
-        } catch {
-            throw DaemonStartError.startup("control socket: \(error)")
-        }
-        housekeeping = try Housekeeping()
         recorder.onEvent = { [unowned self] event in self.pipelineEvent(event) }
     }
 

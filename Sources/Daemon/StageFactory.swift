@@ -42,14 +42,15 @@ public enum StageFactory {
         case .simulated:
             return try SimulatedGPIO()
         case .gpiod:
-            func spec(_ name: String, input: Bool) -> LineSpec {
-                let place = controls.lines.first { $0.function == name }
-                return LineSpec(name: name, chip: place?.chip, offset: place?.offset,
-                                activeLow: name == OutputLine.powerHold.rawValue ? controls.powerHoldActiveLow : controls.activeLow,
-                                bias: input ? controls.bias : .asIs)
+            func spec(_ line: ControlLine) -> LineSpec {
+                let place = controls.lines.first { $0.line == line }
+                let isButton = if case .button = line { true } else { false }
+                return LineSpec(name: line.name, chip: place?.chip, offset: place?.offset,
+                                activeLow: line == .output(.powerHold) ? controls.powerHoldActiveLow : controls.activeLow,
+                                bias: isButton ? controls.bias : .asIs)
             }
-            return try LibgpiodBackend(inputs: Dictionary(uniqueKeysWithValues: Button.allCases.map { ($0, spec($0.rawValue, input: true)) }),
-                                       outputs: Dictionary(uniqueKeysWithValues: outputs.map { ($0, spec($0.rawValue, input: false)) }))
+            return try LibgpiodBackend(inputs: Dictionary(uniqueKeysWithValues: Button.allCases.map { ($0, spec(.button($0))) }),
+                                       outputs: Dictionary(uniqueKeysWithValues: outputs.map { ($0, spec(.output($0))) }))
         }
     }
 }

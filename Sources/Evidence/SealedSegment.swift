@@ -287,6 +287,9 @@ public final class SealingSink: SegmentSink {
     private var frames = 0
     private var ticks: Int64 = 0
     private var dropped = 0
+    /// Sticky: after a failure partway through a fragment (some chunks written, the buffer
+    /// partly sealed in place) nothing more may be sealed or written; every call throws it.
+    private var failure: Error?
     private let onSealed: (SealedSegmentResult) throws -> Void
 
     public init(directory: String, fileName: String, header: JSONValue, dataKey: SecretBytes,
@@ -320,7 +323,19 @@ public final class SealingSink: SegmentSink {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if let failure { throw failure }
         pending.append(contentsOf: bytes)
+    }
+
+    /// Runs `body`; a failure in it is kept and thrown by every later call.
+    private func sticky<R>(_ body: () throws -> R) throws -> R {
+        if let failure { throw failure }
+        do {
+            return try body()
+        } catch {
+            failure = error
+            throw error
+        }
     }
 
     /// Seals `plaintext` in place as one chunk and writes header, ciphertext and tag.
@@ -333,6 +348,10 @@ public final class SealingSink: SegmentSink {
     }
 
     public func fragmentComplete(frames fragmentFrames: Int, duration: Int64) throws {
+        try sticky { try sealFragment(frames: fragmentFrames, duration: duration) }
+    }
+
+    private func sealFragment(frames fragmentFrames: Int, duration: Int64) throws {
         try pending.withUnsafeMutableBytes { all in
             var start = 0
             repeat {
@@ -355,7 +374,11 @@ public final class SealingSink: SegmentSink {
     /// Seals with an empty last chunk, fsyncs, renames NAME.partial → NAME, fsyncs the folder,
     /// then hands the result to the vault (which writes the manifest).
     public func finish() throws -> String {
-        if !pending.isEmpty { try fragmentComplete(frames: 0, duration: 0) }
+        try sticky { try seal() }
+    }
+
+    private func seal() throws -> String {
+        if !pending.isEmpty { try sealFragment(frames: 0, duration: 0) }
         try sealChunk(UnsafeMutableRawBufferPointer(start: nil, count: 0), frames: 0, ticks: 0, last: true)
         if fsync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fsync", errno: errno) }
         let status = close(fd)

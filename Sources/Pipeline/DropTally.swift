@@ -1,10 +1,12 @@
+import Synchronization
+
 import Capture
 import Platform
 /// Sums dropped camera frames so they are reported at most once per `interval`: a pipeline that
 /// cannot keep up drops a frame every few, and one journal record (signed, made durable) per drop
 /// would add load exactly when there is none to spare. Thread-safe: drops arrive on the
-/// pipeline's thread, the remainder is taken by the control thread.
-public final class DropTally: @unchecked Sendable {
+/// pipeline's thread, the remainder is taken by the housekeeping thread and at shutdown.
+public final class DropTally: Sendable {
     public struct Summary: Equatable, Sendable {
         /// Frames lost in all.
         public var frames: Int
@@ -22,9 +24,11 @@ public final class DropTally: @unchecked Sendable {
         }
     }
 
-    private let lock = ConditionLock()
-    private var pending: Summary?
-    private var lastReport: Int64?
+    private struct State {
+        var pending: Summary?
+        var lastReport: Int64?
+    }
+    private let state = Mutex(State())
     public let interval: Int64
 
     public init(intervalNanoseconds: Int64 = 1_000_000_000) {
@@ -33,28 +37,28 @@ public final class DropTally: @unchecked Sendable {
 
     /// Adds a gap; returns what to report now, when the last report is at least `interval` old.
     public func add(frames: Int, beforeFrame: UInt64, at now: Int64) -> Summary? {
-        lock.withLock {
-            if var summary = pending {
+        state.withLock { state in
+            if var summary = state.pending {
                 summary.frames += frames
                 summary.gaps += 1
                 summary.lastBeforeFrame = beforeFrame
-                pending = summary
+                state.pending = summary
             } else {
-                pending = Summary(frames: frames, gaps: 1, firstBeforeFrame: beforeFrame, lastBeforeFrame: beforeFrame)
+                state.pending = Summary(frames: frames, gaps: 1, firstBeforeFrame: beforeFrame, lastBeforeFrame: beforeFrame)
             }
-            if let lastReport, now - lastReport < interval { return nil }
-            lastReport = now
-            defer { pending = nil }
-            return pending
+            if let lastReport = state.lastReport, now - lastReport < interval { return nil }
+            state.lastReport = now
+            defer { state.pending = nil }
+            return state.pending
         }
     }
 
     /// What has not been reported yet (at housekeeping and at shutdown).
     public func take(at now: Int64) -> Summary? {
-        lock.withLock {
-            guard let summary = pending else { return nil }
-            pending = nil
-            lastReport = now
+        state.withLock { state in
+            guard let summary = state.pending else { return nil }
+            state.pending = nil
+            state.lastReport = now
             return summary
         }
     }

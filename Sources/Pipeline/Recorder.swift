@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import LibAV
 import Capture
 import Platform
@@ -25,7 +26,7 @@ public enum RecorderEvent {
 /// called. A camera that vanishes does not end it: the open segment is sealed, the camera is
 /// reopened every `reopenInterval` until it is back, and recording goes on in a new segment. `startRecording`, `stopRecording` and `shutdown` may be called from any thread; they
 /// take effect at the next picture.
-// Commands from other threads go through `commandLock`; the counters other threads read are
+// Commands from other threads go through the `commands` mutex; the counters other threads read are
 // atomics; `onEvent` is set before `run()`; everything else belongs to the pipeline thread
 // (`segments` is read by others only after that thread has ended).
 public final class Recorder: @unchecked Sendable {
@@ -63,8 +64,7 @@ public final class Recorder: @unchecked Sendable {
     private var segmentMuxer: SegmentMuxer?
     private var recording = false
     private var anchor = ClockAnchor.now()
-    private let commandLock = ConditionLock()
-    private var commands: [Command] = []
+    private let commands = Mutex<[Command]>([])
     private let shuttingDown = AtomicFlag()
     private let wake: WakeEvent
     /// How often a lost camera is tried again.
@@ -114,11 +114,11 @@ public final class Recorder: @unchecked Sendable {
     }
 
     private func enqueue(_ command: Command) {
-        commandLock.withLock { commands.append(command) }
+        commands.withLock { $0.append(command) }
     }
 
     private func takeCommands() -> [Command] {
-        commandLock.withLock {
+        commands.withLock { commands in
             defer { commands.removeAll() }
             return commands
         }

@@ -77,7 +77,9 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t =
         }
         unlink(temporary)
     } else if rename(temporary, path) < 0 {
-        throw SystemError.file(path: path, call: "rename", errno: errno)
+        let code = errno
+        unlink(temporary)
+        throw SystemError.file(path: path, call: "rename", errno: code)
     }
     let slash = path.lastIndex(of: "/")
     try syncDirectory(slash.map { String(path[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? ".")

@@ -53,6 +53,8 @@ public struct JournaldLogHandler: LogHandler {
 
 /// The programs' logger. `bootstrap` once at start; `Log.info(…)` and friends log through it.
 public enum Log {
+    // Written by `bootstrap`, once, first thing in main before any other thread exists; only
+    // read afterwards (Logger is a value; its handler is Sendable).
     nonisolated(unsafe) public private(set) static var logger = Logger(label: "bodycam") { JournaldLogHandler(label: $0, program: "bodycam") }
 
     /// Sends every Logger made from here on, and `Log`'s own, to a JournaldLogHandler.

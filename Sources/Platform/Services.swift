@@ -53,6 +53,8 @@ public struct PipelineService: Service, CustomStringConvertible {
     }
 }
 
+// Written once, by the continuation's body before the thread starts; read after the thread has
+// finished (the continuation's resume orders the two).
 private final class ThreadBox: @unchecked Sendable {
     var value: WorkerThread?
 }

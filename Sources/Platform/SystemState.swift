@@ -28,3 +28,14 @@ public struct ClockSync: Equatable, Sendable {
         return ClockSync(synchronised: synced, estimatedErrorMicroseconds: error)
     }
 }
+
+/// Runs a system call until it does not fail with EINTR, and returns its result (on failure,
+/// errno is left as the call set it). For the calls swift-system does not wrap (poll, send);
+/// swift-system's own calls retry by themselves.
+@inline(__always)
+public func retryingInterrupts<Result: BinaryInteger>(_ call: () -> Result) -> Result {
+    while true {
+        let result = call()
+        if result >= 0 || errno != EINTR { return result }
+    }
+}

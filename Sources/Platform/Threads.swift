@@ -24,7 +24,10 @@ public final class AtomicCounter: Sendable {
 
 /// A pthread mutex and condition variable, heap-allocated so their addresses never move: the one
 /// condition type, for the few places that must block until another thread acts (the bounded
-/// queue). Everything that only needs mutual exclusion uses `Synchronization.Mutex`.
+/// queue, the indicators' timed patterns, the simulator's hand-over). Everything that only needs
+/// mutual exclusion uses `Synchronization.Mutex`.
+// Sendable: the pthread objects are made once and only used through pthread calls, which are
+// safe from any thread; the pointers themselves never change.
 public final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -189,7 +192,8 @@ public final class WakeEvent: Sendable {
         if fd < 0 { throw SystemError.system(call: "eventfd", errno: errno) }
     }
 
-    deinit { Glibc.close(fd) }
+    // An eventfd holds no data: a failed close(2) loses nothing.
+    deinit { _ = Glibc.close(fd) }
 
     public func signal() {
         var one: UInt64 = 1

@@ -134,7 +134,7 @@ public struct PolicySettings: Equatable, Sendable {
 /// The recording policy: an explicit state machine. It takes gestures, tokens, dock, power,
 /// battery and storage events and time (monotonic), and answers with actions for the pipeline
 /// and the indicators; every decision includes its journal record. docs/POLICY.md is its table.
-public struct RecordingPolicy {
+public struct RecordingPolicy: Sendable {
     public let settings: PolicySettings
     public private(set) var state: PolicyState
     public private(set) var officerID = ""

@@ -6,7 +6,10 @@ import V4L2
 /// kernel structures as a real V4L2 capture driver, and can be told to misbehave (busy, gone,
 /// not a capture device, dropping frames, vanishing mid-stream). For tests of the capture code;
 /// the real-device test runs against the kernel's vivid driver.
-// Every member is read and written under `lock`.
+// The configuration properties (formats, sizes, frame interval, skipped sequences, vanishing)
+// are set before streaming starts and only read while it runs; the driver's state (buffers,
+// queue, sequence, picture, damaged frames, open descriptors, `calls`) is read and written
+// under `lock`. Tests read `calls` after the capture has stopped.
 public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     public var devicePath = "/dev/video-sim"
     /// open() fails with this errno (ENOENT: no such device, EBUSY, EACCES).

@@ -222,6 +222,7 @@ func decodeValue<T: Decodable>(_ type: T.Type, from value: JSONValue, path: [Cod
         guard let boolean = value.boolean else { throw mismatch("true or false") }
         return boolean as! T
     }
+    if type is any BinaryFloatingPoint.Type { throw mismatch("no floating-point value (these messages carry none)") }
     if let integerType = type as? any FixedWidthInteger.Type {
         guard let integer = value.integer, let converted = integerType.init(exactly: integer) else { throw mismatch("an integer in range") }
         return converted as! T

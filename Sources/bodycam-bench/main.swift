@@ -1,6 +1,7 @@
 import Controls
 import Evidence
 import Glibc
+import Synchronization
 import LibCrypto
 import Pipeline
 import Platform
@@ -36,17 +37,14 @@ func descriptor(_ sequence: UInt64) -> SegmentDescriptor {
 }
 
 /// The effects a latency run needs: when recording started, when a mark was taken.
-final class TimedEffects: PolicyEffects, @unchecked Sendable {
-    // Every member is read and written under `lock`.
-    let lock = ConditionLock()
-    var started: Int64?
-    var marked: Int64?
-    func startRecording() { lock.withLock { started = Clock.monotonicNanoseconds() } }
+final class TimedEffects: PolicyEffects, Sendable {
+    let times = Mutex<(started: Int64?, marked: Int64?)>((nil, nil))
+    func startRecording() { times.withLock { $0.started = Clock.monotonicNanoseconds() } }
     func stopRecording() {}
     func setDuty(officerID: String, dutyID: String) {}
     func clearDuty() {}
     func preEventBuffering(_ enabled: Bool) {}
-    func mark(label: String, source: String, at: Int64) { lock.withLock { marked = Clock.monotonicNanoseconds() } }
+    func mark(label: String, source: String, at: Int64) { times.withLock { $0.marked = Clock.monotonicNanoseconds() } }
     func journal(_ kind: String, _ fields: [String: JSONValue]) {}
     func powerOff() {}
 }
@@ -65,11 +63,11 @@ func latency(presses: Int) throws {
         let pressedAt = Clock.monotonicNanoseconds()
         guard gpio.waitUntilTaken(gpio.setLevel(.record, pressed: true, at: pressedAt)),
               let ledAt = gpio.log().last(where: { $0.line == .recordLED && $0.on })?.at,
-              let startedAt = effects.lock.withLock({ effects.started }) else { throw GPIOError("the record press was not acted on") }
+              let startedAt = effects.times.withLock({ $0.started }) else { throw GPIOError("the record press was not acted on") }
         record.append(max(ledAt, startedAt) - pressedAt)
         let markedAt = Clock.monotonicNanoseconds()
         guard gpio.waitUntilTaken(gpio.setLevel(.mark, pressed: true, at: markedAt)),
-              let taken = effects.lock.withLock({ effects.marked }) else { throw GPIOError("the mark press was not acted on") }
+              let taken = effects.times.withLock({ $0.marked }) else { throw GPIOError("the mark press was not acted on") }
         mark.append(taken - markedAt)
         controls.stop()
         indicators.close()

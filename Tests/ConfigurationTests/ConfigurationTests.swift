@@ -113,6 +113,8 @@ struct ConfigurationTests {
         ("[camera]\nfps = 30.0\n", "camera.fps", "found a floating-point number"),
         ("[camera]\nformats = [1, 2]\n", "camera.formats", "found a list holding other values than strings"),
         ("[camera.extra]\nx = 1\n", "camera.extra.x", "unknown setting"),
+        ("\"camera.fps\" = 5\n[camera]\nfps = 30\n", "camera.fps", "not a setting name"),
+        ("[camera]\ndevice = \"/dev/video0\\u0000x\"\n", "camera.device", "U+0000"),
     ])
     func unsupportedTypes(text: String, key: String, words: String) throws {
         let found = try #require(error(text))

@@ -177,6 +177,22 @@ struct DaemonTests {
         #expect(missing.0 == 64 && missing.1.contains("--config needs a value"), "\(missing)")
     }
 
+    @Test("a control socket that cannot be made stops the start-up with exit 1 naming it, after the camera and the controls opened")
+    func socketFailsLate() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try Self.provision(directory.path)
+        // The socket's folder is a regular file: bind fails, late in the start-up.
+        _ = FileManager.default.createFile(atPath: directory.path + "/run", contents: Data())
+        let text = Self.config(directory.path).replacingOccurrences(of: "socket = \"\(directory.path)/control.sock\"",
+                                                                   with: "socket = \"\(directory.path)/run/control.sock\"")
+        let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, text)])
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1, "\(log)")
+        #expect(log.contains("control socket") && log.contains("bind"), "\(log)")
+    }
+
     @Test("no recipient keys: the daemon refuses to record (exit 78) rather than store plaintext")
     func noRecipients() throws {
         let directory = try TemporaryDirectory()

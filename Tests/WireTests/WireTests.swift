@@ -32,3 +32,38 @@ struct WireTests {
         #expect(Hex.decode("0g") == nil)
     }
 }
+
+@Suite("Wire: Codable over JSONValue")
+struct JSONCodingTests {
+    struct Inner: Codable, Equatable { var name: String; var tags: [String] }
+    struct Outer: Codable, Equatable {
+        var count: Int64
+        var small: UInt8
+        var flag: Bool
+        var inner: Inner
+        var list: [Inner]
+        var note: String?
+        var missing: Int?
+    }
+
+    @Test("nested values, arrays and optionals round-trip; a nil optional is left out")
+    func roundTrip() throws {
+        let value = Outer(count: -9_000_000_000, small: 7, flag: true, inner: Inner(name: "a", tags: ["x", "y"]),
+                          list: [Inner(name: "b", tags: [])], note: "n", missing: nil)
+        let json = try JSONCoding.encode(value)
+        #expect(json["missing"] == nil && json["count"] == .integer(-9_000_000_000))
+        #expect(try JSONCoding.decode(Outer.self, from: json) == value)
+        #expect(try JSONCoding.decode(Outer.self, from: JSONParser.parse(json.canonical)) == value)
+    }
+
+    @Test("wrong types, out-of-range integers, missing members and floating-point values are errors, not traps")
+    func refusals() throws {
+        let good = try JSONCoding.encode(Inner(name: "a", tags: []))
+        #expect(throws: (any Error).self) { try JSONCoding.decode(Inner.self, from: .object(["name": .integer(1), "tags": .array([])])) }
+        #expect(throws: (any Error).self) { try JSONCoding.decode(Inner.self, from: .object(["tags": .array([])])) }
+        #expect(throws: (any Error).self) { try JSONCoding.decode(UInt8.self, from: .integer(300)) }
+        #expect(throws: (any Error).self) { try JSONCoding.decode(Double.self, from: .integer(1)) }
+        #expect(throws: (any Error).self) { try JSONCoding.encode(1.5) }
+        #expect(try JSONCoding.decode(Inner.self, from: good) == Inner(name: "a", tags: []))
+    }
+}
