@@ -157,6 +157,9 @@ release() { echo pull-up >"$GPIO_SYSFS/sim_gpio$(line_index "$1")/pull"; }
 click() { press "$1"; sleep "${2:-0.15}"; release "$1"; }
 
 # wait_for SECONDS WHAT COMMAND...: polls the command until it succeeds, or fails the scenario.
+# wait_for LIMIT WHAT COMMAND…: runs COMMAND until it succeeds, for at most LIMIT seconds.
+# A count to wait for goes through `counts`, so that it is taken anew each time (a "$(…)" in
+# the arguments would be expanded once, before the first try).
 wait_for() {
     local limit=$1 what=$2; shift 2
     local deadline=$((SECONDS + limit))
@@ -182,6 +185,9 @@ stop_daemon() {
     wait "$DAEMON" || status=$?
     [ $status -eq 0 ] || { cat "$WORK/bodycamd.log"; fail "bodycamd exited with $status"; }
 }
+
+# counts 'COMMAND' OP N: the number COMMAND prints, compared with test's OP (=, -ge, …) to N.
+counts() { local value; value=$(eval "$1") || return 1; test "$value" "$2" "$3"; }
 
 # journal_count STORE KIND: how many journal records of that kind.
 journal_count() { ctl events --json --kind "$2" "$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["records"]))'; }

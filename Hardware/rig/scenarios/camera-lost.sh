@@ -15,14 +15,14 @@ sleep 4
 driver=/sys/bus/platform/drivers/vivid
 log "unbinding vivid.0 (the camera is gone)"
 echo vivid.0 >"$driver/unbind"
-wait_for 5 "the loss is journaled" test "$(journal_count "$STORE" camera_lost)" = 1
+wait_for 5 "the loss is journaled" counts 'journal_count "$STORE" camera_lost' = 1
 sealed_before=$(journal_count "$STORE" segment_sealed)
 check "what was recorded before the loss is sealed" test "$sealed_before" -ge 1
 sleep 3
 log "binding vivid.0 again"
 back=$(date -u +%Y-%m-%dT%H:%M:%S.%N)
 echo vivid.0 >"$driver/bind"
-wait_for 10 "the camera is back in the journal" test "$(journal_count "$STORE" camera_restored)" = 1
+wait_for 10 "the camera is back in the journal" counts 'journal_count "$STORE" camera_restored' = 1
 sleep 4
 stop_daemon
 verify_and_export "$STORE"

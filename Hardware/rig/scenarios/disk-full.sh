@@ -17,7 +17,7 @@ free_kib() { df -k --output=avail "$STORE_DISK" | tail -1 | tr -d ' '; }
 log "free before the filler: $(free_kib) KiB"
 fallocate -l "$(( ($(free_kib) - 512) * 1024 ))" "$STORE_DISK/filler" || fail "fallocate"
 log "free after the filler: $(free_kib) KiB"
-wait_for 30 "the critical storage alarm is journaled" test "$(journal_count "$STORE" storage_alarm)" -ge 1
+wait_for 30 "the critical storage alarm is journaled" counts 'journal_count "$STORE" storage_alarm' -ge 1
 sleep 4
 check "bodycamd is still running" kill -0 "$DAEMON"
 state_after=$(state)

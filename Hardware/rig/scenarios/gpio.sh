@@ -69,16 +69,16 @@ wait_for 5 "recording after the record press" is_state recording
 
 marks() { journal_count "$STORE" mark; }
 click MARK_BTN
-wait_for 5 "MARK_BTN adds a mark" test "$(marks)" = 1
+wait_for 5 "MARK_BTN adds a mark" counts marks = 1
 
 # The officer's own stop and the power button are refused while recording; PWR_HOLD stays.
 click REC_BTN
-wait_for 5 "a REC press while recording is a denied stop" test "$(journal_count "$STORE" stop_denied)" = 1
+wait_for 5 "a REC press while recording is a denied stop" counts 'journal_count "$STORE" stop_denied' = 1
 click PWR_BTN
-wait_for 5 "a PWR press while recording is a denied power-off" test "$(journal_count "$STORE" power_off_denied)" = 1
+wait_for 5 "a PWR press while recording is a denied power-off" counts 'journal_count "$STORE" power_off_denied' = 1
 # Held: the press counts at once and the long press after 3 s; both are refused.
 press PWR_BTN; sleep 3.5; release PWR_BTN
-wait_for 5 "a PWR long press while recording is a denied power-off" test "$(journal_count "$STORE" power_off_denied)" = 3
+wait_for 5 "a PWR long press while recording is a denied power-off" counts 'journal_count "$STORE" power_off_denied' = 3
 check "PWR_HOLD still asserted after the refused power-offs" level_is PWR_HOLD 1
 check "still recording after the refusals" is_state recording
 check "REC_LED still lit" level_is REC_LED 0
