@@ -51,7 +51,7 @@ struct SourceTests {
         while let captured = try pattern.nextFrame() { written.append(captured.frame.packedBytes()) }
         try pattern.close()
         let path = directory.path + "/in.yuv"
-        FileManager.default.createFile(atPath: path, contents: Data(written.joined()))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(written.joined()))
         let source = try RawFileSource(path: path, format: format)
         try source.start()
         var read: [[UInt8]] = []
@@ -66,7 +66,7 @@ struct SourceTests {
         defer { directory.cleanup() }
         let format = FrameFormat(width: 16, height: 16, pixelFormat: .yuyv422, framesPerSecond: 25)
         let path = directory.path + "/short.yuv"
-        FileManager.default.createFile(atPath: path, contents: Data(count: 512 + 100))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(count: 512 + 100))
         let source = try RawFileSource(path: path, format: format)
         try source.start()
         #expect(try source.nextFrame() != nil)

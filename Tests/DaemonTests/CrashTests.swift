@@ -66,7 +66,7 @@ struct CrashTests {
         let plain = try SealedSegmentLayout(recoveredBytes, what: name).decrypt(recoveredBytes, identity: keys.office, allowUnsealed: true, what: name)
         #expect(plain == Array(plaintexts[0..<completed].joined()))
         let mp4 = directory.path + "/recovered.mp4"
-        FileManager.default.createFile(atPath: mp4, contents: Data(plain))
+        _ = FileManager.default.createFile(atPath: mp4, contents: Data(plain))
         if expectedFrames > 0 {
             let inspected = try SegmentInspector.inspect(path: mp4)
             #expect(inspected.decodedFrames == expectedFrames && inspected.decodeErrors == 0)
@@ -114,7 +114,7 @@ struct CrashTests {
             let plain = try layout.decrypt(bytes, identity: office, allowUnsealed: true, what: name)
             guard layout.frames > 0 else { continue }
             let mp4 = directory.path + "/check.mp4"
-            FileManager.default.createFile(atPath: mp4, contents: Data(plain))
+            _ = FileManager.default.createFile(atPath: mp4, contents: Data(plain))
             #expect(try SegmentInspector.inspect(path: mp4).decodedFrames == layout.frames, "\(name)")
         }
         // One fragment is one second; allow the encoder's and the scheduler's latency on top.

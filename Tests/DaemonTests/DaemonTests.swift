@@ -145,7 +145,7 @@ struct DaemonTests {
         let first = try names(store, suffix: ".bcseg")[0]
         let bytes = try readWholeFile(store + "/" + first)
         let plain = try SealedSegmentLayout(bytes, what: first).decrypt(bytes, identity: office, allowUnsealed: false, what: first)
-        FileManager.default.createFile(atPath: directory.path + "/first.mp4", contents: Data(plain))
+        _ = FileManager.default.createFile(atPath: directory.path + "/first.mp4", contents: Data(plain))
         let inspected = try SegmentInspector.inspect(path: directory.path + "/first.mp4")
         #expect(inspected.problems.isEmpty && inspected.metadata["device_id"] == "BC-PROC-1")
     }

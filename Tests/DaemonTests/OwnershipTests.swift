@@ -22,7 +22,7 @@ struct OwnershipTests {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
         // The socket's folder is a regular file: mkdir finds it there, bind fails (ENOTDIR).
-        FileManager.default.createFile(atPath: directory.path + "/run", contents: Data())
+        _ = FileManager.default.createFile(atPath: directory.path + "/run", contents: Data())
         let path = directory.path + "/run/control.sock"
         let before = openDescriptorCount()
         for _ in 0..<Self.attempts {
@@ -48,7 +48,7 @@ struct OwnershipTests {
     func plainSinkRefusesOverwrite() throws {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
-        FileManager.default.createFile(atPath: directory.path + "/seg.mp4", contents: Data([1, 2, 3]))
+        _ = FileManager.default.createFile(atPath: directory.path + "/seg.mp4", contents: Data([1, 2, 3]))
         let before = openDescriptorCount()
         for _ in 0..<Self.attempts {
             #expect(throws: SystemError.file(path: directory.path + "/seg.mp4", call: "open", errno: EEXIST)) {

@@ -43,10 +43,10 @@ struct BadInputTests {
         defer { directory.cleanup() }
         let path = directory.path
         try KeyFile.write(try Ed25519PrivateKey().publicKey, to: path + "/device.pub")
-        FileManager.default.createFile(atPath: path + "/seg-000001-x.manifest", contents: Data("bodycam-manifest/1\n{}\nAAAA\n".utf8))
-        FileManager.default.createFile(atPath: path + "/seg-000002-x.manifest", contents: Data())
-        FileManager.default.createFile(atPath: path + "/seg-000001-x.bcseg", contents: Data(try randomBytes(300)))
-        FileManager.default.createFile(atPath: path + "/journal.log", contents: Data("not a journal\n".utf8))
+        _ = FileManager.default.createFile(atPath: path + "/seg-000001-x.manifest", contents: Data("bodycam-manifest/1\n{}\nAAAA\n".utf8))
+        _ = FileManager.default.createFile(atPath: path + "/seg-000002-x.manifest", contents: Data())
+        _ = FileManager.default.createFile(atPath: path + "/seg-000001-x.bcseg", contents: Data(try randomBytes(300)))
+        _ = FileManager.default.createFile(atPath: path + "/journal.log", contents: Data("not a journal\n".utf8))
         let report = try StoreVerifier.verify(store: path, authority: nil)
         let codes = Set(report.problems.map(\.code))
         #expect(codes.isSuperset(of: ["manifest_malformed", "segment_without_manifest", "journal_broken"]), "\(report.problems)")
@@ -62,7 +62,7 @@ struct BadInputTests {
         #expect { try KeyFile.readVerifyingKey(directory.path + "/office.pub") } throws: {
             "\($0)".contains("holds a bodycam-x25519-public/1 key, expected bodycam-ed25519-public/1")
         }
-        FileManager.default.createFile(atPath: directory.path + "/short.pub", contents: Data("bodycam-x25519-public/1 AAAA\n".utf8))
+        _ = FileManager.default.createFile(atPath: directory.path + "/short.pub", contents: Data("bodycam-x25519-public/1 AAAA\n".utf8))
         #expect { try KeyFile.readRecipient(directory.path + "/short.pub") } throws: { "\($0)".contains("not 32 bytes") }
         let secret = try Ed25519PrivateKey()
         try KeyFile.write(secret, to: directory.path + "/device.key")

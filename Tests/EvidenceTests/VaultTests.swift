@@ -38,7 +38,7 @@ struct VaultTests {
             #expect(try layout.decrypt(bytes, identity: keys.escrow, allowUnsealed: false, what: name) == plain)
             #expect(throws: EvidenceError.self) { try layout.decrypt(bytes, identity: X25519PrivateKey(), allowUnsealed: false, what: name) }
             let mp4 = directory.path + "/plain-\(index).mp4"
-            FileManager.default.createFile(atPath: mp4, contents: Data(plain))
+            _ = FileManager.default.createFile(atPath: mp4, contents: Data(plain))
             let inspected = try SegmentInspector.inspect(path: mp4)
             #expect(inspected.problems.isEmpty)
             #expect(inspected.decodedFrames == layout.frames)

@@ -59,8 +59,8 @@ struct LibAVTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var generator = SystemRandomNumberGenerator()
         let garbage = (0..<10_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        FileManager.default.createFile(atPath: directory + "/garbage.mp4", contents: Data(garbage))
-        FileManager.default.createFile(atPath: directory + "/empty.mp4", contents: Data())
+        _ = FileManager.default.createFile(atPath: directory + "/garbage.mp4", contents: Data(garbage))
+        _ = FileManager.default.createFile(atPath: directory + "/empty.mp4", contents: Data())
         for name in ["garbage.mp4", "empty.mp4", "missing.mp4"] {
             #expect(throws: AVError.self) { _ = try MediaReader(path: directory + "/" + name) }
         }

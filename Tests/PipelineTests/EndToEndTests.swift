@@ -122,7 +122,7 @@ struct EndToEndTests {
         cuts += MP4Boxes.topLevel(bytes).filter { $0.type == "moof" && $0.offset > firstFragmentEnd }.flatMap { [$0.offset + 4, $0.offset + 10, $0.offset + $0.size - 1] }
         for cut in cuts {
             let path = directory.path + "/cut-\(cut).mp4"
-            FileManager.default.createFile(atPath: path, contents: Data(bytes[0..<cut]))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes[0..<cut]))
             let complete = sink.boundaries.filter { $0 <= cut }.count - 1  // minus the moov
             let report = try SegmentInspector.inspect(path: path)
             #expect(report.decodedFrames >= min(complete, 5) * 30, "cut at \(cut): \(report.decodedFrames) frames, \(complete) complete fragments")
