@@ -82,3 +82,44 @@ struct OwnershipTests {
         }
     }
 }
+
+@Suite("The control socket against clients that go away")
+struct PeerGoneTests {
+    /// Connects, sends `bytes`, and closes without reading the answer.
+    func sendAndLeave(_ bytes: [UInt8], path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { _ = close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { return false }
+        return bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    @Test("clients that close before reading their answer, after every part of a request, never end the daemon")
+    func clientsLeave() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path))])
+        defer { process.terminate(); process.waitUntilExit() }
+        let socket = directory.path + "/control.sock"
+        #expect(DaemonTests.waitForStatus(socket) != nil)
+        let request = Array(#"{"cmd":"status"}"#.utf8) + [0x0A]
+        // Gone after nothing, after part of the line, after the whole line (the answer then meets
+        // a closed socket: EPIPE, which must not be a SIGPIPE), and after a refused request.
+        let cuts = [0, 5, request.count - 1, request.count]
+        for round in 0..<20 {
+            for cut in cuts { #expect(sendAndLeave(Array(request.prefix(cut)), path: socket), "round \(round), cut \(cut)") }
+            #expect(sendAndLeave(Array(#"{"cmd":"sim","battery":5}"#.utf8) + [0x0A], path: socket))
+        }
+        #expect(process.isRunning, "bodycamd ended (a SIGPIPE?)")
+        #expect(DaemonTests.waitForStatus(socket) != nil, "the daemon still answers")
+    }
+}
