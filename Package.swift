@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "LibCrypto", dependencies: ["CCrypto"]),
         .target(name: "V4L2", dependencies: ["CShims", "CV4L2"]),
         // A V4L2 driver simulated at the ioctl seam, for tests of the capture code.
-        .target(name: "V4L2Simulator", dependencies: ["V4L2", "CV4L2"]),
+        .target(name: "V4L2Simulator", dependencies: ["V4L2", "CV4L2", "Platform"]),
 
         // MARK: platform and wire
         .target(name: "Platform", dependencies: ["CShims", systemPackage, logging, serviceLifecycle]),
@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Wire"]),
-        .testTarget(name: "ControlsTests", dependencies: ["Controls", "Policy", "Platform", "Wire"]),
+        .testTarget(name: "ControlsTests", dependencies: ["Controls", "Policy", "Platform", "Wire", "TestSupport"]),
         .testTarget(name: "TokensTests", dependencies: ["Tokens", "Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [

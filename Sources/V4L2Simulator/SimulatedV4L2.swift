@@ -1,5 +1,6 @@
 import CV4L2
 import Glibc
+import Platform
 import V4L2
 
 /// A camera driver simulated at the ioctl seam: it answers the same requests with the same
@@ -56,21 +57,25 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     private var sequence: UInt32 = 0
     private var delivered = 0
     private var openDescriptors = 0
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = ConditionLock()
 
-    public init() {
-        pthread_mutex_init(lock, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-    }
+    public init() {}
 
     private func locked<R>(_ body: () throws(SystemCallError) -> R) throws(SystemCallError) -> R {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return try body()
+        let result = lock.withLock { Result { () throws(SystemCallError) -> R in try body() } }
+        return try result.get()
+    }
+
+    /// Waits until the driver has handed out `count` frames in all (DQBUF), or `timeout` ns;
+    /// whether it did. Tests pace a consumer against the camera with it.
+    public func waitUntilDelivered(_ count: Int, timeout: Int64 = 5_000_000_000) -> Bool {
+        let deadline = Clock.monotonicNanoseconds() + timeout
+        return lock.withLock {
+            while delivered < count {
+                if !lock.wait(untilMonotonic: deadline) { return delivered >= count }
+            }
+            return true
+        }
     }
 
     /// Descriptors open right now (0 after a clean close).
@@ -217,6 +222,7 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
             buffer.pointee.flags = UInt32(V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC)
             sequence += 1
             delivered += 1
+            lock.broadcast()
         case .streamOn:
             if busyOnStream { throw fail(EBUSY) }
             streaming = true

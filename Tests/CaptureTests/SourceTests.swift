@@ -115,7 +115,9 @@ struct SourceTests {
         while delivered.count < 40, let captured = try source.nextFrame() {
             delivered.append(captured.frame.sequence)
             dropped += captured.droppedBefore
-            Thread.sleep(forTimeInterval: 0.01)  // five frame intervals of the simulated driver
+            // Slower than the camera: take the next picture only once the driver has handed out
+            // five more than this one.
+            #expect(camera.waitUntilDelivered(Int(captured.frame.sequence) + 6))
         }
         try source.close()
         let span = Int(delivered.last! - delivered.first!) + 1

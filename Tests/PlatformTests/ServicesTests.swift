@@ -15,13 +15,15 @@ final class Trace: @unchecked Sendable {
 
 @Suite("Daemon services (swift-service-lifecycle)")
 struct ServicesTests {
-    func group(_ trace: Trace) -> ServiceGroup {
+    /// `running` is signalled once the pipeline's thread runs.
+    func group(_ trace: Trace, running: DispatchSemaphore) -> ServiceGroup {
         let stopPipeline = DispatchSemaphore(value: 0)
         let services: [Service] = [
             ThreadService("indicators", start: { trace.add("start indicators") }, stop: { trace.add("stop indicators") }),
             ThreadService("socket", start: { trace.add("start socket") }, stop: { trace.add("stop socket") }),
             PipelineService(run: {
                 trace.add("pipeline runs")
+                running.signal()
                 stopPipeline.wait()
                 trace.add("pipeline sealed")
             }, shutdown: {
@@ -37,10 +39,11 @@ struct ServicesTests {
     @Test("a graceful shutdown stops the pipeline first (it seals), then the others in reverse order of start")
     func gracefulOrder() async throws {
         let trace = Trace()
-        let group = group(trace)
+        let running = DispatchSemaphore(value: 0)
+        let group = group(trace, running: running)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            while !trace.all.contains("pipeline runs") { try await Task.sleep(for: .milliseconds(5)) }
+            await offPool { running.wait() }
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }
@@ -52,11 +55,13 @@ struct ServicesTests {
     func pipelineEndsGroup() async throws {
         let trace = Trace()
         let stop = DispatchSemaphore(value: 0)
+        let running = DispatchSemaphore(value: 0)
         let services: [Service] = [
             ThreadService("indicators", stop: { trace.add("stop indicators") }),
             ThreadService("socket", stop: { trace.add("stop socket") }),
             PipelineService(run: {
                 trace.add("pipeline runs")
+                running.signal()
                 stop.wait()
                 trace.add("pipeline ended")
             }, shutdown: { trace.add("pipeline asked to stop") }),
@@ -66,7 +71,7 @@ struct ServicesTests {
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            while !trace.all.contains("pipeline runs") { try await Task.sleep(for: .milliseconds(5)) }
+            await offPool { running.wait() }
             stop.signal()  // the pipeline ends by itself, as on a system stop
             try await tasks.waitForAll()
         }
