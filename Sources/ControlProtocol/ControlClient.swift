@@ -14,21 +14,8 @@ public enum ControlClient {
     /// Writes `bytes` (one request line) and returns the first line of the answer, without its
     /// newline. For tests that speak the protocol by hand.
     public static func exchange(_ bytes: [UInt8], path: String, timeoutSeconds: Int = 10) throws -> [UInt8] {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw SystemError.file(path: path, call: "socket", errno: errno) }
+        let fd = try connectUnixSocket(path, call: "connect (is bodycamd running?)")
         defer { _ = Glibc.close(fd) }  // a client socket: nothing was written that close could lose
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw SystemError.file(path: path, call: "connect", errno: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if status < 0 { throw SystemError.file(path: path, call: "connect (is bodycamd running?)", errno: errno) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))

@@ -121,10 +121,16 @@ extension ControlRequest: Codable {
 
     /// Reads a request line: first the envelope (for access), then the members its command needs.
     public static func parse(_ line: [UInt8]) throws -> ControlRequest {
-        guard let envelope = try? ControlProtocol.decode(Envelope.self, from: line) else { throw ControlRequestError.notJSON }
+        guard let value = try? JSONParser.parse(line) else { throw ControlRequestError.notJSON }
+        return try parse(value)
+    }
+
+    /// The same, for a request line already parsed as JSON.
+    public static func parse(_ value: JSONValue) throws -> ControlRequest {
+        guard let envelope = try? JSONCoding.decode(Envelope.self, from: value) else { throw ControlRequestError.notJSON }
         if let version = envelope.version, version > ControlProtocol.version { throw ControlRequestError.unsupportedVersion(version) }
         do {
-            return try ControlProtocol.decode(ControlRequest.self, from: line)
+            return try JSONCoding.decode(ControlRequest.self, from: value)
         } catch let error as ControlRequestError {
             throw error
         } catch {

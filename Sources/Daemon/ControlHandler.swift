@@ -20,7 +20,8 @@ extension Daemon {
             if let reason { fields["reason"] = .string(reason) }
             audit("control_request", fields)
         }
-        guard let envelope = try? ControlProtocol.decode(ControlRequest.Envelope.self, from: line) else {
+        // The line is parsed once; the envelope (for access) and the request are read from it.
+        guard let value = try? JSONParser.parse(line), let envelope = try? JSONCoding.decode(ControlRequest.Envelope.self, from: value) else {
             journal("?", accepted: false, reason: line.isEmpty ? "no complete request line" : "not JSON")
             return .failure(ControlRequestError.notJSON.description)
         }
@@ -34,7 +35,7 @@ extension Daemon {
         }
         let request: ControlRequest
         do {
-            request = try ControlRequest.parse(line)
+            request = try ControlRequest.parse(value)
         } catch {
             journal(command.rawValue, accepted: false, reason: "\(error)")
             return .failure("\(error)")

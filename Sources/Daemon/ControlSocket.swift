@@ -53,14 +53,8 @@ public final class ControlSocket: @unchecked Sendable {
             _ = Glibc.close(fd)  // a socket that never accepted anyone: nothing to lose
             return error
         }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        // The path's length was checked above, so the address always fits.
+        let status = try withUnixSocketAddress(path, call: "bind") { bind(fd, $0, $1) }
         if status < 0 { throw fail("bind") }
         if chmod(path, mode) < 0 {
             let error = fail("chmod")

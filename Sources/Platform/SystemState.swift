@@ -39,3 +39,36 @@ public func retryingInterrupts<Result: BinaryInteger>(_ call: () -> Result) -> R
         if result >= 0 || errno != EINTR { return result }
     }
 }
+
+/// Calls `body` with `path` as an AF_UNIX socket address (sockaddr_un) and its length, for
+/// bind(2) or connect(2). Throws `SystemError.file(path, call, ENAMETOOLONG)` when the path does
+/// not fit (107 bytes).
+public func withUnixSocketAddress<Result>(_ path: String, call: String,
+                                          _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) throws -> Result {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    guard path.utf8.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        throw SystemError.file(path: path, call: call, errno: ENAMETOOLONG)
+    }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+    }
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+}
+
+/// A stream socket (close-on-exec) connected to the Unix socket at `path`; the caller owns it.
+/// Throws `SystemError` naming `path` and the call (`call` for connect).
+public func connectUnixSocket(_ path: String, call: String = "connect") throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    if fd < 0 { throw SystemError.file(path: path, call: "socket", errno: errno) }
+    do {
+        let status = try withUnixSocketAddress(path, call: call) { address, length in retryingInterrupts { connect(fd, address, length) } }
+        if status < 0 { throw SystemError.file(path: path, call: call, errno: errno) }
+        return fd
+    } catch {
+        _ = Glibc.close(fd)  // never connected: nothing to lose
+        throw error
+    }
+}

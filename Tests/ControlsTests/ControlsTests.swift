@@ -1,4 +1,5 @@
 import Platform
+import TestSupport
 import Wire
 import Glibc
 import Testing
@@ -113,18 +114,9 @@ struct ControlsTests {
 
 @Suite("libgpiod backend on failure paths")
 struct LibgpiodFailureTests {
-    func openDescriptors() -> Int {
-        var count = 0
-        if let folder = opendir("/proc/self/fd") {
-            while readdir(folder) != nil { count += 1 }
-            closedir(folder)
-        }
-        return count
-    }
-
     @Test("lines that are not there: a GPIOError naming the line or chip, and nothing held (many times over)")
     func missingLines() throws {
-        let before = openDescriptors()
+        let before = openDescriptorCount()
         for _ in 0..<100 {
             #expect(throws: GPIOError.self) {
                 _ = try LibgpiodBackend(inputs: [.record: LineSpec(name: "BODYCAM_TEST_NO_SUCH_LINE")], outputs: [:])
@@ -135,6 +127,6 @@ struct LibgpiodFailureTests {
                 "\(error)".contains("gpiochip-bodycam-test-none not found")
             }
         }
-        #expect(openDescriptors() - before < 25)
+        #expect(openDescriptorCount() - before < 25)
     }
 }

@@ -112,6 +112,21 @@ struct DaemonTests {
         AuditJournal.parse((try? readWholeFile(store + "/journal.log")) ?? [], key: nil).records
     }
 
+    /// Runs a program to its end: its exit status, standard output and standard error.
+    static func run(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
     static func writeConfig(_ directory: String, _ text: String) throws -> String {
         let path = directory + "/bodycam.toml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -153,16 +168,8 @@ struct DaemonTests {
     @Test("bodycamd --help names its options and exit codes; a usage mistake exits 64 naming it")
     func usage() throws {
         func run(_ arguments: [String]) throws -> (Int32, String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.daemonPath)
-            process.arguments = arguments
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            return (process.terminationStatus, text)
+            let result = try Self.run(Self.daemonPath, arguments)
+            return (result.status, result.output + result.errors)
         }
         let help = try run(["--help"])
         #expect(help.0 == 0)

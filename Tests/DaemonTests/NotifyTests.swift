@@ -25,10 +25,8 @@ struct NotifyTests {
         init(path: String) throws {
             self.path = path
             fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
-            let status = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            let fd = self.fd
+            let status = try withUnixSocketAddress(path, call: "bind") { bind(fd, $0, $1) }
             #expect(status == 0)
         }
         deinit { close(fd) }
