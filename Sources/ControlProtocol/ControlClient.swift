@@ -19,7 +19,15 @@ public enum ControlClient {
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        try bytes.withUnsafeBytes { try sendAll(fd, $0, path: path) }
+        do {
+            try bytes.withUnsafeBytes { try sendAll(fd, $0, path: path) }
+        } catch let error as SystemError where error.errno == .brokenPipe || error.errno == .connectionReset {
+            // The daemon may have refused the connection before reading it (too many open from
+            // this uid): its answer says why, so it is read rather than the send's error shown.
+            let answer = readLine(fd, limit: 1 << 20)
+            guard answer.complete, !answer.line.isEmpty else { throw error }
+            return answer.line
+        }
         let answer = readLine(fd, limit: 1 << 20)
         guard answer.complete, !answer.line.isEmpty else { throw SystemError.file(path: path, call: "read (no answer)", errno: EPROTO) }
         return answer.line

@@ -98,6 +98,7 @@ public enum ControlRequestError: Error, Equatable, Sendable, CustomStringConvert
     case notJSON
     case unknownCommand(String)
     case unsupportedVersion(Int)
+    /// A member the command needs is missing, or its value is not what it must be.
     case missing(command: String, member: String, expected: String)
 
     public var description: String {
@@ -160,9 +161,18 @@ extension ControlRequest: Codable {
                 guard let action = try? container.decode(SimulatedButtonAction.self, forKey: .action) else {
                     throw ControlRequestError.missing(command: name, member: "action", expected: "press, release, click or hold")
                 }
-                let milliseconds = try? container.decode(Int.self, forKey: .ms)
-                self = .simulateButton(button: button, action: action, milliseconds: milliseconds.map { min(max($0, 0), 60_000) })
-            } else if let percent = try? container.decode(Int.self, forKey: .battery) {
+                var milliseconds: Int? = nil
+                if container.contains(.ms) {
+                    guard let value = try? container.decode(Int.self, forKey: .ms), (0...60_000).contains(value) else {
+                        throw ControlRequestError.missing(command: name, member: "ms", expected: "0 to 60000 milliseconds")
+                    }
+                    milliseconds = value
+                }
+                self = .simulateButton(button: button, action: action, milliseconds: milliseconds)
+            } else if container.contains(.battery) {
+                guard let percent = try? container.decode(Int.self, forKey: .battery), (0...100).contains(percent) else {
+                    throw ControlRequestError.missing(command: name, member: "battery", expected: "0 to 100 percent")
+                }
                 self = .simulateBattery(percent: percent)
             } else if let docked = try? container.decode(Bool.self, forKey: .dock) {
                 self = .simulateDock(connected: docked)

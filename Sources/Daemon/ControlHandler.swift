@@ -10,38 +10,64 @@ import Tokens
 import Wire
 
 extension Daemon {
-    /// Answers one request line from the control socket (docs/CONTROL.md), on the socket's
-    /// thread. Every request is journaled with the peer's uid and pid, refused ones with why.
-    func handle(line: [UInt8], peer: Peer) -> ControlResponse {
-        let who = "control socket uid \(peer.uid) pid \(peer.pid)"
-        func journal(_ command: String, accepted: Bool, reason: String? = nil) {
-            var fields: [String: JSONValue] = ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)),
-                                               "cmd": .string(String(command.prefix(64))), "accepted": .boolean(accepted)]
-            if let reason { fields["reason"] = .string(reason) }
-            audit("control_request", fields)
+    /// Answers one connection of the control socket (docs/CONTROL.md): on a "control-request"
+    /// thread for a complete line, on the socket's thread for one refused before it was read.
+    /// Every request that changes something is journaled with the peer's uid and pid; every
+    /// refusal with what was refused and why (at a bounded rate per uid, `RefusalLimiter`); an
+    /// accepted `status` is not journaled (it reads, changes nothing and shows no footage).
+    func handle(_ connection: ControlConnection) -> ControlResponse {
+        let peer = connection.peer
+        let who = "\(DaemonEffects.controlSocketSource)\(peer.uid) pid \(peer.pid)"
+        func refuse(_ command: String, _ reason: String, answer: String? = nil) -> ControlResponse {
+            journalRefusal(peer: peer, command: command, reason: reason)
+            return .failure(answer ?? reason)
+        }
+        if let problem = connection.problem {
+            return refuse(visibleCommand(connection.line) ?? "?", "\(problem): not carried out")
         }
         // The line is parsed once; the envelope (for access) and the request are read from it.
-        guard let value = try? JSONParser.parse(line), let envelope = try? JSONCoding.decode(ControlRequest.Envelope.self, from: value) else {
-            journal("?", accepted: false, reason: line.isEmpty ? "no complete request line" : "not JSON")
-            return .failure(ControlRequestError.notJSON.description)
+        guard let value = try? JSONParser.parse(connection.line),
+              let envelope = try? JSONCoding.decode(ControlRequest.Envelope.self, from: value) else {
+            let reason = connection.line.isEmpty ? "an empty request line" : "not a JSON object with a \"cmd\" string"
+            return refuse(visibleCommand(connection.line) ?? "?", reason, answer: ControlRequestError.notJSON.description)
         }
         guard let command = ControlCommand(rawValue: envelope.cmd) else {
-            journal(envelope.cmd, accepted: false, reason: "unknown command")
-            return .failure(ControlRequestError.unknownCommand(String(envelope.cmd.prefix(64))).description)
+            return refuse(envelope.cmd, "unknown command", answer: ControlRequestError.unknownCommand(bounded(envelope.cmd)).description)
         }
         guard socketAccess.allows(command, peer: peer) else {
-            journal(command.rawValue, accepted: false, reason: "needs \(command.requiredRole.rawValue)")
-            return .failure("permission denied: \(command.rawValue) needs \(command.requiredRole.rawValue)")
+            return refuse(command.rawValue, "needs \(command.requiredRole.rawValue)",
+                          answer: "permission denied: \(command.rawValue) needs \(command.requiredRole.rawValue)")
         }
         let request: ControlRequest
         do {
             request = try ControlRequest.parse(value)
         } catch {
-            journal(command.rawValue, accepted: false, reason: "\(error)")
-            return .failure("\(error)")
+            let response = refuse(command.rawValue, "\(error)")
+            // A token that cannot even be read is still a denied stop or duty change: the policy
+            // journals it as such.
+            if command == .stop { engine.handle(.stopToken(.failure(.malformed), source: who)) }
+            if command == .duty { engine.handle(.dutyToken(.failure(.malformed), source: who)) }
+            return response
         }
-        journal(command.rawValue, accepted: true)
+        // Nobody would learn the outcome: a request whose client has gone is not carried out.
+        if connection.clientGone {
+            return refuse(command.rawValue, "the client left before it was carried out")
+        }
+        if command != .status {
+            audit("control_request", ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)),
+                                      "cmd": .string(command.rawValue), "accepted": .boolean(true)])
+        }
         return perform(request, source: who)
+    }
+
+    /// Journals a refused request, or counts it when its uid has had its share of full records
+    /// this window (`RefusalLimiter`).
+    func journalRefusal(peer: Peer, command: String, reason: String) {
+        let cmd = bounded(command), why = bounded(reason, limit: 160)
+        effects.journalRefusal(uid: peer.uid, kind: "control_request",
+                               fields: ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)), "cmd": .string(cmd),
+                                        "accepted": .boolean(false), "reason": .string(why)],
+                               command: cmd, reason: why)
     }
 
     /// The policy's decision on a request: `ok` unless it was denied or refused.
@@ -79,8 +105,9 @@ extension Daemon {
                 let hold = Int64(milliseconds ?? (action == .hold ? 3500 : 120)) * 1_000_000
                 let pressedAt = Clock.monotonicNanoseconds()
                 simulated.press(button, waitUntilTaken: true)
-                // The contact stays closed this long, as a finger would hold it.
-                Clock.sleep(untilMonotonic: pressedAt + hold)
+                // The contact stays closed this long, as a finger would hold it (or until the
+                // socket stops: the finger lets go).
+                _ = socket.wait(untilMonotonic: pressedAt + hold)
                 simulated.release(button, waitUntilTaken: true)
             }
             return ControlResponse(ok: true, state: engine.state.rawValue)

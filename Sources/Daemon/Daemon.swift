@@ -155,6 +155,7 @@ public final class Daemon: Sendable {
     let socket: ControlSocket
     let socketAccess: ControlAccess
     let drops = DropTally()
+    let refusals = RefusalLimiter()
     let runState = RunState()
     let housekeeping: Housekeeping
 
@@ -182,8 +183,10 @@ public final class Daemon: Sendable {
                 Log.warning("UNPROVISIONED DEVICE: \(reason). Recording goes on; every manifest is flagged unprovisioned.")
             }
             let recipients = try configuration.recipientPaths.map { try KeyFile.readRecipient($0) }
+            var usedNonces: Set<String> = []
             vault = try EvidenceVault(configuration: .init(directory: configuration.storagePath, deviceID: configuration.deviceID,
-                                                           recipients: recipients, deviceKey: identity.key, provisioned: identity.isProvisioned))
+                                                           recipients: recipients, deviceKey: identity.key, provisioned: identity.isProvisioned),
+                                      visitJournal: { record in if let nonce = TokenVerifier.usedNonce(in: record) { usedNonces.insert(nonce) } })
             if let certificate = identity.certificate, access(configuration.storagePath + "/device.certificate", F_OK) != 0 {
                 try writeFileAtomically(configuration.storagePath + "/device.certificate", certificate.document.bytes)
             }
@@ -195,7 +198,7 @@ public final class Daemon: Sendable {
             for name in recovery.unrecoverable { Log.warning("\(name) holds no complete chunk; left in place and journaled") }
 
             tokens = TokenVerifier(deviceID: configuration.deviceID, supervisors: try Daemon.trustedSupervisors(configuration),
-                                   usedNonces: TokenVerifier.usedNonces(journal: vault.journal.takeRecordsAtOpen()))
+                                   usedNonces: usedNonces)
             let source = try StageFactory.makeSource(configuration.camera)
             let encoderSettings = configuration.encoder
             recorder = Recorder(configuration: .init(deviceID: configuration.deviceID,
@@ -235,9 +238,10 @@ public final class Daemon: Sendable {
             socket = try ControlSocket(path: configuration.controlSocket)
             housekeeping = try Housekeeping()
         } catch {
+            _ = try? vault.journal.append(kind: "control_socket_failed", fields: ["error": .string("\(error)")])
             throw DaemonStartError.startup("control socket: \(error)")
         }
-        effects = DaemonEffects(recorder: recorder, vault: vault, run: runState)
+        effects = DaemonEffects(recorder: recorder, vault: vault, run: runState, refusals: refusals)
         indicators = Indicators(backend: gpio)
         indicators.onError = { Log.error("indicator: \($0)") }
         engine = PolicyEngine(policy: RecordingPolicy(settings: policySettings, onDuty: configuration.policy.onDutyAtStart,

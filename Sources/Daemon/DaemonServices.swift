@@ -29,7 +29,7 @@ extension Daemon {
     func services(signals: UnixSignalsSequence) -> [(name: String, service: Service)] {
         [
             ("indicators", ThreadService("indicators and power hold", stop: { self.finish() })),
-            ("control socket", ThreadService("control socket", start: { self.socket.start { self.handle(line: $0, peer: $1) } },
+            ("control socket", ThreadService("control socket", start: { self.socket.start { self.handle($0) } },
                                              stop: { self.socket.stop() })),
             ("controls", ThreadService("controls", start: { self.startControls() }, stop: { self.controls.stop() })),
             ("housekeeping", ThreadService("housekeeping", start: { self.housekeeping.start { self.housekeepingLoop() } },
@@ -63,6 +63,7 @@ extension Daemon {
     /// Last of all: the shutdown record, the indicators, and after a power-off PWR_HOLD.
     func finish() {
         if let summary = drops.take(at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
+        for summary in refusals.takeEnded(at: nil) { effects.journalSummary(summary) }
         // A system stop (service stop, power-down sequence), not an officer's stop.
         let reason = runState.shutdownReason
         audit("shutdown", ["reason": .string(reason), "segments": .integer(Int64(recorder.segments.count))])

@@ -125,6 +125,7 @@ extension Daemon {
             }
             if now >= nextCheck {
                 if let summary = drops.take(at: now) { reportDrops(summary) }
+                for summary in refusals.takeEnded(at: now) { effects.journalSummary(summary) }
                 checkStorage()
                 checkClock()
                 checkBattery()

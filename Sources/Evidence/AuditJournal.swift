@@ -26,79 +26,97 @@ public struct JournalRecord: Equatable, Sendable {
 }
 
 /// The append-only audit journal: one signed record per line, each naming the hash of the one
-/// before, each made durable (fdatasync) before `append` returns. Thread-safe.
+/// before, each made durable (fdatasync) before `append` returns. An append lands whole or not
+/// at all: a failed write or sync is cut back off the file. Thread-safe.
 public final class AuditJournal: Sendable {
     public static let domain = Array("bodycam-journal/1\n".utf8)
     public static let zeroHash = String(repeating: "0", count: 64)
+    /// A line longer than this is not a record (records are bounded well below it); it is
+    /// skipped as it is read, never held whole.
+    public static let maximumLineBytes = 1 << 20
     public let path: String
     private let key: Ed25519PrivateKey
     private let fd: Int32
-    /// The chain's head and what callers may ask of it; appends come from several threads.
+    /// The chain's head and the file's length; appends come from several threads.
     private struct State {
         var nextSequence: Int64
         var previous: String
         var appended = 0
-        var recordsAtOpen: [JournalRecord]
+        /// Bytes in the file after the last whole record.
+        var length: Int64
     }
     private let state: Mutex<State>
     /// Records appended since this journal was opened.
     public var appended: Int { state.withLock { $0.appended } }
+    /// Writes bytes to the journal's descriptor (`writeAll`; a test's writer fails like a full disk).
+    public typealias Writer = @Sendable (_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ path: String) throws -> Void
+    private let writer: Writer
 
-    /// The records the journal held when it was opened (read once; the caller takes them, e.g.
-    /// to rebuild the used token nonces, and they are not kept).
-    public func takeRecordsAtOpen() -> [JournalRecord] {
-        state.withLock { state in
-            defer { state.recordsAtOpen = [] }
-            return state.recordsAtOpen
-        }
-    }
-
-    /// Opens (or creates) the journal. A last line cut short by a crash is closed with a newline
-    /// and left as it is; the chain continues from the last whole record, and the repair itself
-    /// is journaled.
-    public init(path: String, key: Ed25519PrivateKey) throws {
+    /// Opens (or creates) the journal, reading it once as a stream (bounded memory whatever its
+    /// size): `visit` sees each readable record, in order (e.g. to collect used token nonces).
+    /// A last line cut short by a crash is closed with a newline and left as it is; the chain
+    /// continues from the last whole record, and the repair itself is journaled.
+    public init(path: String, key: Ed25519PrivateKey, visit: (JournalRecord) -> Void = { _ in },
+                writer: @escaping Writer = { try writeAll($0, $1, path: $2) }) throws {
         self.path = path
         self.key = key
-        var existing: [UInt8] = []
-        if access(path, F_OK) == 0 { existing = try readWholeFile(path) }
-        let parsed = AuditJournal.parse(existing, key: nil)
-        state = Mutex(State(nextSequence: (parsed.records.last?.sequence ?? 0) + 1,
-                            previous: parsed.records.last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash,
-                            recordsAtOpen: parsed.records))
+        self.writer = writer
+        var reader = JournalReader(key: nil)
+        var torn = false
+        if access(path, F_OK) == 0 {
+            torn = try AuditJournal.scan(path: path, into: &reader, visit: visit)
+        }
         // Acquired last: a throw before this point leaves nothing open (deinit does not run).
-        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
         if descriptor < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+        var status = stat()
+        _ = fstat(descriptor, &status)
         fd = descriptor
-        if let last = existing.last, last != 0x0A {
-            try write([0x0A])
-            _ = try append(kind: "journal_repaired", fields: ["torn_line": .integer(Int64(parsed.lineCount))])
+        state = Mutex(State(nextSequence: (reader.last?.sequence ?? 0) + 1,
+                            previous: reader.last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash,
+                            length: Int64(status.st_size)))
+        if torn {
+            try state.withLock { state in
+                try write([0x0A], at: &state)
+            }
+            _ = try append(kind: "journal_repaired", fields: ["torn_line": .integer(Int64(reader.lineCount))])
         }
     }
 
     // Every record was made durable (fdatasync) when appended: close(2) can lose nothing here.
     deinit { _ = close(fd) }
 
-    private func write(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+    /// Appends `bytes` whole or not at all: on a failure the file is cut back to its length
+    /// before, so the next record never lands on a torn one.
+    private func write(_ bytes: [UInt8], at state: inout State) throws {
+        do {
+            try bytes.withUnsafeBytes { try writer(fd, $0, path) }
+            if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
+        } catch {
+            if ftruncate(fd, off_t(state.length)) < 0 {
+                throw SystemError.file(path: path, call: "ftruncate after \(error)", errno: errno)
+            }
+            throw error
+        }
+        state.length += Int64(bytes.count)
     }
 
-    /// Appends and makes durable one record; returns it.
+    /// Appends and makes durable one record; returns it. On a failure nothing was appended.
     @discardableResult
     public func append(kind: String, fields: [String: JSONValue]) throws -> JournalRecord {
         try state.withLock { state in
-        var record = JournalRecord(sequence: state.nextSequence, utc: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()),
-                                   monotonicNanoseconds: Clock.monotonicNanoseconds(), kind: kind, fields: fields,
-                                   previous: state.previous, hash: [], line: 0)
-        let json = record.body.canonical
-        let signature = try key.sign(AuditJournal.domain + json)
-        let line = json + Array(" \(Base64.encode(signature))".utf8)
-        try write(line + [0x0A])
-        if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
-        record.hash = try SHA256.hash(line)
-        state.previous = Hex.encode(record.hash)
-        state.nextSequence += 1
-        state.appended += 1
-        return record
+            var record = JournalRecord(sequence: state.nextSequence, utc: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()),
+                                       monotonicNanoseconds: Clock.monotonicNanoseconds(), kind: kind, fields: fields,
+                                       previous: state.previous, hash: [], line: 0)
+            let json = record.body.canonical
+            let signature = try key.sign(AuditJournal.domain + json)
+            let line = json + Array(" \(Base64.encode(signature))".utf8)
+            record.hash = try SHA256.hash(line)
+            try write(line + [0x0A], at: &state)
+            state.previous = Hex.encode(record.hash)
+            state.nextSequence += 1
+            state.appended += 1
+            return record
         }
     }
 
@@ -111,51 +129,147 @@ public final class AuditJournal: Sendable {
         public var tornTail = false
     }
 
-    /// Reads a journal. With `key`, every signature is checked; the chain (sequence and
-    /// previous hash) is always checked.
+    /// Reads a journal held in memory. With `key`, every signature is checked; the chain
+    /// (sequence and previous hash) is always checked.
     public static func parse(_ bytes: [UInt8], key: Ed25519PublicKey?) -> Parsed {
-        var result = Parsed()
+        var reader = JournalReader(key: key)
+        var records: [JournalRecord] = []
         let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
-        var previous = zeroHash
-        var expected: Int64 = 1
         for (index, line) in lines.enumerated() {
-            let number = index + 1
             if index == lines.count - 1 {
-                if !line.isEmpty { result.tornTail = true; result.lineCount = number; result.problems.append((number, "last record is cut short")) }
+                if !line.isEmpty { reader.tornTail(lineNumber: index + 1) }
                 break
             }
-            result.lineCount = number
-            guard let space = line.lastIndex(of: 0x20) else {
-                result.problems.append((number, "not a journal record"))
-                continue
+            if line.count > maximumLineBytes {
+                reader.skipLong(lineNumber: index + 1)
+            } else if let record = reader.read(line, lineNumber: index + 1) {
+                records.append(record)
             }
-            let json = Array(line[line.startIndex..<space])
-            guard let body = try? JSONParser.parse(json), body.canonical == json,
-                  let sequence = body["seq"]?.integer, let kind = body["kind"]?.string, let utc = body["utc"]?.string,
-                  let mono = body["mono_ns"]?.integer, let prev = body["prev"]?.string, let fields = body["fields"]?.object,
-                  let signature = Base64.decode(String(decoding: line[(space + 1)...], as: UTF8.self)) else {
-                result.problems.append((number, "not a journal record"))
-                continue
-            }
-            if let key, !key.isValidSignature(signature, for: domain + json) {
-                result.problems.append((number, "record \(sequence) has a bad signature"))
-            }
-            if sequence != expected { result.problems.append((number, "record \(sequence) where \(expected) was expected")) }
-            if prev != previous { result.problems.append((number, "record \(sequence) does not follow the record before it (chain broken)")) }
-            guard let hash = try? SHA256.hash(Array(line)) else {
-                result.problems.append((number, "record \(sequence) cannot be hashed (OpenSSL failed)"))
-                continue
-            }
-            result.records.append(JournalRecord(sequence: sequence, utc: utc, monotonicNanoseconds: mono, kind: kind, fields: fields,
-                                                previous: prev, hash: hash, line: number))
-            previous = Hex.encode(hash)
-            expected = sequence + 1
         }
-        // A torn line closed by a later repair is a crash artifact, not a problem of the chain.
-        result.problems.removeAll { problem in
-            guard problem.message == "not a journal record" else { return false }
-            return result.records.contains { $0.kind == "journal_repaired" && $0.fields["torn_line"]?.integer == Int64(problem.line) }
+        return Parsed(records: records, problems: reader.finishedProblems, lineCount: reader.lineCount, tornTail: reader.isTorn)
+    }
+
+    /// Reads the journal file at `path` as a stream, in bounded memory: `visit` sees each
+    /// readable record in order; `reader` ends up with the chain's head and the problems.
+    /// Returns whether the file ends inside a line. Only a regular file is read.
+    @discardableResult
+    public static func scan(path: String, into reader: inout JournalReader, visit: (JournalRecord) -> Void) throws -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+        defer { _ = close(fd) }  // read only: a failed close loses nothing
+        var status = stat()
+        if fstat(fd, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw EvidenceError.malformed(what: path, reason: "not a regular file") }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var line: [UInt8] = []
+        var lineNumber = 1
+        var skipping = false
+        while true {
+            let count = chunk.withUnsafeMutableBytes { buffer in retryingInterrupts { read(fd, buffer.baseAddress, buffer.count) } }
+            if count < 0 { throw SystemError.file(path: path, call: "read", errno: errno) }
+            if count == 0 { break }
+            var start = 0
+            while start < count {
+                let newline = chunk[start..<count].firstIndex(of: 0x0A)
+                let end = newline ?? count
+                if !skipping {
+                    if line.count + (end - start) > maximumLineBytes {
+                        skipping = true
+                        line.removeAll()
+                    } else {
+                        line += chunk[start..<end]
+                    }
+                }
+                guard newline != nil else { break }
+                if skipping {
+                    reader.skipLong(lineNumber: lineNumber)
+                } else if let record = reader.read(line[...], lineNumber: lineNumber) {
+                    visit(record)
+                }
+                line.removeAll(keepingCapacity: true)
+                skipping = false
+                lineNumber += 1
+                start = end + 1
+            }
         }
+        let torn = !line.isEmpty || skipping
+        if torn { reader.tornTail(lineNumber: lineNumber) }
+        return torn
+    }
+}
+
+/// Reads journal lines one at a time (docs/FORMAT.md, "Audit journal"): checks each record's
+/// form, signature (with `key`) and place in the chain, keeping only the last record and the
+/// problems (at most `maximumProblems`, then a count).
+public struct JournalReader {
+    public let key: Ed25519PublicKey?
+    public static let maximumProblems = 1_000
+    public private(set) var last: JournalRecord?
+    public private(set) var lineCount = 0
+    public private(set) var isTorn = false
+    /// Problems beyond `maximumProblems`, counted only.
+    public private(set) var moreProblems = 0
+    private var problems: [(line: Int, message: String)] = []
+    private var repairedLines: Set<Int64> = []
+    private var previous = AuditJournal.zeroHash
+    private var expected: Int64 = 1
+
+    public init(key: Ed25519PublicKey?) { self.key = key }
+
+    private mutating func problem(_ line: Int, _ message: String) {
+        if problems.count < JournalReader.maximumProblems { problems.append((line, message)) } else { moreProblems += 1 }
+    }
+
+    /// The problems, without the torn lines a later repair record closed (a crash artifact,
+    /// not a problem of the chain).
+    public var finishedProblems: [(line: Int, message: String)] {
+        var result = problems.filter { !($0.message == "not a journal record" && repairedLines.contains(Int64($0.line))) }
+        if moreProblems > 0 { result.append((lineCount, "\(moreProblems) more problems not listed")) }
         return result
+    }
+
+    mutating func skipLong(lineNumber: Int) {
+        lineCount = lineNumber
+        problem(lineNumber, "longer than \(AuditJournal.maximumLineBytes) bytes: not a journal record")
+    }
+
+    mutating func tornTail(lineNumber: Int) {
+        isTorn = true
+        lineCount = lineNumber
+        problem(lineNumber, "last record is cut short")
+    }
+
+    /// Reads one whole line (without its newline); returns the record when it is one.
+    public mutating func read(_ line: ArraySlice<UInt8>, lineNumber number: Int) -> JournalRecord? {
+        lineCount = number
+        guard let space = line.lastIndex(of: 0x20) else {
+            problem(number, "not a journal record")
+            return nil
+        }
+        let json = Array(line[line.startIndex..<space])
+        guard let body = try? JSONParser.parse(json), body.canonical == json,
+              let sequence = body["seq"]?.integer, let kind = body["kind"]?.string, let utc = body["utc"]?.string,
+              let mono = body["mono_ns"]?.integer, let prev = body["prev"]?.string, let fields = body["fields"]?.object,
+              let signature = Base64.decode(String(decoding: line[(space + 1)...], as: UTF8.self)) else {
+            problem(number, "not a journal record")
+            return nil
+        }
+        if let key, !key.isValidSignature(signature, for: AuditJournal.domain + json) {
+            problem(number, "record \(sequence) has a bad signature")
+        }
+        if sequence != expected { problem(number, "record \(sequence) where \(expected) was expected") }
+        if prev != previous { problem(number, "record \(sequence) does not follow the record before it (chain broken)") }
+        guard let hash = try? SHA256.hash(Array(line)) else {
+            problem(number, "record \(sequence) cannot be hashed (OpenSSL failed)")
+            return nil
+        }
+        if kind == "journal_repaired", let torn = fields["torn_line"]?.integer { repairedLines.insert(torn) }
+        let record = JournalRecord(sequence: sequence, utc: utc, monotonicNanoseconds: mono, kind: kind, fields: fields,
+                                   previous: prev, hash: hash, line: number)
+        previous = Hex.encode(hash)
+        // Checked: a record may claim any sequence; the next one expected must not trap.
+        expected = sequence.addingReportingOverflow(1).partialValue
+        last = record
+        return record
     }
 }

@@ -32,6 +32,8 @@ public final class EvidenceVault: SegmentStore, Sendable {
 
     public let configuration: Configuration
     public let journal: AuditJournal
+    /// One writer per store: held from before the journal is opened until the vault goes.
+    private let writerLock: ExclusiveLock
     /// What the pipeline thread (sealing), the policy (duty, marks) and the control socket
     /// (status) share.
     private struct State {
@@ -77,11 +79,21 @@ public final class EvidenceVault: SegmentStore, Sendable {
     }
     public static let journalName = "journal.log"
 
-    public init(configuration: Configuration) throws {
+    /// Opens the store for writing: takes its writer lock (`EvidenceError.storeInUse` when
+    /// another process holds it), opens the journal (`visitJournal` sees each of its records as
+    /// it is read) and learns the next sequence from the manifests and segment names.
+    public init(configuration: Configuration, visitJournal: (JournalRecord) -> Void = { _ in }) throws {
         self.configuration = configuration
         let directory = configuration.directory
         if mkdir(directory, 0o750) < 0 && errno != EEXIST { throw SystemError.file(path: directory, call: "mkdir", errno: errno) }
-        journal = try AuditJournal(path: directory + "/" + EvidenceVault.journalName, key: configuration.deviceKey)
+        // Before anything is read or recovered: a second daemon on this store would "recover"
+        // the first one's open segment under it and break both chains.
+        do {
+            writerLock = try ExclusiveLock(path: directory)
+        } catch is ExclusiveLock.Held {
+            throw EvidenceError.storeInUse(path: directory)
+        }
+        journal = try AuditJournal(path: directory + "/" + EvidenceVault.journalName, key: configuration.deviceKey, visit: visitJournal)
         let publicPath = directory + "/device.pub"
         if access(publicPath, F_OK) != 0 { try KeyFile.write(configuration.deviceKey.publicKey, to: publicPath) }
         var known = State()

@@ -9,6 +9,8 @@ public enum EvidenceError: Error, CustomStringConvertible, Equatable, Sendable {
     case badSignature(what: String)
     case keyFile(path: String, reason: String)
     case decryption(what: String, reason: String)
+    /// Another process (a second bodycamd) holds the store's writer lock.
+    case storeInUse(path: String)
 
     public var description: String {
         switch self {
@@ -16,6 +18,8 @@ public enum EvidenceError: Error, CustomStringConvertible, Equatable, Sendable {
         case .badSignature(let what): return "\(what): signature does not verify"
         case .keyFile(let path, let reason): return "\(path): \(reason)"
         case .decryption(let what, let reason): return "\(what): cannot decrypt: \(reason)"
+        case .storeInUse(let path):
+            return "\(path): the store is in use by another process (another bodycamd?); one writer per store, so this one does not start"
         }
     }
 }

@@ -102,9 +102,9 @@ public final class TokenVerifier: Sendable {
         state = Mutex(State(supervisors: supervisors, usedNonces: usedNonces))
     }
 
-    /// Nonces named by journal records (every accepted token is journaled with its nonce).
-    public static func usedNonces(journal: [JournalRecord]) -> Set<String> {
-        Set(journal.compactMap { $0.fields["nonce"]?.string })
+    /// The nonce a journal record names (every accepted token is journaled with its nonce).
+    public static func usedNonce(in record: JournalRecord) -> String? {
+        record.fields["nonce"]?.string
     }
 
     /// Loads every `*.pub` Ed25519 key in a folder.

@@ -46,12 +46,25 @@ struct ControlProtocolTests {
         #expect(throws: error) { try ControlRequest.parse(Array(line.utf8)) }
     }
 
-    @Test("a mark's label is cut to 200 characters, a hold to 60 s")
+    @Test("a mark's label is cut to 200 characters; a hold outside 0–60 s or a battery outside 0–100 % is refused, naming the range")
     func limits() throws {
         let long = String(repeating: "é", count: 300)
         #expect(try ControlRequest.parse(Array(#"{"cmd":"mark","label":"\#(long)"}"#.utf8)) == .mark(label: String(long.prefix(200))))
-        #expect(try ControlRequest.parse(Array(#"{"cmd":"sim","button":"PWR_BTN","action":"hold","ms":999999}"#.utf8))
+        #expect(try ControlRequest.parse(Array(#"{"cmd":"sim","button":"PWR_BTN","action":"hold","ms":60000}"#.utf8))
                 == .simulateButton(button: "PWR_BTN", action: .hold, milliseconds: 60_000))
+        #expect(try ControlRequest.parse(Array(#"{"cmd":"sim","button":"PWR_BTN","action":"hold","ms":0}"#.utf8))
+                == .simulateButton(button: "PWR_BTN", action: .hold, milliseconds: 0))
+        for ms in ["-1", "4294968", "60001", "9223372036854775807", "\"120\"", "null"] {
+            #expect(throws: ControlRequestError.missing(command: "sim", member: "ms", expected: "0 to 60000 milliseconds"), "ms \(ms)") {
+                try ControlRequest.parse(Array(#"{"cmd":"sim","button":"PWR_BTN","action":"hold","ms":\#(ms)}"#.utf8))
+            }
+        }
+        for percent in ["-1", "101", "true"] {
+            #expect(throws: ControlRequestError.missing(command: "sim", member: "battery", expected: "0 to 100 percent"), "battery \(percent)") {
+                try ControlRequest.parse(Array(#"{"cmd":"sim","battery":\#(percent)}"#.utf8))
+            }
+        }
+        #expect(try ControlRequest.parse(Array(#"{"cmd":"sim","battery":100}"#.utf8)) == .simulateBattery(percent: 100))
     }
 
     @Test("answers read back the same; a status sits flat beside ok, with battery null when unknown")

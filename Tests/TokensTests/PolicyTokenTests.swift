@@ -103,7 +103,7 @@ struct PolicyTests {
         guard case .success(let accepted) = first.grant(token, expecting: .stop, now: nowUTC()) else { Issue.record("refused"); return }
         let record = JournalRecord(sequence: 1, utc: "", monotonicNanoseconds: 0, kind: "recording_stopped", fields: ["nonce": .string(accepted.nonce)],
                                    previous: "", hash: [], line: 1)
-        let restarted = TokenVerifier(deviceID: "BC-1", supervisors: [supervisor.key.publicKey], usedNonces: TokenVerifier.usedNonces(journal: [record]))
+        let restarted = TokenVerifier(deviceID: "BC-1", supervisors: [supervisor.key.publicKey], usedNonces: Set([record].compactMap(TokenVerifier.usedNonce(in:))))
         #expect(restarted.grant(token, expecting: .stop, now: nowUTC()) == .failure(.replayed))
     }
 

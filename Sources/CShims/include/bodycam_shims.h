@@ -51,7 +51,7 @@ void bc_set_thread_name(const char *name);
 /// not TIME_ERROR), 0 otherwise; `estimated_error_us` gets the kernel's error estimate.
 int bc_clock_sync_state(long *estimated_error_us);
 
-/// accept4(fd, NULL, NULL, SOCK_CLOEXEC)
-int bc_accept_cloexec(int fd);
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK): a connection that never blocks a reader.
+int bc_accept_nonblocking(int fd);
 /// SO_PEERCRED of a connected Unix socket; returns 0 or -1 with errno.
 int bc_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);

@@ -1,0 +1,32 @@
+import Glibc
+
+/// An exclusive advisory lock on a folder or file (flock(2), LOCK_EX | LOCK_NB), held while the
+/// value lives: one writer per evidence store. The kernel drops it when the process ends in any
+/// way, so a crash never leaves a stale lock behind (unlike a pid file).
+public final class ExclusiveLock: Sendable {
+    /// Another process holds the lock.
+    public struct Held: Error, CustomStringConvertible, Equatable, Sendable {
+        public var path: String
+        public var description: String { "\(path) is locked by another process" }
+    }
+
+    public let path: String
+    private let fd: Int32
+
+    /// Takes the lock at once or throws `Held` (another holder) or `SystemError` (open, flock).
+    public init(path: String) throws {
+        self.path = path
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+        if retryingInterrupts({ flock(fd, LOCK_EX | LOCK_NB) }) < 0 {
+            let code = errno
+            _ = Glibc.close(fd)  // read-only and unlocked: nothing to lose
+            if code == EWOULDBLOCK { throw Held(path: path) }
+            throw SystemError.file(path: path, call: "flock", errno: code)
+        }
+        self.fd = fd
+    }
+
+    // Closing the only descriptor of the open file description releases the lock.
+    deinit { _ = Glibc.close(fd) }
+}

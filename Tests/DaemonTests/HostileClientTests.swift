@@ -1,0 +1,122 @@
+import ControlProtocol
+import Foundation
+import Glibc
+import LibCrypto
+import Platform
+import TestSupport
+import Testing
+import Tokens
+import Wire
+@testable import Evidence
+
+/// bodycamd as a real subprocess against what a hostile local user or a second copy of itself
+/// does: recording goes on, the journal stays bounded and whole.
+@Suite("bodycamd against hostile clients and a second daemon")
+struct HostileClientTests {
+    /// Runs bodycamd to its end with `arguments`: exit status and standard error.
+    static func runDaemon(_ arguments: [String]) throws -> (Int32, String) {
+        let result = try DaemonTests.run(DaemonTests.daemonPath, arguments)
+        return (result.status, result.errors)
+    }
+
+    @Test("a second daemon on the same store, or on the same socket, refuses to start; the first records on and its store verifies")
+    func secondDaemon() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let office = try DaemonTests.provision(directory.path)
+        let config = try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path))
+        let (first, _) = try DaemonTests.launch(["--config", config, "--record-after", "0"])
+        defer { if first.isRunning { first.terminate(); first.waitUntilExit() } }
+        let socket = directory.path + "/control.sock"
+        let before = try #require(DaemonTests.waitForStatus(socket) { $0.segmentsSealed >= 1 })
+
+        let same = try Self.runDaemon(["--config", config])
+        #expect(same.0 == 1 && same.1.contains("the store is in use by another process"), "\(same)")
+        // Its own socket, the same store: refused before anything in the store is touched.
+        let otherSocket = DaemonTests.config(directory.path).replacingOccurrences(of: "/control.sock", with: "/other.sock")
+        let sameStore = try Self.runDaemon(["--config", try DaemonTests.writeConfig(directory.path, otherSocket)])
+        #expect(sameStore.0 == 1 && sameStore.1.contains("in use by another process"), "\(sameStore)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path + "/other.sock"))
+        // Its own store, the same socket: refused, and the first daemon's socket stays.
+        let otherStore = DaemonTests.config(directory.path).replacingOccurrences(of: "/store\"", with: "/store2\"")
+        let sameSocket = try Self.runDaemon(["--config", try DaemonTests.writeConfig(directory.path, otherStore)])
+        #expect(sameSocket.0 == 1 && sameSocket.1.contains("another process is serving this control socket"), "\(sameSocket)")
+
+        #expect(first.isRunning)
+        #expect(DaemonTests.waitForStatus(socket) { $0.segmentsSealed > before.segmentsSealed + 1 } != nil, "the first records on")
+        first.terminate()
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 0)
+        let report = try StoreVerifier.verify(store: directory.path + "/store", authority: nil)
+        #expect(report.isClean, "\(report.problems)")
+        let segments = try directoryEntries(directory.path + "/store").filter { $0.hasSuffix(".bcseg") }
+        #expect(segments.count == report.verifiedSequences.count && !segments.isEmpty)
+        _ = office
+    }
+
+    @Test("a run of socket attacks: held, flooding, oversized and vanishing clients; recording goes on and the journal stays small and whole")
+    func attackRun() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        _ = try DaemonTests.provisionSupervisor(directory.path)
+        let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path)),
+                                                   "--record-after", "0"])
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        let socket = directory.path + "/control.sock"
+        let start = try #require(DaemonTests.waitForStatus(socket) { $0.state == "recording" && $0.segmentsSealed >= 1 })
+
+        // Connections held open with half a line: all but the uid's bound are refused at once.
+        var held: [Int32] = []
+        defer { held.forEach { _ = close($0) } }
+        for _ in 0..<300 {
+            guard let fd = try? connectUnixSocket(socket) else { break }
+            _ = send(fd, "{\"cmd\":\"st", 10, Int32(MSG_NOSIGNAL))
+            held.append(fd)
+        }
+        // Oversized and unknown requests, each a refusal; a stop whose token is not base64.
+        let huge = Array(#"{"cmd":""#.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 60_000) + Array("\"}\n".utf8)
+        var refusedAnswers = 0
+        for index in 0..<400 {
+            let line = index % 4 == 3 ? Array(#"{"cmd":"stop","token":"not base64!"}"#.utf8) + [0x0A] : huge
+            if let answer = try? ControlProtocol.decode(ControlResponse.self, from: ControlClient.exchange(line, path: socket)), !answer.ok {
+                refusedAnswers += 1
+            }
+        }
+        #expect(refusedAnswers == 400)
+        // Clients that vanish after every part of a request.
+        for cut in [0, 5, 17] {
+            if let fd = try? connectUnixSocket(socket) {
+                _ = send(fd, #"{"cmd":"status"}"# + "\n", cut, Int32(MSG_NOSIGNAL))
+                _ = close(fd)
+            }
+        }
+        held.forEach { _ = close($0) }
+        held = []
+
+        let after = try #require(DaemonTests.waitForStatus(socket) { $0.segmentsSealed >= start.segmentsSealed + 2 },
+                                 "recording went on through the attacks")
+        #expect(after.frames > start.frames && after.state == "recording")
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+
+        let store = directory.path + "/store"
+        let journalBytes = try readWholeFile(store + "/journal.log")
+        let journal = AuditJournal.parse(journalBytes, key: nil)
+        #expect(journal.problems.isEmpty, "\(journal.problems)")
+        let refusals = journal.records.filter {
+            ($0.kind == "control_request" && $0.fields["accepted"] == .boolean(false)) || $0.kind.hasSuffix("_denied")
+        }
+        #expect(refusals.count <= 10, "at most the burst of full records in the window: \(refusals.count)")
+        #expect(refusals.allSatisfy { ($0.fields["cmd"]?.string?.utf8.count ?? 0) < 100 }, "the 60 KB command was cut")
+        let summaries = journal.records.filter { $0.kind == "control_refusals_summarised" }
+        let summarised = summaries.compactMap { $0.fields["count"]?.integer }.reduce(0, +)
+        #expect(Int(summarised) + refusals.count >= 400 + 100, "every refusal is in a record or a count: \(summarised)")
+        #expect(journalBytes.count < 100_000, "the journal grew by \(journalBytes.count) bytes")
+        #expect(journal.records.filter { $0.kind == "recording_stopped" }.map { $0.fields["source"] } == [.string("system stop")],
+                "no attack stopped the recording; only SIGTERM did")
+        let report = try StoreVerifier.verify(store: store, authority: nil)
+        #expect(report.isClean, "\(report.problems)")
+    }
+}
