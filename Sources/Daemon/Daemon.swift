@@ -196,6 +196,7 @@ public final class Daemon: Sendable {
             let recovery = try vault.recover()
             for name in recovery.recovered { Log.notice("recovered \(name) after an unclean stop") }
             for name in recovery.unrecoverable { Log.warning("\(name) holds no complete chunk; left in place and journaled") }
+            for name in recovery.setAside { Log.error("STORE DAMAGE: a file that cannot be a segment of this store was set aside as \(name) (journaled)") }
 
             tokens = TokenVerifier(deviceID: configuration.deviceID, supervisors: try Daemon.trustedSupervisors(configuration),
                                    usedNonces: usedNonces)

@@ -110,7 +110,7 @@ public final class EvidenceVault: SegmentStore, Sendable {
     /// The readable manifests in a store, by sequence (unreadable ones are the verifier's to report).
     public static func readManifests(_ directory: String) throws -> [Manifest] {
         try directoryEntries(directory).filter { $0.hasSuffix(".manifest") }.compactMap { name in
-            try? Manifest.read(try readWholeFile(directory + "/" + name, limit: 1 << 20), what: name)
+            try? Manifest.read(try readWholeFile(directory + "/" + name, limit: 1 << 20, followLinks: false), what: name)
         }.sorted { $0.sequence < $1.sequence }
     }
 
@@ -144,7 +144,8 @@ public final class EvidenceVault: SegmentStore, Sendable {
     func writeManifest(result: SealedSegmentResult, header: JSONValue, recovered: Bool, tornTail: Int) throws -> Manifest {
         let sequence = header["sequence"]?.integer ?? 0
         let startMonotonic = header["start_monotonic_ns"]?.integer ?? 0
-        let durationNanoseconds = result.ticks * 1_000_000_000 / 90_000
+        // 90 kHz ticks to nanoseconds, in two parts so that no bounded count can overflow.
+        let durationNanoseconds = result.ticks / 90_000 * 1_000_000_000 + result.ticks % 90_000 * 1_000_000_000 / 90_000
         let startWall = ClockParse.nanoseconds(iso8601: header["created_utc"]?.string ?? "") ?? 0
         let clock = ClockSync.read()
         let previous = state.withLock { $0.manifestHashes[sequence - 1] } ?? AuditJournal.zeroHash
@@ -205,13 +206,18 @@ public final class EvidenceVault: SegmentStore, Sendable {
     public struct Recovery: Equatable {
         public var recovered: [String] = []
         public var unrecoverable: [String] = []
+        /// Files that could not be segments of this store, renamed NAME.damaged (never deleted).
+        public var setAside: [String] = []
     }
 
     /// Crash recovery (run once at start, before recording): every segment without a manifest
     /// — cut off mid-write (NAME.bcseg.partial) or sealed just before the crash — keeps its
     /// complete chunks as they are and gets a manifest marked recovered, with the frames and
-    /// duration its chunk headers count, and a journal record. Nothing is deleted; a file too
-    /// short to hold even its header is left in place and journaled.
+    /// duration its chunk headers count, and a journal record. Nothing is deleted: a file too
+    /// short to hold even its header is left in place and journaled; one that cannot be a
+    /// segment of this store (not a regular file, larger than any segment, a header whose
+    /// sequence, name or times are impossible) is renamed NAME.damaged and journaled, so that
+    /// no store content stops the daemon from starting and recording.
     @discardableResult
     public func recover() throws -> Recovery {
         var recovery = Recovery()
@@ -224,13 +230,37 @@ public final class EvidenceVault: SegmentStore, Sendable {
         }
         for name in candidates {
             let path = directory + "/" + name
-            let bytes = try readWholeFile(path)
+            func setAside(_ reason: String) throws {
+                var target = path + ".damaged"
+                var attempt = 1
+                var existing = stat()
+                while lstat(target, &existing) == 0 {
+                    attempt += 1
+                    target = path + ".damaged-\(attempt)"
+                }
+                if rename(path, target) < 0 { throw SystemError.file(path: path, call: "rename", errno: errno) }
+                try syncDirectory(directory)
+                let kept = String(target.dropFirst(directory.count + 1))
+                try journal.append(kind: "segment_set_aside", fields: ["file": .string(name), "renamed": .string(kept), "reason": .string(reason)])
+                recovery.setAside.append(kept)
+            }
+            let bytes: [UInt8]
+            do {
+                bytes = try readWholeFile(path, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
+            } catch {
+                try setAside("\(error)")
+                continue
+            }
             let layout: SealedSegmentLayout
             do {
                 layout = try SealedSegmentLayout(bytes, what: name)
             } catch {
                 try journal.append(kind: "segment_unrecoverable", fields: ["file": .string(name), "reason": .string("\(error)")])
                 recovery.unrecoverable.append(name)
+                continue
+            }
+            if let reason = EvidenceVault.impossible(layout, name: name) {
+                try setAside(reason)
                 continue
             }
             let fileName = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
@@ -246,6 +276,21 @@ public final class EvidenceVault: SegmentStore, Sendable {
             recovery.recovered.append(fileName)
         }
         return recovery
+    }
+
+    /// Why a readable segment header cannot be one this store's writer made (nil when it can):
+    /// its sequence must be the file name's, and its start times must be ones a clock gives.
+    static func impossible(_ layout: SealedSegmentLayout, name: String) -> String? {
+        guard let sequence = layout.sequence, sequence >= 1, SegmentName.sequence(of: name) == UInt64(sequence) else {
+            return "header sequence \(layout.sequence.map(String.init) ?? "missing") is not the file name's"
+        }
+        guard let start = layout.header["start_monotonic_ns"]?.integer, (0...SealedSegmentFormat.maximumNanoseconds).contains(start) else {
+            return "header start_monotonic_ns is missing or impossible"
+        }
+        guard ClockParse.nanoseconds(iso8601: layout.header["created_utc"]?.string ?? "") != nil else {
+            return "header created_utc is missing or not a time"
+        }
+        return nil
     }
 }
 

@@ -40,7 +40,15 @@ public enum KeyFile {
     }
     public static func readVerifyingKey(_ path: String) throws -> Ed25519PublicKey { try Ed25519PublicKey(raw: try read(path, type: ed25519Public)) }
     public static func readIdentity(_ path: String) throws -> X25519PrivateKey { try X25519PrivateKey(raw: SecretBytes(try read(path, type: x25519Secret))) }
-    public static func readRecipient(_ path: String) throws -> X25519PublicKey { try X25519PublicKey(raw: try read(path, type: x25519Public)) }
+    /// A recipient's X25519 public key; a low-order point is refused (`EvidenceError.keyFile`).
+    public static func readRecipient(_ path: String) throws -> X25519PublicKey {
+        let raw = try read(path, type: x25519Public)
+        do {
+            return try X25519PublicKey(raw: raw)
+        } catch let error as CryptoError {
+            throw EvidenceError.keyFile(path: path, reason: "not a usable recipient key: \(error)")
+        }
+    }
 
     /// Secret keys are written mode 0600 and never over an existing file.
     public static func write(_ key: Ed25519PrivateKey, to path: String) throws {

@@ -24,25 +24,45 @@ public struct Manifest: Sendable {
     public let recovered: Bool
     public let unprovisioned: Bool
 
+    /// Counts and sizes above this are not a segment's (about 10^12): every sum a reader makes
+    /// of them stays far inside Int64.
+    public static let maximumCount: Int64 = 1 << 40
+
+    /// Reads the members and range-checks every number (`EvidenceError.malformed` naming the
+    /// member): a manifest is signed by the device, but a reader must not trap on one that was
+    /// made by anyone. `segment_file` must be a segment name (`SegmentName`), never a path.
     public init(document: SignedDocument) throws {
         self.document = document
         let fields = try Fields(document.body, what: "manifest")
+        func count(_ name: String, in range: ClosedRange<Int64> = 0...Manifest.maximumCount) throws -> Int64 {
+            let value = try fields.integer(name)
+            guard range.contains(value) else {
+                throw EvidenceError.malformed(what: "manifest", reason: "\(name) \(value) is outside \(range.lowerBound)…\(range.upperBound)")
+            }
+            return value
+        }
         deviceID = try fields.string("device_id")
-        sequence = try fields.integer("sequence")
+        sequence = try count("sequence", in: 1...Int64(SegmentName.maximumSequence))
         previousManifestSHA256 = try fields.string("previous_manifest_sha256")
         segmentFile = try fields.string("segment_file")
+        guard segmentFile.hasSuffix(".bcseg"), SegmentName.isValid(baseName: String(segmentFile.dropLast(".bcseg".count))) else {
+            throw EvidenceError.malformed(what: "manifest", reason: "segment_file \(Manifest.bounded(segmentFile)) is not a segment name")
+        }
         ciphertextSHA256 = try fields.string("ciphertext_sha256")
-        ciphertextBytes = try fields.integer("ciphertext_bytes")
-        chunks = try fields.integer("chunks")
-        frames = try fields.integer("frames")
-        framesDropped = document.body["frames_dropped"] == nil ? nil : try fields.integer("frames_dropped")
-        durationMicroseconds = try fields.integer("duration_us")
+        ciphertextBytes = try count("ciphertext_bytes")
+        chunks = try count("chunks")
+        frames = try count("frames")
+        framesDropped = document.body["frames_dropped"] == nil ? nil : try count("frames_dropped")
+        durationMicroseconds = try count("duration_us")
         startUTC = try fields.string("start_utc")
         endUTC = try fields.string("end_utc")
         recovered = try fields.boolean("recovered")
         unprovisioned = try fields.boolean("unprovisioned")
         _ = try fields.array("marks")
     }
+
+    /// A name from a manifest for a message: at most 80 characters.
+    private static func bounded(_ text: String) -> String { text.count > 80 ? String(text.prefix(80)) + "…" : text }
 
     public static func read(_ bytes: [UInt8], what: String) throws -> Manifest {
         try Manifest(document: SignedDocument.parse(bytes, expectedType: type, what: what))

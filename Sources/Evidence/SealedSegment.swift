@@ -19,6 +19,13 @@ public enum SealedSegmentFormat {
     /// Largest plaintext in one chunk (4 MiB): bounds memory on both sides.
     public static let maxChunk = 4 << 20
     public static let maxHeader = 64 << 10
+    /// Largest segment file a reader loads (1 GiB: an hour at 2 Mbit/s); larger is not ours.
+    public static let maximumFileBytes = 1 << 30
+    /// The longest time a reader accepts in a segment (a header's monotonic start, the sum of its
+    /// chunks' ticks), about 100 years in nanoseconds: adding a duration to it never overflows.
+    public static let maximumNanoseconds: Int64 = 100 * 366 * 86_400 * 1_000_000_000
+    /// The same bound in 90 kHz ticks.
+    public static let maximumTicks: Int64 = maximumNanoseconds / 1_000_000_000 * 90_000
     static let payloadInfo = "bodycam-segment/1 payload"
     static let wrapInfo = "bodycam-segment/1 wrap"
 
@@ -86,8 +93,11 @@ public struct SealedSegmentLayout {
     /// Bytes after a chunk flagged last (never legitimate).
     public let trailingData: Int
     public var isSealed: Bool { chunks.last?.isLast == true }
-    public var frames: Int { chunks.reduce(0) { $0 + $1.frames } }
-    public var ticks: Int64 { chunks.reduce(0) { $0 + $1.ticks } }
+    /// Frames and ticks the chunk headers count. The headers are authenticated only when a chunk
+    /// is decrypted, so these sums saturate (at `Manifest.maximumCount` and
+    /// `SealedSegmentFormat.maximumTicks`) instead of trusting them with arithmetic.
+    public var frames: Int { Int(chunks.reduce(Int64(0)) { min($0 + Int64($1.frames), Manifest.maximumCount) }) }
+    public var ticks: Int64 { chunks.reduce(0) { min($0 + $1.ticks, SealedSegmentFormat.maximumTicks) } }
 
     public var deviceID: String? { header["device_id"]?.string }
     public var sequence: Int64? { header["sequence"]?.integer }

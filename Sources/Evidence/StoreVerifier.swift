@@ -7,8 +7,10 @@ import Wire
 public struct VerificationProblem: Equatable, Sendable {
     public var code: String
     public var message: String
-    /// Segment sequence numbers concerned.
+    /// Segment sequence numbers concerned (at most `maximumListed`; the message names a
+    /// longer range whole).
     public var sequences: [Int64]
+    public static let maximumListed = 1_000
     /// UTC time range concerned, when known.
     public var from: String?
     public var to: String?
@@ -86,7 +88,7 @@ public enum StoreVerifier {
         for name in names where name.hasSuffix(".manifest") {
             let manifest: Manifest
             do {
-                manifest = try Manifest.read(try readWholeFile(store + "/" + name, limit: 1 << 20), what: name)
+                manifest = try Manifest.read(try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false), what: name)
             } catch {
                 problem("manifest_malformed", "\(name): \(error)")
                 continue
@@ -115,7 +117,7 @@ public enum StoreVerifier {
         var offloaded: Set<Int64> = []
         var acks: [String: OffloadAcknowledgement] = [:]
         for name in names where name.hasSuffix(".ack") {
-            guard let ack = try? OffloadAcknowledgement.read(try readWholeFile(store + "/" + name, limit: 1 << 20), what: name) else {
+            guard let ack = try? OffloadAcknowledgement.read(try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false), what: name) else {
                 problem("offload_ack_invalid", "\(name) is not a readable offload acknowledgement")
                 continue
             }
@@ -125,9 +127,24 @@ public enum StoreVerifier {
             }
             acks[Hex.encode(ack.document.sha256)] = ack
         }
-        let journalBytes = names.contains(EvidenceVault.journalName) ? try readWholeFile(store + "/" + EvidenceVault.journalName) : []
-        let journal = AuditJournal.parse(journalBytes, key: deviceKey)
-        for record in journal.records where record.kind == "segment_offloaded" {
+        // The journal is read as a stream (any size, bounded memory); only the records the
+        // checks below need are kept.
+        var journal = JournalReader(key: deviceKey)
+        var kept: [JournalRecord] = []
+        var journalRecords = 0
+        var journalReadable = false
+        if names.contains(EvidenceVault.journalName) {
+            do {
+                try AuditJournal.scan(path: store + "/" + EvidenceVault.journalName, into: &journal) { record in
+                    journalRecords += 1
+                    if ["segment_offloaded", "segment_sealed", "segment_recovered"].contains(record.kind) { kept.append(record) }
+                }
+                journalReadable = true
+            } catch {
+                problem("journal_unreadable", "\(EvidenceVault.journalName): \(error)")
+            }
+        }
+        for record in kept where record.kind == "segment_offloaded" {
             guard let sequence = record.fields["sequence"]?.integer, let ackHash = record.fields["ack_sha256"]?.string,
                   let manifestHash = record.fields["manifest_sha256"]?.string,
                   let manifest = bySequence[sequence]?.first, Hex.encode(manifest.sha256) == manifestHash,
@@ -149,7 +166,13 @@ public enum StoreVerifier {
                 problem("segment_missing", "segment \(manifest.sequence) (\(name)) is missing: deleted", [manifest.sequence], [manifest])
                 continue
             }
-            let bytes = try readWholeFile(store + "/" + name)
+            let bytes: [UInt8]
+            do {
+                bytes = try readWholeFile(store + "/" + name, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
+            } catch {
+                problem("segment_unreadable", "segment \(manifest.sequence): \(error)", [manifest.sequence], [manifest])
+                continue
+            }
             var good = true
             if Hex.encode(try SHA256.hash(bytes)) != manifest.ciphertextSHA256 || bytes.count != manifest.ciphertextBytes {
                 problem("ciphertext_mismatch", "segment \(manifest.sequence) (\(name)) is not the file its manifest signed: altered, truncated, extended or swapped",
@@ -179,12 +202,15 @@ public enum StoreVerifier {
 
         // The chain: each manifest names the hash of the one before; no sequence is skipped.
         let ordered = bySequence.keys.sorted()
+        // A gap lists its sequences, up to `maximumListed` of them (the message gives the range).
+        func missing(_ range: Range<Int64>) -> [Int64] { Array(range.prefix(VerificationProblem.maximumListed)) }
         if let first = ordered.first, first > 1 {
-            problem("sequence_gap", "segments 1–\(first - 1) are missing (deleted)", Array(1..<first))
+            problem("sequence_gap", "segments 1–\(first - 1) (\(first - 1)) are missing (deleted)", missing(1..<first))
         }
         for (previous, sequence) in zip(ordered, ordered.dropFirst()) where sequence != previous + 1 {
             let around = (bySequence[previous] ?? []) + (bySequence[sequence] ?? [])
-            problem("sequence_gap", "segments \(previous + 1)–\(sequence - 1) are missing (deleted)", Array((previous + 1)..<sequence), around)
+            problem("sequence_gap", "segments \(previous + 1)–\(sequence - 1) (\(sequence - previous - 1)) are missing (deleted)",
+                    missing((previous + 1)..<sequence), around)
         }
         for sequence in ordered {
             guard let manifest = bySequence[sequence]?.first, let before = bySequence[sequence - 1]?.first else { continue }
@@ -199,18 +225,18 @@ public enum StoreVerifier {
         for name in names where (name.hasSuffix(".bcseg") && !manifestedFiles.contains(name)) || name.hasSuffix(".bcseg.partial") {
             problem("segment_without_manifest", "\(name) has no manifest (unsealed, not recovered, or put in)")
         }
+        for name in names where name.contains(".damaged") {
+            problem("segment_set_aside", "\(name) was set aside by the device: it could not be a segment of this store (see the journal)")
+        }
 
         // The journal: its own chain and signatures, and every sealed segment it records.
-        var journalRecords = 0
-        if names.contains(EvidenceVault.journalName) {
-            let parsed = journal
-            journalRecords = parsed.records.count
-            for (line, message) in parsed.problems {
+        if journalReadable {
+            for (line, message) in journal.finishedProblems {
                 problem(message.contains("cut short") ? "journal_truncated" : message.contains("signature") ? "journal_bad_signature" : "journal_broken",
                         "journal line \(line): \(message)")
             }
             var journaled: Set<Int64> = []
-            for record in parsed.records where record.kind == "segment_sealed" || record.kind == "segment_recovered" {
+            for record in kept where record.kind == "segment_sealed" || record.kind == "segment_recovered" {
                 guard let sequence = record.fields["sequence"]?.integer, let hash = record.fields["manifest_sha256"]?.string else { continue }
                 journaled.insert(sequence)
                 let manifests = bySequence[sequence] ?? []
@@ -226,7 +252,7 @@ public enum StoreVerifier {
                 problem("journal_truncated", "segments \(unjournaled.map(String.init).joined(separator: ", ")) are not in the journal (its tail is missing, or they were put in)",
                         unjournaled, unjournaled.compactMap { bySequence[$0]?.first })
             }
-        } else {
+        } else if !names.contains(EvidenceVault.journalName) {
             problem("journal_missing", "no journal in the store")
         }
 

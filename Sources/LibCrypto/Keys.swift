@@ -122,10 +122,14 @@ public final class X25519PrivateKey: Sendable {
     /// X25519(this private key, peer public key) via EVP_PKEY_derive. Rejects an all-zero
     /// result (a low-order peer key).
     public func sharedSecret(with peer: X25519PublicKey) throws -> SecretBytes {
+        try X25519PrivateKey.derive(key, peer.key)
+    }
+
+    static func derive(_ key: PKey, _ peer: PKey) throws -> SecretBytes {
         guard let context = EVP_PKEY_CTX_new(key.raw, nil) else { throw CryptoError("EVP_PKEY_CTX_new(X25519)") }
         defer { EVP_PKEY_CTX_free(context) }
         try check(EVP_PKEY_derive_init(context), "EVP_PKEY_derive_init(X25519)")
-        try check(EVP_PKEY_derive_set_peer(context, peer.key.raw), "EVP_PKEY_derive_set_peer(X25519)")
+        try check(EVP_PKEY_derive_set_peer(context, peer.raw), "EVP_PKEY_derive_set_peer(X25519)")
         let secret = SecretBytes(count: 32)
         var length = 32
         try secret.withUnsafeMutableBytes {
@@ -142,10 +146,23 @@ public final class X25519PublicKey: Equatable, Sendable {
     /// The key's id (docs/FORMAT.md, "Key files"): the first 8 bytes of SHA-256 of `raw`, hex.
     public let keyID: String
 
+    /// Throws `CryptoError` when `raw` is not 32 bytes or is a low-order point (RFC 7748,
+    /// section 6.1: the all-zero key and the other points of small order give an all-zero shared
+    /// secret whatever the private key): such a key could never be sealed to, so it is refused
+    /// when it is loaded, not at the first recording.
     public init(raw: [UInt8]) throws {
         keyID = try keyIdentifier(raw)
         key = try PKey.publicKey(EVP_PKEY_X25519, name: "X25519", raw: raw)
         self.raw = raw
+        // Every scalar X25519 uses is a multiple of the cofactor (clamping), so one trial
+        // agreement with a fresh key tells a low-order point from a usable one.
+        let trial = try PKey.generate(EVP_PKEY_X25519, name: "X25519")
+        do {
+            _ = try X25519PrivateKey.derive(trial, key)
+        } catch {
+            ERR_clear_error()
+            throw CryptoError("X25519 public key \(keyID)", detail: "a low-order point: nothing can be sealed to it")
+        }
     }
 
     public static func == (a: X25519PublicKey, b: X25519PublicKey) -> Bool { a.raw == b.raw }

@@ -137,7 +137,36 @@ public final class PlainFileSink: SegmentSink {
 
 /// The highest NNNNNN among "seg-NNNNNN-…" names in `directory`, if any.
 public func highestSegmentSequence(in directory: String) throws -> UInt64? {
-    try directoryEntries(directory).compactMap { name -> UInt64? in
-        name.hasPrefix("seg-") ? UInt64(name.dropFirst(4).prefix { $0 != "-" }) : nil
-    }.max()
+    try directoryEntries(directory).compactMap { SegmentName.sequence(of: $0) }.max()
+}
+
+/// Segment file names ("seg-000042-20261129T031016Z" plus a suffix), as `SegmentDescriptor`
+/// makes them and as readers must find them: a name read from a store (a manifest's
+/// `segment_file`, a folder entry) becomes a path only after `isValid`, so that no store can
+/// name a file outside itself.
+public enum SegmentName {
+    /// The highest sequence a segment may have: a segment a second for 30,000 years. Anything
+    /// above is not a segment of ours, and arithmetic on it cannot overflow.
+    public static let maximumSequence: UInt64 = 999_999_999_999
+
+    /// "seg-", 6 to 12 digits (1 … `maximumSequence`), "-", 1 to 32 of 0-9, T and Z.
+    public static func isValid(baseName: String) -> Bool {
+        parse(baseName) != nil
+    }
+
+    /// The sequence in a file name that starts with a valid base name ("seg-…" then "." and a
+    /// suffix, or nothing); nil for any other name.
+    public static func sequence(of fileName: String) -> UInt64? {
+        parse(String(fileName.prefix { $0 != "." }))
+    }
+
+    private static func parse(_ base: String) -> UInt64? {
+        let parts = base.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "seg", (6...12).contains(parts[1].utf8.count),
+              parts[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+              (1...32).contains(parts[2].utf8.count),
+              parts[2].utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == UInt8(ascii: "T") || $0 == UInt8(ascii: "Z") }),
+              let sequence = UInt64(parts[1]), (1...maximumSequence).contains(sequence) else { return nil }
+        return sequence
+    }
 }

@@ -20,22 +20,27 @@ func system<T>(_ path: String, _ call: String, _ body: () throws -> T) throws ->
     do { return try body() } catch { throw SystemError.file(path: path, call: call, error) }
 }
 
-/// Reads a whole file. Throws `SystemError.file`, or `.fileTooLarge` past `limit` bytes.
-public func readWholeFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
-    let fd = try system(path, "open") { try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]) }
-    // Read only: a failed close(2) loses nothing.
-    defer { try? fd.close() }
+/// Reads a whole regular file, at most `limit` bytes; never blocks on a FIFO or reads a device
+/// without end. `followLinks: false` also refuses a symbolic link at `path` (for files that came
+/// from outside: a store, an acknowledgement). Throws `SystemError.file`, `.notRegularFile` or
+/// `.fileTooLarge`.
+public func readWholeFile(_ path: String, limit: Int = .max, followLinks: Bool = true) throws -> [UInt8] {
+    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
+    if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+    defer { _ = Glibc.close(fd) }  // read only: a failed close(2) loses nothing
     var status = stat()
-    if fstat(fd.rawValue, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
+    if fstat(fd, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
+    guard status.st_mode & S_IFMT == S_IFREG else { throw SystemError.notRegularFile(path: path) }
     if Int(status.st_size) > limit { throw SystemError.fileTooLarge(path: path, limit: limit) }
     // One byte more than the size the file claims, so that a file that grew is noticed.
     var bytes = [UInt8](repeating: 0, count: Int(status.st_size) + 1)
     var filled = 0
     while true {
         if filled == bytes.count { bytes += [UInt8](repeating: 0, count: max(1 << 16, bytes.count)) }
-        let count = try system(path, "read") {
-            try bytes.withUnsafeMutableBytes { try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
+        let count = bytes.withUnsafeMutableBytes { buffer in
+            retryingInterrupts { Glibc.read(fd, buffer.baseAddress! + filled, buffer.count - filled) }
         }
+        if count < 0 { throw SystemError.file(path: path, call: "read", errno: errno) }
         if count == 0 { break }
         filled += count
         if filled > limit { throw SystemError.fileTooLarge(path: path, limit: limit) }
@@ -49,16 +54,26 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String)
     _ = try system(path, "write") { try FileDescriptor(rawValue: fd).writeAll(bytes) }
 }
 
-/// Writes a file so that it is either absent or complete after a crash: a temporary name in the
-/// same folder, fsync, rename over `path`, fsync the folder. `exclusive` refuses to replace an
-/// existing file.
+/// Writes a file so that it is either absent or complete after a crash: a fresh temporary file in
+/// the same folder (O_CREAT | O_EXCL | O_NOFOLLOW under a random name, with `mode` from its
+/// first byte, so nothing planted there is written through), fsync, then rename over `path`
+/// (which replaces a link there rather than following it), fsync the folder. `exclusive`
+/// refuses to replace an existing file or link (EEXIST), atomically (link(2)).
 public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o640, exclusive: Bool = false) throws {
-    if exclusive && access(path, F_OK) == 0 { throw SystemError.file(path: path, call: "create", errno: EEXIST) }
-    let temporary = path + ".tmp"
-    let fd = try system(temporary, "open") {
-        try FileDescriptor.open(FilePath(temporary), .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                permissions: FilePermissions(rawValue: mode))
+    var temporary = ""
+    var fd: FileDescriptor? = nil
+    for _ in 0..<8 where fd == nil {
+        temporary = path + ".tmp-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        do {
+            fd = try FileDescriptor.open(FilePath(temporary), .writeOnly, options: [.create, .exclusiveCreate, .noFollow, .closeOnExec],
+                                         permissions: FilePermissions(rawValue: mode))
+        } catch let error as Errno where error == .fileExists {
+            continue
+        } catch let error as Errno {
+            throw SystemError.file(path: temporary, call: "open", errno: error.rawValue)
+        }
     }
+    guard let fd else { throw SystemError.file(path: path + ".tmp-*", call: "open", errno: EEXIST) }
     do {
         try fd.closeAfter {
             _ = try system(temporary, "write") { try fd.writeAll(bytes) }
@@ -69,7 +84,7 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t =
         throw SystemError.file(path: temporary, call: "close", error)
     }
     if exclusive {
-        // link(2) fails if the name exists: no race between the check above and the rename.
+        // link(2) fails if the name exists, as a file or a link: nobody's file is replaced.
         if link(temporary, path) < 0 {
             let code = errno
             unlink(temporary)

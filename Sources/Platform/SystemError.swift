@@ -10,12 +10,15 @@ public enum SystemError: Error, CustomStringConvertible, Equatable, Sendable {
     case file(path: String, call: String, errno: Int32)
     /// A file read whole was larger than the reader allows.
     case fileTooLarge(path: String, limit: Int)
+    /// A folder, FIFO, device or socket where a regular file was expected.
+    case notRegularFile(path: String)
 
     public var description: String {
         switch self {
         case .system(let call, let code): return "\(call): \(Errno(rawValue: code))"
         case .file(let path, let call, let code): return "\(path): \(call): \(Errno(rawValue: code))"
         case .fileTooLarge(let path, let limit): return "\(path): larger than \(limit) bytes"
+        case .notRegularFile(let path): return "\(path): not a regular file"
         }
     }
 
@@ -23,7 +26,7 @@ public enum SystemError: Error, CustomStringConvertible, Equatable, Sendable {
     public var errno: Errno? {
         switch self {
         case .system(_, let code), .file(_, _, let code): return Errno(rawValue: code)
-        case .fileTooLarge: return nil
+        case .fileTooLarge, .notRegularFile: return nil
         }
     }
 }

@@ -54,13 +54,16 @@ struct Export: ParsableCommand {
         discussion: """
             Writes OUT/NAME.mp4 per segment and OUT/export-report.json and OUT/export-report.txt (plaintext hashes, \
             manifests, the verification). Segments that fail verification are exported only with --force, and \
-            flagged. Exit 0: everything verified and exported; 1: problems (see the report); 2: usage or I/O error.
+            flagged. Files already in OUT are never replaced unless --overwrite is given, and nothing is written \
+            through a link planted there. Exit 0: everything verified and exported; 1: problems (see the report); \
+            2: usage or I/O error.
             """)
     @OptionGroup var global: GlobalOptions
     @Option(help: "The office's secret identity file (X25519).") var identity: String
     @Option(help: "The authority's public key file.") var authority: String?
     @Option(help: "Folder for the MP4 files and the report.") var out: String
     @Flag(help: "Export segments that failed verification too (flagged in the report).") var force = false
+    @Flag(help: "Replace files of an earlier export in the output folder.") var overwrite = false
     @Argument(help: "The store folder.") var store: String
 
     func run() throws {
@@ -74,7 +77,7 @@ struct Export: ParsableCommand {
             for name in manifests {
                 var entry = ExportEntry(manifest: name)
                 defer { entries.append(entry) }
-                guard let manifest = try? Manifest.read(try readWholeFile(store + "/" + name), what: name) else {
+                guard let manifest = try? Manifest.read(try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false), what: name) else {
                     entry.reason = "manifest unreadable"
                     continue
                 }
@@ -99,11 +102,12 @@ struct Export: ParsableCommand {
                     continue
                 }
                 do {
-                    let bytes = try readWholeFile(store + "/" + manifest.segmentFile)
+                    // The name was checked to be a segment name when the manifest was read.
+                    let bytes = try readWholeFile(store + "/" + manifest.segmentFile, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
                     let layout = try SealedSegmentLayout(bytes, what: manifest.segmentFile)
                     let plain = try layout.decrypt(bytes, identity: key, allowUnsealed: manifest.recovered, what: manifest.segmentFile)
                     let path = out + "/" + manifest.baseName + ".mp4"
-                    try writeFileAtomically(path, plain, mode: 0o640)
+                    try writeFileAtomically(path, plain, mode: 0o640, exclusive: !overwrite)
                     let inspected = try SegmentInspector.inspect(path: path)
                     entry.exported = true
                     entry.file = path
@@ -120,7 +124,7 @@ struct Export: ParsableCommand {
             }
             let document = ExportReport(verification: report, segments: entries,
                                         exportedUTC: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()))
-            try writeFileAtomically(out + "/export-report.json", try jsonBytes(document), mode: 0o640)
+            try writeFileAtomically(out + "/export-report.json", try jsonBytes(document), mode: 0o640, exclusive: !overwrite)
             var text = [report.text, ""]
             for entry in entries {
                 if entry.exported {
@@ -133,7 +137,7 @@ struct Export: ParsableCommand {
                     text.append("NOT EXPORTED \(entry.manifest): \(entry.reason ?? "")")
                 }
             }
-            try writeFileAtomically(out + "/export-report.txt", Array((text.joined(separator: "\n") + "\n").utf8), mode: 0o640)
+            try writeFileAtomically(out + "/export-report.txt", Array((text.joined(separator: "\n") + "\n").utf8), mode: 0o640, exclusive: !overwrite)
             return (report, entries)
         }
         if global.json {

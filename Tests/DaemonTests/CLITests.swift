@@ -62,6 +62,45 @@ struct CLITests {
         #expect(text.contains("EMPTY seg-000002"))
     }
 
+    @Test("export and office init never write through a link planted in their folder, and replace nothing unless asked")
+    func plantedLinks() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = directory.path + "/store", keys = Keys()
+        try recordEvidence(into: try makeVault(store, keys: keys), frames: 30)
+        try KeyFile.write(keys.office, to: directory.path + "/office.key")
+        let loot = directory.path + "/loot"
+        _ = FileManager.default.createFile(atPath: loot, contents: Data(), attributes: [.posixPermissions: 0o666])
+        let out = directory.path + "/export"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let segment = try names(store, suffix: ".bcseg")[0]
+        let planted = out + "/" + segment.dropLast(".bcseg".count) + ".mp4"
+        #expect(symlink(loot, planted) == 0)
+        let export = ["export", "--identity", directory.path + "/office.key", "--out", out, store]
+        let refused = try run(export)
+        #expect(refused.status == 1, "\(refused)")
+        #expect(try readWholeFile(loot).isEmpty, "nothing decrypted reached the planted link's target")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: planted)) == loot, "the link was not replaced without --overwrite")
+        let replaced = try run(export + ["--overwrite"])
+        #expect(replaced.status == 0, "\(replaced)")
+        #expect(try readWholeFile(loot).isEmpty)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: planted)) == nil, "the link itself was replaced by the file")
+        #expect(try readWholeFile(planted).count > 1000)
+
+        // An office identity over a planted link: refused, the link's target untouched.
+        let keysDir = directory.path + "/keys"
+        try FileManager.default.createDirectory(atPath: keysDir, withIntermediateDirectories: true)
+        #expect(symlink(loot, keysDir + "/office.key") == 0)
+        let office = try run(["office", "init", "--dir", keysDir])
+        #expect(office.status == 2 && office.errors.contains("office.key"), "\(office)")
+        #expect(try readWholeFile(loot).isEmpty, "the secret key did not reach the planted link's target")
+        let fresh = try run(["office", "init", "--dir", keysDir, "--name", "escrow"])
+        #expect(fresh.status == 0)
+        var info = stat()
+        #expect(stat(keysDir + "/escrow.key", &info) == 0 && info.st_mode & 0o777 == 0o600, "secret keys are 0600")
+        #expect(try names(keysDir, suffix: "").allSatisfy { !$0.contains(".tmp") }, "no temporary file is left behind")
+    }
+
     @Test("help lists every subcommand and documents the exit codes")
     func help() throws {
         let help = try run(["--help"])

@@ -212,6 +212,21 @@ struct DaemonTests {
         #expect(log.contains("evidence.recipients is empty"), "\(log)")
     }
 
+    @Test("a recipient key of low order (all zeros) stops the start-up naming the file, before anything is recorded")
+    func lowOrderRecipient() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try Self.provision(directory.path)
+        let keyFile = directory.path + "/keys/office.pub"
+        try "bodycam-x25519-public/1 \(Base64.encode([UInt8](repeating: 0, count: 32)))\n".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, Self.config(directory.path)), "--record-after", "0"])
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 1)
+        #expect(log.contains("\(keyFile): not a usable recipient key") && log.contains("low-order point"), "\(log)")
+        #expect(((try? directoryEntries(directory.path + "/store")) ?? []).filter { $0.hasSuffix(".bcseg") }.isEmpty)
+    }
+
     @Test("a bad configuration exits 78 naming file, line and setting")
     func badConfiguration() throws {
         let directory = try TemporaryDirectory()

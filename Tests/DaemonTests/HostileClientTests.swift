@@ -11,7 +11,7 @@ import Wire
 
 /// bodycamd as a real subprocess against what a hostile local user or a second copy of itself
 /// does: recording goes on, the journal stays bounded and whole.
-@Suite("bodycamd against hostile clients and a second daemon")
+@Suite("bodycamd against hostile clients, a hostile store and a second daemon")
 struct HostileClientTests {
     /// Runs bodycamd to its end with `arguments`: exit status and standard error.
     static func runDaemon(_ arguments: [String]) throws -> (Int32, String) {
@@ -52,6 +52,33 @@ struct HostileClientTests {
         let segments = try directoryEntries(directory.path + "/store").filter { $0.hasSuffix(".bcseg") }
         #expect(segments.count == report.verifiedSequences.count && !segments.isEmpty)
         _ = office
+    }
+
+    @Test("a store holding what once crashed every start (a .partial linked to /dev/zero, a folder named like one, a header of sequence -1): the daemon starts, sets them aside and records")
+    func hostileStoreStart() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let store = directory.path + "/store"
+        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+        #expect(symlink("/dev/zero", store + "/seg-000001-20261129T000000Z.bcseg.partial") == 0)
+        #expect(mkdir(store + "/seg-000002-20261129T000001Z.bcseg.partial", 0o700) == 0)
+        let header = JSONValue.object(["sequence": .integer(-1), "start_monotonic_ns": .integer(0), "created_utc": .string("2026-11-29T00:00:02.000000Z")]).canonical
+        let length = UInt32(header.count)
+        let bytes = SealedSegmentFormat.versionLine + [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + header
+        _ = FileManager.default.createFile(atPath: store + "/seg-000003-20261129T000002Z.bcseg.partial", contents: Data(bytes))
+        for round in 0..<2 {
+            let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path)),
+                                                       "--record-after", "0"])
+            defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+            #expect(DaemonTests.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 1 } != nil, "round \(round): recording")
+            process.terminate()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+        }
+        let setAside = DaemonTests.journal(store).filter { $0.kind == "segment_set_aside" }
+        #expect(setAside.count == 3, "each set aside once, at the first start: \(setAside.map(\.fields))")
+        #expect(try names(store, suffix: ".damaged").count == 3, "kept, not deleted")
     }
 
     @Test("a run of socket attacks: held, flooding, oversized and vanishing clients; recording goes on and the journal stays small and whole")

@@ -48,6 +48,22 @@ struct LibCryptoTests {
         #expect(throws: CryptoError.self) { try alice.sharedSecret(with: X25519PublicKey(raw: [UInt8](repeating: 0, count: 32))) }
     }
 
+    @Test("X25519 public keys of low order are refused when loaded (the known points of small order and their non-canonical forms)",
+          arguments: [
+              "0000000000000000000000000000000000000000000000000000000000000000",  // 0
+              "0100000000000000000000000000000000000000000000000000000000000000",  // 1
+              "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",  // order 8
+              "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",  // order 8
+              "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  // p - 1
+              "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  // p
+              "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  // p + 1
+          ])
+    func lowOrderRefused(point: String) throws {
+        #expect(throws: CryptoError.self) { _ = try X25519PublicKey(raw: hex(point)) }
+        // A usable key of the same length loads.
+        _ = try X25519PublicKey(raw: X25519PrivateKey().publicKey.raw)
+    }
+
     @Test("Ed25519 (RFC 8032 test 1), and a flipped bit fails")
     func ed25519() throws {
         let key = try Ed25519PrivateKey(seed: SecretBytes(hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")))
