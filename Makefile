@@ -20,7 +20,7 @@ HW_PACKAGES := qemu-system-x86 busybox-static python3 xz-utils e2fsprogs v4l-uti
 # The board's architecture: Debian's aarch64 cross compiler and its C library headers.
 CROSS_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross binutils-aarch64-linux-gnu
 
-.PHONY: all deps bench-deps package-deps hw-deps cross-deps build test demo bench vectors install deb deb-test systemd-check hw-test check-arm64 clean
+.PHONY: all deps bench-deps package-deps hw-deps cross-deps build test demo bench fuzz vectors install deb deb-test systemd-check hw-test check-arm64 clean
 
 all: build
 
@@ -54,6 +54,12 @@ demo: build
 
 bench: bench-deps build
 	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/bench.sh
+
+# make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="segment journal …"]: libFuzzer on every parser of
+# outside input (docs/TESTING.md, "Fuzzing").
+FUZZ_SECONDS ?= 60
+fuzz: build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/fuzz.sh
 
 PREFIX     ?= /usr
 DESTDIR    ?=

@@ -84,6 +84,8 @@ let package = Package(
         .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Controls", "Policy", "LibCrypto", "Platform", "Wire"]),
         // Writes docs/vectors (`make vectors`).
         .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "LibCrypto", "Platform", "Wire"]),
+        // Fuzz targets (make fuzz builds them with libFuzzer; the plain build replays inputs).
+        .executableTarget(name: "bodycam-fuzz", dependencies: ["Evidence", "Tokens", "Configuration", "ControlProtocol", "LibCrypto", "Platform", "Wire", "CShims"]),
 
         // MARK: tests (one target per module, the daemon's end-to-end tests, one support target)
         .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "LibAV", "LibCrypto", "Platform"],

@@ -14,7 +14,9 @@ public enum KeyFile {
 
     static func encode(type: String, _ raw: [UInt8]) -> [UInt8] { Array("\(type) \(Base64.encode(raw))\n".utf8) }
 
-    static func decode(_ bytes: [UInt8], type: String, path: String) throws -> [UInt8] {
+    /// The 32 raw bytes of a key file's text ("TYPE BASE64\n"); `EvidenceError.keyFile` naming
+    /// `path` when it is not a key file of `type`.
+    public static func decode(_ bytes: [UInt8], type: String, path: String) throws -> [UInt8] {
         let text = String(decoding: bytes, as: UTF8.self)
         guard text.hasSuffix("\n"), text.utf8.count < 512 else { throw EvidenceError.keyFile(path: path, reason: "not a key file") }
         let parts = text.dropLast().split(separator: " ", omittingEmptySubsequences: false)

@@ -55,3 +55,7 @@ int bc_clock_sync_state(long *estimated_error_us);
 int bc_accept_nonblocking(int fd);
 /// SO_PEERCRED of a connected Unix socket; returns 0 or -1 with errno.
 int bc_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
+
+/// libFuzzer's driver (compiler-rt, fuzzer/FuzzerInterface.h), declared for bodycam-fuzz's
+/// fuzzing build only: it exists when linking with -sanitize=fuzzer, and nothing else calls it.
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const unsigned char *data, unsigned long size));
