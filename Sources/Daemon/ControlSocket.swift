@@ -100,10 +100,11 @@ public final class ControlSocket: @unchecked Sendable {
         public var description: String { "\(path): another process is serving this control socket" }
     }
 
-    /// Binds and listens at `path`, mode `mode`. A socket file a previous run left there is
+    /// Binds and listens at `path`, mode `mode` (default 0666: anyone may connect, and the
+    /// handler decides each request by the peer's credentials). A socket file a previous run left there is
     /// replaced, but one a live process still answers on is not (`InUse`). Throws `SystemError`
     /// naming the call that failed.
-    public init(path: String, mode: mode_t = 0o660, limits: Limits = Limits()) throws {
+    public init(path: String, mode: mode_t = 0o666, limits: Limits = Limits()) throws {
         self.path = path
         self.limits = limits
         stopEvent = try WakeEvent()
@@ -116,7 +117,7 @@ public final class ControlSocket: @unchecked Sendable {
     private static func listener(path: String, mode: mode_t) throws -> (Int32, (dev_t, ino_t)) {
         if path.utf8.count >= 108 { throw SystemError.file(path: path, call: "bind (path longer than 107 bytes)", errno: ENAMETOOLONG) }
         let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        if !folder.isEmpty && mkdir(folder, 0o750) < 0 && errno != EEXIST { throw SystemError.file(path: folder, call: "mkdir", errno: errno) }
+        if !folder.isEmpty && mkdir(folder, 0o755) < 0 && errno != EEXIST { throw SystemError.file(path: folder, call: "mkdir", errno: errno) }
         if let live = try? connectUnixSocket(path) {
             _ = Glibc.close(live)  // only asked whether anyone answers
             throw InUse(path: path)

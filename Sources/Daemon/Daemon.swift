@@ -157,6 +157,8 @@ public final class Daemon: Sendable {
     let drops = DropTally()
     let refusals = RefusalLimiter()
     let runState = RunState()
+    /// Set when this start had to replace a lost device key: an alarm until the key is certified.
+    let identityAlarm: String?
     let housekeeping: Housekeeping
 
     /// Starts everything but the threads. Throws `DaemonStartError`; what it could open before
@@ -176,6 +178,9 @@ public final class Daemon: Sendable {
         }
         LibAVLogging.setQuiet(true)
         do {
+            // A key missing where a store already holds evidence signed by one was lost (or
+            // taken): the replacement is made, but never silently (docs/POLICY.md).
+            let keyWasMissing = access(configuration.deviceKeyPath, F_OK) != 0
             let identity = try DeviceIdentity.load(keyPath: configuration.deviceKeyPath, certificatePath: configuration.certificatePath,
                                                    deviceID: configuration.deviceID)
             devicePublicKey = identity.key.publicKey
@@ -184,9 +189,25 @@ public final class Daemon: Sendable {
             }
             let recipients = try configuration.recipientPaths.map { try KeyFile.readRecipient($0) }
             var usedNonces: Set<String> = []
+            var previousKeyID = EvidenceVault.storedDeviceKey(configuration.storagePath)?.keyID
             vault = try EvidenceVault(configuration: .init(directory: configuration.storagePath, deviceID: configuration.deviceID,
                                                            recipients: recipients, deviceKey: identity.key, provisioned: identity.isProvisioned),
-                                      visitJournal: { record in if let nonce = TokenVerifier.usedNonce(in: record) { usedNonces.insert(nonce) } })
+                                      visitJournal: { record in
+                                          if let nonce = TokenVerifier.usedNonce(in: record) { usedNonces.insert(nonce) }
+                                          if record.kind == EvidenceVault.keyReplacedKind, let id = record.fields["new_key_id"]?.string { previousKeyID = id }
+                                      })
+            if keyWasMissing, let previousKeyID, previousKeyID != identity.key.publicKey.keyID {
+                identityAlarm = "device key replaced"
+                Log.error("DEVICE KEY LOST: \(configuration.deviceKeyPath) was missing; the store's evidence is signed by key \(previousKeyID). "
+                          + "A new key \(identity.key.publicKey.keyID) signs from now on (journaled); recording goes on, sealed to the office as before. "
+                          + "Have the authority certify the new key.")
+                try vault.journal.append(kind: EvidenceVault.keyReplacedKind, fields: [
+                    "new_key": .string(Base64.encode(identity.key.publicKey.raw)), "new_key_id": .string(identity.key.publicKey.keyID),
+                    "previous_key_id": .string(previousKeyID), "reason": .string("\(configuration.deviceKeyPath) was missing at start"),
+                ])
+            } else {
+                identityAlarm = nil
+            }
             if let certificate = identity.certificate, access(configuration.storagePath + "/device.certificate", F_OK) != 0 {
                 try writeFileAtomically(configuration.storagePath + "/device.certificate", certificate.document.bytes)
             }

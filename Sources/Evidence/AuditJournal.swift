@@ -202,7 +202,11 @@ public final class AuditJournal: Sendable {
 /// form, signature (with `key`) and place in the chain, keeping only the last record and the
 /// problems (at most `maximumProblems`, then a count).
 public struct JournalReader {
-    public let key: Ed25519PublicKey?
+    /// The key signatures are checked with: the device key, then each replacement a
+    /// `device_key_replaced` record announces (signed by the replacement itself).
+    public private(set) var key: Ed25519PublicKey?
+    /// The replacements of the device key the journal records, in order.
+    public private(set) var replacements: [(key: Ed25519PublicKey, record: JournalRecord)] = []
     public static let maximumProblems = 1_000
     public private(set) var last: JournalRecord?
     public private(set) var lineCount = 0
@@ -254,8 +258,15 @@ public struct JournalReader {
             problem(number, "not a journal record")
             return nil
         }
-        if let key, !key.isValidSignature(signature, for: AuditJournal.domain + json) {
+        // A lost device key is replaced, never silently: the record that says so carries the new
+        // public key and is signed by it; the records after it are too.
+        var replacement: Ed25519PublicKey? = nil
+        if kind == EvidenceVault.keyReplacedKind, let raw = fields["new_key"]?.string.flatMap(Base64.decode) {
+            replacement = try? Ed25519PublicKey(raw: raw)
+        }
+        if let checking = key.map({ replacement ?? $0 }), !checking.isValidSignature(signature, for: AuditJournal.domain + json) {
             problem(number, "record \(sequence) has a bad signature")
+            replacement = nil
         }
         if sequence != expected { problem(number, "record \(sequence) where \(expected) was expected") }
         if prev != previous { problem(number, "record \(sequence) does not follow the record before it (chain broken)") }
@@ -266,6 +277,10 @@ public struct JournalReader {
         if kind == "journal_repaired", let torn = fields["torn_line"]?.integer { repairedLines.insert(torn) }
         let record = JournalRecord(sequence: sequence, utc: utc, monotonicNanoseconds: mono, kind: kind, fields: fields,
                                    previous: prev, hash: hash, line: number)
+        if let replacement {
+            replacements.append((replacement, record))
+            if key != nil { key = replacement }
+        }
         previous = Hex.encode(hash)
         // Checked: a record may claim any sequence; the next one expected must not trap.
         expected = sequence.addingReportingOverflow(1).partialValue

@@ -78,6 +78,14 @@ public final class EvidenceVault: SegmentStore, Sendable {
         }
     }
     public static let journalName = "journal.log"
+    /// The journal record of a device key replaced after it was lost (docs/POLICY.md).
+    public static let keyReplacedKind = "device_key_replaced"
+
+    /// The key the store's evidence was signed with before this start: `device.pub`, which the
+    /// first start wrote (nil for a new store).
+    public static func storedDeviceKey(_ directory: String) -> Ed25519PublicKey? {
+        try? KeyFile.readVerifyingKey(directory + "/device.pub")
+    }
 
     /// Opens the store for writing: takes its writer lock (`EvidenceError.storeInUse` when
     /// another process holds it), opens the journal (`visitJournal` sees each of its records as

@@ -82,7 +82,25 @@ public enum StoreVerifier {
                                       firstUTC: nil, lastUTC: nil, journalRecords: 0, problems: problems, verifiedSequences: [])
         }
 
+        // The journal is read as a stream (any size, bounded memory); only the records the
+        // checks below need are kept.
+        var journal = JournalReader(key: deviceKey)
+        var kept: [JournalRecord] = []
+        var journalRecords = 0
+        var journalReadable = false
+        if names.contains(EvidenceVault.journalName) {
+            do {
+                try AuditJournal.scan(path: store + "/" + EvidenceVault.journalName, into: &journal) { record in
+                    journalRecords += 1
+                    if ["segment_offloaded", "segment_sealed", "segment_recovered"].contains(record.kind) { kept.append(record) }
+                }
+                journalReadable = true
+            } catch {
+                problem("journal_unreadable", "\(EvidenceVault.journalName): \(error)")
+            }
+        }
         // Manifests: signature, device, one per sequence.
+        var signedByReplacement: [String: [Int64]] = [:]
         var bySequence: [Int64: [Manifest]] = [:]
         var deviceID = certifiedDevice
         for name in names where name.hasSuffix(".manifest") {
@@ -94,9 +112,15 @@ public enum StoreVerifier {
                 continue
             }
             if !manifest.document.isSigned(by: deviceKey) {
-                problem("manifest_bad_signature", "\(name): signature does not verify with device key \(deviceKey.keyID) (altered, or signed by another key)",
-                        [manifest.sequence], [manifest])
-                continue
+                // Signed by a key the journal says replaced a lost device key: one finding for
+                // all of them below, not a bad signature each.
+                if let replacement = journal.replacements.first(where: { manifest.document.isSigned(by: $0.key) }) {
+                    signedByReplacement[replacement.key.keyID, default: []].append(manifest.sequence)
+                } else {
+                    problem("manifest_bad_signature", "\(name): signature does not verify with device key \(deviceKey.keyID) (altered, or signed by another key)",
+                            [manifest.sequence], [manifest])
+                    continue
+                }
             }
             deviceID = deviceID ?? manifest.deviceID
             if manifest.deviceID != deviceID {
@@ -126,23 +150,6 @@ public enum StoreVerifier {
                 continue
             }
             acks[Hex.encode(ack.document.sha256)] = ack
-        }
-        // The journal is read as a stream (any size, bounded memory); only the records the
-        // checks below need are kept.
-        var journal = JournalReader(key: deviceKey)
-        var kept: [JournalRecord] = []
-        var journalRecords = 0
-        var journalReadable = false
-        if names.contains(EvidenceVault.journalName) {
-            do {
-                try AuditJournal.scan(path: store + "/" + EvidenceVault.journalName, into: &journal) { record in
-                    journalRecords += 1
-                    if ["segment_offloaded", "segment_sealed", "segment_recovered"].contains(record.kind) { kept.append(record) }
-                }
-                journalReadable = true
-            } catch {
-                problem("journal_unreadable", "\(EvidenceVault.journalName): \(error)")
-            }
         }
         for record in kept where record.kind == "segment_offloaded" {
             guard let sequence = record.fields["sequence"]?.integer, let ackHash = record.fields["ack_sha256"]?.string,
@@ -254,6 +261,16 @@ public enum StoreVerifier {
             }
         } else if !names.contains(EvidenceVault.journalName) {
             problem("journal_missing", "no journal in the store")
+        }
+
+        for (replacement, record) in journal.replacements {
+            let sequences = (signedByReplacement[replacement.keyID] ?? []).sorted()
+            let previous = record.fields["previous_key_id"]?.string ?? "?"
+            problem(EvidenceVault.keyReplacedKind,
+                    "the device key \(previous) was lost and replaced by \(replacement.keyID) at \(record.utc) (journal record \(record.sequence)): "
+                    + "the journal from there on and \(sequences.isEmpty ? "no segment" : "segments " + sequences.map(String.init).joined(separator: ", ")) "
+                    + "are signed by the replacement, which no certificate vouches for",
+                    Array(sequences.prefix(VerificationProblem.maximumListed)))
         }
 
         let all = bySequence.values.compactMap(\.first)

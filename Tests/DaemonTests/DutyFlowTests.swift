@@ -80,12 +80,13 @@ struct DutyFlowTests {
 
 @Suite("Control socket access by peer")
 struct SocketAccessTests {
-    /// Runs bodycamctl as another user (uid 65534, with the socket's group so it can connect).
-    func asNobody(_ arguments: [String]) throws -> (Int32, String) {
+    /// Runs bodycamctl as another user: uid 65534 with group `gid` only (65534: nobody, no group
+    /// of ours), as the kernel will report it to the daemon.
+    func asNobody(_ arguments: [String], gid: Int = 65534) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         let ctl = URL(fileURLWithPath: DaemonTests.daemonPath).deletingLastPathComponent().appendingPathComponent("bodycamctl").path
-        process.arguments = ["--reuid=65534", "--regid=0", "--clear-groups", ctl] + arguments
+        process.arguments = ["--reuid=65534", "--regid=\(gid)", "--clear-groups", ctl] + arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -120,12 +121,35 @@ struct SocketAccessTests {
         #expect(stop.0 == 0 && stop.1.contains("recording_stopped"), "\(stop)")
         // Root reads status.
         #expect(try controlRequest(.object(["cmd": .string("status")]), path: socket)["state"] == .string("standby"))
+        var mode = stat()
+        #expect(stat(socket, &mode) == 0 && mode.st_mode & 0o777 == 0o666, "anyone reaches the socket; the daemon decides")
 
         process.terminate()
         process.waitUntilExit()
         let journal = AuditJournal.parse(try readWholeFile(directory.path + "/store/journal.log"), key: nil)
         let refused = journal.records.filter { $0.kind == "control_request" && $0.fields["accepted"] == .boolean(false) }
         #expect(refused.count == 3 && refused.allSatisfy { $0.fields["uid"] == .integer(65534) })
+    }
+
+    @Test("a member of the technician group (its gid from the kernel, no other group of ours) reads status and marks; a member of another group does not",
+          .enabled(if: getuid() == 0, "changing to another uid needs root"))
+    func technicianGroup() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        chmod(directory.path, 0o755)
+        // Debian's "users" group (gid 100) stands for the technicians' group here.
+        let config = DaemonTests.config(directory.path).replacingOccurrences(of: "[control]", with: "[control]\ntechnician_group = \"users\"")
+        let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config)])
+        defer { process.terminate(); process.waitUntilExit() }
+        let socket = directory.path + "/control.sock"
+        #expect(DaemonTests.waitForStatus(socket) != nil)
+        let technician = try asNobody(["status", "--socket", socket], gid: 100)
+        #expect(technician.0 == 0 && technician.1.contains("standby"), "\(technician)")
+        let mark = try asNobody(["mark", "--label", "gate 3", "--socket", socket], gid: 100)
+        #expect(mark.0 == 0, "\(mark)")
+        let other = try asNobody(["status", "--socket", socket], gid: 65534)
+        #expect(other.0 == 1 && other.1.contains("needs technician"), "\(other)")
     }
 
     @Test("root reloads the supervisors' keys and installs a certificate; bad ones are refused, and everything is journaled")

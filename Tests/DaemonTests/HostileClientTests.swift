@@ -81,6 +81,64 @@ struct HostileClientTests {
         #expect(try names(store, suffix: ".damaged").count == 3, "kept, not deleted")
     }
 
+    @Test("a lost device key is replaced, never silently: recording goes on, the status raises an alarm, and verify reports one replacement, not a run of bad signatures")
+    func lostDeviceKey() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let office = try DaemonTests.provision(directory.path)
+        let config = try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path))
+        let socket = directory.path + "/control.sock", store = directory.path + "/store"
+        for round in 0..<2 {
+            if round == 1 { #expect(rename(directory.path + "/keys/device.key", directory.path + "/device.key.lost") == 0) }
+            let (process, _) = try DaemonTests.launch(["--config", config, "--record-after", "0"])
+            defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+            let status = DaemonTests.waitForStatus(socket) { $0.segmentsSealed >= 2 }
+            #expect(status != nil, "round \(round) records")
+            #expect(status?.alarms.contains("device key replaced") == (round == 1), "\(String(describing: status?.alarms))")
+            process.terminate()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+        }
+        let report = try StoreVerifier.verify(store: store, authority: nil)
+        #expect(report.problems.map(\.code) == ["device_key_replaced"], "\(report.problems.map { "\($0.code): \($0.message)" })")
+        let replaced = try #require(report.problems.first)
+        #expect(!replaced.sequences.isEmpty && replaced.message.contains("lost and replaced"))
+        #expect(report.verifiedSequences.count == report.segments, "every segment still checks out, under the key that signed it")
+        let records = DaemonTests.journal(store).filter { $0.kind == "device_key_replaced" }
+        #expect(records.count == 1)
+        // What was recorded after the change is still sealed to the office.
+        let last = try names(store, suffix: ".bcseg").last!
+        let bytes = try readWholeFile(store + "/" + last)
+        #expect(try SealedSegmentLayout(bytes, what: last).decrypt(bytes, identity: office, allowUnsealed: false, what: last).count > 0)
+    }
+
+    @Test("every refusal is journaled with what was refused and why: a token that is not base64, a line that is not JSON, an unknown command from root, a sim value out of range")
+    func refusalsSayWhy() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let (process, _) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, DaemonTests.config(directory.path))])
+        defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        let socket = directory.path + "/control.sock"
+        #expect(DaemonTests.waitForStatus(socket) != nil)
+        for line in [#"{"cmd":"stop","token":"not base64!"}"#, "garbage", #"{"cmd":"format_disk"}"#,
+                     #"{"cmd":"sim","button":"PWR_BTN","action":"hold","ms":-1}"#] {
+            let answer = try ControlProtocol.decode(ControlResponse.self, from: ControlClient.exchange(Array(line.utf8) + [0x0A], path: socket))
+            #expect(!answer.ok && answer.error != nil, "\(line): \(answer)")
+        }
+        process.terminate()
+        process.waitUntilExit()
+        let records = DaemonTests.journal(directory.path + "/store")
+        let refused = records.filter { $0.kind == "control_request" }
+        #expect(refused.allSatisfy { $0.fields["accepted"] == .boolean(false) && $0.fields["reason"]?.string?.isEmpty == false })
+        #expect(refused.map { $0.fields["cmd"]?.string ?? "" } == ["stop", "?", "format_disk", "sim"], "\(refused.map(\.fields))")
+        #expect(refused.map { $0.fields["reason"]?.string ?? "" } == [
+            "stop needs \"token\" (base64)", "not a JSON object with a \"cmd\" string", "unknown command",
+            "sim needs \"ms\" (0 to 60000 milliseconds)"])
+        let denied = records.filter { $0.kind == "stop_denied" }
+        #expect(denied.count == 1 && denied.first?.fields["reason"] == .string("token malformed"), "\(denied.map(\.fields))")
+    }
+
     @Test("a run of socket attacks: held, flooding, oversized and vanishing clients; recording goes on and the journal stays small and whole")
     func attackRun() throws {
         let directory = try TemporaryDirectory()
