@@ -53,11 +53,13 @@ extension Daemon {
         if connection.clientGone {
             return refuse(command.rawValue, "the client left before it was carried out")
         }
-        if command != .status {
+        // What the policy decides on a token is journaled by the policy, with this peer as its
+        // source (a denial through the peer's refusal share); `status` changes nothing.
+        if ![.status, .stop, .duty].contains(command) {
             audit("control_request", ["uid": .integer(Int64(peer.uid)), "pid": .integer(Int64(peer.pid)),
                                       "cmd": .string(command.rawValue), "accepted": .boolean(true)])
         }
-        return perform(request, source: who)
+        return perform(request, peer: peer, source: who)
     }
 
     /// Journals a refused request, or counts it when its uid has had its share of full records
@@ -77,7 +79,11 @@ extension Daemon {
         return ControlResponse(ok: !refused, decision: kinds, state: engine.state.rawValue)
     }
 
-    func perform(_ request: ControlRequest, source who: String) -> ControlResponse {
+    func perform(_ request: ControlRequest, peer: Peer, source who: String) -> ControlResponse {
+        func refuse(_ reason: String) -> ControlResponse {
+            journalRefusal(peer: peer, command: request.command.rawValue, reason: reason)
+            return .failure(reason)
+        }
         let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
         switch request {
         case .status:
@@ -93,9 +99,9 @@ extension Daemon {
         case .installCertificate(let bytes):
             return installCertificate(bytes, now: now, source: who)
         case .simulateButton(let name, let action, let milliseconds):
-            guard let simulated else { return .failure("controls.backend is not \"simulated\"") }
+            guard let simulated else { return refuse("controls.backend is not \"simulated\"") }
             guard let button = Button(rawValue: name) else {
-                return .failure("no button \(name): \(Button.allCases.map(\.rawValue).joined(separator: ", "))")
+                return refuse("no button \(bounded(name)): \(Button.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             // Each edge is answered once the controls thread has taken it and the policy acted.
             switch action {
@@ -112,11 +118,11 @@ extension Daemon {
             }
             return ControlResponse(ok: true, state: engine.state.rawValue)
         case .simulateBattery(let percent):
-            guard simulated != nil else { return .failure("controls.backend is not \"simulated\"") }
+            guard simulated != nil else { return refuse("controls.backend is not \"simulated\"") }
             runState.batteryPercent = percent
             return outcome(engine.handle(.battery(percent: percent)))
         case .simulateDock(let connected):
-            guard simulated != nil else { return .failure("controls.backend is not \"simulated\"") }
+            guard simulated != nil else { return refuse("controls.backend is not \"simulated\"") }
             return outcome(engine.handle(.dock(connected: connected)))
         }
     }

@@ -155,6 +155,11 @@ public final class ControlSocket: @unchecked Sendable {
         thread = WorkerThread(name: "control-socket") { [self] in serve(handler: handler) }
     }
 
+    static let maximumAcceptsPerPass = 32
+    /// CLOCK_MONOTONIC ns until which the listener is not polled (out of descriptors); socket
+    /// thread only.
+    private var acceptPausedUntil: Int64 = 0
+
     /// A connection being read.
     private struct Reading {
         var fd: Int32
@@ -168,11 +173,14 @@ public final class ControlSocket: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: 4096)
         while !stopped.isSet {
             reapHandlers()
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopEvent.fd, events: Int16(POLLIN), revents: 0),
+            let now = Clock.monotonicNanoseconds()
+            let accepting = now >= acceptPausedUntil
+            // A negative descriptor is ignored by poll(2): the listener rests while paused.
+            var fds = [pollfd(fd: accepting ? fd : -1, events: Int16(POLLIN), revents: 0), pollfd(fd: stopEvent.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: handlerEnded.fd, events: Int16(POLLIN), revents: 0)]
             fds += reading.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let now = Clock.monotonicNanoseconds()
-            let timeout = reading.map { max(0, ($0.deadline - now + 999_999) / 1_000_000) }.min().map { Int32(min($0, 60_000)) } ?? -1
+            let deadlines = reading.map(\.deadline) + (accepting ? [] : [acceptPausedUntil])
+            let timeout = deadlines.map { max(0, ($0 - now + 999_999) / 1_000_000) }.min().map { Int32(min($0, 60_000)) } ?? -1
             if retryingInterrupts({ poll(&fds, nfds_t(fds.count), timeout) }) < 0 { break }
             if stopped.isSet { break }
             // Reads first, so that a connection's slot is freed before new ones are counted.
@@ -216,11 +224,19 @@ public final class ControlSocket: @unchecked Sendable {
     }
 
     /// Accepts every pending connection; those over a limit are refused at once.
+    /// At most `maximumAcceptsPerPass` at a time, so that connections being read get their turn;
+    /// out of descriptors (EMFILE, ENFILE), it pauses accepting (`acceptPausedUntil`) instead
+    /// of polling a listener that stays readable.
     private func acceptAll(handler: @escaping @Sendable (ControlConnection) -> ControlResponse) -> [Reading] {
         var accepted: [Reading] = []
-        while true {
+        for _ in 0..<ControlSocket.maximumAcceptsPerPass {
             let client = bc_accept_nonblocking(fd)
-            if client < 0 { break }  // EAGAIN: none left (or a peer gone before accept)
+            if client < 0 {
+                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
+                    acceptPausedUntil = Clock.monotonicNanoseconds() + 100_000_000
+                }
+                break  // EAGAIN: none left (or a peer gone before accept)
+            }
             var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
             if bc_peer_credentials(client, &pid, &uid, &gid) < 0 {
                 _ = Glibc.close(client)  // no credentials, no access decision: nothing is owed
@@ -267,11 +283,12 @@ public final class ControlSocket: @unchecked Sendable {
 
     /// Joins the handler threads that have ended.
     private func reapHandlers() {
+        // Reset first: a handler ending after this still wakes the next poll.
+        handlerEnded.reset()
         let ended = counts.withLock { counts -> [WorkerThread] in
             defer { counts.finished.removeAll() }
             return counts.finished.compactMap { counts.handlers.removeValue(forKey: $0) }
         }
-        handlerEnded.reset()
         for thread in ended { thread.join() }
     }
 

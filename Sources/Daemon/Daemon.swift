@@ -196,14 +196,19 @@ public final class Daemon: Sendable {
                                           if let nonce = TokenVerifier.usedNonce(in: record) { usedNonces.insert(nonce) }
                                           if record.kind == EvidenceVault.keyReplacedKind, let id = record.fields["new_key_id"]?.string { previousKeyID = id }
                                       })
-            if keyWasMissing, let previousKeyID, previousKeyID != identity.key.publicKey.keyID {
+            // Any key other than the store's (a lost one replaced now, or at a start that then
+            // failed) is a change of identity, journaled and alarmed whenever it is first seen.
+            if let previousKeyID, previousKeyID != identity.key.publicKey.keyID {
                 identityAlarm = "device key replaced"
-                Log.error("DEVICE KEY LOST: \(configuration.deviceKeyPath) was missing; the store's evidence is signed by key \(previousKeyID). "
+                Log.error("DEVICE KEY REPLACED: the store's evidence is signed by key \(previousKeyID), \(configuration.deviceKeyPath) "
+                          + (keyWasMissing ? "was missing. " : "holds another. ")
                           + "A new key \(identity.key.publicKey.keyID) signs from now on (journaled); recording goes on, sealed to the office as before. "
                           + "Have the authority certify the new key.")
                 try vault.journal.append(kind: EvidenceVault.keyReplacedKind, fields: [
                     "new_key": .string(Base64.encode(identity.key.publicKey.raw)), "new_key_id": .string(identity.key.publicKey.keyID),
-                    "previous_key_id": .string(previousKeyID), "reason": .string("\(configuration.deviceKeyPath) was missing at start"),
+                    "previous_key_id": .string(previousKeyID), "next_sequence": .integer(Int64(vault.nextSequence)),
+                    "reason": .string(keyWasMissing ? "\(configuration.deviceKeyPath) was missing at start"
+                                                    : "\(configuration.deviceKeyPath) is not the key the store's evidence is signed by"),
                 ])
             } else {
                 identityAlarm = nil

@@ -31,6 +31,8 @@ public struct JournalRecord: Equatable, Sendable {
 public final class AuditJournal: Sendable {
     public static let domain = Array("bodycam-journal/1\n".utf8)
     public static let zeroHash = String(repeating: "0", count: 64)
+    static let nonceMember = Array("\"nonce\":".utf8)
+    static let keyReplacedMember = Array("\"kind\":\"\(EvidenceVault.keyReplacedKind)\"".utf8)
     /// A line longer than this is not a record (records are bounded well below it); it is
     /// skipped as it is read, never held whole.
     public static let maximumLineBytes = 1 << 20
@@ -44,6 +46,8 @@ public final class AuditJournal: Sendable {
         var appended = 0
         /// Bytes in the file after the last whole record.
         var length: Int64
+        /// A failed append could not be cut back: it is, before the next one.
+        var cutPending = false
     }
     private let state: Mutex<State>
     /// Records appended since this journal was opened.
@@ -53,7 +57,8 @@ public final class AuditJournal: Sendable {
     private let writer: Writer
 
     /// Opens (or creates) the journal, reading it once as a stream (bounded memory whatever its
-    /// size): `visit` sees each readable record, in order (e.g. to collect used token nonces).
+    /// size, and only the records a start needs parsed): `visit` sees, in order, each record that
+    /// names a token `nonce` or is a `device_key_replaced`.
     /// A last line cut short by a crash is closed with a newline and left as it is; the chain
     /// continues from the last whole record, and the repair itself is journaled.
     public init(path: String, key: Ed25519PrivateKey, visit: (JournalRecord) -> Void = { _ in },
@@ -64,7 +69,22 @@ public final class AuditJournal: Sendable {
         var reader = JournalReader(key: nil)
         var torn = false
         if access(path, F_OK) == 0 {
-            torn = try AuditJournal.scan(path: path, into: &reader, visit: visit)
+            // Only what a start needs is parsed: records naming a token nonce or a key
+            // replacement, and the last record (the chain's head).
+            var seen: [JournalRecord] = []
+            torn = try AuditJournal.scan(path: path, into: &reader, select: { line in
+                line.contains(subsequence: AuditJournal.nonceMember) || line.contains(subsequence: AuditJournal.keyReplacedMember)
+            }, visit: { seen.append($0) })
+            if reader.lastWholeLine > 0 && reader.last?.line != reader.lastWholeLine {
+                // The last whole line is not a record (damage, an overlong line): the head is
+                // further back, so the whole journal is read.
+                reader = JournalReader(key: nil)
+                seen = []
+                torn = try AuditJournal.scan(path: path, into: &reader, visit: { record in
+                    if record.fields["nonce"] != nil || record.kind == EvidenceVault.keyReplacedKind { seen.append(record) }
+                })
+            }
+            seen.forEach(visit)
         }
         // Acquired last: a throw before this point leaves nothing open (deinit does not run).
         let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
@@ -89,13 +109,15 @@ public final class AuditJournal: Sendable {
     /// Appends `bytes` whole or not at all: on a failure the file is cut back to its length
     /// before, so the next record never lands on a torn one.
     private func write(_ bytes: [UInt8], at state: inout State) throws {
+        if state.cutPending {
+            if ftruncate(fd, off_t(state.length)) < 0 { throw SystemError.file(path: path, call: "ftruncate", errno: errno) }
+            state.cutPending = false
+        }
         do {
             try bytes.withUnsafeBytes { try writer(fd, $0, path) }
             if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
         } catch {
-            if ftruncate(fd, off_t(state.length)) < 0 {
-                throw SystemError.file(path: path, call: "ftruncate after \(error)", errno: errno)
-            }
+            if ftruncate(fd, off_t(state.length)) < 0 { state.cutPending = true }
             throw error
         }
         state.length += Int64(bytes.count)
@@ -152,8 +174,14 @@ public final class AuditJournal: Sendable {
     /// Reads the journal file at `path` as a stream, in bounded memory: `visit` sees each
     /// readable record in order; `reader` ends up with the chain's head and the problems.
     /// Returns whether the file ends inside a line. Only a regular file is read.
+    ///
+    /// With `select`, only the lines it picks (and always the last whole line) are read as
+    /// records; the others are counted, not parsed or hashed, so `reader` then checks no chain
+    /// across them. The daemon's start uses it to find the chain's head and the used token
+    /// nonces in a journal of any length quickly.
     @discardableResult
-    public static func scan(path: String, into reader: inout JournalReader, visit: (JournalRecord) -> Void) throws -> Bool {
+    public static func scan(path: String, into reader: inout JournalReader, select: ((ArraySlice<UInt8>) -> Bool)? = nil,
+                            visit: (JournalRecord) -> Void) throws -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
         defer { _ = close(fd) }  // read only: a failed close loses nothing
@@ -164,6 +192,9 @@ public final class AuditJournal: Sendable {
         var line: [UInt8] = []
         var lineNumber = 1
         var skipping = false
+        // The last whole line when it was not selected: it is read at the end (the chain's head).
+        var unreadLine: [UInt8] = []
+        var lastUnread: Int? = nil
         while true {
             let count = chunk.withUnsafeMutableBytes { buffer in retryingInterrupts { read(fd, buffer.baseAddress, buffer.count) } }
             if count < 0 { throw SystemError.file(path: path, call: "read", errno: errno) }
@@ -183,15 +214,22 @@ public final class AuditJournal: Sendable {
                 guard newline != nil else { break }
                 if skipping {
                     reader.skipLong(lineNumber: lineNumber)
-                } else if let record = reader.read(line[...], lineNumber: lineNumber) {
-                    visit(record)
+                } else if let select, !select(line[...]) {
+                    reader.skipUnread(lineNumber: lineNumber)
+                    swap(&line, &unreadLine)
+                    lastUnread = lineNumber
+                } else {
+                    if let record = reader.read(line[...], lineNumber: lineNumber) { visit(record) }
+                    lastUnread = nil
                 }
+                reader.lastWholeLine = lineNumber
                 line.removeAll(keepingCapacity: true)
                 skipping = false
                 lineNumber += 1
                 start = end + 1
             }
         }
+        if let lastUnread, let record = reader.read(unreadLine[...], lineNumber: lastUnread) { visit(record) }
         let torn = !line.isEmpty || skipping
         if torn { reader.tornTail(lineNumber: lineNumber) }
         return torn
@@ -208,8 +246,13 @@ public struct JournalReader {
     /// The replacements of the device key the journal records, in order.
     public private(set) var replacements: [(key: Ed25519PublicKey, record: JournalRecord)] = []
     public static let maximumProblems = 1_000
+    /// A record's `seq` is 1 … 2^53 (a record a microsecond for 285 years); any other is not a
+    /// record, so nothing computed from it can overflow.
+    public static let maximumSequence: Int64 = 1 << 53
     public private(set) var last: JournalRecord?
     public private(set) var lineCount = 0
+    /// The number of the last line that ended with a newline (set by `scan`).
+    public internal(set) var lastWholeLine = 0
     public private(set) var isTorn = false
     /// Problems beyond `maximumProblems`, counted only.
     public private(set) var moreProblems = 0
@@ -217,6 +260,8 @@ public struct JournalReader {
     private var repairedLines: Set<Int64> = []
     private var previous = AuditJournal.zeroHash
     private var expected: Int64 = 1
+    /// Lines were left unread before this one: take its place in the chain as given.
+    private var resynchronise = false
 
     public init(key: Ed25519PublicKey?) { self.key = key }
 
@@ -237,6 +282,12 @@ public struct JournalReader {
         problem(lineNumber, "longer than \(AuditJournal.maximumLineBytes) bytes: not a journal record")
     }
 
+    /// A line `scan` did not read: the chain is not checked across it.
+    mutating func skipUnread(lineNumber: Int) {
+        lineCount = lineNumber
+        resynchronise = true
+    }
+
     mutating func tornTail(lineNumber: Int) {
         isTorn = true
         lineCount = lineNumber
@@ -252,7 +303,7 @@ public struct JournalReader {
         }
         let json = Array(line[line.startIndex..<space])
         guard let body = try? JSONParser.parse(json), body.canonical == json,
-              let sequence = body["seq"]?.integer, let kind = body["kind"]?.string, let utc = body["utc"]?.string,
+              let sequence = body["seq"]?.integer, (1...JournalReader.maximumSequence).contains(sequence), let kind = body["kind"]?.string, let utc = body["utc"]?.string,
               let mono = body["mono_ns"]?.integer, let prev = body["prev"]?.string, let fields = body["fields"]?.object,
               let signature = Base64.decode(String(decoding: line[(space + 1)...], as: UTF8.self)) else {
             problem(number, "not a journal record")
@@ -268,8 +319,13 @@ public struct JournalReader {
             problem(number, "record \(sequence) has a bad signature")
             replacement = nil
         }
-        if sequence != expected { problem(number, "record \(sequence) where \(expected) was expected") }
-        if prev != previous { problem(number, "record \(sequence) does not follow the record before it (chain broken)") }
+        if !resynchronise {
+            if sequence != expected { problem(number, "record \(sequence) where \(expected) was expected") }
+            if prev != previous { problem(number, "record \(sequence) does not follow the record before it (chain broken)") }
+            // A replacement counts only in its place in the chain.
+            if sequence != expected || prev != previous { replacement = nil }
+        }
+        resynchronise = false
         guard let hash = try? SHA256.hash(Array(line)) else {
             problem(number, "record \(sequence) cannot be hashed (OpenSSL failed)")
             return nil
@@ -286,5 +342,20 @@ public struct JournalReader {
         expected = sequence.addingReportingOverflow(1).partialValue
         last = record
         return record
+    }
+}
+
+extension ArraySlice where Element == UInt8 {
+    /// Whether `needle` (not empty) occurs in these bytes.
+    func contains(subsequence needle: [UInt8]) -> Bool {
+        guard let first = needle.first, count >= needle.count else { return false }
+        var index = startIndex
+        let last = endIndex - needle.count
+        while index <= last {
+            guard let found = self[index...last].firstIndex(of: first) else { return false }
+            if self[found..<(found + needle.count)].elementsEqual(needle) { return true }
+            index = found + 1
+        }
+        return false
     }
 }

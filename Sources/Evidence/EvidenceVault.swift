@@ -167,12 +167,12 @@ public final class EvidenceVault: SegmentStore, Sendable {
             "device_id": .string(configuration.deviceID),
             "duration_us": .integer(durationNanoseconds / 1_000),
             "duty_id": header["duty_id"] ?? .string(""),
-            "end_monotonic_ns": .integer(startMonotonic + durationNanoseconds),
-            "end_utc": .string(Clock.iso8601(wallNanoseconds: startWall + durationNanoseconds)),
+            "end_monotonic_ns": .integer(saturatingAdd(startMonotonic, durationNanoseconds)),
+            "end_utc": .string(Clock.iso8601(wallNanoseconds: saturatingAdd(startWall, durationNanoseconds))),
             "fps": header["fps"] ?? .integer(0),
             "frames": .integer(Int64(result.frames)),
             "height": header["height"] ?? .integer(0),
-            "marks": .array(takeMarks(from: startMonotonic, to: startMonotonic + durationNanoseconds)),
+            "marks": .array(takeMarks(from: startMonotonic, to: saturatingAdd(startMonotonic, durationNanoseconds))),
             "officer_id": header["officer_id"] ?? .string(""),
             "plaintext_bytes": .integer(Int64(result.plaintextBytes)),
             "previous_manifest_sha256": .string(previous),
@@ -272,6 +272,12 @@ public final class EvidenceVault: SegmentStore, Sendable {
                 continue
             }
             let fileName = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
+            var existing = stat()
+            if fileName != name && lstat(directory + "/" + fileName, &existing) == 0 {
+                // A sealed file of the same name is there too: neither is replaced.
+                try setAside("\(fileName) exists beside it")
+                continue
+            }
             if fileName != name {
                 if rename(path, directory + "/" + fileName) < 0 { throw SystemError.file(path: path, call: "rename", errno: errno) }
                 try syncDirectory(directory)
@@ -302,14 +308,23 @@ public final class EvidenceVault: SegmentStore, Sendable {
     }
 }
 
+/// a + b, held at Int64's ends instead of trapping (times from a recovered header are not trusted).
+func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? (b > 0 ? .max : .min) : sum
+}
+
 /// Parses the ISO 8601 UTC timestamps this project writes ("2026-11-29T03:10:16.250000Z").
 enum ClockParse {
     static func nanoseconds(iso8601 text: String) -> Int64? {
         let bytes = Array(text.utf8)
         guard bytes.count == 27, bytes[4] == 0x2D, bytes[10] == 0x54, bytes[26] == 0x5A else { return nil }
         func number(_ range: Range<Int>) -> Int? { Int(String(decoding: bytes[range], as: UTF8.self)) }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
-              let minute = number(14..<16), let second = number(17..<19), let micros = number(20..<26) else { return nil }
+        // Years 1970–2199 only: every time this project writes, and far inside Int64 nanoseconds.
+        guard let year = number(0..<4), (1970...2199).contains(year), let month = number(5..<7), (1...12).contains(month),
+              let day = number(8..<10), (1...31).contains(day), let hour = number(11..<13), (0...23).contains(hour),
+              let minute = number(14..<16), (0...59).contains(minute), let second = number(17..<19), (0...60).contains(second),
+              let micros = number(20..<26), micros >= 0 else { return nil }
         var broken = tm()
         broken.tm_year = Int32(year - 1900)
         broken.tm_mon = Int32(month - 1)

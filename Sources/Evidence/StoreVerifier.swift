@@ -47,14 +47,16 @@ public enum StoreVerifier {
         }
         let names = try directoryEntries(store)
 
-        // The device key: from its certificate (checked against the authority when given), else
-        // the public key the device left in the store.
+        // The device key: the public key the device left in the store when it first recorded,
+        // else its certificate's (checked against the authority when given). The journal may
+        // then name replacements of a lost key; the certificate must be for one of these keys.
         var deviceKey: Ed25519PublicKey? = nil
+        var certifiedKey: Ed25519PublicKey? = nil
         var certifiedDevice: String? = nil
         if names.contains("device.certificate") {
             do {
                 let certificate = try DeviceCertificate.read(store + "/device.certificate")
-                deviceKey = certificate.deviceKey
+                certifiedKey = certificate.deviceKey
                 certifiedDevice = certificate.deviceID
                 if let authority {
                     for message in certificate.problems(authority: authority, at: now ?? Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())) {
@@ -69,13 +71,12 @@ public enum StoreVerifier {
         }
         if names.contains("device.pub") {
             do {
-                let stored = try KeyFile.readVerifyingKey(store + "/device.pub")
-                if let deviceKey, deviceKey != stored { problem("device_key_mismatch", "device.pub is not the certified device key") }
-                deviceKey = deviceKey ?? stored
+                deviceKey = try KeyFile.readVerifyingKey(store + "/device.pub")
             } catch {
                 problem("device_key_unreadable", "\(error)")
             }
         }
+        deviceKey = deviceKey ?? certifiedKey
         guard let deviceKey else {
             problem("no_device_key", "neither device.certificate nor device.pub: no signature can be checked")
             return VerificationReport(store: store, deviceID: nil, deviceKeyID: nil, authorityChecked: authority != nil, segments: 0, offloaded: [], frames: 0,
@@ -99,6 +100,10 @@ public enum StoreVerifier {
                 problem("journal_unreadable", "\(EvidenceVault.journalName): \(error)")
             }
         }
+        if let certifiedKey, certifiedKey != deviceKey, !journal.replacements.contains(where: { $0.key == certifiedKey }) {
+            problem("device_key_mismatch", "device.pub is not the certified device key, nor a replacement the journal records")
+        }
+
         // Manifests: signature, device, one per sequence.
         var signedByReplacement: [String: [Int64]] = [:]
         var bySequence: [Int64: [Manifest]] = [:]
@@ -114,7 +119,10 @@ public enum StoreVerifier {
             if !manifest.document.isSigned(by: deviceKey) {
                 // Signed by a key the journal says replaced a lost device key: one finding for
                 // all of them below, not a bad signature each.
-                if let replacement = journal.replacements.first(where: { manifest.document.isSigned(by: $0.key) }) {
+                // Only for segments begun after the replacement (its `next_sequence`).
+                if let replacement = journal.replacements.first(where: {
+                    manifest.sequence >= ($0.record.fields["next_sequence"]?.integer ?? Int64.max) && manifest.document.isSigned(by: $0.key)
+                }) {
                     signedByReplacement[replacement.key.keyID, default: []].append(manifest.sequence)
                 } else {
                     problem("manifest_bad_signature", "\(name): signature does not verify with device key \(deviceKey.keyID) (altered, or signed by another key)",
@@ -266,10 +274,15 @@ public enum StoreVerifier {
         for (replacement, record) in journal.replacements {
             let sequences = (signedByReplacement[replacement.keyID] ?? []).sorted()
             let previous = record.fields["previous_key_id"]?.string ?? "?"
+            let certified = replacement == certifiedKey
+            // Until the authority certifies the replacement, what it signed is not verified
+            // (exported only with --force, flagged).
+            if !certified { verified.subtract(sequences) }
             problem(EvidenceVault.keyReplacedKind,
                     "the device key \(previous) was lost and replaced by \(replacement.keyID) at \(record.utc) (journal record \(record.sequence)): "
                     + "the journal from there on and \(sequences.isEmpty ? "no segment" : "segments " + sequences.map(String.init).joined(separator: ", ")) "
-                    + "are signed by the replacement, which no certificate vouches for",
+                    + "are signed by the replacement, "
+                    + (certified ? "which the store's certificate now vouches for" : "which no certificate vouches for"),
                     Array(sequences.prefix(VerificationProblem.maximumListed)))
         }
 

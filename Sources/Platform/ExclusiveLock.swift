@@ -16,7 +16,8 @@ public final class ExclusiveLock: Sendable {
     /// Takes the lock at once or throws `Held` (another holder) or `SystemError` (open, flock).
     public init(path: String) throws {
         self.path = path
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        // A store folder may be a link (to a card's mount point): it is followed.
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
         if retryingInterrupts({ flock(fd, LOCK_EX | LOCK_NB) }) < 0 {
             let code = errno

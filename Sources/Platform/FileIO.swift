@@ -20,18 +20,20 @@ func system<T>(_ path: String, _ call: String, _ body: () throws -> T) throws ->
     do { return try body() } catch { throw SystemError.file(path: path, call: call, error) }
 }
 
-/// Reads a whole regular file, at most `limit` bytes; never blocks on a FIFO or reads a device
+/// Reads a whole regular file, at most `limit` bytes (default 1 GiB); never blocks on a FIFO or reads a device
 /// without end. `followLinks: false` also refuses a symbolic link at `path` (for files that came
 /// from outside: a store, an acknowledgement). Throws `SystemError.file`, `.notRegularFile` or
 /// `.fileTooLarge`.
-public func readWholeFile(_ path: String, limit: Int = .max, followLinks: Bool = true) throws -> [UInt8] {
+public func readWholeFile(_ path: String, limit: Int = 1 << 30, followLinks: Bool = true) throws -> [UInt8] {
     let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
     if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
     defer { _ = Glibc.close(fd) }  // read only: a failed close(2) loses nothing
     var status = stat()
     if fstat(fd, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
     guard status.st_mode & S_IFMT == S_IFREG else { throw SystemError.notRegularFile(path: path) }
-    if Int(status.st_size) > limit { throw SystemError.fileTooLarge(path: path, limit: limit) }
+    guard status.st_size >= 0, Int(status.st_size) <= limit, Int(status.st_size) < Int.max else {
+        throw SystemError.fileTooLarge(path: path, limit: limit)
+    }
     // One byte more than the size the file claims, so that a file that grew is noticed.
     var bytes = [UInt8](repeating: 0, count: Int(status.st_size) + 1)
     var filled = 0

@@ -136,8 +136,16 @@ struct HostileStoreTests {
             for chunk in layout.chunks { for offset in 8..<12 { bytes[chunk.offset + offset] = 0xFF } }
         }
         // A header claiming sequence −1, and one starting near the end of time.
-        _ = try Self.partial(store, index: 1) { Self.replaceHeader(&$0) { $0["sequence"] = .integer(-1) } }
-        _ = try Self.partial(store, index: 2) { Self.replaceHeader(&$0) { $0["start_monotonic_ns"] = .integer(Int64.max - 5) } }
+        // (Each leftover made leaves one sealed segment fewer: index 0 is the next one.)
+        _ = try Self.partial(store, index: 0) { Self.replaceHeader(&$0) { $0["sequence"] = .integer(-1) } }
+        _ = try Self.partial(store, index: 0) { Self.replaceHeader(&$0) { $0["start_monotonic_ns"] = .integer(Int64.max - 5) } }
+        // A start in the year 9999, beyond what nanoseconds since 1970 hold in Int64.
+        _ = try Self.partial(store, index: 0) { Self.replaceHeader(&$0) { $0["created_utc"] = .string("9999-12-31T23:59:59.000000Z") } }
+        // A sealed segment that lost its manifest and a leftover .partial of the same name:
+        // neither replaces the other.
+        let twin = try Self.file(store, ".bcseg", 0)
+        try FileManager.default.copyItem(atPath: twin, toPath: twin + ".partial")
+        unlink(String(twin.dropLast(".bcseg".count)) + ".manifest")
         // Not files at all.
         #expect(symlink("/dev/zero", store + "/seg-000007-20991231T000000Z.bcseg.partial") == 0)
         #expect(mkdir(store + "/seg-000008-20991231T000000Z.bcseg.partial", 0o700) == 0)
@@ -146,8 +154,9 @@ struct HostileStoreTests {
         let vault = try EvidenceVault(configuration: .init(directory: store, deviceID: "BC-EV-1", recipients: [keys.office.publicKey],
                                                            deviceKey: keys.device, provisioned: true))
         let recovery = try vault.recover()
-        #expect(recovery.recovered.count == 1)
-        #expect(recovery.setAside.count == 4, "\(recovery.setAside)")
+        #expect(recovery.recovered.count == 2, "the ticks one and the twin")
+        #expect(recovery.setAside.count == 6, "\(recovery.setAside) recovered \(recovery.recovered)")
+        #expect(FileManager.default.fileExists(atPath: twin), "the sealed twin is kept as it was")
         #expect(recovery.setAside.allSatisfy { $0.hasSuffix(".damaged") })
         for name in recovery.setAside { #expect(FileManager.default.fileExists(atPath: store + "/" + name) || (try? FileManager.default.destinationOfSymbolicLink(atPath: store + "/" + name)) != nil) }
         let recovered = try Manifest.read(try readWholeFile(store + "/" + recovery.recovered[0].dropLast(".bcseg".count) + ".manifest"), what: "m")
@@ -156,7 +165,7 @@ struct HostileStoreTests {
         #expect(try vault.recover() == EvidenceVault.Recovery())
         try recordEvidence(into: vault, frames: 40)
         let journal = AuditJournal.parse(try readWholeFile(store + "/journal.log"), key: keys.device.publicKey)
-        #expect(journal.records.filter { $0.kind == "segment_set_aside" }.count == 4)
+        #expect(journal.records.filter { $0.kind == "segment_set_aside" }.count == 6)
         #expect(journal.problems.isEmpty)
         let report = try Self.verify(store)
         #expect(report.problems.contains { $0.code == "segment_set_aside" }, "the evidence officer is told")

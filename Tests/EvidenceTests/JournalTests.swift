@@ -69,7 +69,7 @@ struct JournalTests {
 
         var kinds: [String] = []
         let journal = try AuditJournal(path: path, key: key) { kinds.append($0.kind) }
-        #expect(kinds == ["boot", "recording_stopped"], "every readable record was seen once")
+        #expect(kinds == ["recording_stopped"], "the records a start needs (a nonce) were seen, once")
         let next = try journal.append(kind: "boot", fields: [:])
         #expect(next.sequence == 4, "after the repair record (3)")
         let parsed = AuditJournal.parse(try readWholeFile(path), key: key.publicKey)
@@ -77,6 +77,52 @@ struct JournalTests {
         #expect(parsed.records[2].fields["torn_line"] == .integer(4))
         #expect(parsed.problems.map(\.line) == [3], "the overlong line; the repaired torn line is not a problem: \(parsed.problems)")
         #expect(parsed.problems.first?.message.contains("longer than") == true)
+    }
+
+    @Test("a start reads only what it needs: the chain's head and the nonces, also when the last line is damaged or records were skipped")
+    func selectiveOpen() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let key = try Ed25519PrivateKey(), path = directory.path + "/journal.log"
+        do {
+            let journal = try AuditJournal(path: path, key: key)
+            for index in 0..<50 { try journal.append(kind: "checkpoint", fields: ["n": .integer(Int64(index))]) }
+            try journal.append(kind: "duty_token", fields: ["nonce": .string("n-7")])
+            for index in 0..<50 { try journal.append(kind: "checkpoint", fields: ["n": .integer(Int64(index))]) }
+        }
+        var nonces: [String] = []
+        let reopened = try AuditJournal(path: path, key: key) { if let nonce = $0.fields["nonce"]?.string { nonces.append(nonce) } }
+        #expect(nonces == ["n-7"])
+        #expect(try reopened.append(kind: "boot", fields: [:]).sequence == 102, "the head was found")
+        // A last line that is not a record: the head is found further back.
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data("not a record\n".utf8))
+        handle.closeFile()
+        nonces = []
+        let again = try AuditJournal(path: path, key: key) { if let nonce = $0.fields["nonce"]?.string { nonces.append(nonce) } }
+        #expect(nonces == ["n-7"])
+        #expect(try again.append(kind: "boot", fields: [:]).sequence == 103)
+        let parsed = AuditJournal.parse(try readWholeFile(path), key: key.publicKey)
+        #expect(parsed.problems.map(\.line) == [103], "only the line that is not a record: \(parsed.problems)")
+    }
+
+    @Test("a last record claiming sequence Int64.max is not a record: the journal opens and goes on from the one before")
+    func hostileSequence() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let key = try Ed25519PrivateKey(), path = directory.path + "/journal.log"
+        do { try AuditJournal(path: path, key: key).append(kind: "boot", fields: [:]) }
+        let forged = JSONValue.object(["fields": .object([:]), "kind": .string("boot"), "mono_ns": .integer(0),
+                                       "prev": .string(AuditJournal.zeroHash), "seq": .integer(Int64.max), "utc": .string("x")]).canonical
+        let signature = try key.sign(AuditJournal.domain + forged)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(forged + Array(" \(Base64.encode(signature))\n".utf8)))
+        handle.closeFile()
+        let journal = try AuditJournal(path: path, key: key)
+        #expect(try journal.append(kind: "boot", fields: [:]).sequence == 2)
+        #expect(AuditJournal.parse(try readWholeFile(path), key: key.publicKey).problems.map(\.line) == [2])
     }
 
     @Test("a journal that is not a regular file (a FIFO, a symlink to /dev/zero) is refused, never read without end")
