@@ -101,6 +101,27 @@ struct CLITests {
         #expect(try names(keysDir, suffix: "").allSatisfy { !$0.contains(".tmp") }, "no temporary file is left behind")
     }
 
+    @Test("export --force over a store whose segments are a link to /dev/zero and a FIFO: each reported, none hangs or crashes the tool")
+    func exportHostileStore() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = directory.path + "/store", keys = Keys()
+        try recordEvidence(into: try makeVault(store, keys: keys), frames: 90)
+        try KeyFile.write(keys.office, to: directory.path + "/office.key")
+        let segments = try names(store, suffix: ".bcseg")
+        unlink(store + "/" + segments[0])
+        #expect(symlink("/dev/zero", store + "/" + segments[0]) == 0)
+        unlink(store + "/" + segments[1])
+        #expect(mkfifo(store + "/" + segments[1], 0o600) == 0)
+        let result = try run(["export", "--json", "--force", "--identity", directory.path + "/office.key", "--out", directory.path + "/export", store])
+        #expect(result.status == 1, "\(result)")
+        let entries = try #require((try json(result.output) as? [String: Any])?["segments"] as? [[String: Any]])
+        #expect(entries.count == 3)
+        #expect(entries.filter { $0["exported"] as? Bool == true }.count == 1, "the untouched segment is exported")
+        #expect((entries[0]["reason"] as? String)?.contains("Too many levels of symbolic links") == true, "the link is not followed")
+        #expect((entries[1]["reason"] as? String)?.contains("not a regular file") == true, "the FIFO is not read")
+    }
+
     @Test("help lists every subcommand and documents the exit codes")
     func help() throws {
         let help = try run(["--help"])

@@ -134,15 +134,21 @@ struct HostileClientTests {
             let answer = try ControlProtocol.decode(ControlResponse.self, from: ControlClient.exchange(Array(line.utf8) + [0x0A], path: socket))
             #expect(!answer.ok && answer.error != nil, "\(line): \(answer)")
         }
+        // A stop request that never completes: answered at the request deadline, not carried out.
+        let slow = try connectUnixSocket(socket)
+        defer { _ = close(slow) }
+        _ = send(slow, #"{"cmd":"stop","token":"AAAA"#, 26, Int32(MSG_NOSIGNAL))
+        let late = ControlSocketTests.answer(slow)
+        #expect(late?.ok == false && late?.error == "request not complete within 2000 ms: not carried out", "\(String(describing: late))")
         process.terminate()
         process.waitUntilExit()
         let records = DaemonTests.journal(directory.path + "/store")
         let refused = records.filter { $0.kind == "control_request" }
         #expect(refused.allSatisfy { $0.fields["accepted"] == .boolean(false) && $0.fields["reason"]?.string?.isEmpty == false })
-        #expect(refused.map { $0.fields["cmd"]?.string ?? "" } == ["stop", "?", "format_disk", "sim"], "\(refused.map(\.fields))")
+        #expect(refused.map { $0.fields["cmd"]?.string ?? "" } == ["stop", "?", "format_disk", "sim", "stop"], "\(refused.map(\.fields))")
         #expect(refused.map { $0.fields["reason"]?.string ?? "" } == [
             "stop needs \"token\" (base64)", "not a JSON object with a \"cmd\" string", "unknown command",
-            "sim needs \"ms\" (0 to 60000 milliseconds)"])
+            "sim needs \"ms\" (0 to 60000 milliseconds)", "request not complete within 2000 ms: not carried out"])
         let denied = records.filter { $0.kind == "stop_denied" }
         #expect(denied.count == 1 && denied.first?.fields["reason"] == .string("token malformed"), "\(denied.map(\.fields))")
     }
