@@ -50,7 +50,10 @@ public struct VideoEncoderSettings: Equatable, Sendable {
     public var bitrateKbps: Int? = 4000
     public var crf: Int? = nil
     public var bFrames: Int = 0
-    /// Keyframe interval in frames; 0 means one second (the frame rate).
+    /// A backstop keyframe interval in frames for the codec; 0 means two seconds at the nominal
+    /// rate. The keyframes that matter come from capture time: one as soon as one second of it
+    /// has passed since the last (`LibAVVideoEncoder`), so every fragment holds at most a second
+    /// whatever rate the camera really delivers.
     public var gopFrames: Int = 0
 
     public init() {}
@@ -68,6 +71,8 @@ public final class LibAVVideoEncoder: VideoEncoder {
     private var epochNanoseconds: Int64?
     private var lastPts: Int64 = -1
     private var keyframeRequested = false
+    /// The pts of the newest keyframe asked for or seen (90 kHz ticks).
+    private var lastKeyframePts: Int64?
     public let settings: VideoEncoderSettings
     public let format: FrameFormat
 
@@ -94,7 +99,7 @@ public final class LibAVVideoEncoder: VideoEncoder {
             bitrate: settings.bitrateKbps.map { $0 * 1000 }, crf: settings.bitrateKbps == nil ? settings.crf : nil,
             preset: settings.codec == "libx264" ? settings.preset : nil,
             tune: settings.codec == "libx264" ? settings.tune : nil,
-            gopSize: settings.gopFrames > 0 ? settings.gopFrames : format.framesPerSecond,
+            gopSize: settings.gopFrames > 0 ? settings.gopFrames : 2 * format.framesPerSecond,
             maxBFrames: settings.bFrames))
         converter = context.pixelFormat == format.pixelFormat ? nil
             : try PixelConverter(width: format.width, height: format.height, from: format.pixelFormat, to: context.pixelFormat)
@@ -114,13 +119,21 @@ public final class LibAVVideoEncoder: VideoEncoder {
         return pts
     }
 
+    /// Capture time after the last keyframe at which the next picture is made one: one second,
+    /// less half a frame period so that timing jitter never stretches a fragment past a second.
+    var keyframeDue: Int64 { Int64(VideoEncoderSettings.timeBase.denominator) - frameTicks / 2 }
+
     public func encode(_ frame: VideoFrame) throws -> [EncodedPacket] {
         let input = try converter?.convert(frame) ?? frame
-        if keyframeRequested {
+        let pts = pts(for: frame.captureNanoseconds)
+        // One second of capture time, not a count of frames: a camera that halves its rate in
+        // low light, or frames dropped under load, still give one-second fragments.
+        if keyframeRequested || lastKeyframePts.map({ pts - $0 >= keyframeDue }) ?? true {
             input.forceKeyframe = true
             keyframeRequested = false
+            lastKeyframePts = pts
         }
-        try context.send(input, pts: pts(for: frame.captureNanoseconds))
+        try context.send(input, pts: pts)
         input.forceKeyframe = false
         return try drain()
     }
@@ -133,6 +146,7 @@ public final class LibAVVideoEncoder: VideoEncoder {
     private func drain() throws -> [EncodedPacket] {
         var packets: [EncodedPacket] = []
         while case .value(let packet) = try context.receive() {
+            if packet.isKeyframe { lastKeyframePts = max(lastKeyframePts ?? packet.pts, packet.pts) }
             packets.append(EncodedPacket(data: packet.bytes, pts: packet.pts, dts: packet.dts,
                                          duration: packet.duration > 0 ? packet.duration : frameTicks,
                                          isKeyframe: packet.isKeyframe))

@@ -41,6 +41,25 @@ struct EncoderTests {
         #expect(packets.allSatisfy { $0.duration == 3000 })
     }
 
+    @Test("keyframes follow capture time, not frame counts: a camera at half its rate still gives one-second GOPs, and a hole in capture starts a new one")
+    func keyframesByTime() throws {
+        let slow = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let half = try encodeAll(slow, try frames(62, spacing: 66_666_667))
+        #expect(half.indices.filter { half[$0].isKeyframe } == [0, 15, 30, 45, 60])
+        let gappy = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let input = try frames(40)
+        for frame in input[10...] { frame.captureNanoseconds += 2_500_000_000 }
+        let packets = try encodeAll(gappy, input)
+        #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 10], "the first picture after 2.5 s of nothing")
+        let fast = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let double = try encodeAll(fast, try frames(125, spacing: 16_666_667))
+        // A camera at twice its rate: a keyframe about every 60 pictures (one second), not 30;
+        // no GOP longer than a second, none shorter than a second less one nominal frame.
+        let keys = double.filter(\.isKeyframe).map(\.pts)
+        #expect(keys.count == 3, "\(keys)")
+        #expect(zip(keys, keys.dropFirst()).allSatisfy { (87_000...90_000).contains($1 - $0) }, "\(keys)")
+    }
+
     @Test("a late frame keeps its real capture time in the stream")
     func captureTimeGaps() throws {
         let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
