@@ -137,6 +137,7 @@ extension Daemon {
         if let battery, battery <= configuration.policy.lowBatteryPercent { alarms.append("battery low") }
         if !synced { alarms.append("clock not synchronised") }
         if let identityAlarm { alarms.append(identityAlarm) }
+        if runState.cameraMissing { alarms.append("camera missing") }
         let sealed = vault.sealedSummary
         return StatusReport(state: engine.state.rawValue, officerID: engine.officerID, dutyID: engine.dutyID,
                             segmentsSealed: sealed.count, nextSequence: vault.nextSequence, lastSealUTC: sealed.lastEndUTC,

@@ -114,6 +114,7 @@ final class RunState: Sendable {
         var shutdownReason = "end of source"
         var exitStatus: Int32 = 0
         var battery: Int?
+        var cameraMissing = false
     }
     private let state = Mutex(State())
     /// Set once the run is ending (a power-off, a system stop): the housekeeping thread stops.
@@ -125,6 +126,11 @@ final class RunState: Sendable {
     }
     var exitStatus: Int32 { state.withLock { $0.exitStatus } }
     func fail() { state.withLock { $0.exitStatus = 1 } }
+    /// The camera is lost or was missing at start: the pipeline is trying it again.
+    var cameraMissing: Bool {
+        get { state.withLock { $0.cameraMissing } }
+        set { state.withLock { $0.cameraMissing = newValue } }
+    }
     /// The last battery reading, percent (housekeeping writes it, the socket reads it).
     var batteryPercent: Int? {
         get { state.withLock { $0.battery } }
@@ -314,11 +320,15 @@ public final class Daemon: Sendable {
         case .framesDropped(let count, let sequence):
             if let summary = drops.add(frames: count, beforeFrame: sequence, at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
         case .cameraLost(let reason):
-            Log.error("\(reason); segment sealed, reopening the camera")
-            audit("camera_lost", ["reason": .string(reason)])
+            Log.error("CAMERA MISSING: \(reason); what was recorded is sealed; trying the camera again")
+            audit("camera_lost", ["reason": .string(bounded(reason, limit: 200))])
+            runState.cameraMissing = true
+            // Running degraded is running: systemd is told so (a later first picture says READY again).
+            notifier.ready(status: "degraded: camera missing, device \(configuration.deviceID)")
         case .cameraRestored(let source):
             Log.notice("camera back: \(source); recording goes on")
             audit("camera_restored", ["source": .string(source)])
+            runState.cameraMissing = false
         case .stopped(let frames): Log.info("pipeline stopped after \(frames) frames")
         case .ready:
             let seconds = Double(Clock.monotonicNanoseconds() - processStart) / 1e9

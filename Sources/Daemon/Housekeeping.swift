@@ -100,7 +100,7 @@ extension Daemon {
         var nextCheckpoint = start + Housekeeping.checkpointInterval
         var nextCheck = start + Housekeeping.interval
         var nextWatchdog = notifier.watchdogInterval.map { start + $0 }
-        var framesAtLastPing = 0
+        var heartbeatAtLastPing = 0
         while !runState.shuttingDown.isSet {
             var deadlines: [Int64] = [nextCheckpoint, nextCheck]
             if let nextWatchdog { deadlines.append(nextWatchdog) }
@@ -110,17 +110,18 @@ extension Daemon {
             if housekeeping.wait(until: deadlines.min()!) { return }
             let now = Clock.monotonicNanoseconds()
             engine.handle(.tick)
-            // The watchdog is fed only while pictures really flow: a stalled pipeline gets the
-            // service restarted (and the stall is in the log and the journal).
+            // The watchdog is fed while the pipeline thread makes progress: pictures, or tries at
+            // a missing camera. A stuck thread gets the service restarted (and the stall is in the
+            // log and the journal); a missing camera does not.
             if let interval = notifier.watchdogInterval, let due = nextWatchdog, now >= due {
-                let frames = recorder.framesEncoded
-                if frames > framesAtLastPing {
+                let beat = recorder.heartbeat
+                if beat > heartbeatAtLastPing {
                     notifier.watchdog()
                 } else {
-                    Log.error("no frame for \(interval * 2 / 1_000_000) ms: withholding the watchdog ping")
-                    audit("pipeline_stalled", ["frames": .integer(Int64(frames))])
+                    Log.error("the pipeline made no progress for \(interval * 2 / 1_000_000) ms: withholding the watchdog ping")
+                    audit("pipeline_stalled", ["frames": .integer(Int64(recorder.framesEncoded))])
                 }
-                framesAtLastPing = frames
+                heartbeatAtLastPing = beat
                 nextWatchdog = due + interval
             }
             if now >= nextCheck {

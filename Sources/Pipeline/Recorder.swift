@@ -67,8 +67,15 @@ public final class Recorder: @unchecked Sendable {
     private let commands = Mutex<[Command]>([])
     private let shuttingDown = AtomicFlag()
     private let wake: WakeEvent
-    /// How often a lost camera is tried again.
+    /// How often a lost or missing camera is tried again at first (milliseconds); the interval
+    /// doubles after each failed try, up to `maximumReopenInterval`.
     public var reopenInterval: Int32 = 250
+    public var maximumReopenInterval: Int32 = 1_000
+    private let heartbeatCounter = AtomicCounter()
+    /// Grows while the pipeline thread makes progress: each picture, and each try at a missing
+    /// camera. The watchdog is fed from it, so a stuck thread (not a missing camera) gets the
+    /// daemon restarted.
+    public var heartbeat: Int { heartbeatCounter.value }
     private let frameCounter = AtomicCounter()
     /// Pictures encoded so far (readable from any thread: the watchdog checks frames flow).
     public var framesEncoded: Int { frameCounter.value }
@@ -127,7 +134,18 @@ public final class Recorder: @unchecked Sendable {
     /// The pipeline loop. Returns when the source ends or after `shutdown()`; the open segment
     /// is sealed either way. Throws the first failure of a stage, after sealing what it can.
     public func run() throws {
-        try source.start()
+        do {
+            try source.start()
+        } catch {
+            // A camera missing (or failing) at start is waited for, as a lost one is: the
+            // daemon runs degraded and records as soon as it is there.
+            onEvent(.cameraLost(reason: "camera not available at start: \(error)"))
+            guard reopenSource() else {
+                onEvent(.stopped(frames: 0))
+                return
+            }
+            onEvent(.cameraRestored(source: source.name))
+        }
         do {
             encoder = try makeEncoder(source.format)
         } catch {
@@ -170,18 +188,27 @@ public final class Recorder: @unchecked Sendable {
         segmentMuxer = nil
         _ = preEvent.drain()
         try? source.close()
+        guard reopenSource() else { return false }
+        encoder = try makeEncoder(source.format)
+        onEvent(.cameraRestored(source: source.name))
+        return true
+    }
+
+    /// Tries to start the source after `reopenInterval`, backing off to `maximumReopenInterval`,
+    /// until it starts (true) or the recorder shuts down (false).
+    private func reopenSource() -> Bool {
+        var delay = reopenInterval
         while !shuttingDown.isSet {
+            _ = heartbeatCounter.increment()
             var fds = [pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&fds, 1, reopenInterval)
+            _ = poll(&fds, 1, delay)
             if shuttingDown.isSet { break }
             do {
                 try source.start()
+                return true
             } catch {
-                continue
+                delay = min(delay * 2, max(maximumReopenInterval, reopenInterval))
             }
-            encoder = try makeEncoder(source.format)
-            onEvent(.cameraRestored(source: source.name))
-            return true
         }
         return false
     }
@@ -209,6 +236,7 @@ public final class Recorder: @unchecked Sendable {
         let packets = try encoder.encode(frame)
         if captured.droppedBefore > 0 { dropsByPts[encoder.lastInputPts] = captured.droppedBefore }
         for packet in packets { try route(packet) }
+        _ = heartbeatCounter.increment()
         if frameCounter.increment() == 1 { onEvent(.ready) }
     }
 

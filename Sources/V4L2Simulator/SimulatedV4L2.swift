@@ -15,6 +15,9 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     public var devicePath = "/dev/video-sim"
     /// open() fails with this errno (ENOENT: no such device, EBUSY, EACCES).
     public var openErrno: Int32? = nil
+    /// With `openErrno`: only this many opens fail, then the device is there (a camera that
+    /// appears after the daemon started).
+    public var failingOpens: Int? = nil
     /// VIDIOC_QUERYCAP fails with ENOTTY (a node that is not V4L2).
     public var isV4L2 = true
     public var capabilities = UInt32(V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING)
@@ -91,7 +94,10 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     public func open(_ path: String) throws(SystemCallError) -> Int32 {
         try locked { () throws(SystemCallError) -> Int32 in
             calls.append("open")
-            if let openErrno { throw SystemCallError("open(\(path))", errno: openErrno) }
+            if let openErrno, failingOpens.map({ $0 > 0 }) ?? true {
+                if let left = failingOpens { failingOpens = left - 1 }
+                throw SystemCallError("open(\(path))", errno: openErrno)
+            }
             if gone { throw SystemCallError("open(\(path))", errno: ENOENT) }
             openDescriptors += 1
             return 1000 + Int32(openDescriptors)

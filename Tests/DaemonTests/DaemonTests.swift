@@ -239,7 +239,7 @@ struct DaemonTests {
         #expect(log.contains("\(path):24: overlay.corner: \"middle\" is not one of"), "\(log)")
     }
 
-    @Test("a camera that is not there is a start-up failure naming the device")
+    @Test("a camera that is not there at start: the daemon runs degraded, with the alarm in status and the journal, and stops cleanly")
     func missingCamera() throws {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
@@ -247,9 +247,15 @@ struct DaemonTests {
         let text = Self.config(directory.path).replacingOccurrences(of: "source = \"test-pattern\"",
                                                                    with: "source = \"v4l2\"\ndevice = \"/dev/video-none-such\"")
         let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, text)])
+        let status = Self.waitForStatus(directory.path + "/control.sock") { $0.alarms.contains("camera missing") }
+        #expect(status != nil && status?.frames == 0, "\(String(describing: status))")
+        #expect(process.isRunning)
+        process.terminate()
         process.waitUntilExit()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 1)
-        #expect(log.contains("camera /dev/video-none-such: no such device"), "\(log)")
+        #expect(process.terminationStatus == 0, "\(log)")
+        #expect(log.contains("CAMERA MISSING") && log.contains("camera /dev/video-none-such: no such device"), "\(log)")
+        let lost = Self.journal(directory.path + "/store").filter { $0.kind == "camera_lost" }
+        #expect(lost.count == 1 && lost[0].fields["reason"]?.string?.contains("no such device") == true)
     }
 }

@@ -245,6 +245,46 @@ struct CameraLossTests {
         #expect(camera.openCount == 0)
     }
 
+    @Test("a camera missing at start is tried again, with backoff, and recorded from as soon as it is there; the heartbeat grows while it waits")
+    func missingAtStart() throws {
+        _ = quietLibAV
+        let camera = SimulatedV4L2()
+        camera.frameInterval = 5_000
+        camera.openErrno = ENOENT
+        camera.failingOpens = 4
+        let v4l2 = try V4L2FrameSource(settings: V4L2Settings(devicePath: "/dev/video-sim", width: 160, height: 120, framesPerSecond: 30),
+                                       system: camera)
+        var recorder: Recorder!
+        var delivered = 0
+        let source = HookedSource(v4l2) { _ in
+            delivered += 1
+            if delivered == 1 { recorder.startRecording() }
+            if delivered == 30 { recorder.shutdown() }
+        }
+        let store = MemoryStore()
+        recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
+                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        recorder.reopenInterval = 5
+        recorder.maximumReopenInterval = 20
+        let events = Locked<[String]>([])
+        recorder.onEvent = { event in
+            switch event {
+            case .cameraLost(let reason):
+                events.withLock { $0.append("lost") }
+                #expect(reason.contains("camera not available at start"))
+            case .cameraRestored: events.withLock { $0.append("restored") }
+            case .segmentSealed: events.withLock { $0.append("sealed") }
+            default: break
+            }
+        }
+        try recorder.run()
+        #expect(events.current == ["lost", "restored", "sealed"])
+        #expect(recorder.segments.map(\.frames) == [30])
+        #expect(camera.calls.filter { $0 == "open" }.count == 5, "the first try and four more")
+        // A beat for each try at the missing camera, and one for each picture.
+        #expect(recorder.heartbeat == 4 + 30)
+    }
+
     @Test("fixed-point text for logs")
     func decimals() {
         #expect(formatDecimal(4.93, places: 1) == "4.9")
