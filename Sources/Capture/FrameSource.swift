@@ -21,10 +21,14 @@ public struct CapturedFrame: Sendable {
     public var frame: VideoFrame
     /// Frames the source missed before this one (from V4L2 sequence numbers or queue overflow).
     public var droppedBefore: Int
+    /// Set on the first picture of a stream whose capture time the source could not trust and
+    /// replaced (docs/ARCHITECTURE.md, "Capture time"): why.
+    public var timestampNote: String?
 
-    public init(frame: VideoFrame, droppedBefore: Int = 0) {
+    public init(frame: VideoFrame, droppedBefore: Int = 0, timestampNote: String? = nil) {
         self.frame = frame
         self.droppedBefore = droppedBefore
+        self.timestampNote = timestampNote
     }
 }
 

@@ -77,6 +77,7 @@ public final class V4L2FrameSource: FrameSource {
     private static func captureLoop(capture: V4L2Capture, pool: FramePool, decoder: PictureDecoder?,
                                     queue: BoundedQueue<Result<CapturedFrame, Error>>,
                                     wakeFD: Int32, format: FrameFormat, bytesPerLine: Int) {
+        var clock = CaptureClock()
         do {
             while let buffer = try capture.dequeue(wakeFD: wakeFD) {
                 let expected = decoder == nil ? min(format.pixelFormat.frameSize(width: format.width, height: format.height),
@@ -94,8 +95,10 @@ public final class V4L2FrameSource: FrameSource {
                 // A corrupt picture is not passed on; its sequence number shows as a gap.
                 guard let frame = picture else { continue }
                 frame.sequence = UInt64(buffer.sequence)
-                frame.captureNanoseconds = buffer.timestampNanoseconds
-                queue.push(.success(CapturedFrame(frame: frame)))
+                let (time, note) = clock.captureTime(stamped: buffer.timestampNanoseconds, monotonic: buffer.isMonotonic,
+                                                     dequeued: buffer.dequeuedNanoseconds)
+                frame.captureNanoseconds = time
+                queue.push(.success(CapturedFrame(frame: frame, timestampNote: note)))
             }
         } catch {
             queue.push(.failure(error))
@@ -149,5 +152,44 @@ public final class V4L2FrameSource: FrameSource {
         queue = nil
         defer { capture = nil }
         try capture?.close()
+    }
+}
+
+/// Checks a driver's buffer timestamps instead of trusting them. A timestamp is used when its
+/// flags say CLOCK_MONOTONIC, it is not 0, it runs forward from the last one, it lies after the
+/// last capture time used, and it lies within `maximumLatency` before the buffer was dequeued;
+/// otherwise the dequeue time stands in for it (kept strictly increasing). So a driver whose
+/// clock repeats, stalls, steps back or runs on another clock still gives a sane timeline. The
+/// first replacement of a stream carries its reason, once.
+struct CaptureClock {
+    /// How long before its dequeue a buffer may have been stamped (a starved capture thread
+    /// dequeues late; a driver on another clock is off by far more).
+    static let maximumLatency: Int64 = 2_000_000_000
+    private var lastStamped: Int64?
+    private var lastUsed: Int64?
+    private var noted = false
+
+    mutating func captureTime(stamped: Int64, monotonic: Bool, dequeued: Int64) -> (Int64, String?) {
+        var reason: String? = nil
+        if !monotonic {
+            reason = "the driver's timestamps are not on CLOCK_MONOTONIC"
+        } else if stamped <= 0 {
+            reason = "the driver's timestamps are missing (0)"
+        } else if let last = lastStamped, stamped <= last {
+            reason = stamped == last ? "the driver's timestamps repeat" : "the driver's timestamps run backwards"
+        } else if stamped > dequeued {
+            reason = "the driver's timestamps lie in the future"
+        } else if dequeued - stamped > CaptureClock.maximumLatency {
+            reason = "the driver's timestamps lie more than 2 s before the buffers are dequeued"
+        } else if let last = lastUsed, stamped <= last {
+            reason = "the driver's timestamps stepped back"
+        }
+        lastStamped = stamped
+        var time = reason == nil ? stamped : dequeued
+        if let last = lastUsed, time <= last { time = last + 1 }
+        lastUsed = time
+        guard let reason, !noted else { return (time, nil) }
+        noted = true
+        return (time, reason + "; the dequeue time is used instead")
     }
 }

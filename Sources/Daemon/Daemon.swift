@@ -325,6 +325,9 @@ public final class Daemon: Sendable {
             runState.cameraMissing = true
             // Running degraded is running: systemd is told so (a later first picture says READY again).
             notifier.ready(status: "degraded: camera missing, device \(configuration.deviceID)")
+        case .timestampsUntrusted(let reason):
+            Log.warning("camera timestamps: \(reason)")
+            audit("camera_timestamps_untrusted", ["reason": .string(reason)])
         case .cameraRestored(let source):
             Log.notice("camera back: \(source); recording goes on")
             audit("camera_restored", ["source": .string(source)])

@@ -15,6 +15,9 @@ public enum RecorderEvent {
     /// The camera vanished; what was recorded is sealed and the camera is being reopened.
     case cameraLost(reason: String)
     case cameraRestored(source: String)
+    /// The camera's timestamps could not be trusted and its dequeue times are used (once a
+    /// stream).
+    case timestampsUntrusted(reason: String)
     case stopped(frames: Int)
     /// The first picture went through the whole pipeline: the camera is ready to record.
     case ready
@@ -216,6 +219,7 @@ public final class Recorder: @unchecked Sendable {
     private func process(_ captured: CapturedFrame) throws {
         for command in takeCommands() { try apply(command) }
         let frame = captured.frame
+        if let note = captured.timestampNote { onEvent(.timestampsUntrusted(reason: note)) }
         if captured.droppedBefore > 0 {
             framesDropped += captured.droppedBefore
             onEvent(.framesDropped(count: captured.droppedBefore, beforeSequence: frame.sequence))

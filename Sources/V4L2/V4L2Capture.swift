@@ -91,8 +91,13 @@ public struct V4L2Buffer {
     public let bytes: UnsafeRawBufferPointer
     /// The driver's frame counter; a jump means frames were dropped before this one.
     public let sequence: UInt32
-    /// Capture time on CLOCK_MONOTONIC, nanoseconds (the driver stamps buffers with it).
+    /// Capture time as the driver stamped it, nanoseconds (on CLOCK_MONOTONIC when
+    /// `isMonotonic`; the driver may also leave it 0 or repeat it).
     public let timestampNanoseconds: Int64
+    /// The buffer's timestamp flags say CLOCK_MONOTONIC (V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC).
+    public let isMonotonic: Bool
+    /// CLOCK_MONOTONIC when VIDIOC_DQBUF returned it, nanoseconds: the fallback capture time.
+    public let dequeuedNanoseconds: Int64
     /// The driver flagged the buffer as corrupt (V4L2_BUF_FLAG_ERROR).
     public let isCorrupt: Bool
 }
@@ -299,9 +304,17 @@ public final class V4L2Capture: @unchecked Sendable {
                 throw V4L2Error.request(path: path, call: SystemCallError("VIDIOC_DQBUF(index \(index))", errno: EINVAL))
             }
             let used = min(Int(buffer.bytesused), mappings[index].length)
-            let nanoseconds = Int64(buffer.timestamp.tv_sec) * 1_000_000_000 + Int64(buffer.timestamp.tv_usec) * 1_000
+            var dequeued = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &dequeued)
+            // A driver's seconds are not trusted with arithmetic: a value past ~292 years is kept
+            // out of range (it then fails the capture-time checks, as 0 would).
+            let seconds = Int64(clamping: buffer.timestamp.tv_sec)
+            let nanoseconds = abs(seconds) < 9_000_000_000 ? seconds * 1_000_000_000 + Int64(buffer.timestamp.tv_usec % 1_000_000) * 1_000 : -1
+            let timestampType = buffer.flags & UInt32(V4L2_BUF_FLAG_TIMESTAMP_MASK)
             return V4L2Buffer(index: index, bytes: UnsafeRawBufferPointer(start: mappings[index].address, count: used),
                               sequence: buffer.sequence, timestampNanoseconds: nanoseconds,
+                              isMonotonic: timestampType == UInt32(V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC),
+                              dequeuedNanoseconds: Int64(dequeued.tv_sec) * 1_000_000_000 + Int64(dequeued.tv_nsec),
                               isCorrupt: buffer.flags & UInt32(V4L2_BUF_FLAG_ERROR) != 0)
         }
     }

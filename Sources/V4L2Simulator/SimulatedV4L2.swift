@@ -15,6 +15,9 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     public var devicePath = "/dev/video-sim"
     /// open() fails with this errno (ENOENT: no such device, EBUSY, EACCES).
     public var openErrno: Int32? = nil
+    /// How a buffer is stamped: given its sequence and CLOCK_MONOTONIC now (ns), the timestamp
+    /// (ns) and whether its flags say monotonic. Nil: now, monotonic (what a good driver does).
+    public var stamp: (@Sendable (UInt32, Int64) -> (Int64, Bool))? = nil
     /// With `openErrno`: only this many opens fail, then the device is there (a camera that
     /// appears after the daemon started).
     public var failingOpens: Int? = nil
@@ -224,8 +227,10 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
             buffer.pointee.index = UInt32(index)
             buffer.pointee.bytesused = UInt32(used)
             buffer.pointee.sequence = sequence
-            buffer.pointee.timestamp = timeval(tv_sec: now.tv_sec, tv_usec: now.tv_nsec / 1000)
-            buffer.pointee.flags = UInt32(V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC)
+            let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+            let (stamped, monotonic) = stamp?(sequence, nowNanoseconds) ?? (nowNanoseconds, true)
+            buffer.pointee.timestamp = timeval(tv_sec: Int(stamped / 1_000_000_000), tv_usec: Int(stamped % 1_000_000_000 / 1_000))
+            buffer.pointee.flags = monotonic ? UInt32(V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC) : UInt32(V4L2_BUF_FLAG_TIMESTAMP_UNKNOWN)
             sequence += 1
             delivered += 1
             lock.broadcast()

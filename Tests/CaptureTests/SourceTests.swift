@@ -80,6 +80,44 @@ struct SourceTests {
         V4L2Settings(devicePath: "/dev/video-sim", width: 64, height: 48, framesPerSecond: 30)
     }
 
+    enum Stamping: String, CaseIterable, CustomStringConvertible {
+        case good, zero, constant, backwardsStep, notMonotonic, future, stale
+        var description: String { rawValue }
+        /// The simulated driver's stamp for a buffer, from its sequence and now.
+        func stamp(_ sequence: UInt32, _ now: Int64) -> (Int64, Bool) {
+            switch self {
+            case .good: return (now, true)
+            case .zero: return (0, true)
+            case .constant: return (1_000_000_000, true)
+            case .backwardsStep: return (sequence >= 5 ? now - 1_000_000_000 : now, true)
+            case .notMonotonic: return (now, false)
+            case .future: return (now + 3_000_000_000, true)
+            case .stale: return (now - 10_000_000_000, true)
+            }
+        }
+    }
+
+    @Test("capture times the driver gets wrong are replaced by the dequeue time: increasing, near now, and said once", arguments: Stamping.allCases)
+    func untrustedTimestamps(stamping: Stamping) throws {
+        let camera = SimulatedV4L2()
+        camera.stamp = { stamping.stamp($0, $1) }
+        let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
+        try source.start()
+        var times: [Int64] = [], notes: [String] = []
+        while times.count < 12, let captured = try source.nextFrame() {
+            times.append(captured.frame.captureNanoseconds)
+            if let note = captured.timestampNote { notes.append(note) }
+            #expect(abs(Clock.monotonicNanoseconds() - captured.frame.captureNanoseconds) < 1_500_000_000, "\(stamping): near now")
+        }
+        try source.close()
+        #expect(zip(times, times.dropFirst()).allSatisfy { $0 < $1 }, "\(stamping): strictly increasing")
+        if stamping == .good {
+            #expect(notes.isEmpty)
+        } else {
+            #expect(notes.count == 1 && notes[0].hasSuffix("the dequeue time is used instead"), "\(stamping): \(notes)")
+        }
+    }
+
     @Test("a V4L2 camera delivers copied pictures and reports frames it skipped")
     func v4l2Drops() throws {
         let camera = SimulatedV4L2()

@@ -285,6 +285,36 @@ struct CameraLossTests {
         #expect(recorder.heartbeat == 4 + 30)
     }
 
+    @Test("a camera whose timestamps stand still: the recording keeps a real timeline from the dequeue times, and says so once", arguments: [false, true])
+    func constantTimestamps(zero: Bool) throws {
+        _ = quietLibAV
+        let camera = SimulatedV4L2()
+        camera.frameInterval = 10_000
+        camera.stamp = { _, _ in (zero ? 0 : 5_000_000_000, true) }
+        let v4l2 = try V4L2FrameSource(settings: V4L2Settings(devicePath: "/dev/video-sim", width: 160, height: 120, framesPerSecond: 30),
+                                       system: camera)
+        var recorder: Recorder!
+        var delivered = 0
+        let source = HookedSource(v4l2) { _ in
+            delivered += 1
+            if delivered == 1 { recorder.startRecording() }
+            if delivered == 90 { recorder.shutdown() }
+        }
+        recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
+                            overlay: nil, store: MemoryStore(), makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        let notes = Locked<[String]>([])
+        recorder.onEvent = { if case .timestampsUntrusted(let reason) = $0 { notes.withLock { $0.append(reason) } } }
+        let started = Clock.monotonicNanoseconds()
+        try recorder.run()
+        let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e9
+        #expect(notes.current.count == 1, "\(notes.current)")
+        let frames = recorder.segments.reduce(0) { $0 + $1.frames }
+        let seconds = Double(recorder.segments.reduce(0) { $0 + $1.duration }) / 90_000
+        #expect(frames >= 89)
+        // The pictures came about 10 ms apart; the timeline shows that, not a standstill.
+        #expect(seconds > 0.5 && seconds <= elapsed + 0.1, "\(seconds) s recorded in \(elapsed) s")
+    }
+
     @Test("fixed-point text for logs")
     func decimals() {
         #expect(formatDecimal(4.93, places: 1) == "4.9")
