@@ -183,6 +183,8 @@ public final class Daemon: Sendable {
             throw DaemonStartError.configuration("evidence.recipients is empty: footage cannot be sealed to anyone, so nothing is recorded")
         }
         LibAVLogging.setQuiet(true)
+        // The duty and recording the journal leaves open (read as it is opened).
+        var resumeAtStart = ResumeState()
         do {
             // A key missing where a store already holds evidence signed by one was lost (or
             // taken): the replacement is made, but never silently (docs/POLICY.md).
@@ -200,6 +202,7 @@ public final class Daemon: Sendable {
                                                            recipients: recipients, deviceKey: identity.key, provisioned: identity.isProvisioned),
                                       visitJournal: { record in
                                           if let nonce = TokenVerifier.usedNonce(in: record) { usedNonces.insert(nonce) }
+                                          if ResumeState.kinds.contains(record.kind) { resumeAtStart.observe(kind: record.kind, fields: record.fields) }
                                           if record.kind == EvidenceVault.keyReplacedKind, let id = record.fields["new_key_id"]?.string { previousKeyID = id }
                                       })
             // Any key other than the store's (a lost one replaced now, or at a start that then
@@ -282,6 +285,26 @@ public final class Daemon: Sendable {
                               indicators: indicators, effects: effects)
         if configuration.policy.onDutyAtStart { vault.dutyID = "" }
         recorder.onEvent = { [unowned self] event in self.pipelineEvent(event) }
+        if resumeAtStart.onDuty { resumeDuty(resumeAtStart) }
+    }
+
+    /// The previous run ended during a duty without an authorised end (docs/POLICY.md,
+    /// "Restarts"): the duty goes on, and the recording if one was running, journaled with how the
+    /// run ended and how long the gap was.
+    func resumeDuty(_ resume: ResumeState) {
+        var fields: [String: JSONValue] = [:]
+        let last = vault.journal.lastRecordAtOpen
+        if let last, last.kind == "shutdown" {
+            fields["previous_end"] = .string("system stop (\(last.fields["reason"]?.string ?? "?"))")
+        } else {
+            fields["previous_end"] = .string("unclean (a crash, a kill, the watchdog or a power loss)")
+        }
+        if let last, let then = ClockParse.nanoseconds(iso8601: last.utc) {
+            fields["gap_ms"] = .integer(max(0, Clock.wallNanoseconds() - then) / 1_000_000)
+        }
+        Log.notice("resuming the duty \(resume.dutyID.isEmpty ? "" : resume.dutyID + " ")\(resume.recording ? "and the recording " : "")"
+                   + "after a \(fields["previous_end"]?.string ?? "") end of the last run")
+        engine.handle(.resume(officerID: resume.officerID, dutyID: resume.dutyID, recording: resume.recording, fields: fields))
     }
 
     /// The supervisors' public keys in policy.supervisors (none when the folder is missing).

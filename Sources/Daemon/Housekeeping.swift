@@ -138,7 +138,8 @@ extension Daemon {
             }
             if let recordAt, !recordPressed, now >= recordAt {
                 recordPressed = true
-                engine.handle(.button(.record, .press, at: now))
+                // A recording resumed at start needs no press (one would be a refused stop).
+                if engine.state != .recording { engine.handle(.button(.record, .press, at: now)) }
             }
             if let endAt, now >= endAt {
                 Log.notice("--duration reached: shutting down, sealing the open segment")

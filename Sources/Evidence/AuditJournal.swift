@@ -31,8 +31,10 @@ public struct JournalRecord: Equatable, Sendable {
 public final class AuditJournal: Sendable {
     public static let domain = Array("bodycam-journal/1\n".utf8)
     public static let zeroHash = String(repeating: "0", count: 64)
-    static let nonceMember = Array("\"nonce\":".utf8)
-    static let keyReplacedMember = Array("\"kind\":\"\(EvidenceVault.keyReplacedKind)\"".utf8)
+    /// What marks a line a start must read: a token nonce, a key replacement, and the records
+    /// of duty and recording (the duty a crash left open is resumed) and of the policy's start.
+    static let startMembers = ["\"nonce\":", "\"kind\":\"\(EvidenceVault.keyReplacedKind)\"", "\"kind\":\"duty_",
+                               "\"kind\":\"recording_", "\"kind\":\"policy_started\""].map { Array($0.utf8) }
     /// A line longer than this is not a record (records are bounded well below it); it is
     /// skipped as it is read, never held whole.
     public static let maximumLineBytes = 1 << 20
@@ -52,13 +54,16 @@ public final class AuditJournal: Sendable {
     private let state: Mutex<State>
     /// Records appended since this journal was opened.
     public var appended: Int { state.withLock { $0.appended } }
+    /// The last record the journal held when it was opened (how the previous run ended).
+    public let lastRecordAtOpen: JournalRecord?
     /// Writes bytes to the journal's descriptor (`writeAll`; a test's writer fails like a full disk).
     public typealias Writer = @Sendable (_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ path: String) throws -> Void
     private let writer: Writer
 
     /// Opens (or creates) the journal, reading it once as a stream (bounded memory whatever its
     /// size, and only the records a start needs parsed): `visit` sees, in order, each record that
-    /// names a token `nonce` or is a `device_key_replaced`.
+    /// names a token `nonce`, is a `device_key_replaced`, a `duty_…` or `recording_…` record, or
+    /// `policy_started`; `last` is the journal's last record (how the previous run ended).
     /// A last line cut short by a crash is closed with a newline and left as it is; the chain
     /// continues from the last whole record, and the repair itself is journaled.
     public init(path: String, key: Ed25519PrivateKey, visit: (JournalRecord) -> Void = { _ in },
@@ -73,7 +78,7 @@ public final class AuditJournal: Sendable {
             // replacement, and the last record (the chain's head).
             var seen: [JournalRecord] = []
             torn = try AuditJournal.scan(path: path, into: &reader, select: { line in
-                line.contains(subsequence: AuditJournal.nonceMember) || line.contains(subsequence: AuditJournal.keyReplacedMember)
+                AuditJournal.startMembers.contains { line.contains(subsequence: $0) }
             }, visit: { seen.append($0) })
             if reader.lastWholeLine > 0 && reader.last?.line != reader.lastWholeLine {
                 // The last whole line is not a record (damage, an overlong line): the head is
@@ -81,11 +86,12 @@ public final class AuditJournal: Sendable {
                 reader = JournalReader(key: nil)
                 seen = []
                 torn = try AuditJournal.scan(path: path, into: &reader, visit: { record in
-                    if record.fields["nonce"] != nil || record.kind == EvidenceVault.keyReplacedKind { seen.append(record) }
+                    if AuditJournal.startMembers.contains(where: { record.body.canonical[...].contains(subsequence: $0) }) { seen.append(record) }
                 })
             }
             seen.forEach(visit)
         }
+        lastRecordAtOpen = reader.last
         // Acquired last: a throw before this point leaves nothing open (deinit does not run).
         let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
         if descriptor < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }

@@ -315,8 +315,9 @@ func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
 }
 
 /// Parses the ISO 8601 UTC timestamps this project writes ("2026-11-29T03:10:16.250000Z").
-enum ClockParse {
-    static func nanoseconds(iso8601 text: String) -> Int64? {
+public enum ClockParse {
+    /// Nanoseconds since 1970 (UTC), or nil for anything else, or a year outside 1970–2199.
+    public static func nanoseconds(iso8601 text: String) -> Int64? {
         let bytes = Array(text.utf8)
         guard bytes.count == 27, bytes[4] == 0x2D, bytes[10] == 0x54, bytes[26] == 0x5A else { return nil }
         func number(_ range: Range<Int>) -> Int? { Int(String(decoding: bytes[range], as: UTF8.self)) }

@@ -98,6 +98,10 @@ public enum PolicyEvent: Sendable {
     case markRequest(label: String, source: String)
     /// The system is going down (SIGTERM, power-down sequence): not an officer's stop.
     case systemShutdown(reason: String)
+    /// At start: the last run ended on duty (and recording, when `recording`) without an
+    /// authorised end (a crash, a kill, the watchdog, a power loss, an OS shutdown), so the duty
+    /// goes on. `fields` say why and how long the gap was (`ResumeState`).
+    case resume(officerID: String, dutyID: String, recording: Bool, fields: [String: JSONValue])
     /// Time passing (reminders, confirm windows).
     case tick
 }
@@ -289,6 +293,22 @@ public struct RecordingPolicy: Sendable {
             storageFull = critical
             if critical && state == .recording { actions += stopRecording(["source": .string("storage floor")], next: .standby) }
             return actions
+        case .resume(let officer, let duty, let recording, let fields):
+            var actions: [PolicyAction] = []
+            if state == .offDuty {
+                state = .standby
+                officerID = officer
+                dutyID = duty
+                actions += [.setDuty(officerID: officerID, dutyID: dutyID), .preEventBuffering(true), .light(.status, .standby),
+                            .journal("duty_resumed", fields.merging(["officer_id": .string(officer), "duty_id": .string(duty)]) { a, _ in a })]
+            }
+            if recording && state == .standby && !storageFull {
+                state = .recording
+                nextReminder = now + Int64(settings.reminderSeconds) * 1_000_000_000
+                actions += [.startRecording, .light(.record, .on), .sound(.start), .vibrate(.start),
+                            .journal("recording_resumed", fields.merging(["officer_id": .string(officerID), "duty_id": .string(dutyID)]) { a, _ in a })]
+            }
+            return actions
         case .systemShutdown(let reason):
             var actions: [PolicyAction] = []
             if state == .recording { actions += stopRecording(["source": .string("system stop"), "reason": .string(reason)], next: .shuttingDown) }
@@ -305,6 +325,47 @@ public struct RecordingPolicy: Sendable {
                 actions += [.sound(.start), .vibrate(.start)]
             }
             return actions
+        }
+    }
+}
+
+/// The duty and recording a journal leaves open, read from its records in order: a duty is
+/// open from `duty_started` (or `duty_resumed`) until `duty_ended`; recording is wanted from
+/// `recording_started` (or `recording_resumed`) until a `recording_stopped` other than a system
+/// stop (an OS shutdown does not end a recording: the next start resumes it). Whatever else
+/// ended a run (a crash, a kill, the watchdog, a power loss) leaves both as they were. A device
+/// started on duty by configuration (`policy_started` in standby) has its duty open too.
+public struct ResumeState: Equatable, Sendable {
+    public private(set) var onDuty = false
+    public private(set) var recording = false
+    public private(set) var officerID = ""
+    public private(set) var dutyID = ""
+
+    public init() {}
+
+    /// The record kinds that change it.
+    public static let kinds: Set<String> = ["duty_started", "duty_resumed", "duty_ended", "recording_started", "recording_resumed",
+                                            "recording_stopped", "policy_started"]
+
+    public mutating func observe(kind: String, fields: [String: JSONValue]) {
+        switch kind {
+        case "duty_started", "duty_resumed":
+            onDuty = true
+            recording = false
+            officerID = fields["officer_id"]?.string ?? ""
+            dutyID = fields["duty_id"]?.string ?? ""
+        case "duty_ended":
+            self = ResumeState()
+        case "recording_started", "recording_resumed":
+            recording = onDuty
+        case "recording_stopped":
+            recording = recording && fields["source"]?.string == "system stop"
+        case "policy_started" where fields["state"]?.string == "standby":
+            // Started on duty by configuration (development rigs): the duty is open; what was
+            // being recorded is left as it was (a start cut short must not forget it).
+            onDuty = true
+        default:
+            break
         }
     }
 }

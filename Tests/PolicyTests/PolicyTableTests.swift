@@ -35,7 +35,7 @@ enum PolicyTable {
 
     static let events = ["REC press", "REC long press", "MARK press", "PWR press", "PWR long press", "stop token", "refused stop token",
                          "duty start token", "duty end token", "dock in", "battery low", "battery critical", "storage low", "storage full",
-                         "system stop", "reminder due"]
+                         "system stop", "reminder due", "resume on duty", "resume recording"]
 
     /// Journal kinds and the state after `event`.
     static func outcome(state: String, stopPolicy: StopPolicy, event: String) -> (journal: String, next: String) {
@@ -59,6 +59,8 @@ enum PolicyTable {
         case "storage full": policyEvent = .storage(critical: true, low: true)
         case "system stop": policyEvent = .systemShutdown(reason: "SIGTERM")
         case "reminder due": policyEvent = .tick
+        case "resume on duty": policyEvent = .resume(officerID: "OFC-7", dutyID: "D-42", recording: false, fields: [:])
+        case "resume recording": policyEvent = .resume(officerID: "OFC-7", dutyID: "D-42", recording: true, fields: [:])
         default: preconditionFailure(event)
         }
         let actions = policy.handle(policyEvent, now: event == "reminder due" ? 1_000_000 * second : now)
@@ -79,6 +81,33 @@ enum PolicyTable {
 
 @Suite("docs/POLICY.md")
 struct PolicyTableTests {
+    @Test("the duty and recording a journal leaves open: only an authorised end closes them, a system stop or a crash does not")
+    func resumeState() {
+        func state(_ records: [(String, [String: JSONValue])]) -> ResumeState {
+            var state = ResumeState()
+            for (kind, fields) in records { state.observe(kind: kind, fields: fields) }
+            return state
+        }
+        let duty: (String, [String: JSONValue]) = ("duty_started", ["officer_id": .string("OFC-7"), "duty_id": .string("D-42")])
+        let started: (String, [String: JSONValue]) = ("recording_started", [:])
+        #expect(state([duty, started]) == {
+            var expected = ResumeState()
+            expected.observe(kind: "duty_resumed", fields: ["officer_id": .string("OFC-7"), "duty_id": .string("D-42")])
+            expected.observe(kind: "recording_resumed", fields: [:])
+            return expected
+        }())
+        let crashed = state([duty, started])
+        #expect(crashed.onDuty && crashed.recording && crashed.officerID == "OFC-7" && crashed.dutyID == "D-42")
+        let rebooted = state([duty, started, ("recording_stopped", ["source": .string("system stop")]), ("policy_started", ["state": .string("off-duty")])])
+        #expect(rebooted.onDuty && rebooted.recording, "an OS shutdown ends neither")
+        let stopped = state([duty, started, ("recording_stopped", ["source": .string("control socket uid 0 pid 1"), "authorized": .boolean(true)])])
+        #expect(stopped.onDuty && !stopped.recording, "an authorised stop ends the recording, not the duty")
+        #expect(!state([duty, started, ("recording_stopped", ["source": .string("end of duty")]), ("duty_ended", [:])]).onDuty)
+        let development = state([("policy_started", ["state": .string("standby")]), started])
+        #expect(development.onDuty && development.recording, "started on duty by configuration")
+        #expect(!state([("policy_started", ["state": .string("off-duty")]), started]).recording, "no recording without a duty")
+    }
+
     static let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("docs/POLICY.md").path
 
