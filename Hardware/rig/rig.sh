@@ -239,8 +239,9 @@ scenario_power_cut() {
     done
     [ "$(cat "$RESULTS/power-cut.$cuts.status" 2>/dev/null)" = 0 ] || { say "power-cut: the last boot failed"; return 1; }
     grep -h '^RESULT cut=' "$RESULTS"/power-cut.*.log | awk '
-        { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } if (v["loss_s"] > worst) worst = v["loss_s"]; n++ }
-        END { printf "RESULT cuts=%d worst_loss_s=%.2f\n", n, worst }' >"$RESULTS/power-cut.summary"
+        { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+          if (v["loss_s"] + 0 > worst) worst = v["loss_s"] + 0; if (v["resume_gap_s"] + 0 > gap) gap = v["resume_gap_s"] + 0; n++ }
+        END { printf "RESULT cuts=%d worst_loss_s=%.2f worst_resume_gap_s=%.2f\n", n, worst, gap }' >"$RESULTS/power-cut.summary"
 }
 
 SCENARIOS=(camera gpio camera-lost power-cut disk-full)

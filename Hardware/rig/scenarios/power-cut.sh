@@ -1,7 +1,7 @@
 # Power cut: the store is on ext4 on a virtio-blk disk (host cache off). The host kills qemu at a
 # random moment while bodycamd records: the guest loses power with whatever its page cache held.
-# Each boot first lets bodycamd recover what the previous one left, checks it, then records until
-# the next cut. Boot RIG_CUT (0-based) of RIG_CUTS + 1; RIG_CUT_AT is the guest's clock at its
+# Each boot first lets bodycamd recover what the previous one left and resume the recording by
+# itself (no button press), checks it, then records until the next cut. Boot RIG_CUT (0-based) of RIG_CUTS + 1; RIG_CUT_AT is the guest's clock at its
 # last sign of life before the previous cut (a heartbeat on the serial console every 50 ms).
 export WORK=/mnt/store-disk/rig
 source "$RIG_REPO/Hardware/rig/lib.sh"
@@ -15,24 +15,30 @@ sed -i 's/^width = .*/width = 640/; s/^height = .*/height = 360/' "$WORK/cut.tom
 CUT=${RIG_CUT:?}
 
 if [ "$CUT" -gt 0 ]; then
-    # Recovery: bodycamd recovers the store as it starts; it is stopped before it records again.
+    # Recovery: bodycamd recovers the store as it starts and resumes the recording the cut
+    # interrupted, with no button pressed; it is stopped to check the store.
     start_daemon "$WORK/cut.toml"
-    wait_for 20 "bodycamd ready after the cut" is_state standby
+    wait_for 20 "bodycamd resumed recording by itself after the cut" is_state recording
     stop_daemon
+    resume_gap=$(ctl events --json --kind recording_resumed "$STORE" |
+                 python3 -c 'import json,sys; r=json.load(sys.stdin)["records"]; print("%.2f" % (r[-1]["fields"]["gap_ms"] / 1000) if r else "none")')
     ctl verify --authority "$KEYS/authority.pub" "$STORE" >"$WORK/verify.txt" || { cat "$WORK/verify.txt"; fail "the store does not verify after cut $CUT"; }
     ctl segments --json "$STORE" >"$WORK/segments.json"
-    python3 - "$WORK/segments.json" "${RIG_CUT_AT:?}" "$CUT" <<'PY' || fail "after cut $CUT"
+    python3 - "$WORK/segments.json" "${RIG_CUT_AT:?}" "$CUT" "$resume_gap" <<'PY' || fail "after cut $CUT"
 import datetime, json, sys
 manifests, cut_at, cut = json.load(open(sys.argv[1])), float(sys.argv[2]), int(sys.argv[3])
 def utc(text):
     return datetime.datetime.fromisoformat(text.rstrip("Z")[:26]).replace(tzinfo=datetime.timezone.utc).timestamp()
 # The footage lost is from the end of the last picture that survived to the cut (empty segments,
-# opened as the power went, hold none).
-last = max(utc(m["end_utc"]) for m in manifests if m["frames"] > 0)
+# opened as the power went, hold none; segments the resumed recording made after it do not count).
+last = max(utc(m["end_utc"]) for m in manifests if m["frames"] > 0 and utc(m["start_utc"]) < cut_at)
 loss = cut_at - last
 recovered = sum(1 for m in manifests if m.get("recovered"))
 empty = sum(1 for m in manifests if m["frames"] == 0)
-print(f"RESULT cut={cut} loss_s={loss:.2f} segments={len(manifests)} recovered_segments={recovered} empty_segments={empty}")
+print(f"RESULT cut={cut} loss_s={loss:.2f} segments={len(manifests)} recovered_segments={recovered} empty_segments={empty} "
+      f"resume_gap_s={sys.argv[4]}")
+if sys.argv[4] == "none":
+    sys.exit(f"cut {cut}: no recording_resumed in the journal")
 if loss > 2.0:
     sys.exit(f"cut {cut}: {loss:.2f} s of footage lost (more than the fragment in flight)")
 PY
