@@ -89,9 +89,9 @@ extension Daemon {
         case .status:
             return ControlResponse(ok: true, state: engine.state.rawValue, status: status())
         case .stop(let token):
-            return outcome(engine.handle(.stopToken(tokens.grant(token, expecting: .stop, now: now), source: who)))
+            return outcome(engine.handle(.stopToken(tokens.grant(token, expecting: .stop, now: now, clockTrusted: clockTrusted()), source: who)))
         case .duty(let token):
-            return outcome(engine.handle(.dutyToken(tokens.grant(token, expecting: .duty, now: now), source: who)))
+            return outcome(engine.handle(.dutyToken(tokens.grant(token, expecting: .duty, now: now, clockTrusted: clockTrusted()), source: who)))
         case .mark(let label):
             return outcome(engine.handle(.markRequest(label: label, source: who)))
         case .reloadSupervisors:
@@ -125,6 +125,12 @@ extension Daemon {
             guard simulated != nil else { return refuse("controls.backend is not \"simulated\"") }
             return outcome(engine.handle(.dock(connected: connected)))
         }
+    }
+
+    /// Whether the wall clock can be trusted to check a token's validity: the kernel says it is
+    /// synchronised (NTP), and it is not before this software was written.
+    func clockTrusted() -> Bool {
+        ClockSync.read().synchronised && Clock.wallNanoseconds() >= Clock.earliestPlausibleWallNanoseconds
     }
 
     func status() -> StatusReport {

@@ -2,6 +2,10 @@ import Glibc
 
 /// Monotonic and wall-clock time, without Foundation (the daemon stays small).
 public enum Clock {
+    /// 2026-11-01T00:00:00Z in nanoseconds since 1970: no wall clock earlier than the time this
+    /// software was written can be right (a board without a battery-backed clock boots in 1970).
+    public static let earliestPlausibleWallNanoseconds: Int64 = 1_793_491_200 * 1_000_000_000
+
     /// CLOCK_MONOTONIC in nanoseconds: the clock V4L2 stamps buffers with.
     public static func monotonicNanoseconds() -> Int64 {
         var now = timespec()

@@ -64,13 +64,17 @@ public struct TokenGrant: Equatable, Sendable {
     /// Duty tokens only; empty otherwise.
     public var officerID: String
     public var dutyID: String
+    /// A duty token taken although the device's clock, which cannot be trusted, put it outside
+    /// its validity (docs/POLICY.md, "An untrusted clock"): journaled as such.
+    public var clockUnchecked: Bool
 
-    public init(action: String, issuer: String, nonce: String, officerID: String = "", dutyID: String = "") {
+    public init(action: String, issuer: String, nonce: String, officerID: String = "", dutyID: String = "", clockUnchecked: Bool = false) {
         self.action = action
         self.issuer = issuer
         self.nonce = nonce
         self.officerID = officerID
         self.dutyID = dutyID
+        self.clockUnchecked = clockUnchecked
     }
 }
 
@@ -83,6 +87,9 @@ public enum TokenRefusal: String, Error, Equatable, Sendable {
     case expired = "expired"
     case replayed = "already used (replay)"
     case wrongKind = "the wrong kind of token"
+    /// Outside its validity by a clock that is not synchronised: a stop needs a clock that can
+    /// be trusted.
+    case clockUntrusted = "outside its validity by this device's clock, which is not synchronised"
 }
 
 public enum PolicyEvent: Sendable {
@@ -267,7 +274,8 @@ public struct RecordingPolicy: Sendable {
             dutyID = token.dutyID
             return [.setDuty(officerID: officerID, dutyID: dutyID), .preEventBuffering(true), .light(.status, .standby),
                     .journal("duty_started", ["officer_id": .string(officerID), "duty_id": .string(dutyID), "issuer": .string(token.issuer),
-                                              "nonce": .string(token.nonce), "source": .string(source)])]
+                                              "nonce": .string(token.nonce), "source": .string(source),
+                                              "clock_unchecked": .boolean(token.clockUnchecked)])]
         case .dock(let connected):
             guard connected, state != .offDuty else { return [.journal("dock", ["connected": .boolean(connected)])] }
             return endDuty(source: "dock")

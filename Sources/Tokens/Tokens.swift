@@ -118,19 +118,36 @@ public final class TokenVerifier: Sendable {
     }
 
     /// Checks a token; on success marks its nonce used (the caller journals it) and returns what
-    /// the policy needs of it.
-    public func grant(_ bytes: [UInt8], expecting kind: AuthorizationToken.Kind, now: String) -> Result<TokenGrant, TokenRefusal> {
-        check(bytes, expecting: kind, now: now).map(\.grant)
+    /// the policy needs of it. `clockTrusted` false (docs/POLICY.md, "An untrusted clock"): a duty
+    /// token outside its validity by this clock is taken and flagged (`clockUnchecked`), since
+    /// refusing it would keep the camera from recording; a stop token is refused, naming the clock.
+    public func grant(_ bytes: [UInt8], expecting kind: AuthorizationToken.Kind, now: String,
+                      clockTrusted: Bool = true) -> Result<TokenGrant, TokenRefusal> {
+        var unchecked = false
+        return check(bytes, expecting: kind, now: now, clockTrusted: clockTrusted, unchecked: &unchecked).map { token in
+            var grant = token.grant
+            grant.clockUnchecked = unchecked
+            return grant
+        }
     }
 
     /// Checks a token; on success marks its nonce used (the caller journals it).
     public func check(_ bytes: [UInt8], expecting kind: AuthorizationToken.Kind, now: String) -> Result<AuthorizationToken, TokenRefusal> {
+        var unchecked = false
+        return check(bytes, expecting: kind, now: now, clockTrusted: true, unchecked: &unchecked)
+    }
+
+    private func check(_ bytes: [UInt8], expecting kind: AuthorizationToken.Kind, now: String, clockTrusted: Bool,
+                       unchecked: inout Bool) -> Result<AuthorizationToken, TokenRefusal> {
         guard let token = try? AuthorizationToken.parse(bytes) else { return .failure(.malformed) }
         guard token.kind == kind else { return .failure(.wrongKind) }
         guard supervisors.contains(where: { token.document.isSigned(by: $0) }) else { return .failure(.unknownSigner) }
         guard token.deviceID == deviceID else { return .failure(.wrongDevice) }
-        if now < token.notBefore { return .failure(.notYetValid) }
-        if now > token.notAfter { return .failure(.expired) }
+        if now < token.notBefore || now > token.notAfter {
+            if clockTrusted { return .failure(now < token.notBefore ? .notYetValid : .expired) }
+            guard kind == .duty else { return .failure(.clockUntrusted) }
+            unchecked = true
+        }
         // Check and mark in one step, so two requests with one token cannot both pass.
         let fresh = state.withLock { $0.usedNonces.insert(token.nonce).inserted }
         return fresh ? .success(token) : .failure(.replayed)

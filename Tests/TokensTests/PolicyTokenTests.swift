@@ -96,6 +96,30 @@ struct PolicyTests {
         #expect(kinds(policy.handle(.stopToken(replay, source: "socket"), now: 5 * second)) == ["stop_denied"])
     }
 
+    @Test("a clock that cannot be trusted fails toward recording: a duty token outside its validity is taken and flagged, a stop token is refused naming the clock")
+    func untrustedClock() {
+        let verifier = TokenVerifier(deviceID: "BC-1", supervisors: [supervisor.key.publicKey])
+        // The board booted in 1970: every real token is "not yet valid" by its clock.
+        let boot = Clock.iso8601(wallNanoseconds: 5 * second)
+        let duty = supervisor.token(.duty, action: "start")
+        #expect(verifier.grant(duty, expecting: .duty, now: boot) == .failure(.notYetValid), "a trusted clock would refuse it")
+        guard case .success(let grant) = verifier.grant(duty, expecting: .duty, now: boot, clockTrusted: false) else {
+            Issue.record("the duty token was refused")
+            return
+        }
+        #expect(grant.clockUnchecked)
+        var policy = RecordingPolicy(settings: PolicySettings())
+        let actions = policy.handle(.dutyToken(.success(grant), source: "test"), now: 0)
+        #expect(policy.state == .standby && fields(actions, "duty_started")?["clock_unchecked"] == .boolean(true))
+        #expect(verifier.grant(supervisor.token(), expecting: .stop, now: boot, clockTrusted: false) == .failure(.clockUntrusted))
+        // Inside its validity, an untrusted clock takes a stop token as any clock would.
+        guard case .success(let stop) = verifier.grant(supervisor.token(), expecting: .stop, now: nowUTC(), clockTrusted: false) else {
+            Issue.record("a valid stop token was refused")
+            return
+        }
+        #expect(!stop.clockUnchecked)
+    }
+
     @Test("replays are refused across restarts: used nonces come back from the journal")
     func replayAcrossRestart() throws {
         let token = supervisor.token()
