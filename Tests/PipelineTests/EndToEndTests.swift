@@ -201,6 +201,23 @@ struct RecorderTests {
 
 @Suite("Camera loss")
 struct CameraLossTests {
+    /// A recorder on the simulated camera that starts recording at the first picture and shuts
+    /// down after `pictures` of them.
+    static func recorder(_ camera: SimulatedV4L2, pictures: Int, store: SegmentStore) throws -> Recorder {
+        let v4l2 = try V4L2FrameSource(settings: V4L2Settings(devicePath: "/dev/video-sim", width: 160, height: 120, framesPerSecond: 30),
+                                       system: camera)
+        let recorder = Locked<Recorder?>(nil)
+        let delivered = Locked(0)
+        let source = HookedSource(v4l2) { _ in
+            let count = delivered.withLock { $0 += 1; return $0 }
+            if count == 1 { recorder.current?.startRecording() }
+            if count == pictures { recorder.current?.shutdown() }
+        }
+        let made = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
+                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        recorder.withLock { $0 = made }
+        return made
+    }
     @Test("a camera lost while recording: what was recorded is sealed, and recording resumes in the next segment when it is back")
     func lostAndResumed() throws {
         _ = quietLibAV
@@ -209,18 +226,7 @@ struct CameraLossTests {
         let camera = SimulatedV4L2()
         camera.frameInterval = 5_000
         camera.vanishAfterFrames = 20
-        let v4l2 = try V4L2FrameSource(settings: V4L2Settings(devicePath: "/dev/video-sim", width: 160, height: 120, framesPerSecond: 30),
-                                       system: camera)
-        var recorder: Recorder!
-        var delivered = 0
-        let source = HookedSource(v4l2) { _ in
-            delivered += 1
-            if delivered == 1 { recorder.startRecording() }
-            if delivered == 60 { recorder.shutdown() }
-        }
-        recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
-                            overlay: nil, store: try PlainFileStore(directory: directory.path),
-                            makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        let recorder = try Self.recorder(camera, pictures: 60, store: try PlainFileStore(directory: directory.path))
         recorder.reopenInterval = 20
         let events = Locked<[String]>([])
         recorder.onEvent = { event in
@@ -252,18 +258,7 @@ struct CameraLossTests {
         camera.frameInterval = 5_000
         camera.openErrno = ENOENT
         camera.failingOpens = 4
-        let v4l2 = try V4L2FrameSource(settings: V4L2Settings(devicePath: "/dev/video-sim", width: 160, height: 120, framesPerSecond: 30),
-                                       system: camera)
-        var recorder: Recorder!
-        var delivered = 0
-        let source = HookedSource(v4l2) { _ in
-            delivered += 1
-            if delivered == 1 { recorder.startRecording() }
-            if delivered == 30 { recorder.shutdown() }
-        }
-        let store = MemoryStore()
-        recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
-                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        let recorder = try Self.recorder(camera, pictures: 30, store: MemoryStore())
         recorder.reopenInterval = 5
         recorder.maximumReopenInterval = 20
         let events = Locked<[String]>([])
@@ -291,17 +286,7 @@ struct CameraLossTests {
         let camera = SimulatedV4L2()
         camera.frameInterval = 10_000
         camera.stamp = { _, _ in (zero ? 0 : 5_000_000_000, true) }
-        let v4l2 = try V4L2FrameSource(settings: V4L2Settings(devicePath: "/dev/video-sim", width: 160, height: 120, framesPerSecond: 30),
-                                       system: camera)
-        var recorder: Recorder!
-        var delivered = 0
-        let source = HookedSource(v4l2) { _ in
-            delivered += 1
-            if delivered == 1 { recorder.startRecording() }
-            if delivered == 90 { recorder.shutdown() }
-        }
-        recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
-                            overlay: nil, store: MemoryStore(), makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        let recorder = try Self.recorder(camera, pictures: 90, store: MemoryStore())
         let notes = Locked<[String]>([])
         recorder.onEvent = { if case .timestampsUntrusted(let reason) = $0 { notes.withLock { $0.append(reason) } } }
         let started = Clock.monotonicNanoseconds()
