@@ -41,6 +41,47 @@ public final class CodecParameters {
         guard let data = raw.pointee.extradata, raw.pointee.extradata_size > 0 else { return [] }
         return Array(UnsafeBufferPointer(start: data, count: Int(raw.pointee.extradata_size)))
     }
+
+    /// For H.264 without a decoder configuration (an encoder that puts SPS and PPS only in-band,
+    /// as h264_v4l2m2m may): takes them from a keyframe in Annex B form (start codes, ITU-T H.264
+    /// annex B) as the extradata, which libavformat's MP4 muxer turns into the avcC record. An
+    /// MP4 written with an empty avcC does not play. Returns whether it set any; throws
+    /// `AVError` when memory cannot be had.
+    public func adoptParameterSets(fromKeyframe packet: [UInt8]) throws -> Bool {
+        guard raw.pointee.codec_id == AV_CODEC_ID_H264, raw.pointee.extradata_size == 0 else { return false }
+        let units = CodecParameters.annexBUnits(packet).filter { unit in
+            let type = unit.first.map { $0 & 0x1F }
+            return type == 7 || type == 8  // sequence and picture parameter sets
+        }
+        guard units.contains(where: { $0.first! & 0x1F == 7 }), units.contains(where: { $0.first! & 0x1F == 8 }) else { return false }
+        let bytes = units.flatMap { [0, 0, 0, 1] + $0 }
+        guard let buffer = av_mallocz(bytes.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else {
+            throw AVError("av_mallocz(extradata)", code: bc_averror(ENOMEM))
+        }
+        buffer.copyMemory(from: bytes, byteCount: bytes.count)
+        raw.pointee.extradata = buffer.assumingMemoryBound(to: UInt8.self)
+        raw.pointee.extradata_size = Int32(bytes.count)
+        return true
+    }
+
+    /// The NAL units of an Annex B byte stream (between 00 00 01 / 00 00 00 01 start codes).
+    static func annexBUnits(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var starts: [(code: Int, payload: Int)] = []
+        var index = 0
+        while index + 2 < bytes.count {
+            if bytes[index] == 0, bytes[index + 1] == 0, bytes[index + 2] == 1 {
+                let code = index > 0 && bytes[index - 1] == 0 ? index - 1 : index
+                starts.append((code, index + 3))
+                index += 3
+            } else {
+                index += 1
+            }
+        }
+        return starts.enumerated().map { position, start in
+            let end = position + 1 < starts.count ? starts[position + 1].code : bytes.count
+            return bytes[start.payload..<max(start.payload, end)]
+        }.filter { !$0.isEmpty }
+    }
 }
 
 /// One compressed packet from the encoder. Owns its AVPacket.
@@ -85,6 +126,10 @@ public struct EncoderSettings: Sendable {
     public var maxBFrames: Int
     /// Further AVOptions for the codec's private options (name → value).
     public var options: [(String, String)]
+    /// Ask for the parameter sets once, out of band (AV_CODEC_FLAG_GLOBAL_HEADER). False makes
+    /// the encoder behave as some hardware encoders do (h264_v4l2m2m): SPS and PPS only in-band,
+    /// in the keyframes — for tests of `CodecParameters.adoptParameterSets`.
+    public var globalHeader = true
 
     public init(codecName: String, width: Int, height: Int, framesPerSecond: Int, sourceFormat: PixelFormat,
                 timeBase: Rational, bitrate: Int? = nil, crf: Int? = nil, preset: String? = nil, tune: String? = nil,
@@ -166,7 +211,7 @@ public final class EncoderContext {
         // 0: let the codec pick its thread count for the machine (ffmpeg's "-threads auto").
         context.pointee.thread_count = 0
         // MP4 wants SPS/PPS once in the sample description (avcC), not repeated in-band only.
-        context.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER)
+        if settings.globalHeader { context.pointee.flags |= Int32(AV_CODEC_FLAG_GLOBAL_HEADER) }
         if settings.codecName.contains("264") {
             // Every GOP decodes on its own, so a segment can start at any keyframe.
             context.pointee.flags |= Int32(bitPattern: UInt32(AV_CODEC_FLAG_CLOSED_GOP))

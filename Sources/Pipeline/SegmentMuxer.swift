@@ -163,6 +163,9 @@ public final class SegmentMuxer {
                                            startMonotonicNanoseconds: monotonicNanoseconds(pts: packet.pts),
                                            codec: parameters.codecName, width: parameters.width, height: parameters.height,
                                            framesPerSecond: configuration.framesPerSecond)
+        // An encoder that gave no parameter sets out of band (h264_v4l2m2m may not): they come from
+        // this keyframe, before the moov is written.
+        _ = try parameters.adoptParameterSets(fromKeyframe: packet.data)
         let sink = try store.makeSink(for: descriptor)
         let metadata = [
             ("creation_time", Clock.iso8601(wallNanoseconds: descriptor.startWallNanoseconds)),

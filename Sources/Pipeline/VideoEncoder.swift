@@ -55,6 +55,9 @@ public struct VideoEncoderSettings: Equatable, Sendable {
     /// has passed since the last (`LibAVVideoEncoder`), so every fragment holds at most a second
     /// whatever rate the camera really delivers.
     public var gopFrames: Int = 0
+    /// False: the encoder is asked for in-band parameter sets only (tests of an encoder that
+    /// gives none out of band, as the board's may).
+    public var globalHeader = true
 
     public init() {}
 
@@ -92,7 +95,7 @@ public final class LibAVVideoEncoder: VideoEncoder {
         self.format = format
         let ticks = Int64(VideoEncoderSettings.timeBase.denominator)
         frameTicks = ticks / Int64(format.framesPerSecond)
-        context = try EncoderContext(EncoderSettings(
+        var codecSettings = EncoderSettings(
             codecName: settings.codec, width: format.width, height: format.height,
             framesPerSecond: format.framesPerSecond, sourceFormat: format.pixelFormat,
             timeBase: VideoEncoderSettings.timeBase,
@@ -100,7 +103,9 @@ public final class LibAVVideoEncoder: VideoEncoder {
             preset: settings.codec == "libx264" ? settings.preset : nil,
             tune: settings.codec == "libx264" ? settings.tune : nil,
             gopSize: settings.gopFrames > 0 ? settings.gopFrames : 2 * format.framesPerSecond,
-            maxBFrames: settings.bFrames))
+            maxBFrames: settings.bFrames)
+        codecSettings.globalHeader = settings.globalHeader
+        context = try EncoderContext(codecSettings)
         converter = context.pixelFormat == format.pixelFormat ? nil
             : try PixelConverter(width: format.width, height: format.height, from: format.pixelFormat, to: context.pixelFormat)
     }

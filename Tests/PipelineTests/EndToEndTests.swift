@@ -300,6 +300,39 @@ struct CameraLossTests {
         #expect(seconds > 0.5 && seconds <= elapsed + 0.1, "\(seconds) s recorded in \(elapsed) s")
     }
 
+    @Test("an encoder that gives its parameter sets only in-band (as h264_v4l2m2m may): the avcC is made from the first keyframe and every segment plays")
+    func inBandParameterSets() throws {
+        _ = quietLibAV
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
+        var settings = testEncoderSettings()
+        settings.globalHeader = false
+        #expect(try LibAVVideoEncoder(settings: settings, format: format).parameters.extradata.isEmpty, "no parameter sets out of band")
+        let source = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 75)
+        let recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 1), source: source, overlay: nil,
+                                store: try PlainFileStore(directory: directory.path),
+                                makeEncoder: { try LibAVVideoEncoder(settings: settings, format: $0) })
+        recorder.startRecording()
+        try recorder.run()
+        let files = try directory.files(withSuffix: ".mp4")
+        #expect(files.count == 3)
+        var frames = 0
+        for file in files {
+            let bytes = try readWholeFile(file)
+            // The avcC box: its size (4 bytes before the name) holds more than its header, and
+            // its version byte is 1 (ISO/IEC 14496-15).
+            let name = Array("avcC".utf8)
+            let at = try #require((4..<(bytes.count - 5)).first { Array(bytes[$0..<($0 + 4)]) == name }, "\(file) has an avcC")
+            let size = Int(bytes[at - 4]) << 24 | Int(bytes[at - 3]) << 16 | Int(bytes[at - 2]) << 8 | Int(bytes[at - 1])
+            #expect(size > 8 + 7 && bytes[at + 4] == 1, "\(file): avcC of \(size) bytes")
+            let report = try SegmentInspector.inspect(path: file)
+            #expect(report.problems.isEmpty, "\(file): \(report.problems)")
+            frames += report.decodedFrames
+        }
+        #expect(frames == 75)
+    }
+
     @Test("fixed-point text for logs")
     func decimals() {
         #expect(formatDecimal(4.93, places: 1) == "4.9")
