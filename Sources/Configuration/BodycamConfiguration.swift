@@ -45,6 +45,9 @@ public struct BodycamConfiguration: Equatable, Sendable {
     public var storageReserveBytes: Int64 = 2048 << 20
     /// Below this: the open segment is sealed and recording stops.
     public var storageFloorBytes: Int64 = 256 << 20
+    /// The write queue's bound: seconds of live video waiting for storage, and bytes.
+    public var writeQueueSeconds = 10
+    public var writeQueueMaxBytes = 32 << 20
     /// The device's Ed25519 signing key (made by `bodycamctl keys provision`).
     public var deviceKeyPath = "/var/lib/bodycam/keys/device.key"
     /// The authority's certificate for that key.
@@ -184,6 +187,8 @@ public struct BodycamConfiguration: Equatable, Sendable {
         storagePath = try reader.string("storage.path", default: storagePath, where: { !$0.isEmpty }, "a folder")
         storageReserveBytes = Int64(try reader.integer("storage.reserve_mb", default: Int(storageReserveBytes >> 20), in: 1...10_000_000)) << 20
         storageFloorBytes = Int64(try reader.integer("storage.floor_mb", default: Int(storageFloorBytes >> 20), in: 0...10_000_000)) << 20
+        writeQueueSeconds = try reader.integer("storage.write_queue_seconds", default: writeQueueSeconds, in: 1...120)
+        writeQueueMaxBytes = try reader.integer("storage.write_queue_max_mb", default: writeQueueMaxBytes >> 20, in: 1...1024) << 20
         if storageFloorBytes >= storageReserveBytes {
             throw reader.error(reader.has("storage.floor_mb") ? "storage.floor_mb" : "storage.reserve_mb", "storage.floor_mb must be below storage.reserve_mb")
         }

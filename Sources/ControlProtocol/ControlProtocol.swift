@@ -215,6 +215,11 @@ public struct StatusReport: Codable, Equatable, Sendable {
     public var preEventMilliseconds: Int
     /// Pictures encoded since start.
     public var frames: Int
+    /// Live video waiting for storage in the write queue now, and the most it has held since
+    /// start, milliseconds; pictures let go because that queue was at its bound.
+    public var writeQueueMilliseconds: Int = 0
+    public var writeQueuePeakMilliseconds: Int = 0
+    public var framesShed: Int = 0
     /// Free space in the store (statvfs f_bavail × f_frsize), bytes.
     public var storageFreeBytes: Int64
     /// Hours of recording that space holds at the configured bitrate.
@@ -249,6 +254,7 @@ public struct StatusReport: Codable, Equatable, Sendable {
         case officerID = "officer_id", dutyID = "duty_id", segmentsSealed = "segments_sealed", nextSequence = "next_sequence"
         case lastSealUTC = "last_seal_utc", preEventMilliseconds = "pre_event_ms", storageFreeBytes = "storage_free_bytes"
         case hoursLeft = "hours_left", batteryPercent = "battery_percent", clockSynced = "clock_synced"
+        case writeQueueMilliseconds = "write_queue_ms", writeQueuePeakMilliseconds = "write_queue_peak_ms", framesShed = "frames_shed"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -261,6 +267,9 @@ public struct StatusReport: Codable, Equatable, Sendable {
         try container.encode(lastSealUTC, forKey: .lastSealUTC)
         try container.encode(preEventMilliseconds, forKey: .preEventMilliseconds)
         try container.encode(frames, forKey: .frames)
+        try container.encode(writeQueueMilliseconds, forKey: .writeQueueMilliseconds)
+        try container.encode(writeQueuePeakMilliseconds, forKey: .writeQueuePeakMilliseconds)
+        try container.encode(framesShed, forKey: .framesShed)
         try container.encode(storageFreeBytes, forKey: .storageFreeBytes)
         try container.encode(hoursLeft, forKey: .hoursLeft)
         try container.encode(batteryPercent, forKey: .batteryPercent)  // null without a reading

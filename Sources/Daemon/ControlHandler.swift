@@ -144,12 +144,17 @@ extension Daemon {
         if !synced { alarms.append("clock not synchronised") }
         if let identityAlarm { alarms.append(identityAlarm) }
         if runState.cameraMissing { alarms.append("camera missing") }
+        if runState.storageBacklog { alarms.append("storage too slow") }
         let sealed = vault.sealedSummary
-        return StatusReport(state: engine.state.rawValue, officerID: engine.officerID, dutyID: engine.dutyID,
-                            segmentsSealed: sealed.count, nextSequence: vault.nextSequence, lastSealUTC: sealed.lastEndUTC,
-                            preEventMilliseconds: recorder.preEventMilliseconds, frames: recorder.framesEncoded,
-                            storageFreeBytes: freeBytes, hoursLeft: freeBytes / max(1, bytesPerSecond) / 3600,
-                            batteryPercent: battery, clockSynced: synced, alarms: alarms)
+        var report = StatusReport(state: engine.state.rawValue, officerID: engine.officerID, dutyID: engine.dutyID,
+                                  segmentsSealed: sealed.count, nextSequence: vault.nextSequence, lastSealUTC: sealed.lastEndUTC,
+                                  preEventMilliseconds: recorder.preEventMilliseconds, frames: recorder.framesEncoded,
+                                  storageFreeBytes: freeBytes, hoursLeft: freeBytes / max(1, bytesPerSecond) / 3600,
+                                  batteryPercent: battery, clockSynced: synced, alarms: alarms)
+        report.writeQueueMilliseconds = recorder.writeQueueFill.milliseconds
+        report.writeQueuePeakMilliseconds = recorder.writeQueuePeak.milliseconds
+        report.framesShed = recorder.framesShed
+        return report
     }
 
     /// The supervisors' keys (policy.supervisors) were changed by root: trust what is there now.

@@ -115,6 +115,7 @@ final class RunState: Sendable {
         var exitStatus: Int32 = 0
         var battery: Int?
         var cameraMissing = false
+        var storageBacklog = false
     }
     private let state = Mutex(State())
     /// Set once the run is ending (a power-off, a system stop): the housekeeping thread stops.
@@ -130,6 +131,11 @@ final class RunState: Sendable {
     var cameraMissing: Bool {
         get { state.withLock { $0.cameraMissing } }
         set { state.withLock { $0.cameraMissing = newValue } }
+    }
+    /// The write queue is at its bound: pictures are being let go for storage.
+    var storageBacklog: Bool {
+        get { state.withLock { $0.storageBacklog } }
+        set { state.withLock { $0.storageBacklog = newValue } }
     }
     /// The last battery reading, percent (housekeeping writes it, the socket reads it).
     var batteryPercent: Int? {
@@ -241,7 +247,9 @@ public final class Daemon: Sendable {
                                                      officerID: configuration.policy.onDutyAtStart ? configuration.officerID : "",
                                                      preEventSeconds: configuration.preEventSeconds,
                                                      preEventMaxBytes: configuration.preEventMaxBytes,
-                                                     segmentSeconds: configuration.segmentSeconds),
+                                                     segmentSeconds: configuration.segmentSeconds,
+                                                     writeQueueSeconds: configuration.writeQueueSeconds,
+                                                     writeQueueMaxBytes: configuration.writeQueueMaxBytes),
                                 source: source, overlay: StageFactory.makeOverlay(configuration), store: vault,
                                 makeEncoder: { try LibAVVideoEncoder(settings: encoderSettings, format: $0) })
         } catch {
@@ -328,7 +336,8 @@ public final class Daemon: Sendable {
                                  "before_frame": .integer(Int64(summary.lastBeforeFrame))])
     }
 
-    /// The recorder's events, on the pipeline thread.
+    /// The recorder's events, in order, on the recorder's event thread (never the pipeline's:
+    /// a journal append that waits on stalled storage holds up no picture).
     func pipelineEvent(_ event: RecorderEvent) {
         switch event {
         case .started(let source, let encoder): Log.info("capturing from \(source), encoding with \(encoder)")
@@ -355,6 +364,20 @@ public final class Daemon: Sendable {
             Log.notice("camera back: \(source); recording goes on")
             audit("camera_restored", ["source": .string(source)])
             runState.cameraMissing = false
+        case .storageBacklogFull(let queued):
+            Log.error("STORAGE TOO SLOW: \(queued.milliseconds) ms of video (\(queued.bytes) bytes) wait for storage; "
+                      + "the newest pictures are let go until it catches up")
+            runState.storageBacklog = true
+            audit("storage_backlog_full", ["queued_ms": .integer(Int64(queued.milliseconds)), "queued_bytes": .integer(Int64(queued.bytes)),
+                                           "limit_ms": .integer(Int64(configuration.writeQueueSeconds) * 1000),
+                                           "limit_bytes": .integer(Int64(configuration.writeQueueMaxBytes))])
+        case .storageBacklogCleared(let lost, let milliseconds):
+            Log.notice("storage caught up: \(lost) pictures let go over \(milliseconds) ms; recording goes on")
+            runState.storageBacklog = false
+            audit("storage_backlog_cleared", ["frames_lost": .integer(Int64(lost)), "duration_ms": .integer(Int64(milliseconds))])
+        case .eventsLost(let count):
+            Log.error("\(count) pipeline events were let go: their handler fell behind")
+            audit("pipeline_events_lost", ["count": .integer(Int64(count))])
         case .stopped(let frames): Log.info("pipeline stopped after \(frames) frames")
         case .ready:
             let seconds = Double(Clock.monotonicNanoseconds() - processStart) / 1e9

@@ -282,7 +282,7 @@ public final class StreamSealer {
 }
 
 /// A `SegmentSink` that never lets plaintext reach storage: MP4 bytes are held in memory until
-/// their fragment completes, then sealed as one chunk, written and made durable (fdatasync).
+/// their fragment completes, then sealed as one chunk and written; `makeDurable` syncs them.
 /// A fresh data key per segment, wrapped to every recipient and wiped once sealed.
 public final class SealingSink: SegmentSink {
     public let partialPath: String
@@ -376,7 +376,12 @@ public final class SealingSink: SegmentSink {
         pending.removeAll(keepingCapacity: true)
         frames += fragmentFrames
         ticks += duration
-        if fdatasync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fdatasync", errno: errno) }
+    }
+
+    public func makeDurable() throws {
+        try sticky {
+            if fdatasync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fdatasync", errno: errno) }
+        }
     }
 
     public func noteDropped(frames count: Int) { dropped = count }

@@ -4,8 +4,10 @@ import LibAV
 import Capture
 import Platform
 
-/// What the pipeline reports as it runs (on the pipeline thread).
-public enum RecorderEvent {
+/// What the pipeline reports as it runs. Events are delivered in order on a thread of their
+/// own, never on the pipeline or writer thread, so a slow handler (a journal on stalled
+/// storage) never holds up capture.
+public enum RecorderEvent: Sendable {
     case started(source: String, encoder: String)
     case recordingStarted(preEventPackets: Int, preEventSeconds: Double)
     case recordingStopped
@@ -18,20 +20,38 @@ public enum RecorderEvent {
     /// The camera's timestamps could not be trusted and its dequeue times are used (once a
     /// stream).
     case timestampsUntrusted(reason: String)
+    /// The write queue reached its bound (storage far slower than the camera for seconds):
+    /// from here packets are let go, until the queue has drained below half its bound and a
+    /// keyframe resumes the recording.
+    case storageBacklogFull(queued: SegmentWriter.Fill)
+    /// Recording into storage resumed after a backlog: `framesLost` pictures were let go over
+    /// `milliseconds`.
+    case storageBacklogCleared(framesLost: Int, milliseconds: Int)
+    /// Events the handler was too slow for and that were let go (the event queue is bounded).
+    case eventsLost(count: Int)
     case stopped(frames: Int)
     /// The first picture went through the whole pipeline: the camera is ready to record.
     case ready
 }
 
-/// The pipeline, wired: FrameSource → Overlay → VideoEncoder → PreEventBuffer → SegmentMuxer.
+/// The pipeline, wired: FrameSource → Overlay → VideoEncoder → PreEventBuffer → SegmentWriter
+/// (SegmentMuxer → store, on the writer thread).
 ///
 /// `run()` is the pipeline loop and blocks its thread until the source ends or `shutdown()` is
 /// called. A camera that vanishes does not end it: the open segment is sealed, the camera is
-/// reopened every `reopenInterval` until it is back, and recording goes on in a new segment. `startRecording`, `stopRecording` and `shutdown` may be called from any thread; they
-/// take effect at the next picture.
+/// reopened every `reopenInterval` until it is back, and recording goes on in a new segment.
+/// `startRecording`, `stopRecording` and `shutdown` may be called from any thread; they take
+/// effect at the next picture.
+///
+/// Storage never holds up capture: packets go to the `SegmentWriter`'s queue. When storage is
+/// so slow for so long that the queue reaches `writeQueueSeconds` or `writeQueueMaxBytes` of
+/// live video, the newest packets are let go (the queue already holds older footage, which is
+/// written first), counted as dropped frames of the segment and reported
+/// (`storageBacklogFull`, `storageBacklogCleared`); recording resumes at a keyframe once the
+/// queue has drained below half its bound. Capture is never blocked.
 // Commands from other threads go through the `commands` mutex; the counters other threads read are
-// atomics; `onEvent` is set before `run()`; everything else belongs to the pipeline thread
-// (`segments` is read by others only after that thread has ended).
+// atomics; `segments` is behind a mutex (the writer thread adds to it); `onEvent` is set before
+// `run()`; everything else belongs to the pipeline thread.
 public final class Recorder: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var deviceID: String
@@ -40,13 +60,20 @@ public final class Recorder: @unchecked Sendable {
         /// Memory cap for the pre-event buffer.
         public var preEventMaxBytes: Int
         public var segmentSeconds: Int
+        /// The write queue's bound: seconds of live video waiting for storage, and bytes.
+        public var writeQueueSeconds: Int
+        public var writeQueueMaxBytes: Int
         public init(deviceID: String, officerID: String = "", preEventSeconds: Int = 30,
-                    preEventMaxBytes: Int = 64 << 20, segmentSeconds: Int = 60) {
+                    preEventMaxBytes: Int = 64 << 20, segmentSeconds: Int = 60,
+                    writeQueueSeconds: Int = 10, writeQueueMaxBytes: Int = 32 << 20) {
+            precondition(writeQueueSeconds > 0 && writeQueueMaxBytes > 0)
             self.deviceID = deviceID
             self.officerID = officerID
             self.preEventSeconds = preEventSeconds
             self.preEventMaxBytes = preEventMaxBytes
             self.segmentSeconds = segmentSeconds
+            self.writeQueueSeconds = writeQueueSeconds
+            self.writeQueueMaxBytes = writeQueueMaxBytes
         }
     }
 
@@ -62,10 +89,21 @@ public final class Recorder: @unchecked Sendable {
     private let overlay: Overlay?
     private let makeEncoder: (FrameFormat) throws -> VideoEncoder
     private var encoder: VideoEncoder!
-    private let store: SegmentStore
+    private let writer: SegmentWriter
+    /// A timeline (this encoder's segments) was handed to the writer.
+    private var timelineOpen = false
     private var preEvent: PreEventBuffer
-    private var segmentMuxer: SegmentMuxer?
     private var recording = false
+    /// While the write queue is at its bound: since when, pictures let go, whether a keyframe
+    /// was asked for to resume on.
+    private var shedding: (since: Int64, frames: Int, keyframeRequested: Bool)?
+    private let framesShedCounter = AtomicCounter()
+    /// Pictures encoded but let go because the write queue was at its bound (any thread).
+    public var framesShed: Int { framesShedCounter.value }
+    /// Live video waiting for storage now, and the most there has been (any thread).
+    public var writeQueueFill: SegmentWriter.Fill { writer.fill }
+    public var writeQueuePeak: SegmentWriter.Fill { writer.peak }
+    private let events = BoundedQueue<RecorderEvent>(capacity: 4096, policy: .dropOldest)
     private var anchor = ClockAnchor.now()
     private let commands = Mutex<[Command]>([])
     private let shuttingDown = AtomicFlag()
@@ -98,15 +136,16 @@ public final class Recorder: @unchecked Sendable {
         self.source = source
         self.overlay = overlay
         self.makeEncoder = makeEncoder
-        self.store = store
+        self.writer = SegmentWriter(store: store)
         self.preEvent = PreEventBuffer(seconds: configuration.preEventSeconds, maxBytes: configuration.preEventMaxBytes)
         // eventfd creation fails only when the process is out of descriptors: nothing would work.
         self.wake = try! WakeEvent()
     }
 
     public var isRecording: Bool { recording }
-    /// Every segment sealed so far, in order.
-    public private(set) var segments: [SegmentSummary] = []
+    private let sealed = Mutex<[SegmentSummary]>([])
+    /// Every segment sealed so far, in order (any thread).
+    public var segments: [SegmentSummary] { sealed.withLock { $0 } }
 
     public func startRecording() { enqueue(.startRecording) }
     public func stopRecording() { enqueue(.stopRecording) }
@@ -134,20 +173,46 @@ public final class Recorder: @unchecked Sendable {
         }
     }
 
-    /// The pipeline loop. Returns when the source ends or after `shutdown()`; the open segment
-    /// is sealed either way. Throws the first failure of a stage, after sealing what it can.
+    /// The pipeline loop. Returns when the source ends or after `shutdown()`, once the open
+    /// segment is sealed and every event delivered. Throws the first failure of a stage (the
+    /// store's included), after sealing what it can.
     public func run() throws {
+        let handler = onEvent
+        let relay = WorkerThread(name: "bodycam-events") { [events] in
+            while let event = events.pop() {
+                let lost = events.takeDropped()
+                if lost > 0 { handler(.eventsLost(count: lost)) }
+                handler(event)
+            }
+        }
+        writer.onSealed = { [weak self] summary in
+            self?.sealed.withLock { $0.append(summary) }
+            self?.emit(.segmentSealed(summary))
+        }
+        writer.start()
+        var failure: Error? = nil
+        do { try capture() } catch { failure = error }
+        writer.close()
+        if failure == nil { failure = writer.failure }
+        emit(.stopped(frames: framesEncoded))
+        events.close()
+        relay.join()
+        if let failure { throw failure }
+    }
+
+    private func emit(_ event: RecorderEvent) {
+        events.push(event)
+    }
+
+    private func capture() throws {
         do {
             try source.start()
         } catch {
             // A camera missing (or failing) at start is waited for, as a lost one is: the
             // daemon runs degraded and records as soon as it is there.
-            onEvent(.cameraLost(reason: "camera not available at start: \(error)"))
-            guard reopenSource() else {
-                onEvent(.stopped(frames: 0))
-                return
-            }
-            onEvent(.cameraRestored(source: source.name))
+            emit(.cameraLost(reason: "camera not available at start: \(error)"))
+            guard reopenSource() else { return }
+            emit(.cameraRestored(source: source.name))
         }
         do {
             encoder = try makeEncoder(source.format)
@@ -156,11 +221,12 @@ public final class Recorder: @unchecked Sendable {
             throw error
         }
         anchor = ClockAnchor.now()
-        onEvent(.started(source: source.name, encoder: encoder.name))
+        emit(.started(source: source.name, encoder: encoder.name))
         var failure: Error? = nil
         var sourceOpen = true
         do {
             while !shuttingDown.isSet {
+                if let error = writer.failure { throw error }
                 let captured: CapturedFrame?
                 do {
                     captured = try source.nextFrame()
@@ -175,9 +241,8 @@ public final class Recorder: @unchecked Sendable {
         } catch {
             failure = error
         }
-        do { try segmentMuxer?.finish() } catch { failure = failure ?? error }
+        writer.submit(.finishSegment)
         if sourceOpen { do { try source.close() } catch { failure = failure ?? error } }
-        onEvent(.stopped(frames: framesEncoded))
         if let failure { throw failure }
     }
 
@@ -185,15 +250,15 @@ public final class Recorder: @unchecked Sendable {
     /// recorder shuts down (false). Segment numbers go on; the timeline restarts with the new
     /// encoder, anchored to the same clock.
     private func recover(from error: FrameSourceLost) throws -> Bool {
-        onEvent(.cameraLost(reason: error.description))
+        emit(.cameraLost(reason: error.description))
         for packet in try encoder.flush() { try route(packet) }
-        try segmentMuxer?.finish()
-        segmentMuxer = nil
+        writer.submit(.finishSegment)
+        timelineOpen = false
         _ = preEvent.drain()
         try? source.close()
         guard reopenSource() else { return false }
         encoder = try makeEncoder(source.format)
-        onEvent(.cameraRestored(source: source.name))
+        emit(.cameraRestored(source: source.name))
         return true
     }
 
@@ -219,29 +284,26 @@ public final class Recorder: @unchecked Sendable {
     private func process(_ captured: CapturedFrame) throws {
         for command in takeCommands() { try apply(command) }
         let frame = captured.frame
-        if let note = captured.timestampNote { onEvent(.timestampsUntrusted(reason: note)) }
+        if let note = captured.timestampNote { emit(.timestampsUntrusted(reason: note)) }
         if captured.droppedBefore > 0 {
             framesDropped += captured.droppedBefore
-            onEvent(.framesDropped(count: captured.droppedBefore, beforeSequence: frame.sequence))
+            emit(.framesDropped(count: captured.droppedBefore, beforeSequence: frame.sequence))
         }
-        if segmentMuxer == nil {
-            segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: configuration.segmentSeconds,
-                                                             deviceID: configuration.deviceID, officerID: officer,
-                                                             firstSequence: store.nextSequence,
-                                                             framesPerSecond: source.format.framesPerSecond),
-                                  store: store, parameters: encoder.parameters, timeBase: encoder.timeBase,
-                                  epochMonotonic: frame.captureNanoseconds, anchor: anchor)
-            segmentMuxer?.onSegmentFinished = { [weak self] summary in
-                self?.segments.append(summary)
-                self?.onEvent(.segmentSealed(summary))
-            }
+        if !timelineOpen {
+            // The writer numbers the segments on from its store.
+            writer.submit(.timeline(.init(configuration: .init(segmentSeconds: configuration.segmentSeconds,
+                                                               deviceID: configuration.deviceID, officerID: officer,
+                                                               framesPerSecond: source.format.framesPerSecond),
+                                          parameters: encoder.parameters, timeBase: encoder.timeBase,
+                                          epochMonotonic: frame.captureNanoseconds, anchor: anchor)))
+            timelineOpen = true
         }
         overlay?.apply(to: frame, wallNanoseconds: anchor.wall(atMonotonic: frame.captureNanoseconds))
         let packets = try encoder.encode(frame)
         if captured.droppedBefore > 0 { dropsByPts[encoder.lastInputPts] = captured.droppedBefore }
         for packet in packets { try route(packet) }
         _ = heartbeatCounter.increment()
-        if frameCounter.increment() == 1 { onEvent(.ready) }
+        if frameCounter.increment() == 1 { emit(.ready) }
     }
 
     private func apply(_ command: Command) throws {
@@ -251,17 +313,17 @@ public final class Recorder: @unchecked Sendable {
             let buffered = preEvent.drain()
             let seconds = Double((buffered.last.map { $0.pts + $0.duration } ?? 0) - (buffered.first?.pts ?? 0)) / 90_000
             if buffered.isEmpty { encoder.requestKeyframe() }
-            for packet in buffered { try segmentMuxer?.write(packet) }
-            onEvent(.recordingStarted(preEventPackets: buffered.count, preEventSeconds: seconds))
+            for packet in buffered { writer.submit(.packet(packet, live: false)) }
+            emit(.recordingStarted(preEventPackets: buffered.count, preEventSeconds: seconds))
         case .stopRecording where recording:
             recording = false
-            try segmentMuxer?.finish()
-            onEvent(.recordingStopped)
+            writer.submit(.finishSegment)
+            emit(.recordingStopped)
         case .officer(let officerID):
             officer = officerID
             overlay?.officerID = officerID
             // Segments opened from now on carry the new officer.
-            segmentMuxer?.configuration.officerID = officerID
+            writer.submit(.officer(officerID))
         case .preEventBuffering(let enabled):
             buffering = enabled
             if !enabled { _ = preEvent.drain() }
@@ -276,10 +338,43 @@ public final class Recorder: @unchecked Sendable {
         var packet = packet
         packet.droppedBefore = dropsByPts.removeValue(forKey: packet.pts) ?? 0
         if recording {
-            try segmentMuxer?.write(packet)
+            if admit(&packet) { writer.submit(.packet(packet, live: true)) }
         } else if buffering {
             preEvent.append(packet)
         }
         preEventFill.store(Int(preEvent.duration / 90))
+    }
+
+    /// Whether a live packet goes to the writer, or is let go because the write queue is at its
+    /// bound (see the type's documentation). Pictures let go are added to the gap before the
+    /// packet that resumes the recording, so the segment counts them as dropped.
+    private func admit(_ packet: inout EncodedPacket) -> Bool {
+        let fill = writer.fill
+        let limitTicks = Int64(configuration.writeQueueSeconds) * 90_000
+        let limitBytes = configuration.writeQueueMaxBytes
+        guard var shed = shedding else {
+            if fill.ticks < limitTicks && fill.bytes < limitBytes { return true }
+            shedding = (since: Clock.monotonicNanoseconds(), frames: 1, keyframeRequested: false)
+            _ = framesShedCounter.increment()
+            emit(.storageBacklogFull(queued: fill))
+            return false
+        }
+        if fill.ticks < limitTicks / 2 && fill.bytes < limitBytes / 2 {
+            if packet.isKeyframe {
+                packet.droppedBefore += shed.frames
+                shedding = nil
+                emit(.storageBacklogCleared(framesLost: shed.frames,
+                                            milliseconds: Int((Clock.monotonicNanoseconds() - shed.since) / 1_000_000)))
+                return true
+            }
+            if !shed.keyframeRequested {
+                encoder.requestKeyframe()
+                shed.keyframeRequested = true
+            }
+        }
+        shed.frames += 1
+        _ = framesShedCounter.increment()
+        shedding = shed
+        return false
     }
 }

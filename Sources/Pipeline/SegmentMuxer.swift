@@ -70,8 +70,14 @@ public final class SegmentMuxer {
     /// Packets refused because no segment was open and they were not keyframes.
     public private(set) var skippedPackets = 0
     public private(set) var completed: [SegmentSummary] = []
-    /// Called on the pipeline thread each time a segment is sealed.
+    /// Called on the muxing thread each time a segment is sealed.
     public var onSegmentFinished: ((SegmentSummary) -> Void)?
+    /// Each fragment is made durable (fdatasync) as it completes. A `SegmentWriter` clears this
+    /// and calls `makeDurable()` whenever it has caught up, so one sync covers every fragment
+    /// sealed during a storage stall.
+    public var syncsEachFragment = true
+    /// Fragments have been written since the last `makeDurable()`.
+    public private(set) var needsDurability = false
 
     /// - Parameters:
     ///   - epochMonotonic: capture time (CLOCK_MONOTONIC ns) of packet pts 0.
@@ -124,6 +130,7 @@ public final class SegmentMuxer {
                 } else {
                     try segment.muxer.flushFragment()
                     try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: packet.pts - segment.fragmentStartPts)
+                    try fragmentWritten(segment.sink)
                     update {
                         $0.fragments += 1
                         $0.fragmentFrames = 0
@@ -180,6 +187,7 @@ public final class SegmentMuxer {
         // The moov alone is the first durable unit: a segment that dies right here still opens.
         do {
             try sink.fragmentComplete(frames: 0, duration: 0)
+            try fragmentWritten(sink)
         } catch {
             muxer.abandon(because: error)
             throw error
@@ -189,10 +197,34 @@ public final class SegmentMuxer {
                            endPts: packet.pts, frames: 0, fragments: 0, fragmentFrames: 0, fragmentStartPts: packet.pts)
     }
 
+    private func fragmentWritten(_ sink: SegmentSink) throws {
+        if syncsEachFragment {
+            try sink.makeDurable()
+        } else {
+            needsDurability = true
+        }
+    }
+
+    /// Makes every fragment written so far durable (see `syncsEachFragment`).
+    public func makeDurable() throws {
+        guard needsDurability, case .open(let segment) = state else { return }
+        try segment.sink.makeDurable()
+        needsDurability = false
+    }
+
+    /// Gives the open segment up after a failure of its store: nothing more is written to it,
+    /// and its partial file stays for recovery.
+    public func abandon(because error: Error) {
+        guard case .open(let segment) = state else { return }
+        state = .idle
+        segment.muxer.abandon(because: error)
+    }
+
     /// Seals the open segment, if any (end of recording, shutdown, or a cut).
     public func finish() throws {
         guard case .open(let segment) = state else { return }
         state = .idle
+        needsDurability = false
         try segment.muxer.finish()
         try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: segment.endPts - segment.fragmentStartPts)
         segment.sink.noteDropped(frames: segment.framesDropped)

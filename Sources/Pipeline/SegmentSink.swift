@@ -39,12 +39,16 @@ public struct SegmentDescriptor: Equatable, Sendable {
 
 /// Where the muxer's bytes go. The muxer calls `write` with bytes in order and
 /// `fragmentComplete` each time everything written so far forms complete MP4 fragments (the
-/// moov, then one moof+mdat per GOP): the boundary at which a sink makes data durable, and at
-/// which an encrypting sink closes a chunk. `finish` seals the segment.
+/// moov, then one moof+mdat per GOP): the boundary at which an encrypting sink closes a chunk
+/// and writes it. `makeDurable` syncs what was written (after each fragment, or once for several
+/// when the writer fell behind a stall). `finish` seals the segment.
 public protocol SegmentSink: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) throws
     /// `frames` pictures covering `duration` (90 kHz ticks) were completed since the last call.
+    /// The fragment is written to storage, not necessarily durable yet.
     func fragmentComplete(frames: Int, duration: Int64) throws
+    /// Makes every complete fragment written so far durable (fdatasync).
+    func makeDurable() throws
     /// Makes the segment final and durable; returns where it is.
     func finish() throws -> String
     /// Camera frames missing inside the segment (between its first and last picture), told
@@ -65,8 +69,8 @@ public protocol SegmentStore: AnyObject {
 }
 
 /// Plain, unencrypted MP4 files: for tests and development only (the device stores sealed
-/// segments). A segment is written as NAME.mp4.partial, each fragment made durable with
-/// fdatasync, then fsynced, renamed to NAME.mp4 and the directory fsynced.
+/// segments). A segment is written as NAME.mp4.partial, made durable with fdatasync as its
+/// fragments complete, then fsynced, renamed to NAME.mp4 and the directory fsynced.
 public final class PlainFileStore: SegmentStore {
     public let directory: String
 
@@ -120,8 +124,11 @@ public final class PlainFileSink: SegmentSink {
     }
 
     public func fragmentComplete(frames: Int, duration: Int64) throws {
-        if fdatasync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fdatasync", errno: errno) }
         fragments += 1
+    }
+
+    public func makeDurable() throws {
+        if fdatasync(fd) < 0 { throw SystemError.file(path: partialPath, call: "fdatasync", errno: errno) }
     }
 
     public func finish() throws -> String {

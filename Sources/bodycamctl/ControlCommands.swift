@@ -34,7 +34,9 @@ func send(_ request: ControlRequest, socket: String, json: Bool) throws {
         if let status = response.status {
             parts += ["officer_id \(status.officerID)", "duty_id \(status.dutyID)", "segments_sealed \(status.segmentsSealed)",
                       "next_sequence \(status.nextSequence)", "last_seal_utc \(status.lastSealUTC)", "pre_event_ms \(status.preEventMilliseconds)",
-                      "frames \(status.frames)", "storage_free_bytes \(status.storageFreeBytes)", "hours_left \(status.hoursLeft)"]
+                      "frames \(status.frames)", "write_queue_ms \(status.writeQueueMilliseconds)",
+                      "write_queue_peak_ms \(status.writeQueuePeakMilliseconds)", "frames_shed \(status.framesShed)",
+                      "storage_free_bytes \(status.storageFreeBytes)", "hours_left \(status.hoursLeft)"]
             if let battery = status.batteryPercent { parts.append("battery_percent \(battery)") }
             parts.append("clock_synced \(status.clockSynced ? "yes" : "no")")
             if !status.alarms.isEmpty { parts.append("ALARMS: \(status.alarms.joined(separator: ", "))") }

@@ -32,6 +32,8 @@ public final class MemoryStore: SegmentStore {
             boundaries.append(bytes.count)
             fragmentFrames.append(frames)
         }
+        public private(set) var syncs = 0
+        public func makeDurable() throws { syncs += 1 }
         public func finish() throws -> String {
             finished = true
             return "memory:\(descriptor.sequence)"
@@ -65,6 +67,7 @@ public final class FillingStore: SegmentStore {
             try inner.write(bytes)
         }
         public func fragmentComplete(frames: Int, duration: Int64) throws { try inner.fragmentComplete(frames: frames, duration: duration) }
+        public func makeDurable() throws { try inner.makeDurable() }
         public func finish() throws -> String { try inner.finish() }
     }
     public var nextSequence: UInt64 { inner.nextSequence }
@@ -196,13 +199,14 @@ public func openDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
 }
 
-/// A store whose sinks cannot make anything durable: `fragmentComplete` fails with EIO (a
+/// A store whose sinks cannot make anything durable: `makeDurable` fails with EIO (a
 /// storage device that has gone read-only, a failing card).
 public final class UnsyncableStore: SegmentStore {
     public final class Sink: SegmentSink {
         public init() {}
         public func write(_ bytes: UnsafeRawBufferPointer) throws {}
-        public func fragmentComplete(frames: Int, duration: Int64) throws {
+        public func fragmentComplete(frames: Int, duration: Int64) throws {}
+        public func makeDurable() throws {
             throw SystemError.file(path: "unsyncable", call: "fdatasync", errno: EIO)
         }
         public func finish() throws -> String { "unsyncable" }
@@ -213,5 +217,69 @@ public final class UnsyncableStore: SegmentStore {
     public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
         sinksMade += 1
         return Sink()
+    }
+}
+
+/// A store whose syncs wait at a gate until the test opens it: storage that stalls for as long
+/// as the test wants, with no clock in the test. A gate not opened within `timeout` seconds
+/// opens itself and says so (`timedOut`), so a pipeline that waits on storage fails its test
+/// instead of hanging it.
+public final class GatedStore: SegmentStore, @unchecked Sendable {
+    public let inner: PlainFileStore
+    private let lock = ConditionLock()
+    private var isOpen = false
+    private var waiting = 0
+    private var syncCount = 0
+    private var expired = false
+    private let timeout: Int64
+
+    public init(directory: String, timeout: Int64 = 60) throws {
+        inner = try PlainFileStore(directory: directory)
+        self.timeout = timeout
+    }
+
+    /// Lets every sync through, now and from now on.
+    public func open() { lock.withLock { isOpen = true; lock.broadcast() } }
+    /// Syncs waiting at the gate now.
+    public var blocked: Int { lock.withLock { waiting } }
+    /// Syncs that went through.
+    public var syncs: Int { lock.withLock { syncCount } }
+    public var timedOut: Bool { lock.withLock { expired } }
+
+    func pass() {
+        lock.withLock {
+            waiting += 1
+            let deadline = Clock.monotonicNanoseconds() + timeout * 1_000_000_000
+            while !isOpen {
+                if !lock.wait(untilMonotonic: deadline) {
+                    expired = true
+                    isOpen = true
+                }
+            }
+            waiting -= 1
+            syncCount += 1
+        }
+    }
+
+    public final class Sink: SegmentSink {
+        let inner: SegmentSink
+        let gate: GatedStore
+        init(inner: SegmentSink, gate: GatedStore) { self.inner = inner; self.gate = gate }
+        public func write(_ bytes: UnsafeRawBufferPointer) throws { try inner.write(bytes) }
+        public func fragmentComplete(frames: Int, duration: Int64) throws { try inner.fragmentComplete(frames: frames, duration: duration) }
+        public func makeDurable() throws {
+            gate.pass()
+            try inner.makeDurable()
+        }
+        public func finish() throws -> String {
+            gate.pass()
+            return try inner.finish()
+        }
+        public func noteDropped(frames: Int) { inner.noteDropped(frames: frames) }
+    }
+
+    public var nextSequence: UInt64 { inner.nextSequence }
+    public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
+        Sink(inner: try inner.makeSink(for: segment), gate: self)
     }
 }
