@@ -40,6 +40,10 @@ public protocol FrameSource: AnyObject {
     var format: FrameFormat { get }
     /// A short description for logs: "v4l2 /dev/video0 (uvcvideo) YUYV 1280x720@30".
     var name: String { get }
+    /// Pictures come at the camera's pace whether or not they are taken (a camera, a paced
+    /// pattern): a pipeline that falls behind loses them, so it must never wait. A source that
+    /// is not live (a file read as fast as it goes) simply waits for the pipeline.
+    var isLive: Bool { get }
     func start() throws
     /// The next picture; blocks until it is due or captured. nil when the source has ended
     /// (end of file) or `stop` was called. Throws `FrameSourceLost` when the device is gone,

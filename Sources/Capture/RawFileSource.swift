@@ -8,6 +8,7 @@ public final class RawFileSource: FrameSource {
     public let path: String
     public let format: FrameFormat
     public let pacing: Pacing
+    public var isLive: Bool { pacing == .realTime }
     public var name: String { "raw-file \(path) \(format.pixelFormat) \(format.width)x\(format.height)@\(format.framesPerSecond)" }
 
     private let pool: FramePool

@@ -7,6 +7,7 @@ import Platform
 public final class TestPatternSource: FrameSource {
     public let format: FrameFormat
     public let pacing: Pacing
+    public var isLive: Bool { pacing == .realTime }
     public var name: String { "test-pattern \(format.pixelFormat) \(format.width)x\(format.height)@\(format.framesPerSecond) \(pacing.rawValue)" }
     /// Stop after this many frames (nil: run until stopped).
     public let frameLimit: Int?

@@ -10,6 +10,7 @@ import V4L2
 /// `start()` again reopen it. MJPEG cameras are decoded (libavcodec) on the capture thread into
 /// I420; a picture that does not decode counts as dropped.
 public final class V4L2FrameSource: FrameSource {
+    public let isLive = true
     public let settings: V4L2Settings
     public private(set) var format: FrameFormat
     public private(set) var name: String

@@ -48,7 +48,8 @@ public enum RecorderEvent: Sendable {
 /// live video, the newest packets are let go (the queue already holds older footage, which is
 /// written first), counted as dropped frames of the segment and reported
 /// (`storageBacklogFull`, `storageBacklogCleared`); recording resumes at a keyframe once the
-/// queue has drained below half its bound. Capture is never blocked.
+/// queue has drained below half its bound. Capture is never blocked. (A source that is not live,
+/// a file read as fast as it goes, waits for room instead: it loses nothing by waiting.)
 // Commands from other threads go through the `commands` mutex; the counters other threads read are
 // atomics; `segments` is behind a mutex (the writer thread adds to it); `onEvent` is set before
 // `run()`; everything else belongs to the pipeline thread.
@@ -346,12 +347,17 @@ public final class Recorder: @unchecked Sendable {
     }
 
     /// Whether a live packet goes to the writer, or is let go because the write queue is at its
-    /// bound (see the type's documentation). Pictures let go are added to the gap before the
+    /// bound (see the type's documentation); a source that is not live waits for room instead. Pictures let go are added to the gap before the
     /// packet that resumes the recording, so the segment counts them as dropped.
     private func admit(_ packet: inout EncodedPacket) -> Bool {
-        let fill = writer.fill
         let limitTicks = Int64(configuration.writeQueueSeconds) * 90_000
         let limitBytes = configuration.writeQueueMaxBytes
+        guard source.isLive else {
+            // A file or a pattern read as fast as it goes loses nothing by waiting.
+            writer.waitForRoom(ticks: limitTicks, bytes: limitBytes)
+            return true
+        }
+        let fill = writer.fill
         guard var shed = shedding else {
             if fill.ticks < limitTicks && fill.bytes < limitBytes { return true }
             shedding = (since: Clock.monotonicNanoseconds(), frames: 1, keyframeRequested: false)

@@ -66,6 +66,8 @@ public final class SegmentWriter: @unchecked Sendable {
     private var queued = Fill()
     private var peakFill = Fill()
     private var closed = false
+    /// A producer waits in `waitForRoom`: the writer wakes it as it takes items.
+    private var producerWaiting = false
     private var storedFailure: Error?
     private var thread: WorkerThread?
 
@@ -100,6 +102,18 @@ public final class SegmentWriter: @unchecked Sendable {
             }
             items.append(item)
             lock.broadcast()
+        }
+    }
+
+    /// Blocks until less than `ticks` and `bytes` of live video are queued (or the writer has
+    /// failed): for sources that are not live, which can wait for storage.
+    public func waitForRoom(ticks: Int64, bytes: Int) {
+        lock.withLock {
+            while storedFailure == nil && (queued.ticks >= ticks || queued.bytes >= bytes) {
+                producerWaiting = true
+                lock.wait()
+            }
+            producerWaiting = false
         }
     }
 
@@ -142,6 +156,7 @@ public final class SegmentWriter: @unchecked Sendable {
                 if case .packet(let packet, true) = item {
                     queued.ticks -= packet.duration
                     queued.bytes -= packet.data.count
+                    if producerWaiting { lock.broadcast() }
                 }
                 // The consumed front is dropped now and then, not on every item.
                 if head >= 256 && head * 2 >= items.count {
@@ -196,6 +211,7 @@ public final class SegmentWriter: @unchecked Sendable {
                 items.removeAll()
                 head = 0
                 queued = Fill()
+                lock.broadcast()
             }
             muxer?.abandon(because: error)
         }

@@ -12,12 +12,12 @@ struct StorageStallTests {
 
     /// A recorder on the test pattern (as fast as the encoder goes) into `store`, recording from
     /// the first picture; `hook` runs on the pipeline thread with each picture's index.
-    func recorder(frames: Int, store: SegmentStore, segmentSeconds: Int = 60, writeQueueSeconds: Int = 10,
+    func recorder(frames: Int, store: SegmentStore, segmentSeconds: Int = 60, writeQueueSeconds: Int = 10, live: Bool = true,
                   hook: @escaping (Recorder, UInt64) -> Void) throws -> Recorder {
         _ = quietLibAV
         let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames)
         let made = Locked<Recorder?>(nil)
-        let source = HookedSource(pattern) { index in
+        let source = HookedSource(pattern, live: live) { index in
             guard let recorder = made.current else { return }
             if index == 0 { recorder.startRecording() }
             hook(recorder, index)
@@ -105,5 +105,24 @@ struct StorageStallTests {
         let file = try #require(try directory.files(withSuffix: ".mp4").first)
         let report = try SegmentInspector.inspect(path: file)
         #expect(report.problems.isEmpty && report.decodedFrames == recorded, "\(report.problems)")
+    }
+
+    @Test("a source that is not live (a file read as fast as it goes) waits for room at the bound instead: nothing is let go")
+    func fileWaitsForRoom() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = try GatedStore(directory: directory.path)
+        let recorder = try recorder(frames: 150, store: store, writeQueueSeconds: 1, live: false) { _, _ in }
+        // Storage comes back only once the pipeline has filled the queue to its bound and waits.
+        let opener = WorkerThread(name: "test-opener") {
+            _ = eventually { store.blocked == 1 && recorder.writeQueueFill.ticks >= 90_000 }
+            store.open()
+        }
+        defer { opener.join() }
+        try recorder.run()
+        #expect(!store.timedOut)
+        #expect(recorder.framesShed == 0)
+        #expect(recorder.segments.map(\.frames) == [150] && recorder.segments.map(\.framesDropped) == [0])
+        #expect(recorder.writeQueuePeak.ticks >= 90_000 && recorder.writeQueuePeak.ticks <= 90_000 + 3_000, "\(recorder.writeQueuePeak)")
     }
 }

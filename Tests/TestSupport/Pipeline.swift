@@ -80,8 +80,11 @@ public final class FillingStore: SegmentStore {
 public final class HookedSource: FrameSource {
     public let inner: FrameSource
     public var hook: (UInt64) -> Void
-    public init(_ inner: FrameSource, hook: @escaping (UInt64) -> Void) { self.inner = inner; self.hook = hook }
+    /// Claims to be live whatever the inner source is (a fast pattern standing in for a camera).
+    public var live: Bool?
+    public init(_ inner: FrameSource, live: Bool? = nil, hook: @escaping (UInt64) -> Void) { self.inner = inner; self.live = live; self.hook = hook }
     public var format: FrameFormat { inner.format }
+    public var isLive: Bool { live ?? inner.isLive }
     public var name: String { "hooked " + inner.name }
     public func start() throws { try inner.start() }
     public func nextFrame() throws -> CapturedFrame? {
@@ -101,6 +104,7 @@ public final class GappySource: FrameSource {
     public let hook: (UInt64) -> Void
     public init(_ inner: FrameSource, gaps: [UInt64: Int], hook: @escaping (UInt64) -> Void) { self.inner = inner; self.gaps = gaps; self.hook = hook }
     public var format: FrameFormat { inner.format }
+    public var isLive: Bool { inner.isLive }
     public var name: String { "gappy " + inner.name }
     public func start() throws { try inner.start() }
     public func nextFrame() throws -> CapturedFrame? {
