@@ -9,8 +9,10 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Headers and libraries the package links (pkg-config names in Package.swift).
 BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
                   libv4l-dev libgpiod-dev libssl-dev libtomlplusplus-dev
-# The reference encoder and the resource meter `make bench` compares against.
-BENCH_PACKAGES := ffmpeg time
+# The reference encoders (ffmpeg; GStreamer with x264enc, h264parse and mp4mux) and the resource
+# meter `make bench` compares against.
+BENCH_PACKAGES := ffmpeg time gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+                  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 # Packaging and unit checks: dpkg-deb, objdump, systemd-analyze.
 PACKAGE_PACKAGES := dpkg binutils systemd
 # The hardware rig (Hardware/rig): qemu, an initramfs, the gpio-sim build (the kernel's own

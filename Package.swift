@@ -81,7 +81,8 @@ let package = Package(
             "LibAV", "LibCrypto", "V4L2", "Platform", "Wire", argumentParser,
         ]),
         // The measurements of `make bench` that loop over the project's own code.
-        .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Controls", "Policy", "LibCrypto", "Platform", "Wire"]),
+        .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Capture", "LibAV", "V4L2", "V4L2Simulator",
+                                                               "Controls", "Policy", "LibCrypto", "Platform", "Wire"]),
         // Writes docs/vectors (`make vectors`).
         .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "LibCrypto", "Platform", "Wire"]),
         // Fuzz targets (make fuzz builds them with libFuzzer; the plain build replays inputs).

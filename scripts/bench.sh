@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make bench: our pipeline against ffmpeg on the same input with the same encoder settings,
-# measured side by side in one run. Prints one line per figure: BENCH <name> <value> <unit>.
+# make bench: our pipeline against ffmpeg and against GStreamer on the same input with the same
+# encoder settings, measured side by side in one run; then sealing, verification, controls,
+# storage stalls and restarts. Prints one line per figure: BENCH <name> <value> <unit>.
 #   BENCH_DIR      scratch folder (default .build/bench); the input is made there, not committed
 #   BENCH_SECONDS  length of the input (default 20)
 #   BENCH_ROUNDS   runs of each, alternating; the median counts (default 3)
@@ -66,6 +67,17 @@ run_ours() {
   rm -rf "$BENCH_DIR/store"
   measure "$BIN/bodycamd" --config "$BENCH_DIR/bench.toml" --record-after 0
 }
+# The pipeline an embedded team would build instead: GStreamer's x264enc (same rate control:
+# CBR at the bit rate with a two-second VBV buffer, one-second GOPs, no B-frames) into mp4mux
+# with one-second fragments.
+run_gstreamer() {
+  measure gst-launch-1.0 -q filesrc location="$INPUT" \
+    ! rawvideoparse width="$WIDTH" height="$HEIGHT" format=yuy2 framerate="$FPS/1" \
+    ! videoconvert ! video/x-raw,format=I420 \
+    ! x264enc speed-preset=veryfast tune=zerolatency pass=cbr bitrate="$BITRATE_KBPS" vbv-buf-capacity=2000 \
+      key-int-max="$FPS" bframes=0 \
+    ! h264parse ! mp4mux fragment-duration=1000 ! filesink location="$BENCH_DIR/gstreamer.mp4"
+}
 run_ffmpeg() {
   measure ffmpeg -nostdin -y -f rawvideo -pix_fmt yuyv422 -s "${WIDTH}x${HEIGHT}" -r "$FPS" -i "$INPUT" \
     -c:v libx264 -preset veryfast -tune zerolatency -b:v "${BITRATE_KBPS}k" -maxrate "${BITRATE_KBPS}k" \
@@ -73,11 +85,14 @@ run_ffmpeg() {
     -pix_fmt yuv420p -movflags +frag_keyframe+empty_moov+default_base_moof -f mp4 "$BENCH_DIR/ffmpeg.mp4"
 }
 
-: > "$BENCH_DIR/ours.txt"; : > "$BENCH_DIR/ffmpeg.txt"
+: > "$BENCH_DIR/ours.txt"; : > "$BENCH_DIR/ffmpeg.txt"; : > "$BENCH_DIR/gstreamer.txt"
 for round in $(seq "$ROUNDS"); do
   run_ours >> "$BENCH_DIR/ours.txt"
   run_ffmpeg >> "$BENCH_DIR/ffmpeg.txt"
+  run_gstreamer >> "$BENCH_DIR/gstreamer.txt"
 done
+gst_frames=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$BENCH_DIR/gstreamer.mp4")
+[ "$gst_frames" -eq "$FRAMES" ] || { echo "bench: GStreamer wrote $gst_frames of $FRAMES frames" >&2; exit 1; }
 
 # Our output must be complete before its figures mean anything: export it and count frames.
 rm -rf "$BENCH_DIR/export"
@@ -90,9 +105,10 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 col() { awk -v c="$2" '{ print $c }' "$1" | median; }
 ours_wall=$(col "$BENCH_DIR/ours.txt" 1);   ours_cpu=$(col "$BENCH_DIR/ours.txt" 2);   ours_rss=$(col "$BENCH_DIR/ours.txt" 3)
 ff_wall=$(col "$BENCH_DIR/ffmpeg.txt" 1);   ff_cpu=$(col "$BENCH_DIR/ffmpeg.txt" 2);   ff_rss=$(col "$BENCH_DIR/ffmpeg.txt" 3)
+gst_cpu=$(col "$BENCH_DIR/gstreamer.txt" 2);  gst_rss=$(col "$BENCH_DIR/gstreamer.txt" 3)
 
 awk -v ow="$ours_wall" -v oc="$ours_cpu" -v orss="$ours_rss" -v fw="$ff_wall" -v fc="$ff_cpu" -v frss="$ff_rss" \
-    -v s="$SECONDS_OF_VIDEO" -v n="$ROUNDS" 'BEGIN {
+    -v gc="$gst_cpu" -v grss="$gst_rss" -v s="$SECONDS_OF_VIDEO" -v n="$ROUNDS" 'BEGIN {
   printf "BENCH input_frames %d frames\n", s * 30
   printf "BENCH pipeline_cpu_s %.2f s\n", oc
   printf "BENCH ffmpeg_cpu_s %.2f s\n", fc
@@ -102,8 +118,12 @@ awk -v ow="$ours_wall" -v oc="$ours_cpu" -v orss="$ours_rss" -v fw="$ff_wall" -v
   printf "BENCH pipeline_rss_ratio %.3f ratio\n", orss / frss
   printf "BENCH pipeline_realtime_factor %.2f x\n", s / ow
   printf "BENCH ffmpeg_realtime_factor %.2f x\n", s / fw
+  printf "BENCH gstreamer_cpu_s %.2f s\n", gc
+  printf "BENCH gstreamer_rss_mib %.1f MiB\n", grss / 1024
+  printf "BENCH pipeline_vs_gstreamer_cpu_ratio %.3f ratio\n", oc / gc
+  printf "BENCH pipeline_vs_gstreamer_rss_ratio %.3f ratio\n", orss / grss
 }'
-echo "(median of $ROUNDS alternating runs each; raw figures in $BENCH_DIR/ours.txt and ffmpeg.txt: wall s, cpu s, peak RSS KiB)" >&2
+echo "(median of $ROUNDS alternating runs each; raw figures in $BENCH_DIR/ours.txt, ffmpeg.txt and gstreamer.txt: wall s, cpu s, peak RSS KiB)" >&2
 
 # Evidence: STREAM sealing against OpenSSL's own AES-256-GCM at 16 KiB blocks, alternating.
 : > "$BENCH_DIR/seal.txt"; : > "$BENCH_DIR/openssl.txt"
@@ -124,3 +144,40 @@ rm -rf "$BENCH_DIR/verify-store" "$BENCH_DIR/decrypt-store"
 # Controls: a button's kernel timestamp to the red LED and the recording state, and to the
 # mark (the simulated GPIO, the controls thread and the policy engine, as the daemon runs them).
 "$BIN/bodycam-bench" latency 20
+# Continuity: a simulated 30 fps camera recorded into a sealing store whose every sync stalls
+# 500 ms (pictures lost: goal 0), and bodycamd killed with SIGKILL while recording and started
+# again, as systemd would (goal: recording again within 1 s).
+rm -rf "$BENCH_DIR/stall-store"
+"$BIN/bodycam-bench" stall "${BENCH_STALL_SECONDS:-20}" 500 "$BENCH_DIR/stall-store" 2>> "$BENCH_DIR/stall.log"
+rm -rf "$BENCH_DIR/restart-store" "$BENCH_DIR/restart.log"
+cat > "$BENCH_DIR/restart.toml" <<CONF
+device_id = "BC-BENCH"
+[camera]
+source = "test-pattern"
+width = 1280
+height = 720
+fps = $FPS
+[encoder]
+preset = "veryfast"
+tune = "zerolatency"
+bitrate_kbps = 2000
+[recording]
+pre_event_seconds = 0
+segment_seconds = 60
+[storage]
+path = "$BENCH_DIR/restart-store"
+[evidence]
+device_key = "$BENCH_DIR/keys/device.key"
+certificate = "$BENCH_DIR/keys/device.certificate"
+recipients = ["$BENCH_DIR/keys/office.pub"]
+[controls]
+backend = "simulated"
+[policy]
+on_duty_at_start = true
+[control]
+socket = "$BENCH_DIR/restart.sock"
+CONF
+python3 "$(dirname "$0")/bench-restart.py" "$BIN" "$BENCH_DIR/restart.toml" "$BENCH_DIR/restart-store" "${BENCH_RESTARTS:-5}" "$BENCH_DIR/restart.log"
+"$BIN/bodycamctl" verify "$BENCH_DIR/restart-store" > /dev/null \
+  || { echo "bench: the store of the restart runs does not verify" >&2; exit 1; }
+

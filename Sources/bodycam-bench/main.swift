@@ -17,6 +17,8 @@ import Wire
 ///   bodycam-bench latency PRESSES       record and mark presses through the simulated GPIO, the
 ///                                       controls thread and the policy: from the edge's
 ///                                       timestamp to the red LED, the recording state and the mark
+///   bodycam-bench stall SECONDS MS FOLDER  a simulated 30 fps camera recorded into a sealing store
+///                                       whose every sync stalls MS: pictures lost, queue peak
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let start = Clock.monotonicNanoseconds()
@@ -135,8 +137,10 @@ do {
         emit("decrypt_hash_mb_s", Double(mebibytes << 20) / elapsed / 1e6, "MB/s")
     case ("latency", 2):
         try latency(presses: Int(arguments[1]) ?? 20)
+    case ("stall", 4):
+        try storageStall(seconds: Int(arguments[1]) ?? 20, stallMilliseconds: Int(arguments[2]) ?? 500, folder: arguments[3])
     default:
-        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES")
+        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES | stall SECONDS MS FOLDER")
         exit(64)
     }
 } catch {
