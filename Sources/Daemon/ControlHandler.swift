@@ -142,6 +142,7 @@ extension Daemon {
         let battery = runState.batteryPercent
         if let battery, battery <= configuration.policy.lowBatteryPercent { alarms.append("battery low") }
         if !synced { alarms.append("clock not synchronised") }
+        if Clock.wallNanoseconds() < Clock.earliestPlausibleWallNanoseconds { alarms.append("clock implausible") }
         if let identityAlarm { alarms.append(identityAlarm) }
         if runState.cameraMissing { alarms.append("camera missing") }
         if runState.storageBacklog { alarms.append("storage too slow") }

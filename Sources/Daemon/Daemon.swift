@@ -232,6 +232,7 @@ public final class Daemon: Sendable {
                 try writeFileAtomically(configuration.storagePath + "/device.certificate", certificate.document.bytes)
             }
             try vault.journal.append(kind: "boot", fields: ["device_id": .string(configuration.deviceID),
+                                                             "boot_id": .string(kernelBootID),
                                                              "provisioned": .boolean(identity.isProvisioned),
                                                              "software": .string(vault.configuration.software)])
             let recovery = try vault.recover()
@@ -375,6 +376,12 @@ public final class Daemon: Sendable {
             Log.notice("storage caught up: \(lost) pictures let go over \(milliseconds) ms; recording goes on")
             runState.storageBacklog = false
             audit("storage_backlog_cleared", ["frames_lost": .integer(Int64(lost)), "duration_ms": .integer(Int64(milliseconds))])
+        case .clockStepped(_, let to, let cut):
+            reportClockStep(to: to, cut: cut)
+        case .clockImplausible(let wall):
+            Log.error("CLOCK IMPLAUSIBLE: \(Clock.iso8601(wallNanoseconds: wall)) is before this software was written; "
+                      + "recording goes on, flagged, until the clock is set")
+            audit("clock_implausible", ["utc_seen": .string(Clock.iso8601(wallNanoseconds: wall))])
         case .eventsLost(let count):
             Log.error("\(count) pipeline events were let go: their handler fell behind")
             audit("pipeline_events_lost", ["count": .integer(Int64(count))])

@@ -42,12 +42,12 @@ final class Housekeeping: Sendable {
         return ready > 0
     }
 
-    /// The wall clock's step since the last call, in nanoseconds.
-    func clockStep() -> Int64 {
-        let offset = Clock.wallNanoseconds() - Clock.monotonicNanoseconds()
-        return clockOffset.withLock { last in
-            defer { last = offset }
-            return offset - last
+    /// The wall clock's step since the last call, in nanoseconds: of `anchor` (a step the
+    /// pipeline saw first), or of the clock now. Either way the step is counted once.
+    func clockStep(to anchor: ClockAnchor = .now()) -> Int64 {
+        clockOffset.withLock { last in
+            defer { last = anchor.offset }
+            return anchor.offset - last
         }
     }
 }
@@ -69,14 +69,25 @@ extension Daemon {
         }
     }
 
-    /// Journals a step of the wall clock of more than a second; recordings keep their monotonic
-    /// timeline.
+    /// Journals a step of the wall clock of a second or more that the pipeline has not (with the
+    /// camera missing, or between two of its readings); docs/POLICY.md, "Clock".
     func checkClock() {
-        let step = housekeeping.clockStep()
-        if abs(step) > 1_000_000_000 {
-            Log.warning("wall clock stepped by \(formatDecimal(Double(step) / 1e9, places: 3)) s")
-            audit("clock_step", ["step_ms": .integer(step / 1_000_000)])
-        }
+        reportClockStep(to: .now(), cut: false)
+    }
+
+    /// One `clock_step` record per step, whoever sees it first: the step, and the wall time
+    /// before and after it at one monotonic instant (the pair `verify` corrects times by).
+    func reportClockStep(to anchor: ClockAnchor, cut: Bool) {
+        let step = housekeeping.clockStep(to: anchor)
+        guard abs(step) >= 1_000_000_000 else { return }
+        let before = anchor.wallNanoseconds - step
+        Log.warning("the wall clock stepped by \(formatDecimal(Double(step) / 1e9, places: 3)) s "
+                    + "(\(Clock.iso8601(wallNanoseconds: before)) → \(Clock.iso8601(wallNanoseconds: anchor.wallNanoseconds)))"
+                    + (cut ? "; the open segment is cut here" : ""))
+        audit("clock_step", ["step_ms": .integer(step / 1_000_000), "monotonic_ns": .integer(anchor.monotonicNanoseconds),
+                             "previous_utc": .string(Clock.iso8601(wallNanoseconds: before)),
+                             "new_utc": .string(Clock.iso8601(wallNanoseconds: anchor.wallNanoseconds)),
+                             "boot_id": .string(kernelBootID), "segment_cut": .boolean(cut)])
     }
 
     func checkBattery() {

@@ -138,6 +138,7 @@ public final class EvidenceVault: SegmentStore, Sendable {
             "recipients": .array(try configuration.recipients.map { try SealedSegmentFormat.wrap(dataKey, to: $0) }),
             "sequence": .integer(Int64(segment.sequence)),
             "start_monotonic_ns": .integer(segment.startMonotonicNanoseconds),
+            "boot_id": .string(segment.bootID),
             "width": .integer(Int64(segment.width)),
         ])
         state.withLock { $0.nextSequence = max($0.nextSequence, segment.sequence + 1) }
@@ -155,7 +156,13 @@ public final class EvidenceVault: SegmentStore, Sendable {
         // 90 kHz ticks to nanoseconds, in two parts so that no bounded count can overflow.
         let durationNanoseconds = result.ticks / 90_000 * 1_000_000_000 + result.ticks % 90_000 * 1_000_000_000 / 90_000
         let startWall = ClockParse.nanoseconds(iso8601: header["created_utc"]?.string ?? "") ?? 0
-        let clock = ClockSync.read()
+        // What the recorder saw over the segment; for a recovered one (which cannot tell) the
+        // clock now, and plausibility from the segment's own start.
+        let clock = result.clock ?? {
+            let sync = ClockSync.read()
+            return SegmentClock(synchronised: sync.synchronised, estimatedErrorMicroseconds: sync.estimatedErrorMicroseconds,
+                                plausible: startWall >= Clock.earliestPlausibleWallNanoseconds)
+        }()
         let previous = state.withLock { $0.manifestHashes[sequence - 1] } ?? AuditJournal.zeroHash
         var members: [String: JSONValue] = [
             "chunks": .integer(Int64(result.chunks)),
@@ -163,6 +170,9 @@ public final class EvidenceVault: SegmentStore, Sendable {
             "ciphertext_sha256": .string(Hex.encode(result.ciphertextSHA256)),
             "clock_error_us": .integer(Int64(clock.estimatedErrorMicroseconds)),
             "clock_synced": .boolean(clock.synchronised),
+            "clock_plausible": .boolean(clock.plausible),
+            "cut_by_clock_step": .boolean(clock.cutByStep),
+            "boot_id": header["boot_id"] ?? .string(""),
             "codec": header["codec"] ?? .string("h264"),
             "device_id": .string(configuration.deviceID),
             "duration_us": .integer(durationNanoseconds / 1_000),

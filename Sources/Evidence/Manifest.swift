@@ -23,6 +23,16 @@ public struct Manifest: Sendable {
     public let endUTC: String
     public let recovered: Bool
     public let unprovisioned: Bool
+    /// CLOCK_MONOTONIC at the first picture, ns, and the kernel boot it belongs to (nil when the
+    /// writer did not say): with the journal's pairs of monotonic and wall times they give a
+    /// corrected UTC when the wall clock was wrong (docs/POLICY.md, "Clock").
+    public let startMonotonicNanoseconds: Int64?
+    public let endMonotonicNanoseconds: Int64?
+    public let bootID: String?
+    /// The wall clock over the segment (nil when the writer did not say).
+    public let clockSynced: Bool?
+    public let clockPlausible: Bool?
+    public let cutByClockStep: Bool?
 
     /// Counts and sizes above this are not a segment's (about 10^12): every sum a reader makes
     /// of them stays far inside Int64.
@@ -58,6 +68,13 @@ public struct Manifest: Sendable {
         endUTC = try fields.string("end_utc")
         recovered = try fields.boolean("recovered")
         unprovisioned = try fields.boolean("unprovisioned")
+        let body = document.body
+        startMonotonicNanoseconds = body["start_monotonic_ns"] == nil ? nil : try count("start_monotonic_ns", in: 0...SealedSegmentFormat.maximumNanoseconds)
+        endMonotonicNanoseconds = body["end_monotonic_ns"] == nil ? nil : try count("end_monotonic_ns", in: 0...2 * SealedSegmentFormat.maximumNanoseconds)
+        bootID = body["boot_id"] == nil ? nil : try fields.string("boot_id")
+        clockSynced = body["clock_synced"] == nil ? nil : try fields.boolean("clock_synced")
+        clockPlausible = body["clock_plausible"] == nil ? nil : try fields.boolean("clock_plausible")
+        cutByClockStep = body["cut_by_clock_step"] == nil ? nil : try fields.boolean("cut_by_clock_step")
         _ = try fields.array("marks")
     }
 

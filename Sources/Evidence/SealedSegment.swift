@@ -222,6 +222,8 @@ public struct SealedSegmentResult: Sendable {
     public var ticks: Int64
     /// Camera frames missing inside the segment; unknown (nil) for a recovered one.
     public var framesDropped: Int? = nil
+    /// The wall clock over the segment; unknown (nil) for a recovered one.
+    public var clock: SegmentClock? = nil
 }
 
 /// The encrypting half of a sealed segment, without any I/O: makes the version line and
@@ -297,6 +299,7 @@ public final class SealingSink: SegmentSink {
     private var frames = 0
     private var ticks: Int64 = 0
     private var dropped = 0
+    private var clock: SegmentClock?
     /// Sticky: after a failure partway through a fragment (some chunks written, the buffer
     /// partly sealed in place) nothing more may be sealed or written; every call throws it.
     private var failure: Error?
@@ -385,6 +388,7 @@ public final class SealingSink: SegmentSink {
     }
 
     public func noteDropped(frames count: Int) { dropped = count }
+    public func noteClock(_ clock: SegmentClock) { self.clock = clock }
 
     /// Seals with an empty last chunk, fsyncs, renames NAME.partial → NAME, fsyncs the folder,
     /// then hands the result to the vault (which writes the manifest).
@@ -403,7 +407,8 @@ public final class SealingSink: SegmentSink {
         try syncDirectory(String(finalPath[..<finalPath.lastIndex(of: "/")!]))
         try onSealed(SealedSegmentResult(path: finalPath, fileName: fileName, ciphertextSHA256: try hasher.finish(),
                                          ciphertextBytes: ciphertextBytes, plaintextBytes: plaintextBytes,
-                                         chunks: Int(sealer.chunks), frames: frames, ticks: ticks, framesDropped: dropped))
+                                         chunks: Int(sealer.chunks), frames: frames, ticks: ticks, framesDropped: dropped,
+                                         clock: clock))
         return finalPath
     }
 }

@@ -16,6 +16,22 @@ public struct VerificationProblem: Equatable, Sendable {
     public var to: String?
 }
 
+/// A segment recorded while the wall clock was wrong by a second or more, with the times the
+/// journal shows it really had (docs/POLICY.md, "Clock"): its start and end as recorded, and
+/// as corrected by the offset between CLOCK_MONOTONIC and the wall clock that the last journal
+/// record of the same kernel boot carries.
+public struct TimeCorrection: Equatable, Sendable {
+    public var sequence: Int64
+    public var recordedStartUTC: String
+    public var recordedEndUTC: String
+    public var correctedStartUTC: String
+    public var correctedEndUTC: String
+    /// Corrected minus recorded, milliseconds.
+    public var offsetMilliseconds: Int64
+    /// The journal record whose times are the basis.
+    public var basisRecord: Int64
+}
+
 public struct VerificationReport: Sendable {
     public var store: String
     public var deviceID: String?
@@ -31,6 +47,8 @@ public struct VerificationReport: Sendable {
     public var problems: [VerificationProblem]
     /// Manifests that passed every check, by sequence.
     public var verifiedSequences: [Int64]
+    /// Segments whose recorded times the journal corrects, by sequence.
+    public var timeCorrections: [TimeCorrection] = []
     public var isClean: Bool { problems.isEmpty }
 }
 
@@ -88,12 +106,24 @@ public enum StoreVerifier {
         var journal = JournalReader(key: deviceKey)
         var kept: [JournalRecord] = []
         var journalRecords = 0
+        // For each kernel boot (a `boot` record's boot_id, until the next `boot` record): the
+        // offset between wall and monotonic time of its last record — the latest clock the
+        // device knew while those monotonic times held.
+        var currentBoot: String? = nil
+        var bootOffsets: [String: (offset: Int64, record: Int64)] = [:]
         var journalReadable = false
         if names.contains(EvidenceVault.journalName) {
             do {
                 try AuditJournal.scan(path: store + "/" + EvidenceVault.journalName, into: &journal) { record in
                     journalRecords += 1
                     if ["segment_offloaded", "segment_sealed", "segment_recovered"].contains(record.kind) { kept.append(record) }
+                    if record.kind == "boot" {
+                        currentBoot = record.fields["boot_id"]?.string.flatMap { $0.isEmpty ? nil : $0 }
+                    }
+                    if let boot = currentBoot, let wall = ClockParse.nanoseconds(iso8601: record.utc),
+                       (0...SealedSegmentFormat.maximumNanoseconds).contains(record.monotonicNanoseconds) {
+                        bootOffsets[boot] = (wall - record.monotonicNanoseconds, record.sequence)
+                    }
                 }
                 journalReadable = true
             } catch {
@@ -286,11 +316,59 @@ public enum StoreVerifier {
                     Array(sequences.prefix(VerificationProblem.maximumListed)))
         }
 
+        // The clock (docs/POLICY.md, "Clock"): corrected times where the journal knows better,
+        // then times that cannot be right, and times that run backwards from one segment to
+        // the next, judged on the corrected times.
+        var corrections: [TimeCorrection] = []
+        var effective: [Int64: (start: Int64, end: Int64)] = [:]
+        var implausible: [Manifest] = []
+        for sequence in ordered {
+            guard let manifest = bySequence[sequence]?.first, let start = ClockParse.nanoseconds(iso8601: manifest.startUTC),
+                  let end = ClockParse.nanoseconds(iso8601: manifest.endUTC) else { continue }
+            var times = (start: start, end: end)
+            if let boot = manifest.bootID, let monotonic = manifest.startMonotonicNanoseconds, let basis = bootOffsets[boot] {
+                let delta = basis.offset - (start - monotonic)
+                if abs(delta) >= 1_000_000_000 {
+                    times = (start + delta, end + delta)
+                    corrections.append(TimeCorrection(sequence: sequence, recordedStartUTC: manifest.startUTC, recordedEndUTC: manifest.endUTC,
+                                                      correctedStartUTC: Clock.iso8601(wallNanoseconds: times.start),
+                                                      correctedEndUTC: Clock.iso8601(wallNanoseconds: times.end),
+                                                      offsetMilliseconds: delta / 1_000_000, basisRecord: basis.record))
+                }
+            }
+            effective[sequence] = times
+            if times.start < Clock.earliestPlausibleWallNanoseconds { implausible.append(manifest) }
+        }
+        if !implausible.isEmpty {
+            let sequences = implausible.map(\.sequence)
+            problem("clock_implausible", "segments \(sequences.prefix(20).map(String.init).joined(separator: ", "))\(sequences.count > 20 ? " …" : "") "
+                    + "were recorded with a wall clock before this software existed, and the journal holds no later clock to correct them by: "
+                    + "their times are wrong (the order and durations stand)",
+                    Array(sequences.prefix(VerificationProblem.maximumListed)), implausible)
+        }
+        for (previous, sequence) in zip(ordered, ordered.dropFirst()) where sequence == previous + 1 {
+            guard let before = effective[previous], let after = effective[sequence],
+                  let first = bySequence[previous]?.first, let second = bySequence[sequence]?.first else { continue }
+            // Within one kernel boot the monotonic clock says how far apart they really were (a
+            // file source recorded faster than real time runs ahead of the wall clock, rightly);
+            // across boots only the wall clock can.
+            var gap = after.start - before.end
+            if let boot = first.bootID, !boot.isEmpty, boot == second.bootID,
+               let end = first.endMonotonicNanoseconds, let start = second.startMonotonicNanoseconds {
+                gap -= start - end
+            }
+            guard gap <= -1_000_000_000 else { continue }
+            problem("clock_backwards", "segment \(sequence) starts \(formatDecimal(Double(-gap) / 1e9, places: 1)) s earlier than it can after segment \(previous), "
+                    + "and the journal does not explain it: at least one of their times is wrong", [previous, sequence], [first, second])
+        }
+
         let all = bySequence.values.compactMap(\.first)
-        return VerificationReport(store: store, deviceID: deviceID, deviceKeyID: deviceKey.keyID, authorityChecked: authority != nil,
-                                  segments: all.count, offloaded: offloaded.sorted(), frames: all.reduce(0) { $0 + $1.frames },
-                                  firstUTC: all.map(\.startUTC).min(), lastUTC: all.map(\.endUTC).max(),
-                                  journalRecords: journalRecords, problems: problems, verifiedSequences: verified.sorted())
+        var report = VerificationReport(store: store, deviceID: deviceID, deviceKeyID: deviceKey.keyID, authorityChecked: authority != nil,
+                                        segments: all.count, offloaded: offloaded.sorted(), frames: all.reduce(0) { $0 + $1.frames },
+                                        firstUTC: all.map(\.startUTC).min(), lastUTC: all.map(\.endUTC).max(),
+                                        journalRecords: journalRecords, problems: problems, verifiedSequences: verified.sorted())
+        report.timeCorrections = corrections
+        return report
     }
 }
 
@@ -313,6 +391,7 @@ extension VerificationReport: Encodable {
         case store, segments, offloaded, frames, problems, clean
         case deviceID = "device_id", deviceKeyID = "device_key_id", authorityChecked = "authority_checked"
         case firstUTC = "first_utc", lastUTC = "last_utc", journalRecords = "journal_records", verifiedSequences = "verified_sequences"
+        case timeCorrections = "time_corrections"
     }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -328,6 +407,16 @@ extension VerificationReport: Encodable {
         try container.encode(journalRecords, forKey: .journalRecords)
         try container.encode(isClean, forKey: .clean)
         try container.encode(verifiedSequences, forKey: .verifiedSequences)
+        try container.encode(timeCorrections, forKey: .timeCorrections)
         try container.encode(problems, forKey: .problems)
+    }
+}
+
+extension TimeCorrection: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case sequence
+        case recordedStartUTC = "recorded_start_utc", recordedEndUTC = "recorded_end_utc"
+        case correctedStartUTC = "corrected_start_utc", correctedEndUTC = "corrected_end_utc"
+        case offsetMilliseconds = "offset_ms", basisRecord = "basis_journal_record"
     }
 }

@@ -27,6 +27,14 @@ public enum RecorderEvent: Sendable {
     /// Recording into storage resumed after a backlog: `framesLost` pictures were let go over
     /// `milliseconds`.
     case storageBacklogCleared(framesLost: Int, milliseconds: Int)
+    /// The wall clock stepped by a second or more (NTP, the RTC, an operator): the open
+    /// segment is cut at the next picture, and segments, names and the caption follow the new
+    /// clock. `from` and `to` are the anchors before and after, at the moment it was seen;
+    /// `segmentCut` whether a recording's segment was cut for it.
+    case clockStepped(from: ClockAnchor, to: ClockAnchor, segmentCut: Bool)
+    /// The wall clock is before the earliest time this software can run at (a board without a
+    /// battery-backed clock at first boot): recording goes on, flagged (once until it is right).
+    case clockImplausible(wallNanoseconds: Int64)
     /// Events the handler was too slow for and that were let go (the event queue is bounded).
     case eventsLost(count: Int)
     case stopped(frames: Int)
@@ -106,6 +114,12 @@ public final class Recorder: @unchecked Sendable {
     public var writeQueuePeak: SegmentWriter.Fill { writer.peak }
     private let events = BoundedQueue<RecorderEvent>(capacity: 4096, policy: .dropOldest)
     private var anchor = ClockAnchor.now()
+    /// The wall clock (CLOCK_REALTIME, ns): a seam for tests, which step a clock of their own
+    /// instead of the machine's. Called on the pipeline thread; set before `run()`.
+    public var wallClock: @Sendable () -> Int64 = { Clock.wallNanoseconds() }
+    /// The last clock reading handed to the writer; nil before the first picture.
+    private var clockReading: ClockReading?
+    private var implausibleReported = false
     private let commands = Mutex<[Command]>([])
     private let shuttingDown = AtomicFlag()
     private let wake: WakeEvent
@@ -221,7 +235,7 @@ public final class Recorder: @unchecked Sendable {
             try? source.close()
             throw error
         }
-        anchor = ClockAnchor.now()
+        anchor = ClockAnchor(monotonicNanoseconds: Clock.monotonicNanoseconds(), wallNanoseconds: wallClock())
         emit(.started(source: source.name, encoder: encoder.name))
         var failure: Error? = nil
         var sourceOpen = true
@@ -290,6 +304,7 @@ public final class Recorder: @unchecked Sendable {
             framesDropped += captured.droppedBefore
             emit(.framesDropped(count: captured.droppedBefore, beforeSequence: frame.sequence))
         }
+        watchClock()
         if !timelineOpen {
             // The writer numbers the segments on from its store.
             writer.submit(.timeline(.init(configuration: .init(segmentSeconds: configuration.segmentSeconds,
@@ -305,6 +320,37 @@ public final class Recorder: @unchecked Sendable {
         for packet in packets { try route(packet) }
         _ = heartbeatCounter.increment()
         if frameCounter.increment() == 1 { emit(.ready) }
+    }
+
+    /// Each picture: a step of the wall clock (a second or more against the last reading) is
+    /// seen at once, journaled, and cuts the recording's segment at this picture (a keyframe);
+    /// otherwise the clock is read again once a second (re-anchoring absorbs NTP's slewing).
+    /// Two clock_gettime calls a picture, one adjtimex a second.
+    private func watchClock() {
+        let now = ClockAnchor(monotonicNanoseconds: Clock.monotonicNanoseconds(), wallNanoseconds: wallClock())
+        guard let last = clockReading else {
+            takeReading(now, stepped: false)
+            return
+        }
+        if abs(now.offset - last.anchor.offset) >= 1_000_000_000 {
+            emit(.clockStepped(from: ClockAnchor(monotonicNanoseconds: now.monotonicNanoseconds, wallNanoseconds: last.anchor.wall(atMonotonic: now.monotonicNanoseconds)),
+                               to: now, segmentCut: recording))
+            if recording { encoder.requestKeyframe() }
+            takeReading(now, stepped: true)
+        } else if now.monotonicNanoseconds - last.anchor.monotonicNanoseconds >= 1_000_000_000 {
+            takeReading(now, stepped: false)
+        }
+    }
+
+    private func takeReading(_ now: ClockAnchor, stepped: Bool) {
+        let sync = ClockSync.read()
+        let reading = ClockReading(anchor: now, synchronised: sync.synchronised, estimatedErrorMicroseconds: sync.estimatedErrorMicroseconds,
+                                   plausible: now.wallNanoseconds >= Clock.earliestPlausibleWallNanoseconds, stepped: stepped)
+        if !reading.plausible && !implausibleReported { emit(.clockImplausible(wallNanoseconds: now.wallNanoseconds)) }
+        implausibleReported = !reading.plausible
+        clockReading = reading
+        anchor = now
+        writer.submit(.clock(reading))
     }
 
     private func apply(_ command: Command) throws {

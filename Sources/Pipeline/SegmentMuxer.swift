@@ -15,6 +15,8 @@ public struct SegmentSummary: Equatable, Sendable {
     public var duration: Int64
     /// Camera frames missing between its first picture and the end of its last (sequence gaps).
     public var framesDropped = 0
+    /// The wall clock over the segment.
+    public var clock: SegmentClock? = nil
 }
 
 /// Cuts the packet stream into segments: standalone fragmented MP4 files of about
@@ -46,6 +48,7 @@ public final class SegmentMuxer {
         var endPts: Int64
         var frames: Int
         var framesDropped = 0
+        var clock: SegmentClock
         var fragments: Int
         /// Pictures and start of the fragment being written.
         var fragmentFrames: Int
@@ -62,7 +65,11 @@ public final class SegmentMuxer {
     private let store: SegmentStore
     private let parameters: CodecParameters
     private let timeBase: Rational
-    private let anchor: ClockAnchor
+    private var anchor: ClockAnchor
+    /// The latest clock reading (`updateClock`); nil until the first.
+    private var reading: ClockReading?
+    /// A clock step was seen: the open segment closes at the next keyframe.
+    private var cutPending = false
     private let epochMonotonic: Int64
     private var state = State.idle
     /// Sequence number the next segment will get.
@@ -81,7 +88,8 @@ public final class SegmentMuxer {
 
     /// - Parameters:
     ///   - epochMonotonic: capture time (CLOCK_MONOTONIC ns) of packet pts 0.
-    ///   - anchor: maps capture time to wall time for names and creation_time.
+    ///   - anchor: maps capture time to wall time for names and creation_time, until the first
+    ///     `updateClock`.
     public init(configuration: Configuration, store: SegmentStore, parameters: CodecParameters, timeBase: Rational,
                 epochMonotonic: Int64, anchor: ClockAnchor) {
         precondition(configuration.segmentSeconds > 0)
@@ -100,6 +108,17 @@ public final class SegmentMuxer {
     }
 
     private var segmentTicks: Int64 { Int64(configuration.segmentSeconds) * Int64(timeBase.denominator) / Int64(timeBase.numerator) }
+
+    /// A new reading of the wall clock (every second, and at a step): segments opened from now on
+    /// take its anchor; the open one keeps the anchor it was opened with and folds the reading
+    /// into its clock state. A step closes the open segment at the next keyframe, so that no
+    /// segment spans one.
+    public func updateClock(_ reading: ClockReading) {
+        anchor = reading.anchor
+        self.reading = reading
+        update { $0.clock.fold(reading) }
+        if reading.stepped && isOpen { cutPending = true }
+    }
 
     /// Wall-clock time of a packet timestamp.
     public func wallNanoseconds(pts: Int64) -> Int64 {
@@ -122,7 +141,8 @@ public final class SegmentMuxer {
             try append(packet, first: true)
         case .open(let segment):
             if packet.isKeyframe {
-                if packet.pts - segment.firstPts >= segmentTicks {
+                if cutPending || packet.pts - segment.firstPts >= segmentTicks {
+                    if cutPending { update { $0.clock.cutByStep = true } }
                     try finish()
                     state = .open(try open(startingWith: packet))
                     try append(packet, first: true)
@@ -193,8 +213,14 @@ public final class SegmentMuxer {
             throw error
         }
         nextSequence += 1
+        cutPending = false
+        let clock = SegmentClock(starting: reading ?? {
+            let sync = ClockSync.read()
+            return ClockReading(anchor: anchor, synchronised: sync.synchronised, estimatedErrorMicroseconds: sync.estimatedErrorMicroseconds,
+                                plausible: descriptor.startWallNanoseconds >= Clock.earliestPlausibleWallNanoseconds)
+        }())
         return OpenSegment(descriptor: descriptor, sink: sink, muxer: muxer, firstPts: packet.pts, firstDts: packet.dts,
-                           endPts: packet.pts, frames: 0, fragments: 0, fragmentFrames: 0, fragmentStartPts: packet.pts)
+                           endPts: packet.pts, frames: 0, clock: clock, fragments: 0, fragmentFrames: 0, fragmentStartPts: packet.pts)
     }
 
     private func fragmentWritten(_ sink: SegmentSink) throws {
@@ -228,10 +254,12 @@ public final class SegmentMuxer {
         try segment.muxer.finish()
         try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: segment.endPts - segment.fragmentStartPts)
         segment.sink.noteDropped(frames: segment.framesDropped)
+        segment.sink.noteClock(segment.clock)
         let location = try segment.sink.finish()
         let summary = SegmentSummary(descriptor: segment.descriptor, location: location, frames: segment.frames,
                                      fragments: segment.fragments + 1, firstPts: segment.firstPts,
-                                     duration: segment.endPts - segment.firstPts, framesDropped: segment.framesDropped)
+                                     duration: segment.endPts - segment.firstPts, framesDropped: segment.framesDropped,
+                                     clock: segment.clock)
         completed.append(summary)
         onSegmentFinished?(summary)
     }

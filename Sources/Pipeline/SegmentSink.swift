@@ -15,9 +15,12 @@ public struct SegmentDescriptor: Equatable, Sendable {
     public var width: Int
     public var height: Int
     public var framesPerSecond: Int
+    /// The kernel's boot id that `startMonotonicNanoseconds` belongs to (`kernelBootID`).
+    public var bootID: String
 
     public init(sequence: UInt64, deviceID: String, officerID: String, startWallNanoseconds: Int64,
-                startMonotonicNanoseconds: Int64 = 0, codec: String = "h264", width: Int = 0, height: Int = 0, framesPerSecond: Int = 0) {
+                startMonotonicNanoseconds: Int64 = 0, codec: String = "h264", width: Int = 0, height: Int = 0, framesPerSecond: Int = 0,
+                bootID: String = kernelBootID) {
         self.sequence = sequence
         self.deviceID = deviceID
         self.officerID = officerID
@@ -27,6 +30,7 @@ public struct SegmentDescriptor: Equatable, Sendable {
         self.width = width
         self.height = height
         self.framesPerSecond = framesPerSecond
+        self.bootID = bootID
     }
 
     /// "seg-000042-20261129T031016Z": sortable by sequence, readable by a person.
@@ -54,10 +58,47 @@ public protocol SegmentSink: AnyObject {
     /// Camera frames missing inside the segment (between its first and last picture), told
     /// before `finish`.
     func noteDropped(frames: Int)
+    /// The wall clock over the segment, told before `finish`.
+    func noteClock(_ clock: SegmentClock)
 }
 
 extension SegmentSink {
     public func noteDropped(frames: Int) {}
+    public func noteClock(_ clock: SegmentClock) {}
+}
+
+/// The wall clock over one segment, as its manifest states it (docs/FORMAT.md, "Manifest";
+/// docs/POLICY.md, "Clock").
+public struct SegmentClock: Equatable, Sendable {
+    /// The kernel said the clock was synchronised at every reading while the segment was written.
+    public var synchronised: Bool
+    /// The largest estimated error the kernel gave meanwhile, microseconds.
+    public var estimatedErrorMicroseconds: Int
+    /// The clock was never before `Clock.earliestPlausibleWallNanoseconds` meanwhile.
+    public var plausible: Bool
+    /// The segment was closed early because the wall clock stepped by a second or more; the
+    /// next segment starts on the new clock.
+    public var cutByStep = false
+
+    public init(starting reading: ClockReading) {
+        synchronised = reading.synchronised
+        estimatedErrorMicroseconds = reading.estimatedErrorMicroseconds
+        plausible = reading.plausible
+    }
+
+    public init(synchronised: Bool, estimatedErrorMicroseconds: Int, plausible: Bool, cutByStep: Bool = false) {
+        self.synchronised = synchronised
+        self.estimatedErrorMicroseconds = estimatedErrorMicroseconds
+        self.plausible = plausible
+        self.cutByStep = cutByStep
+    }
+
+    /// Takes in a later reading during the segment.
+    public mutating func fold(_ reading: ClockReading) {
+        synchronised = synchronised && reading.synchronised
+        estimatedErrorMicroseconds = max(estimatedErrorMicroseconds, reading.estimatedErrorMicroseconds)
+        plausible = plausible && reading.plausible
+    }
 }
 
 /// Makes one sink per segment.

@@ -44,6 +44,8 @@ public final class SegmentWriter: @unchecked Sendable {
         /// the pre-event buffer, under its own bounds) do not.
         case packet(EncodedPacket, live: Bool)
         case officer(String)
+        /// A reading of the wall clock (`SegmentMuxer.updateClock`).
+        case clock(ClockReading)
         /// Seals the open segment (a stop, a lost camera, the end).
         case finishSegment
     }
@@ -72,6 +74,7 @@ public final class SegmentWriter: @unchecked Sendable {
     private var thread: WorkerThread?
 
     private var muxer: SegmentMuxer?
+    private var lastReading: ClockReading?
     private var unsynced = false
     /// Called on the writer thread with each segment once it is sealed and durable.
     public var onSealed: (SegmentSummary) -> Void = { _ in }
@@ -187,12 +190,19 @@ public final class SegmentWriter: @unchecked Sendable {
                                         timeBase: timeline.timeBase, epochMonotonic: timeline.epochMonotonic, anchor: timeline.anchor)
                 made.syncsEachFragment = false
                 made.onSegmentFinished = { [weak self] in self?.onSealed($0) }
+                if var reading = lastReading {
+                    reading.stepped = false
+                    made.updateClock(reading)
+                }
                 muxer = made
             case .packet(let packet, _):
                 try muxer?.write(packet)
                 if muxer?.needsDurability == true { unsynced = true }
             case .officer(let officerID):
                 muxer?.configuration.officerID = officerID
+            case .clock(let reading):
+                lastReading = reading
+                muxer?.updateClock(reading)
             case .finishSegment:
                 try muxer?.finish()
                 unsynced = false

@@ -62,9 +62,10 @@ public enum Clock {
     }
 }
 
-/// Maps capture instants (CLOCK_MONOTONIC) to wall-clock time, anchored once so that a later
-/// clock step does not bend the timeline of a recording in progress.
-public struct ClockAnchor: Sendable {
+/// Maps capture instants (CLOCK_MONOTONIC) to wall-clock time. The recorder takes a new anchor
+/// every second and at every clock step (docs/POLICY.md, "Clock"); a segment keeps the anchor it
+/// was opened with, so a step never bends the timeline inside a segment.
+public struct ClockAnchor: Equatable, Sendable {
     public let monotonicNanoseconds: Int64
     public let wallNanoseconds: Int64
 
@@ -79,6 +80,38 @@ public struct ClockAnchor: Sendable {
 
     public func wall(atMonotonic monotonic: Int64) -> Int64 {
         wallNanoseconds + (monotonic - monotonicNanoseconds)
+    }
+
+    /// Wall time minus monotonic time: what a clock step changes.
+    public var offset: Int64 { wallNanoseconds - monotonicNanoseconds }
+}
+
+/// What the device knew of its wall clock at one moment: an anchor, the kernel's
+/// synchronisation state, and whether the time can be right at all.
+public struct ClockReading: Equatable, Sendable {
+    public var anchor: ClockAnchor
+    public var synchronised: Bool
+    /// The kernel's estimated error (adjtimex `esterror`), microseconds.
+    public var estimatedErrorMicroseconds: Int
+    /// False when the wall clock is before `Clock.earliestPlausibleWallNanoseconds`.
+    public var plausible: Bool
+    /// The clock stepped by a second or more since the reading before this one.
+    public var stepped: Bool
+
+    public init(anchor: ClockAnchor, synchronised: Bool, estimatedErrorMicroseconds: Int, plausible: Bool, stepped: Bool = false) {
+        self.anchor = anchor
+        self.synchronised = synchronised
+        self.estimatedErrorMicroseconds = estimatedErrorMicroseconds
+        self.plausible = plausible
+        self.stepped = stepped
+    }
+
+    /// The clock now (two clock_gettime calls and one adjtimex).
+    public static func now() -> ClockReading {
+        let anchor = ClockAnchor.now()
+        let sync = ClockSync.read()
+        return ClockReading(anchor: anchor, synchronised: sync.synchronised, estimatedErrorMicroseconds: sync.estimatedErrorMicroseconds,
+                            plausible: anchor.wallNanoseconds >= Clock.earliestPlausibleWallNanoseconds)
     }
 }
 

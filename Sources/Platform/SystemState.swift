@@ -29,6 +29,14 @@ public struct ClockSync: Equatable, Sendable {
     }
 }
 
+/// The kernel's id of this boot (/proc/sys/kernel/random/boot_id, a UUID): CLOCK_MONOTONIC
+/// times are comparable only between records that carry the same one. "" when unreadable.
+public let kernelBootID: String = {
+    guard let bytes = try? readWholeFile("/proc/sys/kernel/random/boot_id", limit: 64) else { return "" }
+    let text = String(decoding: bytes.prefix { $0 != 0x0A }, as: UTF8.self)
+    return text.utf8.count == 36 && text.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) || $0 == 0x2D }) ? text : ""
+}()
+
 /// Runs a system call until it does not fail with EINTR, and returns its result (on failure,
 /// errno is left as the call set it). For the calls swift-system does not wrap (poll, send);
 /// swift-system's own calls retry by themselves.

@@ -59,7 +59,8 @@ try vault.journal.append(kind: "boot", fields: ["device_id": .string("BC-0001")]
 try vault.journal.append(kind: "recording_started", fields: [:])
 let sink = try vault.makeSink(for: SegmentDescriptor(sequence: 1, deviceID: "BC-0001", officerID: "O-1",
                                                       startWallNanoseconds: 1_767_225_600_000_000_000, codec: "h264",
-                                                      width: 1280, height: 720, framesPerSecond: 30))
+                                                      width: 1280, height: 720, framesPerSecond: 30,
+                                                      bootID: "6b1a9b4e-2f1c-4c57-9d1e-0a7f3c2d5e81"))
 for (index, chunk) in chunks.enumerated() {
     try chunk.withUnsafeBytes { try sink.write($0) }
     try sink.fragmentComplete(frames: index == 0 ? 0 : 30, duration: index == 0 ? 0 : 90_000)

@@ -19,6 +19,11 @@ extension VerificationReport {
         var lines = ["store \(store): device \(deviceID ?? "?") (key \(deviceKeyID ?? "?")), \(segments) segments, \(frames) frames, "
                      + "\(firstUTC ?? "-") to \(lastUTC ?? "-"), \(journalRecords) journal records"
                      + (authorityChecked ? "" : " (not checked against an authority: pass --authority)")]
+        for correction in timeCorrections {
+            lines.append("TIME CORRECTED segment \(correction.sequence): recorded as \(correction.recordedStartUTC) – \(correction.recordedEndUTC), "
+                         + "really \(correction.correctedStartUTC) – \(correction.correctedEndUTC) "
+                         + "(the clock was \(formatDecimal(Double(-correction.offsetMilliseconds) / 1000, places: 3)) s off; journal record \(correction.basisRecord))")
+        }
         for problem in problems {
             let range = problem.from.map { " [\($0) – \(problem.to ?? "?")]" } ?? ""
             lines.append("PROBLEM \(problem.code): \(problem.message)\(range)")
@@ -115,6 +120,10 @@ struct Export: ParsableCommand {
                     entry.framesDecoded = inspected.decodedFrames
                     entry.durationSeconds = inspected.durationSeconds
                     entry.framesDropped = manifest.framesDropped
+                    if let correction = report.timeCorrections.first(where: { $0.sequence == manifest.sequence }) {
+                        entry.correctedStartUTC = correction.correctedStartUTC
+                        entry.correctedEndUTC = correction.correctedEndUTC
+                    }
                     entry.decodeProblems = inspected.problems
                     entry.flagged = !verified
                 } catch {
@@ -129,7 +138,8 @@ struct Export: ParsableCommand {
             for entry in entries {
                 if entry.exported {
                     let missing = entry.framesDropped.map { $0 > 0 ? " (\($0) missing: the camera's frames dropped)" : "" } ?? ""
-                    text.append("\(entry.flagged == true ? "FLAGGED " : "")EXPORTED \(entry.file ?? "?"): \(entry.framesDecoded ?? 0) frames\(missing), "
+                    let corrected = entry.correctedStartUTC.map { ", corrected UTC \($0) – \(entry.correctedEndUTC ?? "?")" } ?? ""
+                    text.append("\(entry.flagged == true ? "FLAGGED " : "")EXPORTED \(entry.file ?? "?"): \(entry.framesDecoded ?? 0) frames\(missing)\(corrected), "
                                 + "plaintext SHA-256 \(entry.plaintextSHA256 ?? "?")")
                 } else if entry.empty == true {
                     text.append("EMPTY \(entry.manifest): \(entry.reason ?? "")")

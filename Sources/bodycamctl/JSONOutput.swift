@@ -42,6 +42,9 @@ struct ExportEntry: Encodable {
     var framesDropped: Int64?
     var decodeProblems: [String]?
     var flagged: Bool?
+    /// The segment's times as the journal corrects them (its clock was wrong when recorded).
+    var correctedStartUTC: String?
+    var correctedEndUTC: String?
 
     init(manifest: String) { self.manifest = manifest }
 
@@ -50,6 +53,7 @@ struct ExportEntry: Encodable {
         case manifestBody = "manifest_body", manifestSHA256 = "manifest_sha256", plaintextSHA256 = "plaintext_sha256"
         case framesDecoded = "frames_decoded", durationSeconds = "duration_seconds", framesDropped = "frames_dropped"
         case decodeProblems = "decode_problems"
+        case correctedStartUTC = "corrected_start_utc", correctedEndUTC = "corrected_end_utc"
     }
 }
 
