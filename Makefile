@@ -18,7 +18,7 @@ PACKAGE_PACKAGES := dpkg binutils systemd
 # The hardware rig (Hardware/rig): qemu, an initramfs, the gpio-sim build (the kernel's own
 # compiler), vivid's timings, ext4 images, real-time priority and fallocate for the scenarios.
 HW_PACKAGES := qemu-system-x86 busybox-static python3 xz-utils e2fsprogs v4l-utils util-linux \
-               gcc-12 make file libelf1
+               gcc-12 make file libelf1 dmsetup
 # The board's architecture: Debian's aarch64 cross compiler and its C library headers.
 CROSS_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross binutils-aarch64-linux-gnu
 

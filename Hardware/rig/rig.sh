@@ -157,7 +157,7 @@ qemu_command() {
 # env_file KEY=VALUE...: the settings this boot's guest reads (RIG_* from the host's environment
 # too, such as RIG_CAMERA_SECONDS).
 env_file() {
-    { env | grep -E '^RIG_(CAMERA_SECONDS|SEED)=' || true; printf '%s\n' "$@"; } >"$RESULTS/rig.env"
+    { env | grep -E '^RIG_(CAMERA_SECONDS|SLOW_SECONDS|SEED)=' || true; printf '%s\n' "$@"; } >"$RESULTS/rig.env"
 }
 
 # boot_once SCENARIO TIMEOUT [extra qemu arguments]: one boot that ends by itself; 0 when the
@@ -190,6 +190,17 @@ scenario_disk_full() {
     # shellcheck disable=SC2046
     boot_once disk-full 300 $(disk_args "$disk")
 }
+
+# A store under dm-delay (500 ms on writes and flushes), and a clock that steps by 3 h.
+scenario_slow_store() {
+    local disk=$CACHE/disks/slow.img
+    mkdir -p "$CACHE/disks"
+    make_disk "$disk" 512M
+    env_file
+    # shellcheck disable=SC2046
+    boot_once slow-store 600 $(disk_args "$disk")
+}
+scenario_clock() { env_file; boot_once clock 300; }
 
 # Power cuts: boot, record, kill qemu at a random moment; the next boot recovers and checks.
 scenario_power_cut() {
@@ -244,7 +255,7 @@ scenario_power_cut() {
         END { printf "RESULT cuts=%d worst_loss_s=%.2f worst_resume_gap_s=%.2f\n", n, worst, gap }' >"$RESULTS/power-cut.summary"
 }
 
-SCENARIOS=(camera gpio camera-lost power-cut disk-full)
+SCENARIOS=(camera gpio camera-lost power-cut disk-full slow-store clock)
 
 run() {
     [ -n "${BIN:-}" ] || die "BIN must name the folder holding bodycamd and bodycamctl"

@@ -312,7 +312,7 @@ public final class Daemon: Sendable {
             fields["gap_ms"] = .integer(max(0, Clock.wallNanoseconds() - then) / 1_000_000)
         }
         Log.notice("resuming the duty \(resume.dutyID.isEmpty ? "" : resume.dutyID + " ")\(resume.recording ? "and the recording " : "")"
-                   + "after a \(fields["previous_end"]?.string ?? "") end of the last run")
+                   + "after the last run ended: \(fields["previous_end"]?.string ?? "?")")
         engine.handle(.resume(officerID: resume.officerID, dutyID: resume.dutyID, recording: resume.recording, fields: fields))
     }
 

@@ -76,7 +76,8 @@ extension Daemon {
     }
 
     /// One `clock_step` record per step, whoever sees it first: the step, and the wall time
-    /// before and after it at one monotonic instant (the pair `verify` corrects times by).
+    /// before and after it at one monotonic instant. (Whether a segment was cut for it is the
+    /// manifest's `cut_by_clock_step`: the 2 s check may see a step first.)
     func reportClockStep(to anchor: ClockAnchor, cut: Bool) {
         let step = housekeeping.clockStep(to: anchor)
         guard abs(step) >= 1_000_000_000 else { return }
@@ -87,7 +88,7 @@ extension Daemon {
         audit("clock_step", ["step_ms": .integer(step / 1_000_000), "monotonic_ns": .integer(anchor.monotonicNanoseconds),
                              "previous_utc": .string(Clock.iso8601(wallNanoseconds: before)),
                              "new_utc": .string(Clock.iso8601(wallNanoseconds: anchor.wallNanoseconds)),
-                             "boot_id": .string(kernelBootID), "segment_cut": .boolean(cut)])
+                             "boot_id": .string(kernelBootID)])
     }
 
     func checkBattery() {

@@ -76,8 +76,13 @@ public final class SegmentMuxer {
     public private(set) var nextSequence: UInt64
     /// Packets refused because no segment was open and they were not keyframes.
     public private(set) var skippedPackets = 0
+    /// Segments sealed so far (without a `finisher`; with one, see `onSegmentFinished`).
     public private(set) var completed: [SegmentSummary] = []
-    /// Called on the muxing thread each time a segment is sealed.
+    /// Runs the last step of sealing a segment (the sink's `finish`: its final sync, rename and
+    /// manifest, which on slow storage take seconds) elsewhere, in order, so that the next
+    /// segment's fragments need not wait for it. nil: at once, on the calling thread.
+    public var finisher: ((@escaping () throws -> Void) -> Void)?
+    /// Called each time a segment is sealed: on the muxing thread, or the finisher's.
     public var onSegmentFinished: ((SegmentSummary) -> Void)?
     /// Each fragment is made durable (fdatasync) as it completes. A `SegmentWriter` clears this
     /// and calls `makeDurable()` whenever it has caught up, so one sync covers every fragment
@@ -255,12 +260,23 @@ public final class SegmentMuxer {
         try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: segment.endPts - segment.fragmentStartPts)
         segment.sink.noteDropped(frames: segment.framesDropped)
         segment.sink.noteClock(segment.clock)
-        let location = try segment.sink.finish()
-        let summary = SegmentSummary(descriptor: segment.descriptor, location: location, frames: segment.frames,
+        let summary = SegmentSummary(descriptor: segment.descriptor, location: "", frames: segment.frames,
                                      fragments: segment.fragments + 1, firstPts: segment.firstPts,
                                      duration: segment.endPts - segment.firstPts, framesDropped: segment.framesDropped,
                                      clock: segment.clock)
-        completed.append(summary)
-        onSegmentFinished?(summary)
+        let sink = segment.sink
+        let report = onSegmentFinished
+        guard let finisher else {
+            var sealed = summary
+            sealed.location = try sink.finish()
+            completed.append(sealed)
+            report?(sealed)
+            return
+        }
+        finisher {
+            var sealed = summary
+            sealed.location = try sink.finish()
+            report?(sealed)
+        }
     }
 }

@@ -74,6 +74,15 @@ public final class SegmentWriter: @unchecked Sendable {
     private var thread: WorkerThread?
 
     private var muxer: SegmentMuxer?
+    /// The last step of sealing each segment (`SegmentMuxer.finisher`), in order, on a thread
+    /// of its own ("bodycam-sealer"): at most `maximumPendingSeals` wait, then the writer does.
+    private let seals = BoundedQueue<Seal>(capacity: SegmentWriter.maximumPendingSeals, policy: .block)
+    private var sealer: WorkerThread?
+    public static let maximumPendingSeals = 8
+    private struct Seal: @unchecked Sendable {
+        // Made on the writer thread, run once on the sealer's.
+        let run: () throws -> Void
+    }
     private var lastReading: ClockReading?
     private var unsynced = false
     /// Called on the writer thread with each segment once it is sealed and durable.
@@ -85,6 +94,16 @@ public final class SegmentWriter: @unchecked Sendable {
 
     /// Starts the writer thread.
     public func start() {
+        sealer = WorkerThread(name: "bodycam-sealer") { [self] in
+            while let seal = seals.pop() {
+                if failure != nil { continue }
+                do {
+                    try seal.run()
+                } catch {
+                    fail(error)
+                }
+            }
+        }
         thread = WorkerThread(name: "bodycam-writer") { [self] in
             while let item = take() {
                 process(item)
@@ -137,6 +156,9 @@ public final class SegmentWriter: @unchecked Sendable {
         }
         thread?.join()
         thread = nil
+        seals.close()
+        sealer?.join()
+        sealer = nil
     }
 
     private enum Work {
@@ -189,6 +211,7 @@ public final class SegmentWriter: @unchecked Sendable {
                 let made = SegmentMuxer(configuration: configuration, store: store, parameters: timeline.parameters,
                                         timeBase: timeline.timeBase, epochMonotonic: timeline.epochMonotonic, anchor: timeline.anchor)
                 made.syncsEachFragment = false
+                made.finisher = { [seals] run in seals.push(Seal(run: run)) }
                 made.onSegmentFinished = { [weak self] in self?.onSealed($0) }
                 if var reading = lastReading {
                     reading.stepped = false
@@ -215,15 +238,20 @@ public final class SegmentWriter: @unchecked Sendable {
         do {
             try body()
         } catch {
-            lock.withLock {
-                if storedFailure == nil { storedFailure = error }
-                // What is queued can no longer be written: it is let go, not held.
-                items.removeAll()
-                head = 0
-                queued = Fill()
-                lock.broadcast()
-            }
+            fail(error)
             muxer?.abandon(because: error)
+        }
+    }
+
+    /// Keeps the first failure (any thread); what is queued can no longer be written: it is let
+    /// go, not held.
+    private func fail(_ error: Error) {
+        lock.withLock {
+            if storedFailure == nil { storedFailure = error }
+            items.removeAll()
+            head = 0
+            queued = Fill()
+            lock.broadcast()
         }
     }
 

@@ -125,4 +125,26 @@ struct StorageStallTests {
         #expect(recorder.segments.map(\.frames) == [150] && recorder.segments.map(\.framesDropped) == [0])
         #expect(recorder.writeQueuePeak.ticks >= 90_000 && recorder.writeQueuePeak.ticks <= 90_000 + 3_000, "\(recorder.writeQueuePeak)")
     }
+
+    @Test("a segment whose seal is slow (its final sync, rename and manifest) holds up none of the next segments' fragments; segments are still sealed in order")
+    func slowSealDoesNotHoldFragments() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = try GatedStore(directory: directory.path, gating: [.finish])
+        let laterSynced = Locked(false)
+        let order = Locked<[UInt64]>([])
+        let recorder = try recorder(frames: 150, store: store, segmentSeconds: 1) { _, index in
+            if index == 149 {
+                // Segment 1's seal waits at the gate while segment 4's fragments are made durable.
+                laterSynced.withLock { $0 = eventually { store.blocked == 1 && store.syncedSegments.contains(4) } }
+                store.open()
+            }
+        }
+        recorder.onEvent = { if case .segmentSealed(let summary) = $0 { order.withLock { $0.append(summary.descriptor.sequence) } } }
+        try recorder.run()
+        #expect(laterSynced.current && !store.timedOut)
+        #expect(order.current == [1, 2, 3, 4, 5])
+        #expect(recorder.segments.map(\.frames) == [30, 30, 30, 30, 30])
+        #expect(recorder.framesShed == 0)
+    }
 }

@@ -229,16 +229,21 @@ public final class UnsyncableStore: SegmentStore {
 /// opens itself and says so (`timedOut`), so a pipeline that waits on storage fails its test
 /// instead of hanging it.
 public final class GatedStore: SegmentStore, @unchecked Sendable {
+    /// What waits at the gate: a sink's syncs (`makeDurable`), its final seal (`finish`).
+    public enum Step: Sendable { case sync, finish }
     public let inner: PlainFileStore
+    public let gating: Set<Step>
     private let lock = ConditionLock()
     private var isOpen = false
     private var waiting = 0
     private var syncCount = 0
+    private var synced: Set<UInt64> = []
     private var expired = false
     private let timeout: Int64
 
-    public init(directory: String, timeout: Int64 = 60) throws {
+    public init(directory: String, gating: Set<Step> = [.sync, .finish], timeout: Int64 = 60) throws {
         inner = try PlainFileStore(directory: directory)
+        self.gating = gating
         self.timeout = timeout
     }
 
@@ -249,34 +254,40 @@ public final class GatedStore: SegmentStore, @unchecked Sendable {
     /// Syncs that went through.
     public var syncs: Int { lock.withLock { syncCount } }
     public var timedOut: Bool { lock.withLock { expired } }
+    /// Segments (by sequence) at least one of whose syncs went through.
+    public var syncedSegments: Set<UInt64> { lock.withLock { synced } }
 
-    func pass() {
+    func pass(_ step: Step, sequence: UInt64) {
         lock.withLock {
             waiting += 1
             let deadline = Clock.monotonicNanoseconds() + timeout * 1_000_000_000
-            while !isOpen {
+            while gating.contains(step) && !isOpen {
                 if !lock.wait(untilMonotonic: deadline) {
                     expired = true
                     isOpen = true
                 }
             }
             waiting -= 1
-            syncCount += 1
+            if step == .sync {
+                syncCount += 1
+                synced.insert(sequence)
+            }
         }
     }
 
     public final class Sink: SegmentSink {
         let inner: SegmentSink
         let gate: GatedStore
-        init(inner: SegmentSink, gate: GatedStore) { self.inner = inner; self.gate = gate }
+        let sequence: UInt64
+        init(inner: SegmentSink, gate: GatedStore, sequence: UInt64) { self.inner = inner; self.gate = gate; self.sequence = sequence }
         public func write(_ bytes: UnsafeRawBufferPointer) throws { try inner.write(bytes) }
         public func fragmentComplete(frames: Int, duration: Int64) throws { try inner.fragmentComplete(frames: frames, duration: duration) }
         public func makeDurable() throws {
-            gate.pass()
+            gate.pass(.sync, sequence: sequence)
             try inner.makeDurable()
         }
         public func finish() throws -> String {
-            gate.pass()
+            gate.pass(.finish, sequence: sequence)
             return try inner.finish()
         }
         public func noteDropped(frames: Int) { inner.noteDropped(frames: frames) }
@@ -284,6 +295,6 @@ public final class GatedStore: SegmentStore, @unchecked Sendable {
 
     public var nextSequence: UInt64 { inner.nextSequence }
     public func makeSink(for segment: SegmentDescriptor) throws -> SegmentSink {
-        Sink(inner: try inner.makeSink(for: segment), gate: self)
+        Sink(inner: try inner.makeSink(for: segment), gate: self, sequence: segment.sequence)
     }
 }
