@@ -204,7 +204,7 @@ scenario_clock() { env_file; boot_once clock 300; }
 
 # Power cuts: boot, record, kill qemu at a random moment; the next boot recovers and checks.
 scenario_power_cut() {
-    local cuts=${RIG_CUTS:-10} seed=${RIG_SEED:-$RANDOM}
+    local cuts=${RIG_CUTS:-20} seed=${RIG_SEED:-$RANDOM}
     local disk=$CACHE/disks/store.img cut alive="" pid waited delay gap
     mkdir -p "$CACHE/disks"
     make_disk "$disk" 1G

@@ -1,11 +1,15 @@
 # Power cut: the store is on ext4 on a virtio-blk disk (host cache off). The host kills qemu at a
 # random moment while bodycamd records: the guest loses power with whatever its page cache held.
+# A CPU hog runs beside bodycamd in every boot (other work on the board: the budget must hold
+# under load, not only on an idle machine).
 # Each boot first lets bodycamd recover what the previous one left and resume the recording by
 # itself (no button press), checks it, then records until the next cut. Boot RIG_CUT (0-based) of RIG_CUTS + 1; RIG_CUT_AT is the guest's clock at its
 # last sign of life before the previous cut (a heartbeat on the serial console every 50 ms).
 export WORK=/mnt/store-disk/rig
 source "$RIG_REPO/Hardware/rig/lib.sh"
 mount_store_disk
+# The hog: a busy loop at the same priority as bodycamd, for the whole boot.
+bash -c 'while :; do :; done' &
 load_vivid webcam
 load_gpio_sim
 provision
@@ -39,7 +43,8 @@ print(f"RESULT cut={cut} loss_s={loss:.2f} segments={len(manifests)} recovered_s
       f"resume_gap_s={sys.argv[4]}")
 if sys.argv[4] == "none":
     sys.exit(f"cut {cut}: no recording_resumed in the journal")
-if loss > 2.0:
+# The budget: the fragment in flight (one second of pictures) and the time to encode and sync it.
+if loss > float(__import__("os").environ.get("RIG_LOSS_BUDGET", "1.25")):
     sys.exit(f"cut {cut}: {loss:.2f} s of footage lost (more than the fragment in flight)")
 PY
     if [ "$CUT" -eq "$RIG_CUTS" ]; then
