@@ -18,7 +18,7 @@ PACKAGE_PACKAGES := dpkg binutils systemd
 # The hardware rig (Hardware/rig): qemu, an initramfs, the gpio-sim build (the kernel's own
 # compiler), vivid's timings, ext4 images, real-time priority and fallocate for the scenarios.
 HW_PACKAGES := qemu-system-x86 busybox-static python3 xz-utils e2fsprogs v4l-utils util-linux \
-               gcc-12 make file libelf1 dmsetup
+               gcc-12 make file libelf1 dmsetup udev procps
 # The board's architecture: Debian's aarch64 cross compiler and its C library headers.
 CROSS_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross binutils-aarch64-linux-gnu
 
@@ -75,13 +75,14 @@ PACKAGE_FLAGS := -c release --static-swift-stdlib --scratch-path $(PACKAGE_BUILD
 install:
 	@[ -n "$(BIN)" ] || { echo "make install needs BIN (use make deb, or: make install BIN=\$$(swift build -c release --show-bin-path))"; exit 1; }
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d \
-	  $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/lib/systemd/logind.conf.d $(DESTDIR)$(PREFIX)/lib/systemd/journald.conf.d \
+	  $(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/lib/modules-load.d $(DESTDIR)$(PREFIX)/lib/systemd/logind.conf.d $(DESTDIR)$(PREFIX)/lib/systemd/journald.conf.d \
 	  $(DESTDIR)$(PREFIX)/lib/udev/rules.d $(DESTDIR)$(PREFIX)/share/bodycam/boards $(DESTDIR)$(PREFIX)/share/bodycam/dts \
 	  $(DESTDIR)$(PREFIX)/share/doc/bodycam $(DESTDIR)/etc/bodycam
 	install -m 0755 $(BIN)/bodycamd $(BIN)/bodycamctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 Systemd/bodycamd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	install -m 0644 Systemd/sysusers.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/
 	install -m 0644 Systemd/tmpfiles.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/
+	install -m 0644 Systemd/modules-load.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/modules-load.d/
 	install -m 0644 Systemd/logind.conf.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/systemd/logind.conf.d/
 	install -m 0644 Systemd/journald.conf.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/systemd/journald.conf.d/
 	install -m 0644 Hardware/udev/60-bodycam.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/

@@ -24,6 +24,7 @@ expect /usr/bin/bodycamctl 755
 expect /usr/lib/systemd/system/bodycamd.service 644
 expect /usr/lib/sysusers.d/bodycam.conf 644
 expect /usr/lib/tmpfiles.d/bodycam.conf 644
+expect /usr/lib/modules-load.d/bodycam.conf 644
 expect /usr/lib/systemd/logind.conf.d/bodycam.conf 644
 expect /usr/lib/systemd/journald.conf.d/bodycam.conf 644
 expect /usr/lib/udev/rules.d/60-bodycam.rules 644

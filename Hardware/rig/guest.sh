@@ -28,6 +28,10 @@ printf '#!/bin/sh\nexec busybox modprobe "$@"\n' >/run/rig/modprobe
 chmod +x /run/rig/modprobe
 echo /run/rig/modprobe >/proc/sys/kernel/modprobe
 
+# The systemd scenario hands PID 1 over to systemd itself (its checks run as a unit and write
+# their own log and status).
+[ "$SCENARIO" = systemd ] && source "$REPO/Hardware/rig/scenarios/systemd-boot.sh"
+
 status=0
 bash "$REPO/Hardware/rig/scenarios/$SCENARIO.sh" >"$RIG_RESULTS/$SCENARIO${RIG_BOOT:+.$RIG_BOOT}.log" 2>&1 || status=$?
 echo "$status" >"$RIG_RESULTS/$SCENARIO${RIG_BOOT:+.$RIG_BOOT}.status"

@@ -361,6 +361,8 @@ public final class Daemon: Sendable {
         case .timestampsUntrusted(let reason):
             Log.warning("camera timestamps: \(reason)")
             audit("camera_timestamps_untrusted", ["reason": .string(reason)])
+        case .cameraStillMissing(let reason):
+            Log.warning("camera still missing: \(reason)")
         case .cameraRestored(let source):
             Log.notice("camera back: \(source); recording goes on")
             audit("camera_restored", ["source": .string(source)])

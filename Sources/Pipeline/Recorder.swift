@@ -17,6 +17,9 @@ public enum RecorderEvent: Sendable {
     /// The camera vanished; what was recorded is sealed and the camera is being reopened.
     case cameraLost(reason: String)
     case cameraRestored(source: String)
+    /// A try at the missing camera failed otherwise than the one before (a device that appears
+    /// but cannot be opened, for one): why.
+    case cameraStillMissing(reason: String)
     /// The camera's timestamps could not be trusted and its dequeue times are used (once a
     /// stream).
     case timestampsUntrusted(reason: String)
@@ -281,6 +284,7 @@ public final class Recorder: @unchecked Sendable {
     /// until it starts (true) or the recorder shuts down (false).
     private func reopenSource() -> Bool {
         var delay = reopenInterval
+        var lastReason = ""
         while !shuttingDown.isSet {
             _ = heartbeatCounter.increment()
             var fds = [pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]
@@ -290,6 +294,11 @@ public final class Recorder: @unchecked Sendable {
                 try source.start()
                 return true
             } catch {
+                let reason = "\(error)"
+                if reason != lastReason {
+                    emit(.cameraStillMissing(reason: reason))
+                    lastReason = reason
+                }
                 delay = min(delay * 2, max(maximumReopenInterval, reopenInterval))
             }
         }
