@@ -238,10 +238,12 @@ scenario_power_cut() {
         sleep "$delay"
         kill -9 $pid
         wait $pid 2>/dev/null || true
-        alive=$(grep -a -o 'RIG-ALIVE [0-9.]*' "$RESULTS/power-cut.$cut.console" | tail -1 | cut -d' ' -f2)
+        # Whole heartbeats only ($EPOCHREALTIME: 10 digits, a point, 6): the kill can cut the last
+        # line short, and a cut-short time would read as long ago.
+        alive=$(grep -a -o -E 'RIG-ALIVE [0-9]{10}\.[0-9]{6}' "$RESULTS/power-cut.$cut.console" | tail -1 | cut -d' ' -f2)
         [ -n "$alive" ] || { say "power-cut: no heartbeat from boot $cut"; return 1; }
         # How stale the last heartbeat can be: the longest gap between two in the last second.
-        gap=$(grep -a -o 'RIG-ALIVE [0-9.]*' "$RESULTS/power-cut.$cut.console" | tail -21 |
+        gap=$(grep -a -o -E 'RIG-ALIVE [0-9]{10}\.[0-9]{6}' "$RESULTS/power-cut.$cut.console" | tail -21 |
             awk '{ if (p) { g = $2 - p; if (g > m) m = g } p = $2 } END { printf "%.3f", m }')
         say "power-cut: cut $((cut + 1)) of $cuts after ${delay} s of recording (heartbeat gap ${gap} s)"
     done
