@@ -210,9 +210,11 @@ public final class SegmentMuxer {
             try sink.write(bytes)
         }
         // The moov alone is the first durable unit: a segment that dies right here still opens.
+        // Synced at once even behind a write queue: a file whose header never reached storage
+        // cannot be recovered, and would read as a deleted segment.
         do {
             try sink.fragmentComplete(frames: 0, duration: 0)
-            try fragmentWritten(sink)
+            try sink.makeDurable()
         } catch {
             muxer.abandon(because: error)
             throw error
