@@ -115,6 +115,11 @@ public final class Recorder: @unchecked Sendable {
     /// Live video waiting for storage now, and the most there has been (any thread).
     public var writeQueueFill: SegmentWriter.Fill { writer.fill }
     public var writeQueuePeak: SegmentWriter.Fill { writer.peak }
+    /// Blocks until `condition` holds for the write queue's live video, or CLOCK_MONOTONIC
+    /// reaches `deadline` (ns): true when it holds. Any thread (the tests wait on it).
+    public func waitForWriteQueue(untilMonotonic deadline: Int64, _ condition: (SegmentWriter.Fill) -> Bool) -> Bool {
+        writer.wait(untilMonotonic: deadline, condition)
+    }
     private let events = BoundedQueue<RecorderEvent>(capacity: 4096, policy: .dropOldest)
     private var anchor = ClockAnchor.now()
     /// The wall clock (CLOCK_REALTIME, ns): a seam for tests, which step a clock of their own
@@ -352,9 +357,7 @@ public final class Recorder: @unchecked Sendable {
     }
 
     private func takeReading(_ now: ClockAnchor, stepped: Bool) {
-        let sync = ClockSync.read()
-        let reading = ClockReading(anchor: now, synchronised: sync.synchronised, estimatedErrorMicroseconds: sync.estimatedErrorMicroseconds,
-                                   plausible: now.wallNanoseconds >= Clock.earliestPlausibleWallNanoseconds, stepped: stepped)
+        let reading = ClockReading(anchor: now, sync: ClockSync.read(), stepped: stepped)
         if !reading.plausible && !implausibleReported { emit(.clockImplausible(wallNanoseconds: now.wallNanoseconds)) }
         implausibleReported = !reading.plausible
         clockReading = reading

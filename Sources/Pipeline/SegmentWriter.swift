@@ -130,12 +130,23 @@ public final class SegmentWriter: @unchecked Sendable {
     /// Blocks until less than `ticks` and `bytes` of live video are queued (or the writer has
     /// failed): for sources that are not live, which can wait for storage.
     public func waitForRoom(ticks: Int64, bytes: Int) {
+        _ = wait(untilMonotonic: nil) { $0.ticks < ticks && $0.bytes < bytes }
+    }
+
+    /// Blocks until `condition` holds for the live video queued, the writer has failed, or
+    /// CLOCK_MONOTONIC reaches `deadline` (ns; nil: no deadline). True when the condition holds.
+    public func wait(untilMonotonic deadline: Int64?, _ condition: (Fill) -> Bool) -> Bool {
         lock.withLock {
-            while storedFailure == nil && (queued.ticks >= ticks || queued.bytes >= bytes) {
+            defer { producerWaiting = false }
+            while storedFailure == nil && !condition(queued) {
                 producerWaiting = true
-                lock.wait()
+                if let deadline {
+                    if !lock.wait(untilMonotonic: deadline) { return condition(queued) }
+                } else {
+                    lock.wait()
+                }
             }
-            producerWaiting = false
+            return condition(queued)
         }
     }
 

@@ -30,15 +30,8 @@ struct StorageStallTests {
         return recorder
     }
 
-    /// Waits (on the calling thread) until `condition` holds; false after `seconds`.
-    func eventually(seconds: Int64 = 30, _ condition: () -> Bool) -> Bool {
-        let deadline = Clock.monotonicNanoseconds() + seconds * 1_000_000_000
-        while !condition() {
-            if Clock.monotonicNanoseconds() > deadline { return false }
-            usleep(1_000)
-        }
-        return true
-    }
+    /// CLOCK_MONOTONIC `seconds` from now: how long a test waits for an event before failing.
+    func deadline(seconds: Int64 = 30) -> Int64 { Clock.monotonicNanoseconds() + seconds * 1_000_000_000 }
 
     @Test("storage that blocks its syncs holds up no picture: all are captured and encoded while it is blocked, then written with one sync for many fragments")
     func blockedStorage() throws {
@@ -50,7 +43,7 @@ struct StorageStallTests {
             // The writer is stuck at the gate from its first sync on (it may take a moment to
             // get there), and the pipeline still reaches the last picture.
             if index == 299 {
-                _ = eventually { store.blocked == 1 }
+                _ = store.wait { blocked, _ in blocked == 1 }
                 atLastPicture.withLock { $0 = (store.blocked, store.syncs, recorder.framesEncoded) }
                 store.open()
             }
@@ -79,10 +72,11 @@ struct StorageStallTests {
         let caughtUp = Locked(true)
         let recorder = try recorder(frames: 150, store: store, writeQueueSeconds: 1) { recorder, index in
             // From here on the writer is stuck at the gate: what follows is queued.
-            if index == 30 { _ = eventually { store.blocked == 1 } }
+            if index == 30 { _ = store.wait { blocked, _ in blocked == 1 } }
             if index == 100 {
                 store.open()
-                caughtUp.withLock { $0 = eventually { recorder.writeQueueFill.ticks == 0 } }
+                let drained = recorder.waitForWriteQueue(untilMonotonic: deadline()) { $0.ticks == 0 }
+                caughtUp.withLock { $0 = drained }
             }
         }
         recorder.onEvent = { event in
@@ -115,7 +109,8 @@ struct StorageStallTests {
         let recorder = try recorder(frames: 150, store: store, writeQueueSeconds: 1, live: false) { _, _ in }
         // Storage comes back only once the pipeline has filled the queue to its bound and waits.
         let opener = WorkerThread(name: "test-opener") {
-            _ = eventually { store.blocked == 1 && recorder.writeQueueFill.ticks >= 90_000 }
+            _ = store.wait { blocked, _ in blocked == 1 }
+            _ = recorder.waitForWriteQueue(untilMonotonic: deadline()) { $0.ticks >= 90_000 }
             store.open()
         }
         defer { opener.join() }
@@ -136,7 +131,8 @@ struct StorageStallTests {
         let recorder = try recorder(frames: 150, store: store, segmentSeconds: 1) { _, index in
             if index == 149 {
                 // Segment 1's seal waits at the gate while segment 4's fragments are made durable.
-                laterSynced.withLock { $0 = eventually { store.blocked == 1 && store.syncedSegments.contains(4) } }
+                let synced = store.wait { blocked, synced in blocked == 1 && synced.contains(4) }
+                laterSynced.withLock { $0 = synced }
                 store.open()
             }
         }

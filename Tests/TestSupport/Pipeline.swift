@@ -257,9 +257,22 @@ public final class GatedStore: SegmentStore, @unchecked Sendable {
     /// Segments (by sequence) at least one of whose syncs went through.
     public var syncedSegments: Set<UInt64> { lock.withLock { synced } }
 
+    /// Waits until `condition` holds for (syncs waiting at the gate, segments synced); false
+    /// after `seconds`.
+    public func wait(seconds: Int64 = 30, until condition: (Int, Set<UInt64>) -> Bool) -> Bool {
+        lock.withLock {
+            let deadline = Clock.monotonicNanoseconds() + seconds * 1_000_000_000
+            while !condition(waiting, synced) {
+                if !lock.wait(untilMonotonic: deadline) { return condition(waiting, synced) }
+            }
+            return true
+        }
+    }
+
     func pass(_ step: Step, sequence: UInt64) {
         lock.withLock {
             waiting += 1
+            lock.broadcast()
             let deadline = Clock.monotonicNanoseconds() + timeout * 1_000_000_000
             while gating.contains(step) && !isOpen {
                 if !lock.wait(untilMonotonic: deadline) {
@@ -272,6 +285,7 @@ public final class GatedStore: SegmentStore, @unchecked Sendable {
                 syncCount += 1
                 synced.insert(sequence)
             }
+            lock.broadcast()
         }
     }
 
