@@ -106,12 +106,11 @@ public struct ClockReading: Equatable, Sendable {
         self.stepped = stepped
     }
 
-    /// The clock now (two clock_gettime calls and one adjtimex).
-    public static func now() -> ClockReading {
-        let anchor = ClockAnchor.now()
-        let sync = ClockSync.read()
-        return ClockReading(anchor: anchor, synchronised: sync.synchronised, estimatedErrorMicroseconds: sync.estimatedErrorMicroseconds,
-                            plausible: anchor.wallNanoseconds >= Clock.earliestPlausibleWallNanoseconds)
+    /// `anchor` with the kernel's state `sync`; plausible when the anchor's wall time is not
+    /// before `Clock.earliestPlausibleWallNanoseconds`.
+    public init(anchor: ClockAnchor, sync: ClockSync, stepped: Bool = false) {
+        self.init(anchor: anchor, synchronised: sync.synchronised, estimatedErrorMicroseconds: sync.estimatedErrorMicroseconds,
+                  plausible: anchor.wallNanoseconds >= Clock.earliestPlausibleWallNanoseconds, stepped: stepped)
     }
 }
 
