@@ -9,6 +9,9 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Headers and libraries the package links (pkg-config names in Package.swift).
 BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
                   libv4l-dev libgpiod-dev libssl-dev libtomlplusplus-dev
+# The tests: libfaketime starts bodycamd with its clock in 1970, as a board without a battery-backed
+# clock boots (Tests/DaemonTests/WrongClockTests.swift).
+TEST_PACKAGES := faketime
 # The reference encoders (ffmpeg; GStreamer with x264enc, h264parse and mp4mux) and the resource
 # meter `make bench` compares against.
 BENCH_PACKAGES := ffmpeg time gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
@@ -48,6 +51,7 @@ build: deps
 	$(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR)
 
 test: deps
+	$(call install_missing,$(TEST_PACKAGES))
 	$(SWIFT) build --build-tests --scratch-path $(BUILD_DIR)
 	$(SWIFT) test --skip-build --scratch-path $(BUILD_DIR)
 

@@ -40,6 +40,15 @@ ExecStart=/bin/bash $REPO/Hardware/rig/scenarios/systemd.sh
 StandardOutput=append:$LOG
 StandardError=append:$LOG
 UNIT
+    # The guest's /tmp and /var/tmp are the host's under the overlay (the project itself may be
+    # there): systemd-tmpfiles' `D /tmp` would empty them at boot, file by file over 9p (minutes
+    # under emulation). A board's /tmp is empty at boot anyway.
+    mkdir -p /etc/systemd/system/systemd-tmpfiles-setup.service.d
+    cat >/etc/systemd/system/systemd-tmpfiles-setup.service.d/rig.conf <<UNIT
+[Service]
+ExecStart=
+ExecStart=systemd-tmpfiles --create --remove --boot --exclude-prefix=/dev --exclude-prefix=/tmp --exclude-prefix=/var/tmp
+UNIT
     mkdir -p /etc/systemd/system/multi-user.target.wants /etc/systemd/system/basic.target.wants
     ln -sf /etc/systemd/system/rig-checks.service /etc/systemd/system/multi-user.target.wants/
     ln -sf /usr/lib/systemd/system/bodycamd.service /etc/systemd/system/basic.target.wants/

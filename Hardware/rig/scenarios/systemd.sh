@@ -28,7 +28,8 @@ finish() {
 }
 trap finish EXIT
 main_pid() { systemctl show -p MainPID --value bodycamd; }
-status_field() { ctl status --json --socket "$SOCKET" 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print(s$1)"; }
+# Empty while the daemon is down (between a kill and its restart).
+status_field() { ctl status --json --socket "$SOCKET" 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print(s$1)" 2>/dev/null; }
 recording_frames_after() {  # recording, with more than N pictures encoded
     [ "$(status_field '["state"]')" = recording ] && [ "$(status_field '["frames"]')" -gt "$1" ]
 }
