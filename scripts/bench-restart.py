@@ -5,8 +5,8 @@ bodycamd records the test pattern in real time; it is killed with SIGKILL while 
 started again by hand, as systemd would, ROUNDS times. For each restart, from the kill:
   - recording: the new segment's first chunk (the MP4 header, written when its first keyframe
     arrives) is in the store, i.e. pictures are being recorded again;
-  - first fragment: the new segment's first chunk of pictures is sealed (one second of video
-    after recording resumed, by construction).
+  - first fragment: the new segment's first chunk of pictures is sealed (a resumed recording's
+    first fragment is half a second of video: docs/ARCHITECTURE.md, "Segments").
 The chunk headers are read as docs/FORMAT.md ("Sealed segment") lays them out.
 
 usage: bench-restart.py BIN CONFIG STORE ROUNDS LOG

@@ -371,7 +371,7 @@ public final class Recorder: @unchecked Sendable {
             recording = true
             let buffered = preEvent.drain()
             let seconds = Double((buffered.last.map { $0.pts + $0.duration } ?? 0) - (buffered.first?.pts ?? 0)) / 90_000
-            if buffered.isEmpty { encoder.requestKeyframe() }
+            if buffered.isEmpty { encoder.requestOpeningKeyframe() }
             for packet in buffered { writer.submit(.packet(packet, live: false)) }
             emit(.recordingStarted(preEventPackets: buffered.count, preEventSeconds: seconds))
         case .stopRecording where recording:
