@@ -67,11 +67,11 @@ let package = Package(
         .target(name: "Tokens", dependencies: ["Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
 
         // MARK: configuration, protocol, daemon
-        .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "Platform", "TOMLShim"]),
+        .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "V4L2Simulator", "Platform", "TOMLShim"]),
         .target(name: "ControlProtocol", dependencies: ["Platform", "Wire"]),
         .target(name: "Daemon", dependencies: [
             "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
-            "LibAV", "LibCrypto", "V4L2", "Platform", "Wire", "CShims", logging, serviceLifecycle, unixSignals,
+            "LibAV", "LibCrypto", "V4L2", "V4L2Simulator", "Platform", "Wire", "CShims", logging, serviceLifecycle, unixSignals,
         ]),
 
         // MARK: executables

@@ -1,6 +1,7 @@
 import Glibc
 import LibAV
 import V4L2
+import V4L2Simulator
 import Capture
 import Pipeline
 import Platform
@@ -13,6 +14,9 @@ public struct BodycamConfiguration: Equatable, Sendable {
         case testPattern = "test-pattern"
         case v4l2
         case rawFile = "raw-file"
+        /// The V4L2 capture code against a driver simulated at the ioctl seam (development and
+        /// tests): the same negotiation, buffers and timestamp checks as a real camera.
+        case simulatedV4L2 = "simulated-v4l2"
     }
 
     public struct Camera: Equatable, Sendable {
@@ -30,6 +34,8 @@ public struct BodycamConfiguration: Equatable, Sendable {
         public var formats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12]
         public var buffers = 4
         public var pacing: Pacing = .realTime
+        /// How the `simulated-v4l2` camera stamps its buffers: a good driver, or a fault.
+        public var simulateTimestamps: SimulatedTimestamps = .driver
     }
 
     public var deviceID = "UNPROVISIONED"
@@ -157,6 +163,10 @@ public struct BodycamConfiguration: Equatable, Sendable {
         camera.formats = try reader.choices("camera.formats", default: camera.formats, allowed: V4L2FrameSource.supportedFormats)
         camera.buffers = try reader.integer("camera.buffers", default: camera.buffers, in: 2...32)
         camera.pacing = try reader.choice("camera.pacing", default: camera.pacing)
+        camera.simulateTimestamps = try reader.choice("camera.simulate_timestamps", default: camera.simulateTimestamps)
+        if reader.has("camera.simulate_timestamps") && camera.source != .simulatedV4L2 {
+            throw reader.error("camera.simulate_timestamps", "applies to camera.source = \"simulated-v4l2\" only")
+        }
         if camera.source == .rawFile && camera.path.isEmpty {
             throw reader.error("camera.path", "camera.source = \"raw-file\" needs camera.path")
         }

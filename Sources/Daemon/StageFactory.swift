@@ -5,6 +5,7 @@ import LibAV
 import Pipeline
 import Policy
 import V4L2
+import V4L2Simulator
 
 /// Builds the concrete stages a configuration names (the daemon and `bodycamctl`'s diagnostics).
 public enum StageFactory {
@@ -16,10 +17,12 @@ public enum StageFactory {
             return try TestPatternSource(format: format, pacing: camera.pacing, frameLimit: frameLimit)
         case .rawFile:
             return try RawFileSource(path: camera.path, format: format, pacing: camera.pacing)
-        case .v4l2:
-            return try V4L2FrameSource(settings: V4L2Settings(devicePath: camera.device, width: camera.width, height: camera.height,
-                                                              framesPerSecond: camera.framesPerSecond,
-                                                              preferredFormats: camera.formats, bufferCount: camera.buffers))
+        case .v4l2, .simulatedV4L2:
+            let settings = V4L2Settings(devicePath: camera.device, width: camera.width, height: camera.height,
+                                        framesPerSecond: camera.framesPerSecond, preferredFormats: camera.formats, bufferCount: camera.buffers)
+            guard camera.source == .simulatedV4L2 else { return try V4L2FrameSource(settings: settings) }
+            return try V4L2FrameSource(settings: settings, system: SimulatedV4L2(framesPerSecond: camera.framesPerSecond,
+                                                                                 timestamps: camera.simulateTimestamps))
         }
     }
 

@@ -244,3 +244,51 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
         }
     }
 }
+
+/// How a simulated camera stamps its buffers (`camera.simulate_timestamps`): a good driver, or one
+/// of the timestamp faults real drivers are reported to have, so the daemon's handling of them
+/// can be seen end to end (docs/ARCHITECTURE.md, "Capture time").
+public enum SimulatedTimestamps: String, CaseIterable, Sendable {
+    /// CLOCK_MONOTONIC at the dequeue, flagged monotonic: what a good driver does.
+    case driver
+    /// The same time on every buffer (a driver that stamps once, at stream start).
+    case frozen
+    /// 0 on every buffer (a driver that never fills the field).
+    case zero
+    /// CLOCK_REALTIME, flagged as of unknown source (a driver on another clock).
+    case notMonotonic = "not-monotonic"
+    /// One second backwards, once, two seconds into the stream (a driver whose clock is reset).
+    case stepBack = "step-back"
+
+    /// `SimulatedV4L2.stamp` for this behaviour at `framesPerSecond`; nil for `driver`.
+    public func stamp(framesPerSecond: Int) -> (@Sendable (UInt32, Int64) -> (Int64, Bool))? {
+        let stepAt = UInt32(2 * framesPerSecond)
+        switch self {
+        case .driver: return nil
+        case .frozen:
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let start = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+            return { _, _ in (start, true) }
+        case .zero: return { _, _ in (0, true) }
+        case .notMonotonic:
+            return { _, _ in
+                var now = timespec()
+                clock_gettime(CLOCK_REALTIME, &now)
+                return (Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec), false)
+            }
+        case .stepBack: return { sequence, now in (sequence >= stepAt ? now - 1_000_000_000 : now, true) }
+        }
+    }
+}
+
+extension SimulatedV4L2 {
+    /// A simulated camera for the daemon (`camera.source = "simulated-v4l2"`): YUYV, NV12 and
+    /// YU12 offered, a buffer every 1/`framesPerSecond` s, stamped as `timestamps` says.
+    public convenience init(framesPerSecond: Int, timestamps: SimulatedTimestamps) {
+        self.init()
+        offeredFormats = [V4L2PixelFormat.yuyv.fourcc, V4L2PixelFormat.nv12.fourcc, V4L2PixelFormat.yu12.fourcc]
+        frameInterval = Int32(1_000_000 / max(1, framesPerSecond))
+        stamp = timestamps.stamp(framesPerSecond: framesPerSecond)
+    }
+}

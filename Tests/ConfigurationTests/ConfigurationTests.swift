@@ -83,6 +83,8 @@ struct ConfigurationTests {
         ("officer_id = \"open\n", 1, "", "Error while parsing string"),
         ("[encoder]\nbitrate_kbps = 3000\ncrf = 20\n", 3, "encoder.crf", "not both"),
         ("[camera]\nsource = \"raw-file\"\n", 2, "camera.path", "needs camera.path"),
+        ("[camera]\nsimulate_timestamps = \"frozen\"\n", 2, "camera.simulate_timestamps", "\"simulated-v4l2\" only"),
+        ("[camera]\nsource = \"simulated-v4l2\"\nsimulate_timestamps = \"late\"\n", 3, "camera.simulate_timestamps", "step-back"),
     ])
     func errors(text: String, line: Int, key: String, words: String) throws {
         let found = try #require(error(text))

@@ -1,0 +1,48 @@
+import Foundation
+import Glibc
+import Platform
+import TestSupport
+import Testing
+@testable import Evidence
+
+/// bodycamd against a camera whose buffer timestamps cannot be trusted: the simulated V4L2 driver
+/// (`camera.source = "simulated-v4l2"`) with each timestamp fault real drivers have.
+@Suite("Camera timestamps through the daemon")
+struct CameraTimestampTests {
+    @Test("a driver whose timestamps stand still, are 0, are on another clock or step back: journaled once, and the segments keep the real timeline",
+          arguments: ["frozen", "zero", "not-monotonic", "step-back"])
+    func untrustedTimestamps(fault: String) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let text = DaemonTests.config(directory.path)
+            .replacingOccurrences(of: "source = \"test-pattern\"", with: "source = \"simulated-v4l2\"\nsimulate_timestamps = \"\(fault)\"")
+        let config = try DaemonTests.writeConfig(directory.path, text)
+        let socket = directory.path + "/control.sock", store = directory.path + "/store"
+        let (process, errors) = try DaemonTests.launch(["--config", config, "--record-after", "0"])
+        let started = Clock.monotonicNanoseconds()
+        // Four one-second segments sealed: with the driver's times, a frozen or zero clock gives
+        // one segment that never ends, and a step back a segment of a negative second.
+        let reached = DaemonTests.waitForStatus(socket) { $0.state == "recording" && $0.segmentsSealed >= 4 }
+        process.terminate()
+        process.waitUntilExit()
+        let elapsed = Double(Clock.monotonicNanoseconds() - started) / 1e9
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(reached != nil, "\(log)")
+        #expect(process.terminationStatus == 0, "\(log)")
+
+        let untrusted = DaemonTests.journal(store).filter { $0.kind == "camera_timestamps_untrusted" }
+        #expect(untrusted.count == 1, "journaled once: \(untrusted.map(\.fields))")
+        #expect(untrusted.first?.fields["reason"]?.string?.contains("the dequeue time is used instead") == true)
+        let manifests = try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".manifest") }.sorted()
+        let bodies = try manifests.map { try Manifest.read(try readWholeFile(store + "/" + $0), what: $0).document.body }
+        let durations = bodies.compactMap { $0["duration_us"]?.integer }
+        #expect(durations.count == bodies.count && bodies.count >= 4)
+        // Every segment a real length (one second, the last one whatever was left), and the
+        // timeline as long as the recording was.
+        #expect(durations.dropLast().allSatisfy { (900_000...1_100_000).contains($0) }, "\(durations)")
+        let total = Double(durations.reduce(0, +)) / 1e6
+        #expect(total >= 3.5 && total <= elapsed, "\(total) s of timeline in \(elapsed) s")
+        #expect(try StoreVerifier.verify(store: store, authority: nil).isClean)
+    }
+}
