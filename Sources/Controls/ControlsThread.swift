@@ -49,6 +49,12 @@ public final class ControlsThread: @unchecked Sendable {
                     for clean in debouncer.settle(now: now, level: { (try? backend.isPressed($0)) ?? false }) {
                         for event in gestures.feed(clean) { onEvent(event) }
                     }
+                    // Edges can be lost: once a burst is over, and before a long press is
+                    // declared, what was taken is checked against the lines' real levels.
+                    let held = gestures.longPressesDue(now: now)
+                    for clean in debouncer.reconcile(now: now, held: held, level: { try? backend.isPressed($0) }) {
+                        for event in gestures.feed(clean) { onEvent(event) }
+                    }
                     for event in gestures.tick(now: now) { onEvent(event) }
                     if debouncer.nextDeadline == nil { backend.edgesTaken() }
                 } catch {

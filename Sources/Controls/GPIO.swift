@@ -131,6 +131,12 @@ public final class SimulatedGPIO: GPIOBackend, @unchecked Sendable {
         return number
     }
 
+    /// The line's level changes and its edge is lost (the v1 GPIO uAPI can lose or mistype the
+    /// last edge of a burst): only a read of the level shows it.
+    public func setLevelWithoutEdge(_ button: Button, pressed: Bool) {
+        lock.withLock { levels[button] = pressed }
+    }
+
     /// Closes the contact; with `waitUntilTaken`, returns once the controls thread has taken
     /// the edge (debounced it and acted on it), or after `timeout` ns. Returns whether it was taken.
     @discardableResult

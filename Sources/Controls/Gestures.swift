@@ -22,9 +22,10 @@ public struct Debouncer: Sendable {
         let button = edge.button
         if releasingSince[button] != nil {
             if edge.pressed {
-                // Closed again before it settled open: still the same press.
+                // Closed again before it settled open: still the same press, and its level is
+                // read again when this window ends (the last edge of a burst can be lost).
                 releasingSince[button] = nil
-                quietUntil[button] = nil
+                quietUntil[button] = edge.timestamp + window
             } else {
                 quietUntil[button] = edge.timestamp + window
             }
@@ -40,6 +41,32 @@ public struct Debouncer: Sendable {
         }
         accepted[button] = (true, edge.timestamp)
         return [edge]
+    }
+
+    /// Takes the lines' real levels where they differ from what was taken: for every button
+    /// with no window open (a burst is over), and for those in `held` whatever their windows
+    /// (a long press is about to be declared, and it needs the line really held). The v1 GPIO
+    /// uAPI can lose or mistype the last edge of a burst, so edges alone can leave a press that
+    /// ended long ago. `level` nil: the line could not be read, and nothing is changed for it.
+    public mutating func reconcile(now: Int64, held: Set<Button> = [], level: (Button) -> Bool?) -> [ButtonEdge] {
+        var edges: [ButtonEdge] = []
+        for button in Set(accepted.keys).union(held) {
+            let open = quietUntil[button] != nil || releasingSince[button] != nil
+            guard !open || held.contains(button), let current = level(button) else { continue }
+            let taken = accepted[button]?.pressed ?? false
+            guard current != taken else { continue }
+            let since = releasingSince.removeValue(forKey: button)
+            if current {
+                accepted[button] = (true, now)
+                quietUntil[button] = now + window
+                edges.append(ButtonEdge(button: button, pressed: true, timestamp: now))
+            } else {
+                quietUntil[button] = nil
+                accepted[button] = (false, since ?? now)
+                edges.append(ButtonEdge(button: button, pressed: false, timestamp: since ?? now))
+            }
+        }
+        return edges
     }
 
     /// The earliest end of a quiet window (for the controls thread's timeout).
@@ -111,6 +138,11 @@ public struct GestureRecognizer: Sendable {
 
     public var nextDeadline: Int64? {
         downAt.filter { !longFired.contains($0.key) }.map { $0.value + longPress }.min()
+    }
+
+    /// Buttons whose long press is due at `now` (the controls thread checks their lines first).
+    public func longPressesDue(now: Int64) -> Set<Button> {
+        Set(downAt.filter { !longFired.contains($0.key) && now - $0.value >= longPress }.keys)
     }
 
     /// Long presses whose time has come.

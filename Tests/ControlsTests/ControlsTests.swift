@@ -85,6 +85,34 @@ struct ControlsTests {
         #expect(gpio.output(.powerHold) && engine.state == .recording)
     }
 
+    @Test("off duty, a power press whose release edge is lost: the line's level ends the press, so no long press powers the camera off")
+    func lostReleaseEdge() throws {
+        let gpio = try SimulatedGPIO()
+        let indicators = Indicators(backend: gpio)
+        let effects = RecordingEffects()
+        let engine = PolicyEngine(policy: RecordingPolicy(settings: PolicySettings(), onDuty: false), indicators: indicators, effects: effects)
+        let controls = try ControlsThread(backend: gpio)
+        let events = Locked<[PolicyEvent]>([])
+        controls.start(onEvent: { event in
+            events.withLock { $0.append(event) }
+            engine.handle(event)
+        }, onError: { Issue.record("controls: \($0)") })
+        defer { controls.stop(); indicators.close() }
+        let ms: Int64 = 1_000_000, t = Clock.monotonicNanoseconds()
+        gpio.setLevel(.power, pressed: true, at: t)
+        gpio.setLevel(.power, pressed: false, at: t + 35 * ms)
+        let last = gpio.setLevel(.power, pressed: true, at: t + 40 * ms)
+        gpio.setLevelWithoutEdge(.power, pressed: false)
+        // Taken once the thread has debounced every edge and no window is open: by then the
+        // level has been read and the release taken (without it, a long press at 3 s).
+        #expect(gpio.waitUntilTaken(last))
+        let seen = events.current
+        #expect(seen.contains { if case .button(.power, .release, _) = $0 { true } else { false } }, "\(seen)")
+        #expect(!seen.contains { if case .button(_, .longPress, _) = $0 { true } else { false } })
+        #expect(effects.lock.withLock { !effects.poweredOff && !effects.journal.contains("power_off") })
+        #expect(gpio.output(.powerHold))
+    }
+
     @Test("a mark press is marked and journaled with the kernel timestamp")
     func markPress() throws {
         let (gpio, controls, _, effects, indicators) = try rig()

@@ -51,6 +51,42 @@ struct GestureTests {
         #expect(debouncer.settle(now: 234 * ms, level: { _ in false }) == [ButtonEdge(button: .mark, pressed: false, timestamp: 200 * ms)])
     }
 
+    @Test("a lost release edge: the level read when the burst's window ends ends the press; before a long press the line must really be held")
+    func lostEdges() {
+        // Press at 0, release at 35, press at 40, and no edge after, though the line reads
+        // released from 41 ms (the v1 uAPI can lose the last edge of a burst).
+        var debouncer = Debouncer(window: 30 * ms)
+        var clean = debouncer.feed(ButtonEdge(button: .power, pressed: true, timestamp: 0))
+        clean += debouncer.settle(now: 30 * ms, level: { _ in true })
+        clean += debouncer.feed(ButtonEdge(button: .power, pressed: false, timestamp: 35 * ms))
+        clean += debouncer.feed(ButtonEdge(button: .power, pressed: true, timestamp: 40 * ms))
+        #expect(debouncer.nextDeadline == 70 * ms, "the re-closed contact's level is read again")
+        clean += debouncer.settle(now: 70 * ms, level: { _ in false })
+        clean += debouncer.settle(now: 100 * ms, level: { _ in false })
+        #expect(clean == [ButtonEdge(button: .power, pressed: true, timestamp: 0), ButtonEdge(button: .power, pressed: false, timestamp: 70 * ms)])
+
+        // No window left open, no edge at all for the release: the long press that falls due
+        // checks the line first, and a line that reads released ends the press instead.
+        var quiet = Debouncer(window: 30 * ms)
+        var gestures = GestureRecognizer()
+        for edge in quiet.feed(ButtonEdge(button: .power, pressed: true, timestamp: 0)) { _ = gestures.feed(edge) }
+        #expect(quiet.settle(now: 30 * ms, level: { _ in true }).isEmpty)
+        #expect(quiet.reconcile(now: 40 * ms, level: { _ in true }).isEmpty, "held: nothing to change")
+        #expect(quiet.reconcile(now: 50 * ms, level: { _ in nil }).isEmpty, "a line that cannot be read changes nothing")
+        #expect(gestures.longPressesDue(now: 2_999 * ms).isEmpty)
+        let due = gestures.longPressesDue(now: 3_000 * ms)
+        #expect(due == [.power])
+        let released = quiet.reconcile(now: 3_000 * ms, held: due, level: { _ in false })
+        #expect(released == [ButtonEdge(button: .power, pressed: false, timestamp: 3_000 * ms)])
+        var events: [PolicyEvent] = []
+        for edge in released { events += gestures.feed(edge) }
+        events += gestures.tick(now: 3_000 * ms)
+        #expect(events.count == 1, "no long press: \(events)")
+        if case .button(.power, .release, let at)? = events.first { #expect(at == 3_000 * ms) } else { Issue.record("\(events)") }
+        // A press whose edge was lost is taken from the level too, once no window is open.
+        #expect(quiet.reconcile(now: 4_000 * ms, level: { _ in true }) == [ButtonEdge(button: .power, pressed: true, timestamp: 4_000 * ms)])
+    }
+
     @Test("long press fires at 3 s held on the monotonic clock, whatever the wall clock does")
     func longPress() {
         var gestures = GestureRecognizer()
