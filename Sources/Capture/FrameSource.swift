@@ -19,11 +19,21 @@ public struct FrameFormat: Equatable, Sendable {
 /// One picture from a source, with how many pictures were lost just before it.
 public struct CapturedFrame: Sendable {
     public var frame: VideoFrame
-    /// Frames the source missed before this one (from V4L2 sequence numbers or queue overflow).
+    /// Frames the source missed before this one: the driver's sequence gaps, and what the
+    /// source itself let go (pictures that did not decode, its hand-over queue's overflow).
     public var droppedBefore: Int
+    /// `droppedBefore` is estimated from capture times and the negotiated rate: the driver's
+    /// sequence numbers cannot be trusted (docs/ARCHITECTURE.md, "Dropped frames"). Set on
+    /// every picture from then on, a count of 0 included.
+    public var dropsEstimated = false
     /// Set on the first picture of a stream whose capture time the source could not trust and
     /// replaced (docs/ARCHITECTURE.md, "Capture time"): why.
     public var timestampNote: String?
+    /// Set on the first picture of a stream whose sequence numbers the source stopped trusting:
+    /// why.
+    public var sequenceNote: String?
+    /// The capture time is the driver's own (false: the dequeue time stands in for it).
+    public var captureTimeFromSource = true
 
     public init(frame: VideoFrame, droppedBefore: Int = 0, timestampNote: String? = nil) {
         self.frame = frame

@@ -4,8 +4,10 @@ import V4L2
 
 /// A V4L2 camera as a `FrameSource`. A capture thread of its own runs the poll/DQBUF/QBUF loop
 /// (woken for stop by an eventfd), copies each buffer into a pooled picture and hands it over a
-/// bounded queue; the driver gets its buffer back at once. On overflow the oldest picture is
-/// dropped and counted. Sequence gaps reported by the driver are counted as dropped too.
+/// bounded queue; the driver gets its buffer back at once. Losses are counted where they happen:
+/// a picture that is corrupt or does not decode, and the oldest picture when the queue
+/// overflows, add to the count carried by the next picture; the driver's sequence gaps count
+/// what it lost itself (`DropCounter`).
 /// A device that vanishes surfaces as `FrameSourceLost` from `nextFrame`; `close()` and
 /// `start()` again reopen it. MJPEG cameras are decoded (libavcodec) on the capture thread into
 /// I420; a picture that does not decode counts as dropped.
@@ -18,8 +20,8 @@ public final class V4L2FrameSource: FrameSource {
     private var capture: V4L2Capture?
     private var thread: WorkerThread?
     private var queue: BoundedQueue<Result<CapturedFrame, Error>>?
-    /// The sequence number of the last picture handed out (sequences restart with each stream).
-    private var lastDelivered: UInt64?
+    /// Counts the frames missing before each picture handed out (restarts with each stream).
+    private var drops = DropCounter(framesPerSecond: 30)
     private let wake: WakeEvent
 
     public static let supportedFormats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12, .mjpeg]
@@ -62,8 +64,13 @@ public final class V4L2FrameSource: FrameSource {
         }
         self.capture = capture
         wake.reset()
-        lastDelivered = nil
-        let queue = BoundedQueue<Result<CapturedFrame, Error>>(capacity: max(2, settings.bufferCount), policy: .dropOldest)
+        drops = DropCounter(framesPerSecond: format.framesPerSecond)
+        // A picture the queue lets go is one lost, with whatever was lost before it.
+        let queue = BoundedQueue<Result<CapturedFrame, Error>>(capacity: max(2, settings.bufferCount), policy: .dropOldest) { discarded, next in
+            guard case .success(let lost) = discarded, case .success(var following) = next else { return }
+            following.droppedBefore += lost.droppedBefore + 1
+            next = .success(following)
+        }
         self.queue = queue
         let wakeFD = wake.fd
         let frameFormat = format
@@ -79,6 +86,8 @@ public final class V4L2FrameSource: FrameSource {
                                     queue: BoundedQueue<Result<CapturedFrame, Error>>,
                                     wakeFD: Int32, format: FrameFormat, bytesPerLine: Int) {
         var clock = CaptureClock()
+        // Pictures rejected here since the last one handed over.
+        var rejected = 0
         do {
             while let buffer = try capture.dequeue(wakeFD: wakeFD) {
                 let expected = decoder == nil ? min(format.pixelFormat.frameSize(width: format.width, height: format.height),
@@ -93,13 +102,19 @@ public final class V4L2FrameSource: FrameSource {
                     }
                 }
                 try capture.requeue(buffer)
-                // A corrupt picture is not passed on; its sequence number shows as a gap.
-                guard let frame = picture else { continue }
+                // A corrupt picture is not passed on: counted as lost before the next one.
+                guard let frame = picture else {
+                    rejected += 1
+                    continue
+                }
                 frame.sequence = UInt64(buffer.sequence)
-                let (time, note) = clock.captureTime(stamped: buffer.timestampNanoseconds, monotonic: buffer.isMonotonic,
-                                                     dequeued: buffer.dequeuedNanoseconds)
+                let (time, note, fromDriver) = clock.captureTime(stamped: buffer.timestampNanoseconds, monotonic: buffer.isMonotonic,
+                                                                 dequeued: buffer.dequeuedNanoseconds)
                 frame.captureNanoseconds = time
-                queue.push(.success(CapturedFrame(frame: frame, timestampNote: note)))
+                var captured = CapturedFrame(frame: frame, droppedBefore: rejected, timestampNote: note)
+                captured.captureTimeFromSource = fromDriver
+                rejected = 0
+                queue.push(.success(captured))
             }
         } catch {
             queue.push(.failure(error))
@@ -123,9 +138,7 @@ public final class V4L2FrameSource: FrameSource {
         }
     }
 
-    /// The next picture, with how many the camera gave that will never come: counted here, on
-    /// the consumer's side, from the driver's sequence numbers, so one gap covers the frames the
-    /// driver dropped (no buffer free), corrupt ones, and any the hand-over queue let go.
+    /// The next picture, with how many the camera gave that will never come (`DropCounter`).
     public func nextFrame() throws -> CapturedFrame? {
         guard let queue else { preconditionFailure("nextFrame() before start()") }
         let next: CapturedFrame?
@@ -136,9 +149,11 @@ public final class V4L2FrameSource: FrameSource {
             throw error
         }
         guard var captured = next else { return nil }
-        let sequence = captured.frame.sequence
-        if let last = lastDelivered, sequence > last { captured.droppedBefore = Int(sequence - last - 1) }
-        lastDelivered = sequence
+        let counted = drops.count(sequence: captured.frame.sequence, time: captured.frame.captureNanoseconds,
+                                  timeFromDriver: captured.captureTimeFromSource, lostHere: captured.droppedBefore)
+        captured.droppedBefore = counted.dropped
+        captured.dropsEstimated = counted.estimated
+        captured.sequenceNote = counted.note
         return captured
     }
 
@@ -170,7 +185,9 @@ struct CaptureClock {
     private var lastUsed: Int64?
     private var noted = false
 
-    mutating func captureTime(stamped: Int64, monotonic: Bool, dequeued: Int64) -> (Int64, String?) {
+    /// The capture time to use, why the driver's was replaced (once a stream), and whether it is
+    /// the driver's.
+    mutating func captureTime(stamped: Int64, monotonic: Bool, dequeued: Int64) -> (Int64, String?, Bool) {
         var reason: String? = nil
         if !monotonic {
             reason = "the driver's timestamps are not on CLOCK_MONOTONIC"
@@ -189,8 +206,54 @@ struct CaptureClock {
         var time = reason == nil ? stamped : dequeued
         if let last = lastUsed, time <= last { time = last + 1 }
         lastUsed = time
-        guard let reason, !noted else { return (time, nil) }
+        guard let reason else { return (time, nil, true) }
+        guard !noted else { return (time, nil, false) }
         noted = true
-        return (time, reason + "; the dequeue time is used instead")
+        return (time, reason + "; the dequeue time is used instead", false)
+    }
+}
+
+/// Counts the camera frames that never came before each picture, and does not take one driver
+/// field on trust. While the driver's sequence numbers advance, a gap in them is the count (it
+/// covers the driver's own drops, and the pictures this source let go, whose numbers were used
+/// too); what the source counted itself is the floor. Some drivers leave `sequence` at 0 or
+/// repeat it: once a sequence number fails to advance, the stream's counts are estimated
+/// instead, from the gap between the driver's capture times against the negotiated rate (a gap
+/// of N frame periods is N - 1 frames missing), and are marked estimated. Where the capture times
+/// are not the driver's either (the dequeue time stood in), only what this source let go is
+/// counted, still marked estimated.
+struct DropCounter {
+    /// The negotiated frame period (ns).
+    let period: Int64
+    private var lastSequence: UInt64?
+    private var lastTime: Int64?
+    private var lastTimeFromDriver = false
+    private(set) var sequencesTrusted = true
+
+    init(framesPerSecond: Int) { period = 1_000_000_000 / Int64(max(1, framesPerSecond)) }
+
+    /// For one picture: frames missing before it, whether that is an estimate, and (once) why the
+    /// sequence numbers stopped being trusted.
+    mutating func count(sequence: UInt64, time: Int64, timeFromDriver: Bool, lostHere: Int) -> (dropped: Int, estimated: Bool, note: String?) {
+        var note: String? = nil
+        var sequenceGap = 0
+        if let last = lastSequence {
+            if sequence > last {
+                sequenceGap = Int(sequence - last - 1)
+            } else if sequencesTrusted {
+                sequencesTrusted = false
+                note = "the driver's sequence numbers do not advance (\(sequence) after \(last)); "
+                    + "frames missing are estimated from capture times and the negotiated rate"
+            }
+        }
+        var timeGap = 0
+        if timeFromDriver && lastTimeFromDriver, let lastTime, time > lastTime {
+            timeGap = max(0, Int((Double(time - lastTime) / Double(period)).rounded()) - 1)
+        }
+        lastSequence = sequence
+        lastTime = time
+        lastTimeFromDriver = timeFromDriver
+        if sequencesTrusted { return (max(sequenceGap, lostHere), false, note) }
+        return (max(timeGap, lostHere), true, note)
     }
 }

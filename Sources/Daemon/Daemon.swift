@@ -361,6 +361,9 @@ public final class Daemon: Sendable {
         case .timestampsUntrusted(let reason):
             Log.warning("camera timestamps: \(reason)")
             audit("camera_timestamps_untrusted", ["reason": .string(reason)])
+        case .sequencesUntrusted(let reason):
+            Log.warning("camera sequence numbers: \(reason)")
+            audit("camera_sequence_untrusted", ["reason": .string(reason)])
         case .cameraStillMissing(let reason):
             Log.warning("camera still missing: \(reason)")
         case .cameraRestored(let source):

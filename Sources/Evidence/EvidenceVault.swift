@@ -198,7 +198,10 @@ public final class EvidenceVault: SegmentStore, Sendable {
             "width": header["width"] ?? .integer(0),
         ]
         // Known while recording; a recovered segment cannot tell (its chunks do not carry it).
-        if let dropped = result.framesDropped { members["frames_dropped"] = .integer(Int64(dropped)) }
+        if let dropped = result.framesDropped {
+            members["frames_dropped"] = .integer(Int64(dropped))
+            members["frames_dropped_estimated"] = .boolean(result.framesDroppedEstimated)
+        }
         let document = try SignedDocument.sign(type: Manifest.type, body: .object(members), with: configuration.deviceKey)
         let manifest = try Manifest(document: document)
         let base = String(result.fileName.dropLast(".bcseg".count))

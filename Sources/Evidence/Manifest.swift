@@ -18,6 +18,9 @@ public struct Manifest: Sendable {
     public let frames: Int64
     /// Camera frames missing inside the segment; nil when unknown (recovered segments, older writers).
     public let framesDropped: Int64?
+    /// `framesDropped` is (in part) an estimate: the driver's sequence numbers could not be
+    /// trusted (false when absent: written before the member existed).
+    public let framesDroppedEstimated: Bool
     public let durationMicroseconds: Int64
     public let startUTC: String
     public let endUTC: String
@@ -63,6 +66,7 @@ public struct Manifest: Sendable {
         chunks = try count("chunks")
         frames = try count("frames")
         framesDropped = document.body["frames_dropped"] == nil ? nil : try count("frames_dropped")
+        framesDroppedEstimated = document.body["frames_dropped_estimated"] == nil ? false : try fields.boolean("frames_dropped_estimated")
         durationMicroseconds = try count("duration_us")
         startUTC = try fields.string("start_utc")
         endUTC = try fields.string("end_utc")

@@ -222,6 +222,8 @@ public struct SealedSegmentResult: Sendable {
     public var ticks: Int64
     /// Camera frames missing inside the segment; unknown (nil) for a recovered one.
     public var framesDropped: Int? = nil
+    /// `framesDropped` is estimated (the driver's sequence numbers could not be trusted).
+    public var framesDroppedEstimated = false
     /// The wall clock over the segment; unknown (nil) for a recovered one.
     public var clock: SegmentClock? = nil
 }
@@ -299,6 +301,7 @@ public final class SealingSink: SegmentSink {
     private var frames = 0
     private var ticks: Int64 = 0
     private var dropped = 0
+    private var droppedEstimated = false
     private var clock: SegmentClock?
     /// Sticky: after a failure partway through a fragment (some chunks written, the buffer
     /// partly sealed in place) nothing more may be sealed or written; every call throws it.
@@ -387,7 +390,10 @@ public final class SealingSink: SegmentSink {
         }
     }
 
-    public func noteDropped(frames count: Int) { dropped = count }
+    public func noteDropped(frames count: Int, estimated: Bool) {
+        dropped = count
+        droppedEstimated = estimated
+    }
     public func noteClock(_ clock: SegmentClock) { self.clock = clock }
 
     /// Seals with an empty last chunk, fsyncs, renames NAME.partial → NAME, fsyncs the folder,
@@ -408,7 +414,7 @@ public final class SealingSink: SegmentSink {
         try onSealed(SealedSegmentResult(path: finalPath, fileName: fileName, ciphertextSHA256: try hasher.finish(),
                                          ciphertextBytes: ciphertextBytes, plaintextBytes: plaintextBytes,
                                          chunks: Int(sealer.chunks), frames: frames, ticks: ticks, framesDropped: dropped,
-                                         clock: clock))
+                                         framesDroppedEstimated: droppedEstimated, clock: clock))
         return finalPath
     }
 }

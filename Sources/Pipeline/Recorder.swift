@@ -23,6 +23,9 @@ public enum RecorderEvent: Sendable {
     /// The camera's timestamps could not be trusted and its dequeue times are used (once a
     /// stream).
     case timestampsUntrusted(reason: String)
+    /// The camera's sequence numbers could not be trusted, and frames missing are estimated
+    /// from here (once a stream).
+    case sequencesUntrusted(reason: String)
     /// The write queue reached its bound (storage far slower than the camera for seconds):
     /// from here packets are let go, until the queue has drained below half its bound and a
     /// keyframe resumes the recording.
@@ -148,7 +151,7 @@ public final class Recorder: @unchecked Sendable {
     public var preEventMilliseconds: Int { preEventFill.value }
     public private(set) var framesDropped = 0
     /// Gaps before pictures in the encoder, by the timestamp their packets will carry.
-    private var dropsByPts: [Int64: Int] = [:]
+    private var dropsByPts: [Int64: (count: Int, estimated: Bool)] = [:]
     public var onEvent: @Sendable (RecorderEvent) -> Void = { _ in }
 
     /// `makeEncoder` is called once the source has started and its real format is known (a
@@ -314,6 +317,7 @@ public final class Recorder: @unchecked Sendable {
         for command in takeCommands() { try apply(command) }
         let frame = captured.frame
         if let note = captured.timestampNote { emit(.timestampsUntrusted(reason: note)) }
+        if let note = captured.sequenceNote { emit(.sequencesUntrusted(reason: note)) }
         if captured.droppedBefore > 0 {
             framesDropped += captured.droppedBefore
             emit(.framesDropped(count: captured.droppedBefore, beforeSequence: frame.sequence))
@@ -330,7 +334,9 @@ public final class Recorder: @unchecked Sendable {
         }
         overlay?.apply(to: frame, wallNanoseconds: anchor.wall(atMonotonic: frame.captureNanoseconds))
         let packets = try encoder.encode(frame)
-        if captured.droppedBefore > 0 { dropsByPts[encoder.lastInputPts] = captured.droppedBefore }
+        if captured.droppedBefore > 0 || captured.dropsEstimated {
+            dropsByPts[encoder.lastInputPts] = (captured.droppedBefore, captured.dropsEstimated)
+        }
         for packet in packets { try route(packet) }
         _ = heartbeatCounter.increment()
         if frameCounter.increment() == 1 { emit(.ready) }
@@ -395,7 +401,9 @@ public final class Recorder: @unchecked Sendable {
         // The gap before a picture travels with its packet (through the pre-event buffer too) to
         // the segment that holds it.
         var packet = packet
-        packet.droppedBefore = dropsByPts.removeValue(forKey: packet.pts) ?? 0
+        let drops = dropsByPts.removeValue(forKey: packet.pts)
+        packet.droppedBefore = drops?.count ?? 0
+        packet.dropsEstimated = drops?.estimated ?? false
         if recording {
             if admit(&packet) { writer.submit(.packet(packet, live: true)) }
         } else if buffering {

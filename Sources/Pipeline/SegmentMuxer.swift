@@ -15,6 +15,8 @@ public struct SegmentSummary: Equatable, Sendable {
     public var duration: Int64
     /// Camera frames missing between its first picture and the end of its last (sequence gaps).
     public var framesDropped = 0
+    /// `framesDropped` is (in part) estimated: the driver's sequence numbers could not be trusted.
+    public var framesDroppedEstimated = false
     /// The wall clock over the segment.
     public var clock: SegmentClock? = nil
 }
@@ -49,6 +51,7 @@ public final class SegmentMuxer {
         var endPts: Int64
         var frames: Int
         var framesDropped = 0
+        var framesDroppedEstimated = false
         var clock: SegmentClock
         var fragments: Int
         /// Pictures and start of the fragment being written.
@@ -190,6 +193,7 @@ public final class SegmentMuxer {
             $0.fragmentFrames += 1
             $0.endPts = max($0.endPts, packet.pts + packet.duration)
             if !first { $0.framesDropped += packet.droppedBefore }
+            if packet.dropsEstimated { $0.framesDroppedEstimated = true }
         }
     }
 
@@ -265,12 +269,12 @@ public final class SegmentMuxer {
         needsDurability = false
         try segment.muxer.finish()
         try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: segment.endPts - segment.fragmentStartPts)
-        segment.sink.noteDropped(frames: segment.framesDropped)
+        segment.sink.noteDropped(frames: segment.framesDropped, estimated: segment.framesDroppedEstimated)
         segment.sink.noteClock(segment.clock)
         let summary = SegmentSummary(descriptor: segment.descriptor, location: "", frames: segment.frames,
                                      fragments: segment.fragments + 1, firstPts: segment.firstPts,
                                      duration: segment.endPts - segment.firstPts, framesDropped: segment.framesDropped,
-                                     clock: segment.clock)
+                                     framesDroppedEstimated: segment.framesDroppedEstimated, clock: segment.clock)
         let sink = segment.sink
         let report = onSegmentFinished
         guard let finisher else {

@@ -55,15 +55,16 @@ public protocol SegmentSink: AnyObject {
     func makeDurable() throws
     /// Makes the segment final and durable; returns where it is.
     func finish() throws -> String
-    /// Camera frames missing inside the segment (between its first and last picture), told
-    /// before `finish`.
-    func noteDropped(frames: Int)
+    /// Camera frames missing inside the segment (between its first and last picture), and
+    /// whether that count is estimated (the driver's sequence numbers could not be trusted),
+    /// told before `finish`.
+    func noteDropped(frames: Int, estimated: Bool)
     /// The wall clock over the segment, told before `finish`.
     func noteClock(_ clock: SegmentClock)
 }
 
 extension SegmentSink {
-    public func noteDropped(frames: Int) {}
+    public func noteDropped(frames: Int, estimated: Bool) {}
     public func noteClock(_ clock: SegmentClock) {}
 }
 

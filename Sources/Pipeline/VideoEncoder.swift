@@ -12,6 +12,8 @@ public struct EncodedPacket: Sendable, Equatable {
     public var isKeyframe: Bool
     /// Camera frames known to be missing just before this picture (sequence-number gaps).
     public var droppedBefore = 0
+    /// `droppedBefore` is an estimate (the driver's sequence numbers cannot be trusted).
+    public var dropsEstimated = false
 
     public init(data: [UInt8], pts: Int64, dts: Int64, duration: Int64, isKeyframe: Bool) {
         self.data = data

@@ -86,11 +86,16 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     public let policy: OverflowPolicy
     /// Items discarded under `.dropOldest` since the last `takeDropped()`.
     private var dropped = 0
+    /// Under `.dropOldest`: called (under the lock, on the pushing thread) with each discarded
+    /// item and the item that now comes first after it, so what the discarded one carried (a
+    /// count of what was lost before it, say) is passed on rather than lost with it.
+    private let carry: (@Sendable (Element, inout Element) -> Void)?
 
-    public init(capacity: Int, policy: OverflowPolicy) {
+    public init(capacity: Int, policy: OverflowPolicy, carry: (@Sendable (Element, inout Element) -> Void)? = nil) {
         precondition(capacity > 0)
         self.capacity = capacity
         self.policy = policy
+        self.carry = carry
     }
 
     private var count: Int { items.count - head }
@@ -98,11 +103,16 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     /// Adds an item; returns false when the queue was closed.
     @discardableResult
     public func push(_ element: Element) -> Bool {
-        lock.withLock {
+        var element = element
+        return lock.withLock {
             while !closed && count >= capacity {
                 if policy == .dropOldest {
+                    let discarded = items[head]
                     head += 1
                     dropped += 1
+                    if let carry {
+                        if count > 0 { carry(discarded, &items[head]) } else { carry(discarded, &element) }
+                    }
                 } else {
                     lock.wait()
                 }

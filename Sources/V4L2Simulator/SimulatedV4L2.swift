@@ -35,6 +35,9 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     public var frameInterval: Int32 = 2_000
     /// Sequence numbers the "hardware" skips (frames lost before they reach a buffer).
     public var skippedSequences: Set<UInt32> = []
+    /// false: every buffer's `sequence` is 0, as some USB and loopback drivers leave it (the
+    /// pictures still carry the real number in their bytes).
+    public var reportsSequence = true
     /// After this many frames the device disappears: poll reports POLLERR, ioctls ENODEV.
     public var vanishAfterFrames: Int? = nil
     /// What an MJPEG camera sends for every frame (a complete JPEG), when MJPG is negotiated.
@@ -226,7 +229,7 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
             clock_gettime(CLOCK_MONOTONIC, &now)
             buffer.pointee.index = UInt32(index)
             buffer.pointee.bytesused = UInt32(used)
-            buffer.pointee.sequence = sequence
+            buffer.pointee.sequence = reportsSequence ? sequence : 0
             let nowNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
             let (stamped, monotonic) = stamp?(sequence, nowNanoseconds) ?? (nowNanoseconds, true)
             buffer.pointee.timestamp = timeval(tv_sec: Int(stamped / 1_000_000_000), tv_usec: Int(stamped % 1_000_000_000 / 1_000))

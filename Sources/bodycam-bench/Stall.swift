@@ -40,7 +40,8 @@ final class StallingStore: SegmentStore {
             store.stall()
             return try inner.finish()
         }
-        func noteDropped(frames: Int) { inner.noteDropped(frames: frames) }
+        func noteDropped(frames: Int, estimated: Bool) { inner.noteDropped(frames: frames, estimated: estimated) }
+        func noteClock(_ clock: SegmentClock) { inner.noteClock(clock) }
     }
 
     var nextSequence: UInt64 { inner.nextSequence }

@@ -120,6 +120,7 @@ struct Export: ParsableCommand {
                     entry.framesDecoded = inspected.decodedFrames
                     entry.durationSeconds = inspected.durationSeconds
                     entry.framesDropped = manifest.framesDropped
+                    entry.framesDroppedEstimated = manifest.framesDropped == nil ? nil : manifest.framesDroppedEstimated
                     if let correction = report.timeCorrections.first(where: { $0.sequence == manifest.sequence }) {
                         entry.correctedStartUTC = correction.correctedStartUTC
                         entry.correctedEndUTC = correction.correctedEndUTC
@@ -137,7 +138,11 @@ struct Export: ParsableCommand {
             var text = [report.text, ""]
             for entry in entries {
                 if entry.exported {
-                    let missing = entry.framesDropped.map { $0 > 0 ? " (\($0) missing: the camera's frames dropped)" : "" } ?? ""
+                    let estimated = entry.framesDroppedEstimated == true
+                    let missing = entry.framesDropped.map {
+                        $0 > 0 ? " (\(estimated ? "about " : "")\($0) missing: the camera's frames dropped\(estimated ? ", estimated" : ""))"
+                            : estimated ? " (none missing, estimated)" : ""
+                    } ?? ""
                     let corrected = entry.correctedStartUTC.map { ", corrected UTC \($0) – \(entry.correctedEndUTC ?? "?")" } ?? ""
                     text.append("\(entry.flagged == true ? "FLAGGED " : "")EXPORTED \(entry.file ?? "?"): \(entry.framesDecoded ?? 0) frames\(missing)\(corrected), "
                                 + "plaintext SHA-256 \(entry.plaintextSHA256 ?? "?")")

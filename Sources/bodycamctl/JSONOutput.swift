@@ -40,6 +40,7 @@ struct ExportEntry: Encodable {
     var framesDecoded: Int?
     var durationSeconds: Double?
     var framesDropped: Int64?
+    var framesDroppedEstimated: Bool?
     var decodeProblems: [String]?
     var flagged: Bool?
     /// The segment's times as the journal corrects them (its clock was wrong when recorded).
@@ -52,6 +53,7 @@ struct ExportEntry: Encodable {
         case manifest, exported, reason, sequence, offloaded, verified, empty, file, flagged
         case manifestBody = "manifest_body", manifestSHA256 = "manifest_sha256", plaintextSHA256 = "plaintext_sha256"
         case framesDecoded = "frames_decoded", durationSeconds = "duration_seconds", framesDropped = "frames_dropped"
+        case framesDroppedEstimated = "frames_dropped_estimated"
         case decodeProblems = "decode_problems"
         case correctedStartUTC = "corrected_start_utc", correctedEndUTC = "corrected_end_utc"
     }

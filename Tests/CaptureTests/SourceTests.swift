@@ -164,6 +164,55 @@ struct SourceTests {
         #expect(dropped > skippedInSpan, "the queue must have let pictures go for this test to mean anything")
     }
 
+    @Test("a driver that leaves sequence at 0 and loses every other frame: the 29 missing of 30 pictures are estimated from its timestamps, said once")
+    func sequenceZeroEstimates() throws {
+        let camera = SimulatedV4L2()
+        camera.reportsSequence = false
+        camera.skippedSequences = Set(stride(from: 1, to: 200, by: 2))
+        // Delivered every 66.7 ms, each stamped at its real 33.3 ms slot.
+        camera.frameInterval = 66_667
+        let start = Clock.monotonicNanoseconds() - 10_000_000
+        camera.stamp = { sequence, _ in (start + Int64(sequence) * 33_333_333, true) }
+        let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
+        try source.start()
+        var pictures = 0, dropped = 0, estimated = 0
+        var notes: [String] = []
+        while pictures < 30, let captured = try source.nextFrame() {
+            pictures += 1
+            dropped += captured.droppedBefore
+            if captured.dropsEstimated { estimated += 1 }
+            if let note = captured.sequenceNote { notes.append(note) }
+            #expect(captured.timestampNote == nil)
+        }
+        try source.close()
+        #expect(dropped == 29)
+        #expect(estimated == 29, "every picture after the second sequence 0 is marked estimated")
+        #expect(notes.count == 1 && notes[0].contains("do not advance"), "\(notes)")
+    }
+
+    @Test("a driver that leaves sequence at 0, a consumer slower than the camera: what the queue lets go is counted where it happens")
+    func sequenceZeroQueueOverflow() throws {
+        let camera = SimulatedV4L2()
+        camera.reportsSequence = false
+        let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
+        try source.start()
+        // The real number, from the picture's bytes (the simulator fills each buffer with it,
+        // truncated to a byte; the gaps here are far below 256).
+        var delivered: [Int] = []
+        var dropped = 0
+        while delivered.count < 40, let captured = try source.nextFrame() {
+            let byte = Int(captured.frame.withPlane(0) { bytes, _ in bytes[0] })
+            let last = delivered.last ?? byte
+            delivered.append(last + (byte - last + 256) % 256)
+            dropped += captured.droppedBefore
+            #expect(camera.waitUntilDelivered(delivered.last! + 6))
+        }
+        try source.close()
+        let span = delivered.last! - delivered.first! + 1
+        #expect(dropped > 0, "the queue must have let pictures go for this test to mean anything")
+        #expect(delivered.count + dropped == span)
+    }
+
     @Test("NV12 and YU12 buffers are copied plane by plane", arguments: [(V4L2PixelFormat.nv12, PixelFormat.nv12), (.yu12, .yuv420p)])
     func v4l2PlanarFormats(v4l2: V4L2PixelFormat, expected: PixelFormat) throws {
         let camera = SimulatedV4L2()

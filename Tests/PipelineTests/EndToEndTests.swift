@@ -291,6 +291,26 @@ struct CameraLossTests {
         #expect(recorder.heartbeat == 4 + 30)
     }
 
+    @Test("a driver that leaves sequence at 0 and loses every other frame: the recorder counts the missing frames, says once why, and the segment says its count is estimated")
+    func sequenceZeroThroughRecorder() throws {
+        _ = quietLibAV
+        let camera = SimulatedV4L2()
+        camera.reportsSequence = false
+        camera.skippedSequences = Set(stride(from: 1, to: 400, by: 2))
+        camera.frameInterval = 66_667
+        let start = Clock.monotonicNanoseconds() - 10_000_000
+        camera.stamp = { sequence, _ in (start + Int64(sequence) * 33_333_333, true) }
+        let recorder = try Self.recorder(camera, pictures: 30, store: MemoryStore())
+        let notes = Locked<[String]>([])
+        recorder.onEvent = { if case .sequencesUntrusted(let reason) = $0 { notes.withLock { $0.append(reason) } } }
+        try recorder.run()
+        #expect(notes.current.count == 1, "\(notes.current)")
+        #expect(recorder.framesDropped == 29)
+        let segment = try #require(recorder.segments.first)
+        #expect(recorder.segments.count == 1 && segment.frames == 30)
+        #expect(segment.framesDropped == 29 && segment.framesDroppedEstimated)
+    }
+
     @Test("a camera whose timestamps stand still: the recording keeps a real timeline from the dequeue times, and says so once", arguments: [false, true])
     func constantTimestamps(zero: Bool) throws {
         _ = quietLibAV

@@ -304,7 +304,8 @@ public final class GatedStore: SegmentStore, @unchecked Sendable {
             gate.pass(.finish, sequence: sequence)
             return try inner.finish()
         }
-        public func noteDropped(frames: Int) { inner.noteDropped(frames: frames) }
+        public func noteDropped(frames: Int, estimated: Bool) { inner.noteDropped(frames: frames, estimated: estimated) }
+        public func noteClock(_ clock: SegmentClock) { inner.noteClock(clock) }
     }
 
     public var nextSequence: UInt64 { inner.nextSequence }
