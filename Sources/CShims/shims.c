@@ -1,6 +1,10 @@
 #define _GNU_SOURCE
 #include "bodycam_shims.h"
 #include <stdio.h>
+#include <stdarg.h>
+#include <string.h>
+#include <pthread.h>
+#include <libavutil/log.h>
 #include <fcntl.h>
 #include <libavutil/avutil.h>
 #include <libavutil/error.h>
@@ -8,6 +12,35 @@
 #include <linux/videodev2.h>
 
 int bc_averror(int posix_errno) { return AVERROR(posix_errno); }
+
+static _Thread_local int bc_av_log_problems;
+static _Thread_local char bc_av_log_last[160];
+
+static void bc_av_log_callback(void *avcl, int level, const char *format, va_list arguments) {
+    if (level <= AV_LOG_WARNING) {
+        va_list copy;
+        va_copy(copy, arguments);
+        vsnprintf(bc_av_log_last, sizeof bc_av_log_last, format, copy);
+        va_end(copy);
+        bc_av_log_problems++;
+    }
+    av_log_default_callback(avcl, level, format, arguments);
+}
+
+static pthread_once_t bc_av_log_once = PTHREAD_ONCE_INIT;
+static void bc_av_log_set(void) { av_log_set_callback(bc_av_log_callback); }
+void bc_av_log_install(void) { pthread_once(&bc_av_log_once, bc_av_log_set); }
+
+int bc_av_log_take(char *buffer, size_t size) {
+    int count = bc_av_log_problems;
+    bc_av_log_problems = 0;
+    if (size > 0) {
+        snprintf(buffer, size, "%s", count > 0 ? bc_av_log_last : "");
+        size_t length = strlen(buffer);
+        while (length > 0 && buffer[length - 1] == '\n') buffer[--length] = '\0';
+    }
+    return count;
+}
 int bc_averror_eof(void) { return AVERROR_EOF; }
 int64_t bc_av_nopts_value(void) { return AV_NOPTS_VALUE; }
 

@@ -29,7 +29,12 @@ public final class PictureDecoder: @unchecked Sendable {
         packet = av_packet_alloc()
         decoded = av_frame_alloc()
         guard let context, packet != nil, decoded != nil else { throw AVError("av*_alloc", code: bc_averror(ENOMEM)) }
-        context.pointee.thread_count = 1  // one picture in, one out, no frame delay
+        context.pointee.thread_count = 1  // one picture in, one out, no frame delay; its messages on this thread
+        bc_av_log_install()
+        // libavcodec conceals damage by default (a cut JPEG's missing rows are left from the last
+        // picture): for evidence a damaged picture must fail instead, so every check it has is
+        // on and any error it finds aborts the picture.
+        context.pointee.err_recognition |= AV_EF_CRCCHECK | AV_EF_BITSTREAM | AV_EF_BUFFER | AV_EF_EXPLODE | AV_EF_CAREFUL | AV_EF_COMPLIANT | AV_EF_AGGRESSIVE
         try avCheck(avcodec_open2(context, codec, nil), "avcodec_open2(\(codecName) decoder)")
     }
 
@@ -47,9 +52,20 @@ public final class PictureDecoder: @unchecked Sendable {
         av_packet_unref(packet)
         try avCheck(av_new_packet(packet, Int32(bytes.count)), "av_new_packet")
         if let base = bytes.baseAddress, bytes.count > 0 { packet.pointee.data.update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count) }
+        var message = [CChar](repeating: 0, count: 160)
+        _ = bc_av_log_take(&message, message.count)
         try avCheck(avcodec_send_packet(context, packet), "avcodec_send_packet(\(codecName))")
         try avCheck(avcodec_receive_frame(context, decoded), "avcodec_receive_frame(\(codecName))")
         defer { av_frame_unref(decoded) }
+        // Damage the decoder concealed but reported ("bad vlc", "error count", "EOI missing").
+        let problems = bc_av_log_take(&message, message.count)
+        if problems > 0 {
+            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw AVError("\(codecName) picture is damaged: \(text)", code: bc_averror(EINVAL))
+        }
+        if decoded.pointee.decode_error_flags != 0 {
+            throw AVError("\(codecName) picture decoded with errors (flags \(decoded.pointee.decode_error_flags))", code: bc_averror(EINVAL))
+        }
         guard Int(decoded.pointee.width) == pool.width, Int(decoded.pointee.height) == pool.height else {
             throw AVError("\(codecName) picture is \(decoded.pointee.width)x\(decoded.pointee.height), expected \(pool.width)x\(pool.height)",
                           code: bc_averror(EINVAL))

@@ -47,7 +47,8 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
         set { _ = try? locked { picture = newValue } }
     }
     private var picture: [UInt8] = []
-    /// The next this many MJPEG frames are sent damaged (a JPEG cut after its first bytes).
+    /// The next this many MJPEG frames are sent damaged (a JPEG cut to 60 %, as a USB transfer
+    /// that lost its end delivers it).
     public var damagedFrames: Int {
         get { (try? locked { damaged }) ?? 0 }
         set { _ = try? locked { damaged = newValue } }
@@ -217,7 +218,7 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
                 used = min(picture.count, bufferLength)
                 if damaged > 0 {
                     damaged -= 1
-                    used = min(used, 4)  // SOI and a stray byte: no decoder can make a picture of it
+                    used = used * 6 / 10
                 }
                 buffers[index].copyMemory(from: picture, byteCount: used)
             } else {

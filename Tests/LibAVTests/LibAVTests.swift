@@ -99,3 +99,64 @@ struct LibAVTests {
         #expect(padded.packedBytes() == bytes)
     }
 }
+
+/// A JPEG of a busy 320x240 picture (gradients and a pseudo-random texture, so its entropy-coded
+/// data is long), made with libavcodec's own MJPEG encoder, as a UVC camera would send it.
+func cameraJPEG() throws -> [UInt8] {
+    let pool = try FramePool(width: 320, height: 240, pixelFormat: .yuv420p)
+    let picture = try pool.makeFrame()
+    var seed: UInt32 = 12345
+    for plane in 0..<3 {
+        picture.withPlane(plane) { bytes, stride in
+            let rows = plane == 0 ? 240 : 120, columns = plane == 0 ? 320 : 160
+            for row in 0..<rows {
+                for column in 0..<columns {
+                    seed = seed &* 1_103_515_245 &+ 12345
+                    bytes[row * stride + column] = UInt8(truncatingIfNeeded: (row * 3 + column * 2) / 4 + Int(seed >> 27))
+                }
+            }
+        }
+    }
+    let jpeg = try EncoderContext(EncoderSettings(codecName: "mjpeg", width: 320, height: 240, framesPerSecond: 30, sourceFormat: .yuv420p,
+                                                  timeBase: Rational(1, 30), gopSize: 1, options: [("color_range", "jpeg")]))
+    try jpeg.send(picture)
+    try jpeg.send(nil)
+    guard case .value(let packet) = try jpeg.receive() else { throw AVError("no JPEG", code: -1) }
+    return packet.bytes
+}
+
+@Suite("Damaged MJPEG pictures")
+struct DamagedJPEGTests {
+    init() { LibAVLogging.setQuiet(true) }
+
+    func decodes(_ bytes: [UInt8]) -> Bool {
+        guard let decoder = try? PictureDecoder(codecName: "mjpeg", width: 320, height: 240, output: .yuv420p) else { return false }
+        return bytes.withUnsafeBytes { (try? decoder.decode($0)) != nil }
+    }
+
+    @Test("a whole JPEG decodes; cut anywhere (9 lengths) it is refused, and so is every changed byte libavcodec can recognise: damage is never concealed")
+    func damaged() throws {
+        let jpeg = try cameraJPEG()
+        #expect(decodes(jpeg))
+        #expect(decodes(jpeg + [UInt8](repeating: 0, count: 64)), "zero padding after EOI, as some cameras send")
+        let cuts = (1...9).map { jpeg.count * $0 / 10 }
+        let cutDecoded = cuts.filter { decodes(Array(jpeg.prefix($0))) }
+        #expect(cutDecoded.isEmpty, "cut JPEGs that decoded: \(cutDecoded) of \(jpeg.count) bytes")
+        // The entropy-coded data: after the start-of-scan header, up to EOI.
+        let sos = try #require((0..<jpeg.count - 1).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xDA })
+        let start = sos + 2 + Int(jpeg[sos + 2]) << 8 + Int(jpeg[sos + 3])
+        let end = jpeg.count - 2
+        var undetected: [Int] = []
+        for index in 0..<19 {
+            let position = start + (end - start) * (2 * index + 1) / 38
+            var damaged = jpeg
+            damaged[position] ^= 0x5A
+            if decodes(damaged) { undetected.append(position) }
+        }
+        // JPEG carries no checksum: a changed byte whose bits still parse as valid codes decodes
+        // to a wrong picture that nothing can tell from a right one. Every change libavcodec
+        // recognises (8 of these 19; it conceals them all by default, copying the last picture
+        // into the damaged rows) is refused.
+        #expect(19 - undetected.count >= 8, "refused \(19 - undetected.count) of 19 changed bytes; undetected at \(undetected)")
+    }
+}

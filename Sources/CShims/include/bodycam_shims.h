@@ -16,6 +16,13 @@ int bc_averror_eof(void);
 int64_t bc_av_nopts_value(void);
 /// av_strerror into a caller-supplied buffer; always NUL-terminates.
 void bc_av_strerror(int code, char *buffer, size_t size);
+/// Installs (once) a log callback that counts, per thread, libav's messages at warning level or
+/// worse, keeps the last one's text, and passes every message on to libav's default callback (a
+/// va_list callback: Swift cannot write one). libavcodec reports damage it conceals only there.
+void bc_av_log_install(void);
+/// The calling thread's count since the last call, reset to 0; its last message into `buffer`
+/// (NUL-terminated, empty when none).
+int bc_av_log_take(char *buffer, size_t size);
 
 // MARK: V4L2 request numbers (they are _IOWR(...) macros)
 
