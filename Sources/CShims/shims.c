@@ -53,6 +53,7 @@ void bc_av_strerror(int code, char *buffer, size_t size) {
 const unsigned long BC_VIDIOC_QUERYCAP = VIDIOC_QUERYCAP;
 const unsigned long BC_VIDIOC_ENUM_FMT = VIDIOC_ENUM_FMT;
 const unsigned long BC_VIDIOC_ENUM_FRAMESIZES = VIDIOC_ENUM_FRAMESIZES;
+const unsigned long BC_VIDIOC_ENUM_FRAMEINTERVALS = VIDIOC_ENUM_FRAMEINTERVALS;
 const unsigned long BC_VIDIOC_G_FMT = VIDIOC_G_FMT;
 const unsigned long BC_VIDIOC_S_FMT = VIDIOC_S_FMT;
 const unsigned long BC_VIDIOC_G_PARM = VIDIOC_G_PARM;

@@ -62,6 +62,13 @@ public protocol FrameSource: AnyObject {
     func stop()
     /// Releases the device or file. The source can be started again after `close`.
     func close() throws
+    /// After `start`: set when the source gives less than was configured (a smaller picture, a
+    /// lower rate): what it gives, against what was asked.
+    var shortfall: String? { get }
+}
+
+extension FrameSource {
+    public var shortfall: String? { nil }
 }
 
 /// The camera is gone (unplugged, driver unbound, a USB reset): thrown by `nextFrame`. The

@@ -25,6 +25,7 @@ public final class V4L2FrameSource: FrameSource {
     private let wake: WakeEvent
 
     public static let supportedFormats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12, .mjpeg]
+    public private(set) var shortfall: String?
 
     public init(settings: V4L2Settings, system: V4L2System = LinuxV4L2()) throws {
         self.settings = settings
@@ -63,6 +64,7 @@ public final class V4L2FrameSource: FrameSource {
             throw error
         }
         self.capture = capture
+        shortfall = capture.format.shortfall
         wake.reset()
         drops = DropCounter(framesPerSecond: format.framesPerSecond)
         // A picture the queue lets go is one lost, with whatever was lost before it.

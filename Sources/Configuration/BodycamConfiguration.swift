@@ -36,6 +36,8 @@ public struct BodycamConfiguration: Equatable, Sendable {
         public var pacing: Pacing = .realTime
         /// How the `simulated-v4l2` camera stamps its buffers: a good driver, or a fault.
         public var simulateTimestamps: SimulatedTimestamps = .driver
+        /// The `simulated-v4l2` camera's top rate, every format (0: no limit below 60 fps).
+        public var simulateMaxFramesPerSecond = 0
     }
 
     public var deviceID = "UNPROVISIONED"
@@ -164,8 +166,9 @@ public struct BodycamConfiguration: Equatable, Sendable {
         camera.buffers = try reader.integer("camera.buffers", default: camera.buffers, in: 2...32)
         camera.pacing = try reader.choice("camera.pacing", default: camera.pacing)
         camera.simulateTimestamps = try reader.choice("camera.simulate_timestamps", default: camera.simulateTimestamps)
-        if reader.has("camera.simulate_timestamps") && camera.source != .simulatedV4L2 {
-            throw reader.error("camera.simulate_timestamps", "applies to camera.source = \"simulated-v4l2\" only")
+        camera.simulateMaxFramesPerSecond = try reader.integer("camera.simulate_max_fps", default: 0, in: 0...120)
+        for key in ["camera.simulate_timestamps", "camera.simulate_max_fps"] where reader.has(key) && camera.source != .simulatedV4L2 {
+            throw reader.error(key, "applies to camera.source = \"simulated-v4l2\" only")
         }
         if camera.source == .rawFile && camera.path.isEmpty {
             throw reader.error("camera.path", "camera.source = \"raw-file\" needs camera.path")

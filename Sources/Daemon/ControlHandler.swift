@@ -145,6 +145,7 @@ extension Daemon {
         if Clock.wallNanoseconds() < Clock.earliestPlausibleWallNanoseconds { alarms.append("clock implausible") }
         if let identityAlarm { alarms.append(identityAlarm) }
         if runState.cameraMissing { alarms.append("camera missing") }
+        if runState.cameraBelowConfiguration { alarms.append("camera below configuration") }
         if runState.storageBacklog { alarms.append("storage too slow") }
         let sealed = vault.sealedSummary
         var report = StatusReport(state: engine.state.rawValue, officerID: engine.officerID, dutyID: engine.dutyID,

@@ -116,6 +116,7 @@ final class RunState: Sendable {
         var battery: Int?
         var cameraMissing = false
         var storageBacklog = false
+        var cameraShort = false
     }
     private let state = Mutex(State())
     /// Set once the run is ending (a power-off, a system stop): the housekeeping thread stops.
@@ -131,6 +132,11 @@ final class RunState: Sendable {
     var cameraMissing: Bool {
         get { state.withLock { $0.cameraMissing } }
         set { state.withLock { $0.cameraMissing = newValue } }
+    }
+    /// The camera gives less than configured (a smaller picture or a lower rate).
+    var cameraBelowConfiguration: Bool {
+        get { state.withLock { $0.cameraShort } }
+        set { state.withLock { $0.cameraShort = newValue } }
     }
     /// The write queue is at its bound: pictures are being let go for storage.
     var storageBacklog: Bool {
@@ -361,6 +367,14 @@ public final class Daemon: Sendable {
         case .timestampsUntrusted(let reason):
             Log.warning("camera timestamps: \(reason)")
             audit("camera_timestamps_untrusted", ["reason": .string(reason)])
+        case .cameraBelowConfiguration(let reason):
+            if let reason {
+                Log.error("CAMERA BELOW CONFIGURATION: \(reason)")
+                audit("camera_below_configuration", ["reason": .string(bounded(reason, limit: 400))])
+            } else if runState.cameraBelowConfiguration {
+                audit("camera_configuration_met", [:])
+            }
+            runState.cameraBelowConfiguration = reason != nil
         case .sequencesUntrusted(let reason):
             Log.warning("camera sequence numbers: \(reason)")
             audit("camera_sequence_untrusted", ["reason": .string(reason)])

@@ -21,8 +21,12 @@ public enum StageFactory {
             let settings = V4L2Settings(devicePath: camera.device, width: camera.width, height: camera.height,
                                         framesPerSecond: camera.framesPerSecond, preferredFormats: camera.formats, bufferCount: camera.buffers)
             guard camera.source == .simulatedV4L2 else { return try V4L2FrameSource(settings: settings) }
-            return try V4L2FrameSource(settings: settings, system: SimulatedV4L2(framesPerSecond: camera.framesPerSecond,
-                                                                                 timestamps: camera.simulateTimestamps))
+            let simulated = SimulatedV4L2(framesPerSecond: camera.framesPerSecond, timestamps: camera.simulateTimestamps)
+            if camera.simulateMaxFramesPerSecond > 0 {
+                simulated.maxFramesPerSecond = UInt32(camera.simulateMaxFramesPerSecond)
+                simulated.frameInterval = Int32(1_000_000 / camera.simulateMaxFramesPerSecond)
+            }
+            return try V4L2FrameSource(settings: settings, system: simulated)
         }
     }
 

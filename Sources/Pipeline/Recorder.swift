@@ -26,6 +26,9 @@ public enum RecorderEvent: Sendable {
     /// The camera's sequence numbers could not be trusted, and frames missing are estimated
     /// from here (once a stream).
     case sequencesUntrusted(reason: String)
+    /// The camera (opened or reopened) gives less than configured (`FrameSource.shortfall`):
+    /// what it gives; nil when it gives all (after one that did not).
+    case cameraBelowConfiguration(reason: String?)
     /// The write queue reached its bound (storage far slower than the camera for seconds):
     /// from here packets are let go, until the queue has drained below half its bound and a
     /// keyframe resumes the recording.
@@ -248,6 +251,7 @@ public final class Recorder: @unchecked Sendable {
         }
         anchor = ClockAnchor(monotonicNanoseconds: Clock.monotonicNanoseconds(), wallNanoseconds: wallClock())
         emit(.started(source: source.name, encoder: encoder.name))
+        if let shortfall = source.shortfall { emit(.cameraBelowConfiguration(reason: shortfall)) }
         var failure: Error? = nil
         var sourceOpen = true
         do {
@@ -285,6 +289,7 @@ public final class Recorder: @unchecked Sendable {
         guard reopenSource() else { return false }
         encoder = try makeEncoder(source.format)
         emit(.cameraRestored(source: source.name))
+        emit(.cameraBelowConfiguration(reason: source.shortfall))
         return true
     }
 

@@ -68,8 +68,10 @@ public final class SegmentWriter: @unchecked Sendable {
     private var queued = Fill()
     private var peakFill = Fill()
     private var closed = false
-    /// A producer waits in `waitForRoom`: the writer wakes it as it takes items.
-    private var producerWaiting = false
+    /// Threads waiting in `wait(untilMonotonic:)` (the pipeline in `waitForRoom`, a test or a
+    /// status reader): the writer wakes them as it takes items. A count, not a flag: one waiter
+    /// leaving must not leave another unwoken.
+    private var waiters = 0
     private var storedFailure: Error?
     private var thread: WorkerThread?
 
@@ -137,9 +139,9 @@ public final class SegmentWriter: @unchecked Sendable {
     /// CLOCK_MONOTONIC reaches `deadline` (ns; nil: no deadline). True when the condition holds.
     public func wait(untilMonotonic deadline: Int64?, _ condition: (Fill) -> Bool) -> Bool {
         lock.withLock {
-            defer { producerWaiting = false }
+            waiters += 1
+            defer { waiters -= 1 }
             while storedFailure == nil && !condition(queued) {
-                producerWaiting = true
                 if let deadline {
                     if !lock.wait(untilMonotonic: deadline) { return condition(queued) }
                 } else {
@@ -192,7 +194,7 @@ public final class SegmentWriter: @unchecked Sendable {
                 if case .packet(let packet, true) = item {
                     queued.ticks -= packet.duration
                     queued.bytes -= packet.data.count
-                    if producerWaiting { lock.broadcast() }
+                    if waiters > 0 { lock.broadcast() }
                 }
                 // The consumed front is dropped now and then, not on every item.
                 if head >= 256 && head * 2 >= items.count {

@@ -63,6 +63,29 @@ public struct V4L2Format: Equatable, Sendable {
     public var imageSize: Int
     /// Frames per second the driver reports after VIDIOC_S_PARM (0 when it cannot set a rate).
     public var framesPerSecond: Double
+    /// Set when the camera agreed to less than was asked (a smaller picture or a lower rate):
+    /// what it gives against what was configured.
+    public var shortfall: String? = nil
+}
+
+/// One pixel format's best mode for a wanted size and rate, from VIDIOC_ENUM_FRAMESIZES and
+/// VIDIOC_ENUM_FRAMEINTERVALS; nil members where the driver does not enumerate.
+struct V4L2ModeOffer: Equatable {
+    var format: V4L2PixelFormat
+    /// The size the driver offers closest to the wanted one (the wanted one when offered).
+    var size: (width: Int, height: Int)?
+    /// The highest rate at that size.
+    var framesPerSecond: Double?
+
+    static func == (a: V4L2ModeOffer, b: V4L2ModeOffer) -> Bool {
+        a.format == b.format && a.size?.width == b.size?.width && a.size?.height == b.size?.height && a.framesPerSecond == b.framesPerSecond
+    }
+
+    /// Reaches the wanted size and rate (an unknown rate counts as reaching it: nothing says not).
+    func reaches(width: Int, height: Int, framesPerSecond wanted: Int) -> Bool {
+        guard let size, size.width >= width, size.height >= height else { return size == nil }
+        return (framesPerSecond ?? Double(wanted)) >= Double(wanted) - 0.5
+    }
 }
 
 public struct V4L2Settings: Sendable {
@@ -208,10 +231,75 @@ public final class V4L2Capture: @unchecked Sendable {
         return result
     }
 
+    /// The offer of `format` for the wanted size: the wanted size if the driver lists it (or its
+    /// ranges hold it), else the smallest listed size that holds it, else the largest; and the
+    /// highest rate at that size.
+    static func modeOffer(system: V4L2System, fd: Int32, format: V4L2PixelFormat, width: Int, height: Int) -> V4L2ModeOffer {
+        var sizes: [(width: Int, height: Int)] = []
+        var chosen: (width: Int, height: Int)? = nil
+        for index in 0..<64 {
+            var size = v4l2_frmsizeenum()
+            size.index = UInt32(index)
+            size.pixel_format = format.fourcc
+            guard (try? withUnsafeMutableBytes(of: &size, { (raw) throws(SystemCallError) in try system.ioctl(fd, .enumFrameSizes, raw.baseAddress!) })) != nil
+            else { break }
+            if size.type == V4L2_FRMSIZE_TYPE_DISCRETE.rawValue {
+                sizes.append((Int(size.discrete.width), Int(size.discrete.height)))
+            } else {
+                // Stepwise or continuous: the wanted size, clamped into the range and onto its steps.
+                let range = size.stepwise
+                func fit(_ value: Int, _ low: UInt32, _ high: UInt32, _ step: UInt32) -> Int {
+                    let clamped = min(max(value, Int(low)), Int(high))
+                    return step > 1 ? Int(low) + (clamped - Int(low)) / Int(step) * Int(step) : clamped
+                }
+                chosen = (fit(width, range.min_width, range.max_width, range.step_width),
+                          fit(height, range.min_height, range.max_height, range.step_height))
+                break
+            }
+        }
+        if chosen == nil, !sizes.isEmpty {
+            chosen = sizes.first { $0.width == width && $0.height == height }
+                ?? sizes.filter { $0.width >= width && $0.height >= height }.min { $0.width * $0.height < $1.width * $1.height }
+                ?? sizes.max { $0.width * $0.height < $1.width * $1.height }
+        }
+        guard let chosen else { return V4L2ModeOffer(format: format, size: nil, framesPerSecond: nil) }
+        var best: Double? = nil
+        for index in 0..<64 {
+            var interval = v4l2_frmivalenum()
+            interval.index = UInt32(index)
+            interval.pixel_format = format.fourcc
+            interval.width = UInt32(chosen.width)
+            interval.height = UInt32(chosen.height)
+            guard (try? withUnsafeMutableBytes(of: &interval, { (raw) throws(SystemCallError) in try system.ioctl(fd, .enumFrameIntervals, raw.baseAddress!) })) != nil
+            else { break }
+            // The shortest interval is the highest rate (stepwise: its minimum).
+            let fraction = interval.type == V4L2_FRMIVAL_TYPE_DISCRETE.rawValue ? interval.discrete : interval.stepwise.min
+            if fraction.numerator > 0 { best = max(best ?? 0, Double(fraction.denominator) / Double(fraction.numerator)) }
+            if interval.type != V4L2_FRMIVAL_TYPE_DISCRETE.rawValue { break }
+        }
+        return V4L2ModeOffer(format: format, size: chosen, framesPerSecond: best)
+    }
+
+    /// Which offered format to ask for: the first preferred one whose modes reach the configured
+    /// size and rate; when none does, the one that comes closest (the configured size if any
+    /// offers it, at the highest rate; ties by preference); a driver that enumerates nothing
+    /// gets the first preferred format, as before.
+    static func choose(_ offers: [V4L2ModeOffer], width: Int, height: Int, framesPerSecond: Int) -> V4L2ModeOffer? {
+        if let reaching = offers.first(where: { $0.reaches(width: width, height: height, framesPerSecond: framesPerSecond) }) { return reaching }
+        let sized = offers.filter { ($0.size?.width ?? 0) >= width && ($0.size?.height ?? 0) >= height }
+        let candidates = sized.isEmpty ? offers : sized
+        // max(by:) keeps the last of equals; the first in preference order should win.
+        return candidates.reversed().max { ($0.framesPerSecond ?? 0, ($0.size?.width ?? 0) * ($0.size?.height ?? 0))
+                                            < ($1.framesPerSecond ?? 0, ($1.size?.width ?? 0) * ($1.size?.height ?? 0)) }
+    }
+
     private static func negotiate(system: V4L2System, fd: Int32, settings: V4L2Settings) throws -> V4L2Format {
         let path = settings.devicePath
         let offered = try offeredFormats(system: system, fd: fd, path: path)
-        guard let choice = settings.preferredFormats.first(where: { offered.contains($0.fourcc) }) else {
+        let offers = settings.preferredFormats.filter { offered.contains($0.fourcc) }.map {
+            modeOffer(system: system, fd: fd, format: $0, width: settings.width, height: settings.height)
+        }
+        guard let choice = choose(offers, width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond)?.format else {
             throw V4L2Error.noSupportedFormat(path: path, offered: offered.map(V4L2PixelFormat.name(of:)),
                                               wanted: settings.preferredFormats.map(\.rawValue))
         }
@@ -239,9 +327,24 @@ public final class V4L2Capture: @unchecked Sendable {
             if fraction.numerator > 0 { framesPerSecond = Double(fraction.denominator) / Double(fraction.numerator) }
         }
         let minimumLine = agreed == .yuyv ? Int(format.fmt.pix.width) * 2 : Int(format.fmt.pix.width)
-        return V4L2Format(pixelFormat: agreed, width: Int(format.fmt.pix.width), height: Int(format.fmt.pix.height),
-                          bytesPerLine: max(Int(format.fmt.pix.bytesperline), agreed == .mjpeg ? 0 : minimumLine),
-                          imageSize: Int(format.fmt.pix.sizeimage), framesPerSecond: framesPerSecond)
+        var result = V4L2Format(pixelFormat: agreed, width: Int(format.fmt.pix.width), height: Int(format.fmt.pix.height),
+                                bytesPerLine: max(Int(format.fmt.pix.bytesperline), agreed == .mjpeg ? 0 : minimumLine),
+                                imageSize: Int(format.fmt.pix.sizeimage), framesPerSecond: framesPerSecond)
+        let smaller = result.width < settings.width || result.height < settings.height
+        let slower = framesPerSecond > 0 && framesPerSecond < Double(settings.framesPerSecond) - 0.5
+        if smaller || slower {
+            let rate = framesPerSecond > 0 ? " at \(Int(framesPerSecond.rounded())) fps" : ""
+            result.shortfall = "the camera gives \(agreed.rawValue) \(result.width)x\(result.height)\(rate), "
+                + "less than the configured \(settings.width)x\(settings.height) at \(settings.framesPerSecond) fps "
+                + "(offered: \(offers.map { V4L2Capture.describe($0) }.joined(separator: "; ")))"
+        }
+        return result
+    }
+
+    static func describe(_ offer: V4L2ModeOffer) -> String {
+        let size = offer.size.map { "\($0.width)x\($0.height)" } ?? "sizes not listed"
+        let rate = offer.framesPerSecond.map { " up to \(Int($0.rounded())) fps" } ?? ""
+        return "\(offer.format.rawValue) \(size)\(rate)"
     }
 
     /// VIDIOC_REQBUFS, QUERYBUF + mmap for each buffer, QBUF them all, STREAMON.

@@ -45,6 +45,7 @@ public enum V4L2Request: String, CaseIterable, Sendable {
     case querycap = "VIDIOC_QUERYCAP"
     case enumFormat = "VIDIOC_ENUM_FMT"
     case enumFrameSizes = "VIDIOC_ENUM_FRAMESIZES"
+    case enumFrameIntervals = "VIDIOC_ENUM_FRAMEINTERVALS"
     case getFormat = "VIDIOC_G_FMT"
     case setFormat = "VIDIOC_S_FMT"
     case getParameters = "VIDIOC_G_PARM"
@@ -61,6 +62,7 @@ public enum V4L2Request: String, CaseIterable, Sendable {
         case .querycap: return UInt(BC_VIDIOC_QUERYCAP)
         case .enumFormat: return UInt(BC_VIDIOC_ENUM_FMT)
         case .enumFrameSizes: return UInt(BC_VIDIOC_ENUM_FRAMESIZES)
+        case .enumFrameIntervals: return UInt(BC_VIDIOC_ENUM_FRAMEINTERVALS)
         case .getFormat: return UInt(BC_VIDIOC_G_FMT)
         case .setFormat: return UInt(BC_VIDIOC_S_FMT)
         case .getParameters: return UInt(BC_VIDIOC_G_PARM)

@@ -29,6 +29,12 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     public var maxHeight = 1080
     public var supportsFrameRate = true
     public var maxFramesPerSecond: UInt32 = 60
+    /// A lower top rate for some formats (fourcc → fps), as a USB 2.0 camera has for YUYV at
+    /// large sizes: what VIDIOC_ENUM_FRAMEINTERVALS lists and VIDIOC_S_PARM grants.
+    public var maxFramesPerSecondByFormat: [UInt32: UInt32] = [:]
+    /// VIDIOC_ENUM_FRAMESIZES and VIDIOC_ENUM_FRAMEINTERVALS answer (false: EINVAL, as drivers
+    /// that enumerate nothing do).
+    public var enumeratesModes = true
     /// S_FMT, REQBUFS or STREAMON fail with EBUSY (another process streams).
     public var busyOnStream = false
     /// Microseconds between frames.
@@ -186,7 +192,8 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
             let parameters = argument.assumingMemoryBound(to: v4l2_streamparm.self)
             if request == .setParameters {
                 let wanted = parameters.pointee.parm.capture.timeperframe
-                if wanted.numerator > 0 { framesPerSecond = min(maxFramesPerSecond, wanted.denominator / wanted.numerator) }
+                let top = maxFramesPerSecondByFormat[format.pixelformat] ?? maxFramesPerSecond
+                if wanted.numerator > 0 { framesPerSecond = min(top, wanted.denominator / wanted.numerator) }
             }
             parameters.pointee.parm.capture.capability = supportsFrameRate ? UInt32(V4L2_CAP_TIMEPERFRAME) : 0
             parameters.pointee.parm.capture.timeperframe = v4l2_fract(numerator: 1, denominator: framesPerSecond)
@@ -244,7 +251,21 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
         case .streamOff:
             streaming = false
         case .enumFrameSizes:
-            throw fail(EINVAL)
+            // One stepwise range, every even size up to the maximum.
+            let size = argument.assumingMemoryBound(to: v4l2_frmsizeenum.self)
+            guard enumeratesModes, size.pointee.index == 0, offeredFormats.contains(size.pointee.pixel_format) else { throw fail(EINVAL) }
+            size.pointee.type = V4L2_FRMSIZE_TYPE_STEPWISE.rawValue
+            size.pointee.stepwise = v4l2_frmsize_stepwise(min_width: 16, max_width: UInt32(maxWidth), step_width: 2,
+                                                          min_height: 16, max_height: UInt32(maxHeight), step_height: 2)
+        case .enumFrameIntervals:
+            // Discrete: the format's top rate, then 15 and 5 fps below it.
+            let interval = argument.assumingMemoryBound(to: v4l2_frmivalenum.self)
+            let top = maxFramesPerSecondByFormat[interval.pointee.pixel_format] ?? maxFramesPerSecond
+            let rates = [top] + [15, 5].filter { $0 < top }
+            guard enumeratesModes, offeredFormats.contains(interval.pointee.pixel_format), Int(interval.pointee.index) < rates.count
+            else { throw fail(EINVAL) }
+            interval.pointee.type = V4L2_FRMIVAL_TYPE_DISCRETE.rawValue
+            interval.pointee.discrete = v4l2_fract(numerator: 1, denominator: rates[Int(interval.pointee.index)])
         }
     }
 }

@@ -214,8 +214,10 @@ struct Selftest: ParsableCommand {
             while frames < 15, let captured = try source.nextFrame() { frames += 1; dropped += captured.droppedBefore }
             let seconds = Double(Clock.monotonicNanoseconds() - start) / 1e9
             cameraFormat = source.format
-            results.append(("camera", frames == 15 ? .pass : .fail,
-                            "\(source.name): \(frames) frames in \(formatDecimal(seconds, places: 2)) s, \(dropped) dropped"))
+            let configured = "configured \(camera.width)x\(camera.height)@\(camera.framesPerSecond)"
+            results.append(("camera", frames < 15 ? .fail : source.shortfall != nil ? .warn : .pass,
+                            "\(source.name) (\(configured)): \(frames) frames in \(formatDecimal(seconds, places: 2)) s, \(dropped) dropped"
+                                + (source.shortfall.map { "; BELOW CONFIGURATION: \($0)" } ?? "")))
         } catch {
             results.append(("camera", .fail, "\(error)"))
         }

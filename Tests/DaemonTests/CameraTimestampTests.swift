@@ -46,3 +46,34 @@ struct CameraTimestampTests {
         #expect(try StoreVerifier.verify(store: store, authority: nil).isClean)
     }
 }
+
+/// bodycamd with a camera that cannot reach the configured rate.
+@Suite("A camera below its configuration")
+struct CameraBelowConfigurationTests {
+    @Test("a camera whose top rate is below the configured one: journaled, a status alarm, and selftest warns with what it gives against what was configured")
+    func belowConfiguration() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let text = DaemonTests.config(directory.path)
+            .replacingOccurrences(of: "source = \"test-pattern\"", with: "source = \"simulated-v4l2\"\nsimulate_max_fps = 10")
+        let config = try DaemonTests.writeConfig(directory.path, text)
+        let socket = directory.path + "/control.sock", store = directory.path + "/store"
+        let (process, errors) = try DaemonTests.launch(["--config", config])
+        let status = DaemonTests.waitForStatus(socket) { $0.alarms.contains("camera below configuration") }
+        process.terminate()
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(status != nil, "\(log)")
+        #expect(log.contains("CAMERA BELOW CONFIGURATION"), "\(log)")
+        let records = DaemonTests.journal(store).filter { $0.kind == "camera_below_configuration" }
+        #expect(records.count == 1)
+        #expect(records.first?.fields["reason"]?.string?.contains("at 10 fps, less than the configured 320x240 at 30 fps") == true,
+                "\(records.first?.fields ?? [:])")
+
+        let ctl = URL(fileURLWithPath: DaemonTests.daemonPath).deletingLastPathComponent().appendingPathComponent("bodycamctl").path
+        let selftest = try DaemonTests.run(ctl, ["selftest", "--config", config])
+        let line = selftest.output.split(separator: "\n").first { $0.contains("camera") && !$0.contains("configuration ") } ?? ""
+        #expect(line.hasPrefix("WARN") && line.contains("configured 320x240@30") && line.contains("BELOW CONFIGURATION"), "\(selftest.output)")
+    }
+}

@@ -26,6 +26,50 @@ struct V4L2CaptureTests {
         #expect(camera.calls.contains("VIDIOC_S_PARM"))
     }
 
+    @Test("a USB 2.0 camera (YUYV 1920x1080 only at 5 fps, MJPG at 30): the preferred YUYV is passed over for MJPG, which reaches the configured rate")
+    func choosesFormatThatReachesRate() throws {
+        let camera = SimulatedV4L2()
+        camera.offeredFormats = [V4L2PixelFormat.yuyv.fourcc, V4L2PixelFormat.mjpeg.fourcc]
+        camera.maxFramesPerSecondByFormat = [V4L2PixelFormat.yuyv.fourcc: 5]
+        let capture = try V4L2Capture(settings([.yuyv, .nv12, .yu12, .mjpeg], width: 1920, height: 1080), system: camera)
+        defer { try? capture.close() }
+        #expect(capture.format.pixelFormat == .mjpeg)
+        #expect(capture.format.width == 1920 && capture.format.height == 1080 && capture.format.framesPerSecond == 30)
+        #expect(capture.format.shortfall == nil)
+        #expect(camera.calls.contains("VIDIOC_ENUM_FRAMESIZES") && camera.calls.contains("VIDIOC_ENUM_FRAMEINTERVALS"))
+    }
+
+    @Test("no format reaches the rate: the fastest at the configured size is taken, and the shortfall says what the camera gives against what was configured")
+    func shortfallWhenNoneReaches() throws {
+        let camera = SimulatedV4L2()
+        camera.offeredFormats = [V4L2PixelFormat.yuyv.fourcc, V4L2PixelFormat.nv12.fourcc]
+        camera.maxFramesPerSecondByFormat = [V4L2PixelFormat.yuyv.fourcc: 5, V4L2PixelFormat.nv12.fourcc: 15]
+        let capture = try V4L2Capture(settings(width: 1920, height: 1080), system: camera)
+        defer { try? capture.close() }
+        #expect(capture.format.pixelFormat == .nv12 && capture.format.framesPerSecond == 15)
+        let shortfall = try #require(capture.format.shortfall)
+        #expect(shortfall.contains("NV12 1920x1080 at 15 fps") && shortfall.contains("configured 1920x1080 at 30 fps"), "\(shortfall)")
+        #expect(shortfall.contains("YUYV 1920x1080 up to 5 fps"), "what was offered: \(shortfall)")
+        // A driver that lists no modes: the first preferred format, and its rate found short after the fact.
+        let silent = SimulatedV4L2()
+        silent.enumeratesModes = false
+        silent.maxFramesPerSecond = 10
+        let fallback = try V4L2Capture(settings(), system: silent)
+        defer { try? fallback.close() }
+        #expect(fallback.format.pixelFormat == .yuyv && fallback.format.framesPerSecond == 10)
+        #expect(fallback.format.shortfall?.contains("at 10 fps") == true, "\(fallback.format.shortfall ?? "-")")
+        // A smaller picture than asked is short too; what reaches everything is not.
+        let small = SimulatedV4L2()
+        small.maxWidth = 1280
+        small.maxHeight = 720
+        let clamped = try V4L2Capture(settings(width: 1920, height: 1080), system: small)
+        defer { try? clamped.close() }
+        #expect(clamped.format.shortfall?.contains("1280x720") == true)
+        let good = try V4L2Capture(settings(), system: SimulatedV4L2())
+        defer { try? good.close() }
+        #expect(good.format.shortfall == nil)
+    }
+
     @Test("a size the driver clamps is reported as the driver's size")
     func reportsClampedSize() throws {
         let camera = SimulatedV4L2()

@@ -29,6 +29,7 @@ int bc_av_log_take(char *buffer, size_t size);
 extern const unsigned long BC_VIDIOC_QUERYCAP;
 extern const unsigned long BC_VIDIOC_ENUM_FMT;
 extern const unsigned long BC_VIDIOC_ENUM_FRAMESIZES;
+extern const unsigned long BC_VIDIOC_ENUM_FRAMEINTERVALS;
 extern const unsigned long BC_VIDIOC_G_FMT;
 extern const unsigned long BC_VIDIOC_S_FMT;
 extern const unsigned long BC_VIDIOC_G_PARM;
