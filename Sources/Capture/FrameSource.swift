@@ -34,12 +34,21 @@ public struct CapturedFrame: Sendable {
     public var sequenceNote: String?
     /// The capture time is the driver's own (false: the dequeue time stands in for it).
     public var captureTimeFromSource = true
+    /// Set on the picture at which the rate the camera really delivers fell below the configured
+    /// one (`.below`, with what it delivers) or came back to it (`.met`).
+    public var delivery: DeliveryChange?
 
     public init(frame: VideoFrame, droppedBefore: Int = 0, timestampNote: String? = nil) {
         self.frame = frame
         self.droppedBefore = droppedBefore
         self.timestampNote = timestampNote
     }
+}
+
+/// A change in whether a camera delivers the configured rate (docs/ARCHITECTURE.md, "Camera modes").
+public enum DeliveryChange: Equatable, Sendable {
+    case below(String)
+    case met
 }
 
 /// The first stage: raw pictures in capture order, stamped with CLOCK_MONOTONIC capture time.

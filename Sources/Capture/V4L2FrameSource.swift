@@ -22,6 +22,10 @@ public final class V4L2FrameSource: FrameSource {
     private var queue: BoundedQueue<Result<CapturedFrame, Error>>?
     /// Counts the frames missing before each picture handed out (restarts with each stream).
     private var drops = DropCounter(framesPerSecond: 30)
+    /// Watches the rate the camera really delivers (restarts with each stream).
+    private var rate = RateMonitor(configured: 30)
+    /// Capture time over which the delivered rate is judged (ns).
+    var rateWindow: Int64 = 10_000_000_000
     private let wake: WakeEvent
 
     public static let supportedFormats: [V4L2PixelFormat] = [.yuyv, .nv12, .yu12, .mjpeg]
@@ -67,6 +71,8 @@ public final class V4L2FrameSource: FrameSource {
         shortfall = capture.format.shortfall
         wake.reset()
         drops = DropCounter(framesPerSecond: format.framesPerSecond)
+        // A mode already short of the configuration is alarmed once, from `shortfall`.
+        rate = RateMonitor(configured: shortfall == nil ? settings.framesPerSecond : 0, window: rateWindow)
         // A picture the queue lets go is one lost, with whatever was lost before it.
         let queue = BoundedQueue<Result<CapturedFrame, Error>>(capacity: max(2, settings.bufferCount), policy: .dropOldest) { discarded, next in
             guard case .success(let lost) = discarded, case .success(var following) = next else { return }
@@ -156,6 +162,7 @@ public final class V4L2FrameSource: FrameSource {
         captured.droppedBefore = counted.dropped
         captured.dropsEstimated = counted.estimated
         captured.sequenceNote = counted.note
+        captured.delivery = rate.note(time: captured.frame.captureNanoseconds, frames: 1 + counted.dropped)
         return captured
     }
 
@@ -212,6 +219,51 @@ struct CaptureClock {
         guard !noted else { return (time, nil, false) }
         noted = true
         return (time, reason + "; the dequeue time is used instead", false)
+    }
+}
+
+/// Judges the rate a camera really delivers against the configured one, over windows of capture
+/// time: frames it produced (pictures handed over, and those counted as dropped after it
+/// produced them) per second. Below 90 % of the configured rate for a window is `.below` (a UVC
+/// camera lengthening its exposure in low light halves its rate); at 95 % or more again, `.met`.
+struct RateMonitor {
+    /// fps; 0: not watched.
+    let configured: Int
+    let window: Int64
+    private var start: Int64?
+    private var frames = 0
+    private(set) var below = false
+
+    init(configured: Int, window: Int64 = 10_000_000_000) {
+        self.configured = configured
+        self.window = window
+    }
+
+    /// One picture at capture time `time` standing for `frames` produced: a change, if this
+    /// picture ends a window that changes the verdict.
+    mutating func note(time: Int64, frames produced: Int) -> DeliveryChange? {
+        guard configured > 0 else { return nil }
+        guard let start, time > start else {
+            self.start = time
+            frames = 0
+            return nil
+        }
+        frames += produced
+        let elapsed = time - start
+        guard elapsed >= window else { return nil }
+        let delivered = Double(frames) * 1e9 / Double(elapsed)
+        self.start = time
+        frames = 0
+        if !below && delivered < 0.9 * Double(configured) {
+            below = true
+            let text = (delivered * 10).rounded() / 10
+            return .below("the camera delivered \(text) fps over the last \(window / 1_000_000_000) s, less than the configured \(configured) fps")
+        }
+        if below && delivered >= 0.95 * Double(configured) {
+            below = false
+            return .met
+        }
+        return nil
     }
 }
 

@@ -323,6 +323,11 @@ public final class Recorder: @unchecked Sendable {
         let frame = captured.frame
         if let note = captured.timestampNote { emit(.timestampsUntrusted(reason: note)) }
         if let note = captured.sequenceNote { emit(.sequencesUntrusted(reason: note)) }
+        switch captured.delivery {
+        case .below(let reason)?: emit(.cameraBelowConfiguration(reason: reason))
+        case .met?: emit(.cameraBelowConfiguration(reason: nil))
+        case nil: break
+        }
         if captured.droppedBefore > 0 {
             framesDropped += captured.droppedBefore
             emit(.framesDropped(count: captured.droppedBefore, beforeSequence: frame.sequence))

@@ -1,4 +1,4 @@
-import Capture
+@testable import Capture
 import Platform
 import TestSupport
 import Foundation
@@ -211,6 +211,35 @@ struct SourceTests {
         let span = delivered.last! - delivered.first! + 1
         #expect(dropped > 0, "the queue must have let pictures go for this test to mean anything")
         #expect(delivered.count + dropped == span)
+    }
+
+    @Test("a camera that delivers half its configured rate (low light) is seen over a window of capture time; back at its rate, that is seen too")
+    func deliveredRate() throws {
+        let camera = SimulatedV4L2()
+        camera.frameInterval = 66_667  // 15 fps, though 30 were asked and granted
+        let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
+        source.rateWindow = 1_000_000_000
+        try source.start()
+        var changes: [DeliveryChange] = []
+        var pictures = 0
+        while changes.isEmpty && pictures < 60, let captured = try source.nextFrame() {
+            pictures += 1
+            if let change = captured.delivery { changes.append(change) }
+        }
+        try source.close()
+        guard case .below(let reason)? = changes.first else { Issue.record("no change after \(pictures) pictures"); return }
+        #expect(reason.contains("less than the configured 30 fps"), "\(reason)")
+        #expect(pictures >= 15 && pictures <= 20, "one window of about 15 pictures: \(pictures)")
+        // The verdict and its way back, on capture times alone.
+        var monitor = RateMonitor(configured: 30, window: 1_000_000_000)
+        var seen: [DeliveryChange] = []
+        for index in 0...45 { if let change = monitor.note(time: Int64(index) * 66_666_667, frames: 1) { seen.append(change) } }
+        let base = Int64(45) * 66_666_667
+        for index in 1...62 { if let change = monitor.note(time: base + Int64(index) * 33_333_333, frames: 1) { seen.append(change) } }
+        #expect(seen.count == 2 && seen.last == .met, "\(seen)")
+        // Frames produced and counted as dropped are delivered by the camera: not below.
+        var dropping = RateMonitor(configured: 30, window: 1_000_000_000)
+        #expect((0...45).compactMap { dropping.note(time: Int64($0) * 66_666_667, frames: 2) }.isEmpty)
     }
 
     @Test("NV12 and YU12 buffers are copied plane by plane", arguments: [(V4L2PixelFormat.nv12, PixelFormat.nv12), (.yu12, .yuv420p)])
