@@ -157,12 +157,16 @@ public final class V4L2FrameSource: FrameSource {
             throw error
         }
         guard var captured = next else { return nil }
+        let lostHere = captured.droppedBefore
         let counted = drops.count(sequence: captured.frame.sequence, time: captured.frame.captureNanoseconds,
-                                  timeFromDriver: captured.captureTimeFromSource, lostHere: captured.droppedBefore)
+                                  timeFromDriver: captured.captureTimeFromSource, lostHere: lostHere)
         captured.droppedBefore = counted.dropped
         captured.dropsEstimated = counted.estimated
         captured.sequenceNote = counted.note
-        captured.delivery = rate.note(time: captured.frame.captureNanoseconds, frames: 1 + counted.dropped)
+        // Frames the camera produced: an estimated count is itself derived from the rate (a camera
+        // slowed by low light would read as one dropping frames), so then only what was counted
+        // here stands for frames it really made.
+        captured.delivery = rate.note(time: captured.frame.captureNanoseconds, frames: 1 + (counted.estimated ? lostHere : counted.dropped))
         return captured
     }
 

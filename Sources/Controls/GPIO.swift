@@ -119,10 +119,12 @@ public final class SimulatedGPIO: GPIOBackend, @unchecked Sendable {
 
     /// A raw level change, as a contact makes it (bounces included), stamped now or at `at`.
     /// Returns the edge's number (1, 2, …), for `waitUntilTaken`.
+    /// `levelAfter`: the line's level right after this edge, when a later edge is lost (the v1
+    /// GPIO uAPI can lose the last edge of a burst), set in the same step.
     @discardableResult
-    public func setLevel(_ button: Button, pressed: Bool, at: Int64? = nil) -> Int {
+    public func setLevel(_ button: Button, pressed: Bool, at: Int64? = nil, levelAfter: Bool? = nil) -> Int {
         let number = lock.withLock {
-            levels[button] = pressed
+            levels[button] = levelAfter ?? pressed
             pending.append(ButtonEdge(button: button, pressed: pressed, timestamp: at ?? Clock.monotonicNanoseconds()))
             queued += 1
             return queued
@@ -131,11 +133,6 @@ public final class SimulatedGPIO: GPIOBackend, @unchecked Sendable {
         return number
     }
 
-    /// The line's level changes and its edge is lost (the v1 GPIO uAPI can lose or mistype the
-    /// last edge of a burst): only a read of the level shows it.
-    public func setLevelWithoutEdge(_ button: Button, pressed: Bool) {
-        lock.withLock { levels[button] = pressed }
-    }
 
     /// Closes the contact; with `waitUntilTaken`, returns once the controls thread has taken
     /// the edge (debounced it and acted on it), or after `timeout` ns. Returns whether it was taken.

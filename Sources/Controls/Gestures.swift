@@ -61,7 +61,8 @@ public struct Debouncer: Sendable {
                 quietUntil[button] = now + window
                 edges.append(ButtonEdge(button: button, pressed: true, timestamp: now))
             } else {
-                quietUntil[button] = nil
+                // A window as for any edge taken: a bounce of the opening contact is not a press.
+                quietUntil[button] = now + window
                 accepted[button] = (false, since ?? now)
                 edges.append(ButtonEdge(button: button, pressed: false, timestamp: since ?? now))
             }

@@ -24,7 +24,7 @@ public enum StageFactory {
             let simulated = SimulatedV4L2(framesPerSecond: camera.framesPerSecond, timestamps: camera.simulateTimestamps)
             if camera.simulateMaxFramesPerSecond > 0 {
                 simulated.maxFramesPerSecond = UInt32(camera.simulateMaxFramesPerSecond)
-                simulated.frameInterval = Int32(1_000_000 / camera.simulateMaxFramesPerSecond)
+                simulated.frameInterval = Int32(1_000_000 / min(camera.framesPerSecond, camera.simulateMaxFramesPerSecond))
             }
             return try V4L2FrameSource(settings: settings, system: simulated)
         }

@@ -24,7 +24,7 @@ public struct SegmentSummary: Equatable, Sendable {
 /// Cuts the packet stream into segments: standalone fragmented MP4 files of about
 /// `segmentSeconds` each, every one opening on a keyframe, one fragment per GOP. Explicit
 /// states, as in GStreamer's splitmuxsink: a segment opens on a keyframe and closes just before
-/// the first keyframe at or past its length (within half a picture), so no picture is lost or
+/// the first keyframe at or past its length (within a picture), so no picture is lost or
 /// written twice.
 public final class SegmentMuxer {
     public struct Configuration: Sendable {
@@ -150,11 +150,12 @@ public final class SegmentMuxer {
             try append(packet, first: true)
         case .open(let segment):
             if packet.isKeyframe {
-                // Within half a picture of the length counts as at it: the encoder forces a
-                // keyframe one second less half a picture after the last (VideoEncoder's
-                // keyframeDue), so capture-time jitter would otherwise make a segment of N
-                // seconds miss its cut by a few milliseconds and run to N + 1.
-                if cutPending || packet.pts - segment.firstPts >= segmentTicks - max(0, packet.duration) / 2 {
+                // Within a picture of the length counts as at it: the encoder forces a keyframe
+                // one second less half a picture after the last (VideoEncoder's keyframeDue), so
+                // capture-time jitter at the segment's two ends (up to half a picture each) would
+                // otherwise make a segment of N seconds miss its cut by a few milliseconds and run
+                // to N + 1.
+                if cutPending || packet.pts - segment.firstPts >= segmentTicks - max(0, packet.duration) {
                     if cutPending { update { $0.clock.cutByStep = true } }
                     try finish()
                     state = .open(try open(startingWith: packet))

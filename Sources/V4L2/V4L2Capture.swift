@@ -288,8 +288,8 @@ public final class V4L2Capture: @unchecked Sendable {
         if let reaching = offers.first(where: { $0.reaches(width: width, height: height, framesPerSecond: framesPerSecond) }) { return reaching }
         let sized = offers.filter { ($0.size?.width ?? 0) >= width && ($0.size?.height ?? 0) >= height }
         let candidates = sized.isEmpty ? offers : sized
-        // max(by:) keeps the last of equals; the first in preference order should win.
-        return candidates.reversed().max { ($0.framesPerSecond ?? 0, ($0.size?.width ?? 0) * ($0.size?.height ?? 0))
+        // max(by:) keeps the first of equals: the first in preference order wins a tie.
+        return candidates.max { ($0.framesPerSecond ?? 0, ($0.size?.width ?? 0) * ($0.size?.height ?? 0))
                                             < ($1.framesPerSecond ?? 0, ($1.size?.width ?? 0) * ($1.size?.height ?? 0)) }
     }
 
@@ -299,15 +299,17 @@ public final class V4L2Capture: @unchecked Sendable {
         let offers = settings.preferredFormats.filter { offered.contains($0.fourcc) }.map {
             modeOffer(system: system, fd: fd, format: $0, width: settings.width, height: settings.height)
         }
-        guard let choice = choose(offers, width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond)?.format else {
+        guard let chosen = choose(offers, width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond) else {
             throw V4L2Error.noSupportedFormat(path: path, offered: offered.map(V4L2PixelFormat.name(of:)),
                                               wanted: settings.preferredFormats.map(\.rawValue))
         }
+        // The size judged is the size asked for: a driver left to pick its own nearest size for
+        // one it does not list may pick a smaller one (uvcvideo does).
         var format = v4l2_format()
         format.type = V4L2_BUF_TYPE_VIDEO_CAPTURE.rawValue
-        format.fmt.pix.width = UInt32(settings.width)
-        format.fmt.pix.height = UInt32(settings.height)
-        format.fmt.pix.pixelformat = choice.fourcc
+        format.fmt.pix.width = UInt32(chosen.size?.width ?? settings.width)
+        format.fmt.pix.height = UInt32(chosen.size?.height ?? settings.height)
+        format.fmt.pix.pixelformat = chosen.format.fourcc
         format.fmt.pix.field = V4L2_FIELD_NONE.rawValue
         try ioctl(system, fd, path, .setFormat, &format)
         // The driver may adjust size and even format (S_FMT never fails for an unsupported size).

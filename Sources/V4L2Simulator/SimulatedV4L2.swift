@@ -35,6 +35,9 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
     /// VIDIOC_ENUM_FRAMESIZES and VIDIOC_ENUM_FRAMEINTERVALS answer (false: EINVAL, as drivers
     /// that enumerate nothing do).
     public var enumeratesModes = true
+    /// Sizes listed one by one (VIDIOC_ENUM_FRAMESIZES' discrete type), as UVC cameras list
+    /// them; nil: one stepwise range up to the maximum.
+    public var discreteSizes: [(width: Int, height: Int)]? = nil
     /// S_FMT, REQBUFS or STREAMON fail with EBUSY (another process streams).
     public var busyOnStream = false
     /// Microseconds between frames.
@@ -253,6 +256,13 @@ public final class SimulatedV4L2: V4L2System, @unchecked Sendable {
         case .enumFrameSizes:
             // One stepwise range, every even size up to the maximum.
             let size = argument.assumingMemoryBound(to: v4l2_frmsizeenum.self)
+            if let discreteSizes {
+                guard enumeratesModes, Int(size.pointee.index) < discreteSizes.count else { throw fail(EINVAL) }
+                size.pointee.type = V4L2_FRMSIZE_TYPE_DISCRETE.rawValue
+                let listed = discreteSizes[Int(size.pointee.index)]
+                size.pointee.discrete = v4l2_frmsize_discrete(width: UInt32(listed.width), height: UInt32(listed.height))
+                break
+            }
             guard enumeratesModes, size.pointee.index == 0, offeredFormats.contains(size.pointee.pixel_format) else { throw fail(EINVAL) }
             size.pointee.type = V4L2_FRMSIZE_TYPE_STEPWISE.rawValue
             size.pointee.stepwise = v4l2_frmsize_stepwise(min_width: 16, max_width: UInt32(maxWidth), step_width: 2,
@@ -313,7 +323,7 @@ extension SimulatedV4L2 {
     public convenience init(framesPerSecond: Int, timestamps: SimulatedTimestamps) {
         self.init()
         offeredFormats = [V4L2PixelFormat.yuyv.fourcc, V4L2PixelFormat.nv12.fourcc, V4L2PixelFormat.yu12.fourcc]
-        frameInterval = Int32(1_000_000 / max(1, framesPerSecond))
+        frameInterval = Int32(1_000_000 / max(1, min(framesPerSecond, Int(maxFramesPerSecond))))
         stamp = timestamps.stamp(framesPerSecond: framesPerSecond)
     }
 }

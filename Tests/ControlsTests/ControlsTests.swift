@@ -101,8 +101,8 @@ struct ControlsTests {
         let ms: Int64 = 1_000_000, t = Clock.monotonicNanoseconds()
         gpio.setLevel(.power, pressed: true, at: t)
         gpio.setLevel(.power, pressed: false, at: t + 35 * ms)
-        let last = gpio.setLevel(.power, pressed: true, at: t + 40 * ms)
-        gpio.setLevelWithoutEdge(.power, pressed: false)
+        // Released at once after the last press, and that release's edge lost.
+        let last = gpio.setLevel(.power, pressed: true, at: t + 40 * ms, levelAfter: false)
         // Taken once the thread has debounced every edge and no window is open: by then the
         // level has been read and the release taken (without it, a long press at 3 s).
         #expect(gpio.waitUntilTaken(last))

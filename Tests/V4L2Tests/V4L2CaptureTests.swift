@@ -2,7 +2,7 @@ import CShims
 import CV4L2
 import Glibc
 import Testing
-import V4L2
+@testable import V4L2
 import V4L2Simulator
 
 @Suite("V4L2 capture at the ioctl seam")
@@ -68,6 +68,20 @@ struct V4L2CaptureTests {
         let good = try V4L2Capture(settings(), system: SimulatedV4L2())
         defer { try? good.close() }
         #expect(good.format.shortfall == nil)
+    }
+
+    @Test("sizes listed one by one: the smallest that holds the configured size is the one asked for; a tie in rate goes to the preferred format")
+    func discreteSizesAndTies() throws {
+        let camera = SimulatedV4L2()
+        camera.discreteSizes = [(640, 480), (800, 600), (1920, 1080)]
+        let capture = try V4L2Capture(settings(width: 1280, height: 720), system: camera)
+        defer { try? capture.close() }
+        #expect(capture.format.width == 1920 && capture.format.height == 1080, "asked for the listed size, not left to the driver")
+        #expect(capture.format.shortfall == nil)
+        let offers = [V4L2ModeOffer(format: .yuyv, size: (1920, 1080), framesPerSecond: 15),
+                      V4L2ModeOffer(format: .nv12, size: (1920, 1080), framesPerSecond: 15)]
+        #expect(V4L2Capture.choose(offers, width: 1920, height: 1080, framesPerSecond: 30)?.format == .yuyv)
+        #expect(V4L2Capture.choose(offers.reversed(), width: 1920, height: 1080, framesPerSecond: 30)?.format == .nv12)
     }
 
     @Test("a size the driver clamps is reported as the driver's size")
