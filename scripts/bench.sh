@@ -70,19 +70,36 @@ run_ours() {
 # The pipeline an embedded team would build instead: GStreamer's x264enc (same rate control:
 # CBR at the bit rate with a two-second VBV buffer, one-second GOPs, no B-frames) into mp4mux
 # with one-second fragments.
-run_gstreamer() {
-  measure gst-launch-1.0 -q filesrc location="$INPUT" \
-    ! rawvideoparse width="$WIDTH" height="$HEIGHT" format=yuy2 framerate="$FPS/1" \
-    ! videoconvert ! video/x-raw,format=I420 \
-    ! x264enc speed-preset=veryfast tune=zerolatency pass=cbr bitrate="$BITRATE_KBPS" vbv-buf-capacity=2000 \
-      key-int-max="$FPS" bframes=0 \
-    ! h264parse ! mp4mux fragment-duration=1000 ! filesink location="$BENCH_DIR/gstreamer.mp4"
-}
+GSTREAMER=(gst-launch-1.0 -q filesrc location="$INPUT"
+  ! rawvideoparse width="$WIDTH" height="$HEIGHT" format=yuy2 framerate="$FPS/1"
+  ! videoconvert ! video/x-raw,format=I420
+  ! x264enc speed-preset=veryfast tune=zerolatency pass=cbr bitrate="$BITRATE_KBPS" vbv-buf-capacity=2000
+    key-int-max="$FPS" bframes=0
+  ! h264parse ! mp4mux fragment-duration=1000 ! filesink location="$BENCH_DIR/gstreamer.mp4")
+run_gstreamer() { measure "${GSTREAMER[@]}"; }
 run_ffmpeg() {
   measure ffmpeg -nostdin -y -f rawvideo -pix_fmt yuyv422 -s "${WIDTH}x${HEIGHT}" -r "$FPS" -i "$INPUT" \
     -c:v libx264 -preset veryfast -tune zerolatency -b:v "${BITRATE_KBPS}k" -maxrate "${BITRATE_KBPS}k" \
     -bufsize "$((BITRATE_KBPS * 2))k" -g "$FPS" -keyint_min "$FPS" -sc_threshold 0 -bf 0 -flags +cgop \
     -pix_fmt yuv420p -movflags +frag_keyframe+empty_moov+default_base_moof -f mp4 "$BENCH_DIR/ffmpeg.mp4"
+}
+
+# peak_anon COMMAND...: runs it, sampling /proc/PID/smaps_rollup every 50 ms; prints the peak of
+# its anonymous memory and of its file-backed resident pages (KiB). Peak RSS is both: the
+# file-backed part is the shared libraries' pages, which differ by what each links (ours:
+# Debian's whole libavcodec/libavformat dependency chain), the anonymous part what the pipeline
+# itself holds (pictures, encoder state, queues).
+peak_anon() {
+  "$@" > /dev/null 2>"$BENCH_DIR/last.log" &
+  local pid=$! anon=0 file=0 a r
+  while kill -0 "$pid" 2>/dev/null; do
+    read -r a r < <(awk '/^Anonymous:/ { a = $2 } /^Rss:/ { r = $2 } END { print a + 0, r + 0 }' "/proc/$pid/smaps_rollup" 2>/dev/null) || true
+    [ "${a:-0}" -gt "$anon" ] && anon=$a
+    [ $(( ${r:-0} - ${a:-0} )) -gt "$file" ] && file=$(( r - a ))
+    sleep 0.05
+  done
+  wait "$pid" || { cat "$BENCH_DIR/last.log" >&2; exit 1; }
+  echo "$anon $file"
 }
 
 : > "$BENCH_DIR/ours.txt"; : > "$BENCH_DIR/ffmpeg.txt"; : > "$BENCH_DIR/gstreamer.txt"
@@ -91,6 +108,11 @@ for round in $(seq "$ROUNDS"); do
   run_ffmpeg >> "$BENCH_DIR/ffmpeg.txt"
   run_gstreamer >> "$BENCH_DIR/gstreamer.txt"
 done
+# One more run of each, sampled for the split of their memory.
+rm -rf "$BENCH_DIR/store"
+read -r ours_anon ours_file < <(peak_anon "$BIN/bodycamd" --config "$BENCH_DIR/bench.toml" --record-after 0)
+read -r gst_anon gst_file < <(peak_anon "${GSTREAMER[@]}")
+[ -n "${ours_anon:-}" ] && [ -n "${gst_anon:-}" ] || { echo "bench: the sampled runs failed" >&2; exit 1; }
 gst_frames=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$BENCH_DIR/gstreamer.mp4")
 [ "$gst_frames" -eq "$FRAMES" ] || { echo "bench: GStreamer wrote $gst_frames of $FRAMES frames" >&2; exit 1; }
 
@@ -108,7 +130,8 @@ ff_wall=$(col "$BENCH_DIR/ffmpeg.txt" 1);   ff_cpu=$(col "$BENCH_DIR/ffmpeg.txt"
 gst_cpu=$(col "$BENCH_DIR/gstreamer.txt" 2);  gst_rss=$(col "$BENCH_DIR/gstreamer.txt" 3)
 
 awk -v ow="$ours_wall" -v oc="$ours_cpu" -v orss="$ours_rss" -v fw="$ff_wall" -v fc="$ff_cpu" -v frss="$ff_rss" \
-    -v gc="$gst_cpu" -v grss="$gst_rss" -v s="$SECONDS_OF_VIDEO" -v n="$ROUNDS" 'BEGIN {
+    -v gc="$gst_cpu" -v grss="$gst_rss" -v s="$SECONDS_OF_VIDEO" -v n="$ROUNDS" \
+    -v oa="$ours_anon" -v of="$ours_file" -v ga="$gst_anon" -v gf="$gst_file" 'BEGIN {
   printf "BENCH input_frames %d frames\n", s * 30
   printf "BENCH pipeline_cpu_s %.2f s\n", oc
   printf "BENCH ffmpeg_cpu_s %.2f s\n", fc
@@ -122,6 +145,11 @@ awk -v ow="$ours_wall" -v oc="$ours_cpu" -v orss="$ours_rss" -v fw="$ff_wall" -v
   printf "BENCH gstreamer_rss_mib %.1f MiB\n", grss / 1024
   printf "BENCH pipeline_vs_gstreamer_cpu_ratio %.3f ratio\n", oc / gc
   printf "BENCH pipeline_vs_gstreamer_rss_ratio %.3f ratio\n", orss / grss
+  printf "BENCH pipeline_anon_mib %.1f MiB\n", oa / 1024
+  printf "BENCH gstreamer_anon_mib %.1f MiB\n", ga / 1024
+  printf "BENCH pipeline_vs_gstreamer_anon_ratio %.3f ratio\n", oa / ga
+  printf "BENCH pipeline_file_backed_mib %.1f MiB\n", of / 1024
+  printf "BENCH gstreamer_file_backed_mib %.1f MiB\n", gf / 1024
 }'
 echo "(median of $ROUNDS alternating runs each; raw figures in $BENCH_DIR/ours.txt, ffmpeg.txt and gstreamer.txt: wall s, cpu s, peak RSS KiB)" >&2
 
