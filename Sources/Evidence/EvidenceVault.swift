@@ -274,7 +274,7 @@ public final class EvidenceVault: SegmentStore, Sendable {
             }
             let layout: SealedSegmentLayout
             do {
-                layout = try SealedSegmentLayout(bytes, what: name)
+                layout = try SealedSegmentLayout(bytes, what: name, zeroFilledIsTorn: true)
             } catch {
                 try journal.append(kind: "segment_unrecoverable", fields: ["file": .string(name), "reason": .string("\(error)")])
                 recovery.unrecoverable.append(name)

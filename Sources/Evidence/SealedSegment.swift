@@ -102,9 +102,17 @@ public struct SealedSegmentLayout {
     public var deviceID: String? { header["device_id"]?.string }
     public var sequence: Int64? { header["sequence"]?.integer }
 
+    /// A run of this many zero bytes cannot be ciphertext (AES-GCM output is uniformly random:
+    /// 2^-512 at a given place), but is what a power cut leaves where a written page never
+    /// reached the disk.
+    public static let zeroRun = 64
+
     /// Parses the header and walks the chunk headers. Throws when the file is not a segment or
-    /// its header is unreadable; a bad chunk header ends the walk (`tornTail`).
-    public init(_ bytes: [UInt8], what: String) throws {
+    /// its header is unreadable; a bad chunk header ends the walk (`tornTail`). With
+    /// `zeroFilledIsTorn` (recovery, which has no key), a chunk whose sealed bytes hold a
+    /// zero-filled run (`zeroRun`) ends the walk too: its header reached the disk, its payload did
+    /// not.
+    public init(_ bytes: [UInt8], what: String, zeroFilledIsTorn: Bool = false) throws {
         func fail(_ reason: String) -> EvidenceError { .malformed(what: what, reason: reason) }
         let version = SealedSegmentFormat.versionLine
         guard bytes.count >= version.count + 4, Array(bytes[0..<version.count]) == version else { throw fail("not a bodycam-segment/1 file") }
@@ -134,7 +142,9 @@ public struct SealedSegmentLayout {
             // readable part: everything from here is a torn write (or damage), never decrypted.
             guard sealedLength >= AES256GCM.tagSize, sealedLength <= SealedSegmentFormat.maxChunk + AES256GCM.tagSize,
                   flags & ~SealedSegmentFormat.lastChunkFlag == 0,
-                  bytes.count - offset - SealedSegmentFormat.chunkHeaderSize >= sealedLength else {
+                  bytes.count - offset - SealedSegmentFormat.chunkHeaderSize >= sealedLength,
+                  !zeroFilledIsTorn || !SealedSegmentLayout.holdsZeroRun(bytes, from: offset + SealedSegmentFormat.chunkHeaderSize, count: sealedLength)
+            else {
                 torn = bytes.count - offset
                 break
             }
@@ -148,6 +158,41 @@ public struct SealedSegmentLayout {
         self.chunks = chunks
         tornTail = torn
         trailingData = trailing
+    }
+
+    /// Whether `bytes[from..<from + count]` holds `zeroRun` zero bytes in a row.
+    static func holdsZeroRun(_ bytes: [UInt8], from start: Int, count: Int) -> Bool {
+        var run = 0
+        for index in start..<(start + count) {
+            if bytes[index] == 0 {
+                run += 1
+                if run >= zeroRun { return true }
+            } else {
+                run = 0
+            }
+        }
+        return false
+    }
+
+    /// A recovered segment's authentic part: every chunk up to the first that does not
+    /// authenticate, decrypted, and how many chunks from there on were not (a torn write that
+    /// recovery could not see without the key: its header on disk, its payload not). A segment
+    /// that was sealed gets no such leniency (`decrypt`): a chunk that fails there is tampering.
+    public func decryptAuthenticPrefix(_ bytes: [UInt8], identity: X25519PrivateKey, what: String) throws -> (plaintext: [UInt8], lostChunks: Int) {
+        let cipher = try payloadCipher(identity: identity, allowUnsealed: true, what: what)
+        var plaintext: [UInt8] = []
+        for (index, chunk) in chunks.enumerated() {
+            var opened = [UInt8](repeating: 0, count: chunk.sealedLength - AES256GCM.tagSize)
+            do {
+                try opened.withUnsafeMutableBytes { try open(chunk, index: index, in: bytes, cipher: cipher, into: $0, what: what) }
+            } catch {
+                // The MP4 header (chunk 0) is needed for any picture.
+                if index == 0 { throw error }
+                return (plaintext, chunks.count - index)
+            }
+            plaintext += opened
+        }
+        return (plaintext, 0)
     }
 
     /// Decrypts every chunk in order with the office's identity. A segment without its last

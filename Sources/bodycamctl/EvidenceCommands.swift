@@ -109,8 +109,17 @@ struct Export: ParsableCommand {
                 do {
                     // The name was checked to be a segment name when the manifest was read.
                     let bytes = try readWholeFile(store + "/" + manifest.segmentFile, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
-                    let layout = try SealedSegmentLayout(bytes, what: manifest.segmentFile)
-                    let plain = try layout.decrypt(bytes, identity: key, allowUnsealed: manifest.recovered, what: manifest.segmentFile)
+                    // A recovered segment keeps every chunk that authenticates: a torn write after
+                    // them (a header on disk, its payload not) is reported, not a reason to lose them.
+                    let layout = try SealedSegmentLayout(bytes, what: manifest.segmentFile, zeroFilledIsTorn: manifest.recovered)
+                    let plain: [UInt8]
+                    if manifest.recovered {
+                        let part = try layout.decryptAuthenticPrefix(bytes, identity: key, what: manifest.segmentFile)
+                        plain = part.plaintext
+                        if part.lostChunks > 0 { entry.tornChunks = part.lostChunks }
+                    } else {
+                        plain = try layout.decrypt(bytes, identity: key, allowUnsealed: false, what: manifest.segmentFile)
+                    }
                     let path = out + "/" + manifest.baseName + ".mp4"
                     try writeFileAtomically(path, plain, mode: 0o640, exclusive: !overwrite)
                     let inspected = try SegmentInspector.inspect(path: path)
@@ -144,7 +153,8 @@ struct Export: ParsableCommand {
                             : estimated ? " (none missing, estimated)" : ""
                     } ?? ""
                     let corrected = entry.correctedStartUTC.map { ", corrected UTC \($0) – \(entry.correctedEndUTC ?? "?")" } ?? ""
-                    text.append("\(entry.flagged == true ? "FLAGGED " : "")EXPORTED \(entry.file ?? "?"): \(entry.framesDecoded ?? 0) frames\(missing)\(corrected), "
+                    let torn = entry.tornChunks.map { ", \($0) torn chunk\($0 == 1 ? "" : "s") after them not authentic (a write the power cut left unfinished)" } ?? ""
+                    text.append("\(entry.flagged == true ? "FLAGGED " : "")EXPORTED \(entry.file ?? "?"): \(entry.framesDecoded ?? 0) frames\(missing)\(corrected)\(torn), "
                                 + "plaintext SHA-256 \(entry.plaintextSHA256 ?? "?")")
                 } else if entry.empty == true {
                     text.append("EMPTY \(entry.manifest): \(entry.reason ?? "")")

@@ -41,6 +41,9 @@ struct ExportEntry: Encodable {
     var durationSeconds: Double?
     var framesDropped: Int64?
     var framesDroppedEstimated: Bool?
+    /// A recovered segment: chunks after its authentic ones that did not authenticate (a torn
+    /// write), not exported.
+    var tornChunks: Int?
     var decodeProblems: [String]?
     var flagged: Bool?
     /// The segment's times as the journal corrects them (its clock was wrong when recorded).
@@ -54,6 +57,7 @@ struct ExportEntry: Encodable {
         case manifestBody = "manifest_body", manifestSHA256 = "manifest_sha256", plaintextSHA256 = "plaintext_sha256"
         case framesDecoded = "frames_decoded", durationSeconds = "duration_seconds", framesDropped = "frames_dropped"
         case framesDroppedEstimated = "frames_dropped_estimated"
+        case tornChunks = "torn_chunks"
         case decodeProblems = "decode_problems"
         case correctedStartUTC = "corrected_start_utc", correctedEndUTC = "corrected_end_utc"
     }
