@@ -49,6 +49,9 @@ public struct VerificationReport: Sendable {
     public var verifiedSequences: [Int64]
     /// Segments whose recorded times the journal corrects, by sequence.
     public var timeCorrections: [TimeCorrection] = []
+    /// A live store (its writer holds the store's lock): the segment being recorded, not a
+    /// problem and not checked.
+    public var recordingInProgress: String? = nil
     public var isClean: Bool { problems.isEmpty }
 }
 
@@ -267,7 +270,15 @@ public enum StoreVerifier {
 
         // Files nobody vouches for.
         let manifestedFiles = Set(bySequence.values.flatMap { $0 }.map(\.segmentFile))
-        for name in names where (name.hasSuffix(".bcseg") && !manifestedFiles.contains(name)) || name.hasSuffix(".bcseg.partial") {
+        // A live store: while its writer holds the store's lock, the one `.partial` after the
+        // highest manifest is the segment being recorded (docs/FORMAT.md, "A live store").
+        var inProgress: String? = nil
+        let partials = names.filter { $0.hasSuffix(".bcseg.partial") }
+        if partials.count == 1, let name = partials.first, ExclusiveLock.isHeld(path: store),
+           let sequence = SegmentName.sequence(of: name), Int64(sequence) > (bySequence.keys.max() ?? 0) {
+            inProgress = name
+        }
+        for name in names where (name.hasSuffix(".bcseg") && !manifestedFiles.contains(name)) || (name.hasSuffix(".bcseg.partial") && name != inProgress) {
             problem("segment_without_manifest", "\(name) has no manifest (unsealed, not recovered, or put in)")
         }
         for name in names where name.contains(".damaged") {
@@ -368,6 +379,7 @@ public enum StoreVerifier {
                                         firstUTC: all.map(\.startUTC).min(), lastUTC: all.map(\.endUTC).max(),
                                         journalRecords: journalRecords, problems: problems, verifiedSequences: verified.sorted())
         report.timeCorrections = corrections
+        report.recordingInProgress = inProgress
         return report
     }
 }
@@ -392,6 +404,7 @@ extension VerificationReport: Encodable {
         case deviceID = "device_id", deviceKeyID = "device_key_id", authorityChecked = "authority_checked"
         case firstUTC = "first_utc", lastUTC = "last_utc", journalRecords = "journal_records", verifiedSequences = "verified_sequences"
         case timeCorrections = "time_corrections"
+        case recordingInProgress = "recording_in_progress"
     }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -408,6 +421,7 @@ extension VerificationReport: Encodable {
         try container.encode(isClean, forKey: .clean)
         try container.encode(verifiedSequences, forKey: .verifiedSequences)
         try container.encode(timeCorrections, forKey: .timeCorrections)
+        try container.encode(recordingInProgress, forKey: .recordingInProgress)
         try container.encode(problems, forKey: .problems)
     }
 }

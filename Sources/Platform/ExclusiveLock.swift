@@ -28,6 +28,16 @@ public final class ExclusiveLock: Sendable {
         self.fd = fd
     }
 
+    /// Whether another process holds the lock on `path` now (a shared lock cannot be had at
+    /// once). Takes nothing: the probe's descriptor is closed before it returns. False when
+    /// `path` cannot be opened.
+    public static func isHeld(path: String) -> Bool {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return false }
+        defer { _ = Glibc.close(fd) }
+        return retryingInterrupts({ flock(fd, LOCK_SH | LOCK_NB) }) < 0 && errno == EWOULDBLOCK
+    }
+
     // Closing the only descriptor of the open file description releases the lock.
     deinit { _ = Glibc.close(fd) }
 }

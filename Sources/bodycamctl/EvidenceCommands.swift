@@ -24,6 +24,9 @@ extension VerificationReport {
                          + "really \(correction.correctedStartUTC) – \(correction.correctedEndUTC) "
                          + "(the clock was \(formatDecimal(Double(-correction.offsetMilliseconds) / 1000, places: 3)) s off; journal record \(correction.basisRecord))")
         }
+        if let recordingInProgress {
+            lines.append("RECORDING IN PROGRESS: \(recordingInProgress) is being written by the device (not a problem; not checked until it is sealed)")
+        }
         for problem in problems {
             let range = problem.from.map { " [\($0) – \(problem.to ?? "?")]" } ?? ""
             lines.append("PROBLEM \(problem.code): \(problem.message)\(range)")

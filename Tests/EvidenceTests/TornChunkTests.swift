@@ -73,3 +73,31 @@ struct TornChunkTests {
         #expect(!SealedSegmentLayout.holdsZeroRun(bytes, from: 0, count: 520), "outside the range looked at")
     }
 }
+
+/// A store verified while its device records into it.
+@Suite("A live store")
+struct LiveStoreTests {
+    @Test("while the writer holds the store's lock, the one .partial after the last manifest is the recording in progress, not a problem; without the lock, or before the last manifest, it is a segment without a manifest")
+    func recordingInProgress() throws {
+        let store = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let last = try #require(try names(store, suffix: ".manifest").compactMap { SegmentName.sequence(of: $0) }.max())
+        let open = String(format: "seg-%06d-20991231T000000Z.bcseg.partial", last + 1)
+        try writeFileAtomically(store + "/" + open, [UInt8](repeating: 1, count: 100), mode: 0o640, exclusive: true)
+        do {
+            let writer = try ExclusiveLock(path: store)
+            let live = try StoreVerifier.verify(store: store, authority: nil)
+            #expect(live.isClean && live.recordingInProgress == open, "\(live.problems)")
+            // An old leftover beside it is still a problem, and then neither is taken as live.
+            let stale = String(format: "seg-%06d-20991231T000000Z.bcseg.partial", last - 1)
+            try writeFileAtomically(store + "/" + stale, [1], mode: 0o640, exclusive: true)
+            let two = try StoreVerifier.verify(store: store, authority: nil)
+            #expect(two.problems.filter { $0.code == "segment_without_manifest" }.count == 2 && two.recordingInProgress == nil)
+            unlink(store + "/" + stale)
+            _ = writer
+        }
+        // No writer: a .partial is what a crash left, not yet recovered.
+        let idle = try StoreVerifier.verify(store: store, authority: nil)
+        #expect(idle.problems.map(\.code) == ["segment_without_manifest"] && idle.recordingInProgress == nil)
+    }
+}
