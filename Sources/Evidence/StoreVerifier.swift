@@ -14,6 +14,15 @@ public struct VerificationProblem: Equatable, Sendable {
     /// UTC time range concerned, when known.
     public var from: String?
     public var to: String?
+    /// The segment files concerned (from the manifests named), at most `maximumListed`.
+    public var segmentFiles: [String] = []
+
+    /// How much a finding weighs (docs/FORMAT.md, "Findings"): `error`, evidence may have been
+    /// altered, removed or put in, and the segments named are not verified; `warning`, the
+    /// footage verifies and something about it must be said (its times, its provenance, a file
+    /// beside it).
+    public var severity: String { VerificationProblem.warnings.contains(code) ? "warning" : "error" }
+    public static let warnings: Set<String> = ["clock_implausible", "clock_backwards", "unprovisioned", "segment_set_aside", "segment_without_manifest"]
 }
 
 /// A segment recorded while the wall clock was wrong by a second or more, with the times the
@@ -62,9 +71,10 @@ public struct VerificationReport: Sendable {
 public enum StoreVerifier {
     public static func verify(store: String, authority: Ed25519PublicKey?, now: String? = nil) throws -> VerificationReport {
         var problems: [VerificationProblem] = []
-        func problem(_ code: String, _ message: String, _ sequences: [Int64] = [], _ manifests: [Manifest] = []) {
+        func problem(_ code: String, _ message: String, _ sequences: [Int64] = [], _ manifests: [Manifest] = [], file: String? = nil) {
             problems.append(VerificationProblem(code: code, message: message, sequences: sequences,
-                                                from: manifests.map(\.startUTC).min(), to: manifests.map(\.endUTC).max()))
+                                                from: manifests.map(\.startUTC).min(), to: manifests.map(\.endUTC).max(),
+                                                segmentFiles: file.map { [$0] } ?? Array(Set(manifests.map(\.segmentFile)).sorted().prefix(VerificationProblem.maximumListed))))
         }
         let names = try directoryEntries(store)
 
@@ -279,10 +289,10 @@ public enum StoreVerifier {
             inProgress = name
         }
         for name in names where (name.hasSuffix(".bcseg") && !manifestedFiles.contains(name)) || (name.hasSuffix(".bcseg.partial") && name != inProgress) {
-            problem("segment_without_manifest", "\(name) has no manifest (unsealed, not recovered, or put in)")
+            problem("segment_without_manifest", "\(name) has no manifest (unsealed, not recovered, or put in)", file: name)
         }
         for name in names where name.contains(".damaged") {
-            problem("segment_set_aside", "\(name) was set aside by the device: it could not be a segment of this store (see the journal)")
+            problem("segment_set_aside", "\(name) was set aside by the device: it could not be a segment of this store (see the journal)", file: name)
         }
 
         // The journal: its own chain and signatures, and every sealed segment it records.
@@ -387,10 +397,12 @@ public enum StoreVerifier {
 // `bodycamctl verify --json` and the export report: every member always present, null when
 // unknown.
 extension VerificationProblem: Encodable {
-    enum CodingKeys: String, CodingKey { case code, message, sequences, from, to }
+    enum CodingKeys: String, CodingKey { case code, severity, message, sequences, from, to, segmentFiles = "segment_files" }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(code, forKey: .code)
+        try container.encode(severity, forKey: .severity)
+        try container.encode(segmentFiles, forKey: .segmentFiles)
         try container.encode(message, forKey: .message)
         try container.encode(sequences, forKey: .sequences)
         try container.encode(from, forKey: .from)
@@ -405,6 +417,10 @@ extension VerificationReport: Encodable {
         case firstUTC = "first_utc", lastUTC = "last_utc", journalRecords = "journal_records", verifiedSequences = "verified_sequences"
         case timeCorrections = "time_corrections"
         case recordingInProgress = "recording_in_progress"
+        case summary
+    }
+    struct Summary: Encodable {
+        let segments: Int, verified: Int, errors: Int, warnings: Int, clean: Bool
     }
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -422,6 +438,9 @@ extension VerificationReport: Encodable {
         try container.encode(verifiedSequences, forKey: .verifiedSequences)
         try container.encode(timeCorrections, forKey: .timeCorrections)
         try container.encode(recordingInProgress, forKey: .recordingInProgress)
+        try container.encode(Summary(segments: segments, verified: verifiedSequences.count,
+                                     errors: problems.filter { $0.severity == "error" }.count,
+                                     warnings: problems.filter { $0.severity == "warning" }.count, clean: isClean), forKey: .summary)
         try container.encode(problems, forKey: .problems)
     }
 }

@@ -29,7 +29,7 @@ extension VerificationReport {
         }
         for problem in problems {
             let range = problem.from.map { " [\($0) – \(problem.to ?? "?")]" } ?? ""
-            lines.append("PROBLEM \(problem.code): \(problem.message)\(range)")
+            lines.append("PROBLEM \(problem.code) (\(problem.severity)): \(problem.message)\(range)")
         }
         lines.append(isClean ? "VERIFIED: no problems" : "NOT VERIFIED: \(problems.count) problems")
         return lines.joined(separator: "\n")

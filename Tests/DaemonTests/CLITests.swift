@@ -148,7 +148,16 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(atPath: tampered) }
         try FileManager.default.removeItem(atPath: tampered + "/" + (try names(tampered, suffix: ".bcseg"))[1])
         let problems = try run(["verify", tampered])
-        #expect(problems.status == 1 && problems.output.contains("PROBLEM segment_missing"))
+        #expect(problems.status == 1 && problems.output.contains("PROBLEM segment_missing (error)"))
+        // The same as JSON: one object per finding with its severity and files, and a summary.
+        let missingFile = try names(Pristine.shared.store, suffix: ".bcseg")[1]
+        let report = try #require(try json(try run(["verify", "--json", tampered]).output) as? [String: Any])
+        let findings = try #require(report["problems"] as? [[String: Any]])
+        #expect(findings.count == 1)
+        #expect(findings.first?["code"] as? String == "segment_missing" && findings.first?["severity"] as? String == "error")
+        #expect(findings.first?["segment_files"] as? [String] == [missingFile] && findings.first?["sequences"] as? [Int] == [2])
+        let summary = try #require(report["summary"] as? [String: Any])
+        #expect(summary["errors"] as? Int == 1 && summary["warnings"] as? Int == 0 && summary["verified"] as? Int == 4 && summary["clean"] as? Bool == false)
     }
 
     @Test("--json gives machine-readable output for verify, segments, events, storage and time")
