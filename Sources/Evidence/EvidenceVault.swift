@@ -47,6 +47,8 @@ public final class EvidenceVault: SegmentStore, Sendable {
         var duty = ""
         /// Marks not yet in a manifest: (CLOCK_MONOTONIC ns, the mark as written).
         var pendingMarks: [(at: Int64, mark: JSONValue)] = []
+        /// Where the last manifest's segment started (CLOCK_MONOTONIC ns).
+        var lastSegmentStart: Int64?
     }
     private let state = Mutex(State())
 
@@ -69,11 +71,17 @@ public final class EvidenceVault: SegmentStore, Sendable {
         }
     }
 
-    /// Takes the pending marks within [start, end).
+    /// Takes the pending marks within [start, end), and those that came too late for the
+    /// segment before (their moment falls in it, but its manifest was already signed: a mark
+    /// pressed just before a cut, handled after it on a starved machine), which keep their own
+    /// times.
     private func takeMarks(from start: Int64, to end: Int64) -> [JSONValue] {
         state.withLock { state in
-            let inside = state.pendingMarks.filter { $0.at >= start && $0.at < end }
-            state.pendingMarks.removeAll { $0.at >= start && $0.at < end }
+            let earliest = min(start, state.lastSegmentStart ?? start)
+            let taken = { (mark: (at: Int64, mark: JSONValue)) in mark.at >= earliest && mark.at < end }
+            let inside = state.pendingMarks.filter(taken)
+            state.pendingMarks.removeAll(where: taken)
+            state.lastSegmentStart = start
             return inside.sorted { $0.at < $1.at }.map(\.mark)
         }
     }

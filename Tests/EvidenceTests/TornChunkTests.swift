@@ -1,3 +1,4 @@
+import Capture
 import Foundation
 import Glibc
 import LibAV
@@ -99,5 +100,48 @@ struct LiveStoreTests {
         // No writer: a .partial is what a crash left, not yet recovered.
         let idle = try StoreVerifier.verify(store: store, authority: nil)
         #expect(idle.problems.map(\.code) == ["segment_without_manifest"] && idle.recordingInProgress == nil)
+    }
+}
+
+/// Marks and the manifests they belong in.
+@Suite("Marks that come late")
+struct LateMarkTests {
+    @Test("a mark whose moment falls in a segment already sealed (a starved controls thread) goes into the next manifest with its own time, not lost")
+    func lateMark() throws {
+        _ = quietLibAV
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let keys = Keys()
+        let vault = try makeVault(directory.path + "/store", keys: keys)
+        let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
+        let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 90)
+        let made = Locked<Recorder?>(nil)
+        let late = Locked<Int64?>(nil)
+        let source = HookedSource(pattern) { index in
+            guard index == 45, let recorder = made.current else { return }
+            // Segment 1 (pictures 0–29) is sealed; a mark pressed inside it arrives only now.
+            let deadline = Clock.monotonicNanoseconds() + 30_000_000_000
+            while recorder.segments.isEmpty && Clock.monotonicNanoseconds() < deadline {
+                _ = recorder.waitForWriteQueue(untilMonotonic: Clock.monotonicNanoseconds() + 10_000_000) { _ in false }
+            }
+            guard let first = recorder.segments.first else { return }
+            let at = first.descriptor.startMonotonicNanoseconds + 100_000_000
+            vault.addMark(label: "late", source: "button", at: at, utc: "2026-11-29T12:00:00.000000Z")
+            late.withLock { $0 = at }
+        }
+        let recorder = Recorder(configuration: .init(deviceID: "BC-EV-1", officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
+                                source: source, overlay: nil, store: vault,
+                                makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        made.withLock { $0 = recorder }
+        recorder.startRecording()
+        try recorder.run()
+        let at = try #require(late.current, "segment 1 was never sealed")
+        let manifests = try names(directory.path + "/store", suffix: ".manifest").map {
+            try Manifest.read(try readWholeFile(directory.path + "/store/" + $0), what: $0)
+        }.sorted { $0.sequence < $1.sequence }
+        let marks = manifests.map { $0.document.body["marks"]?.array ?? [] }
+        #expect(marks[0].isEmpty, "segment 1 was signed before the mark came")
+        #expect(marks[1].count == 1 && marks[1].first?["monotonic_ns"]?.integer == at, "\(marks)")
+        #expect(marks.dropFirst(2).allSatisfy { $0.isEmpty })
     }
 }
