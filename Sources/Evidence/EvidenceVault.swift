@@ -47,8 +47,8 @@ public final class EvidenceVault: SegmentStore, Sendable {
         var duty = ""
         /// Marks not yet in a manifest: (CLOCK_MONOTONIC ns, the mark as written).
         var pendingMarks: [(at: Int64, mark: JSONValue)] = []
-        /// Where the last manifest's segment started (CLOCK_MONOTONIC ns).
-        var lastSegmentStart: Int64?
+        /// The last manifest's segment, [start, end) in CLOCK_MONOTONIC ns.
+        var lastSegment: Range<Int64>?
     }
     private let state = Mutex(State())
 
@@ -77,11 +77,13 @@ public final class EvidenceVault: SegmentStore, Sendable {
     /// times.
     private func takeMarks(from start: Int64, to end: Int64) -> [JSONValue] {
         state.withLock { state in
-            let earliest = min(start, state.lastSegmentStart ?? start)
-            let taken = { (mark: (at: Int64, mark: JSONValue)) in mark.at >= earliest && mark.at < end }
+            // Only the segment just before: a mark made between recordings (in standby, with the
+            // camera gone) falls in no segment, and no later manifest claims it.
+            let before = state.lastSegment
+            let taken = { (mark: (at: Int64, mark: JSONValue)) in (mark.at >= start && mark.at < end) || before?.contains(mark.at) == true }
             let inside = state.pendingMarks.filter(taken)
             state.pendingMarks.removeAll(where: taken)
-            state.lastSegmentStart = start
+            state.lastSegment = start..<max(start, end)
             return inside.sorted { $0.at < $1.at }.map(\.mark)
         }
     }
