@@ -21,11 +21,8 @@ public enum StageFactory {
             let settings = V4L2Settings(devicePath: camera.device, width: camera.width, height: camera.height,
                                         framesPerSecond: camera.framesPerSecond, preferredFormats: camera.formats, bufferCount: camera.buffers)
             guard camera.source == .simulatedV4L2 else { return try V4L2FrameSource(settings: settings) }
-            let simulated = SimulatedV4L2(framesPerSecond: camera.framesPerSecond, timestamps: camera.simulateTimestamps)
-            if camera.simulateMaxFramesPerSecond > 0 {
-                simulated.maxFramesPerSecond = UInt32(camera.simulateMaxFramesPerSecond)
-                simulated.frameInterval = Int32(1_000_000 / min(camera.framesPerSecond, camera.simulateMaxFramesPerSecond))
-            }
+            let simulated = SimulatedV4L2(framesPerSecond: camera.framesPerSecond, timestamps: camera.simulateTimestamps,
+                                          maxFramesPerSecond: camera.simulateMaxFramesPerSecond)
             return try V4L2FrameSource(settings: settings, system: simulated)
         }
     }

@@ -320,10 +320,27 @@ public enum SimulatedTimestamps: String, CaseIterable, Sendable {
 extension SimulatedV4L2 {
     /// A simulated camera for the daemon (`camera.source = "simulated-v4l2"`): YUYV, NV12 and
     /// YU12 offered, a buffer every 1/`framesPerSecond` s, stamped as `timestamps` says.
-    public convenience init(framesPerSecond: Int, timestamps: SimulatedTimestamps) {
+    /// `maxFramesPerSecond`: its top rate, every format (0: the default, 60).
+    public convenience init(framesPerSecond: Int, timestamps: SimulatedTimestamps, maxFramesPerSecond: Int = 0) {
         self.init()
         offeredFormats = [V4L2PixelFormat.yuyv.fourcc, V4L2PixelFormat.nv12.fourcc, V4L2PixelFormat.yu12.fourcc]
-        frameInterval = Int32(1_000_000 / max(1, min(framesPerSecond, Int(maxFramesPerSecond))))
+        if maxFramesPerSecond > 0 { self.maxFramesPerSecond = UInt32(maxFramesPerSecond) }
+        frameInterval = Int32(1_000_000 / max(1, min(framesPerSecond, Int(self.maxFramesPerSecond))))
         stamp = timestamps.stamp(framesPerSecond: framesPerSecond)
+    }
+
+    /// A driver that leaves `sequence` at 0 while its "hardware" loses every other frame of the
+    /// first `frames`, each buffer stamped at its real slot of 30 fps (so one comes every 66.7 ms):
+    /// drops that only the timestamps show.
+    public static func sequenceAtZeroLosingEveryOtherFrame(frames: UInt32 = 400) -> SimulatedV4L2 {
+        let camera = SimulatedV4L2()
+        camera.reportsSequence = false
+        camera.skippedSequences = Set(stride(from: 1, to: frames, by: 2))
+        camera.frameInterval = 66_667
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let start = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) - 10_000_000
+        camera.stamp = { sequence, _ in (start + Int64(sequence) * 33_333_333, true) }
+        return camera
     }
 }

@@ -166,13 +166,8 @@ struct SourceTests {
 
     @Test("a driver that leaves sequence at 0 and loses every other frame: the 29 missing of 30 pictures are estimated from its timestamps, said once")
     func sequenceZeroEstimates() throws {
-        let camera = SimulatedV4L2()
-        camera.reportsSequence = false
-        camera.skippedSequences = Set(stride(from: 1, to: 200, by: 2))
         // Delivered every 66.7 ms, each stamped at its real 33.3 ms slot.
-        camera.frameInterval = 66_667
-        let start = Clock.monotonicNanoseconds() - 10_000_000
-        camera.stamp = { sequence, _ in (start + Int64(sequence) * 33_333_333, true) }
+        let camera = SimulatedV4L2.sequenceAtZeroLosingEveryOtherFrame()
         let source = try V4L2FrameSource(settings: v4l2Settings(), system: camera)
         try source.start()
         var pictures = 0, dropped = 0, estimated = 0

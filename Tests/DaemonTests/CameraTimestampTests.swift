@@ -5,6 +5,13 @@ import TestSupport
 import Testing
 @testable import Evidence
 
+/// A daemon configuration in `directory` whose camera is the simulated V4L2 driver with
+/// `settings` (TOML lines of `[camera]`); its path.
+func simulatedCameraConfig(_ directory: String, _ settings: String) throws -> String {
+    try DaemonTests.writeConfig(directory, DaemonTests.config(directory)
+        .replacingOccurrences(of: "source = \"test-pattern\"", with: "source = \"simulated-v4l2\"\n" + settings))
+}
+
 /// bodycamd against a camera whose buffer timestamps cannot be trusted: the simulated V4L2 driver
 /// (`camera.source = "simulated-v4l2"`) with each timestamp fault real drivers have.
 @Suite("Camera timestamps through the daemon")
@@ -15,9 +22,7 @@ struct CameraTimestampTests {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
         _ = try DaemonTests.provision(directory.path)
-        let text = DaemonTests.config(directory.path)
-            .replacingOccurrences(of: "source = \"test-pattern\"", with: "source = \"simulated-v4l2\"\nsimulate_timestamps = \"\(fault)\"")
-        let config = try DaemonTests.writeConfig(directory.path, text)
+        let config = try simulatedCameraConfig(directory.path, "simulate_timestamps = \"\(fault)\"")
         let socket = directory.path + "/control.sock", store = directory.path + "/store"
         let (process, errors) = try DaemonTests.launch(["--config", config, "--record-after", "0"])
         let started = Clock.monotonicNanoseconds()
@@ -55,9 +60,7 @@ struct CameraBelowConfigurationTests {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
         _ = try DaemonTests.provision(directory.path)
-        let text = DaemonTests.config(directory.path)
-            .replacingOccurrences(of: "source = \"test-pattern\"", with: "source = \"simulated-v4l2\"\nsimulate_max_fps = 10")
-        let config = try DaemonTests.writeConfig(directory.path, text)
+        let config = try simulatedCameraConfig(directory.path, "simulate_max_fps = 10")
         let socket = directory.path + "/control.sock", store = directory.path + "/store"
         let (process, errors) = try DaemonTests.launch(["--config", config])
         let status = DaemonTests.waitForStatus(socket) { $0.alarms.contains("camera below configuration") }

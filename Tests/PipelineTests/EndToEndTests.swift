@@ -294,12 +294,7 @@ struct CameraLossTests {
     @Test("a driver that leaves sequence at 0 and loses every other frame: the recorder counts the missing frames, says once why, and the segment says its count is estimated")
     func sequenceZeroThroughRecorder() throws {
         _ = quietLibAV
-        let camera = SimulatedV4L2()
-        camera.reportsSequence = false
-        camera.skippedSequences = Set(stride(from: 1, to: 400, by: 2))
-        camera.frameInterval = 66_667
-        let start = Clock.monotonicNanoseconds() - 10_000_000
-        camera.stamp = { sequence, _ in (start + Int64(sequence) * 33_333_333, true) }
+        let camera = SimulatedV4L2.sequenceAtZeroLosingEveryOtherFrame()
         let recorder = try Self.recorder(camera, pictures: 30, store: MemoryStore())
         let notes = Locked<[String]>([])
         recorder.onEvent = { if case .sequencesUntrusted(let reason) = $0 { notes.withLock { $0.append(reason) } } }
