@@ -237,10 +237,10 @@ public final class Daemon: Sendable {
             if let certificate = identity.certificate, access(configuration.storagePath + "/device.certificate", F_OK) != 0 {
                 try writeFileAtomically(configuration.storagePath + "/device.certificate", certificate.document.bytes)
             }
-            try vault.journal.append(kind: "boot", fields: ["device_id": .string(configuration.deviceID),
-                                                             "boot_id": .string(kernelBootID),
-                                                             "provisioned": .boolean(identity.isProvisioned),
-                                                             "software": .string(vault.configuration.software)])
+            try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging([
+                "device_id": .string(configuration.deviceID), "boot_id": .string(kernelBootID),
+                "provisioned": .boolean(identity.isProvisioned), "software": .string(vault.configuration.software),
+            ]) { $1 })
             let recovery = try vault.recover()
             for name in recovery.recovered { Log.notice("recovered \(name) after an unclean stop") }
             for name in recovery.unrecoverable { Log.warning("\(name) holds no complete chunk; left in place and journaled") }
@@ -309,7 +309,7 @@ public final class Daemon: Sendable {
     func resumeDuty(_ resume: ResumeState) {
         var fields: [String: JSONValue] = [:]
         let last = vault.journal.lastRecordAtOpen
-        if let last, last.kind == "shutdown" {
+        if let last, last.kind == AuditJournal.finalKind {
             fields["previous_end"] = .string("system stop (\(last.fields["reason"]?.string ?? "?"))")
         } else {
             fields["previous_end"] = .string("unclean (a crash, a kill, the watchdog or a power loss)")

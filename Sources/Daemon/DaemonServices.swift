@@ -1,3 +1,4 @@
+import Evidence
 import Platform
 import ServiceLifecycle
 import UnixSignals
@@ -66,7 +67,7 @@ extension Daemon {
         for summary in refusals.takeEnded(at: nil) { effects.journalSummary(summary) }
         // A system stop (service stop, power-down sequence), not an officer's stop.
         let reason = runState.shutdownReason
-        audit("shutdown", ["reason": .string(reason), "segments": .integer(Int64(recorder.segments.count))])
+        audit(AuditJournal.finalKind, ["reason": .string(reason), "segments": .integer(Int64(recorder.segments.count))])
         let segments = recorder.segments
         Log.info("\(segments.count) segments, \(segments.reduce(0) { $0 + $1.frames }) frames recorded in \(configuration.storagePath)")
         indicators.close()

@@ -29,7 +29,10 @@ public struct JournalRecord: Equatable, Sendable {
 /// before, each made durable (fdatasync) before `append` returns. An append lands whole or not
 /// at all: a failed write or sync is cut back off the file. Thread-safe.
 public final class AuditJournal: Sendable {
-    public static let domain = Array("bodycam-journal/1\n".utf8)
+    /// The file's first line (docs/FORMAT.md, "Audit journal"); with its LF it is also the
+    /// domain every record's signature is over.
+    public static let versionLine = Array("bodycam-journal/1".utf8)
+    public static let domain = versionLine + [0x0A]
     public static let zeroHash = String(repeating: "0", count: 64)
     /// What marks a line a start must read: a token nonce, a key replacement, and the records
     /// of duty and recording (the duty a crash left open is resumed) and of the policy's start.
@@ -56,6 +59,18 @@ public final class AuditJournal: Sendable {
     public var appended: Int { state.withLock { $0.appended } }
     /// The last record the journal held when it was opened (how the previous run ended).
     public let lastRecordAtOpen: JournalRecord?
+    /// What a `boot` record says of the run before it, as this journal was found when opened
+    /// (docs/FORMAT.md, "Audit journal"): `previous_records`, the count of records then (the
+    /// last one's `seq`, 0 for a new journal); `previous_sha256`, the last one's hash (64 zeros
+    /// for none); `previous_end`, `shutdown` when it was the clean end's final record, `unclean`
+    /// when the run ended otherwise (a crash, a kill, the watchdog, a power loss), `none`.
+    public var previousRunFields: [String: JSONValue] {
+        ["previous_records": .integer(lastRecordAtOpen?.sequence ?? 0),
+         "previous_sha256": .string(lastRecordAtOpen.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash),
+         "previous_end": .string(lastRecordAtOpen.map { $0.kind == AuditJournal.finalKind ? "shutdown" : "unclean" } ?? "none")]
+    }
+    /// The kind of a clean end's final record.
+    public static let finalKind = "shutdown"
     /// Writes bytes to the journal's descriptor (`writeAll`; a test's writer fails like a full disk).
     public typealias Writer = @Sendable (_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ path: String) throws -> Void
     private let writer: Writer
@@ -80,7 +95,7 @@ public final class AuditJournal: Sendable {
             torn = try AuditJournal.scan(path: path, into: &reader, select: { line in
                 AuditJournal.startMembers.contains { line.contains(subsequence: $0) }
             }, visit: { seen.append($0) })
-            if reader.lastWholeLine > 0 && reader.last?.line != reader.lastWholeLine {
+            if reader.lastWholeLine > 1 && reader.last?.line != reader.lastWholeLine {
                 // The last whole line is not a record (damage, an overlong line): the head is
                 // further back, so the whole journal is read.
                 reader = JournalReader(key: nil)
@@ -92,6 +107,9 @@ public final class AuditJournal: Sendable {
             seen.forEach(visit)
         }
         lastRecordAtOpen = reader.last
+        // A new journal is created whole with its version line (never an empty or half-written
+        // first line, whatever the power does).
+        if access(path, F_OK) != 0 { try writeFileAtomically(path, AuditJournal.domain, mode: 0o640, exclusive: true) }
         // Acquired last: a throw before this point leaves nothing open (deinit does not run).
         let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o640)
         if descriptor < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
@@ -101,6 +119,10 @@ public final class AuditJournal: Sendable {
         state = Mutex(State(nextSequence: (reader.last?.sequence ?? 0) + 1,
                             previous: reader.last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash,
                             length: Int64(status.st_size)))
+        if status.st_size == 0 {
+            // Left empty by an earlier writer: the version line first.
+            try state.withLock { state in try write(AuditJournal.domain, at: &state) }
+        }
         if torn {
             try state.withLock { state in
                 try write([0x0A], at: &state)
@@ -150,8 +172,8 @@ public final class AuditJournal: Sendable {
 
     public struct Parsed {
         public var records: [JournalRecord] = []
-        /// Problems found, each with the line it concerns.
-        public var problems: [(line: Int, message: String)] = []
+        /// Problems found, each with the line it concerns and its finding code.
+        public var problems: [JournalReader.Problem] = []
         public var lineCount = 0
         /// The file ends inside a record (a crash mid-append, or a cut).
         public var tornTail = false
@@ -220,7 +242,7 @@ public final class AuditJournal: Sendable {
                 guard newline != nil else { break }
                 if skipping {
                     reader.skipLong(lineNumber: lineNumber)
-                } else if let select, !select(line[...]) {
+                } else if let select, lineNumber > 1, !select(line[...]) {
                     reader.skipUnread(lineNumber: lineNumber)
                     swap(&line, &unreadLine)
                     lastUnread = lineNumber
@@ -262,7 +284,13 @@ public struct JournalReader {
     public private(set) var isTorn = false
     /// Problems beyond `maximumProblems`, counted only.
     public private(set) var moreProblems = 0
-    private var problems: [(line: Int, message: String)] = []
+    /// A problem with one line, and the finding code it is (docs/FORMAT.md, "Findings"):
+    /// `journal_truncated` (the file ends inside a record), `journal_bad_signature`,
+    /// `journal_unreadable` (a version this reader does not know), `journal_broken` (the rest).
+    public typealias Problem = (line: Int, message: String, code: String)
+    private var problems: [Problem] = []
+    /// The first line named a journal version this reader does not know: nothing is read.
+    public private(set) var unknownVersion: String? = nil
     private var repairedLines: Set<Int64> = []
     private var previous = AuditJournal.zeroHash
     private var expected: Int64 = 1
@@ -271,15 +299,15 @@ public struct JournalReader {
 
     public init(key: Ed25519PublicKey?) { self.key = key }
 
-    private mutating func problem(_ line: Int, _ message: String) {
-        if problems.count < JournalReader.maximumProblems { problems.append((line, message)) } else { moreProblems += 1 }
+    private mutating func problem(_ line: Int, _ message: String, code: String = "journal_broken") {
+        if problems.count < JournalReader.maximumProblems { problems.append((line, message, code)) } else { moreProblems += 1 }
     }
 
     /// The problems, without the torn lines a later repair record closed (a crash artifact,
     /// not a problem of the chain).
-    public var finishedProblems: [(line: Int, message: String)] {
+    public var finishedProblems: [Problem] {
         var result = problems.filter { !($0.message == "not a journal record" && repairedLines.contains(Int64($0.line))) }
-        if moreProblems > 0 { result.append((lineCount, "\(moreProblems) more problems not listed")) }
+        if moreProblems > 0 { result.append((lineCount, "\(moreProblems) more problems not listed", "journal_broken")) }
         return result
     }
 
@@ -297,12 +325,23 @@ public struct JournalReader {
     mutating func tornTail(lineNumber: Int) {
         isTorn = true
         lineCount = lineNumber
-        problem(lineNumber, "last record is cut short")
+        problem(lineNumber, "last record is cut short", code: "journal_truncated")
     }
 
     /// Reads one whole line (without its newline); returns the record when it is one.
     public mutating func read(_ line: ArraySlice<UInt8>, lineNumber number: Int) -> JournalRecord? {
         lineCount = number
+        if unknownVersion != nil { return nil }
+        if number == 1 {
+            if line.elementsEqual(AuditJournal.versionLine) { return nil }
+            if line.starts(with: Array("bodycam-journal/".utf8)) && line.count <= 64 && !line.contains(0x20) {
+                unknownVersion = String(decoding: line, as: UTF8.self)
+                problem(number, "the journal is \(unknownVersion ?? "?"), a version this reader does not know: not read", code: "journal_unreadable")
+                return nil
+            }
+            // Read on as a record, so that one damaged first line costs no more than itself.
+            problem(number, "the first line is not the version line bodycam-journal/1")
+        }
         guard let space = line.lastIndex(of: 0x20) else {
             problem(number, "not a journal record")
             return nil
@@ -310,7 +349,8 @@ public struct JournalReader {
         let json = Array(line[line.startIndex..<space])
         guard let body = try? JSONParser.parse(json), body.canonical == json,
               let sequence = body["seq"]?.integer, (1...JournalReader.maximumSequence).contains(sequence), let kind = body["kind"]?.string, let utc = body["utc"]?.string,
-              let mono = body["mono_ns"]?.integer, let prev = body["prev"]?.string, let fields = body["fields"]?.object,
+              ClockParse.nanoseconds(iso8601: utc) != nil,
+              let mono = body["mono_ns"]?.integer, let prev = body["prev"]?.string, Hex.decode(prev)?.count == 32, let fields = body["fields"]?.object,
               let signature = Base64.decode(String(decoding: line[(space + 1)...], as: UTF8.self)) else {
             problem(number, "not a journal record")
             return nil
@@ -322,7 +362,7 @@ public struct JournalReader {
             replacement = try? Ed25519PublicKey(raw: raw)
         }
         if let checking = key.map({ replacement ?? $0 }), !checking.isValidSignature(signature, for: AuditJournal.domain + json) {
-            problem(number, "record \(sequence) has a bad signature")
+            problem(number, "record \(sequence) has a bad signature", code: "journal_bad_signature")
             replacement = nil
         }
         if !resynchronise {

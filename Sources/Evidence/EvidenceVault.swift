@@ -337,25 +337,35 @@ func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
     return overflow ? (b > 0 ? .max : .min) : sum
 }
 
-/// Parses the ISO 8601 UTC timestamps this project writes ("2026-11-29T03:10:16.250000Z").
+/// Parses the ISO 8601 UTC timestamps this project writes ("2026-11-29T03:10:16.250000Z"), in
+/// their one canonical spelling only (docs/FORMAT.md, "Conventions").
 public enum ClockParse {
-    /// Nanoseconds since 1970 (UTC), or nil for anything else, or a year outside 1970–2199.
+    /// Nanoseconds since 1970 (UTC), or nil for anything else: another spelling (no fraction,
+    /// `+00:00`, a sign, a leap second, 30 February), or a year outside 1970–2199.
     public static func nanoseconds(iso8601 text: String) -> Int64? {
         let bytes = Array(text.utf8)
-        guard bytes.count == 27, bytes[4] == 0x2D, bytes[10] == 0x54, bytes[26] == 0x5A else { return nil }
-        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: bytes[range], as: UTF8.self)) }
+        let separators: [Int: UInt8] = [4: 0x2D, 7: 0x2D, 10: 0x54, 13: 0x3A, 16: 0x3A, 19: 0x2E, 26: 0x5A]
+        guard bytes.count == 27 else { return nil }
+        for (index, byte) in bytes.enumerated() {
+            if let separator = separators[index] {
+                guard byte == separator else { return nil }
+            } else if !(0x30...0x39).contains(byte) {
+                return nil
+            }
+        }
+        func number(_ range: Range<Int>) -> Int { bytes[range].reduce(0) { $0 * 10 + Int($1 - 0x30) } }
         // Years 1970–2199 only: every time this project writes, and far inside Int64 nanoseconds.
-        guard let year = number(0..<4), (1970...2199).contains(year), let month = number(5..<7), (1...12).contains(month),
-              let day = number(8..<10), (1...31).contains(day), let hour = number(11..<13), (0...23).contains(hour),
-              let minute = number(14..<16), (0...59).contains(minute), let second = number(17..<19), (0...60).contains(second),
-              let micros = number(20..<26), micros >= 0 else { return nil }
+        let year = number(0..<4), month = number(5..<7), day = number(8..<10)
+        guard (1970...2199).contains(year), (1...12).contains(month), (1...31).contains(day) else { return nil }
         var broken = tm()
         broken.tm_year = Int32(year - 1900)
         broken.tm_mon = Int32(month - 1)
         broken.tm_mday = Int32(day)
-        broken.tm_hour = Int32(hour)
-        broken.tm_min = Int32(minute)
-        broken.tm_sec = Int32(second)
-        return Int64(timegm(&broken)) * 1_000_000_000 + Int64(micros) * 1_000
+        broken.tm_hour = Int32(number(11..<13))
+        broken.tm_min = Int32(number(14..<16))
+        broken.tm_sec = Int32(number(17..<19))
+        let nanoseconds = Int64(timegm(&broken)) * 1_000_000_000 + Int64(number(20..<26)) * 1_000
+        // The one spelling: what normalisation moved (an hour 24, a second 60, a 31 June) is not it.
+        return Clock.iso8601(wallNanoseconds: nanoseconds) == text ? nanoseconds : nil
     }
 }

@@ -97,10 +97,10 @@ public struct DeviceCertificate: Sendable {
         let fields = try Fields(document.body, what: "device certificate")
         deviceID = try fields.string("device_id")
         deviceKey = try Ed25519PublicKey(raw: try fields.bytes("device_key", base64: 32))
-        authorityKeyID = try fields.string("authority_key_id")
-        notBefore = try fields.string("not_before")
-        notAfter = try fields.string("not_after")
-        serial = try fields.string("serial")
+        authorityKeyID = try fields.hexString("authority_key_id", count: 8)
+        notBefore = try fields.time("not_before")
+        notAfter = try fields.time("not_after")
+        serial = try fields.hexString("serial", count: 8)
     }
 
     public static func read(_ path: String) throws -> DeviceCertificate {
@@ -109,11 +109,18 @@ public struct DeviceCertificate: Sendable {
         return try DeviceCertificate(document: SignedDocument.parse(bytes, expectedType: type, what: path))
     }
 
-    /// Problems with this certificate under `authority` at `time` (ISO 8601 UTC); empty if valid.
-    public func problems(authority: Ed25519PublicKey, at time: String) -> [String] {
+    /// Problems with this certificate under `authority`; empty when the authority signed it and
+    /// it names that authority. Its validity is judged at the time each thing was signed, not
+    /// here (`isValid(at:)`; docs/FORMAT.md, "Device certificate").
+    public func problems(authority: Ed25519PublicKey) -> [String] {
         var result: [String] = []
         if !document.isSigned(by: authority) { result.append("certificate of \(deviceID) is not signed by the authority \(authority.keyID)") }
-        if time < notBefore || time > notAfter { result.append("certificate of \(deviceID) is not valid at \(time) (valid \(notBefore) to \(notAfter))") }
+        if authorityKeyID != authority.keyID { result.append("certificate of \(deviceID) names authority \(authorityKeyID), not \(authority.keyID)") }
+        if notAfter < notBefore { result.append("certificate of \(deviceID) ends (\(notAfter)) before it begins (\(notBefore))") }
         return result
     }
+
+    /// Whether `time` (a canonical UTC time) lies in the validity period, both bounds included.
+    /// The canonical spelling has a fixed width, so times compare as strings.
+    public func isValid(at time: String) -> Bool { notBefore <= time && time <= notAfter }
 }

@@ -56,20 +56,20 @@ public struct Manifest: Sendable {
         }
         deviceID = try fields.string("device_id")
         sequence = try count("sequence", in: 1...Int64(SegmentName.maximumSequence))
-        previousManifestSHA256 = try fields.string("previous_manifest_sha256")
+        previousManifestSHA256 = try fields.hexString("previous_manifest_sha256", count: 32)
         segmentFile = try fields.string("segment_file")
         guard segmentFile.hasSuffix(".bcseg"), SegmentName.isValid(baseName: String(segmentFile.dropLast(".bcseg".count))) else {
             throw EvidenceError.malformed(what: "manifest", reason: "segment_file \(Manifest.bounded(segmentFile)) is not a segment name")
         }
-        ciphertextSHA256 = try fields.string("ciphertext_sha256")
+        ciphertextSHA256 = try fields.hexString("ciphertext_sha256", count: 32)
         ciphertextBytes = try count("ciphertext_bytes")
         chunks = try count("chunks")
         frames = try count("frames")
         framesDropped = document.body["frames_dropped"] == nil ? nil : try count("frames_dropped")
         framesDroppedEstimated = document.body["frames_dropped_estimated"] == nil ? false : try fields.boolean("frames_dropped_estimated")
         durationMicroseconds = try count("duration_us")
-        startUTC = try fields.string("start_utc")
-        endUTC = try fields.string("end_utc")
+        startUTC = try fields.time("start_utc")
+        endUTC = try fields.time("end_utc")
         recovered = try fields.boolean("recovered")
         unprovisioned = try fields.boolean("unprovisioned")
         let body = document.body

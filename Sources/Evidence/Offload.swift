@@ -21,14 +21,13 @@ public struct OffloadAcknowledgement {
     public init(document: SignedDocument) throws {
         self.document = document
         let fields = try Fields(document.body, what: "offload acknowledgement")
-        ackID = try fields.string("ack_id")
+        ackID = try fields.hexString("ack_id", count: 8)
         deviceID = try fields.string("device_id")
-        _ = try fields.string("issued_utc")
+        _ = try fields.time("issued_utc")
         entries = try fields.array("segments").map { value in
             let entry = try Fields(value, what: "offload acknowledgement segment")
             return Entry(sequence: try entry.integer("sequence"), ciphertextSHA256: Hex.encode(try entry.hex("ciphertext_sha256", count: 32)))
         }
-        guard Hex.decode(ackID)?.count == 8 else { throw EvidenceError.malformed(what: "offload acknowledgement", reason: "ack_id: not 8 bytes of hex") }
     }
 
     /// The office side: acknowledges `manifests` (verified copies it holds) with the authority key.

@@ -112,6 +112,17 @@ struct Fields {
         }
         return bytes
     }
+    /// A time in its one spelling (`ClockParse`), returned as written.
+    func time(_ field: String) throws -> String {
+        let value = try string(field)
+        guard ClockParse.nanoseconds(iso8601: value) != nil else { throw fail(field, "not a time written YYYY-MM-DDTHH:MM:SS.ffffffZ") }
+        return value
+    }
+    /// Lower-case hex of `count` bytes, returned as written.
+    func hexString(_ field: String, count: Int) throws -> String {
+        _ = try hex(field, count: count)
+        return try string(field)
+    }
     func hex(_ field: String, count: Int) throws -> [UInt8] {
         guard let bytes = Hex.decode(try string(field)), bytes.count == count else { throw fail(field, "not \(count) bytes of hex") }
         return bytes

@@ -22,7 +22,82 @@ public struct VerificationProblem: Equatable, Sendable {
     /// footage verifies and something about it must be said (its times, its provenance, a file
     /// beside it).
     public var severity: String { VerificationProblem.warnings.contains(code) ? "warning" : "error" }
-    public static let warnings: Set<String> = ["clock_implausible", "clock_backwards", "unprovisioned", "segment_set_aside", "segment_without_manifest"]
+    public static let warnings: Set<String> = ["clock_implausible", "clock_backwards", "unprovisioned", "segment_set_aside", "segment_without_manifest",
+                                               "device_key_missing", "device_key_replaced_certified"]
+}
+
+/// A run of the writer (from a `boot` record) that ended without the final `shutdown` record.
+public struct UncleanStop: Equatable, Sendable, Encodable {
+    /// The run's `boot` record, and its last record (where the journal stops for it).
+    public var bootRecord: Int64
+    public var lastRecord: Int64
+    public var lastUTC: String
+    /// The next run's `boot` record and time; nil for the journal's last run, whose end the
+    /// device alone cannot tell from a journal cut after its last record.
+    public var nextBootRecord: Int64?
+    public var nextBootUTC: String?
+
+    enum CodingKeys: String, CodingKey {
+        case bootRecord = "boot_record", lastRecord = "last_record", lastUTC = "last_utc"
+        case nextBootRecord = "next_boot_record", nextBootUTC = "next_boot_utc"
+    }
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(bootRecord, forKey: .bootRecord)
+        try container.encode(lastRecord, forKey: .lastRecord)
+        try container.encode(lastUTC, forKey: .lastUTC)
+        try container.encode(nextBootRecord, forKey: .nextBootRecord)
+        try container.encode(nextBootUTC, forKey: .nextBootUTC)
+    }
+}
+
+/// Follows the journal's runs as it is read (docs/FORMAT.md, "The journal's tail"): each `boot`
+/// record's account of the run before it is checked against the records themselves, and runs
+/// that ended without `shutdown` are collected.
+struct RunTracker {
+    /// The last few records (the start of a run may journal a repair and a key replacement
+    /// between the last run's end and its `boot`).
+    private var recent: [JournalRecord] = []
+    private var current: JournalRecord? = nil
+    private(set) var stops: [UncleanStop] = []
+    /// What a start writes before its `boot` record.
+    static let prelude: Set<String> = ["journal_repaired", EvidenceVault.keyReplacedKind]
+
+    /// Takes the next record; returns a problem when a `boot` record misstates the run before it.
+    mutating func observe(_ record: JournalRecord) -> String? {
+        defer {
+            recent.append(record)
+            if recent.count > 8 { recent.removeFirst() }
+        }
+        guard record.kind == "boot" else { return nil }
+        var problem: String? = nil
+        var end = recent.last(where: { !RunTracker.prelude.contains($0.kind) })
+        if let claimed = record.fields["previous_records"]?.integer {
+            let sha = record.fields["previous_sha256"]?.string, said = record.fields["previous_end"]?.string
+            let named = recent.last(where: { $0.sequence == claimed })
+            let actual = named.map { $0.kind == AuditJournal.finalKind ? "shutdown" : "unclean" } ?? "none"
+            if claimed == 0 ? (sha != AuditJournal.zeroHash || said != "none" || end != nil)
+                            : (named.map { Hex.encode($0.hash) } != sha || said != actual) {
+                problem = "boot record \(record.sequence) says the journal held \(claimed) records (the last \(sha?.prefix(16) ?? "?")…, \(said ?? "?")) "
+                    + "when that run began, and the journal shows otherwise"
+            }
+            end = named ?? end
+        }
+        if let current, let end, end.kind != AuditJournal.finalKind, end.sequence >= current.sequence {
+            stops.append(UncleanStop(bootRecord: current.sequence, lastRecord: end.sequence, lastUTC: end.utc,
+                                     nextBootRecord: record.sequence, nextBootUTC: record.utc))
+        }
+        current = record
+        return problem
+    }
+
+    /// The journal's last run: ended cleanly, still running (`live`), or stopped without `shutdown`.
+    mutating func finish(live: Bool) -> [UncleanStop] {
+        if let current, let end = recent.last, end.kind != AuditJournal.finalKind, !live {
+            stops.append(UncleanStop(bootRecord: current.sequence, lastRecord: end.sequence, lastUTC: end.utc, nextBootRecord: nil, nextBootUTC: nil))
+        }
+        return stops
+    }
 }
 
 /// A segment recorded while the wall clock was wrong by a second or more, with the times the
@@ -61,6 +136,10 @@ public struct VerificationReport: Sendable {
     /// A live store (its writer holds the store's lock): the segment being recorded, not a
     /// problem and not checked.
     public var recordingInProgress: String? = nil
+    /// Runs of the writer that ended without the final `shutdown` record: a crash, a kill, the
+    /// watchdog or a power loss (docs/FORMAT.md, "The journal's tail"). Facts about how the
+    /// footage was recorded, not problems.
+    public var uncleanStops: [UncleanStop] = []
     public var isClean: Bool { problems.isEmpty }
 }
 
@@ -69,7 +148,7 @@ public struct VerificationReport: Sendable {
 /// device, every ciphertext hash, the journal's own chain, and that every segment the journal
 /// says was sealed is there.
 public enum StoreVerifier {
-    public static func verify(store: String, authority: Ed25519PublicKey?, now: String? = nil) throws -> VerificationReport {
+    public static func verify(store: String, authority: Ed25519PublicKey?) throws -> VerificationReport {
         var problems: [VerificationProblem] = []
         func problem(_ code: String, _ message: String, _ sequences: [Int64] = [], _ manifests: [Manifest] = [], file: String? = nil) {
             problems.append(VerificationProblem(code: code, message: message, sequences: sequences,
@@ -78,21 +157,20 @@ public enum StoreVerifier {
         }
         let names = try directoryEntries(store)
 
-        // The device key: the public key the device left in the store when it first recorded,
-        // else its certificate's (checked against the authority when given). The journal may
-        // then name replacements of a lost key; the certificate must be for one of these keys.
+        // The device key (docs/FORMAT.md, "Which key verifies what"): the public key the device
+        // left in the store when it first recorded (`device.pub`), else its certificate's. The
+        // journal may then name replacements of a lost key; the certificate must be for one of
+        // these keys. With an authority, the certificate must be its; its validity is judged at
+        // the time each manifest was signed, below.
         var deviceKey: Ed25519PublicKey? = nil
-        var certifiedKey: Ed25519PublicKey? = nil
-        var certifiedDevice: String? = nil
+        var certificate: DeviceCertificate? = nil
         if names.contains("device.certificate") {
             do {
-                let certificate = try DeviceCertificate.read(store + "/device.certificate")
-                certifiedKey = certificate.deviceKey
-                certifiedDevice = certificate.deviceID
+                let read = try DeviceCertificate.read(store + "/device.certificate")
+                certificate = read
                 if let authority {
-                    for message in certificate.problems(authority: authority, at: now ?? Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())) {
-                        problem("certificate_invalid", message)
-                    }
+                    let messages = read.problems(authority: authority)
+                    if !messages.isEmpty { problem("certificate_invalid", messages.joined(separator: "; ")) }
                 }
             } catch {
                 problem("certificate_invalid", "device.certificate: \(error)")
@@ -100,12 +178,15 @@ public enum StoreVerifier {
         } else if authority != nil {
             problem("unprovisioned", "no device certificate: the device key cannot be traced to the authority")
         }
+        let certifiedKey = certificate?.deviceKey
         if names.contains("device.pub") {
             do {
                 deviceKey = try KeyFile.readVerifyingKey(store + "/device.pub")
             } catch {
                 problem("device_key_unreadable", "\(error)")
             }
+        } else if let certifiedKey {
+            problem("device_key_missing", "device.pub is gone: signatures are checked with the certificate's key \(certifiedKey.keyID)")
         }
         deviceKey = deviceKey ?? certifiedKey
         guard let deviceKey else {
@@ -125,12 +206,16 @@ public enum StoreVerifier {
         var currentBoot: String? = nil
         var bootOffsets: [String: (offset: Int64, record: Int64)] = [:]
         var journalReadable = false
+        var journalDevice: String? = nil
+        var runs = RunTracker()
         if names.contains(EvidenceVault.journalName) {
             do {
                 try AuditJournal.scan(path: store + "/" + EvidenceVault.journalName, into: &journal) { record in
                     journalRecords += 1
+                    if let message = runs.observe(record) { problem("journal_broken", message) }
                     if ["segment_offloaded", "segment_sealed", "segment_recovered"].contains(record.kind) { kept.append(record) }
                     if record.kind == "boot" {
+                        journalDevice = journalDevice ?? record.fields["device_id"]?.string
                         currentBoot = record.fields["boot_id"]?.string.flatMap { $0.isEmpty ? nil : $0 }
                     }
                     if let boot = currentBoot, let wall = ClockParse.nanoseconds(iso8601: record.utc),
@@ -138,7 +223,10 @@ public enum StoreVerifier {
                         bootOffsets[boot] = (wall - record.monotonicNanoseconds, record.sequence)
                     }
                 }
-                journalReadable = true
+                journalReadable = journal.unknownVersion == nil
+                if let version = journal.unknownVersion {
+                    problem("journal_unreadable", "\(EvidenceVault.journalName) is \(version), a version this reader does not know: not read")
+                }
             } catch {
                 problem("journal_unreadable", "\(EvidenceVault.journalName): \(error)")
             }
@@ -150,15 +238,19 @@ public enum StoreVerifier {
         // Manifests: signature, device, one per sequence.
         var signedByReplacement: [String: [Int64]] = [:]
         var bySequence: [Int64: [Manifest]] = [:]
-        var deviceID = certifiedDevice
+        var readable: [(name: String, manifest: Manifest)] = []
         for name in names where name.hasSuffix(".manifest") {
-            let manifest: Manifest
             do {
-                manifest = try Manifest.read(try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false), what: name)
+                readable.append((name, try Manifest.read(try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false), what: name)))
             } catch {
                 problem("manifest_malformed", "\(name): \(error)")
-                continue
             }
+        }
+        // The store's device: its certificate's; without one, the journal's first boot record's;
+        // without that, the lowest-numbered manifest's that the device key signed.
+        var deviceID = certificate?.deviceID ?? journalDevice
+            ?? readable.filter { $0.manifest.document.isSigned(by: deviceKey) }.min { $0.manifest.sequence < $1.manifest.sequence }?.manifest.deviceID
+        for (name, manifest) in readable {
             if !manifest.document.isSigned(by: deviceKey) {
                 // Signed by a key the journal says replaced a lost device key: one finding for
                 // all of them below, not a bad signature each.
@@ -237,17 +329,25 @@ public enum StoreVerifier {
                         [manifest.sequence], [manifest])
                 good = false
             }
+            // Each check stands alone, so one fault may raise several codes (a file cut short is
+            // `ciphertext_mismatch` and `segment_unsealed`; docs/FORMAT.md, "How codes combine").
             if let layout = try? SealedSegmentLayout(bytes, what: name) {
                 if layout.sequence != manifest.sequence || layout.deviceID != manifest.deviceID {
                     problem("segment_header_mismatch", "\(name) holds segment \(layout.sequence.map(String.init) ?? "?") of \(layout.deviceID ?? "?"), its manifest says \(manifest.sequence) of \(manifest.deviceID)",
                             [manifest.sequence], [manifest])
                     good = false
                 }
-                if good && !layout.isSealed && !manifest.recovered {
-                    problem("segment_unsealed", "segment \(manifest.sequence) has no last chunk", [manifest.sequence], [manifest])
+                if !layout.isSealed && !manifest.recovered {
+                    problem("segment_unsealed", "segment \(manifest.sequence) (\(name)) ends without its last chunk, and its manifest does not say recovered",
+                            [manifest.sequence], [manifest])
                     good = false
                 }
-            } else if good {
+                if layout.trailingData > 0 {
+                    problem("segment_trailing_data", "segment \(manifest.sequence) (\(name)) has \(layout.trailingData) bytes after its last chunk",
+                            [manifest.sequence], [manifest])
+                    good = false
+                }
+            } else {
                 problem("segment_malformed", "\(name) is not a readable sealed segment", [manifest.sequence], [manifest])
                 good = false
             }
@@ -256,6 +356,11 @@ public enum StoreVerifier {
         for (hash, manifests) in byHash where manifests.count > 1 {
             problem("replayed_segment", "the same segment bytes (\(hash.prefix(16))…) appear as segments \(manifests.map { String($0.sequence) }.joined(separator: ", "))",
                     manifests.map(\.sequence), manifests)
+        }
+
+        // A list of sequences for a message: the first twenty, then "…".
+        func listed(_ sequences: [Int64]) -> String {
+            sequences.prefix(20).map(String.init).joined(separator: ", ") + (sequences.count > 20 ? " …" : "")
         }
 
         // The chain: each manifest names the hash of the one before; no sequence is skipped.
@@ -279,12 +384,14 @@ public enum StoreVerifier {
         }
 
         // Files nobody vouches for.
+        let live = ExclusiveLock.isHeld(path: store)
+        var uncleanStops: [UncleanStop] = []
         let manifestedFiles = Set(bySequence.values.flatMap { $0 }.map(\.segmentFile))
         // A live store: while its writer holds the store's lock, the one `.partial` after the
         // highest manifest is the segment being recorded (docs/FORMAT.md, "A live store").
         var inProgress: String? = nil
         let partials = names.filter { $0.hasSuffix(".bcseg.partial") }
-        if partials.count == 1, let name = partials.first, ExclusiveLock.isHeld(path: store),
+        if partials.count == 1, let name = partials.first, live,
            let sequence = SegmentName.sequence(of: name), Int64(sequence) > (bySequence.keys.max() ?? 0) {
             inProgress = name
         }
@@ -297,9 +404,8 @@ public enum StoreVerifier {
 
         // The journal: its own chain and signatures, and every sealed segment it records.
         if journalReadable {
-            for (line, message) in journal.finishedProblems {
-                problem(message.contains("cut short") ? "journal_truncated" : message.contains("signature") ? "journal_bad_signature" : "journal_broken",
-                        "journal line \(line): \(message)")
+            for (line, message, code) in journal.finishedProblems {
+                problem(code, "journal line \(line): \(message)")
             }
             var journaled: Set<Int64> = []
             for record in kept where record.kind == "segment_sealed" || record.kind == "segment_recovered" {
@@ -313,11 +419,21 @@ public enum StoreVerifier {
                     verified.remove(sequence)
                 }
             }
+            // A manifest the journal never recorded: past the journal's last sealed segment, the
+            // journal's records stop before what the manifests prove (its tail was cut); before
+            // it, the journal went on without it (put in).
+            let lastJournaled = journaled.max() ?? 0
             let unjournaled = ordered.filter { !journaled.contains($0) }
-            if !unjournaled.isEmpty {
-                problem("journal_truncated", "segments \(unjournaled.map(String.init).joined(separator: ", ")) are not in the journal (its tail is missing, or they were put in)",
-                        unjournaled, unjournaled.compactMap { bySequence[$0]?.first })
+            let (beyond, within) = (unjournaled.filter { $0 > lastJournaled }, unjournaled.filter { $0 < lastJournaled })
+            if !beyond.isEmpty {
+                problem("journal_truncated", "the journal's records stop before segments \(listed(beyond)), whose manifests prove they were sealed: its tail was cut",
+                        Array(beyond.prefix(VerificationProblem.maximumListed)), beyond.compactMap { bySequence[$0]?.first })
             }
+            if !within.isEmpty {
+                problem("manifest_not_journaled", "the journal goes on past segments \(listed(within)) without recording them: their manifests were put in",
+                        Array(within.prefix(VerificationProblem.maximumListed)), within.compactMap { bySequence[$0]?.first })
+            }
+            uncleanStops = runs.finish(live: live)
         } else if !names.contains(EvidenceVault.journalName) {
             problem("journal_missing", "no journal in the store")
         }
@@ -327,9 +443,9 @@ public enum StoreVerifier {
             let previous = record.fields["previous_key_id"]?.string ?? "?"
             let certified = replacement == certifiedKey
             // Until the authority certifies the replacement, what it signed is not verified
-            // (exported only with --force, flagged).
-            if !certified { verified.subtract(sequences) }
-            problem(EvidenceVault.keyReplacedKind,
+            // (exported only with --force, flagged); once it does, the replacement is a fact to
+            // tell, not a problem.
+            problem(certified ? "device_key_replaced_certified" : EvidenceVault.keyReplacedKind,
                     "the device key \(previous) was lost and replaced by \(replacement.keyID) at \(record.utc) (journal record \(record.sequence)): "
                     + "the journal from there on and \(sequences.isEmpty ? "no segment" : "segments " + sequences.map(String.init).joined(separator: ", ")) "
                     + "are signed by the replacement, "
@@ -383,6 +499,26 @@ public enum StoreVerifier {
                     + "and the journal does not explain it: at least one of their times is wrong", [previous, sequence], [first, second])
         }
 
+        // The certificate judged when each manifest was signed (as its segment ended, on the
+        // corrected clock where the journal corrects it), not today: evidence stays verified
+        // after the certificate expires, and a key used past its certificate's end is not the
+        // authority's word. A renewal certifies the same key from a later date, so footage
+        // signed before `not_before` is not judged by it (docs/FORMAT.md, "Device certificate").
+        if let certificate {
+            let late = ordered.compactMap { sequence -> Manifest? in
+                guard let manifest = bySequence[sequence]?.first, let end = effective[sequence]?.end,
+                      Clock.iso8601(wallNanoseconds: end) > certificate.notAfter, manifest.document.isSigned(by: certificate.deviceKey) else { return nil }
+                return manifest
+            }
+            if !late.isEmpty {
+                problem("certificate_expired_at_signing", "segments \(listed(late.map(\.sequence))) were signed after the certificate's end (\(certificate.notAfter))",
+                        Array(late.map(\.sequence).prefix(VerificationProblem.maximumListed)), late)
+                verified.subtract(late.map(\.sequence))
+            }
+        }
+
+        // An error names the segments it leaves unverified (docs/FORMAT.md, "Findings").
+        verified.subtract(problems.filter { $0.severity == "error" }.flatMap(\.sequences))
         let all = bySequence.values.compactMap(\.first)
         var report = VerificationReport(store: store, deviceID: deviceID, deviceKeyID: deviceKey.keyID, authorityChecked: authority != nil,
                                         segments: all.count, offloaded: offloaded.sorted(), frames: all.reduce(0) { $0 + $1.frames },
@@ -390,6 +526,7 @@ public enum StoreVerifier {
                                         journalRecords: journalRecords, problems: problems, verifiedSequences: verified.sorted())
         report.timeCorrections = corrections
         report.recordingInProgress = inProgress
+        report.uncleanStops = uncleanStops
         return report
     }
 }
@@ -417,6 +554,7 @@ extension VerificationReport: Encodable {
         case firstUTC = "first_utc", lastUTC = "last_utc", journalRecords = "journal_records", verifiedSequences = "verified_sequences"
         case timeCorrections = "time_corrections"
         case recordingInProgress = "recording_in_progress"
+        case uncleanStops = "unclean_stops"
         case summary
     }
     struct Summary: Encodable {
@@ -438,6 +576,7 @@ extension VerificationReport: Encodable {
         try container.encode(verifiedSequences, forKey: .verifiedSequences)
         try container.encode(timeCorrections, forKey: .timeCorrections)
         try container.encode(recordingInProgress, forKey: .recordingInProgress)
+        try container.encode(uncleanStops, forKey: .uncleanStops)
         try container.encode(Summary(segments: segments, verified: verifiedSequences.count,
                                      errors: problems.filter { $0.severity == "error" }.count,
                                      warnings: problems.filter { $0.severity == "warning" }.count, clean: isClean), forKey: .summary)

@@ -41,6 +41,9 @@ public struct AuthorizationToken: Equatable, Sendable {
         guard Hex.decode(nonce)?.count == 16 else { throw EvidenceError.malformed(what: what, reason: "nonce: not 16 bytes of hex") }
         notBefore = try string("not_before")
         notAfter = try string("not_after")
+        for (key, value) in [("not_before", notBefore), ("not_after", notAfter)] where ClockParse.nanoseconds(iso8601: value) == nil {
+            throw EvidenceError.malformed(what: what, reason: "\(key): not a time written YYYY-MM-DDTHH:MM:SS.ffffffZ")
+        }
         issuer = try string("issuer")
         if kind == .duty {
             action = try string("action")

@@ -84,8 +84,10 @@ public struct JSONError: Error, CustomStringConvertible, Equatable {
     public var description: String { "JSON at byte \(offset): \(message)" }
 }
 
-/// A strict JSON reader for the evidence formats: UTF-8, integers only (no fraction or
-/// exponent), no duplicate member names, nesting at most 32 deep, nothing after the value.
+/// A strict JSON reader for the evidence formats (docs/FORMAT.md, "Canonical JSON"): UTF-8,
+/// integers only (no fraction or exponent), member names of printable ASCII given once each,
+/// nesting at most 32 deep (each object or array is one level), no lone surrogate, nothing
+/// after the value.
 public struct JSONParser {
     private let bytes: [UInt8]
     private var position = 0
@@ -148,6 +150,9 @@ public struct JSONParser {
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a member name") }
             let key = try string()
+            // Printable ASCII only: so a name is its bytes (Swift compares strings by Unicode
+            // canonical equivalence, another reader would not) and sorts the same everywhere.
+            guard key.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else { throw error("member name is not printable ASCII") }
             if members[key] != nil { throw error("member \(key) given twice") }
             skipWhitespace()
             try expect(":")
@@ -188,6 +193,22 @@ public struct JSONParser {
         return value
     }
 
+    /// The four hex digits of a \u escape (either case), nothing else.
+    private mutating func hexQuad() throws -> UInt32 {
+        guard bytes.count - position >= 4 else { throw error("bad \\u escape") }
+        var code: UInt32 = 0
+        for byte in bytes[position..<(position + 4)] {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): code = code << 4 | UInt32(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): code = code << 4 | UInt32(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): code = code << 4 | UInt32(byte - UInt8(ascii: "A") + 10)
+            default: throw error("bad \\u escape")
+            }
+        }
+        position += 4
+        return code
+    }
+
     private mutating func string() throws -> String {
         position += 1
         var output: [UInt8] = []
@@ -212,9 +233,18 @@ public struct JSONParser {
                 case UInt8(ascii: "b"): output.append(0x08)
                 case UInt8(ascii: "f"): output.append(0x0C)
                 case UInt8(ascii: "u"):
-                    guard bytes.count - position >= 4, let code = UInt32(String(decoding: bytes[position..<(position + 4)], as: UTF8.self), radix: 16),
-                          let scalar = Unicode.Scalar(code) else { throw error("bad \\u escape") }
-                    position += 4
+                    var code = try hexQuad()
+                    // A surrogate pair is one character; a lone surrogate is no character at all.
+                    if (0xD800...0xDBFF).contains(code) {
+                        guard bytes.count - position >= 2, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
+                            throw error("lone surrogate in \\u escape")
+                        }
+                        position += 2
+                        let low = try hexQuad()
+                        guard (0xDC00...0xDFFF).contains(low) else { throw error("lone surrogate in \\u escape") }
+                        code = 0x10000 + (code - 0xD800) << 10 + (low - 0xDC00)
+                    }
+                    guard let scalar = Unicode.Scalar(code) else { throw error("lone surrogate in \\u escape") }
                     output += Array(String(Character(scalar)).utf8)
                 default: throw error("unknown escape")
                 }

@@ -52,7 +52,8 @@ enum FuzzTarget: String, CaseIterable {
             _ = FuzzTarget.verifier.grant(bytes, expecting: .duty, now: "2026-06-01T00:00:00.000000Z")
         case .certificate:
             guard let certificate = try? DeviceCertificate(document: SignedDocument.parse(bytes, expectedType: DeviceCertificate.type, what: "fuzz")) else { return }
-            _ = certificate.problems(authority: FuzzTarget.deviceKey, at: "2026-06-01T00:00:00.000000Z")
+            _ = certificate.problems(authority: FuzzTarget.deviceKey)
+            _ = certificate.isValid(at: "2026-06-01T00:00:00.000000Z")
         case .keyfile:
             for type in [KeyFile.ed25519Secret, KeyFile.ed25519Public, KeyFile.x25519Secret, KeyFile.x25519Public] {
                 guard let raw = try? KeyFile.decode(bytes, type: type, path: "fuzz") else { continue }

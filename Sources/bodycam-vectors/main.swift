@@ -19,6 +19,11 @@ let folder = CommandLine.arguments[1]
 func seed(_ label: String) throws -> SecretBytes { SecretBytes(try SHA256.hash(Array("bodycam test vector \(label)".utf8))) }
 func b64(_ bytes: [UInt8]) -> JSONValue { .string(Base64.encode(bytes)) }
 
+func removeFolder(_ path: String) {
+    for name in (try? directoryEntries(path)) ?? [] { unlink(path + "/" + name) }
+    rmdir(path)
+}
+
 func write(_ name: String, _ fields: [String: JSONValue]) throws {
     try writeFileAtomically(folder + "/" + name + ".json", JSONValue.object(fields).canonical + [0x0A], mode: 0o644)
 }
@@ -30,13 +35,19 @@ let device = try Ed25519PrivateKey(seed: seed("device"))
 // Canonical JSON.
 let json = [
     (#"{ "b" : 1, "a" : [true, false, null] }"#, #"{"a":[true,false,null],"b":1}"#),
-    (#"{"é":"\u00e9","e":"tab\there","\u0001":"\/"}"#, #"{"\u0001":"/","e":"tab\there","é":"é"}"#),
+    (#"{"f":"\u00e9 é","e":"tab\there","E":"\u0001\/"}"#, #"{"E":"\u0001/","e":"tab\there","f":"é é"}"#),
     (#"[-0, 9007199254740993]"#, #"[0,9007199254740993]"#),
+    (#""\ud83d\ude00 \u00E9""#, "\"\u{1F600} é\""),
+    (String(repeating: "[", count: 32) + String(repeating: "]", count: 32), String(repeating: "[", count: 32) + String(repeating: "]", count: 32)),
 ]
 for (index, (input, canonical)) in json.enumerated() {
     try write("canonical-json-\(index + 1)", ["kind": .string("canonical_json"), "input": .string(input), "canonical": .string(canonical)])
 }
-try write("canonical-json-reject-float", ["kind": .string("canonical_json"), "input": .string("[1.5]"), "expect": .string("error")])
+for (name, input) in [("float", "[1.5]"), ("exponent", "[1e3]"), ("duplicate-name", #"{"a":1,"\u0061":2}"#), ("non-ascii-name", #"{"é":1}"#),
+                      ("lone-surrogate", #""\ud83d""#), ("too-deep", String(repeating: "[", count: 33) + String(repeating: "]", count: 33)),
+                      ("trailing-data", "{} {}")] {
+    try write("canonical-json-reject-" + name, ["kind": .string("canonical_json"), "input": .string(input), "expect": .string("error")])
+}
 
 // Signed document.
 let body = JSONValue.object(["device_id": .string("BC-0001"), "sequence": .integer(7)])
@@ -51,11 +62,12 @@ try write("signed-document-altered", ["kind": .string("signed_document"), "publi
 
 // Sealed segments.
 let directory = folder + "/.work"
+removeFolder(directory)
 mkdir(directory, 0o755)
 let chunks: [[UInt8]] = [Array("ftyp+moov".utf8), Array("moof+mdat fragment 1".utf8), [UInt8](repeating: 0xAB, count: 1000)]
 let vault = try EvidenceVault(configuration: .init(directory: directory, deviceID: "BC-0001", recipients: [office.publicKey],
                                                    deviceKey: device, provisioned: false))
-try vault.journal.append(kind: "boot", fields: ["device_id": .string("BC-0001")])
+try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging(["device_id": .string("BC-0001")]) { $1 })
 try vault.journal.append(kind: "recording_started", fields: [:])
 let sink = try vault.makeSink(for: SegmentDescriptor(sequence: 1, deviceID: "BC-0001", officerID: "O-1",
                                                       startWallNanoseconds: 1_767_225_600_000_000_000, codec: "h264",
@@ -103,6 +115,271 @@ let lines = journalBytes.split(separator: 0x0A).map(Array.init)
 try write("journal-record-removed", ["kind": .string("journal"), "public_key": b64(device.publicKey.raw),
                                       "journal": b64(Array(([lines[0]] + lines.dropFirst(2)).joined(separator: [0x0A])) + [0x0A]),
                                       "expect": .string("error")])
+// Stores: a whole store folder (`files`, name to bytes) and what `bodycamctl verify` must find
+// in it. The expected findings are written here by hand, one fault per vector; the generator
+// checks that this implementation reaches them before it writes a vector.
+let authority = try Ed25519PrivateKey(seed: seed("authority"))
+let storeWork = folder + "/.store"
+/// 2026-12-01T08:00:00Z, and one second in nanoseconds.
+let dayOne: Int64 = 1_796_112_000_000_000_000, second: Int64 = 1_000_000_000
+
+
+/// What each segment of a store vector holds: stand-ins for the MP4 header and two fragments.
+let storeChunks = [Array("ftyp+moov".utf8), Array("moof+mdat 1".utf8), Array("moof+mdat 2".utf8)]
+
+/// Records runs of the writer into a fresh store and returns its files. Each run is a `boot`
+/// record, `segments` one-second segments (three chunks each) starting at the given wall and
+/// monotonic times, and `shutdown` unless `crash`; a run with another `key` than the device's
+/// first journals that key's replacement of the lost one.
+struct Run {
+    var segments: [(wall: Int64, monotonic: Int64)]
+    var crash = false
+    var key: Ed25519PrivateKey = device
+    var certificate: DeviceCertificate? = nil
+}
+func recordStore(_ runs: [Run], certificateNotAfter: String = "2031-01-01T00:00:00.000000Z", bootID: String = "") throws -> [String: [UInt8]] {
+    removeFolder(storeWork)
+    mkdir(storeWork, 0o755)
+    let certificate = try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: device.publicKey, authority: authority,
+                                                  notBefore: "2026-01-01T00:00:00.000000Z", notAfter: certificateNotAfter)
+    try writeFileAtomically(storeWork + "/device.certificate", certificate.document.bytes, mode: 0o644)
+    for run in runs {
+        let vault = try EvidenceVault(configuration: .init(directory: storeWork, deviceID: "BC-0001", recipients: [office.publicKey],
+                                                           deviceKey: run.key, provisioned: run.key.publicKey == device.publicKey))
+        if run.key.publicKey != device.publicKey {
+            try vault.journal.append(kind: EvidenceVault.keyReplacedKind, fields: [
+                "new_key": b64(run.key.publicKey.raw), "new_key_id": .string(run.key.publicKey.keyID),
+                "previous_key_id": .string(device.publicKey.keyID), "next_sequence": .integer(Int64(vault.nextSequence)),
+                "reason": .string("the device key was missing at start")])
+        }
+        try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging(["device_id": JSONValue.string("BC-0001"), "boot_id": .string(bootID)]) { $1 })
+        for (wall, monotonic) in run.segments {
+            let sink = try vault.makeSink(for: SegmentDescriptor(sequence: vault.nextSequence, deviceID: "BC-0001", officerID: "O-1",
+                                                                  startWallNanoseconds: wall, startMonotonicNanoseconds: monotonic, codec: "h264",
+                                                                  width: 1280, height: 720, framesPerSecond: 30, bootID: bootID))
+            for (index, chunk) in storeChunks.enumerated() {
+                try chunk.withUnsafeBytes { try sink.write($0) }
+                try sink.fragmentComplete(frames: index == 0 ? 0 : 15, duration: index == 0 ? 0 : 45_000)
+            }
+            _ = try sink.finish()
+        }
+        if !run.crash { try vault.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string("SIGTERM")]) }
+    }
+    var files: [String: [UInt8]] = [:]
+    for name in try directoryEntries(storeWork) { files[name] = try readWholeFile(storeWork + "/" + name) }
+    removeFolder(storeWork)
+    return files
+}
+
+/// One expected finding: its code and the segments it names.
+typealias Finding = (code: String, sequences: [Int64])
+
+/// Writes a store vector after checking that `StoreVerifier` finds exactly `problems` (as a
+/// multiset of code and sequences), verifies exactly `verified`, and reports `uncleanStops`
+/// runs ended without `shutdown`.
+func storeVector(_ name: String, _ files: [String: [UInt8]], note: String, problems: [Finding], verified: [Int64],
+                 uncleanStops: Int = 0, withAuthority: Bool = true) throws {
+    removeFolder(storeWork)
+    mkdir(storeWork, 0o755)
+    for (file, bytes) in files { try writeFileAtomically(storeWork + "/" + file, bytes, mode: 0o644) }
+    let report = try StoreVerifier.verify(store: storeWork, authority: withAuthority ? authority.publicKey : nil)
+    removeFolder(storeWork)
+    func key(_ finding: Finding) -> String { finding.code + " " + finding.sequences.map(String.init).joined(separator: ",") }
+    let found = report.problems.map { key(($0.code, $0.sequences)) }.sorted(), wanted = problems.map(key).sorted()
+    guard found == wanted, report.verifiedSequences == verified, report.uncleanStops.count == uncleanStops else {
+        writeStandardError("bodycam-vectors: \(name): verify found \(found), verified \(report.verifiedSequences), \(report.uncleanStops.count) unclean stops; "
+                           + "the vector says \(wanted), verified \(verified), \(uncleanStops) unclean stops\n")
+        exit(1)
+    }
+    let expected = problems.sorted { key($0) < key($1) }.map { finding -> JSONValue in
+        .object(["code": .string(finding.code), "sequences": .array(finding.sequences.map { .integer($0) }),
+                 "severity": .string(VerificationProblem.warnings.contains(finding.code) ? "warning" : "error")])
+    }
+    var fields: [String: JSONValue] = [
+        "kind": .string("store"), "note": .string(note), "expect": .string(report.problems.isEmpty ? "ok" : "error"),
+        "files": .object(files.mapValues(b64)), "problems": .array(expected),
+        "verified_sequences": .array(verified.map { .integer($0) }), "unclean_stops": .integer(Int64(uncleanStops)),
+    ]
+    if withAuthority { fields["authority_key"] = b64(authority.publicKey.raw) }
+    try write("store-" + name, fields)
+}
+
+let threeSegments: [(wall: Int64, monotonic: Int64)] = [(dayOne, 10 * second), (dayOne + second, 11 * second), (dayOne + 2 * second, 12 * second)]
+let base = try recordStore([Run(segments: threeSegments)])
+func named(_ files: [String: [UInt8]], _ suffix: String, _ sequence: Int) -> String {
+    files.keys.sorted().filter { $0.hasSuffix(suffix) }[sequence - 1]
+}
+func segmentName(_ sequence: Int) -> String { named(base, ".bcseg", sequence) }
+func manifestName(_ sequence: Int) -> String { named(base, ".manifest", sequence) }
+func manifest(_ files: [String: [UInt8]], _ sequence: Int) throws -> Manifest { try Manifest.read(files[named(files, ".manifest", sequence)]!, what: "vector") }
+/// The manifest of `sequence` signed anew by `key` with `change` made to its body.
+func resigned(_ files: [String: [UInt8]], _ sequence: Int, key: Ed25519PrivateKey = device,
+              _ change: (inout [String: JSONValue]) -> Void = { _ in }) throws -> [UInt8] {
+    var body = try manifest(files, sequence).document.body.object!
+    change(&body)
+    return try SignedDocument.sign(type: Manifest.type, body: .object(body), with: key).bytes
+}
+func journalLines(_ files: [String: [UInt8]]) -> [[UInt8]] { files["journal.log"]!.split(separator: 0x0A).map(Array.init) }
+func joinLines(_ lines: [[UInt8]]) -> [UInt8] { Array(lines.joined(separator: [0x0A])) + [0x0A] }
+/// The journal written anew by a holder of the device key: the records `keep` takes, chained again.
+func rewrittenJournal(_ files: [String: [UInt8]], keep: (JournalRecord) -> Bool) throws -> [UInt8] {
+    let records = AuditJournal.parse(files["journal.log"]!, key: nil).records
+    removeFolder(storeWork)
+    mkdir(storeWork, 0o755)
+    let journal = try AuditJournal(path: storeWork + "/journal.log", key: device)
+    for record in records where keep(record) { try journal.append(kind: record.kind, fields: record.fields) }
+    let bytes = try readWholeFile(storeWork + "/journal.log")
+    removeFolder(storeWork)
+    return bytes
+}
+func with(_ files: [String: [UInt8]], _ change: (inout [String: [UInt8]]) throws -> Void) rethrows -> [String: [UInt8]] {
+    var copy = files
+    try change(&copy)
+    return copy
+}
+
+try storeVector("ok", base, note: "three segments recorded in one run that ended cleanly", problems: [], verified: [1, 2, 3])
+try storeVector("ok-without-authority", base, note: "the same store verified without the authority's key", problems: [], verified: [1, 2, 3],
+                withAuthority: false)
+try storeVector("crash", try recordStore([Run(segments: Array(threeSegments.prefix(2)), crash: true), Run(segments: [threeSegments[2]])]),
+                note: "the first run ended without a shutdown record (a crash); the second run began with a boot record saying so",
+                problems: [], verified: [1, 2, 3], uncleanStops: 1)
+try storeVector("final-records-removed", with(base) { $0["journal.log"] = joinLines(journalLines(base).dropLast()) },
+                note: "the final shutdown record cut off: a crash and this cut look the same on the device alone",
+                problems: [], verified: [1, 2, 3], uncleanStops: 1)
+try storeVector("certificate-invalid", with(base) {
+    $0["device.certificate"] = try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: device.publicKey, authority: try Ed25519PrivateKey(seed: seed("other authority")),
+                                                          notBefore: "2026-01-01T00:00:00.000000Z", notAfter: "2031-01-01T00:00:00.000000Z").document.bytes
+}, note: "the certificate is signed by another authority", problems: [("certificate_invalid", [])], verified: [1, 2, 3])
+try storeVector("certificate-expired-at-signing", try recordStore([Run(segments: threeSegments)], certificateNotAfter: "2026-12-01T08:00:01.500000Z"),
+                note: "the certificate ended between the first and the second segment's signing (its end_utc)",
+                problems: [("certificate_expired_at_signing", [2, 3])], verified: [1])
+try storeVector("unprovisioned", with(base) { $0["device.certificate"] = nil },
+                note: "no certificate: the device key is not traced to the authority", problems: [("unprovisioned", [])], verified: [1, 2, 3])
+try storeVector("device-key-mismatch", with(base) {
+    $0["device.certificate"] = try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: try Ed25519PrivateKey(seed: seed("another device")).publicKey,
+                                                          authority: authority, notBefore: "2026-01-01T00:00:00.000000Z",
+                                                          notAfter: "2031-01-01T00:00:00.000000Z").document.bytes
+}, note: "the certificate is for another key than device.pub", problems: [("device_key_mismatch", [])], verified: [1, 2, 3])
+try storeVector("device-key-unreadable", with(base) { $0["device.pub"] = Array("not a key\n".utf8) },
+                note: "device.pub cannot be read: the certificate's key is used", problems: [("device_key_unreadable", [])], verified: [1, 2, 3])
+try storeVector("device-key-missing", with(base) { $0["device.pub"] = nil },
+                note: "device.pub deleted: the certificate's key is used", problems: [("device_key_missing", [])], verified: [1, 2, 3])
+try storeVector("no-device-key", with(base) { $0["device.pub"] = nil; $0["device.certificate"] = nil },
+                note: "neither device.pub nor a certificate", problems: [("no_device_key", [])], verified: [], withAuthority: false)
+try storeVector("manifest-malformed", with(base) { $0[manifestName(2)] = Array("bodycam-manifest/1\n{}\n\n".utf8) },
+                note: "manifest 2 is not a manifest: its segment is then one nobody vouches for",
+                problems: [("manifest_malformed", []), ("sequence_gap", [2]), ("segment_without_manifest", []), ("journaled_segment_missing", [2])],
+                verified: [1, 3])
+try storeVector("manifest-bad-signature", with(base) { $0[manifestName(2)] = try resigned(base, 2, key: try Ed25519PrivateKey(seed: seed("forger"))) },
+                note: "manifest 2 signed by another key",
+                problems: [("manifest_bad_signature", [2]), ("sequence_gap", [2]), ("segment_without_manifest", []), ("journaled_segment_missing", [2])],
+                verified: [1, 3])
+try storeVector("foreign-device", with(base) { $0[manifestName(2)] = try resigned(base, 2) { $0["device_id"] = .string("BC-9999") } },
+                note: "manifest 2, signed by the device key, names another device",
+                problems: [("foreign_device", [2]), ("sequence_gap", [2]), ("segment_without_manifest", []), ("journaled_segment_missing", [2])],
+                verified: [1, 3])
+try storeVector("replayed-segment", with(base) { $0["seg-000004-20991231T000000Z.manifest"] = base[manifestName(1)] },
+                note: "manifest 1 copied in under the name of a fourth segment",
+                problems: [("duplicate_sequence", [1]), ("replayed_segment", [1, 1]), ("manifest_renamed", [1])], verified: [2, 3])
+try storeVector("segment-and-manifest-deleted", with(base) { $0[segmentName(2)] = nil; $0[manifestName(2)] = nil },
+                note: "segment 2 and its manifest deleted", problems: [("sequence_gap", [2]), ("journaled_segment_missing", [2])], verified: [1, 3])
+try storeVector("newest-deleted", with(base) { $0[segmentName(3)] = nil; $0[manifestName(3)] = nil },
+                note: "the newest segment and its manifest deleted: only the journal knows", problems: [("journaled_segment_missing", [3])], verified: [1, 2])
+try storeVector("chain-broken", with(base) { $0[manifestName(3)] = try resigned(base, 3) { $0["previous_manifest_sha256"] = .string(String(repeating: "1", count: 64)) } },
+                note: "manifest 3, signed by the device key, names another manifest before it",
+                problems: [("chain_broken", [2, 3]), ("journaled_manifest_differs", [3])], verified: [1])
+try storeVector("segment-missing", with(base) { $0[segmentName(2)] = nil },
+                note: "segment 2's file deleted", problems: [("segment_missing", [2])], verified: [1, 3])
+try storeVector("ciphertext-mismatch", with(base) { $0[segmentName(2)]![$0[segmentName(2)]!.count - 20] ^= 1 },
+                note: "one bit of segment 2's last chunk changed", problems: [("ciphertext_mismatch", [2])], verified: [1, 3])
+try storeVector("segments-swapped", with(base) { ($0[segmentName(1)], $0[segmentName(2)]) = (base[segmentName(2)], base[segmentName(1)]) },
+                note: "the files of segments 1 and 2 swapped",
+                problems: [("ciphertext_mismatch", [1]), ("ciphertext_mismatch", [2]), ("segment_header_mismatch", [1]), ("segment_header_mismatch", [2])],
+                verified: [3])
+let baseLayout = try SealedSegmentLayout(base[segmentName(2)]!, what: "vector")
+try storeVector("segment-truncated", with(base) { $0[segmentName(2)] = Array(base[segmentName(2)]![..<baseLayout.chunks.last!.offset]) },
+                note: "segment 2 cut before its last chunk", problems: [("ciphertext_mismatch", [2]), ("segment_unsealed", [2])], verified: [1, 3])
+try storeVector("segment-trailing-data", with(base) { $0[segmentName(2)]! += [0, 1, 2] },
+                note: "three bytes after segment 2's last chunk", problems: [("ciphertext_mismatch", [2]), ("segment_trailing_data", [2])], verified: [1, 3])
+let extended = base[segmentName(2)]! + [0, 1, 2]
+try storeVector("segment-trailing-data-resigned", with(base) {
+    $0[segmentName(2)] = extended
+    $0[manifestName(2)] = try resigned(base, 2) {
+        $0["ciphertext_sha256"] = .string(Hex.encode(try! SHA256.hash(extended)))
+        $0["ciphertext_bytes"] = .integer(Int64(extended.count))
+    }
+}, note: "three bytes after segment 2's last chunk, and its manifest signed anew (by the device key) for the longer file",
+   problems: [("segment_trailing_data", [2]), ("journaled_manifest_differs", [2]), ("chain_broken", [2, 3])], verified: [1])
+try storeVector("segment-malformed", with(base) { $0[segmentName(2)] = [UInt8](repeating: 0x41, count: 100) },
+                note: "segment 2's file replaced by bytes that are not a segment", problems: [("ciphertext_mismatch", [2]), ("segment_malformed", [2])], verified: [1, 3])
+try storeVector("segment-without-manifest", with(base) { $0["seg-000004-20261201T080003Z.bcseg.partial"] = Array(base[segmentName(3)]!.prefix(500)) },
+                note: "a .partial nobody vouches for, in a store no writer holds", problems: [("segment_without_manifest", [])], verified: [1, 2, 3])
+try storeVector("segment-set-aside", with(base) { $0["seg-000004-20261201T080003Z.bcseg.damaged"] = [1, 2, 3] },
+                note: "a file recovery set aside", problems: [("segment_set_aside", [])], verified: [1, 2, 3])
+try storeVector("manifest-renamed", with(base) { $0["seg-000002-20991231T000000Z.manifest"] = $0.removeValue(forKey: manifestName(2)) },
+                note: "manifest 2 renamed", problems: [("manifest_renamed", [2])], verified: [1, 3])
+let baseLines = journalLines(base)
+try storeVector("journal-record-removed", with(base) { $0["journal.log"] = joinLines(baseLines.enumerated().filter { $0.offset != 2 }.map(\.element)) },
+                note: "the journal's second record (segment 1's sealing) deleted: the next record's sequence and its previous hash are wrong, and manifest 1 is in no record",
+                problems: [("journal_broken", []), ("journal_broken", []), ("manifest_not_journaled", [1])], verified: [2, 3])
+try storeVector("journal-bad-signature", with(base) {
+    var line = baseLines.last!
+    let space = line.lastIndex(of: 0x20)!
+    line.replaceSubrange((space + 1)..., with: Array(Base64.encode([UInt8](repeating: 7, count: 64)).utf8))
+    $0["journal.log"] = joinLines(baseLines.dropLast() + [line])
+}, note: "the last record's signature replaced (a record after it would also no longer follow it)", problems: [("journal_bad_signature", [])], verified: [1, 2, 3])
+let records = AuditJournal.parse(base["journal.log"]!, key: nil).records
+let lastSealed = records.last { $0.kind == "segment_sealed" }!
+try storeVector("journal-truncated", with(base) { $0["journal.log"] = joinLines(Array(baseLines.prefix(lastSealed.line - 1))) },
+                note: "the journal cut before the record of segment 3's sealing", problems: [("journal_truncated", [3])], verified: [1, 2], uncleanStops: 1)
+try storeVector("journal-torn", with(base) { $0["journal.log"] = Array(base["journal.log"]!.dropLast(10)) },
+                note: "the journal's last record cut short", problems: [("journal_truncated", [])], verified: [1, 2, 3], uncleanStops: 1)
+try storeVector("manifest-not-journaled", with(base) {
+    let sealedTwo = records.first { $0.kind == "segment_sealed" && $0.fields["sequence"] == .integer(2) }!
+    $0["journal.log"] = try rewrittenJournal(base) { $0.sequence != sealedTwo.sequence }
+}, note: "the journal written anew (by the device key) without segment 2's record", problems: [("manifest_not_journaled", [2])], verified: [1, 3])
+try storeVector("journaled-manifest-differs", with(base) { $0[manifestName(2)] = try resigned(base, 2) { $0["officer_id"] = .string("O-2") } },
+                note: "manifest 2 signed anew (by the device key) with another officer",
+                problems: [("journaled_manifest_differs", [2]), ("chain_broken", [2, 3])], verified: [1])
+try storeVector("journal-missing", with(base) { $0["journal.log"] = nil }, note: "no journal", problems: [("journal_missing", [])], verified: [1, 2, 3])
+try storeVector("journal-unknown-version", with(base) { $0["journal.log"] = Array("bodycam-journal/9\n".utf8) + baseLines.dropFirst().flatMap { $0 + [0x0A] } },
+                note: "the journal names a version this reader does not know", problems: [("journal_unreadable", [])], verified: [1, 2, 3])
+try storeVector("clock-implausible", try recordStore([Run(segments: threeSegments.map { ($0.wall - 50 * 365 * 86_400 * second, $0.monotonic) })]),
+                note: "footage stamped in 1976, which the journal cannot correct", problems: [("clock_implausible", [1, 2, 3])], verified: [1, 2, 3])
+try storeVector("clock-backwards", try recordStore([Run(segments: [(dayOne, 10 * second), (dayOne - 60 * second, 11 * second)])]),
+                note: "segment 2 is stamped a minute before segment 1 began (no boot id, so the monotonic clock cannot explain it)",
+                problems: [("clock_backwards", [1, 2])], verified: [1, 2])
+let replacement = try Ed25519PrivateKey(seed: seed("replacement device key"))
+try storeVector("device-key-replaced", try recordStore([Run(segments: Array(threeSegments.prefix(2))), Run(segments: [threeSegments[2]], key: replacement)]),
+                note: "the second run lost the device key and made a new one, which no certificate vouches for",
+                problems: [("device_key_replaced", [3])], verified: [1, 2])
+try storeVector("device-key-replaced-certified", with(try recordStore([Run(segments: Array(threeSegments.prefix(2))), Run(segments: [threeSegments[2]], key: replacement)])) {
+    $0["device.certificate"] = try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: replacement.publicKey, authority: authority,
+                                                          notBefore: "2026-12-01T09:00:00.000000Z", notAfter: "2031-01-01T00:00:00.000000Z").document.bytes
+}, note: "the same, after the authority certified the replacement key", problems: [("device_key_replaced_certified", [3])], verified: [1, 2, 3])
+// Offload: segment 1 acknowledged by the office and deleted on the device.
+let offloaded: [String: [UInt8]] = try {
+    removeFolder(storeWork)
+    mkdir(storeWork, 0o755)
+    for (file, bytes) in base { try writeFileAtomically(storeWork + "/" + file, bytes, mode: 0o644) }
+    let vault = try EvidenceVault(configuration: .init(directory: storeWork, deviceID: "BC-0001", recipients: [office.publicKey], deviceKey: device, provisioned: true))
+    try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging(["device_id": JSONValue.string("BC-0001"), "boot_id": .string("")]) { $1 })
+    let ack = try OffloadAcknowledgement.issue(deviceID: "BC-0001", manifests: [try manifest(base, 1)], key: authority)
+    _ = try vault.applyOffload(ack.document.bytes, authority: authority.publicKey)
+    try vault.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string("SIGTERM")])
+    var files: [String: [UInt8]] = [:]
+    for name in try directoryEntries(storeWork) { files[name] = try readWholeFile(storeWork + "/" + name) }
+    removeFolder(storeWork)
+    return files
+}()
+try storeVector("offloaded", offloaded, note: "segment 1 deleted under the office's acknowledgement, which the store keeps", problems: [], verified: [2, 3])
+try storeVector("offload-unproven", with(offloaded) { files in files.keys.filter { $0.hasSuffix(".ack") }.forEach { files[$0] = nil } },
+                note: "the acknowledgement of a journaled offload deleted", problems: [("offload_unproven", []), ("segment_missing", [1])], verified: [2, 3])
+try storeVector("offload-ack-invalid", with(offloaded) { files in files.keys.filter { $0.hasSuffix(".ack") }.forEach { files[$0]![files[$0]!.count - 10] ^= 1 } },
+                note: "the kept acknowledgement altered", problems: [("offload_ack_invalid", []), ("offload_unproven", []), ("segment_missing", [1])], verified: [2, 3])
+rmdir(storeWork)
+
 // Clean up the work folder: the vectors are self-contained.
 for name in ["journal.log", "device.pub"] + (try directoryEntries(directory)) { unlink(directory + "/" + name) }
 rmdir(directory)

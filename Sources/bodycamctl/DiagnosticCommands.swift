@@ -253,7 +253,7 @@ struct Selftest: ParsableCommand {
                 } else {
                     let certificate = try DeviceCertificate.read(configuration.certificatePath)
                     let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
-                    let good = certificate.deviceKey == key.publicKey && certificate.deviceID == configuration.deviceID && now >= certificate.notBefore && now <= certificate.notAfter
+                    let good = certificate.deviceKey == key.publicKey && certificate.deviceID == configuration.deviceID && certificate.isValid(at: now)
                     results.append(("device key", good ? .pass : .fail,
                                     "key \(key.publicKey.keyID), certificate for \(certificate.deviceID) valid \(certificate.notBefore) to \(certificate.notAfter)"
                                     + (good ? "" : ": does not match this key, device id or time")))

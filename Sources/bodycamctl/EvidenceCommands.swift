@@ -24,6 +24,11 @@ extension VerificationReport {
                          + "really \(correction.correctedStartUTC) – \(correction.correctedEndUTC) "
                          + "(the clock was \(formatDecimal(Double(-correction.offsetMilliseconds) / 1000, places: 3)) s off; journal record \(correction.basisRecord))")
         }
+        for stop in uncleanStops {
+            lines.append("UNCLEAN STOP: the run from journal record \(stop.bootRecord) ended without a shutdown record after record \(stop.lastRecord) at \(stop.lastUTC) "
+                         + (stop.nextBootUTC.map { "(a crash, a kill, the watchdog or a power loss; the device started again at \($0))" }
+                            ?? "(a crash, a kill, the watchdog or a power loss, or the journal was cut after that record: the device alone cannot tell which)"))
+        }
         if let recordingInProgress {
             lines.append("RECORDING IN PROGRESS: \(recordingInProgress) is being written by the device (not a problem; not checked until it is sealed)")
         }

@@ -183,9 +183,9 @@ struct SocketAccessTests {
         let deviceKey = try KeyFile.readSigningKey(directory.path + "/keys/device.key")
         let authority = try Ed25519PrivateKey()
         let good = try DeviceCertificate.issue(deviceID: "BC-PROC-1", deviceKey: deviceKey.publicKey, authority: authority,
-                                               notBefore: "2020-01-01T00:00:00Z", notAfter: "2099-01-01T00:00:00Z")
+                                               notBefore: "2020-01-01T00:00:00.000000Z", notAfter: "2099-01-01T00:00:00.000000Z")
         let other = try DeviceCertificate.issue(deviceID: "BC-PROC-1", deviceKey: try Ed25519PrivateKey().publicKey, authority: authority,
-                                                notBefore: "2020-01-01T00:00:00Z", notAfter: "2099-01-01T00:00:00Z")
+                                                notBefore: "2020-01-01T00:00:00.000000Z", notAfter: "2099-01-01T00:00:00.000000Z")
         let refused = try request(["cmd": .string("install_certificate"), "certificate": .string(Base64.encode(other.document.bytes))])
         #expect(refused["ok"] == .boolean(false) && refused["error"]?.string?.contains("another key") == true, "\(refused)")
         let installed = try request(["cmd": .string("install_certificate"), "certificate": .string(Base64.encode(good.document.bytes))])

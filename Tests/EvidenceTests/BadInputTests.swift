@@ -92,7 +92,45 @@ struct BadInputTests {
         let value = try JSONParser.parse(#"{"b":[true,false,null,-7],"a":"x\"\\\n\u00e9"}"#)
         #expect(value.canonicalString == #"{"a":"x\"\\\né","b":[true,false,null,-7]}"#)
         #expect(try JSONParser.parse(value.canonical) == value)
+        // Depth: each object or array is a level; 32 are allowed, 33 are not.
+        #expect(try JSONParser.parse(String(repeating: "[", count: 32) + String(repeating: "]", count: 32)).canonical.count == 64)
+        #expect(throws: JSONError.self) { try JSONParser.parse(String(repeating: "[", count: 33) + String(repeating: "]", count: 33)) }
+        // Surrogates: a pair is one character, a lone one (escaped, or as raw bytes) is refused.
+        #expect(try JSONParser.parse(#""\ud83d\ude00""#).canonicalString == "\"\u{1F600}\"")
+        for bad in [#""\ud83d""#, #""\ude00""#, #""\ud83dx""#, #""\ud83d\u0041""#, #""\u+041""#, #""\u004""#] {
+            #expect(throws: JSONError.self, "\(bad)") { try JSONParser.parse(bad) }
+        }
+        #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0xED, 0xA0, 0xBD, 0x22]) }
+        // Member names: printable ASCII, once each, compared after unescaping.
+        #expect(throws: JSONError.self) { try JSONParser.parse(#"{"\u00e9":1}"#) }
+        #expect(throws: JSONError.self) { try JSONParser.parse(#"{"a":1,"\u0061":2}"#) }
     }
+
+    @Test("times and hex have one spelling: no other is read as evidence")
+    func canonicalSpellings() throws {
+        #expect(ClockParse.nanoseconds(iso8601: "2026-11-29T03:10:16.250000Z") == 1_795_921_816_250_000_000)
+        for bad in ["2026-11-29T03:10:16Z", "2026-11-29T03:10:16.250000+00:00", "2026-11-29 03:10:16.250000Z", "2026-11-29T03:10:16,250000Z",
+                    "2026-11-29T03:10:16.25000Z0", "+026-11-29T03:10:16.250000Z", "2026-02-30T00:00:00.000000Z", "2026-11-29T24:00:00.000000Z",
+                    "2026-12-31T23:59:60.000000Z", "2026-11-29t03:10:16.250000z", "2026-1-029T03:10:16.250000Z"] {
+            #expect(ClockParse.nanoseconds(iso8601: bad) == nil, "\(bad)")
+        }
+        // A manifest with an upper-case hash or a time in another spelling is malformed.
+        let key = try Ed25519PrivateKey()
+        let store = Pristine.shared.store
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: store).filter { $0.hasSuffix(".manifest") }.sorted().first)
+        let manifest = try Manifest.read(try readWholeFile(store + "/" + name), what: name)
+        for (member, value) in [("ciphertext_sha256", JSONValue.string(manifest.ciphertextSHA256.uppercased())),
+                                ("start_utc", .string(String(manifest.startUTC.dropLast(8)) + "Z"))] {
+            var body = try #require(manifest.document.body.object)
+            body[member] = value
+            let document = try SignedDocument.sign(type: Manifest.type, body: .object(body), with: key)
+            #expect(throws: EvidenceError.self, "\(member)") { try Manifest(document: document) }
+        }
+        var body = try #require(manifest.document.body.object)
+        body["end_utc"] = .string(manifest.endUTC)
+        #expect(try Manifest(document: try SignedDocument.sign(type: Manifest.type, body: .object(body), with: key)).endUTC == manifest.endUTC)
+    }
+
 
     @Test("base64 and hex accept only their canonical spelling")
     func encodings() {

@@ -21,8 +21,27 @@ struct VectorTests {
 
     @Test("the vectors are there")
     func present() {
-        #expect(Self.names.count >= 16)
-        #expect(Set(Self.names.compactMap { try? vector($0)["kind"]?.string }) == ["canonical_json", "signed_document", "segment", "journal"])
+        #expect(Self.names.count >= 60)
+        #expect(Set(Self.names.compactMap { try? vector($0)["kind"]?.string }) == ["canonical_json", "signed_document", "segment", "journal", "store"])
+    }
+
+    /// Every finding code in docs/FORMAT.md's table has a store vector, and the vectors use no
+    /// other; except `segment_unreadable`, a segment that is a link or a device (a vector holds
+    /// regular files only; HostileStoreTests has it).
+    @Test("every finding code has a store vector")
+    func everyCode() throws {
+        let covered = Set(try Self.names.map { try vector($0) }.filter { $0["kind"]?.string == "store" }
+            .flatMap { $0["problems"]?.array ?? [] }.compactMap { $0["code"]?.string })
+        let format = try String(contentsOfFile: Self.folder + "/../FORMAT.md", encoding: .utf8)
+        let findings = format.components(separatedBy: "| code | severity | raised when |")
+        try #require(findings.count == 2, "FORMAT.md has one findings table")
+        let table = findings[1].components(separatedBy: "\n\n")[0]
+        let documented = Set(table.split(separator: "\n").filter { $0.hasPrefix("| `") }.flatMap { row in
+            row.split(separator: "|")[0].split(separator: "`").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+        })
+        #expect(documented.count >= 35)
+        #expect(covered.subtracting(documented).isEmpty, "codes FORMAT.md does not list")
+        #expect(documented.subtracting(covered) == ["segment_unreadable"], "codes without a vector")
     }
 
     func vector(_ name: String) throws -> JSONValue {
@@ -75,6 +94,22 @@ struct VectorTests {
                 #expect(parsed.problems.isEmpty)
                 #expect(Int64(parsed.records.count) == vector["records"]?.integer)
             }
+        case "store":
+            let directory = try TemporaryDirectory()
+            defer { directory.cleanup() }
+            for (file, value) in try #require(vector["files"]?.object) {
+                #expect(FileManager.default.createFile(atPath: directory.path + "/" + file, contents: Data(try bytes(value))))
+            }
+            let authority = try vector["authority_key"].map { try Ed25519PublicKey(raw: try bytes($0)) }
+            let report = try StoreVerifier.verify(store: directory.path, authority: authority)
+            func key(_ code: String?, _ severity: String?, _ sequences: [Int64]) -> String {
+                "\(code ?? "?") \(severity ?? "?") \(sequences.map(String.init).joined(separator: ","))"
+            }
+            let expected = try #require(vector["problems"]?.array).map { key($0["code"]?.string, $0["severity"]?.string, $0["sequences"]?.array?.compactMap(\.integer) ?? []) }
+            #expect(report.problems.map { key($0.code, $0.severity, $0.sequences) }.sorted() == expected.sorted(), "\(vector["note"]?.string ?? name)")
+            #expect(report.verifiedSequences == vector["verified_sequences"]?.array?.compactMap(\.integer))
+            #expect(Int64(report.uncleanStops.count) == vector["unclean_stops"]?.integer)
+            #expect(report.isClean == !expectError)
         default:
             Issue.record("\(name): unknown kind")
         }
