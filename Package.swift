@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Capture", "LibAV", "V4L2", "V4L2Simulator",
                                                                "Controls", "Policy", "LibCrypto", "Platform", "Wire"]),
         // Writes docs/vectors (`make vectors`).
-        .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "LibCrypto", "Platform", "Wire"]),
+        .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "Policy", "LibCrypto", "Platform", "Wire"]),
         // Fuzz targets (make fuzz builds them with libFuzzer; the plain build replays inputs).
         .executableTarget(name: "bodycam-fuzz", dependencies: ["Evidence", "Tokens", "Configuration", "ControlProtocol", "LibCrypto", "Platform", "Wire", "CShims"]),
 

@@ -4,6 +4,7 @@ import LibCrypto
 import Pipeline
 import Platform
 import Wire
+import Policy
 import Tokens
 
 /// Writes the test vectors of docs/FORMAT.md into the folder given (`make vectors`). Each vector
@@ -271,6 +272,14 @@ try storeVector("manifest-malformed", with(base) { $0[manifestName(2)] = Array("
                 note: "manifest 2 is not a manifest: its segment is then one nobody vouches for",
                 problems: [("manifest_malformed", []), ("sequence_gap", [2]), ("segment_without_manifest", []), ("journaled_segment_missing", [2])],
                 verified: [1, 3])
+try storeVector("manifest-time-spelling", with(base) { $0[manifestName(2)] = try resigned(base, 2) { $0["start_utc"] = .string(String(($0["start_utc"]?.string ?? "").dropLast(8)) + "Z") } },
+                note: "manifest 2, signed by the device key, writes start_utc without its fraction: not a time",
+                problems: [("manifest_malformed", []), ("sequence_gap", [2]), ("segment_without_manifest", []), ("journaled_segment_missing", [2])],
+                verified: [1, 3])
+try storeVector("manifest-hex-upper-case", with(base) { $0[manifestName(2)] = try resigned(base, 2) { $0["ciphertext_sha256"] = .string(($0["ciphertext_sha256"]?.string ?? "").uppercased()) } },
+                note: "manifest 2, signed by the device key, writes its ciphertext hash in upper case",
+                problems: [("manifest_malformed", []), ("sequence_gap", [2]), ("segment_without_manifest", []), ("journaled_segment_missing", [2])],
+                verified: [1, 3])
 try storeVector("manifest-bad-signature", with(base) { $0[manifestName(2)] = try resigned(base, 2, key: try Ed25519PrivateKey(seed: seed("forger"))) },
                 note: "manifest 2 signed by another key",
                 problems: [("manifest_bad_signature", [2]), ("sequence_gap", [2]), ("segment_without_manifest", []), ("journaled_segment_missing", [2])],
@@ -379,6 +388,54 @@ try storeVector("offload-unproven", with(offloaded) { files in files.keys.filter
 try storeVector("offload-ack-invalid", with(offloaded) { files in files.keys.filter { $0.hasSuffix(".ack") }.forEach { files[$0]![files[$0]!.count - 10] ^= 1 } },
                 note: "the kept acknowledgement altered", problems: [("offload_ack_invalid", []), ("offload_unproven", []), ("segment_missing", [1])], verified: [2, 3])
 rmdir(storeWork)
+
+// Tokens: what a device with `supervisor_key` trusted answers to `document` at `now`, having
+// used `used_nonces` before: accepted, or refused with the reason it journals.
+let supervisor = try Ed25519PrivateKey(seed: seed("supervisor"))
+let tokenTime: Int64 = dayOne + 3_600 * second
+func tokenVector(_ name: String, _ document: [UInt8], expecting kind: AuthorizationToken.Kind, now: Int64 = tokenTime,
+                 usedNonces: [String] = [], note: String, refusal: TokenRefusal?) throws {
+    let verifier = TokenVerifier(deviceID: "BC-0001", supervisors: [supervisor.publicKey], usedNonces: Set(usedNonces))
+    let nowText = Clock.iso8601(wallNanoseconds: now)
+    let outcome = verifier.check(document, expecting: kind, now: nowText)
+    guard (try? outcome.get()) == nil ? refusal != nil && outcome == .failure(refusal!) : refusal == nil else {
+        writeStandardError("bodycam-vectors: token-\(name): got \(outcome), the vector says \(refusal.map(\.rawValue) ?? "accepted")\n")
+        exit(1)
+    }
+    var fields: [String: JSONValue] = ["kind": .string("token"), "document": b64(document), "supervisor_key": b64(supervisor.publicKey.raw),
+                                       "device_id": .string("BC-0001"), "now": .string(nowText), "expecting": .string(kind.rawValue),
+                                       "used_nonces": .array(usedNonces.map { .string($0) }), "note": .string(note),
+                                       "expect": .string(refusal == nil ? "ok" : "error")]
+    if let refusal { fields["refusal"] = .string(refusal.rawValue) }
+    try write("token-" + name, fields)
+}
+/// A stop token's bytes, its body changed by `change` before signing.
+func stopToken(key: Ed25519PrivateKey = supervisor, deviceID: String = "BC-0001", change: (inout [String: JSONValue]) -> Void = { _ in }) throws -> [UInt8] {
+    let issued = try AuthorizationToken.issue(.stop, deviceID: deviceID, issuer: "Supervisor S", key: key, minutes: 10, now: tokenTime - 60 * second)
+    var body = issued.document.body.object!
+    change(&body)
+    return try SignedDocument.sign(type: AuthorizationToken.Kind.stop.rawValue, body: .object(body), with: key).bytes
+}
+let stop = try AuthorizationToken.parse(try stopToken())
+try tokenVector("stop-ok", stop.document.bytes, expecting: .stop, note: "a stop token inside its validity", refusal: nil)
+try tokenVector("stop-at-not-after", stop.document.bytes, expecting: .stop, now: ClockParse.nanoseconds(iso8601: stop.notAfter)!,
+                note: "at the last microsecond of its validity (both bounds are included)", refusal: nil)
+try tokenVector("stop-expired", stop.document.bytes, expecting: .stop, now: ClockParse.nanoseconds(iso8601: stop.notAfter)! + 1_000,
+                note: "one microsecond after its validity", refusal: .expired)
+try tokenVector("stop-not-yet-valid", stop.document.bytes, expecting: .stop, now: ClockParse.nanoseconds(iso8601: stop.notBefore)! - 1_000,
+                note: "one microsecond before its validity", refusal: .notYetValid)
+try tokenVector("stop-replayed", stop.document.bytes, expecting: .stop, usedNonces: [stop.nonce], note: "its nonce was used before", refusal: .replayed)
+try tokenVector("stop-wrong-device", try stopToken(deviceID: "BC-0002"), expecting: .stop, note: "issued for another device", refusal: .wrongDevice)
+try tokenVector("stop-unknown-signer", try stopToken(key: try Ed25519PrivateKey(seed: seed("stranger supervisor"))), expecting: .stop,
+                note: "signed by a key the device does not trust", refusal: .unknownSigner)
+try tokenVector("stop-as-duty", stop.document.bytes, expecting: .duty, note: "a stop token offered as a duty token", refusal: .wrongKind)
+try tokenVector("stop-time-spelling", try stopToken { $0["not_after"] = .string(String(stop.notAfter.dropLast(8)) + "Z") },
+                expecting: .stop, note: "not_after written without its fraction", refusal: .malformed)
+try tokenVector("stop-nonce-upper-case", try stopToken { $0["nonce"] = .string(stop.nonce.uppercased()) },
+                expecting: .stop, note: "the nonce in upper-case hex", refusal: .malformed)
+let duty = try AuthorizationToken.issue(.duty, deviceID: "BC-0001", issuer: "Supervisor S", key: supervisor, minutes: 10, action: "start",
+                                        officerID: "O-1", dutyID: "D-1", now: tokenTime - 60 * second)
+try tokenVector("duty-ok", duty.document.bytes, expecting: .duty, note: "a duty-start token inside its validity", refusal: nil)
 
 // Clean up the work folder: the vectors are self-contained.
 for name in ["journal.log", "device.pub"] + (try directoryEntries(directory)) { unlink(directory + "/" + name) }

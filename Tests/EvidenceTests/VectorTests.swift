@@ -7,6 +7,7 @@ import Wire
 import Foundation
 import LibCrypto
 import Testing
+import Tokens
 @testable import Evidence
 
 /// Every file in docs/vectors, as a second implementation would use them.
@@ -22,7 +23,7 @@ struct VectorTests {
     @Test("the vectors are there")
     func present() {
         #expect(Self.names.count >= 60)
-        #expect(Set(Self.names.compactMap { try? vector($0)["kind"]?.string }) == ["canonical_json", "signed_document", "segment", "journal", "store"])
+        #expect(Set(Self.names.compactMap { try? vector($0)["kind"]?.string }) == ["canonical_json", "signed_document", "segment", "journal", "store", "token"])
     }
 
     /// Every finding code in docs/FORMAT.md's table has a store vector, and the vectors use no
@@ -110,6 +111,17 @@ struct VectorTests {
             #expect(report.verifiedSequences == vector["verified_sequences"]?.array?.compactMap(\.integer))
             #expect(Int64(report.uncleanStops.count) == vector["unclean_stops"]?.integer)
             #expect(report.isClean == !expectError)
+        case "token":
+            let verifier = TokenVerifier(deviceID: try #require(vector["device_id"]?.string),
+                                         supervisors: [try Ed25519PublicKey(raw: try bytes(vector["supervisor_key"]))],
+                                         usedNonces: Set(try #require(vector["used_nonces"]?.array).compactMap(\.string)))
+            let expecting = try #require(vector["expecting"]?.string), now = try #require(vector["now"]?.string)
+            let kind = try #require(AuthorizationToken.Kind(rawValue: expecting))
+            let outcome = verifier.check(try bytes(vector["document"]), expecting: kind, now: now)
+            switch outcome {
+            case .success: #expect(!expectError, "\(vector["note"]?.string ?? name)")
+            case .failure(let refusal): #expect(expectError && refusal.rawValue == vector["refusal"]?.string, "\(vector["note"]?.string ?? name): \(refusal)")
+            }
         default:
             Issue.record("\(name): unknown kind")
         }
