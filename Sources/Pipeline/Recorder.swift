@@ -81,6 +81,10 @@ public final class Recorder: @unchecked Sendable {
         /// The write queue's bound: seconds of live video waiting for storage, and bytes.
         public var writeQueueSeconds: Int
         public var writeQueueMaxBytes: Int
+        /// The longest a fragment (the unit made durable) runs, ms (`SegmentMuxer.Configuration`):
+        /// half a second, so that a power cut takes at most that and the time to seal it, well
+        /// inside the one second the procedure allows, even when load delays the sync.
+        public var fragmentMilliseconds = 500
         public init(deviceID: String, officerID: String = "", preEventSeconds: Int = 30,
                     preEventMaxBytes: Int = 64 << 20, segmentSeconds: Int = 60,
                     writeQueueSeconds: Int = 10, writeQueueMaxBytes: Int = 32 << 20) {
@@ -335,9 +339,10 @@ public final class Recorder: @unchecked Sendable {
         watchClock()
         if !timelineOpen {
             // The writer numbers the segments on from its store.
-            writer.submit(.timeline(.init(configuration: .init(segmentSeconds: configuration.segmentSeconds,
-                                                               deviceID: configuration.deviceID, officerID: officer,
-                                                               framesPerSecond: source.format.framesPerSecond),
+            var segments = SegmentMuxer.Configuration(segmentSeconds: configuration.segmentSeconds, deviceID: configuration.deviceID,
+                                                      officerID: officer, framesPerSecond: source.format.framesPerSecond)
+            segments.maximumFragmentMilliseconds = configuration.fragmentMilliseconds
+            writer.submit(.timeline(.init(configuration: segments,
                                           parameters: encoder.parameters, timeBase: encoder.timeBase,
                                           epochMonotonic: frame.captureNanoseconds, anchor: anchor)))
             timelineOpen = true
@@ -387,7 +392,8 @@ public final class Recorder: @unchecked Sendable {
             recording = true
             let buffered = preEvent.drain()
             let seconds = Double((buffered.last.map { $0.pts + $0.duration } ?? 0) - (buffered.first?.pts ?? 0)) / 90_000
-            if buffered.isEmpty { encoder.requestOpeningKeyframe() }
+            // Nothing buffered: the recording opens on the next picture, made a keyframe.
+            if buffered.isEmpty { encoder.requestKeyframe() }
             for packet in buffered { writer.submit(.packet(packet, live: false)) }
             emit(.recordingStarted(preEventPackets: buffered.count, preEventSeconds: seconds))
         case .stopRecording where recording:

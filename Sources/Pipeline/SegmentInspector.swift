@@ -19,8 +19,10 @@ public struct SegmentReport: Sendable {
     public var boxes: [String]
     /// Pictures in each moof+mdat fragment, in order.
     public var framesPerFragment: [Int]
-    /// Fragments whose first picture is not a keyframe, or that hold more than one keyframe.
-    public var fragmentsNotOneGOP: [Int]
+    /// Fragments holding a keyframe after their first picture: a GOP begins inside them. (A
+    /// GOP may span several fragments, the later ones beginning with a picture that is not a
+    /// keyframe; it never begins mid-fragment, so that every GOP can be cut out whole.)
+    public var fragmentsSplittingGOPs: [Int]
     public var startsWithKeyframe: Bool
     /// Seconds from the first picture to the end of the last.
     public var durationSeconds: Double
@@ -34,7 +36,7 @@ public struct SegmentReport: Sendable {
         if decodedFrames == 0 { result.append("no picture decodes") }
         if decodeErrors > 0 { result.append("\(decodeErrors) decode errors") }
         if !startsWithKeyframe { result.append("does not start on a keyframe") }
-        if !fragmentsNotOneGOP.isEmpty { result.append("fragments \(fragmentsNotOneGOP.map(String.init).joined(separator: ",")) are not exactly one GOP") }
+        if !fragmentsSplittingGOPs.isEmpty { result.append("fragments \(fragmentsSplittingGOPs.map(String.init).joined(separator: ",")) begin a GOP after their first picture") }
         if boxes.first(where: { $0 != "ftyp" }) != "moov" { result.append("no moov box after ftyp") }
         if isTruncated { result.append("truncated (last box incomplete)") }
         if let readError { result.append("unreadable from some point: \(readError)") }
@@ -53,15 +55,12 @@ public enum SegmentInspector {
         let frames = try reader.decodeAll(packet: { packets.append($0) }, frame: onFrame)
 
         var framesPerFragment = [Int](repeating: 0, count: mdats.count)
-        var keyframesPerFragment = [Int](repeating: 0, count: mdats.count)
-        var firstIsKey = [Bool?](repeating: nil, count: mdats.count)
+        var splitting: Set<Int> = []
         for packet in packets {
             guard let index = mdats.firstIndex(where: { Int64($0.offset) <= packet.position && packet.position < Int64($0.offset + $0.size) }) else { continue }
+            if packet.isKeyframe && framesPerFragment[index] > 0 { splitting.insert(index) }
             framesPerFragment[index] += 1
-            if packet.isKeyframe { keyframesPerFragment[index] += 1 }
-            if firstIsKey[index] == nil { firstIsKey[index] = packet.isKeyframe }
         }
-        let notOneGOP = (0..<mdats.count).filter { framesPerFragment[$0] > 0 && (firstIsKey[$0] != true || keyframesPerFragment[$0] != 1) }
         let start = packets.map(\.pts).min() ?? 0
         let end = packets.map { $0.pts + $0.duration }.max() ?? 0
         let ticks = Double(end - start)
@@ -69,7 +68,7 @@ public enum SegmentInspector {
             path: path, codec: reader.codecName, width: reader.width, height: reader.height, metadata: reader.metadata,
             packets: packets.count, decodedFrames: frames, decodeErrors: reader.decodeErrors,
             keyframes: packets.filter(\.isKeyframe).count, boxes: boxes.map(\.type),
-            framesPerFragment: framesPerFragment, fragmentsNotOneGOP: notOneGOP,
+            framesPerFragment: framesPerFragment, fragmentsSplittingGOPs: splitting.sorted(),
             startsWithKeyframe: packets.first?.isKeyframe ?? false,
             durationSeconds: ticks * Double(reader.timeBase.numerator) / Double(reader.timeBase.denominator),
             isTruncated: boxes.last.map { !$0.isComplete } ?? true, readError: reader.readError?.description)

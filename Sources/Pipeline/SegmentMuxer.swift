@@ -33,6 +33,11 @@ public final class SegmentMuxer {
         public var officerID: String
         public var firstSequence: UInt64
         public var framesPerSecond: Int
+        /// The longest a fragment runs, ms: a GOP longer than this is written as several
+        /// fragments (the later ones begin with a picture that is not a keyframe), so that what a
+        /// power cut can take — the fragment in flight — stays well under a second whatever the
+        /// GOP. 1000: one fragment per GOP of a second.
+        public var maximumFragmentMilliseconds: Int = 1000
         public init(segmentSeconds: Int, deviceID: String, officerID: String, firstSequence: UInt64 = 1, framesPerSecond: Int = 0) {
             self.segmentSeconds = segmentSeconds
             self.framesPerSecond = framesPerSecond
@@ -117,6 +122,9 @@ public final class SegmentMuxer {
     }
 
     private var segmentTicks: Int64 { Int64(configuration.segmentSeconds) * Int64(timeBase.denominator) / Int64(timeBase.numerator) }
+    private var fragmentTicks: Int64 {
+        Int64(configuration.maximumFragmentMilliseconds) * Int64(timeBase.denominator) / Int64(timeBase.numerator) / 1000
+    }
 
     /// A new reading of the wall clock (every second, and at a step): segments opened from now on
     /// take its anchor; the open one keeps the anchor it was opened with and folds the reading
@@ -162,17 +170,24 @@ public final class SegmentMuxer {
                     try append(packet, first: true)
                     return
                 } else {
-                    try segment.muxer.flushFragment()
-                    try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: packet.pts - segment.fragmentStartPts)
-                    try fragmentWritten(segment.sink)
-                    update {
-                        $0.fragments += 1
-                        $0.fragmentFrames = 0
-                        $0.fragmentStartPts = packet.pts
-                    }
+                    try completeFragment(segment, before: packet)
                 }
+            } else if packet.pts - segment.fragmentStartPts >= fragmentTicks {
+                try completeFragment(segment, before: packet)
             }
             try append(packet)
+        }
+    }
+
+    /// Ends the fragment being written just before `packet`, and makes it durable.
+    private func completeFragment(_ segment: OpenSegment, before packet: EncodedPacket) throws {
+        try segment.muxer.flushFragment()
+        try segment.sink.fragmentComplete(frames: segment.fragmentFrames, duration: packet.pts - segment.fragmentStartPts)
+        try fragmentWritten(segment.sink)
+        update {
+            $0.fragments += 1
+            $0.fragmentFrames = 0
+            $0.fragmentStartPts = packet.pts
         }
     }
 

@@ -34,13 +34,6 @@ public protocol VideoEncoder: AnyObject {
     var timeBase: Rational { get }
     /// Makes the next picture a keyframe (IDR).
     func requestKeyframe()
-    /// Makes the next picture a keyframe that opens a recording with nothing buffered before it
-    /// (a start from standby without a pre-event buffer, a resumption after a restart), and the
-    /// picture half a second of capture time later a keyframe too, without moving the
-    /// one-second cadence: the recording's first half second becomes its own fragment, durable
-    /// half a second sooner, when a crash or a power cut is likeliest (docs/ARCHITECTURE.md,
-    /// "Segments").
-    func requestOpeningKeyframe()
     /// The timestamp the last picture given to `encode` got (its packet carries it).
     var lastInputPts: Int64 { get }
     /// Encodes one picture; returns whatever packets the codec has ready (often none or one).
@@ -84,13 +77,8 @@ public final class LibAVVideoEncoder: VideoEncoder {
     private var lastPts: Int64 = -1
     private var keyframeRequested = false
     /// The pts of the newest keyframe asked for or seen (90 kHz ticks), the one-second cadence's
-    /// origin; the half-second keyframe of an opening never moves it.
+    /// origin.
     private var lastKeyframePts: Int64?
-    private var openingRequested = false
-    /// While a recording's first second is being encoded: the pts from which its half-second
-    /// keyframe is due, then that keyframe's pts (so `drain` does not take it as the origin).
-    private var halfSecondDue: Int64?
-    private var halfSecondPts: Int64?
     public let settings: VideoEncoderSettings
     public let format: FrameFormat
 
@@ -127,8 +115,6 @@ public final class LibAVVideoEncoder: VideoEncoder {
 
     public func requestKeyframe() { keyframeRequested = true }
 
-    public func requestOpeningKeyframe() { openingRequested = true }
-
     public var lastInputPts: Int64 { lastPts }
 
     /// 90 kHz ticks since the first picture, from its capture time; strictly increasing.
@@ -150,16 +136,10 @@ public final class LibAVVideoEncoder: VideoEncoder {
         let pts = pts(for: frame.captureNanoseconds)
         // One second of capture time, not a count of frames: a camera that halves its rate in
         // low light, or frames dropped under load, still give one-second fragments.
-        if keyframeRequested || openingRequested || lastKeyframePts.map({ pts - $0 >= keyframeDue }) ?? true {
+        if keyframeRequested || lastKeyframePts.map({ pts - $0 >= keyframeDue }) ?? true {
             input.forceKeyframe = true
-            halfSecondDue = openingRequested ? pts + keyframeDue / 2 : nil
             keyframeRequested = false
-            openingRequested = false
             lastKeyframePts = pts
-        } else if let due = halfSecondDue, pts >= due {
-            input.forceKeyframe = true
-            halfSecondDue = nil
-            halfSecondPts = pts
         }
         try context.send(input, pts: pts)
         input.forceKeyframe = false
@@ -174,7 +154,7 @@ public final class LibAVVideoEncoder: VideoEncoder {
     private func drain() throws -> [EncodedPacket] {
         var packets: [EncodedPacket] = []
         while case .value(let packet) = try context.receive() {
-            if packet.isKeyframe && packet.pts != halfSecondPts { lastKeyframePts = max(lastKeyframePts ?? packet.pts, packet.pts) }
+            if packet.isKeyframe { lastKeyframePts = max(lastKeyframePts ?? packet.pts, packet.pts) }
             packets.append(EncodedPacket(data: packet.bytes, pts: packet.pts, dts: packet.dts,
                                          duration: packet.duration > 0 ? packet.duration : frameTicks,
                                          isKeyframe: packet.isKeyframe))

@@ -76,27 +76,6 @@ struct EncoderTests {
         #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 7, 31, 61])
     }
 
-    @Test("an opening keyframe adds one half a second later and keeps the one-second cadence; at half the rate too")
-    func openingKeyframe() throws {
-        for (spacing, expected) in [(Int64(33_333_333), [0, 15, 30, 60, 90]), (66_666_667, [0, 8, 15, 30, 45])] {
-            let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
-            encoder.requestOpeningKeyframe()
-            let count = expected.last! + 5
-            let packets = try encodeAll(encoder, try frames(count, spacing: spacing))
-            #expect(packets.indices.filter { packets[$0].isKeyframe } == expected, "spacing \(spacing) ns")
-        }
-        // Opened again later (a recording started from standby): the same, from that picture.
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
-        let input = try frames(100)
-        var packets: [EncodedPacket] = []
-        for (index, frame) in input.enumerated() {
-            if index == 40 { encoder.requestOpeningKeyframe() }
-            packets += try encoder.encode(frame)
-        }
-        packets += try encoder.flush()
-        #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 30, 40, 55, 70])
-    }
-
     @Test("an encoder this libavcodec lacks is a clear error")
     func unknownEncoder() {
         var settings = testEncoderSettings()

@@ -30,10 +30,8 @@ struct EndToEndTests {
             #expect(report.width == 640 && report.height == 480)
             #expect(report.startsWithKeyframe)
             #expect(report.boxes.prefix(2) == ["ftyp", "moov"])
-            // One GOP of 30 frames per fragment; the recording opened with nothing buffered, so
-            // its first second is two fragments of half a second.
-            #expect(report.framesPerFragment == (index == 0 ? [15, 15, 30] : Array(repeating: 30, count: report.decodedFrames / 30)),
-                    "\(report.framesPerFragment)")
+            // Fragments of half a second (15 frames): a GOP of a second is two of them.
+            #expect(report.framesPerFragment == Array(repeating: 15, count: report.decodedFrames / 15), "\(report.framesPerFragment)")
             #expect(report.decodedFrames == (index < 3 ? 60 : 30))
             #expect(report.metadata["device_id"] == "BC-T1")
             #expect(report.metadata["officer_id"] == "OFC-9")
@@ -115,10 +113,11 @@ struct EndToEndTests {
         let bytes = sink.bytes
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
-        // Fragment boundaries the muxer declared: the moov, then after each GOP (the first second
-        // in two halves: the recording opened with nothing buffered).
-        let framesPerFragment = [15, 15, 30, 30, 30, 30]
-        #expect(sink.boundaries.count >= framesPerFragment.count + 1)
+        // Fragment boundaries the muxer declared: the moov, then every half second (a GOP of a
+        // second is two fragments).
+        let framesPerFragment = Array(sink.fragmentFrames.dropFirst())
+        #expect(framesPerFragment.prefix(10) == [15, 15, 15, 15, 15, 15, 15, 15, 15, 15])
+        #expect(sink.boundaries.count == framesPerFragment.count + 1)
         var generator = SystemRandomNumberGenerator()
         let firstFragmentEnd = sink.boundaries[1]
         var cuts = (0..<12).map { _ in Int.random(in: firstFragmentEnd..<bytes.count, using: &generator) }

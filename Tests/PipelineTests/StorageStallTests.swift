@@ -53,9 +53,9 @@ struct StorageStallTests {
         #expect(atLastPicture.current == (1, 0, 299))
         #expect(recorder.framesShed == 0 && recorder.framesDropped == 0)
         #expect(recorder.segments.map(\.frames) == [300])
-        #expect(recorder.segments.map(\.fragments) == [11], "ten seconds, the first in two halves")
+        #expect(recorder.segments.map(\.fragments) == [20], "ten seconds in fragments of half a second")
         #expect(recorder.writeQueuePeak.ticks >= 250 * 3_000, "\(recorder.writeQueuePeak)")
-        // Eleven fragments sealed behind the stall are made durable together: the blocked sync,
+        // Twenty fragments sealed behind the stall are made durable together: the blocked sync,
         // at most one when the writer catches up, and the seal; not one a fragment.
         #expect(store.syncs <= 3, "\(store.syncs) syncs")
         let file = try #require(try directory.files(withSuffix: ".mp4").first)

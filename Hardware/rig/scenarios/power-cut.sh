@@ -43,8 +43,9 @@ print(f"RESULT cut={cut} loss_s={loss:.2f} segments={len(manifests)} recovered_s
       f"resume_gap_s={sys.argv[4]}")
 if sys.argv[4] == "none":
     sys.exit(f"cut {cut}: no recording_resumed in the journal")
-# The budget: the fragment in flight (one second of pictures) and the time to encode and sync it.
-if loss > float(__import__("os").environ.get("RIG_LOSS_BUDGET", "1.25")):
+# The budget, the second the procedure allows: the fragment in flight (half a second of pictures)
+# and the time to encode and sync it.
+if loss > float(__import__("os").environ.get("RIG_LOSS_BUDGET", "1.0")):
     sys.exit(f"cut {cut}: {loss:.2f} s of footage lost (more than the fragment in flight)")
 PY
     if [ "$CUT" -eq "$RIG_CUTS" ]; then
