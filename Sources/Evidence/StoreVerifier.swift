@@ -298,8 +298,11 @@ public enum StoreVerifier {
             guard let sequence = record.fields["sequence"]?.integer, let ackHash = record.fields["ack_sha256"]?.string,
                   let manifestHash = record.fields["manifest_sha256"]?.string,
                   let manifest = bySequence[sequence]?.first, Hex.encode(manifest.sha256) == manifestHash,
-                  let ack = acks[ackHash], ack.entries.contains(where: { $0.sequence == sequence && $0.ciphertextSHA256 == manifest.ciphertextSHA256 }) else {
-                problem("offload_unproven", "the journal records an offload (record \(record.sequence)) that no acknowledgement in the store backs")
+                  let ack = acks[ackHash], ack.deviceID == deviceID,
+                  ack.entries.contains(where: { $0.sequence == sequence && $0.ciphertextSHA256 == manifest.ciphertextSHA256 }) else {
+                let sequence = record.fields["sequence"]?.integer
+                problem("offload_unproven", "the journal records an offload (record \(record.sequence)\(sequence.map { ", segment \($0)" } ?? "")) "
+                        + "that no acknowledgement in the store for this device backs", sequence.map { [$0] } ?? [])
                 continue
             }
             offloaded.insert(sequence)
@@ -374,6 +377,9 @@ public enum StoreVerifier {
             let around = (bySequence[previous] ?? []) + (bySequence[sequence] ?? [])
             problem("sequence_gap", "segments \(previous + 1)–\(sequence - 1) (\(sequence - previous - 1)) are missing (deleted)",
                     missing((previous + 1)..<sequence), around)
+        }
+        if let first = bySequence[1]?.first, first.previousManifestSHA256 != AuditJournal.zeroHash {
+            problem("chain_broken", "segment 1 names a manifest before it (the chain's first link must be 64 zeros)", [1], [first])
         }
         for sequence in ordered {
             guard let manifest = bySequence[sequence]?.first, let before = bySequence[sequence - 1]?.first else { continue }

@@ -135,10 +135,15 @@ let storeChunks = [Array("ftyp+moov".utf8), Array("moof+mdat 1".utf8), Array("mo
 struct Run {
     var segments: [(wall: Int64, monotonic: Int64)]
     var crash = false
+    /// A crash that leaves a fourth segment's first fragment in a `.partial` (recovered by the next run).
+    var partial = false
     var key: Ed25519PrivateKey = device
     var certificate: DeviceCertificate? = nil
 }
-func recordStore(_ runs: [Run], certificateNotAfter: String = "2031-01-01T00:00:00.000000Z", bootID: String = "") throws -> [String: [UInt8]] {
+/// `bootID` goes into the segments and the journal's boot records, `journalBootID` (when given)
+/// into the boot records instead.
+func recordStore(_ runs: [Run], certificateNotAfter: String = "2031-01-01T00:00:00.000000Z", bootID: String = "",
+                 journalBootID: String? = nil) throws -> [String: [UInt8]] {
     removeFolder(storeWork)
     mkdir(storeWork, 0o755)
     let certificate = try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: device.publicKey, authority: authority,
@@ -153,17 +158,21 @@ func recordStore(_ runs: [Run], certificateNotAfter: String = "2031-01-01T00:00:
                 "previous_key_id": .string(device.publicKey.keyID), "next_sequence": .integer(Int64(vault.nextSequence)),
                 "reason": .string("the device key was missing at start")])
         }
-        try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging(["device_id": JSONValue.string("BC-0001"), "boot_id": .string(bootID)]) { $1 })
-        for (wall, monotonic) in run.segments {
+        try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging([
+            "device_id": JSONValue.string("BC-0001"), "boot_id": .string(journalBootID ?? bootID)]) { $1 })
+        _ = try vault.recover()
+        func segment(_ wall: Int64, _ monotonic: Int64, finish: Bool) throws {
             let sink = try vault.makeSink(for: SegmentDescriptor(sequence: vault.nextSequence, deviceID: "BC-0001", officerID: "O-1",
                                                                   startWallNanoseconds: wall, startMonotonicNanoseconds: monotonic, codec: "h264",
                                                                   width: 1280, height: 720, framesPerSecond: 30, bootID: bootID))
-            for (index, chunk) in storeChunks.enumerated() {
+            for (index, chunk) in storeChunks.enumerated() where finish || index < 2 {
                 try chunk.withUnsafeBytes { try sink.write($0) }
                 try sink.fragmentComplete(frames: index == 0 ? 0 : 15, duration: index == 0 ? 0 : 45_000)
             }
-            _ = try sink.finish()
+            if finish { _ = try sink.finish() }
         }
+        for (wall, monotonic) in run.segments { try segment(wall, monotonic, finish: true) }
+        if run.partial, let (wall, monotonic) = run.segments.last { try segment(wall + second, monotonic + second, finish: false) }
         if !run.crash { try vault.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string("SIGTERM")]) }
     }
     var files: [String: [UInt8]] = [:]
@@ -202,6 +211,7 @@ func storeVector(_ name: String, _ files: [String: [UInt8]], note: String, probl
         "verified_sequences": .array(verified.map { .integer($0) }), "unclean_stops": .integer(Int64(uncleanStops)),
     ]
     if withAuthority { fields["authority_key"] = b64(authority.publicKey.raw) }
+    if !report.timeCorrections.isEmpty { fields["time_corrections"] = .array(report.timeCorrections.map { .integer($0.sequence) }) }
     try write("store-" + name, fields)
 }
 
@@ -222,13 +232,25 @@ func resigned(_ files: [String: [UInt8]], _ sequence: Int, key: Ed25519PrivateKe
 }
 func journalLines(_ files: [String: [UInt8]]) -> [[UInt8]] { files["journal.log"]!.split(separator: 0x0A).map(Array.init) }
 func joinLines(_ lines: [[UInt8]]) -> [UInt8] { Array(lines.joined(separator: [0x0A])) + [0x0A] }
-/// The journal written anew by a holder of the device key: the records `keep` takes, chained again.
-func rewrittenJournal(_ files: [String: [UInt8]], keep: (JournalRecord) -> Bool) throws -> [UInt8] {
+/// The journal written anew by a holder of the device key: the records `keep` takes, chained
+/// again, each boot record's account of the run before it made to match, then `edit` applied.
+func rewrittenJournal(_ files: [String: [UInt8]], keep: (JournalRecord) -> Bool = { _ in true },
+                      edit: (JournalRecord, inout [String: JSONValue]) -> Void = { _, _ in }) throws -> [UInt8] {
     let records = AuditJournal.parse(files["journal.log"]!, key: nil).records
     removeFolder(storeWork)
     mkdir(storeWork, 0o755)
     let journal = try AuditJournal(path: storeWork + "/journal.log", key: device)
-    for record in records where keep(record) { try journal.append(kind: record.kind, fields: record.fields) }
+    var last: JournalRecord? = nil
+    for record in records where keep(record) {
+        var fields = record.fields
+        if record.kind == "boot" {
+            fields["previous_records"] = .integer(last?.sequence ?? 0)
+            fields["previous_sha256"] = .string(last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash)
+            fields["previous_end"] = .string(last.map { $0.kind == AuditJournal.finalKind ? "shutdown" : "unclean" } ?? "none")
+        }
+        edit(record, &fields)
+        last = try journal.append(kind: record.kind, fields: fields)
+    }
     let bytes = try readWholeFile(storeWork + "/journal.log")
     removeFolder(storeWork)
     return bytes
@@ -367,6 +389,51 @@ try storeVector("device-key-replaced-certified", with(try recordStore([Run(segme
     $0["device.certificate"] = try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: replacement.publicKey, authority: authority,
                                                           notBefore: "2026-12-01T09:00:00.000000Z", notAfter: "2031-01-01T00:00:00.000000Z").document.bytes
 }, note: "the same, after the authority certified the replacement key", problems: [("device_key_replaced_certified", [3])], verified: [1, 2, 3])
+let crashed = try recordStore([Run(segments: Array(threeSegments.prefix(2)), crash: true, partial: true), Run(segments: [])])
+try storeVector("recovered", crashed,
+                note: "the first run crashed while writing segment 3; the next run recovered its first fragment (its manifest says recovered) and ended cleanly",
+                problems: [], verified: [1, 2, 3], uncleanStops: 1)
+try storeVector("journal-repaired", try {
+    var files = with(base) { $0["journal.log"] = Array(base["journal.log"]!.dropLast(10)) }
+    removeFolder(storeWork)
+    mkdir(storeWork, 0o755)
+    for (file, bytes) in files { try writeFileAtomically(storeWork + "/" + file, bytes, mode: 0o644) }
+    let vault = try EvidenceVault(configuration: .init(directory: storeWork, deviceID: "BC-0001", recipients: [office.publicKey], deviceKey: device, provisioned: true))
+    try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging(["device_id": JSONValue.string("BC-0001"), "boot_id": .string("")]) { $1 })
+    try vault.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string("SIGTERM")])
+    files = [:]
+    for name in try directoryEntries(storeWork) { files[name] = try readWholeFile(storeWork + "/" + name) }
+    removeFolder(storeWork)
+    return files
+}(), note: "the final record was cut short by a crash; the next start closed the torn line, journaled its repair and went on: not a problem",
+   problems: [], verified: [1, 2, 3], uncleanStops: 1)
+try storeVector("boot-account-wrong", with(crashed) { files in
+    files["journal.log"] = try rewrittenJournal(crashed, edit: { record, fields in
+        if record.kind == "boot" && fields["previous_end"] == .string("unclean") { fields["previous_end"] = .string("shutdown") }
+    })
+}, note: "the journal written anew (by the device key) with the second boot record saying the run before it ended cleanly, which its last record belies",
+   problems: [("journal_broken", [])], verified: [1, 2, 3], uncleanStops: 1)
+try storeVector("journal-without-version-line", with(base) { $0["journal.log"] = baseLines.dropFirst().flatMap { $0 + [0x0A] } },
+                note: "the journal's version line removed: a problem of line 1, whose record is still read", problems: [("journal_broken", [])], verified: [1, 2, 3])
+let fiveSegments = (0..<5).map { (wall: dayOne + Int64($0) * second, monotonic: (10 + Int64($0)) * second) }
+let five = try recordStore([Run(segments: fiveSegments)])
+try storeVector("two-gaps", with(five) { files in
+    for sequence in [2, 4] { files[named(five, ".bcseg", sequence)] = nil; files[named(five, ".manifest", sequence)] = nil }
+}, note: "segments 2 and 4 deleted with their manifests: a gap each",
+   problems: [("sequence_gap", [2]), ("sequence_gap", [4]), ("journaled_segment_missing", [2]), ("journaled_segment_missing", [4])], verified: [1, 3, 5])
+try storeVector("chain-first-link", with(base) { $0[manifestName(1)] = try resigned(base, 1) { $0["previous_manifest_sha256"] = .string(String(repeating: "2", count: 64)) } },
+                note: "manifest 1, signed by the device key, names a manifest before it",
+                problems: [("chain_broken", [1]), ("chain_broken", [1, 2]), ("journaled_manifest_differs", [1])], verified: [3])
+// The journal knows the right clock: footage stamped 1970 on the same boot is corrected, not implausible.
+let realMonotonic = Clock.monotonicNanoseconds()
+try storeVector("clock-corrected", try recordStore([Run(segments: (0..<3).map { (wall: 5 * second + Int64($0) * second, monotonic: realMonotonic + Int64($0) * second) })],
+                                                  bootID: "6b1a9b4e-2f1c-4c57-9d1e-0a7f3c2d5e81"),
+                note: "segments stamped 1970 on a boot whose journal records carry the real clock: time_corrections lists them, no finding",
+                problems: [], verified: [1, 2, 3])
+try storeVector("clock-backwards-same-boot", try recordStore([Run(segments: [(dayOne, 10 * second), (dayOne - 60 * second, 11 * second)])],
+                                                            bootID: "6b1a9b4e-2f1c-4c57-9d1e-0a7f3c2d5e81", journalBootID: ""),
+                note: "segments of one boot (no boot record names it, so nothing corrects them): segment 2 is stamped a minute before segment 1 though the monotonic clock puts it right after",
+                problems: [("clock_backwards", [1, 2])], verified: [1, 2])
 // Offload: segment 1 acknowledged by the office and deleted on the device.
 let offloaded: [String: [UInt8]] = try {
     removeFolder(storeWork)
@@ -384,9 +451,11 @@ let offloaded: [String: [UInt8]] = try {
 }()
 try storeVector("offloaded", offloaded, note: "segment 1 deleted under the office's acknowledgement, which the store keeps", problems: [], verified: [2, 3])
 try storeVector("offload-unproven", with(offloaded) { files in files.keys.filter { $0.hasSuffix(".ack") }.forEach { files[$0] = nil } },
-                note: "the acknowledgement of a journaled offload deleted", problems: [("offload_unproven", []), ("segment_missing", [1])], verified: [2, 3])
+                note: "the acknowledgement of a journaled offload deleted", problems: [("offload_unproven", [1]), ("segment_missing", [1])], verified: [2, 3])
 try storeVector("offload-ack-invalid", with(offloaded) { files in files.keys.filter { $0.hasSuffix(".ack") }.forEach { files[$0]![files[$0]!.count - 10] ^= 1 } },
-                note: "the kept acknowledgement altered", problems: [("offload_ack_invalid", []), ("offload_unproven", []), ("segment_missing", [1])], verified: [2, 3])
+                note: "the kept acknowledgement altered", problems: [("offload_ack_invalid", []), ("offload_unproven", [1]), ("segment_missing", [1])], verified: [2, 3])
+try storeVector("offloaded-file-still-there", with(offloaded) { $0[segmentName(1)] = base[segmentName(1)] },
+                note: "an offloaded segment's file put back: it is checked like any other, and is still listed as offloaded", problems: [], verified: [1, 2, 3])
 rmdir(storeWork)
 
 // Tokens: what a device with `supervisor_key` trusted answers to `document` at `now`, having

@@ -110,6 +110,7 @@ struct VectorTests {
             #expect(report.problems.map { key($0.code, $0.severity, $0.sequences) }.sorted() == expected.sorted(), "\(vector["note"]?.string ?? name)")
             #expect(report.verifiedSequences == vector["verified_sequences"]?.array?.compactMap(\.integer))
             #expect(Int64(report.uncleanStops.count) == vector["unclean_stops"]?.integer)
+            #expect(report.timeCorrections.map(\.sequence) == (vector["time_corrections"]?.array ?? []).compactMap(\.integer))
             #expect(report.isClean == !expectError)
         case "token":
             let verifier = TokenVerifier(deviceID: try #require(vector["device_id"]?.string),
