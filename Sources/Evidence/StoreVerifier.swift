@@ -74,7 +74,9 @@ struct RunTracker {
         var end = recent.last(where: { !RunTracker.prelude.contains($0.kind) })
         if let claimed = record.fields["previous_records"]?.integer {
             let sha = record.fields["previous_sha256"]?.string, said = record.fields["previous_end"]?.string
-            let named = recent.last(where: { $0.sequence == claimed })
+            // The account must be of the run's last record: the last one before the boot other
+            // than the start's own.
+            let named = end.flatMap { $0.sequence == claimed ? $0 : nil }
             let actual = named.map { $0.kind == AuditJournal.finalKind ? "shutdown" : "unclean" } ?? "none"
             if claimed == 0 ? (sha != AuditJournal.zeroHash || said != "none" || end != nil)
                             : (named.map { Hex.encode($0.hash) } != sha || said != actual) {
@@ -382,7 +384,9 @@ public enum StoreVerifier {
             problem("chain_broken", "segment 1 names a manifest before it (the chain's first link must be 64 zeros)", [1], [first])
         }
         for sequence in ordered {
-            guard let manifest = bySequence[sequence]?.first, let before = bySequence[sequence - 1]?.first else { continue }
+            // Where a sequence has two manifests the chain is not judged (duplicate_sequence says it).
+            guard bySequence[sequence]?.count == 1, bySequence[sequence - 1]?.count == 1,
+                  let manifest = bySequence[sequence]?.first, let before = bySequence[sequence - 1]?.first else { continue }
             if manifest.previousManifestSHA256 != Hex.encode(before.sha256) {
                 problem("chain_broken", "segment \(sequence) does not follow the manifest of segment \(sequence - 1)", [sequence - 1, sequence], [before, manifest])
                 verified.remove(sequence)
@@ -413,6 +417,7 @@ public enum StoreVerifier {
             for (line, message, code) in journal.finishedProblems {
                 problem(code, "journal line \(line): \(message)")
             }
+            if journal.lineCount == 0 { problem("journal_broken", "\(EvidenceVault.journalName) is empty: it has no version line") }
             var journaled: Set<Int64> = []
             for record in kept where record.kind == "segment_sealed" || record.kind == "segment_recovered" {
                 guard let sequence = record.fields["sequence"]?.integer, let hash = record.fields["manifest_sha256"]?.string else { continue }
