@@ -12,6 +12,9 @@ let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", packa
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let systemPackage = Target.Dependency.product(name: "SystemPackage", package: "swift-system")
 let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift-service-lifecycle")
+let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
 
 let package = Package(
     name: "bodycam",
@@ -24,6 +27,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
     ],
     targets: [
         // MARK: C modules
@@ -65,6 +71,8 @@ let package = Package(
         .target(name: "Controls", dependencies: ["Policy", "CGPIOD", "Platform", "Wire"]),
         // Supervisors' signed stop and duty tokens, checked into the policy's TokenGrant.
         .target(name: "Tokens", dependencies: ["Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
+        // The authority's X.509 side: a P-256 CA and the TLS certificates it issues (docs/PKI.md).
+        .target(name: "PKI", dependencies: ["Platform", x509, crypto, asn1]),
 
         // MARK: configuration, protocol, daemon
         .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "V4L2Simulator", "Platform", "TOMLShim"]),
@@ -78,7 +86,7 @@ let package = Package(
         .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"]),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
-            "LibAV", "LibCrypto", "V4L2", "Platform", "Wire", argumentParser,
+            "LibAV", "LibCrypto", "V4L2", "PKI", "Platform", "Wire", argumentParser,
         ]),
         // The measurements of `make bench` that loop over the project's own code.
         .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Capture", "LibAV", "V4L2", "V4L2Simulator",
@@ -103,6 +111,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Wire"]),
         .testTarget(name: "ControlsTests", dependencies: ["Controls", "Policy", "Platform", "Wire", "TestSupport"]),
         .testTarget(name: "TokensTests", dependencies: ["Tokens", "Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
+        .testTarget(name: "PKITests", dependencies: ["PKI", "Evidence", "LibCrypto", "Platform", "Wire", "TestSupport", x509, crypto]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",

@@ -10,6 +10,7 @@ import Capture
 import Tokens
 import Policy
 import Controls
+import PKI
 import Platform
 import Wire
 
@@ -89,16 +90,91 @@ struct Keys: ParsableCommand {
 }
 
 struct Authority: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The certifying authority (office side).", subcommands: [Init.self, Certify.self])
+    static let configuration = CommandConfiguration(abstract: "The certifying authority (office side).",
+                                                    subcommands: [Init.self, Certify.self, Issue.self, Revoke.self])
 
     struct Init: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Make the authority's Ed25519 key: DIR/authority.key and DIR/authority.pub.")
+        static let configuration = CommandConfiguration(
+            abstract: "Make the authority: its Ed25519 key (DIR/authority.key, DIR/authority.pub) and its X.509 CA (DIR/ca.key, DIR/ca.pem).",
+            discussion: "The Ed25519 key signs device certificates, offload acknowledgements and revocation lists; the CA issues TLS certificates (docs/PKI.md).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Folder for the key files.") var dir: String
+        @Option(help: "The CA's common name.") var name = "bodycam authority"
         func run() throws {
             try orExit2 {
                 let key = try makeSigningKeyPair(dir: dir, name: "authority")
                 print("authority key \(key.publicKey.keyID): \(dir)/authority.key (secret), \(dir)/authority.pub")
+                let ca = try TLSAuthority.create(name: name)
+                try ca.write(certificatePath: dir + "/ca.pem", keyPath: dir + "/ca.key")
+                print("X.509 CA \"\(name)\" (serial \(TLSIdentity.serial(of: ca.certificate))): \(dir)/ca.key (secret), \(dir)/ca.pem")
+            }
+        }
+    }
+
+    struct Issue: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a TLS certificate from the authority's CA: OUT/NAME.key (a new P-256 key, secret) and OUT/NAME.pem (the certificate, then the CA's).",
+            discussion: "device ID: a camera's client certificate. office HOST [--host HOST…]: the office server's. officer NAME --role ROLE…: a person's client certificate (roles: evidence, live, technician). docs/PKI.md says what each holds.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The authority's folder (ca.key, ca.pem).") var dir: String
+        @Option(help: "Folder to write the key and certificate into.") var out: String
+        @Argument(help: "device, office or officer.") var kind: String
+        @Argument(help: "The device id, the office's first host name, or the officer's name.") var name: String
+        @Option(name: .customLong("host"), help: "More host names or addresses of the office.") var hosts: [String] = []
+        @Option(name: .customLong("role"), help: "An officer's role (repeat for several).") var roles: [String] = []
+        @Option(help: "Days of validity from now.") var days = 825
+        func validate() throws {
+            guard ["device", "office", "officer"].contains(kind) else { throw ValidationError("the kind must be device, office or officer") }
+            guard (1...36500).contains(days) else { throw ValidationError("--days must be 1…36500") }
+            guard kind == "officer" || roles.isEmpty else { throw ValidationError("--role is for officers") }
+            guard kind == "office" || hosts.isEmpty else { throw ValidationError("--host is for the office") }
+            for role in roles where TLSRole(rawValue: role) == nil {
+                throw ValidationError("unknown role \(role) (roles: \(TLSRole.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else { throw ValidationError("the name must be a file name") }
+        }
+        func run() throws {
+            try orExit2 {
+                let ca = try TLSAuthority.load(certificatePath: dir + "/ca.pem", keyPath: dir + "/ca.key")
+                let subject: TLSSubject = switch kind {
+                case "device": .device(id: name)
+                case "office": .office(hosts: [name] + hosts)
+                default: .officer(name: name, roles: roles.compactMap(TLSRole.init(rawValue:)))
+                }
+                let key = try PEMFiles.makeKey(at: out + "/" + name + ".key")
+                let certificate = try ca.issue(subject, publicKey: key.publicKey, days: days)
+                try PEMFiles.write([certificate, ca.certificate], to: out + "/" + name + ".pem")
+                print("\(kind) certificate for \(name) (serial \(try TLSIdentity(certificate).serial)), valid \(days) days: \(out)/\(name).key (secret), \(out)/\(name).pem")
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a certificate by its serial number: DIR/revocations.list, signed by the authority key, gains it.",
+            discussion: "The list holds every revocation so far; give the office and the devices the new one (docs/PKI.md).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The authority's folder (authority.key, revocations.list).") var dir: String
+        @Option(help: "The certificate's serial number (hex, as issue printed it).") var serial: String
+        @Option(help: "Why.") var reason = "unspecified"
+        func validate() throws {
+            guard let bytes = Hex.decode(serial), (1...20).contains(bytes.count) else { throw ValidationError("--serial must be 1 to 20 bytes of lower-case hex") }
+        }
+        func run() throws {
+            try orExit2 {
+                let key = try KeyFile.readSigningKey(dir + "/authority.key")
+                let path = dir + "/revocations.list"
+                var entries: [RevocationList.Entry] = []
+                if access(path, F_OK) == 0 {
+                    entries = try RevocationList.read(try readWholeFile(path, limit: 16 << 20), authority: key.publicKey, what: path).entries
+                }
+                let now = Clock.wallNanoseconds()
+                if !entries.contains(where: { $0.serial == serial }) {
+                    entries.append(RevocationList.Entry(serial: serial, revokedUTC: Clock.iso8601(wallNanoseconds: now), reason: reason))
+                }
+                let list = try RevocationList.issue(entries, key: key, now: now)
+                try writeFileAtomically(path, list.document.bytes, mode: 0o644)
+                print("\(path): \(entries.count) revoked, issued \(list.issuedUTC)")
             }
         }
     }

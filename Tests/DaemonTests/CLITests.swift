@@ -122,6 +122,37 @@ struct CLITests {
         #expect((entries[1]["reason"] as? String)?.contains("not a regular file") == true, "the FIFO is not read")
     }
 
+    @Test("authority init makes the CA beside the Ed25519 key; issue writes each kind's key and chain; revoke grows one signed list; mistakes exit 2")
+    func authorityX509() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let authority = directory.path + "/authority", out = directory.path + "/issued"
+        #expect(mkdir(authority, 0o700) == 0 && mkdir(out, 0o700) == 0)
+        #expect(try run(["authority", "init", "--dir", authority]).status == 0)
+        #expect(FileManager.default.fileExists(atPath: authority + "/ca.pem") && FileManager.default.fileExists(atPath: authority + "/ca.key"))
+        #expect(try run(["authority", "init", "--dir", authority]).status == 2, "an existing authority is never written over")
+        var serials: [String] = []
+        for arguments in [["device", "BC-0001"], ["office", "localhost", "--host", "127.0.0.1"], ["officer", "jana", "--role", "evidence", "--role", "live"]] {
+            let issued = try run(["authority", "issue", "--dir", authority, "--out", out] + arguments)
+            #expect(issued.status == 0, "\(arguments): \(issued.errors)")
+            let serial = try #require(issued.output.components(separatedBy: "(serial ").dropFirst().first?.prefix { $0 != ")" })
+            serials.append(String(serial))
+            let pem = try String(contentsOfFile: out + "/" + arguments[1] + ".pem", encoding: .utf8)
+            #expect(pem.components(separatedBy: "BEGIN CERTIFICATE").count == 3, "the certificate, then the CA's")
+        }
+        #expect(try run(["authority", "issue", "--dir", authority, "--out", out, "device", "BC-0001"]).status == 2, "a key is never written over")
+        #expect(try run(["authority", "issue", "--dir", authority, "--out", out, "officer", "x", "--role", "boss"]).status == 2)
+        #expect(try run(["authority", "issue", "--dir", authority, "--out", out, "printer", "x"]).status == 2)
+        #expect(try run(["authority", "issue", "--dir", directory.path, "--out", out, "device", "BC-0002"]).status == 2, "no CA there")
+
+        #expect(try run(["authority", "revoke", "--dir", authority, "--serial", serials[0], "--reason", "lost"]).status == 0)
+        #expect(try run(["authority", "revoke", "--dir", authority, "--serial", serials[2]]).status == 0)
+        #expect(try run(["authority", "revoke", "--dir", authority, "--serial", "XYZ"]).status == 2)
+        let list = try RevocationList.read(try readWholeFile(authority + "/revocations.list"), authority: try KeyFile.readVerifyingKey(authority + "/authority.pub"),
+                                           what: "list")
+        #expect(Set(list.entries.map(\.serial)) == [serials[0], serials[2]] && list.revokes(serial: serials[0]) && !list.revokes(serial: serials[1]))
+    }
+
     @Test("help lists every subcommand and documents the exit codes")
     func help() throws {
         let help = try run(["--help"])
