@@ -230,6 +230,11 @@ public struct StatusReport: Codable, Equatable, Sendable {
     public var clockSynced: Bool
     /// "storage low", "storage critical", "battery low", "clock not synchronised".
     public var alarms: [String]
+    /// The journal's head: its number of records and the last one's hash (lower-case hex; ""
+    /// while empty). Kept outside the device, it lets `bodycamctl verify --journal-head` find a
+    /// journal cut or rewritten later (docs/FORMAT.md, "The journal's tail").
+    public var journalRecords: Int64 = 0
+    public var journalHeadSHA256 = ""
 
     public init(state: String, officerID: String, dutyID: String, segmentsSealed: Int, nextSequence: UInt64, lastSealUTC: String,
                 preEventMilliseconds: Int, frames: Int, storageFreeBytes: Int64, hoursLeft: Int64, batteryPercent: Int?,
@@ -255,6 +260,7 @@ public struct StatusReport: Codable, Equatable, Sendable {
         case lastSealUTC = "last_seal_utc", preEventMilliseconds = "pre_event_ms", storageFreeBytes = "storage_free_bytes"
         case hoursLeft = "hours_left", batteryPercent = "battery_percent", clockSynced = "clock_synced"
         case writeQueueMilliseconds = "write_queue_ms", writeQueuePeakMilliseconds = "write_queue_peak_ms", framesShed = "frames_shed"
+        case journalRecords = "journal_records", journalHeadSHA256 = "journal_head_sha256"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -275,6 +281,8 @@ public struct StatusReport: Codable, Equatable, Sendable {
         try container.encode(batteryPercent, forKey: .batteryPercent)  // null without a reading
         try container.encode(clockSynced, forKey: .clockSynced)
         try container.encode(alarms, forKey: .alarms)
+        try container.encode(journalRecords, forKey: .journalRecords)
+        try container.encode(journalHeadSHA256, forKey: .journalHeadSHA256)
     }
 }
 

@@ -156,6 +156,9 @@ extension Daemon {
         report.writeQueueMilliseconds = recorder.writeQueueFill.milliseconds
         report.writeQueuePeakMilliseconds = recorder.writeQueuePeak.milliseconds
         report.framesShed = recorder.framesShed
+        let head = vault.journal.head
+        report.journalRecords = head?.records ?? 0
+        report.journalHeadSHA256 = head?.sha256 ?? ""
         return report
     }
 

@@ -212,6 +212,8 @@ public final class Daemon: Sendable {
             var previousKeyID = EvidenceVault.storedDeviceKey(configuration.storagePath)?.keyID
             vault = try EvidenceVault(configuration: .init(directory: configuration.storagePath, deviceID: configuration.deviceID,
                                                            recipients: recipients, deviceKey: identity.key, provisioned: identity.isProvisioned),
+                                      journalInterest: .init(kinds: ResumeState.kinds.union([EvidenceVault.keyReplacedKind]),
+                                                             members: [TokenVerifier.nonceMember]),
                                       visitJournal: { record in
                                           if let nonce = TokenVerifier.usedNonce(in: record) { usedNonces.insert(nonce) }
                                           if ResumeState.kinds.contains(record.kind) { resumeAtStart.observe(kind: record.kind, fields: record.fields) }

@@ -34,10 +34,22 @@ public final class AuditJournal: Sendable {
     public static let versionLine = Array("bodycam-journal/1".utf8)
     public static let domain = versionLine + [0x0A]
     public static let zeroHash = String(repeating: "0", count: 64)
-    /// What marks a line a start must read: a token nonce, a key replacement, and the records
-    /// of duty and recording (the duty a crash left open is resumed) and of the policy's start.
-    static let startMembers = ["\"nonce\":", "\"kind\":\"\(EvidenceVault.keyReplacedKind)\"", "\"kind\":\"duty_",
-                               "\"kind\":\"recording_", "\"kind\":\"policy_started\""].map { Array($0.utf8) }
+    /// The records a reader at start needs (the daemon: the duty and recording state a crash
+    /// left, token nonces, key replacements): those of these kinds, and those whose fields name
+    /// one of these members.
+    public struct Interest: Sendable {
+        public var kinds: Set<String>
+        public var members: Set<String>
+        public init(kinds: Set<String> = [], members: Set<String> = []) {
+            self.kinds = kinds
+            self.members = members
+        }
+        /// Byte patterns that every line of such a record holds (canonical JSON writes a member
+        /// name as `"name":` and a kind as `"kind":"KIND"`, and escapes every quote inside a
+        /// string): a line without any is not parsed.
+        var patterns: [[UInt8]] { (kinds.map { "\"kind\":\"\($0)\"" } + members.map { "\"\($0)\":" }).map { Array($0.utf8) } }
+        func wants(_ record: JournalRecord) -> Bool { kinds.contains(record.kind) || record.fields.keys.contains(where: members.contains) }
+    }
     /// A line longer than this is not a record (records are bounded well below it); it is
     /// skipped as it is read, never held whole.
     public static let maximumLineBytes = 1 << 20
@@ -57,6 +69,10 @@ public final class AuditJournal: Sendable {
     private let state: Mutex<State>
     /// Records appended since this journal was opened.
     public var appended: Int { state.withLock { $0.appended } }
+    /// The chain's head now: the number of records and the last one's hash; nil while empty.
+    public var head: JournalHead? {
+        state.withLock { $0.nextSequence > 1 ? JournalHead(records: $0.nextSequence - 1, sha256: $0.previous) : nil }
+    }
     /// The last record the journal held when it was opened (how the previous run ended).
     public let lastRecordAtOpen: JournalRecord?
     /// What a `boot` record says of the run before it, as this journal was found when opened
@@ -64,10 +80,13 @@ public final class AuditJournal: Sendable {
     /// last one's `seq`, 0 for a new journal); `previous_sha256`, the last one's hash (64 zeros
     /// for none); `previous_end`, `shutdown` when it was the clean end's final record, `unclean`
     /// when the run ended otherwise (a crash, a kill, the watchdog, a power loss), `none`.
-    public var previousRunFields: [String: JSONValue] {
-        ["previous_records": .integer(lastRecordAtOpen?.sequence ?? 0),
-         "previous_sha256": .string(lastRecordAtOpen.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash),
-         "previous_end": .string(lastRecordAtOpen.map { $0.kind == AuditJournal.finalKind ? "shutdown" : "unclean" } ?? "none")]
+    public var previousRunFields: [String: JSONValue] { AuditJournal.runAccount(after: lastRecordAtOpen) }
+
+    /// A `boot` record's account of the run before it, whose last record is `last` (nil: none).
+    public static func runAccount(after last: JournalRecord?) -> [String: JSONValue] {
+        ["previous_records": .integer(last?.sequence ?? 0),
+         "previous_sha256": .string(last.map { Hex.encode($0.hash) } ?? zeroHash),
+         "previous_end": .string(last.map { $0.kind == finalKind ? "shutdown" : "unclean" } ?? "none")]
     }
     /// The kind of a clean end's final record.
     public static let finalKind = "shutdown"
@@ -76,12 +95,11 @@ public final class AuditJournal: Sendable {
     private let writer: Writer
 
     /// Opens (or creates) the journal, reading it once as a stream (bounded memory whatever its
-    /// size, and only the records a start needs parsed): `visit` sees, in order, each record that
-    /// names a token `nonce`, is a `device_key_replaced`, a `duty_…` or `recording_…` record, or
-    /// `policy_started`; `last` is the journal's last record (how the previous run ended).
+    /// size, and only the records a start needs parsed): `visit` sees, in order, each record
+    /// `interest` wants; `lastRecordAtOpen` is the journal's last record (how the previous run ended).
     /// A last line cut short by a crash is closed with a newline and left as it is; the chain
     /// continues from the last whole record, and the repair itself is journaled.
-    public init(path: String, key: Ed25519PrivateKey, visit: (JournalRecord) -> Void = { _ in },
+    public init(path: String, key: Ed25519PrivateKey, interest: Interest = Interest(), visit: (JournalRecord) -> Void = { _ in },
                 writer: @escaping Writer = { try writeAll($0, $1, path: $2) }) throws {
         self.path = path
         self.key = key
@@ -89,20 +107,19 @@ public final class AuditJournal: Sendable {
         var reader = JournalReader(key: nil)
         var torn = false
         if access(path, F_OK) == 0 {
-            // Only what a start needs is parsed: records naming a token nonce or a key
-            // replacement, and the last record (the chain's head).
+            // Only what a start needs is parsed: the records `interest` wants, and the last
+            // record (the chain's head).
             var seen: [JournalRecord] = []
+            let patterns = interest.patterns
             torn = try AuditJournal.scan(path: path, into: &reader, select: { line in
-                AuditJournal.startMembers.contains { line.contains(subsequence: $0) }
-            }, visit: { seen.append($0) })
+                patterns.contains { line.contains(subsequence: $0) }
+            }, visit: { if interest.wants($0) { seen.append($0) } })
             if reader.lastWholeLine > 1 && reader.last?.line != reader.lastWholeLine {
                 // The last whole line is not a record (damage, an overlong line): the head is
                 // further back, so the whole journal is read.
                 reader = JournalReader(key: nil)
                 seen = []
-                torn = try AuditJournal.scan(path: path, into: &reader, visit: { record in
-                    if AuditJournal.startMembers.contains(where: { record.body.canonical[...].contains(subsequence: $0) }) { seen.append(record) }
-                })
+                torn = try AuditJournal.scan(path: path, into: &reader, visit: { if interest.wants($0) { seen.append($0) } })
             }
             seen.forEach(visit)
         }

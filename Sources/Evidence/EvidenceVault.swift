@@ -98,9 +98,10 @@ public final class EvidenceVault: SegmentStore, Sendable {
     }
 
     /// Opens the store for writing: takes its writer lock (`EvidenceError.storeInUse` when
-    /// another process holds it), opens the journal (`visitJournal` sees each of its records as
-    /// it is read) and learns the next sequence from the manifests and segment names.
-    public init(configuration: Configuration, visitJournal: (JournalRecord) -> Void = { _ in }) throws {
+    /// another process holds it), opens the journal (`visitJournal` sees each of its records
+    /// that `journalInterest` wants, as it is read) and learns the next sequence from the manifests and segment names.
+    public init(configuration: Configuration, journalInterest: AuditJournal.Interest = AuditJournal.Interest(),
+                visitJournal: (JournalRecord) -> Void = { _ in }) throws {
         self.configuration = configuration
         let directory = configuration.directory
         if mkdir(directory, 0o750) < 0 && errno != EEXIST { throw SystemError.file(path: directory, call: "mkdir", errno: errno) }
@@ -111,7 +112,8 @@ public final class EvidenceVault: SegmentStore, Sendable {
         } catch is ExclusiveLock.Held {
             throw EvidenceError.storeInUse(path: directory)
         }
-        journal = try AuditJournal(path: directory + "/" + EvidenceVault.journalName, key: configuration.deviceKey, visit: visitJournal)
+        journal = try AuditJournal(path: directory + "/" + EvidenceVault.journalName, key: configuration.deviceKey,
+                                   interest: journalInterest, visit: visitJournal)
         let publicPath = directory + "/device.pub"
         if access(publicPath, F_OK) != 0 { try KeyFile.write(configuration.deviceKey.publicKey, to: publicPath) }
         var known = State()

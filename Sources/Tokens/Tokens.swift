@@ -105,9 +105,12 @@ public final class TokenVerifier: Sendable {
         state = Mutex(State(supervisors: supervisors, usedNonces: usedNonces))
     }
 
+    /// The member of a journal record's fields that names a token's nonce.
+    public static let nonceMember = "nonce"
+
     /// The nonce a journal record names (every accepted token is journaled with its nonce).
     public static func usedNonce(in record: JournalRecord) -> String? {
-        record.fields["nonce"]?.string
+        record.fields[nonceMember]?.string
     }
 
     /// Loads every `*.pub` Ed25519 key in a folder.

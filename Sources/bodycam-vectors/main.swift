@@ -188,11 +188,11 @@ typealias Finding = (code: String, sequences: [Int64])
 /// multiset of code and sequences), verifies exactly `verified`, and reports `uncleanStops`
 /// runs ended without `shutdown`.
 func storeVector(_ name: String, _ files: [String: [UInt8]], note: String, problems: [Finding], verified: [Int64],
-                 uncleanStops: Int = 0, withAuthority: Bool = true) throws {
+                 uncleanStops: Int = 0, withAuthority: Bool = true, journalHead: JournalHead? = nil) throws {
     removeFolder(storeWork)
     mkdir(storeWork, 0o755)
     for (file, bytes) in files { try writeFileAtomically(storeWork + "/" + file, bytes, mode: 0o644) }
-    let report = try StoreVerifier.verify(store: storeWork, authority: withAuthority ? authority.publicKey : nil)
+    let report = try StoreVerifier.verify(store: storeWork, authority: withAuthority ? authority.publicKey : nil, journalHead: journalHead)
     removeFolder(storeWork)
     func key(_ finding: Finding) -> String { finding.code + " " + finding.sequences.map(String.init).joined(separator: ",") }
     let found = report.problems.map { key(($0.code, $0.sequences)) }.sorted(), wanted = problems.map(key).sorted()
@@ -211,6 +211,7 @@ func storeVector(_ name: String, _ files: [String: [UInt8]], note: String, probl
         "verified_sequences": .array(verified.map { .integer($0) }), "unclean_stops": .integer(Int64(uncleanStops)),
     ]
     if withAuthority { fields["authority_key"] = b64(authority.publicKey.raw) }
+    if let journalHead { fields["journal_head"] = .object(["records": .integer(journalHead.records), "sha256": .string(journalHead.sha256)]) }
     if !report.timeCorrections.isEmpty { fields["time_corrections"] = .array(report.timeCorrections.map { .integer($0.sequence) }) }
     try write("store-" + name, fields)
 }
@@ -243,11 +244,7 @@ func rewrittenJournal(_ files: [String: [UInt8]], keep: (JournalRecord) -> Bool 
     var last: JournalRecord? = nil
     for record in records where keep(record) {
         var fields = record.fields
-        if record.kind == "boot" {
-            fields["previous_records"] = .integer(last?.sequence ?? 0)
-            fields["previous_sha256"] = .string(last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash)
-            fields["previous_end"] = .string(last.map { $0.kind == AuditJournal.finalKind ? "shutdown" : "unclean" } ?? "none")
-        }
+        if record.kind == "boot" { fields.merge(AuditJournal.runAccount(after: last)) { $1 } }
         edit(record, &fields)
         last = try journal.append(kind: record.kind, fields: fields)
     }
@@ -270,6 +267,13 @@ try storeVector("crash", try recordStore([Run(segments: Array(threeSegments.pref
 try storeVector("final-records-removed", with(base) { $0["journal.log"] = joinLines(journalLines(base).dropLast()) },
                 note: "the final shutdown record cut off: a crash and this cut look the same on the device alone",
                 problems: [], verified: [1, 2, 3], uncleanStops: 1)
+let baseHead = AuditJournal.parse(base["journal.log"]!, key: nil).records.last!
+try storeVector("journal-head-held", base, note: "the journal still holds the head the office saw", problems: [], verified: [1, 2, 3],
+                journalHead: JournalHead(records: baseHead.sequence, sha256: Hex.encode(baseHead.hash)))
+try storeVector("journal-cut-after-head", with(base) { $0["journal.log"] = joinLines(journalLines(base).dropLast()) },
+                note: "the final shutdown record cut off after the office saw it: the device alone shows an unclean stop, the head shows the cut",
+                problems: [("journal_truncated", [])], verified: [1, 2, 3], uncleanStops: 1,
+                journalHead: JournalHead(records: baseHead.sequence, sha256: Hex.encode(baseHead.hash)))
 try storeVector("certificate-invalid", with(base) {
     $0["device.certificate"] = try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: device.publicKey, authority: try Ed25519PrivateKey(seed: seed("other authority")),
                                                           notBefore: "2026-01-01T00:00:00.000000Z", notAfter: "2031-01-01T00:00:00.000000Z").document.bytes

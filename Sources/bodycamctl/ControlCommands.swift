@@ -39,6 +39,7 @@ func send(_ request: ControlRequest, socket: String, json: Bool) throws {
                       "storage_free_bytes \(status.storageFreeBytes)", "hours_left \(status.hoursLeft)"]
             if let battery = status.batteryPercent { parts.append("battery_percent \(battery)") }
             parts.append("clock_synced \(status.clockSynced ? "yes" : "no")")
+            parts.append("journal_head \(status.journalRecords):\(status.journalHeadSHA256)")
             if !status.alarms.isEmpty { parts.append("ALARMS: \(status.alarms.joined(separator: ", "))") }
         }
         print((response.ok ? "OK " : "REFUSED ") + parts.joined(separator: "; "))

@@ -49,12 +49,19 @@ struct Verify: ParsableCommand {
         discussion: "Exit 0: clean; 1: problems found (each named, with the segments and time range affected); 2: usage or I/O error.")
     @OptionGroup var global: GlobalOptions
     @Option(help: "The authority's public key file; without it the device key found in the store is trusted.") var authority: String?
+    @Option(name: .customLong("journal-head"),
+            help: "N:SHA256 — the journal's record count and last record's hash as someone outside the device last saw them (the office): a journal cut or rewritten since is found.")
+    var journalHead: String?
     @Argument(help: "The store folder.") var store: String
+
+    func validate() throws {
+        if let journalHead, JournalHead(journalHead) == nil { throw ValidationError("--journal-head must be N:SHA256 (a record count, a colon, 64 lower-case hex)") }
+    }
 
     func run() throws {
         let report = try orExit2 { () throws -> VerificationReport in
             guard FileManager.default.fileExists(atPath: store) else { throw EvidenceError.keyFile(path: store, reason: "no such store") }
-            return try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey))
+            return try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey), journalHead: journalHead.flatMap(JournalHead.init))
         }
         if global.json { try printJSON(report) } else { print(report.text) }
         if !report.isClean { throw ExitCode(1) }

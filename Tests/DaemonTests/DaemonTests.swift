@@ -140,7 +140,8 @@ struct DaemonTests {
         let office = try Self.provision(directory.path)
         let (process, errors) = try Self.launch(["--config", try Self.writeConfig(directory.path, Self.config(directory.path)), "--record-after", "0"])
         // Two segments sealed while recording, then the stop seals the open one.
-        #expect(Self.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 2 } != nil)
+        let seen = Self.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 2 }
+        #expect(seen != nil)
         process.terminate()
         process.waitUntilExit()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -157,6 +158,11 @@ struct DaemonTests {
         #expect(journal.records.first?.kind == "boot")
         #expect(journal.records.last?.kind == "shutdown" && journal.records.last?.fields["reason"] == .string("SIGTERM"))
         #expect(journal.records.contains { $0.kind == "recording_stopped" && $0.fields["source"] == .string("system stop") })
+        // The journal's head as status gave it while recording is a record the journal still
+        // holds, and verify takes it.
+        let head = JournalHead(records: seen?.journalRecords ?? 0, sha256: seen?.journalHeadSHA256 ?? "")
+        #expect(head.records >= 3 && journal.records.first { $0.sequence == head.records }.map { Hex.encode($0.hash) } == head.sha256)
+        #expect(try StoreVerifier.verify(store: store, authority: nil, journalHead: head).isClean)
         let first = try names(store, suffix: ".bcseg")[0]
         let bytes = try readWholeFile(store + "/" + first)
         let plain = try SealedSegmentLayout(bytes, what: first).decrypt(bytes, identity: office, allowUnsealed: false, what: first)

@@ -39,11 +39,7 @@ struct JournalTailTests {
         var last: JournalRecord? = nil
         for record in old where keep(record) {
             var fields = record.fields
-            if record.kind == "boot" {
-                fields["previous_records"] = .integer(last?.sequence ?? 0)
-                fields["previous_sha256"] = .string(last.map { Hex.encode($0.hash) } ?? AuditJournal.zeroHash)
-                fields["previous_end"] = .string(last.map { $0.kind == AuditJournal.finalKind ? "shutdown" : "unclean" } ?? "none")
-            }
+            if record.kind == "boot" { fields.merge(AuditJournal.runAccount(after: last)) { $1 } }
             last = try journal.append(kind: record.kind, fields: edit(record, fields))
         }
     }

@@ -68,7 +68,7 @@ struct JournalTests {
         handle.closeFile()
 
         var kinds: [String] = []
-        let journal = try AuditJournal(path: path, key: key) { kinds.append($0.kind) }
+        let journal = try AuditJournal(path: path, key: key, interest: .init(members: ["nonce"])) { kinds.append($0.kind) }
         #expect(kinds == ["recording_stopped"], "the records a start needs (a nonce) were seen, once")
         let next = try journal.append(kind: "boot", fields: [:])
         #expect(next.sequence == 4, "after the repair record (3)")
@@ -91,7 +91,7 @@ struct JournalTests {
             for index in 0..<50 { try journal.append(kind: "checkpoint", fields: ["n": .integer(Int64(index))]) }
         }
         var nonces: [String] = []
-        let reopened = try AuditJournal(path: path, key: key) { if let nonce = $0.fields["nonce"]?.string { nonces.append(nonce) } }
+        let reopened = try AuditJournal(path: path, key: key, interest: .init(members: ["nonce"])) { if let nonce = $0.fields["nonce"]?.string { nonces.append(nonce) } }
         #expect(nonces == ["n-7"])
         #expect(try reopened.append(kind: "boot", fields: [:]).sequence == 102, "the head was found")
         // A last line that is not a record: the head is found further back.
@@ -100,7 +100,7 @@ struct JournalTests {
         handle.write(Data("not a record\n".utf8))
         handle.closeFile()
         nonces = []
-        let again = try AuditJournal(path: path, key: key) { if let nonce = $0.fields["nonce"]?.string { nonces.append(nonce) } }
+        let again = try AuditJournal(path: path, key: key, interest: .init(members: ["nonce"])) { if let nonce = $0.fields["nonce"]?.string { nonces.append(nonce) } }
         #expect(nonces == ["n-7"])
         #expect(try again.append(kind: "boot", fields: [:]).sequence == 103)
         let parsed = AuditJournal.parse(try readWholeFile(path), key: key.publicKey)

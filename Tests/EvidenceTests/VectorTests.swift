@@ -102,7 +102,8 @@ struct VectorTests {
                 #expect(FileManager.default.createFile(atPath: directory.path + "/" + file, contents: Data(try bytes(value))))
             }
             let authority = try vector["authority_key"].map { try Ed25519PublicKey(raw: try bytes($0)) }
-            let report = try StoreVerifier.verify(store: directory.path, authority: authority)
+            let head = vector["journal_head"].map { JournalHead(records: $0["records"]?.integer ?? 0, sha256: $0["sha256"]?.string ?? "") }
+            let report = try StoreVerifier.verify(store: directory.path, authority: authority, journalHead: head)
             func key(_ code: String?, _ severity: String?, _ sequences: [Int64]) -> String {
                 "\(code ?? "?") \(severity ?? "?") \(sequences.map(String.init).joined(separator: ","))"
             }
