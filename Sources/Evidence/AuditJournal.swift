@@ -121,6 +121,13 @@ public final class AuditJournal: Sendable {
                 seen = []
                 torn = try AuditJournal.scan(path: path, into: &reader, visit: { if interest.wants($0) { seen.append($0) } })
             }
+            // A journal of a version this software does not know was written by newer software:
+            // appending to it would give a file no reader can check, and reading nothing of it
+            // would forget used token nonces. Refused, naming the file.
+            if let version = reader.unknownVersion {
+                throw EvidenceError.malformed(what: path, reason: "the journal is \(version), written by newer software than this; "
+                                              + "install that, or move the file aside")
+            }
             seen.forEach(visit)
         }
         lastRecordAtOpen = reader.last
@@ -368,7 +375,7 @@ public struct JournalReader {
               let sequence = body["seq"]?.integer, (1...JournalReader.maximumSequence).contains(sequence), let kind = body["kind"]?.string, let utc = body["utc"]?.string,
               ClockParse.nanoseconds(iso8601: utc) != nil,
               let mono = body["mono_ns"]?.integer, let prev = body["prev"]?.string, Hex.decode(prev)?.count == 32, let fields = body["fields"]?.object,
-              let signature = Base64.decode(String(decoding: line[(space + 1)...], as: UTF8.self)) else {
+              let signature = Base64.decode(String(decoding: line[(space + 1)...], as: UTF8.self)), signature.count == 64 else {
             problem(number, "not a journal record")
             return nil
         }

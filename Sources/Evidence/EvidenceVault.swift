@@ -370,4 +370,13 @@ public enum ClockParse {
         // The one spelling: what normalisation moved (an hour 24, a second 60, a 31 June) is not it.
         return Clock.iso8601(wallNanoseconds: nanoseconds) == text ? nanoseconds : nil
     }
+
+    /// The last nanosecond a time can have (2199-12-31T23:59:59.999999999Z).
+    public static let latestNanoseconds: Int64 = 7_258_118_399_999_999_999
+
+    /// `time + delta` when it stays a time (1970–2199), else nil (never an overflow).
+    public static func inRange(_ time: Int64, plus delta: Int64) -> Int64? {
+        let (sum, overflow) = time.addingReportingOverflow(delta)
+        return !overflow && (0...latestNanoseconds).contains(sum) ? sum : nil
+    }
 }

@@ -116,7 +116,9 @@ struct StoreVerification {
                     journalDevice = journalDevice ?? record.fields["device_id"]?.string
                     currentBoot = record.fields["boot_id"]?.string.flatMap { $0.isEmpty ? nil : $0 }
                 }
-                if let boot = currentBoot, let wall = ClockParse.nanoseconds(iso8601: record.utc),
+                // A start's own records before its `boot` belong to the new kernel boot, not the
+                // one still current here: they give no clock.
+                if let boot = currentBoot, !RunTracker.prelude.contains(record.kind), let wall = ClockParse.nanoseconds(iso8601: record.utc),
                    (0...SealedSegmentFormat.maximumNanoseconds).contains(record.monotonicNanoseconds) {
                     bootOffsets[boot] = (wall - record.monotonicNanoseconds, record.sequence)
                 }
@@ -287,7 +289,7 @@ struct StoreVerification {
             problem("sequence_gap", "segments \(previous + 1)–\(sequence - 1) (\(sequence - previous - 1)) are missing (deleted)",
                     Array(((previous + 1)..<sequence).prefix(VerificationProblem.maximumListed)), (bySequence[previous] ?? []) + (bySequence[sequence] ?? []))
         }
-        if let first = bySequence[1]?.first, first.previousManifestSHA256 != AuditJournal.zeroHash {
+        if bySequence[1]?.count == 1, let first = bySequence[1]?.first, first.previousManifestSHA256 != AuditJournal.zeroHash {
             problem("chain_broken", "segment 1 names a manifest before it (the chain's first link must be 64 zeros)", [1], [first])
         }
         for sequence in ordered {
@@ -391,15 +393,18 @@ struct StoreVerification {
             guard let manifest = bySequence[sequence]?.first, let start = ClockParse.nanoseconds(iso8601: manifest.startUTC),
                   let end = ClockParse.nanoseconds(iso8601: manifest.endUTC) else { continue }
             var times = (start: start, end: end)
-            if let boot = manifest.bootID, let monotonic = manifest.startMonotonicNanoseconds, let basis = bootOffsets[boot] {
-                let delta = basis.offset - (start - monotonic)
-                if abs(delta) >= 1_000_000_000 {
-                    times = (start + delta, end + delta)
-                    corrections.append(TimeCorrection(sequence: sequence, recordedStartUTC: manifest.startUTC, recordedEndUTC: manifest.endUTC,
-                                                      correctedStartUTC: Clock.iso8601(wallNanoseconds: times.start),
-                                                      correctedEndUTC: Clock.iso8601(wallNanoseconds: times.end),
-                                                      offsetMilliseconds: delta / 1_000_000, basisRecord: basis.record))
-                }
+            // Every time here is a parsed one (1970–2199) or a monotonic one (0–100 years), so
+            // differences of two fit in Int64; a sum of three may not (a journal record can claim
+            // any time), so those are checked, and a correction that leaves 1970–2199 is none.
+            if let boot = manifest.bootID, let monotonic = manifest.startMonotonicNanoseconds, let basis = bootOffsets[boot],
+               case let (delta, overflow) = basis.offset.subtractingReportingOverflow(start - monotonic), !overflow,
+               abs(delta) >= 1_000_000_000, let correctedStart = ClockParse.inRange(start, plus: delta),
+               let correctedEnd = ClockParse.inRange(end, plus: delta) {
+                times = (correctedStart, correctedEnd)
+                corrections.append(TimeCorrection(sequence: sequence, recordedStartUTC: manifest.startUTC, recordedEndUTC: manifest.endUTC,
+                                                  correctedStartUTC: Clock.iso8601(wallNanoseconds: times.start),
+                                                  correctedEndUTC: Clock.iso8601(wallNanoseconds: times.end),
+                                                  offsetMilliseconds: delta / 1_000_000, basisRecord: basis.record))
             }
             effective[sequence] = times
             if times.start < Clock.earliestPlausibleWallNanoseconds { implausible.append(manifest) }
@@ -418,7 +423,8 @@ struct StoreVerification {
             var gap = after.start - before.end
             if let boot = first.bootID, !boot.isEmpty, boot == second.bootID,
                let end = first.endMonotonicNanoseconds, let start = second.startMonotonicNanoseconds {
-                gap -= start - end
+                let (less, overflow) = gap.subtractingReportingOverflow(start - end)
+                gap = overflow ? (gap < 0 ? .min : .max) : less
             }
             guard gap <= -1_000_000_000 else { continue }
             problem("clock_backwards", "segment \(sequence) starts \(formatDecimal(Double(-gap) / 1e9, places: 1)) s earlier than it can after segment \(previous), "

@@ -71,19 +71,20 @@ struct RunTracker {
         }
         guard record.kind == "boot" else { return nil }
         var problem: String? = nil
-        var end = recent.last(where: { !RunTracker.prelude.contains($0.kind) })
+        let endIndex = recent.lastIndex(where: { !RunTracker.prelude.contains($0.kind) })
+        let end = endIndex.map { recent[$0] }
         if let claimed = record.fields["previous_records"]?.integer {
             let sha = record.fields["previous_sha256"]?.string, said = record.fields["previous_end"]?.string
-            // The account must be of the run's last record: the last one before the boot other
-            // than the start's own (none at all for a claim of 0).
-            let named = end.flatMap { $0.sequence == claimed ? $0 : nil }
+            // The account is of the journal's last record when the start began: the run's last
+            // record, or a record of an earlier start that failed before its own `boot` (a
+            // repair, a key replacement) after it; a claim of 0 needs no record but a start's.
+            let candidates = recent[(endIndex ?? recent.startIndex)...].filter { $0.sequence == end?.sequence || RunTracker.prelude.contains($0.kind) }
+            let named = candidates.last { $0.sequence == claimed }
             let right = AuditJournal.runAccount(after: named)
-            if (claimed == 0) != (end == nil) || (claimed != 0 && named == nil)
-                || right["previous_sha256"]?.string != sha || right["previous_end"]?.string != said {
+            if !(claimed == 0 ? end == nil : named != nil) || right["previous_sha256"]?.string != sha || right["previous_end"]?.string != said {
                 problem = "boot record \(record.sequence) says the journal held \(claimed) records (the last \(sha?.prefix(16) ?? "?")…, \(said ?? "?")) "
                     + "when that run began, and the journal shows otherwise"
             }
-            end = named ?? end
         }
         if let current, let end, end.kind != AuditJournal.finalKind, end.sequence >= current.sequence {
             stops.append(UncleanStop(bootRecord: current.sequence, lastRecord: end.sequence, lastUTC: end.utc,

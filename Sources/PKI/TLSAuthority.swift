@@ -55,7 +55,7 @@ public struct TLSAuthority {
         }
         let publicKey = Certificate.PublicKey(key.publicKey)
         let certificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            version: .v3, serialNumber: TLSAuthority.serialNumber(), publicKey: publicKey,
             notValidBefore: now.addingTimeInterval(-60), notValidAfter: now.addingTimeInterval(Double(years) * 365.25 * 86_400),
             issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
@@ -79,6 +79,10 @@ public struct TLSAuthority {
         }
         guard certificate.publicKey == Certificate.PublicKey(key.publicKey) else {
             throw PKIError.malformed(what: keyPath, reason: "not the key of the CA certificate \(certificatePath)")
+        }
+        guard case .isCertificateAuthority = try certificate.extensions.basicConstraints, try certificate.extensions.keyUsage?.keyCertSign == true,
+              try certificate.extensions.subjectKeyIdentifier != nil else {
+            throw PKIError.malformed(what: certificatePath, reason: "not a CA certificate (basic constraints, key usage keyCertSign, subject key identifier)")
         }
         return TLSAuthority(certificate: certificate, key: key)
     }
@@ -125,21 +129,38 @@ public struct TLSAuthority {
             if !alternativeNames.isEmpty { SubjectAlternativeNames(alternativeNames) }
         }
         return try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: key,
+            version: .v3, serialNumber: TLSAuthority.serialNumber(), publicKey: key,
             notValidBefore: now.addingTimeInterval(-60), notValidAfter: now.addingTimeInterval(Double(days) * 86_400),
             issuer: certificate.subject, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(self.key))
     }
 
-    /// A host as a subject alternative name: an IPv4 or IPv6 address, else a DNS name.
+    /// A random positive serial of at most 20 octets in DER (RFC 5280, 4.1.2.2): 159 random
+    /// bits, so no leading zero octet is ever needed for the sign.
+    static func serialNumber() -> Certificate.SerialNumber {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes[0] = bytes[0] & 0x7F | 0x40
+        return Certificate.SerialNumber(bytes: bytes)
+    }
+
+    /// A host as a subject alternative name: an IPv4 or IPv6 address, else a DNS name (RFC 1123:
+    /// labels of 1–63 letters, digits and inner hyphens, 253 characters at most, written in
+    /// lower case; a name of digits and dots only must be an address).
     static func generalName(_ host: String) throws -> GeneralName {
         var v4 = in_addr(), v6 = in6_addr()
         if inet_pton(AF_INET, host, &v4) == 1 { return .ipAddress(ASN1OctetString(contentBytes: withUnsafeBytes(of: &v4) { ArraySlice($0) })) }
         if inet_pton(AF_INET6, host, &v6) == 1 { return .ipAddress(ASN1OctetString(contentBytes: withUnsafeBytes(of: &v6) { ArraySlice($0) })) }
-        guard !host.isEmpty, host.utf8.allSatisfy({ $0 == 0x2D || $0 == 0x2E || (0x30...0x39).contains($0) || (0x61...0x7A).contains($0) || (0x41...0x5A).contains($0) }) else {
+        let name = host.lowercased()
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        let isLabel = { (label: Substring) in
+            (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                && label.utf8.allSatisfy { $0 == 0x2D || (0x30...0x39).contains($0) || (0x61...0x7A).contains($0) }
+        }
+        guard name.utf8.count <= 253, labels.allSatisfy(isLabel), !name.utf8.allSatisfy({ $0 == 0x2E || (0x30...0x39).contains($0) }) else {
             throw PKIError.malformed(what: "office certificate", reason: "\(host) is not a host name or an address")
         }
-        return .dnsName(host)
+        return .dnsName(name)
     }
 }
 
@@ -209,10 +230,18 @@ public enum PEMFiles {
         try writeFileAtomically(path, Array(text.utf8), mode: 0o644)
     }
 
+    /// A fresh P-256 key (for `write(_:to:)` once what it is for has been made).
+    public static func newKey() -> P256.Signing.PrivateKey { P256.Signing.PrivateKey() }
+
     /// Writes a fresh P-256 key (PKCS #8 PEM, mode 0600, never over an existing file) and returns it.
     public static func makeKey(at path: String) throws -> P256.Signing.PrivateKey {
         let key = P256.Signing.PrivateKey()
-        try writeFileAtomically(path, Array(key.pemRepresentation.utf8), mode: 0o600, exclusive: true)
+        try write(key, to: path)
         return key
+    }
+
+    /// Writes a P-256 key (PKCS #8 PEM, mode 0600, never over an existing file).
+    public static func write(_ key: P256.Signing.PrivateKey, to path: String) throws {
+        try writeFileAtomically(path, Array(key.pemRepresentation.utf8), mode: 0o600, exclusive: true)
     }
 }

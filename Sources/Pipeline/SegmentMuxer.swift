@@ -172,7 +172,8 @@ public final class SegmentMuxer {
                 } else {
                     try completeFragment(segment, before: packet)
                 }
-            } else if packet.pts - segment.fragmentStartPts >= fragmentTicks {
+            } else if segment.fragmentFrames > 0, packet.pts + max(0, packet.duration) - segment.fragmentStartPts > fragmentTicks {
+                // This picture would end past the bound: the fragment ends before it.
                 try completeFragment(segment, before: packet)
             }
             try append(packet)

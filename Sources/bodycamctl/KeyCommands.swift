@@ -102,8 +102,11 @@ struct Authority: ParsableCommand {
         @Option(help: "The CA's common name.") var name = "bodycam authority"
         func run() throws {
             try orExit2 {
-                let key = try makeSigningKeyPair(dir: dir, name: "authority")
-                print("authority key \(key.publicKey.keyID): \(dir)/authority.key (secret), \(dir)/authority.pub")
+                // An authority made before it had a CA gains one; nothing is ever written over.
+                if access(dir + "/authority.key", F_OK) != 0 || access(dir + "/ca.key", F_OK) == 0 {
+                    let key = try makeSigningKeyPair(dir: dir, name: "authority")
+                    print("authority key \(key.publicKey.keyID): \(dir)/authority.key (secret), \(dir)/authority.pub")
+                }
                 let ca = try TLSAuthority.create(name: name)
                 try ca.write(certificatePath: dir + "/ca.pem", keyPath: dir + "/ca.key")
                 print("X.509 CA \"\(name)\" (serial \(TLSIdentity.serial(of: ca.certificate))): \(dir)/ca.key (secret), \(dir)/ca.pem")
@@ -141,8 +144,10 @@ struct Authority: ParsableCommand {
                 case "office": .office(hosts: [name] + hosts)
                 default: .officer(name: name, roles: roles.compactMap(TLSRole.init(rawValue:)))
                 }
-                let key = try PEMFiles.makeKey(at: out + "/" + name + ".key")
+                // The certificate first: a subject it refuses (a bad host name) leaves no key behind.
+                let key = PEMFiles.newKey()
                 let certificate = try ca.issue(subject, publicKey: key.publicKey, days: days)
+                try PEMFiles.write(key, to: out + "/" + name + ".key")
                 try PEMFiles.write([certificate, ca.certificate], to: out + "/" + name + ".pem")
                 print("\(kind) certificate for \(name) (serial \(try TLSIdentity(certificate).serial)), valid \(days) days: \(out)/\(name).key (secret), \(out)/\(name).pem")
             }
@@ -165,10 +170,15 @@ struct Authority: ParsableCommand {
                 let key = try KeyFile.readSigningKey(dir + "/authority.key")
                 let path = dir + "/revocations.list"
                 var entries: [RevocationList.Entry] = []
+                var previous: Int64? = nil
                 if access(path, F_OK) == 0 {
-                    entries = try RevocationList.read(try readWholeFile(path, limit: 16 << 20), authority: key.publicKey, what: path).entries
+                    let list = try RevocationList.read(try readWholeFile(path, limit: 16 << 20), authority: key.publicKey, what: path)
+                    entries = list.entries
+                    previous = ClockParse.nanoseconds(iso8601: list.issuedUTC)
                 }
-                let now = Clock.wallNanoseconds()
+                // Readers keep the newest list: this one is issued after the one before, whatever
+                // this machine's clock says.
+                let now = max(Clock.wallNanoseconds(), (previous ?? 0) + 1_000)
                 if !entries.contains(where: { $0.serial == serial }) {
                     entries.append(RevocationList.Entry(serial: serial, revokedUTC: Clock.iso8601(wallNanoseconds: now), reason: reason))
                 }

@@ -56,6 +56,10 @@ struct JournalTailTests {
 
         let later = AuditJournal.parse(Array("bodycam-journal/2\n".utf8) + bytes.drop(while: { $0 != 0x0A }).dropFirst(), key: key.publicKey)
         #expect(later.records.isEmpty && later.problems.map(\.code) == ["journal_unreadable"], "\(later.problems)")
+        // The daemon refuses to append to a journal of a version it does not know.
+        let newer = directory.path + "/newer.log"
+        #expect(FileManager.default.createFile(atPath: newer, contents: Data("bodycam-journal/2\n".utf8)))
+        #expect(throws: EvidenceError.self) { try AuditJournal(path: newer, key: key) }
         let bare = AuditJournal.parse(Array(bytes.drop(while: { $0 != 0x0A }).dropFirst()), key: key.publicKey)
         #expect(bare.records.count == 1, "the record on line 1 is still read")
         #expect(bare.problems.map(\.line) == [1] && bare.problems.map(\.code) == ["journal_broken"])
@@ -114,6 +118,43 @@ struct JournalTailTests {
         try rewriteJournal(pristine, keys: keys, keep: { $0.sequence != middle.sequence })
         let inserted = try StoreVerifier.verify(store: pristine, authority: nil)
         #expect(inserted.problems.map(\.code) == ["manifest_not_journaled"] && inserted.problems.first?.sequences == [2], "\(inserted.problems)")
+    }
+
+    @Test("a start that failed after its repair record and before its boot leaves the next boot naming that record: not a problem")
+    func failedStartBeforeBoot() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let keys = Keys(), store = directory.path + "/store"
+        try makeStore(store, keys: keys)
+        do { try makeVault(store, keys: keys).journal.append(kind: "journal_repaired", fields: ["torn_line": .integer(2)]) }
+        let vault = try makeVault(store, keys: keys)
+        let boot = try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields)
+        #expect(boot.fields["previous_end"] == .string("unclean") && boot.fields["previous_records"] == .integer(boot.sequence - 1))
+        let report = try StoreVerifier.verify(store: store, authority: nil)
+        #expect(report.isClean, "\(report.problems)")
+    }
+
+    @Test("journal records claiming times at the ends of the range make no correction overflow: verify reports, never traps")
+    func extremeClockRecords() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let keys = Keys(), store = directory.path + "/store"
+        try makeStore(store, keys: keys)
+        // Records out of their place (a forger's), claiming the last time there is and a
+        // monotonic clock near its bound, for the boot the segments were recorded on.
+        let lines = try String(contentsOfFile: store + "/journal.log", encoding: .utf8)
+        var text = lines
+        for (utc, mono) in [("2199-12-31T23:59:59.999999Z", Int64(0)), ("1970-01-01T00:00:00.000000Z", Int64(3_162_240_000_000_000_000))] {
+            let body = JSONValue.object(["fields": .object(["boot_id": .string(kernelBootID)]), "kind": .string("boot"), "mono_ns": .integer(mono),
+                                         "prev": .string(AuditJournal.zeroHash), "seq": .integer(1), "utc": .string(utc)]).canonical
+            text += String(decoding: body, as: UTF8.self) + " " + Base64.encode(try keys.device.sign(AuditJournal.domain + body)) + "\n"
+        }
+        try text.write(toFile: store + "/journal.log", atomically: true, encoding: .utf8)
+        let report = try StoreVerifier.verify(store: store, authority: nil)
+        #expect(report.problems.contains { $0.code == "journal_broken" })
+        #expect(report.timeCorrections.allSatisfy { ClockParse.nanoseconds(iso8601: $0.correctedStartUTC) != nil })
+        #expect(ClockParse.inRange(ClockParse.latestNanoseconds, plus: 1) == nil && ClockParse.inRange(0, plus: -1) == nil)
+        #expect(ClockParse.inRange(Int64.max, plus: Int64.max) == nil && ClockParse.inRange(5, plus: 5) == 10)
     }
 
     @Test("a boot record whose account of the run before it does not match the journal is a broken journal")

@@ -107,6 +107,28 @@ struct JournalTests {
         #expect(parsed.problems.map(\.line) == [104], "only the line that is not a record: \(parsed.problems)")
     }
 
+    @Test("a line torn inside its signature, where what is left still decodes as base64, is a repaired torn line, not a record")
+    func tornInsideSignature() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let key = try Ed25519PrivateKey(), path = directory.path + "/journal.log"
+        do {
+            let journal = try AuditJournal(path: path, key: key)
+            try journal.append(kind: "boot", fields: [:])
+            try journal.append(kind: "mark", fields: ["label": .string("x")])
+        }
+        // Cut the last line 4 base64 characters into its signature (and its newline gone).
+        var bytes = try readWholeFile(path)
+        let space = try #require(bytes.lastIndex(of: 0x20))
+        bytes = Array(bytes[...(space + 4)])
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let journal = try AuditJournal(path: path, key: key)
+        try journal.append(kind: "boot", fields: [:])
+        let parsed = AuditJournal.parse(try readWholeFile(path), key: key.publicKey)
+        #expect(parsed.problems.isEmpty, "\(parsed.problems)")
+        #expect(parsed.records.map(\.kind) == ["boot", "journal_repaired", "boot"])
+    }
+
     @Test("a last record claiming sequence Int64.max is not a record: the journal opens and goes on from the one before")
     func hostileSequence() throws {
         let directory = try TemporaryDirectory()

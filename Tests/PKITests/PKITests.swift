@@ -46,7 +46,13 @@ struct PKITests {
             #expect(try certificate.extensions.authorityKeyIdentifier?.keyIdentifier == ca.certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
             #expect(identity.serial.count >= 16 && Hex.decode(identity.serial) != nil)
         }
-        #expect(throws: PKIError.self) { try ca.issue(.office(hosts: ["not a host"]), publicKey: key, now: Self.now, days: 30) }
+        for bad in ["not a host", "10.0.0.256", "1.2.3", "a..b", "-a.example", "a-.example", String(repeating: "a", count: 64) + ".example"] {
+            #expect(throws: PKIError.self, "\(bad)") { try ca.issue(.office(hosts: [bad]), publicKey: key, now: Self.now, days: 30) }
+        }
+        #expect(try TLSIdentity(try ca.issue(.office(hosts: ["Office.Example"]), publicKey: key, now: Self.now, days: 30)).subject == .office(hosts: ["office.example"]))
+        // Serials: positive, at most 20 octets in DER (no sign octet needed), random.
+        let serials = try (0..<40).map { _ in try ca.issue(.device(id: "BC-0001"), publicKey: key, now: Self.now, days: 30).serialNumber.bytes }
+        #expect(serials.allSatisfy { $0.count == 20 && $0.first! & 0x80 == 0 } && Set(serials.map(Array.init)).count == 40)
         #expect(throws: PKIError.self) { try ca.issue(.office(hosts: []), publicKey: key, now: Self.now, days: 30) }
         #expect(throws: PKIError.self) { try TLSIdentity(ca.certificate) }
     }
