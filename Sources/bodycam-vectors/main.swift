@@ -140,12 +140,26 @@ struct Run {
     var key: Ed25519PrivateKey = device
     var certificate: DeviceCertificate? = nil
 }
+/// The work folder emptied, then given `files`.
+func openWork(_ files: [String: [UInt8]] = [:]) throws {
+    removeFolder(storeWork)
+    mkdir(storeWork, 0o755)
+    for (file, bytes) in files { try writeFileAtomically(storeWork + "/" + file, bytes, mode: 0o644) }
+}
+
+/// The work folder's files; the folder is gone after.
+func takeWork() throws -> [String: [UInt8]] {
+    var files: [String: [UInt8]] = [:]
+    for name in try directoryEntries(storeWork) { files[name] = try readWholeFile(storeWork + "/" + name) }
+    removeFolder(storeWork)
+    return files
+}
+
 /// `bootID` goes into the segments and the journal's boot records, `journalBootID` (when given)
 /// into the boot records instead.
 func recordStore(_ runs: [Run], certificateNotAfter: String = "2031-01-01T00:00:00.000000Z", bootID: String = "",
                  journalBootID: String? = nil) throws -> [String: [UInt8]] {
-    removeFolder(storeWork)
-    mkdir(storeWork, 0o755)
+    try openWork()
     let certificate = try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: device.publicKey, authority: authority,
                                                   notBefore: "2026-01-01T00:00:00.000000Z", notAfter: certificateNotAfter)
     try writeFileAtomically(storeWork + "/device.certificate", certificate.document.bytes, mode: 0o644)
@@ -175,10 +189,18 @@ func recordStore(_ runs: [Run], certificateNotAfter: String = "2031-01-01T00:00:
         if run.partial, let (wall, monotonic) = run.segments.last { try segment(wall + second, monotonic + second, finish: false) }
         if !run.crash { try vault.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string("SIGTERM")]) }
     }
-    var files: [String: [UInt8]] = [:]
-    for name in try directoryEntries(storeWork) { files[name] = try readWholeFile(storeWork + "/" + name) }
-    removeFolder(storeWork)
-    return files
+    return try takeWork()
+}
+
+/// One more run of the writer, ending cleanly, on a copy of the store `files`: its start (which
+/// repairs a torn journal line), its boot record, `during`, its shutdown record.
+func anotherRun(on files: [String: [UInt8]], during: (EvidenceVault) throws -> Void = { _ in }) throws -> [String: [UInt8]] {
+    try openWork(files)
+    let vault = try EvidenceVault(configuration: .init(directory: storeWork, deviceID: "BC-0001", recipients: [office.publicKey], deviceKey: device, provisioned: true))
+    try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging(["device_id": JSONValue.string("BC-0001"), "boot_id": .string("")]) { $1 })
+    try during(vault)
+    try vault.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string("SIGTERM")])
+    return try takeWork()
 }
 
 /// One expected finding: its code and the segments it names.
@@ -189,9 +211,7 @@ typealias Finding = (code: String, sequences: [Int64])
 /// runs ended without `shutdown`.
 func storeVector(_ name: String, _ files: [String: [UInt8]], note: String, problems: [Finding], verified: [Int64],
                  uncleanStops: Int = 0, withAuthority: Bool = true, journalHead: JournalHead? = nil) throws {
-    removeFolder(storeWork)
-    mkdir(storeWork, 0o755)
-    for (file, bytes) in files { try writeFileAtomically(storeWork + "/" + file, bytes, mode: 0o644) }
+    try openWork(files)
     let report = try StoreVerifier.verify(store: storeWork, authority: withAuthority ? authority.publicKey : nil, journalHead: journalHead)
     removeFolder(storeWork)
     func key(_ finding: Finding) -> String { finding.code + " " + finding.sequences.map(String.init).joined(separator: ",") }
@@ -238,8 +258,7 @@ func joinLines(_ lines: [[UInt8]]) -> [UInt8] { Array(lines.joined(separator: [0
 func rewrittenJournal(_ files: [String: [UInt8]], keep: (JournalRecord) -> Bool = { _ in true },
                       edit: (JournalRecord, inout [String: JSONValue]) -> Void = { _, _ in }) throws -> [UInt8] {
     let records = AuditJournal.parse(files["journal.log"]!, key: nil).records
-    removeFolder(storeWork)
-    mkdir(storeWork, 0o755)
+    try openWork()
     let journal = try AuditJournal(path: storeWork + "/journal.log", key: device)
     var last: JournalRecord? = nil
     for record in records where keep(record) {
@@ -397,19 +416,7 @@ let crashed = try recordStore([Run(segments: Array(threeSegments.prefix(2)), cra
 try storeVector("recovered", crashed,
                 note: "the first run crashed while writing segment 3; the next run recovered its first fragment (its manifest says recovered) and ended cleanly",
                 problems: [], verified: [1, 2, 3], uncleanStops: 1)
-try storeVector("journal-repaired", try {
-    var files = with(base) { $0["journal.log"] = Array(base["journal.log"]!.dropLast(10)) }
-    removeFolder(storeWork)
-    mkdir(storeWork, 0o755)
-    for (file, bytes) in files { try writeFileAtomically(storeWork + "/" + file, bytes, mode: 0o644) }
-    let vault = try EvidenceVault(configuration: .init(directory: storeWork, deviceID: "BC-0001", recipients: [office.publicKey], deviceKey: device, provisioned: true))
-    try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging(["device_id": JSONValue.string("BC-0001"), "boot_id": .string("")]) { $1 })
-    try vault.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string("SIGTERM")])
-    files = [:]
-    for name in try directoryEntries(storeWork) { files[name] = try readWholeFile(storeWork + "/" + name) }
-    removeFolder(storeWork)
-    return files
-}(), note: "the final record was cut short by a crash; the next start closed the torn line, journaled its repair and went on: not a problem",
+try storeVector("journal-repaired", try anotherRun(on: with(base) { $0["journal.log"] = Array(base["journal.log"]!.dropLast(10)) }), note: "the final record was cut short by a crash; the next start closed the torn line, journaled its repair and went on: not a problem",
    problems: [], verified: [1, 2, 3], uncleanStops: 1)
 try storeVector("boot-account-wrong", with(crashed) { files in
     files["journal.log"] = try rewrittenJournal(crashed, edit: { record, fields in
@@ -439,20 +446,10 @@ try storeVector("clock-backwards-same-boot", try recordStore([Run(segments: [(da
                 note: "segments of one boot (no boot record names it, so nothing corrects them): segment 2 is stamped a minute before segment 1 though the monotonic clock puts it right after",
                 problems: [("clock_backwards", [1, 2])], verified: [1, 2])
 // Offload: segment 1 acknowledged by the office and deleted on the device.
-let offloaded: [String: [UInt8]] = try {
-    removeFolder(storeWork)
-    mkdir(storeWork, 0o755)
-    for (file, bytes) in base { try writeFileAtomically(storeWork + "/" + file, bytes, mode: 0o644) }
-    let vault = try EvidenceVault(configuration: .init(directory: storeWork, deviceID: "BC-0001", recipients: [office.publicKey], deviceKey: device, provisioned: true))
-    try vault.journal.append(kind: "boot", fields: vault.journal.previousRunFields.merging(["device_id": JSONValue.string("BC-0001"), "boot_id": .string("")]) { $1 })
+let offloaded = try anotherRun(on: base) { vault in
     let ack = try OffloadAcknowledgement.issue(deviceID: "BC-0001", manifests: [try manifest(base, 1)], key: authority)
     _ = try vault.applyOffload(ack.document.bytes, authority: authority.publicKey)
-    try vault.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string("SIGTERM")])
-    var files: [String: [UInt8]] = [:]
-    for name in try directoryEntries(storeWork) { files[name] = try readWholeFile(storeWork + "/" + name) }
-    removeFolder(storeWork)
-    return files
-}()
+}
 try storeVector("offloaded", offloaded, note: "segment 1 deleted under the office's acknowledgement, which the store keeps", problems: [], verified: [2, 3])
 try storeVector("offload-unproven", with(offloaded) { files in files.keys.filter { $0.hasSuffix(".ack") }.forEach { files[$0] = nil } },
                 note: "the acknowledgement of a journaled offload deleted", problems: [("offload_unproven", [1]), ("segment_missing", [1])], verified: [2, 3])
