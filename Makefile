@@ -8,7 +8,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Headers and libraries the package links (pkg-config names in Package.swift).
 BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
-                  libv4l-dev libgpiod-dev libssl-dev libtomlplusplus-dev
+                  libv4l-dev libgpiod-dev libssl-dev libtomlplusplus-dev libcurl4-openssl-dev
 # The tests: libfaketime starts bodycamd with its clock in 1970, as a board without a battery-backed
 # clock boots (Tests/DaemonTests/WrongClockTests.swift).
 TEST_PACKAGES := faketime

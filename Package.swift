@@ -15,12 +15,17 @@ let unixSignals = Target.Dependency.product(name: "UnixSignals", package: "swift
 let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
 
 let package = Package(
     name: "bodycam",
     products: [
         .executable(name: "bodycamd", targets: ["bodycamd"]),
         .executable(name: "bodycamctl", targets: ["bodycamctl"]),
+        .executable(name: "bodycam-office", targets: ["bodycam-office"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // MARK: C modules
@@ -40,6 +47,9 @@ let package = Package(
         .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call.
+        .target(name: "CCurlShims", dependencies: ["CCurl"]),
         // toml++'s pkg-config file gives only -D flags, which SwiftPM refuses from pkg-config: its
         // headers are on the default path, and TOMLShim sets the two defines itself.
         .systemLibrary(name: "CTOMLPlusPlus", providers: [.apt(["libtomlplusplus-dev"])]),
@@ -60,6 +70,8 @@ let package = Package(
         // MARK: platform and wire
         .target(name: "Platform", dependencies: ["CShims", systemPackage, logging, serviceLifecycle]),
         .target(name: "Wire"),
+        // TOML files as typed settings, each error naming the file, line and key.
+        .target(name: "Settings", dependencies: ["TOMLShim", "Platform"]),
 
         // MARK: the data path
         .target(name: "Capture", dependencies: ["LibAV", "V4L2", "Platform"]),
@@ -74,8 +86,15 @@ let package = Package(
         // The authority's X.509 side: a P-256 CA and the TLS certificates it issues (docs/PKI.md).
         .target(name: "PKI", dependencies: ["Platform", x509, crypto, asn1]),
 
+        // MARK: remote access (docs/OFFICE.md)
+        // The camera's side: an HTTPS client with the device's TLS certificate (libcurl, OpenSSL).
+        .target(name: "Uplink", dependencies: ["CCurlShims", "CCurl", "Evidence", "Pipeline", "Platform", "Wire"]),
+        // The evidence office's server: mutual TLS (SwiftNIO, swift-nio-ssl), the devices' stores,
+        // the access journal.
+        .target(name: "Office", dependencies: ["Evidence", "PKI", "Settings", "LibCrypto", "Platform", "Wire", nioCore, nioPosix, nioHTTP1, nioSSL, x509]),
+
         // MARK: configuration, protocol, daemon
-        .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "V4L2Simulator", "Platform", "TOMLShim"]),
+        .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "V4L2Simulator", "Platform", "Settings"]),
         .target(name: "ControlProtocol", dependencies: ["Platform", "Wire"]),
         .target(name: "Daemon", dependencies: [
             "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
@@ -88,13 +107,14 @@ let package = Package(
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
             "LibAV", "LibCrypto", "V4L2", "PKI", "Platform", "Wire", argumentParser,
         ]),
+        .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser]),
         // The measurements of `make bench` that loop over the project's own code.
         .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Capture", "LibAV", "V4L2", "V4L2Simulator",
                                                                "Controls", "Policy", "LibCrypto", "Platform", "Wire"]),
         // Writes docs/vectors (`make vectors`).
         .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "Policy", "LibCrypto", "Platform", "Wire"]),
         // Fuzz targets (make fuzz builds them with libFuzzer; the plain build replays inputs).
-        .executableTarget(name: "bodycam-fuzz", dependencies: ["Evidence", "Tokens", "Configuration", "ControlProtocol", "LibCrypto", "Platform", "Wire", "CShims"]),
+        .executableTarget(name: "bodycam-fuzz", dependencies: ["Evidence", "Tokens", "Configuration", "Settings", "ControlProtocol", "LibCrypto", "Platform", "Wire", "CShims"]),
 
         // MARK: tests (one target per module, the daemon's end-to-end tests, one support target)
         .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "LibAV", "LibCrypto", "Platform"],
@@ -112,7 +132,8 @@ let package = Package(
         .testTarget(name: "ControlsTests", dependencies: ["Controls", "Policy", "Platform", "Wire", "TestSupport"]),
         .testTarget(name: "TokensTests", dependencies: ["Tokens", "Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PKITests", dependencies: ["PKI", "Evidence", "LibCrypto", "Platform", "Wire", "TestSupport", x509, crypto]),
-        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "TestSupport"]),
+        .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "Settings", "TestSupport"]),
+        .testTarget(name: "OfficeTests", dependencies: ["Office", "Uplink", "PKI", "Evidence", "LibCrypto", "Platform", "Wire", "Settings", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",
             "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport",

@@ -1,4 +1,5 @@
 import Configuration
+import Settings
 import ControlProtocol
 import Evidence
 import LibCrypto

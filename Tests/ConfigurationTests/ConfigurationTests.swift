@@ -3,6 +3,7 @@ import Configuration
 import Controls
 import LibAV
 import Policy
+import Settings
 import TestSupport
 import Foundation
 import Testing

@@ -15,7 +15,8 @@ struct LayoutTests {
         let manifest = try read("Package.swift")
         let products = ["systemPackage": "SystemPackage", "logging": "Logging", "serviceLifecycle": "ServiceLifecycle",
                         "unixSignals": "UnixSignals", "argumentParser": "ArgumentParser",
-                        "x509": "X509", "crypto": "Crypto", "asn1": "SwiftASN1"]
+                        "x509": "X509", "crypto": "Crypto", "asn1": "SwiftASN1",
+                        "nioCore": "NIOCore", "nioPosix": "NIOPosix", "nioHTTP1": "NIOHTTP1", "nioSSL": "NIOSSL"]
         let target = try Regex(#"\.(?:target|executableTarget|testTarget)\(\s*name: "([^"]+)"(?:,\s*dependencies: \[([^\]]*)\])?"#)
         var result: [String: Set<String>] = [:]
         for match in manifest.matches(of: target) {
@@ -32,7 +33,8 @@ struct LayoutTests {
         let declared = try Self.declaredDependencies()
         let fileManager = FileManager.default
         let modules = Set(try fileManager.contentsOfDirectory(atPath: Self.root.appendingPathComponent("Sources").path))
-            .union(["SystemPackage", "Logging", "ServiceLifecycle", "UnixSignals", "ArgumentParser", "X509", "Crypto", "SwiftASN1"])
+            .union(["SystemPackage", "Logging", "ServiceLifecycle", "UnixSignals", "ArgumentParser", "X509", "Crypto", "SwiftASN1",
+                    "NIOCore", "NIOPosix", "NIOHTTP1", "NIOSSL"])
         let importLine = try Regex(#"(?m)^(?:@testable )?import (\w+)$"#)
         for (folder, targets) in [("Sources", Set(declared.keys)), ("Tests", Set(declared.keys))] {
             for name in targets {

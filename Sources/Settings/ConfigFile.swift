@@ -1,3 +1,5 @@
+import Glibc
+import Platform
 import TOMLShim
 
 /// A value in a configuration file.
@@ -124,5 +126,23 @@ public struct ConfigFile: Sendable {
         case BC_TOML_DATE_TIME: return .unsupported("a date or time")
         default: return .unsupported("a list holding other values than strings")
         }
+    }
+}
+
+extension ConfigFile {
+    /// Reads and parses a configuration file: at most 1 MiB of UTF-8 text, or an error naming it.
+    public static func read(path: String) throws -> ConfigFile {
+        let bytes: [UInt8]
+        do {
+            bytes = try readWholeFile(path, limit: 1 << 20)
+        } catch SystemError.file(_, let call, let code) {
+            throw ConfigError(file: path, line: 0, key: "", message: "cannot \(call): \(String(cString: strerror(code)))")
+        } catch {
+            throw ConfigError(file: path, line: 0, key: "", message: "larger than 1 MiB: not a configuration file")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(file: path, line: 0, key: "", message: "not UTF-8 text")
+        }
+        return try ConfigFile(file: path, text: text)
     }
 }

@@ -1,0 +1,295 @@
+import Evidence
+import Glibc
+import LibCrypto
+import PKI
+import Platform
+import Wire
+
+/// Who is asking, as the TLS client certificate says (docs/PKI.md); the chain to the CA was
+/// checked in the handshake.
+public enum Caller: Equatable, Sendable {
+    case device(id: String, serial: String)
+    case officer(name: String, roles: [TLSRole], serial: String)
+
+    /// As the access journal names it: `device:ID` or `officer:NAME`.
+    public var name: String {
+        switch self {
+        case .device(let id, _): return "device:" + id
+        case .officer(let name, _, _): return "officer:" + name
+        }
+    }
+    public var serial: String {
+        switch self {
+        case .device(_, let serial), .officer(_, _, let serial): return serial
+        }
+    }
+}
+
+/// One HTTP request as the server read it: method, target (path and query), body, the peer's
+/// address, and the caller (nil with the reason when the certificate is not one the office accepts).
+public struct OfficeRequest: Sendable {
+    public var method: String
+    public var target: String
+    public var body: [UInt8]
+    public var peer: String
+    public var caller: Result<Caller, OfficeRefusal>
+    public init(method: String, target: String, body: [UInt8], peer: String, caller: Result<Caller, OfficeRefusal>) {
+        self.method = method
+        self.target = target
+        self.body = body
+        self.peer = peer
+        self.caller = caller
+    }
+}
+
+/// A refusal, with the HTTP status it is answered with and the reason the journal keeps.
+public struct OfficeRefusal: Error, Equatable, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var reason: String
+    public init(_ status: Int, _ reason: String) {
+        self.status = status
+        self.reason = reason
+    }
+    public var description: String { "\(status): \(reason)" }
+}
+
+/// An answer: status, JSON body.
+public struct OfficeReply: Sendable {
+    public var status: Int
+    public var body: [UInt8]
+    public var contentType = "application/json"
+    init(_ status: Int, _ json: JSONValue) {
+        self.status = status
+        body = json.canonical
+    }
+    init(status: Int, bytes: [UInt8], contentType: String) {
+        self.status = status
+        body = bytes
+        self.contentType = contentType
+    }
+}
+
+/// The office's API (docs/OFFICE.md, "API"; docs/office-api.yaml) without the transport: each
+/// request is authorised by its caller's certificate, answered, and journaled — refusals
+/// included — before the answer goes. Blocking (file writes, fdatasync, verification): run it
+/// on a thread pool, never on an event loop. Safe from any thread.
+public final class OfficeService: Sendable {
+    public let store: OfficeStore
+    public let journal: AuditJournal
+    public let authority: Ed25519PublicKey
+    public let maximumBodyBytes: Int
+    private let revocations: RevocationList?
+
+    public init(store: OfficeStore, journal: AuditJournal, authority: Ed25519PublicKey, revocations: RevocationList?, maximumBodyBytes: Int) {
+        self.store = store
+        self.journal = journal
+        self.authority = authority
+        self.revocations = revocations
+        self.maximumBodyBytes = maximumBodyBytes
+    }
+
+    /// What a verified client certificate makes of the caller: a device or an officer not on
+    /// the revocation list. The office's own kind, and anything else, is refused.
+    public func caller(for identity: Result<TLSIdentity, OfficeRefusal>) -> Result<Caller, OfficeRefusal> {
+        switch identity {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let identity):
+            if let revocations, revocations.revokes(serial: identity.serial) {
+                return .failure(OfficeRefusal(403, "certificate \(identity.serial) is revoked"))
+            }
+            switch identity.subject {
+            case .device(let id):
+                guard OfficeStore.isDeviceID(id) else { return .failure(OfficeRefusal(403, "the certificate's device id is not a valid one")) }
+                return .success(.device(id: id, serial: identity.serial))
+            case .officer(let name, let roles):
+                return .success(.officer(name: name, roles: roles, serial: identity.serial))
+            case .office:
+                return .failure(OfficeRefusal(403, "an office certificate is not a client's"))
+            }
+        }
+    }
+
+    /// Answers and journals one request.
+    public func respond(to request: OfficeRequest) -> OfficeReply {
+        var extra: [String: JSONValue] = [:]
+        let reply: OfficeReply
+        switch request.caller {
+        case .failure(let refusal):
+            reply = OfficeReply(refusal.status, .object(["error": .string(refusal.reason)]))
+            extra["reason"] = .string(refusal.reason)
+        case .success(let caller):
+            do {
+                reply = try route(request, caller: caller, journalFields: &extra)
+            } catch let refusal as OfficeRefusal {
+                reply = OfficeReply(refusal.status, .object(["error": .string(refusal.reason)]))
+                extra["reason"] = .string(refusal.reason)
+            } catch {
+                reply = OfficeReply(500, .object(["error": .string("\(error)")]))
+                extra["reason"] = .string("\(error)")
+            }
+        }
+        var fields: [String: JSONValue] = [
+            "method": .string(String(request.method.prefix(16))), "target": .string(String(request.target.prefix(512))),
+            "status": .integer(Int64(reply.status)), "bytes_in": .integer(Int64(request.body.count)),
+            "bytes_out": .integer(Int64(reply.body.count)), "peer": .string(request.peer),
+        ]
+        if case .success(let caller) = request.caller {
+            fields["caller"] = .string(caller.name)
+            fields["serial"] = .string(caller.serial)
+        }
+        fields.merge(extra) { _, new in new }
+        do {
+            try journal.append(kind: "request", fields: fields)
+        } catch {
+            // Nothing is answered that the journal does not hold.
+            Log.error("access journal: \(error)")
+            return OfficeReply(503, .object(["error": .string("the access journal cannot be written")]))
+        }
+        return reply
+    }
+
+    /// Journals a TLS handshake the office refused (no certificate, another CA's, expired…).
+    public func journalRefusedHandshake(peer: String, reason: String) {
+        do {
+            try journal.append(kind: "tls_refused", fields: ["peer": .string(peer), "reason": .string(String(reason.prefix(512)))])
+        } catch {
+            Log.error("access journal: \(error)")
+        }
+    }
+
+    // MARK: routes
+
+    private func route(_ request: OfficeRequest, caller: Caller, journalFields: inout [String: JSONValue]) throws -> OfficeReply {
+        let (path, query) = OfficeService.split(request.target)
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1", parts[2] == "devices" else {
+            throw OfficeRefusal(404, "no such resource")
+        }
+        if parts.count == 3 {
+            guard request.method == "GET" else { throw OfficeRefusal(405, "GET only") }
+            try require(caller, roles: [.technician, .evidence])
+            return OfficeReply(200, try fleet())
+        }
+        let device = parts[3]
+        guard OfficeStore.isDeviceID(device) else { throw OfficeRefusal(404, "no such device") }
+        let rest = Array(parts[4...])
+        let resource = rest.first ?? ""
+        let name = rest.count == 2 && resource == "files" ? rest[1] : nil
+        guard rest.count == 1 || name != nil else { throw OfficeRefusal(404, "no such resource") }
+        switch (request.method, resource, name) {
+        case ("GET", "files", nil):
+            try require(caller, device: device, orRoles: [.technician, .evidence])
+            let files = try store.files(of: device)
+            return OfficeReply(200, .object(["device_id": .string(device), "files": .array(files.keys.sorted().map {
+                .object(["name": .string($0), "size": .integer(files[$0]!)])
+            })]))
+        case ("PUT", "files", let name?):
+            try require(caller, device: device, orRoles: [])
+            guard OfficeStore.isUploadName(name) else { throw OfficeRefusal(400, "\(name) is not a file a device uploads") }
+            guard let offset = query["offset"].flatMap({ Int64($0) }), offset >= 0 else { throw OfficeRefusal(400, "offset: a byte offset is needed") }
+            do {
+                let size = try store.write(device: device, name: name, offset: offset, bytes: request.body)
+                return OfficeReply(200, .object(["name": .string(name), "size": .integer(size)]))
+            } catch let conflict as UploadConflict {
+                let (size, kind): (Int64, String)
+                switch conflict {
+                case .gap(let held): (size, kind) = (held, "gap")
+                case .differs(_, let held): (size, kind) = (held, "differs")
+                }
+                journalFields["held"] = .integer(size)
+                journalFields["reason"] = .string(conflict.description)
+                return OfficeReply(409, .object(["error": .string(conflict.description), "conflict": .string(kind), "name": .string(name),
+                                                 "size": .integer(size)]))
+            }
+        case ("GET", "files", let name?):
+            try require(caller, roles: [.evidence])
+            guard OfficeStore.isUploadName(name) else { throw OfficeRefusal(404, "no such file") }
+            let offset = query["offset"].flatMap { Int64($0) } ?? 0
+            let length = query["length"].flatMap { Int($0) } ?? maximumBodyBytes
+            guard offset >= 0, (0...maximumBodyBytes).contains(length) else { throw OfficeRefusal(400, "offset and length: at most \(maximumBodyBytes) bytes a request") }
+            guard store.files(ofDevice: device, has: name) else { throw OfficeRefusal(404, "no such file") }
+            return OfficeReply(status: 200, bytes: try store.read(device: device, name: name, offset: offset, length: length),
+                               contentType: "application/octet-stream")
+        case ("POST", "heartbeat", nil):
+            try require(caller, device: device, orRoles: [])
+            guard case .object(let status)? = try? JSONParser.parse(request.body) else { throw OfficeRefusal(400, "a heartbeat is a JSON object") }
+            if let records = status["journal_records"]?.integer { journalFields["journal_records"] = .integer(records) }
+            if let head = status["journal_head_sha256"]?.string, head.utf8.count == 64, Hex.decode(head) != nil {
+                journalFields["journal_head_sha256"] = .string(head)
+            }
+            try store.keepStatus(device: device, status: .object(status), receivedUTC: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()))
+            return OfficeReply(200, .object(["device_id": .string(device), "received": .boolean(true)]))
+        case ("GET", "status", nil):
+            try require(caller, roles: [.technician, .evidence])
+            guard let status = store.status(of: device) else { throw OfficeRefusal(404, "no heartbeat from \(device) yet") }
+            return OfficeReply(200, status)
+        case ("GET", "verification", nil):
+            try require(caller, roles: [.technician, .evidence])
+            guard !(try store.files(of: device)).isEmpty else { throw OfficeRefusal(404, "no evidence from \(device)") }
+            return OfficeReply(200, try verification(of: device))
+        default:
+            throw OfficeRefusal(404, "no such resource")
+        }
+    }
+
+    private func require(_ caller: Caller, device: String? = nil, orRoles roles: Set<TLSRole>) throws {
+        if let device, case .device(let id, _) = caller {
+            guard id == device else { throw OfficeRefusal(403, "device \(id) may reach only its own evidence, not \(device)'s") }
+            return
+        }
+        try require(caller, roles: roles)
+    }
+
+    private func require(_ caller: Caller, roles: Set<TLSRole>) throws {
+        guard case .officer(_, let held, _) = caller else { throw OfficeRefusal(403, "devices may reach only their own evidence") }
+        guard !roles.isDisjoint(with: held) else {
+            throw OfficeRefusal(403, "this needs the role " + roles.map(\.rawValue).sorted().joined(separator: " or "))
+        }
+    }
+
+    /// Each device: its last heartbeat, and the evidence the office holds.
+    private func fleet() throws -> JSONValue {
+        .object(["devices": .array(try store.devices().map { device in
+            let files = (try? store.files(of: device)) ?? [:]
+            var entry: [String: JSONValue] = [
+                "device_id": .string(device),
+                "segments": .integer(Int64(files.keys.filter { $0.hasSuffix(".manifest") }.count)),
+                "bytes": .integer(files.values.reduce(0, +)),
+            ]
+            if let status = store.status(of: device) {
+                entry["last_heartbeat_utc"] = status["received_utc"] ?? .null
+                entry["status"] = status["status"] ?? .null
+            }
+            return .object(entry)
+        })])
+    }
+
+    /// The office's copy verified as `bodycamctl verify` would (docs/FORMAT.md, "Verification").
+    private func verification(of device: String) throws -> JSONValue {
+        let report = try StoreVerifier.verify(store: store.deviceFolder(device), authority: authority)
+        return .object([
+            "device_id": .string(device), "clean": .boolean(report.isClean), "segments": .integer(Int64(report.segments)),
+            "verified": .integer(Int64(report.verifiedSequences.count)), "journal_records": .integer(Int64(report.journalRecords)),
+            "problems": .array(report.problems.map {
+                .object(["code": .string($0.code), "severity": .string($0.severity), "message": .string($0.message),
+                         "sequences": .array($0.sequences.map(JSONValue.integer))])
+            }),
+        ])
+    }
+
+    /// "path?a=1&b=2" → ("path", ["a": "1", "b": "2"]); no percent-decoding (no name the API
+    /// takes needs it).
+    static func split(_ target: String) -> (path: String, query: [String: String]) {
+        guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
+        var query: [String: String] = [:]
+        for pair in target[target.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { query[String(parts[0])] = String(parts[1]) }
+        }
+        return (String(target[..<mark]), query)
+    }
+}
+
+extension OfficeStore {
+    func files(ofDevice device: String, has name: String) -> Bool { ((try? files(of: device)) ?? [:])[name] != nil }
+}

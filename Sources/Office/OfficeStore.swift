@@ -1,0 +1,190 @@
+import Glibc
+import Platform
+import Synchronization
+import Wire
+
+/// Why the office refused to write an upload.
+public enum UploadConflict: Error, Equatable, CustomStringConvertible {
+    /// The piece starts beyond what the office holds: the device must resume at `size`.
+    case gap(size: Int64)
+    /// The piece overlaps what the office holds with other bytes: a file of evidence never
+    /// changes once written, so this is refused (and journaled), never merged.
+    case differs(at: Int64, size: Int64)
+    public var description: String {
+        switch self {
+        case .gap(let size): return "the office holds \(size) bytes of this file: resume there"
+        case .differs(let at, let size): return "byte \(at) differs from the office's copy (\(size) bytes): evidence is never overwritten"
+        }
+    }
+}
+
+/// The office's copy of each device's store (docs/OFFICE.md, "The office's store"), written
+/// only by uploads: appended at an offset, durable (fdatasync, and the folder synced for a new
+/// file) before the upload is answered, so an acknowledged byte survives a power cut. Safe from
+/// any thread; writes to one device are serialised.
+public final class OfficeStore: Sendable {
+    public let root: String
+    private let locks = Mutex<[String: DeviceLock]>([:])
+    private final class DeviceLock: Sendable { let mutex = Mutex(()) }
+
+    public init(root: String) throws {
+        self.root = root
+        for folder in [root, root + "/devices", root + "/status"] {
+            if mkdir(folder, 0o750) < 0 && errno != EEXIST { throw SystemError.file(path: folder, call: "mkdir", errno: errno) }
+        }
+    }
+
+    /// Device ids as the configuration allows them: letters, digits, '-' and '_', 1 to 32.
+    public static func isDeviceID(_ id: String) -> Bool {
+        (1...32).contains(id.utf8.count) && id.utf8.allSatisfy { isAlphanumeric($0) || $0 == 0x2D || $0 == 0x5F }
+    }
+
+    /// The files a device may upload (docs/FORMAT.md, "Store layout"): its journal, key and
+    /// certificate, and sealed segments with their manifests. A name is at most 128 bytes of
+    /// letters, digits, '-', '_' and '.', never starting with '.': it can name nothing outside
+    /// the device's folder.
+    public static func isUploadName(_ name: String) -> Bool {
+        guard (1...128).contains(name.utf8.count), name.utf8.first != 0x2E,
+              name.utf8.allSatisfy({ isAlphanumeric($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }) else { return false }
+        return ["journal.log", "device.pub", "device.certificate"].contains(name) || name.hasSuffix(".bcseg") || name.hasSuffix(".manifest")
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+    }
+
+    public func deviceFolder(_ device: String) -> String { root + "/devices/" + device }
+
+    private func withDevice<T>(_ device: String, _ body: () throws -> T) rethrows -> T {
+        let lock = locks.withLock { locks in
+            if let lock = locks[device] { return lock }
+            let lock = DeviceLock()
+            locks[device] = lock
+            return lock
+        }
+        return try lock.mutex.withLock { _ in try body() }
+    }
+
+    /// The files the office holds for `device`, name → size in bytes (empty for a device never seen).
+    public func files(of device: String) throws -> [String: Int64] {
+        let folder = deviceFolder(device)
+        guard let directory = opendir(folder) else {
+            if errno == ENOENT { return [:] }
+            throw SystemError.file(path: folder, call: "opendir", errno: errno)
+        }
+        defer { closedir(directory) }
+        var result: [String: Int64] = [:]
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            guard OfficeStore.isUploadName(name) else { continue }
+            var status = stat()
+            if lstat(folder + "/" + name, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG { result[name] = Int64(status.st_size) }
+        }
+        return result
+    }
+
+    /// Writes `bytes` at `offset` of `device`'s file `name` and returns the file's new size.
+    /// Bytes the office already holds must be equal (a repeat is harmless); a piece that would
+    /// leave a gap or change a byte is refused with `UploadConflict`.
+    public func write(device: String, name: String, offset: Int64, bytes: [UInt8]) throws -> Int64 {
+        precondition(OfficeStore.isDeviceID(device) && OfficeStore.isUploadName(name))
+        return try withDevice(device) {
+            let folder = deviceFolder(device)
+            var created = false
+            if mkdir(folder, 0o750) == 0 {
+                try syncDirectory(root + "/devices")
+            } else if errno != EEXIST {
+                throw SystemError.file(path: folder, call: "mkdir", errno: errno)
+            }
+            let path = folder + "/" + name
+            var fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+            if fd < 0 && errno == ENOENT {
+                fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o640)
+                created = fd >= 0
+            }
+            if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+            defer { close(fd) }
+            var status = stat()
+            if fstat(fd, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
+            let size = Int64(status.st_size)
+            guard offset <= size else { throw UploadConflict.gap(size: size) }
+            let overlap = Int(min(size - offset, Int64(bytes.count)))
+            if overlap > 0 {
+                var held = [UInt8](repeating: 0, count: overlap)
+                var done = 0
+                while done < overlap {
+                    let count = held.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, overlap - done, off_t(offset) + off_t(done)) }
+                    if count < 0 && errno == EINTR { continue }
+                    if count <= 0 { throw SystemError.file(path: path, call: "pread", errno: count < 0 ? errno : EIO) }
+                    done += count
+                }
+                if let first = (0..<overlap).first(where: { held[$0] != bytes[$0] }) {
+                    throw UploadConflict.differs(at: offset + Int64(first), size: size)
+                }
+            }
+            guard overlap < bytes.count else { return size }
+            var written = 0
+            let rest = bytes[overlap...]
+            while written < rest.count {
+                let count = rest.withUnsafeBytes { pwrite(fd, $0.baseAddress! + written, rest.count - written, off_t(size) + off_t(written)) }
+                if count < 0 && errno == EINTR { continue }
+                if count < 0 {
+                    let code = errno
+                    _ = ftruncate(fd, off_t(size))  // nothing half-written stays
+                    throw SystemError.file(path: path, call: "pwrite", errno: code)
+                }
+                written += count
+            }
+            if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
+            if created { try syncDirectory(folder) }
+            return size + Int64(written)
+        }
+    }
+
+    /// Up to `length` bytes of `device`'s file `name` from `offset` (fewer at its end).
+    public func read(device: String, name: String, offset: Int64, length: Int) throws -> [UInt8] {
+        precondition(OfficeStore.isDeviceID(device) && OfficeStore.isUploadName(name))
+        let path = deviceFolder(device) + "/" + name
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: length)
+        var done = 0
+        while done < length {
+            let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, length - done, off_t(offset) + off_t(done)) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { throw SystemError.file(path: path, call: "pread", errno: errno) }
+            if count == 0 { break }
+            done += count
+        }
+        return Array(bytes[..<done])
+    }
+
+    /// Keeps a device's last heartbeat (`status/ID.json`: the status it sent and when it came).
+    public func keepStatus(device: String, status: JSONValue, receivedUTC: String) throws {
+        let document = JSONValue.object(["device_id": .string(device), "received_utc": .string(receivedUTC), "status": status])
+        try writeFileAtomically(root + "/status/" + device + ".json", document.canonical, mode: 0o640)
+    }
+
+    /// A device's last heartbeat as kept (nil: none yet).
+    public func status(of device: String) -> JSONValue? {
+        guard let bytes = try? readWholeFile(root + "/status/" + device + ".json", limit: 1 << 20) else { return nil }
+        return try? JSONParser.parse(bytes)
+    }
+
+    /// Every device the office has heard from (uploads or heartbeats), sorted.
+    public func devices() throws -> [String] {
+        var found = Set<String>()
+        for (folder, suffix) in [(root + "/devices", ""), (root + "/status", ".json")] {
+            guard let directory = opendir(folder) else { throw SystemError.file(path: folder, call: "opendir", errno: errno) }
+            defer { closedir(directory) }
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                guard name.hasSuffix(suffix) else { continue }
+                let id = String(name.dropLast(suffix.count))
+                if OfficeStore.isDeviceID(id) { found.insert(id) }
+            }
+        }
+        return found.sorted()
+    }
+}

@@ -1,0 +1,132 @@
+import Evidence
+import Glibc
+import Pipeline
+import Platform
+import Wire
+
+/// Sends a device's store to the office (docs/OFFICE.md, "Uploads"): what the office lacks, in
+/// order — `device.pub`, `device.certificate`, then each sealed segment and its manifest by
+/// sequence, and `journal.log` (through its last whole record) last, so the journal the office
+/// holds never names a manifest it has not got. Each file goes in pieces of at most
+/// `pieceBytes` at byte offsets, so a dropped link resumes where the office's copy ends; a
+/// repeated piece is harmless. Only sealed segments (with their manifest) are sent.
+public final class StoreUploader {
+    public let client: OfficeClient
+    public let store: String
+    public let deviceID: String
+    public let pieceBytes: Int
+
+    public struct Pass: Equatable, Sendable {
+        /// Files the office's copy of which grew, and the bytes sent.
+        public var files: [String] = []
+        public var bytes: Int64 = 0
+        /// Files the office refused (name and reason): they are not retried in this pass.
+        public var refused: [String: String] = [:]
+        public init() {}
+    }
+
+    public init(client: OfficeClient, store: String, deviceID: String, pieceBytes: Int = 1 << 20) {
+        self.client = client
+        self.store = store
+        self.deviceID = deviceID
+        self.pieceBytes = pieceBytes
+    }
+
+    /// The files to send now, in order, with the length to send of each.
+    public static func plan(store: String) throws -> [(name: String, length: Int64)] {
+        var names: [String] = []
+        guard let directory = opendir(store) else { throw SystemError.file(path: store, call: "opendir", errno: errno) }
+        while let entry = readdir(directory) {
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) })
+        }
+        closedir(directory)
+        let present = Set(names)
+        func size(_ name: String) -> Int64? {
+            var status = stat()
+            guard lstat(store + "/" + name, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
+            return Int64(status.st_size)
+        }
+        var plan: [(String, Int64)] = []
+        for name in ["device.pub", "device.certificate"] { if let length = size(name) { plan.append((name, length)) } }
+        let manifests = names.filter { $0.hasSuffix(".manifest") && SegmentName.sequence(of: $0) != nil }
+            .sorted { SegmentName.sequence(of: $0)! < SegmentName.sequence(of: $1)! }
+        for manifest in manifests {
+            let segment = String(manifest.dropLast(".manifest".count)) + ".bcseg"
+            // A segment offloaded earlier has no file: its manifest still goes.
+            if present.contains(segment), let length = size(segment) { plan.append((segment, length)) }
+            if let length = size(manifest) { plan.append((manifest, length)) }
+        }
+        if let length = size("journal.log") { plan.append(("journal.log", try wholeRecords(store + "/journal.log", length: length))) }
+        return plan
+    }
+
+    /// The journal's length through its last line feed (a record being appended is left for
+    /// the next pass).
+    static func wholeRecords(_ path: String, length: Int64) throws -> Int64 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+        defer { close(fd) }
+        var end = length
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while end > 0 {
+            let start = max(0, end - Int64(buffer.count))
+            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, Int(end - start), off_t(start)) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { throw SystemError.file(path: path, call: "pread", errno: count < 0 ? errno : EIO) }
+            if let last = buffer[..<count].lastIndex(of: 0x0A) { return start + Int64(last) + 1 }
+            end = start
+        }
+        return 0
+    }
+
+    /// One pass: asks what the office holds, then sends the rest. Throws when the link fails
+    /// (the caller retries with backoff; nothing sent is lost).
+    @discardableResult
+    public func pass() throws -> Pass {
+        let listing = try client.exchange("GET", "/v1/devices/\(deviceID)/files").json
+        var held: [String: Int64] = [:]
+        for file in listing?["files"]?.array ?? [] {
+            if let name = file["name"]?.string, let size = file["size"]?.integer { held[name] = size }
+        }
+        var result = Pass()
+        for (name, length) in try StoreUploader.plan(store: store) {
+            var offset = held[name] ?? 0
+            guard offset < length else { continue }
+            let fd = open(store + "/" + name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            if fd < 0 { throw SystemError.file(path: store + "/" + name, call: "open", errno: errno) }
+            defer { close(fd) }
+            pieces: while offset < length {
+                let count = Int(min(Int64(pieceBytes), length - offset))
+                var piece = [UInt8](repeating: 0, count: count)
+                var done = 0
+                while done < count {
+                    let read = piece.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+                    if read < 0 && errno == EINTR { continue }
+                    if read <= 0 { throw SystemError.file(path: store + "/" + name, call: "pread", errno: read < 0 ? errno : EIO) }
+                    done += read
+                }
+                let response = try client.send("PUT", "/v1/devices/\(deviceID)/files/\(name)?offset=\(offset)", body: piece)
+                switch response.status {
+                case 200..<300:
+                    guard let size = response.json?["size"]?.integer, size > offset else {
+                        throw UplinkError.refused(status: response.status, message: "the office's answer for \(name) names no new size")
+                    }
+                    result.bytes += size - offset
+                    offset = size
+                case 409 where response.json?["conflict"]?.string == "gap":
+                    // The office holds another length (a piece of an earlier pass landed after
+                    // the listing): resume where it says.
+                    guard let size = response.json?["size"]?.integer, size >= 0, size != offset else {
+                        throw UplinkError.refused(status: 409, message: response.message)
+                    }
+                    offset = size
+                default:
+                    result.refused[name] = response.message
+                    break pieces
+                }
+            }
+            if offset > (held[name] ?? 0) { result.files.append(name) }
+        }
+        return result
+    }
+}
