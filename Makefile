@@ -25,7 +25,7 @@ HW_PACKAGES := qemu-system-x86 busybox-static python3 xz-utils e2fsprogs v4l-uti
 # The board's architecture: Debian's aarch64 cross compiler and its C library headers.
 CROSS_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross binutils-aarch64-linux-gnu
 
-.PHONY: all deps bench-deps package-deps hw-deps cross-deps build test demo bench fuzz vectors install deb deb-test systemd-check hw-test check-arm64 clean
+.PHONY: all deps bench-deps package-deps hw-deps cross-deps build test demo bench fuzz vectors install install-office deb deb-test systemd-check hw-test check-arm64 clean
 
 all: build
 
@@ -89,11 +89,24 @@ install:
 	install -m 0644 Systemd/modules-load.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/modules-load.d/
 	install -m 0644 Systemd/logind.conf.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/systemd/logind.conf.d/
 	install -m 0644 Systemd/journald.conf.d/bodycam.conf $(DESTDIR)$(PREFIX)/lib/systemd/journald.conf.d/
+	install -m 0644 Systemd/uplink.conf $(DESTDIR)$(PREFIX)/share/bodycam/
 	install -m 0644 Hardware/udev/60-bodycam.rules $(DESTDIR)$(PREFIX)/lib/udev/rules.d/
 	install -m 0644 Hardware/boards/*.toml $(DESTDIR)$(PREFIX)/share/bodycam/boards/
 	install -m 0644 Hardware/dts/*.dts $(DESTDIR)$(PREFIX)/share/bodycam/dts/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/bodycam/
 	[ -e $(DESTDIR)/etc/bodycam/bodycam.toml ] || install -m 0644 Hardware/config/bodycam.toml $(DESTDIR)/etc/bodycam/bodycam.toml
+
+# make install-office [PREFIX=/usr] [DESTDIR=…] BIN=…: the evidence office's server (another
+# machine than the camera): its binary, unit, user, an example configuration and the docs.
+install-office:
+	@[ -n "$(BIN)" ] || { echo "make install-office needs BIN (the folder with bodycam-office)"; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+	  $(DESTDIR)$(PREFIX)/share/doc/bodycam $(DESTDIR)/etc/bodycam-office
+	install -m 0755 $(BIN)/bodycam-office $(BIN)/bodycamctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 Systemd/bodycam-office.service $(DESTDIR)$(PREFIX)/lib/systemd/system/
+	install -m 0644 Systemd/office/sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/bodycam-office.conf
+	install -m 0644 docs/OFFICE.md docs/office-api.yaml docs/PKI.md docs/FORMAT.md $(DESTDIR)$(PREFIX)/share/doc/bodycam/
+	[ -e $(DESTDIR)/etc/bodycam-office/office.toml ] || install -m 0644 Hardware/config/office.toml $(DESTDIR)/etc/bodycam-office/office.toml
 
 # make deb: build/bodycam_VERSION_ARCH.deb, with the Swift runtime linked in.
 package-deps: deps

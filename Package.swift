@@ -97,7 +97,7 @@ let package = Package(
         .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "V4L2Simulator", "Platform", "Settings"]),
         .target(name: "ControlProtocol", dependencies: ["Platform", "Wire"]),
         .target(name: "Daemon", dependencies: [
-            "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
+            "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls", "Uplink",
             "LibAV", "LibCrypto", "V4L2", "V4L2Simulator", "Platform", "Wire", "CShims", logging, serviceLifecycle, unixSignals,
         ]),
 
@@ -117,7 +117,7 @@ let package = Package(
         .executableTarget(name: "bodycam-fuzz", dependencies: ["Evidence", "Tokens", "Configuration", "Settings", "ControlProtocol", "LibCrypto", "Platform", "Wire", "CShims"]),
 
         // MARK: tests (one target per module, the daemon's end-to-end tests, one support target)
-        .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "LibAV", "LibCrypto", "Platform"],
+        .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "LibAV", "LibCrypto", "Platform", "Office", "PKI", "Uplink"],
                 path: "Tests/TestSupport"),
         .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
@@ -136,7 +136,7 @@ let package = Package(
         .testTarget(name: "OfficeTests", dependencies: ["Office", "Uplink", "PKI", "Evidence", "LibCrypto", "Platform", "Wire", "Settings", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",
-            "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport",
+            "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport", "Office",
         ]),
     ],
     swiftLanguageModes: [.v6],

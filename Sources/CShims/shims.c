@@ -126,3 +126,20 @@ int bc_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid) 
     *gid = credentials.gid;
     return 0;
 }
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <errno.h>
+
+// ioprio_set(2) has no glibc wrapper; these are the kernel's values (include/uapi/linux/ioprio.h).
+#define BC_IOPRIO_WHO_PROCESS 1
+#define BC_IOPRIO_CLASS_IDLE 3
+#define BC_IOPRIO_CLASS_SHIFT 13
+
+int bc_lower_thread_priority(int nice_value) {
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    if (setpriority(PRIO_PROCESS, (id_t)tid, nice_value) != 0) return errno;
+    if (syscall(SYS_ioprio_set, BC_IOPRIO_WHO_PROCESS, tid, BC_IOPRIO_CLASS_IDLE << BC_IOPRIO_CLASS_SHIFT) != 0) return errno;
+    return 0;
+}

@@ -90,6 +90,25 @@ public struct BodycamConfiguration: Equatable, Sendable {
         public var criticalBatteryPercent = 3
     }
     public var policy = PolicyConfiguration()
+
+    /// The camera's uplink to the evidence office (docs/OFFICE.md, "The camera's uplink").
+    public struct UplinkConfiguration: Equatable, Sendable {
+        /// The office's base URL, `https://HOST[:PORT]`; empty: no uplink.
+        public var office = ""
+        /// The device's TLS client certificate chain and key (`bodycamctl authority issue device`),
+        /// and the authority's CA certificate, the only one the office's may chain to.
+        public var certificate = "/var/lib/bodycam/keys/uplink.pem"
+        public var key = "/var/lib/bodycam/keys/uplink.key"
+        public var ca = "/etc/bodycam/ca.pem"
+        /// A status heartbeat every this many seconds.
+        public var heartbeatSeconds = 30
+        /// Upload cap in kilobits per second (0: none).
+        public var bandwidthKbps = 0
+        /// Each upload request carries at most this many KiB of a file.
+        public var pieceKiB = 1024
+        public var enabled: Bool { !office.isEmpty }
+    }
+    public var uplink = UplinkConfiguration()
     /// A sysfs power_supply capacity file (percent); empty: no battery reading.
     public var batteryPath = ""
     public var controlSocket = "/run/bodycam/control.sock"
@@ -224,6 +243,14 @@ public struct BodycamConfiguration: Equatable, Sendable {
         if policy.criticalBatteryPercent >= policy.lowBatteryPercent {
             throw reader.error("policy.critical_battery_percent", "must be below policy.low_battery_percent")
         }
+        uplink.office = try reader.string("uplink.office", default: uplink.office, where: BodycamConfiguration.isOfficeURL,
+                                          "https://HOST[:PORT], with nothing after")
+        for (key, path) in [("uplink.certificate", \UplinkConfiguration.certificate), ("uplink.key", \.key), ("uplink.ca", \.ca)] {
+            uplink[keyPath: path] = try reader.string(key, default: uplink[keyPath: path], where: { $0.hasPrefix("/") }, "an absolute path")
+        }
+        uplink.heartbeatSeconds = try reader.integer("uplink.heartbeat_seconds", default: uplink.heartbeatSeconds, in: 5...3600)
+        uplink.bandwidthKbps = try reader.integer("uplink.bandwidth_kbps", default: uplink.bandwidthKbps, in: 0...10_000_000)
+        uplink.pieceKiB = try reader.integer("uplink.piece_kib", default: uplink.pieceKiB, in: 16...4096)
         technicianGroup = try reader.string("control.technician_group", default: technicianGroup, where: { !$0.isEmpty }, "a group name")
         boardProfile = try reader.string("board_profile", default: boardProfile)
         _ = try reader.string("board", default: "")
@@ -233,5 +260,35 @@ public struct BodycamConfiguration: Equatable, Sendable {
         if let relative = recipientPaths.first(where: { !$0.hasPrefix("/") }) {
             throw reader.error("evidence.recipients", "\"\(relative)\" is not an absolute path")
         }
+    }
+}
+
+extension BodycamConfiguration {
+    /// `https://` then a host name, an IPv4 address or a bracketed IPv6 address, and an optional
+    /// `:PORT`; nothing else (no path, user, query or spaces).
+    static func isOfficeURL(_ text: String) -> Bool {
+        guard text.hasPrefix("https://") else { return false }
+        let rest = text.dropFirst("https://".count)
+        guard !rest.isEmpty, rest.utf8.count <= 262 else { return false }
+        var host = Substring(rest)
+        var port: Substring? = nil
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return false }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { return false }
+                port = after.dropFirst()
+            }
+            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return false }
+        } else {
+            if let colon = rest.firstIndex(of: ":") {
+                host = rest[..<colon]
+                port = rest[rest.index(after: colon)...]
+            }
+            guard !host.isEmpty, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }) else { return false }
+        }
+        if let port { guard let number = Int(port), (1...65535).contains(number), port.allSatisfy(\.isNumber) else { return false } }
+        return true
     }
 }

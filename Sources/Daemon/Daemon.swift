@@ -178,6 +178,8 @@ public final class Daemon: Sendable {
     /// Set when this start had to replace a lost device key: an alarm until the key is certified.
     let identityAlarm: String?
     let housekeeping: Housekeeping
+    /// The uplink to the office (nil: `[uplink] office` is not set).
+    let uplink: UplinkLoop?
 
     /// Starts everything but the threads. Throws `DaemonStartError`; what it could open before
     /// failing is closed by its owners.
@@ -290,6 +292,7 @@ public final class Daemon: Sendable {
         do {
             socket = try ControlSocket(path: configuration.controlSocket)
             housekeeping = try Housekeeping()
+            uplink = configuration.uplink.enabled ? try UplinkLoop(settings: configuration.uplink) : nil
         } catch {
             _ = try? vault.journal.append(kind: "control_socket_failed", fields: ["error": .string("\(error)")])
             throw DaemonStartError.startup("control socket: \(error)")
@@ -358,6 +361,7 @@ public final class Daemon: Sendable {
             notifier.status(engine.state.rawValue)
         case .segmentSealed(let summary):
             Log.info("segment \(summary.descriptor.sequence) sealed: \(summary.location), \(summary.frames) frames, \(summary.fragments) fragments")
+            uplink?.wake.signal()
         case .framesDropped(let count, let sequence):
             if let summary = drops.add(frames: count, beforeFrame: sequence, at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
         case .cameraLost(let reason):

@@ -28,7 +28,11 @@ extension Daemon {
     /// after everything else. The group ends when the pipeline does: on SIGTERM, SIGINT or
     /// --duration, on a power-off, at the end of the source or on a failure.
     func services(signals: UnixSignalsSequence) -> [(name: String, service: Service)] {
-        [
+        // The uplink stops after the pipeline has sealed, so its last pass sends the last segment.
+        let uplinkService: [(name: String, service: Service)] = uplink.map { uplink in
+            [("uplink", ThreadService("uplink", start: { uplink.start { self.uplinkRun(uplink) } }, stop: { uplink.stop() }))]
+        } ?? []
+        return [
             ("indicators", ThreadService("indicators and power hold", stop: { self.finish() })),
             ("control socket", ThreadService("control socket", start: { self.socket.start { self.handle($0) } },
                                              stop: { self.socket.stop() })),
@@ -36,6 +40,7 @@ extension Daemon {
             ("housekeeping", ThreadService("housekeeping", start: { self.housekeeping.start { self.housekeepingLoop() } },
                                            stop: { self.housekeeping.stop() })),
             ("signals", SignalService(signals: signals, stop: { self.systemStop(reason: $0) })),
+        ] + uplinkService + [
             ("pipeline", PipelineService(run: {
                 do {
                     try self.recorder.run()

@@ -88,6 +88,11 @@ public final class OfficeClient {
 
     deinit { curl_easy_cleanup(handle) }
 
+    /// From now on each request gives up after `seconds` in all (0: no limit but the stall one).
+    public func limitEachRequest(seconds: Int) throws {
+        try check(bc_curl_set_long(handle, CURLOPT_TIMEOUT, seconds), "setting up")
+    }
+
     private func check(_ code: CURLcode, _ what: String) throws {
         guard code == CURLE_OK else {
             let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -52,6 +52,9 @@ int bc_v4l2_ioctl(int fd, unsigned long request, void *arg);
 
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
 int bc_eventfd(void);
+// The calling thread only: CPU nice value `nice_value` and the idle I/O class (ioprio_set(2)), so
+// that its work never delays the recording. 0, or the errno of the call that failed.
+int bc_lower_thread_priority(int nice_value);
 /// pthread_setname_np(pthread_self(), name): the name shows in top -H and core dumps.
 void bc_set_thread_name(const char *name);
 

@@ -1,0 +1,147 @@
+import CShims
+import Configuration
+import Evidence
+import Glibc
+import Platform
+import Synchronization
+import Uplink
+import Wire
+
+/// The camera's uplink thread (docs/OFFICE.md, "The camera's uplink"): at a lower CPU and the
+/// idle I/O priority, it sends the store to the office (`StoreUploader`) after every seal and at
+/// each heartbeat, and a status heartbeat every `heartbeat_seconds`. A failed exchange is
+/// retried with exponential backoff (1 s doubling to 5 min, each wait drawn between half and all
+/// of it, so a fleet that lost the office together does not return together). Only changes of
+/// the link are journaled (`uplink_connected`, `uplink_lost`) and each file the office refuses
+/// (`uplink_refused`), so a dead link cannot fill the journal. Nothing here touches the pipeline.
+final class UplinkLoop: Sendable {
+    let settings: BodycamConfiguration.UplinkConfiguration
+    /// Signalled at each seal and at stop.
+    let wake: WakeEvent
+    private let stopping = AtomicFlag()
+    private let thread = Mutex<WorkerThread?>(nil)
+    /// What `status` reports: whether the last exchange worked, when, and the last error.
+    let state = Mutex(LinkState())
+
+    struct LinkState: Sendable {
+        var connected = false
+        var lastExchangeUTC = ""
+        var lastError = ""
+        var bytesSent: Int64 = 0
+    }
+
+    static let maximumBackoffSeconds = 300.0
+
+    init(settings: BodycamConfiguration.UplinkConfiguration) throws {
+        self.settings = settings
+        wake = try WakeEvent()
+    }
+
+    func start(_ body: @escaping @Sendable () -> Void) {
+        thread.withLock { $0 = WorkerThread(name: "uplink", body) }
+    }
+
+    func stop() {
+        stopping.set()
+        wake.signal()
+        let worker = thread.withLock { thread -> WorkerThread? in
+            defer { thread = nil }
+            return thread
+        }
+        worker?.join()
+    }
+
+    var isStopping: Bool { stopping.isSet }
+
+    /// Waits `seconds` or until woken (true when woken).
+    func wait(seconds: Double) -> Bool {
+        var fds = [pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]
+        let ready = poll(&fds, 1, Int32(min(max(0, seconds * 1000), Double(Int32.max))))
+        wake.reset()
+        return ready > 0
+    }
+
+    /// The wait before retry `failures` (1, 2, …): 2^(failures−1) s up to 5 min, times a random
+    /// factor in [0.5, 1).
+    static func backoff(failures: Int, random: Double = Double.random(in: 0.5..<1)) -> Double {
+        min(maximumBackoffSeconds, pow(2, Double(min(failures, 30) - 1))) * random
+    }
+}
+
+extension Daemon {
+    var uplinkLink: OfficeLink {
+        let settings = configuration.uplink
+        var link = OfficeLink(url: settings.office, certificatePath: settings.certificate, keyPath: settings.key, caPath: settings.ca)
+        link.bandwidthBytesPerSecond = settings.bandwidthKbps * 125
+        return link
+    }
+
+    /// The uplink thread's body.
+    func uplinkRun(_ uplink: UplinkLoop) {
+        let lowered = bc_lower_thread_priority(10)
+        if lowered != 0 { Log.warning("uplink: cannot lower its priority: \(String(cString: strerror(lowered)))") }
+        var client: OfficeClient? = nil
+        var failures = 0
+        var nextHeartbeat = Clock.monotonicNanoseconds()
+        var journaledState: Bool? = nil
+        var refusedFiles: Set<String> = []
+        let interval = Double(uplink.settings.heartbeatSeconds)
+        while true {
+            let stopping = uplink.isStopping
+            // At stop, one last pass (the segment sealed at stop) if the link is up, bounded so
+            // that a link that dies now cannot hold up the stop.
+            if stopping && journaledState != true { return }
+            do {
+                if client == nil { client = try OfficeClient(uplinkLink) }
+                if stopping { try client!.limitEachRequest(seconds: 10) }
+                let uploader = StoreUploader(client: client!, store: configuration.storagePath, deviceID: configuration.deviceID,
+                                             pieceBytes: uplink.settings.pieceKiB << 10)
+                let pass = try uploader.pass()
+                for (name, reason) in pass.refused where refusedFiles.insert(name).inserted {
+                    Log.error("uplink: the office refused \(name): \(reason)")
+                    audit("uplink_refused", ["file": .string(name), "reason": .string(bounded(reason, limit: 300))])
+                }
+                if stopping || Clock.monotonicNanoseconds() >= nextHeartbeat {
+                    let body = try JSONCoding.encode(status()).canonical
+                    _ = try client!.exchange("POST", "/v1/devices/\(configuration.deviceID)/heartbeat", body: body, contentType: "application/json")
+                    nextHeartbeat = Clock.monotonicNanoseconds() + Int64(interval * 1e9)
+                }
+                failures = 0
+                uplink.state.withLock {
+                    $0.connected = true
+                    $0.lastExchangeUTC = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
+                    $0.bytesSent += pass.bytes
+                }
+                if journaledState != true {
+                    Log.notice("uplink: connected to \(uplink.settings.office)")
+                    audit("uplink_connected", ["office": .string(uplink.settings.office)])
+                    journaledState = true
+                }
+            } catch {
+                client = nil
+                failures += 1
+                let reason = bounded("\(error)", limit: 300)
+                uplink.state.withLock {
+                    $0.connected = false
+                    $0.lastError = reason
+                }
+                if journaledState != false {
+                    Log.warning("uplink: \(reason); retrying with backoff")
+                    audit("uplink_lost", ["office": .string(uplink.settings.office), "reason": .string(reason)])
+                    journaledState = false
+                }
+            }
+            if stopping { return }
+            if failures > 0 {
+                // Woken only to stop: seals do not cut a backoff short.
+                let deadline = Clock.monotonicNanoseconds() + Int64(UplinkLoop.backoff(failures: failures) * 1e9)
+                while !uplink.isStopping && Clock.monotonicNanoseconds() < deadline {
+                    _ = uplink.wait(seconds: Double(deadline - Clock.monotonicNanoseconds()) / 1e9)
+                }
+                if uplink.isStopping { return }
+            } else {
+                _ = uplink.wait(seconds: Double(max(0, nextHeartbeat - Clock.monotonicNanoseconds())) / 1e9)
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import Evidence
+import Foundation
+import Platform
+import TestSupport
+import Testing
+import Wire
+
+/// The daemon's uplink (docs/OFFICE.md, "The camera's uplink") against a real office server
+/// over mutual TLS on loopback.
+@Suite("Uplink: the daemon sends its store to the office as it records")
+struct UplinkTests {
+    static func uplinkSettings(_ office: OfficeFixture, url: String? = nil) -> String {
+        """
+        [uplink]
+        office = "\(url ?? office.url)"
+        certificate = "\(office.path)/BC-PROC-1.pem"
+        key = "\(office.path)/BC-PROC-1.key"
+        ca = "\(office.path)/ca.pem"
+        heartbeat_seconds = 5
+        piece_kib = 64
+
+        """
+    }
+
+    @Test("every segment sealed while recording, and the one sealed at stop, reaches the office byte for byte; the office's copy verifies")
+    func uploadsWhileRecording() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let office = try OfficeFixture()
+        let config = DaemonTests.config(directory.path, storage: []) + Self.uplinkSettings(office)
+        let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
+        let copy = office.path + "/office/devices/BC-PROC-1"
+        // Two segments at the office while the camera still records.
+        #expect(DaemonTests.eventually(within: 60) { (try? names(copy, suffix: ".manifest").count) ?? 0 >= 2 })
+        #expect(DaemonTests.eventually(within: 60) { FileManager.default.fileExists(atPath: office.path + "/office/status/BC-PROC-1.json") })
+        process.terminate()
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(log)")
+        let store = directory.path + "/store"
+        for name in try names(store, suffix: ".bcseg") + names(store, suffix: ".manifest") + ["device.pub"] {
+            #expect(try readWholeFile(store + "/" + name) == readWholeFile(copy + "/" + name), "\(name)")
+        }
+        // The office's journal is the device's up to the last pass (the stop's records come after).
+        let journal = try readWholeFile(store + "/journal.log")
+        let sent = try readWholeFile(copy + "/journal.log")
+        #expect(sent.count > 0 && sent.count < journal.count && Array(journal[..<sent.count]) == sent)
+        let records = DaemonTests.journal(store)
+        #expect(records.filter { $0.kind == "uplink_connected" }.count == 1)
+        #expect(!records.contains { $0.kind == "uplink_lost" })
+        let report = try StoreVerifier.verify(store: copy, authority: nil)
+        #expect(report.isClean, "\(report.problems)")
+        #expect(report.segments == (try names(store, suffix: ".manifest")).count)
+        let status = try JSONParser.parse(try readWholeFile(office.path + "/office/status/BC-PROC-1.json"))
+        #expect((status["status"]?["journal_records"]?.integer ?? 0) > 0)
+    }
+
+    @Test("an office that cannot be reached changes nothing in the recording: one uplink_lost record, an alarm, every segment sealed")
+    func officeDown() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let office = try OfficeFixture()
+        office.server.stop()  // nothing listens at its port now
+        let config = DaemonTests.config(directory.path) + Self.uplinkSettings(office)
+        let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
+        let seen = DaemonTests.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 3 && $0.alarms.contains("uplink down") }
+        #expect(seen != nil)
+        process.terminate()
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(log)")
+        let records = DaemonTests.journal(directory.path + "/store")
+        #expect(records.filter { $0.kind == "uplink_lost" }.count == 1)
+        #expect(records.first { $0.kind == "uplink_lost" }?.fields["reason"]?.string?.contains("cannot reach the office") == true)
+        #expect(try StoreVerifier.verify(store: directory.path + "/store", authority: nil).isClean)
+    }
+}

@@ -1,0 +1,89 @@
+import Evidence
+import Foundation
+import LibCrypto
+import Office
+import PKI
+import Platform
+import Uplink
+
+/// An authority (CA, Ed25519 key, revocation list), an office server on loopback with its
+/// certificate, and client certificates for devices and officers, all in one folder.
+public final class OfficeFixture {
+    public let folder: TemporaryDirectory
+    public let keys: Keys
+    public let ca: TLSAuthority
+    public let server: OfficeServer
+    public let port: Int
+    public var path: String { folder.path }
+
+    /// `revoked`: names of client certificates (as `client(_:)` names them) to put on the list.
+    public init(revoked: [String] = []) throws {
+        keys = Pristine.shared.keys
+        let folder = try TemporaryDirectory("bodycam-office")
+        let ca = try TLSAuthority.create(name: "Test authority")
+        self.folder = folder
+        self.ca = ca
+        try PEMFiles.write([ca.certificate], to: folder.path + "/ca.pem")
+        try KeyFile.write(keys.authority.publicKey, to: folder.path + "/authority.pub")
+        try OfficeFixture.issue("office", .office(hosts: ["127.0.0.1", "localhost"]), by: ca, in: folder.path)
+        for (name, subject) in OfficeFixture.clients { try OfficeFixture.issue(name, subject, by: ca, in: folder.path) }
+        var settings = OfficeConfiguration()
+        settings.listenHost = "127.0.0.1"
+        settings.listenPort = 0
+        settings.storePath = folder.path + "/office"
+        settings.certificatePath = folder.path + "/office.pem"
+        settings.keyPath = folder.path + "/office.key"
+        settings.caPath = folder.path + "/ca.pem"
+        settings.authorityPath = folder.path + "/authority.pub"
+        settings.journalKeyPath = folder.path + "/office/access.key"
+        settings.eventLoopThreads = 1
+        settings.ioThreads = 2
+        if !revoked.isEmpty {
+            let serials = try revoked.map { TLSIdentity.serial(of: try PEMFiles.certificates(at: folder.path + "/\($0).pem")[0]) }
+            let list = try RevocationList.issue(serials.map { .init(serial: $0, revokedUTC: "2026-11-30T00:00:00.000000Z", reason: "lost") },
+                                                key: keys.authority)
+            try writeFileAtomically(folder.path + "/revocations.list", list.document.bytes)
+            settings.revocationsPath = folder.path + "/revocations.list"
+        }
+        server = try OfficeServer(configuration: settings)
+        port = try server.start()
+    }
+
+    public static let clients: [(String, TLSSubject)] = [
+        ("BC-EV-1", .device(id: "BC-EV-1")), ("BC-EV-2", .device(id: "BC-EV-2")), ("BC-PROC-1", .device(id: "BC-PROC-1")),
+        ("evidence", .officer(name: "Eva Evidence", roles: [.evidence])),
+        ("technician", .officer(name: "Tom Technician", roles: [.technician])),
+        ("live", .officer(name: "Lia Live", roles: [.live])),
+    ]
+
+    private static func issue(_ name: String, _ subject: TLSSubject, by authority: TLSAuthority, in folder: String) throws {
+        let key = PEMFiles.newKey()
+        let certificate = try authority.issue(subject, publicKey: key.publicKey, days: 30)
+        try PEMFiles.write([certificate, authority.certificate], to: folder + "/\(name).pem")
+        try PEMFiles.write(key, to: folder + "/\(name).key")
+    }
+
+    /// A device certificate for BC-EV-1 from another authority's CA.
+    public func issueForeign() throws {
+        try OfficeFixture.issue("foreign", .device(id: "BC-EV-1"), by: try TLSAuthority.create(name: "Another authority"), in: path)
+    }
+
+    /// The office's base URL.
+    public var url: String { "https://127.0.0.1:\(port)" }
+
+    /// A client with the named certificate ("" for none).
+    public func client(_ name: String) throws -> OfficeClient {
+        try OfficeClient(OfficeLink(url: "https://127.0.0.1:\(port)", certificatePath: name.isEmpty ? "" : path + "/\(name).pem",
+                                    keyPath: name.isEmpty ? "" : path + "/\(name).key", caPath: path + "/ca.pem"))
+    }
+
+    /// Stops the server (work in flight finishes) and reads its access journal.
+    public func stopAndReadJournal() throws -> AuditJournal.Parsed {
+        server.stop()
+        let key = try KeyFile.readVerifyingKey(path + "/office/access.pub")
+        return AuditJournal.parse(try readWholeFile(path + "/office/access.log"), key: key)
+    }
+
+    deinit { folder.cleanup() }
+}
+
