@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # make demo: provisions test keys, runs bodycamd on the built-in test-pattern camera with the
 # simulated buttons, goes through a duty (start, record, marks, a refused stop, an authorised
-# stop, end), then verifies the store and exports it to playable MP4 files.
+# stop, end), then verifies the store and exports it to playable MP4 files. An evidence office
+# (bodycam-office) runs on loopback: the camera uploads to it over mutual TLS as it records, and
+# the office's copy is verified too.
 #   DEMO_DIR      where to keep everything (default: a new temporary folder)
 #   DEMO_SECONDS  how long to record (default 20)
 set -euo pipefail
-BIN=${BIN:?BIN must name the folder holding bodycamd and bodycamctl}
+BIN=${BIN:?BIN must name the folder holding bodycamd, bodycamctl and bodycam-office}
 DEMO_DIR=${DEMO_DIR:-$(mktemp -d -t bodycam-demo.XXXXXX)}
 DEMO_SECONDS=${DEMO_SECONDS:-20}
 mkdir -p "$DEMO_DIR"
@@ -25,6 +27,13 @@ if [ ! -f "$KEYS/device.key" ]; then
   run "$BIN/bodycamctl" keys provision --dir "$KEYS"
   run "$BIN/bodycamctl" authority certify --authority-key "$KEYS/authority.key" --device-pub "$KEYS/device.pub" \
       --device-id "$DEVICE" --out "$KEYS/device.certificate"
+  echo
+fi
+if [ ! -f "$KEYS/tls/$DEVICE.pem" ]; then
+  echo "== TLS: the authority's CA issues the office's certificate, the camera's and an evidence officer's"
+  run "$BIN/bodycamctl" authority issue office 127.0.0.1 --dir "$KEYS" --out "$KEYS/tls"
+  run "$BIN/bodycamctl" authority issue device "$DEVICE" --dir "$KEYS" --out "$KEYS/tls"
+  run "$BIN/bodycamctl" authority issue officer eva-evidence --role evidence --dir "$KEYS" --out "$KEYS/tls"
   echo
 fi
 mkdir -p "$DEMO_DIR/tokens"
@@ -63,10 +72,45 @@ supervisors = "$KEYS/supervisors"
 socket = "$SOCKET"
 CONF
 
+OFFICE_STORE="$DEMO_DIR/office"
+cat > "$DEMO_DIR/office.toml" <<CONF
+# The evidence office on loopback, on any free port.
+[office]
+listen_host = "127.0.0.1"
+listen_port = 0
+store = "$OFFICE_STORE"
+certificate = "$KEYS/tls/127.0.0.1.pem"
+key = "$KEYS/tls/127.0.0.1.key"
+ca = "$KEYS/ca.pem"
+authority = "$KEYS/authority.pub"
+CONF
+echo "== bodycam-office starts on loopback (mutual TLS; only the authority's CA)"
+"$BIN/bodycam-office" --config "$DEMO_DIR/office.toml" 2> "$DEMO_DIR/office.log" &
+OFFICE=$!
+trap 'kill $OFFICE 2>/dev/null || true' EXIT
+PORT=""
+for _ in $(seq 100); do
+  PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$DEMO_DIR/office.log" | head -1)
+  [ -n "$PORT" ] && break
+  kill -0 $OFFICE 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$PORT" ] || { cat "$DEMO_DIR/office.log"; echo "bodycam-office did not start"; exit 1; }
+echo "   listening on https://127.0.0.1:$PORT"
+cat >> "$DEMO_DIR/bodycam.toml" <<CONF
+
+[uplink]
+office = "https://127.0.0.1:$PORT"
+certificate = "$KEYS/tls/$DEVICE.pem"
+key = "$KEYS/tls/$DEVICE.key"
+ca = "$KEYS/ca.pem"
+heartbeat_seconds = 5
+CONF
+
 echo "== bodycamd starts (off duty: it will not record until a duty starts)"
 "$BIN/bodycamd" --config "$DEMO_DIR/bodycam.toml" 2> "$DEMO_DIR/bodycamd.log" &
 DAEMON=$!
-trap 'kill $DAEMON 2>/dev/null || true' EXIT
+trap 'kill $DAEMON $OFFICE 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [ -S "$SOCKET" ] && break; sleep 0.1; done
 [ -S "$SOCKET" ] || { cat "$DEMO_DIR/bodycamd.log"; echo "bodycamd did not start"; exit 1; }
 
@@ -99,7 +143,7 @@ run "$BIN/bodycamctl" supervisor token --kind duty-end --key "$KEYS/sgt-demo.key
 ctl duty end --token "$DEMO_DIR/tokens/duty-end.token"
 kill -TERM $DAEMON
 wait $DAEMON
-trap - EXIT
+trap 'kill $OFFICE 2>/dev/null || true' EXIT
 sed 's/^/   /' "$DEMO_DIR/bodycamd.log"
 echo
 echo "== the audit journal, record by record:"
@@ -114,4 +158,20 @@ run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/au
 echo "== marks in the manifests:"
 grep -ho '"marks":\[[^]]*\]' "$STORE"/*.manifest | grep -v '\[\]' | sed 's/^/   /' || true
 echo
+echo "== the office's copy, uploaded over mutual TLS while the camera recorded, verified the same way"
+echo "   (its journal ends at the camera's last upload pass, before the camera's shutdown record: verify says so)"
+run "$BIN/bodycamctl" verify --authority "$KEYS/authority.pub" "$OFFICE_STORE/devices/$DEVICE"
+echo "   segments on the camera: $(ls "$STORE"/*.manifest | wc -l), at the office: $(ls "$OFFICE_STORE/devices/$DEVICE"/*.manifest | wc -l)"
+for manifest in "$STORE"/*.manifest; do
+  name=$(basename "$manifest" .manifest)
+  cmp -s "$STORE/$name.bcseg" "$OFFICE_STORE/devices/$DEVICE/$name.bcseg" || { echo "the office's copy of $name differs"; exit 1; }
+done
+echo "   every segment at the office is byte for byte the camera's"
+kill -TERM $OFFICE
+wait $OFFICE || true
+trap - EXIT
+echo "== the office's access journal (signed by $OFFICE_STORE/access.pub), by kind:"
+grep -o '"kind":"[a-z_]*"' "$OFFICE_STORE/access.log" | cut -d'"' -f4 | sort | uniq -c | sed 's/^/   /'
+echo
 echo "Playable MP4 files: $DEMO_DIR/export (report: $DEMO_DIR/export/export-report.txt)"
+echo "The office's store: $OFFICE_STORE (docs/OFFICE.md)"

@@ -21,6 +21,7 @@ public final class OfficeServer: Sendable {
     private let pool: NIOThreadPool
     private let tls: NIOSSLContext
     private let channel = Mutex<Channel?>(nil)
+    private let stopped = Mutex(false)
 
     /// Loads the TLS identity and trust, the authority key and revocation list, and opens the
     /// store and its access journal (making the journal's key at first start). Errors name the file.
@@ -108,7 +109,9 @@ public final class OfficeServer: Sendable {
     }
 
     /// Stops listening, lets requests in flight finish, journals the stop and ends the threads.
+    /// Only the first call acts.
     public func stop(reason: String = "stopped") {
+        guard stopped.withLock({ stopped in defer { stopped = true }; return !stopped }) else { return }
         if let bound = channel.withLock({ channel in defer { channel = nil }; return channel }) {
             try? bound.close().wait()
         }

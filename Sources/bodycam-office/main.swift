@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Glibc
 import Office
 import Platform
@@ -15,6 +14,13 @@ struct BodycamOffice: ParsableCommand {
     @Option(help: "The configuration file (TOML, an [office] table; docs/OFFICE.md).") var config = "/etc/bodycam-office/office.toml"
 
     func run() throws {
+        // SIGTERM and SIGINT are blocked before any thread starts (every thread inherits the
+        // mask), so they stay pending until the main thread takes them with sigwait(3).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         let settings: OfficeConfiguration
         do {
             settings = try OfficeConfiguration.load(path: config)
@@ -30,16 +36,10 @@ struct BodycamOffice: ParsableCommand {
             Log.error("\(error)")
             throw ExitCode(78)
         }
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let signals = [SIGTERM, SIGINT].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { server.stop(reason: number == SIGTERM ? "SIGTERM" : "SIGINT") }
-            source.resume()
-            return source
-        }
-        try server.wait()
-        _ = signals
+        var received: Int32 = 0
+        while sigwait(&stopSignals, &received) != 0 {}
+        Log.notice("\(received == SIGTERM ? "SIGTERM" : "SIGINT"): stopping")
+        server.stop(reason: received == SIGTERM ? "SIGTERM" : "SIGINT")
         Log.notice("bodycam-office stopped")
     }
 }

@@ -147,6 +147,7 @@ struct Authority: ParsableCommand {
                 // The certificate first: a subject it refuses (a bad host name) leaves no key behind.
                 let key = PEMFiles.newKey()
                 let certificate = try ca.issue(subject, publicKey: key.publicKey, days: days)
+                try ensureFolder(out)
                 try PEMFiles.write(key, to: out + "/" + name + ".key")
                 try PEMFiles.write([certificate, ca.certificate], to: out + "/" + name + ".pem")
                 print("\(kind) certificate for \(name) (serial \(try TLSIdentity(certificate).serial)), valid \(days) days: \(out)/\(name).key (secret), \(out)/\(name).pem")

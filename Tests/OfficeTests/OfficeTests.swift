@@ -127,3 +127,63 @@ struct OfficeTests {
         #expect(throws: ConfigError.self) { try OfficeConfiguration(file: ConfigFile(file: "office.toml", text: "[office]\nstore = \"relative\"\n")) }
     }
 }
+
+@Suite("bodycam-office as a process")
+struct OfficeProcessTests {
+    static var officePath: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("bodycam-office").path
+    }
+
+    @Test("it serves until SIGTERM, then exits 0 with a shutdown record; a configuration it cannot use exits 78 naming the problem")
+    func process() throws {
+        let fixture = try OfficeFixture()
+        fixture.server.stop()
+        let config = fixture.path + "/office.toml"
+        try """
+        [office]
+        listen_host = "127.0.0.1"
+        listen_port = 0
+        store = "\(fixture.path)/process-store"
+        certificate = "\(fixture.path)/office.pem"
+        key = "\(fixture.path)/office.key"
+        ca = "\(fixture.path)/ca.pem"
+        authority = "\(fixture.path)/authority.pub"
+
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let office = Process()
+        office.executableURL = URL(fileURLWithPath: Self.officePath)
+        office.arguments = ["--config", config]
+        let errors = Pipe()
+        office.standardError = errors
+        try office.run()
+        defer { if office.isRunning { office.terminate(); office.waitUntilExit() } }
+        // The port, from its first line ("… listening on 127.0.0.1:PORT, store …").
+        var line = [UInt8]()
+        while let byte = try errors.fileHandleForReading.read(upToCount: 1)?.first, byte != 0x0A { line.append(byte) }
+        let text = String(decoding: line, as: UTF8.self)
+        let port = try #require(text.range(of: "127.0.0.1:").flatMap { Int(text[$0.upperBound...].prefix { $0.isNumber }) }, "\(text)")
+        let client = try OfficeClient(OfficeLink(url: "https://127.0.0.1:\(port)", certificatePath: fixture.path + "/technician.pem",
+                                                 keyPath: fixture.path + "/technician.key", caPath: fixture.path + "/ca.pem"))
+        #expect(try client.send("GET", "/v1/devices").status == 200)
+        office.terminate()
+        office.waitUntilExit()
+        #expect(office.terminationStatus == 0)
+        let journal = AuditJournal.parse(try readWholeFile(fixture.path + "/process-store/access.log"),
+                                         key: try KeyFile.readVerifyingKey(fixture.path + "/process-store/access.pub"))
+        #expect(journal.problems.isEmpty)
+        #expect(journal.records.map(\.kind) == ["office_started", "request", "shutdown"])
+        #expect(journal.records.last?.fields["reason"]?.string == "SIGTERM")
+
+        try "[office]\ncertificate = \"\(fixture.path)/missing.pem\"\nstore = \"\(fixture.path)/other\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let refused = Process()
+        refused.executableURL = URL(fileURLWithPath: Self.officePath)
+        refused.arguments = ["--config", config]
+        let refusal = Pipe()
+        refused.standardError = refusal
+        try refused.run()
+        let said = String(decoding: refusal.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        refused.waitUntilExit()
+        #expect(refused.terminationStatus == 78)
+        #expect(said.contains("missing.pem"), "\(said)")
+    }
+}

@@ -84,6 +84,9 @@ public final class OfficeFixture {
         return AuditJournal.parse(try readWholeFile(path + "/office/access.log"), key: key)
     }
 
-    deinit { folder.cleanup() }
+    deinit {
+        server.stop()
+        folder.cleanup()
+    }
 }
 
