@@ -80,15 +80,9 @@ struct DaemonTests {
         return (process, errors)
     }
 
-    /// Checks `condition` until it holds (true) or `seconds` have passed (false): a wait on an
-    /// event the daemon makes visible (its socket, a status, a journaled record), with a deadline.
+    /// `TestSupport.eventually`: a wait on an event the daemon makes visible, with a deadline.
     static func eventually(within seconds: Double = 30, _ condition: () throws -> Bool) -> Bool {
-        let deadline = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
-        while Clock.monotonicNanoseconds() < deadline {
-            if (try? condition()) == true { return true }
-            Clock.sleep(untilMonotonic: Clock.monotonicNanoseconds() + 10_000_000)
-        }
-        return (try? condition()) == true
+        TestSupport.eventually(within: seconds, condition)
     }
 
     /// The daemon's status over its socket, once it answers; nil if it did not within the deadline.

@@ -33,9 +33,9 @@ public func makeVault(_ directory: String, keys: Keys, deviceID: String = "BC-EV
 
 /// Records `frames` test-pattern pictures (30 fps, 1 s segments) into a vault.
 @discardableResult
-public func recordEvidence(into vault: EvidenceVault, frames: Int, deviceID: String = "BC-EV-1") throws -> Recorder {
+public func recordEvidence(into vault: EvidenceVault, frames: Int, deviceID: String = "BC-EV-1", width: Int = 160, height: Int = 120) throws -> Recorder {
     _ = quietLibAV
-    let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
+    let format = FrameFormat(width: width, height: height, pixelFormat: .yuv420p, framesPerSecond: 30)
     let source = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames)
     var settings = VideoEncoderSettings()
     settings.preset = "ultrafast"

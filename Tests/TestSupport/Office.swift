@@ -17,7 +17,8 @@ public final class OfficeFixture {
     public var path: String { folder.path }
 
     /// `revoked`: names of client certificates (as `client(_:)` names them) to put on the list.
-    public init(revoked: [String] = []) throws {
+    /// `extraHosts`: more names and addresses in the office's certificate (besides loopback).
+    public init(revoked: [String] = [], extraHosts: [String] = []) throws {
         keys = Pristine.shared.keys
         let folder = try TemporaryDirectory("bodycam-office")
         let ca = try TLSAuthority.create(name: "Test authority")
@@ -25,7 +26,7 @@ public final class OfficeFixture {
         self.ca = ca
         try PEMFiles.write([ca.certificate], to: folder.path + "/ca.pem")
         try KeyFile.write(keys.authority.publicKey, to: folder.path + "/authority.pub")
-        try OfficeFixture.issue("office", .office(hosts: ["127.0.0.1", "localhost"]), by: ca, in: folder.path)
+        try OfficeFixture.issue("office", .office(hosts: ["127.0.0.1", "localhost"] + extraHosts), by: ca, in: folder.path)
         for (name, subject) in OfficeFixture.clients { try OfficeFixture.issue(name, subject, by: ca, in: folder.path) }
         var settings = OfficeConfiguration()
         settings.listenHost = "127.0.0.1"
@@ -90,3 +91,15 @@ public final class OfficeFixture {
     }
 }
 
+
+/// Checks `condition` until it holds (true) or `seconds` have passed (false): a wait on an event
+/// the code under test makes visible (a socket, a status, a journaled record, a file growing),
+/// with a deadline.
+public func eventually(within seconds: Double = 30, _ condition: () throws -> Bool) -> Bool {
+    let deadline = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
+    while Clock.monotonicNanoseconds() < deadline {
+        if (try? condition()) == true { return true }
+        Clock.sleep(untilMonotonic: Clock.monotonicNanoseconds() + 10_000_000)
+    }
+    return (try? condition()) == true
+}
