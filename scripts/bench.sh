@@ -209,3 +209,63 @@ python3 "$(dirname "$0")/bench-restart.py" "$BIN" "$BENCH_DIR/restart.toml" "$BE
 "$BIN/bodycamctl" verify "$BENCH_DIR/restart-store" > /dev/null \
   || { echo "bench: the store of the restart runs does not verify" >&2; exit 1; }
 
+
+# Remote access (docs/OFFICE.md): the daemon on the same input with [uplink] on, uploading each
+# 5 s segment as it is sealed to a bodycam-office on loopback, against the same run with it off
+# (alternating; the median counts): peak RSS and CPU.
+KEYS="$BENCH_DIR/keys"
+[ -f "$KEYS/ca.pem" ] || "$BIN/bodycamctl" authority init --dir "$KEYS" > /dev/null
+[ -f "$KEYS/tls/127.0.0.1.pem" ] || "$BIN/bodycamctl" authority issue office 127.0.0.1 --dir "$KEYS" --out "$KEYS/tls" > /dev/null
+[ -f "$KEYS/tls/BC-BENCH.pem" ] || "$BIN/bodycamctl" authority issue device BC-BENCH --dir "$KEYS" --out "$KEYS/tls" > /dev/null
+rm -rf "$BENCH_DIR/office"
+cat > "$BENCH_DIR/office.toml" <<CONF
+[office]
+listen_host = "127.0.0.1"
+listen_port = 0
+store = "$BENCH_DIR/office"
+certificate = "$KEYS/tls/127.0.0.1.pem"
+key = "$KEYS/tls/127.0.0.1.key"
+ca = "$KEYS/ca.pem"
+authority = "$KEYS/authority.pub"
+CONF
+"$BIN/bodycam-office" --config "$BENCH_DIR/office.toml" 2> "$BENCH_DIR/office.log" &
+OFFICE=$!
+trap 'kill $OFFICE 2>/dev/null || true' EXIT
+PORT=""
+for _ in $(seq 100); do
+  PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$BENCH_DIR/office.log" | head -1)
+  [ -n "$PORT" ] && break
+  sleep 0.1
+done
+[ -n "$PORT" ] || { cat "$BENCH_DIR/office.log" >&2; echo "bench: bodycam-office did not start" >&2; exit 1; }
+sed -e "s|^segment_seconds = .*|segment_seconds = 5|" -e "s|^path = \"$BENCH_DIR/store\"|path = \"$BENCH_DIR/uplink-store\"|" \
+    -e "s|^socket = .*|socket = \"$BENCH_DIR/uplink.sock\"|" "$BENCH_DIR/bench.toml" > "$BENCH_DIR/uplink-off.toml"
+cat "$BENCH_DIR/uplink-off.toml" - > "$BENCH_DIR/uplink-on.toml" <<CONF
+[uplink]
+office = "https://127.0.0.1:$PORT"
+certificate = "$KEYS/tls/BC-BENCH.pem"
+key = "$KEYS/tls/BC-BENCH.key"
+ca = "$KEYS/ca.pem"
+CONF
+: > "$BENCH_DIR/uplink-on.txt"; : > "$BENCH_DIR/uplink-off.txt"
+for round in $(seq "$ROUNDS"); do
+  rm -rf "$BENCH_DIR/uplink-store" "$BENCH_DIR/office/devices/BC-BENCH"
+  measure "$BIN/bodycamd" --config "$BENCH_DIR/uplink-on.toml" --record-after 0 >> "$BENCH_DIR/uplink-on.txt"
+  for manifest in "$BENCH_DIR/uplink-store"/*.manifest; do
+    name=$(basename "$manifest" .manifest)
+    cmp -s "$BENCH_DIR/uplink-store/$name.bcseg" "$BENCH_DIR/office/devices/BC-BENCH/$name.bcseg" \
+      || { echo "bench: the office's copy of $name is not the camera's" >&2; exit 1; }
+  done
+  rm -rf "$BENCH_DIR/uplink-store"
+  measure "$BIN/bodycamd" --config "$BENCH_DIR/uplink-off.toml" --record-after 0 >> "$BENCH_DIR/uplink-off.txt"
+done
+kill -TERM $OFFICE; wait $OFFICE || true
+trap - EXIT
+on_cpu=$(col "$BENCH_DIR/uplink-on.txt" 2); on_rss=$(col "$BENCH_DIR/uplink-on.txt" 3)
+off_cpu=$(col "$BENCH_DIR/uplink-off.txt" 2); off_rss=$(col "$BENCH_DIR/uplink-off.txt" 3)
+awk -v oc="$on_cpu" -v orss="$on_rss" -v fc="$off_cpu" -v frss="$off_rss" 'BEGIN {
+  printf "BENCH daemon_rss_uplink_on_mib %.1f MiB\n", orss / 1024
+  printf "BENCH daemon_rss_uplink_off_mib %.1f MiB\n", frss / 1024
+  printf "BENCH daemon_rss_uplink_on_vs_off %.3f ratio\n", orss / frss
+  printf "BENCH daemon_cpu_uplink_on_vs_off %.3f ratio\n", oc / fc
+}'

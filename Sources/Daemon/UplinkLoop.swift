@@ -31,6 +31,8 @@ final class UplinkLoop: Sendable {
     }
 
     static let maximumBackoffSeconds = 300.0
+    /// The stop's last pass, in all.
+    static let stopPassSeconds = 10
 
     init(settings: BodycamConfiguration.UplinkConfiguration) throws {
         self.settings = settings
@@ -80,7 +82,7 @@ extension Daemon {
     func uplinkRun(_ uplink: UplinkLoop) {
         let lowered = bc_lower_thread_priority(10)
         if lowered != 0 { Log.warning("uplink: cannot lower its priority: \(String(cString: strerror(lowered)))") }
-        var client: OfficeClient? = nil
+        var uploader: StoreUploader? = nil
         var failures = 0
         var nextHeartbeat = Clock.monotonicNanoseconds()
         var journaledState: Bool? = nil
@@ -88,22 +90,31 @@ extension Daemon {
         let interval = Double(uplink.settings.heartbeatSeconds)
         while true {
             let stopping = uplink.isStopping
-            // At stop, one last pass (the segment sealed at stop) if the link is up, bounded so
-            // that a link that dies now cannot hold up the stop.
+            // At stop, one last pass (the segment sealed at stop) if the link is up, bounded in
+            // all to `UplinkLoop.stopPassSeconds` so that a slow or dying link cannot hold up the
+            // stop (systemd gives the whole stop 30 s).
             if stopping && journaledState != true { return }
             do {
-                if client == nil { client = try OfficeClient(uplinkLink) }
-                if stopping { try client!.limitEachRequest(seconds: 10) }
-                let uploader = StoreUploader(client: client!, store: configuration.storagePath, deviceID: configuration.deviceID,
-                                             pieceBytes: uplink.settings.pieceKiB << 10)
-                let pass = try uploader.pass()
+                if uploader == nil {
+                    uploader = StoreUploader(client: try OfficeClient(uplinkLink), store: configuration.storagePath,
+                                             deviceID: configuration.deviceID, pieceBytes: uplink.settings.pieceKiB << 10)
+                }
+                let client = uploader!.client
+                var deadline: Int64? = nil
+                if stopping {
+                    try client.limitEachRequest(seconds: UplinkLoop.stopPassSeconds)
+                    deadline = Clock.monotonicNanoseconds() + Int64(UplinkLoop.stopPassSeconds) * 1_000_000_000
+                }
+                // A pass in progress when the stop comes ends at the next piece; the stop's own
+                // pass follows.
+                let pass = try uploader!.pass(deadline: deadline, cancelled: { !stopping && uplink.isStopping })
                 for (name, reason) in pass.refused where refusedFiles.insert(name).inserted {
                     Log.error("uplink: the office refused \(name): \(reason)")
                     audit("uplink_refused", ["file": .string(name), "reason": .string(bounded(reason, limit: 300))])
                 }
                 if stopping || Clock.monotonicNanoseconds() >= nextHeartbeat {
                     let body = try JSONCoding.encode(status()).canonical
-                    _ = try client!.exchange("POST", "/v1/devices/\(configuration.deviceID)/heartbeat", body: body, contentType: "application/json")
+                    _ = try client.exchange("POST", "/v1/devices/\(configuration.deviceID)/heartbeat", body: body, contentType: "application/json")
                     nextHeartbeat = Clock.monotonicNanoseconds() + Int64(interval * 1e9)
                 }
                 failures = 0
@@ -117,8 +128,13 @@ extension Daemon {
                     audit("uplink_connected", ["office": .string(uplink.settings.office)])
                     journaledState = true
                 }
+            } catch StoreUploader.Interrupted.cancelled {
+                continue
+            } catch StoreUploader.Interrupted.deadline {
+                Log.notice("uplink: the last pass did not finish in \(UplinkLoop.stopPassSeconds) s; the rest goes after the next start")
+                return
             } catch {
-                client = nil
+                uploader = nil
                 failures += 1
                 let reason = bounded("\(error)", limit: 300)
                 uplink.state.withLock {

@@ -26,6 +26,10 @@ public struct OfficeConfiguration: Sendable, Equatable {
     public var journalKeyPath = "/var/lib/bodycam-office/access.key"
     /// The largest request body, in bytes: an upload is sent in pieces no larger (4 MiB).
     public var maximumBodyBytes = 4 << 20
+    /// Connections open at once (more are closed as they come), and bytes of request bodies
+    /// held at once across them (beyond it, an upload is answered 503 and retried later).
+    public var maximumConnections = 1024
+    public var maximumBufferedBytes = 256 << 20
     /// Event-loop threads (0: one per core) and blocking-I/O threads (file writes, fdatasync,
     /// verification).
     public var eventLoopThreads = 0
@@ -48,6 +52,8 @@ public struct OfficeConfiguration: Sendable, Equatable {
                                             "an absolute path or empty")
         journalKeyPath = try reader.string("office.journal_key", default: storePath + "/access.key", where: absolute, "an absolute path")
         maximumBodyBytes = try reader.integer("office.maximum_body_kb", default: maximumBodyBytes >> 10, in: 64...65536) << 10
+        maximumConnections = try reader.integer("office.maximum_connections", default: maximumConnections, in: 1...100_000)
+        maximumBufferedBytes = try reader.integer("office.maximum_buffered_mb", default: maximumBufferedBytes >> 20, in: 1...65536) << 20
         eventLoopThreads = try reader.integer("office.event_loop_threads", default: eventLoopThreads, in: 0...64)
         ioThreads = try reader.integer("office.io_threads", default: ioThreads, in: 1...64)
         try reader.rejectUnknown()

@@ -20,24 +20,21 @@ public final class OfficeServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let pool: NIOThreadPool
     private let tls: NIOSSLContext
+    private let verifyPool: NIOThreadPool
     private let channel = Mutex<Channel?>(nil)
     private let stopped = Mutex(false)
+    let limits: ConnectionLimits
 
     /// Loads the TLS identity and trust, the authority key and revocation list, and opens the
     /// store and its access journal (making the journal's key at first start). Errors name the file.
     public init(configuration: OfficeConfiguration) throws {
         self.configuration = configuration
-        let chain: [NIOSSLCertificate]
-        let key: NIOSSLPrivateKey
-        let roots: [NIOSSLCertificate]
-        do {
-            chain = try NIOSSLCertificate.fromPEMFile(configuration.certificatePath)
-            key = try NIOSSLPrivateKey(file: configuration.keyPath, format: .pem)
-            roots = try NIOSSLCertificate.fromPEMFile(configuration.caPath)
-        } catch {
-            throw PKIError.malformed(what: "office TLS files (\(configuration.certificatePath), \(configuration.keyPath), \(configuration.caPath))",
-                                     reason: "\(error)")
+        func load<T>(_ path: String, _ what: String, _ read: () throws -> T) throws -> T {
+            do { return try read() } catch { throw PKIError.malformed(what: path, reason: "cannot read the office's \(what): \(error)") }
         }
+        let chain = try load(configuration.certificatePath, "certificate") { try NIOSSLCertificate.fromPEMFile(configuration.certificatePath) }
+        let key = try load(configuration.keyPath, "TLS key") { try NIOSSLPrivateKey(file: configuration.keyPath, format: .pem) }
+        let roots = try load(configuration.caPath, "CA certificate") { try NIOSSLCertificate.fromPEMFile(configuration.caPath) }
         guard !chain.isEmpty, !roots.isEmpty else {
             throw PKIError.malformed(what: configuration.certificatePath, reason: "no certificate in the file")
         }
@@ -54,13 +51,22 @@ public final class OfficeServer: Sendable {
         }
         let store = try OfficeStore(root: configuration.storePath)
         let journalKey: Ed25519PrivateKey
+        let publicPath = configuration.storePath + "/access.pub"
         if access(configuration.journalKeyPath, F_OK) == 0 {
             journalKey = try KeyFile.readSigningKey(configuration.journalKeyPath)
+            if access(publicPath, F_OK) == 0, try KeyFile.readVerifyingKey(publicPath) != journalKey.publicKey {
+                throw PKIError.malformed(what: configuration.journalKeyPath, reason: "it is not the key of \(publicPath), which verifies the access journal")
+            }
         } else {
+            // A key made anew where a journal already is would sign records its public key
+            // does not verify: a lost key is a problem to name, not to paper over.
+            for path in [publicPath, configuration.storePath + "/access.log"] where access(path, F_OK) == 0 {
+                throw PKIError.malformed(what: configuration.journalKeyPath,
+                                         reason: "missing, while \(path) exists: the access journal's key was lost or moved; restore it")
+            }
             journalKey = try Ed25519PrivateKey()
             try KeyFile.write(journalKey, to: configuration.journalKeyPath)
         }
-        let publicPath = configuration.storePath + "/access.pub"
         if access(publicPath, F_OK) != 0 { try KeyFile.write(journalKey.publicKey, to: publicPath) }
         let journal = try AuditJournal(path: configuration.storePath + "/access.log", key: journalKey)
         service = OfficeService(store: store, journal: journal, authority: authority, revocations: revocations,
@@ -68,6 +74,11 @@ public final class OfficeServer: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount)
         pool = NIOThreadPool(numberOfThreads: configuration.ioThreads)
         pool.start()
+        // Verification reads a whole store: one at a time, on a thread of its own, so it never
+        // holds up uploads.
+        verifyPool = NIOThreadPool(numberOfThreads: 1)
+        verifyPool.start()
+        limits = ConnectionLimits(connections: configuration.maximumConnections, bufferedBytes: configuration.maximumBufferedBytes)
     }
 
     /// Binds and serves; returns the TCP port (the one chosen when the configuration says 0).
@@ -75,21 +86,27 @@ public final class OfficeServer: Sendable {
     public func start() throws -> Int {
         let tls = self.tls
         let service = self.service
-        let pool = self.pool
+        let pools = (io: pool, verify: verifyPool)
         let limit = configuration.maximumBodyBytes
+        let limits = self.limits
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // Beyond the connection cap a new connection is closed at once (and counted).
+                guard limits.openConnection() else {
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in limits.closeConnection() }
+                return channel.eventLoop.makeCompletedFuture {
                     let operations = channel.pipeline.syncOperations
                     // A peer that goes quiet (a handshake never finished, a stalled upload) is
                     // closed after two minutes.
                     try operations.addHandler(IdleStateHandler(readTimeout: .seconds(120)))
                     try operations.addHandler(NIOSSLServerHandler(context: tls))
                     try operations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try operations.addHandler(OfficeHTTPHandler(service: service, pool: pool, maximumBodyBytes: limit))
+                    try operations.addHandler(OfficeHTTPHandler(service: service, pools: pools, maximumBodyBytes: limit, limits: limits))
                 }
             }
         let bound = try bootstrap.bind(host: configuration.listenHost, port: configuration.listenPort).wait()
@@ -108,15 +125,18 @@ public final class OfficeServer: Sendable {
         try bound.closeFuture.wait()
     }
 
-    /// Stops listening, lets requests in flight finish, journals the stop and ends the threads.
-    /// Only the first call acts.
+    /// Stops listening, lets requests in flight finish (up to 10 s: their bytes are made durable
+    /// and journaled before they are answered), closes the connections, journals the stop and
+    /// ends the threads. Only the first call acts.
     public func stop(reason: String = "stopped") {
         guard stopped.withLock({ stopped in defer { stopped = true }; return !stopped }) else { return }
         if let bound = channel.withLock({ channel in defer { channel = nil }; return channel }) {
             try? bound.close().wait()
         }
+        limits.waitForRequests(untilMonotonic: Clock.monotonicNanoseconds() + 10_000_000_000)
         try? group.syncShutdownGracefully()
         try? pool.syncShutdownGracefully()
+        try? verifyPool.syncShutdownGracefully()
         _ = try? service.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string(reason)])
     }
 }
@@ -129,33 +149,53 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let service: OfficeService
-    private let pool: NIOThreadPool
+    private let pools: (io: NIOThreadPool, verify: NIOThreadPool)
     private let maximumBodyBytes: Int
+    private let limits: ConnectionLimits
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
-    private var tooLarge = false
+    /// Bytes of `body` counted against the server's buffer budget.
+    private var reserved = 0
+    private var refusal: OfficeRefusal?
     private var caller: Result<Caller, OfficeRefusal>?
+    /// A request is being answered: the idle timer does not close the connection meanwhile.
+    private var busy = false
 
-    init(service: OfficeService, pool: NIOThreadPool, maximumBodyBytes: Int) {
+    init(service: OfficeService, pools: (io: NIOThreadPool, verify: NIOThreadPool), maximumBodyBytes: Int, limits: ConnectionLimits) {
         self.service = service
-        self.pool = pool
+        self.pools = pools
         self.maximumBodyBytes = maximumBodyBytes
+        self.limits = limits
     }
+
+    private func release() {
+        limits.release(reserved)
+        reserved = 0
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { release() }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let request):
             head = request
             body = []
-            tooLarge = (request.headers.first(name: "content-length").flatMap { Int($0) } ?? 0) > maximumBodyBytes
+            release()
+            refusal = (request.headers.first(name: "content-length").flatMap { Int($0) } ?? 0) > maximumBodyBytes
+                ? OfficeRefusal(413, "a request body is at most \(maximumBodyBytes) bytes") : nil
         case .body(var buffer):
-            guard !tooLarge else { return }
+            guard refusal == nil else { return }
             if body.count + buffer.readableBytes > maximumBodyBytes {
-                tooLarge = true
-                body = []
+                refusal = OfficeRefusal(413, "a request body is at most \(maximumBodyBytes) bytes")
+            } else if !limits.reserve(buffer.readableBytes) {
+                refusal = OfficeRefusal(503, "the office is holding as many uploads as it may: try again")
+            } else {
+                reserved += buffer.readableBytes
+                body += buffer.readBytes(length: buffer.readableBytes) ?? []
                 return
             }
-            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+            body = []
+            release()
         case .end:
             guard let request = head else { return }
             head = nil
@@ -184,18 +224,23 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         var caller = peerCaller(context: context)
-        if tooLarge, case .success = caller {
-            caller = .failure(OfficeRefusal(413, "a request body is at most \(maximumBodyBytes) bytes"))
-        }
+        let refused = refusal != nil
+        if let refusal, case .success = caller { caller = .failure(refusal) }
         let request = OfficeRequest(method: head.method.rawValue, target: head.uri, body: body, peer: peer, caller: caller)
         body = []
-        let keepAlive = head.isKeepAlive && !tooLarge
+        let keepAlive = head.isKeepAlive && !refused
         let service = self.service
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let pool = OfficeService.isVerification(request.target) ? pools.verify : pools.io
+        busy = true
+        limits.beginRequest()
         pool.runIfActive(eventLoop: context.eventLoop) { service.respond(to: request) }.whenComplete { result in
             let (handler, context) = bound.value
+            handler.busy = false
+            handler.release()
             let reply = (try? result.get()) ?? OfficeReply(503, .object(["error": .string("the office is stopping")]))
             handler.write(reply, version: head.version, keepAlive: keepAlive, context: context)
+            handler.limits.endRequest()
         }
     }
 
@@ -219,18 +264,79 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
+            if !busy { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let tlsError = error as? NIOSSLError {
+        // Only a handshake the office refused is a refusal (`handshakeFailed`: no certificate,
+        // another CA's, an expired one); a peer that connects and leaves (`eofDuringHandshake`)
+        // or a link that drops later (`uncleanShutdown`) is not.
+        // The journal takes at most `OfficeService.refusedHandshakesPerMinute` a minute; the
+        // rest are counted into the next record.
+        if case NIOSSLError.handshakeFailed = error, service.admitRefusedHandshake() {
             let peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
             let service = self.service
-            pool.submit { _ in service.journalRefusedHandshake(peer: peer, reason: "\(tlsError)") }
+            let reason = "\(error)"
+            pools.io.submit { _ in service.journalRefusedHandshake(peer: peer, reason: reason) }
         }
         context.close(promise: nil)
+    }
+}
+
+/// The server's bounds on what clients can make it hold: connections, and bytes of request
+/// bodies buffered at once (each connection buffers one body, up to the body limit); and the
+/// count of requests being answered, which `stop()` waits to reach zero.
+final class ConnectionLimits: Sendable {
+    private struct State {
+        var connections = 0
+        var buffered = 0
+        var requests = 0
+    }
+    private let state = Mutex(State())
+    private let idle = ConditionLock()
+    let maximumConnections: Int
+    let maximumBufferedBytes: Int
+
+    init(connections: Int, bufferedBytes: Int) {
+        maximumConnections = connections
+        maximumBufferedBytes = bufferedBytes
+    }
+
+    func openConnection() -> Bool {
+        state.withLock { state in
+            guard state.connections < maximumConnections else { return false }
+            state.connections += 1
+            return true
+        }
+    }
+    func closeConnection() { state.withLock { $0.connections -= 1 } }
+    var connections: Int { state.withLock { $0.connections } }
+
+    func reserve(_ bytes: Int) -> Bool {
+        state.withLock { state in
+            guard state.buffered + bytes <= maximumBufferedBytes else { return false }
+            state.buffered += bytes
+            return true
+        }
+    }
+    func release(_ bytes: Int) { if bytes > 0 { state.withLock { $0.buffered -= bytes } } }
+    var bufferedBytes: Int { state.withLock { $0.buffered } }
+
+    func beginRequest() { idle.withLock { state.withLock { $0.requests += 1 } } }
+    func endRequest() {
+        idle.withLock {
+            if state.withLock({ state in state.requests -= 1; return state.requests }) == 0 { idle.broadcast() }
+        }
+    }
+    /// Waits until no request is being answered, or the deadline.
+    func waitForRequests(untilMonotonic deadline: Int64) {
+        idle.withLock {
+            while state.withLock({ $0.requests }) > 0 {
+                if !idle.wait(untilMonotonic: deadline) { return }
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@ import Evidence
 import Glibc
 import LibCrypto
 import PKI
+import Synchronization
 import Platform
 import Wire
 
@@ -79,6 +80,11 @@ public final class OfficeService: Sendable {
     public let authority: Ed25519PublicKey
     public let maximumBodyBytes: Int
     private let revocations: RevocationList?
+    /// Refused handshakes journaled in the current minute, and those left out since the last record.
+    private let handshakeRefusals = Mutex((minute: Int64(0), journaled: 0, unjournaled: 0))
+    /// At most this many `tls_refused` records a minute: a client that connects in a loop
+    /// cannot fill the journal; the rest are counted (`unjournaled_before` of the next record).
+    public static let refusedHandshakesPerMinute = 60
 
     public init(store: OfficeStore, journal: AuditJournal, authority: Ed25519PublicKey, revocations: RevocationList?, maximumBodyBytes: Int) {
         self.store = store
@@ -148,14 +154,39 @@ public final class OfficeService: Sendable {
         return reply
     }
 
-    /// Journals a TLS handshake the office refused (no certificate, another CA's, expired…).
+    /// Whether a refused handshake is journaled (within the minute's allowance); one that is
+    /// not is counted. Cheap: called on an event loop.
+    public func admitRefusedHandshake(now: Int64 = Clock.monotonicNanoseconds()) -> Bool {
+        handshakeRefusals.withLock { state in
+            let minute = now / 60_000_000_000
+            if minute != state.minute { (state.minute, state.journaled) = (minute, 0) }
+            guard state.journaled < OfficeService.refusedHandshakesPerMinute else {
+                state.unjournaled += 1
+                return false
+            }
+            state.journaled += 1
+            return true
+        }
+    }
+
+    /// Journals a TLS handshake the office refused (no certificate, another CA's, expired…),
+    /// with the count of refusals left out of the journal before it.
     public func journalRefusedHandshake(peer: String, reason: String) {
+        let left = handshakeRefusals.withLock { state in
+            defer { state.unjournaled = 0 }
+            return state.unjournaled
+        }
+        var fields: [String: JSONValue] = ["peer": .string(peer), "reason": .string(String(reason.prefix(512)))]
+        if left > 0 { fields["unjournaled_before"] = .integer(Int64(left)) }
         do {
-            try journal.append(kind: "tls_refused", fields: ["peer": .string(peer), "reason": .string(String(reason.prefix(512)))])
+            try journal.append(kind: "tls_refused", fields: fields)
         } catch {
             Log.error("access journal: \(error)")
         }
     }
+
+    /// Whether a request target is a verification (run on its own thread, one at a time).
+    public static func isVerification(_ target: String) -> Bool { split(target).path.hasSuffix("/verification") }
 
     // MARK: routes
 
@@ -186,7 +217,17 @@ public final class OfficeService: Sendable {
         case ("PUT", "files", let name?):
             try require(caller, device: device, orRoles: [])
             guard OfficeStore.isUploadName(name) else { throw OfficeRefusal(400, "\(name) is not a file a device uploads") }
+            if query["whole"] == "1" {
+                // The certificate and the public key are the files a device may replace (a
+                // renewed certificate, a replaced key): sent whole, the office keeps the old one
+                // beside it and journals the change.
+                guard OfficeStore.replaceable.contains(name) else { throw OfficeRefusal(400, "only \(OfficeStore.replaceable.sorted().joined(separator: " and ")) are sent whole") }
+                let kept = try store.replace(device: device, name: name, bytes: request.body)
+                if let kept { journalFields["replaced_kept_as"] = .string(kept) }
+                return OfficeReply(200, .object(["name": .string(name), "size": .integer(Int64(request.body.count))]))
+            }
             guard let offset = query["offset"].flatMap({ Int64($0) }), offset >= 0 else { throw OfficeRefusal(400, "offset: a byte offset is needed") }
+            guard !OfficeStore.replaceable.contains(name) else { throw OfficeRefusal(400, "\(name) is sent whole (whole=1)") }
             do {
                 let size = try store.write(device: device, name: name, offset: offset, bytes: request.body)
                 return OfficeReply(200, .object(["name": .string(name), "size": .integer(size)]))

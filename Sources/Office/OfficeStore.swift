@@ -55,6 +55,36 @@ public final class OfficeStore: Sendable {
 
     public func deviceFolder(_ device: String) -> String { root + "/devices/" + device }
 
+    /// The files a device sends whole and may replace: its certificate (renewed) and its public
+    /// key (replaced after a loss). Every other file only grows.
+    public static let replaceable: Set<String> = ["device.certificate", "device.pub"]
+
+    /// Replaces `device`'s file `name` (one of `replaceable`) with `bytes`, durably. Different
+    /// bytes than before keep the old file beside it as `NAME.replaced-UTC` (returned); the
+    /// same bytes change nothing (nil).
+    public func replace(device: String, name: String, bytes: [UInt8]) throws -> String? {
+        precondition(OfficeStore.isDeviceID(device) && OfficeStore.replaceable.contains(name))
+        return try withDevice(device) {
+            let folder = deviceFolder(device)
+            if mkdir(folder, 0o750) == 0 {
+                try syncDirectory(root + "/devices")
+            } else if errno != EEXIST {
+                throw SystemError.file(path: folder, call: "mkdir", errno: errno)
+            }
+            let path = folder + "/" + name
+            var kept: String? = nil
+            if access(path, F_OK) == 0 {
+                if try readWholeFile(path, limit: 1 << 20, followLinks: false) == bytes { return nil }
+                let stamp = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()).filter { $0.isNumber || $0 == "T" || $0 == "Z" }
+                kept = name + ".replaced-" + stamp
+                if link(path, folder + "/" + kept!) < 0 { throw SystemError.file(path: folder + "/" + kept!, call: "link", errno: errno) }
+            }
+            try writeFileAtomically(path, bytes, mode: 0o640)
+            try syncDirectory(folder)
+            return kept
+        }
+    }
+
     private func withDevice<T>(_ device: String, _ body: () throws -> T) rethrows -> T {
         let lock = locks.withLock { locks in
             if let lock = locks[device] { return lock }
@@ -122,7 +152,11 @@ public final class OfficeStore: Sendable {
                     throw UploadConflict.differs(at: offset + Int64(first), size: size)
                 }
             }
-            guard overlap < bytes.count else { return size }
+            guard overlap < bytes.count else {
+                // A repeat: what it names is held; make sure it is durable before saying so.
+                if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
+                return size
+            }
             var written = 0
             let rest = bytes[overlap...]
             while written < rest.count {
@@ -135,7 +169,12 @@ public final class OfficeStore: Sendable {
                 }
                 written += count
             }
-            if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
+            if fdatasync(fd) < 0 {
+                // Not durable: not held either (a later listing must not count it).
+                let code = errno
+                _ = ftruncate(fd, off_t(size))
+                throw SystemError.file(path: path, call: "fdatasync", errno: code)
+            }
             if created { try syncDirectory(folder) }
             return size + Int64(written)
         }

@@ -5,11 +5,12 @@ import Platform
 import Wire
 
 /// Sends a device's store to the office (docs/OFFICE.md, "Uploads"): what the office lacks, in
-/// order — `device.pub`, `device.certificate`, then each sealed segment and its manifest by
-/// sequence, and `journal.log` (through its last whole record) last, so the journal the office
-/// holds never names a manifest it has not got. Each file goes in pieces of at most
-/// `pieceBytes` at byte offsets, so a dropped link resumes where the office's copy ends; a
-/// repeated piece is harmless. Only sealed segments (with their manifest) are sent.
+/// order — `device.pub`, `device.certificate` (each sent whole: they may be replaced), then each
+/// sealed segment and its manifest by sequence, and `journal.log` (through its last whole record,
+/// measured before the folder is read) last, so the journal the office holds never names a
+/// manifest it has not got. Each growing file goes in pieces of at most `pieceBytes` at byte
+/// offsets, so a dropped link resumes where the office's copy ends; a repeated piece is
+/// harmless. Only sealed segments (with their manifest) are sent. Used by one thread.
 public final class StoreUploader {
     public let client: OfficeClient
     public let store: String
@@ -25,15 +26,35 @@ public final class StoreUploader {
         public init() {}
     }
 
+    /// The whole files (`replaceable`) the office has confirmed in this uploader's life, with
+    /// the bytes it holds.
+    private var sentWhole: [String: [UInt8]] = [:]
+    /// The smallest piece tried when the office says a piece is too large (413).
+    public static let smallestPiece = 4 << 10
+    public static let replaceable: Set<String> = ["device.pub", "device.certificate"]
+
     public init(client: OfficeClient, store: String, deviceID: String, pieceBytes: Int = 1 << 20) {
         self.client = client
         self.store = store
         self.deviceID = deviceID
-        self.pieceBytes = pieceBytes
+        self.pieceBytes = max(StoreUploader.smallestPiece, pieceBytes)
+    }
+
+    /// Why a pass ended early.
+    public enum Interrupted: Error, Equatable {
+        /// `cancelled` said so (the daemon is stopping).
+        case cancelled
+        /// The pass's deadline came.
+        case deadline
     }
 
     /// The files to send now, in order, with the length to send of each.
     public static func plan(store: String) throws -> [(name: String, length: Int64)] {
+        // The journal first: every manifest its records name was written before them, so the
+        // folder read after it holds them all.
+        var journalStatus = stat()
+        let journalLength: Int64? = lstat(store + "/journal.log", &journalStatus) == 0 && (journalStatus.st_mode & S_IFMT) == S_IFREG
+            ? Int64(journalStatus.st_size) : nil
         var names: [String] = []
         guard let directory = opendir(store) else { throw SystemError.file(path: store, call: "opendir", errno: errno) }
         while let entry = readdir(directory) {
@@ -48,6 +69,7 @@ public final class StoreUploader {
         }
         var plan: [(String, Int64)] = []
         for name in ["device.pub", "device.certificate"] { if let length = size(name) { plan.append((name, length)) } }
+        // (journalLength was measured before the folder was listed.)
         let manifests = names.filter { $0.hasSuffix(".manifest") && SegmentName.sequence(of: $0) != nil }
             .sorted { SegmentName.sequence(of: $0)! < SegmentName.sequence(of: $1)! }
         for manifest in manifests {
@@ -56,7 +78,7 @@ public final class StoreUploader {
             if present.contains(segment), let length = size(segment) { plan.append((segment, length)) }
             if let length = size(manifest) { plan.append((manifest, length)) }
         }
-        if let length = size("journal.log") { plan.append(("journal.log", try wholeRecords(store + "/journal.log", length: length))) }
+        if let length = journalLength { plan.append(("journal.log", try wholeRecords(store + "/journal.log", length: length))) }
         return plan
     }
 
@@ -80,32 +102,53 @@ public final class StoreUploader {
     }
 
     /// One pass: asks what the office holds, then sends the rest. Throws when the link fails
-    /// (the caller retries with backoff; nothing sent is lost).
+    /// (the caller retries with backoff; nothing sent is lost), and `Interrupted` when
+    /// `cancelled` says so between pieces or the monotonic `deadline` passes.
     @discardableResult
-    public func pass() throws -> Pass {
+    public func pass(deadline: Int64? = nil, cancelled: () -> Bool = { false }) throws -> Pass {
+        func check() throws {
+            if cancelled() { throw Interrupted.cancelled }
+            if let deadline, Clock.monotonicNanoseconds() >= deadline { throw Interrupted.deadline }
+        }
         let listing = try client.exchange("GET", "/v1/devices/\(deviceID)/files").json
         var held: [String: Int64] = [:]
         for file in listing?["files"]?.array ?? [] {
             if let name = file["name"]?.string, let size = file["size"]?.integer { held[name] = size }
         }
         var result = Pass()
+        var piece = pieceBytes
         for (name, length) in try StoreUploader.plan(store: store) {
+            try check()
+            if StoreUploader.replaceable.contains(name) {
+                let bytes = try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false)
+                guard sentWhole[name] != bytes || held[name] != Int64(bytes.count) else { continue }
+                let response = try client.send("PUT", "/v1/devices/\(deviceID)/files/\(name)?whole=1", body: bytes)
+                if (200..<300).contains(response.status) {
+                    sentWhole[name] = bytes
+                    result.files.append(name)
+                    result.bytes += Int64(bytes.count)
+                } else {
+                    result.refused[name] = response.message
+                }
+                continue
+            }
             var offset = held[name] ?? 0
             guard offset < length else { continue }
             let fd = open(store + "/" + name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             if fd < 0 { throw SystemError.file(path: store + "/" + name, call: "open", errno: errno) }
             defer { close(fd) }
             pieces: while offset < length {
-                let count = Int(min(Int64(pieceBytes), length - offset))
-                var piece = [UInt8](repeating: 0, count: count)
+                try check()
+                let count = Int(min(Int64(piece), length - offset))
+                var bytes = [UInt8](repeating: 0, count: count)
                 var done = 0
                 while done < count {
-                    let read = piece.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+                    let read = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
                     if read < 0 && errno == EINTR { continue }
                     if read <= 0 { throw SystemError.file(path: store + "/" + name, call: "pread", errno: read < 0 ? errno : EIO) }
                     done += read
                 }
-                let response = try client.send("PUT", "/v1/devices/\(deviceID)/files/\(name)?offset=\(offset)", body: piece)
+                let response = try client.send("PUT", "/v1/devices/\(deviceID)/files/\(name)?offset=\(offset)", body: bytes)
                 switch response.status {
                 case 200..<300:
                     guard let size = response.json?["size"]?.integer, size > offset else {
@@ -120,6 +163,13 @@ public final class StoreUploader {
                         throw UplinkError.refused(status: 409, message: response.message)
                     }
                     offset = size
+                case 413 where piece > StoreUploader.smallestPiece:
+                    // The office takes smaller bodies than configured here: smaller pieces.
+                    piece = max(StoreUploader.smallestPiece, piece / 4)
+                case 500..<600:
+                    // The office cannot take it now (busy, its journal or disk failing): the
+                    // pass fails and is retried with backoff.
+                    throw UplinkError.refused(status: response.status, message: response.message)
                 default:
                     result.refused[name] = response.message
                     break pieces

@@ -62,8 +62,8 @@ struct UplinkTests {
         defer { directory.cleanup() }
         _ = try DaemonTests.provision(directory.path)
         let office = try OfficeFixture()
-        office.server.stop()  // nothing listens at its port now
-        let config = DaemonTests.config(directory.path) + Self.uplinkSettings(office)
+        // Port 1: nothing listens there (and no other test can start to).
+        let config = DaemonTests.config(directory.path) + Self.uplinkSettings(office, url: "https://127.0.0.1:1")
         let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
         let seen = DaemonTests.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 3 && $0.alarms.contains("uplink down") }
         #expect(seen != nil)

@@ -102,6 +102,85 @@ struct OfficeTests {
         #expect(journal.records.filter { $0.kind == "tls_refused" }.count == 2)
     }
 
+    @Test("targets that try to leave the device's folder, or name what a device never uploads, are refused before the disk is touched")
+    func hostileTargets() throws {
+        let office = try OfficeFixture()
+        let service = office.server.service
+        let device = Caller.device(id: "BC-EV-2", serial: "01")
+        for target in ["/v1/devices/BC-EV-2/files/../../status/BC-EV-2.json?offset=0", "/v1/devices/BC-EV-2/files/..?offset=0",
+                       "/v1/devices/BC-EV-2/files/.hidden.bcseg?offset=0", "/v1/devices/../files/journal.log?offset=0",
+                       "/v1/devices/BC-EV-2/files/x.bcseg.partial?offset=0", "/v1/devices/BC-EV-2/files/journal.log?offset=-1",
+                       "/v1/devices/BC-EV-2/files/journal.log", "/v1/devices/BC-EV-2/files/device.pub?offset=0",
+                       "/v1/devices/BC-EV-2/files/journal.log?whole=1"] {
+            let reply = service.respond(to: OfficeRequest(method: "PUT", target: target, body: [0x0A], peer: "test", caller: .success(device)))
+            #expect((400..<500).contains(reply.status), "\(target): \(reply.status)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: office.path + "/office/status").isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: office.path + "/office/devices/BC-EV-2"))
+    }
+
+    @Test("a body over the office's limit is 413; the uploader then sends smaller pieces and the copy ends equal")
+    func smallerPieces() throws {
+        let office = try OfficeFixture(maximumBodyBytes: 6 << 10)
+        let store = try LinkTests.largeStore(office)
+        #expect(try StoreUploader.plan(store: store).contains { $0.length > 6 << 10 }, "no file needs more than one piece: the test proves nothing")
+        let device = try office.client("BC-EV-1")
+        #expect(try device.send("PUT", "/v1/devices/BC-EV-1/files/journal.log?offset=0", body: [UInt8](repeating: 0x0A, count: 7 << 10)).status == 413)
+        let pass = try StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1", pieceBytes: 1 << 20).pass()
+        #expect(pass.refused.isEmpty)
+        for (name, _) in try StoreUploader.plan(store: store) {
+            #expect(try readWholeFile(store + "/" + name) == readWholeFile(office.path + "/office/devices/BC-EV-1/" + name), "\(name)")
+        }
+    }
+
+    @Test("a renewed certificate replaces the office's whole, the old one kept beside it and the change journaled")
+    func renewal() throws {
+        let office = try OfficeFixture()
+        let store = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let uploader = StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1")
+        try uploader.pass()
+        let keys = Pristine.shared.keys
+        let renewed = try DeviceCertificate.issue(deviceID: "BC-EV-1", deviceKey: keys.device.publicKey, authority: keys.authority,
+                                                  notBefore: "2026-01-01T00:00:00.000000Z", notAfter: "2099-06-01T00:00:00.000000Z")
+        try writeFileAtomically(store + "/device.certificate", renewed.document.bytes)
+        #expect(try uploader.pass().files == ["device.certificate"])
+        let copy = office.path + "/office/devices/BC-EV-1"
+        #expect(try readWholeFile(copy + "/device.certificate") == renewed.document.bytes)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: copy).filter { $0.hasPrefix("device.certificate.replaced-") }.count == 1)
+        #expect(try StoreVerifier.verify(store: copy, authority: keys.authority.publicKey).isClean)
+        let journal = try office.stopAndReadJournal()
+        #expect(journal.records.contains { $0.fields["replaced_kept_as"]?.string?.hasPrefix("device.certificate.replaced-") == true })
+    }
+
+    @Test("a pass ends at the next piece when cancelled (a stop); the next pass sends the rest")
+    func cancelledPass() throws {
+        let office = try OfficeFixture()
+        let store = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let uploader = StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1", pieceBytes: 16 << 10)
+        var checks = 0
+        #expect(throws: StoreUploader.Interrupted.cancelled) { try uploader.pass(cancelled: { checks += 1; return checks > 4 }) }
+        #expect(throws: StoreUploader.Interrupted.deadline) { try uploader.pass(deadline: Clock.monotonicNanoseconds()) }
+        #expect(try uploader.pass().refused.isEmpty)
+        for (name, _) in try StoreUploader.plan(store: store) {
+            #expect(try readWholeFile(store + "/" + name) == readWholeFile(office.path + "/office/devices/BC-EV-1/" + name), "\(name)")
+        }
+    }
+
+    @Test("refused handshakes: at most 60 journaled a minute, the rest counted into the next record")
+    func refusalLimit() throws {
+        let office = try OfficeFixture()
+        let service = office.server.service
+        let minute: Int64 = 60_000_000_000
+        let admitted = (0..<100).filter { _ in service.admitRefusedHandshake(now: 7 * minute) }.count
+        #expect(admitted == OfficeService.refusedHandshakesPerMinute)
+        #expect(service.admitRefusedHandshake(now: 8 * minute))
+        service.journalRefusedHandshake(peer: "192.0.2.1:5000", reason: "test")
+        let journal = try office.stopAndReadJournal()
+        #expect(journal.records.last { $0.kind == "tls_refused" }?.fields["unjournaled_before"]?.integer == 40)
+    }
+
     @Test("a heartbeat keeps the device's status and journal head; officers read them")
     func heartbeat() throws {
         let office = try OfficeFixture()
@@ -288,7 +367,9 @@ struct LinkTests {
         let second = try StoreUploader(client: try OfficeClient(link), store: store, deviceID: "BC-EV-1", pieceBytes: 32 << 10).pass()
         let seconds = Double(Clock.monotonicNanoseconds() - started) / 1e9
         #expect(second.refused.isEmpty)
-        #expect(second.bytes == total - arrivedBeforeCut, "only what was missing was sent")
+        // Only what was missing, and the two small whole files (a new uploader sends them once).
+        let whole = plan.filter { StoreUploader.replaceable.contains($0.name) }.reduce(0) { $0 + $1.length }
+        #expect(second.bytes == total - arrivedBeforeCut + whole, "only what was missing was sent")
         print("LINK goodput \(Self.formatRate(Double(second.bytes) * 8 / seconds)) over a 512 kbit/s tbf link (\(second.bytes) bytes in \(seconds) s)")
         for (name, _) in plan {
             #expect(try readWholeFile(store + "/" + name) == readWholeFile(copy + "/" + name), "\(name)")

@@ -18,7 +18,7 @@ public final class OfficeFixture {
 
     /// `revoked`: names of client certificates (as `client(_:)` names them) to put on the list.
     /// `extraHosts`: more names and addresses in the office's certificate (besides loopback).
-    public init(revoked: [String] = [], extraHosts: [String] = []) throws {
+    public init(revoked: [String] = [], extraHosts: [String] = [], maximumBodyBytes: Int? = nil) throws {
         keys = Pristine.shared.keys
         let folder = try TemporaryDirectory("bodycam-office")
         let ca = try TLSAuthority.create(name: "Test authority")
@@ -39,6 +39,7 @@ public final class OfficeFixture {
         settings.journalKeyPath = folder.path + "/office/access.key"
         settings.eventLoopThreads = 1
         settings.ioThreads = 2
+        if let maximumBodyBytes { settings.maximumBodyBytes = maximumBodyBytes }
         if !revoked.isEmpty {
             let serials = try revoked.map { TLSIdentity.serial(of: try PEMFiles.certificates(at: folder.path + "/\($0).pem")[0]) }
             let list = try RevocationList.issue(serials.map { .init(serial: $0, revokedUTC: "2026-11-30T00:00:00.000000Z", reason: "lost") },
