@@ -98,15 +98,9 @@ public final class OfficeStore: Sendable {
     /// The files the office holds for `device`, name → size in bytes (empty for a device never seen).
     public func files(of device: String) throws -> [String: Int64] {
         let folder = deviceFolder(device)
-        guard let directory = opendir(folder) else {
-            if errno == ENOENT { return [:] }
-            throw SystemError.file(path: folder, call: "opendir", errno: errno)
-        }
-        defer { closedir(directory) }
+        guard access(folder, F_OK) == 0 else { return [:] }
         var result: [String: Int64] = [:]
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            guard OfficeStore.isUploadName(name) else { continue }
+        for name in try directoryEntries(folder) where OfficeStore.isUploadName(name) {
             var status = stat()
             if lstat(folder + "/" + name, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG { result[name] = Int64(status.st_size) }
         }
@@ -140,14 +134,7 @@ public final class OfficeStore: Sendable {
             guard offset <= size else { throw UploadConflict.gap(size: size) }
             let overlap = Int(min(size - offset, Int64(bytes.count)))
             if overlap > 0 {
-                var held = [UInt8](repeating: 0, count: overlap)
-                var done = 0
-                while done < overlap {
-                    let count = held.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, overlap - done, off_t(offset) + off_t(done)) }
-                    if count < 0 && errno == EINTR { continue }
-                    if count <= 0 { throw SystemError.file(path: path, call: "pread", errno: count < 0 ? errno : EIO) }
-                    done += count
-                }
+                let held = try readBytes(fd, count: overlap, at: offset, path: path, exact: true)
                 if let first = (0..<overlap).first(where: { held[$0] != bytes[$0] }) {
                     throw UploadConflict.differs(at: offset + Int64(first), size: size)
                 }
@@ -187,16 +174,7 @@ public final class OfficeStore: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: length)
-        var done = 0
-        while done < length {
-            let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, length - done, off_t(offset) + off_t(done)) }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 { throw SystemError.file(path: path, call: "pread", errno: errno) }
-            if count == 0 { break }
-            done += count
-        }
-        return Array(bytes[..<done])
+        return try readBytes(fd, count: length, at: offset, path: path)
     }
 
     /// Keeps a device's last heartbeat (`status/ID.json`: the status it sent and when it came).
@@ -215,11 +193,7 @@ public final class OfficeStore: Sendable {
     public func devices() throws -> [String] {
         var found = Set<String>()
         for (folder, suffix) in [(root + "/devices", ""), (root + "/status", ".json")] {
-            guard let directory = opendir(folder) else { throw SystemError.file(path: folder, call: "opendir", errno: errno) }
-            defer { closedir(directory) }
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                guard name.hasSuffix(suffix) else { continue }
+            for name in try directoryEntries(folder) where name.hasSuffix(suffix) {
                 let id = String(name.dropLast(suffix.count))
                 if OfficeStore.isDeviceID(id) { found.insert(id) }
             }

@@ -134,6 +134,24 @@ public func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, p
     return filled
 }
 
+/// pread(2) of `count` bytes at `offset` (EINTR retried): fewer only where the file ends, or
+/// with `exact`, an EIO error naming `path` there.
+public func readBytes(_ fd: Int32, count: Int, at offset: Int64, path: String, exact: Bool = false) throws -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    var done = 0
+    while done < count {
+        let read = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+        if read < 0 && errno == EINTR { continue }
+        if read < 0 { throw SystemError.file(path: path, call: "pread", errno: errno) }
+        if read == 0 {
+            if exact { throw SystemError.file(path: path, call: "pread", errno: EIO) }
+            break
+        }
+        done += read
+    }
+    return done == count ? bytes : Array(bytes[..<done])
+}
+
 /// Reads from a socket or pipe until a newline, the end of the stream, a failure (a receive
 /// timeout among them) or `limit` bytes: the bytes before the newline, and whether the
 /// newline came.

@@ -55,12 +55,7 @@ public final class StoreUploader {
         var journalStatus = stat()
         let journalLength: Int64? = lstat(store + "/journal.log", &journalStatus) == 0 && (journalStatus.st_mode & S_IFMT) == S_IFREG
             ? Int64(journalStatus.st_size) : nil
-        var names: [String] = []
-        guard let directory = opendir(store) else { throw SystemError.file(path: store, call: "opendir", errno: errno) }
-        while let entry = readdir(directory) {
-            names.append(withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) })
-        }
-        closedir(directory)
+        let names = try directoryEntries(store)
         let present = Set(names)
         func size(_ name: String) -> Int64? {
             var status = stat()
@@ -89,13 +84,10 @@ public final class StoreUploader {
         if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
         defer { close(fd) }
         var end = length
-        var buffer = [UInt8](repeating: 0, count: 4096)
         while end > 0 {
-            let start = max(0, end - Int64(buffer.count))
-            let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, Int(end - start), off_t(start)) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { throw SystemError.file(path: path, call: "pread", errno: count < 0 ? errno : EIO) }
-            if let last = buffer[..<count].lastIndex(of: 0x0A) { return start + Int64(last) + 1 }
+            let start = max(0, end - 4096)
+            let block = try readBytes(fd, count: Int(end - start), at: start, path: path, exact: true)
+            if let last = block.lastIndex(of: 0x0A) { return start + Int64(last) + 1 }
             end = start
         }
         return 0
@@ -140,14 +132,7 @@ public final class StoreUploader {
             pieces: while offset < length {
                 try check()
                 let count = Int(min(Int64(piece), length - offset))
-                var bytes = [UInt8](repeating: 0, count: count)
-                var done = 0
-                while done < count {
-                    let read = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-                    if read < 0 && errno == EINTR { continue }
-                    if read <= 0 { throw SystemError.file(path: store + "/" + name, call: "pread", errno: read < 0 ? errno : EIO) }
-                    done += read
-                }
+                let bytes = try readBytes(fd, count: count, at: offset, path: store + "/" + name, exact: true)
                 let response = try client.send("PUT", "/v1/devices/\(deviceID)/files/\(name)?offset=\(offset)", body: bytes)
                 switch response.status {
                 case 200..<300:

@@ -24,9 +24,7 @@ struct OfficeTests {
         let plan = try StoreUploader.plan(store: store)
         #expect(Set(first.files) == Set(plan.map(\.name)))
         #expect(plan.contains { $0.name.hasSuffix(".bcseg") } && plan.last?.name == "journal.log")
-        for (name, _) in plan {
-            #expect(try readWholeFile(store + "/" + name) == readWholeFile(office.path + "/office/devices/BC-EV-1/" + name), "\(name)")
-        }
+        #expect(try office.differingFiles(store: store) == [])
         #expect(try uploader.pass() == StoreUploader.Pass())
 
         let verification = try office.client("evidence").exchange("GET", "/v1/devices/BC-EV-1/verification").json
@@ -128,9 +126,7 @@ struct OfficeTests {
         #expect(try device.send("PUT", "/v1/devices/BC-EV-1/files/journal.log?offset=0", body: [UInt8](repeating: 0x0A, count: 7 << 10)).status == 413)
         let pass = try StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1", pieceBytes: 1 << 20).pass()
         #expect(pass.refused.isEmpty)
-        for (name, _) in try StoreUploader.plan(store: store) {
-            #expect(try readWholeFile(store + "/" + name) == readWholeFile(office.path + "/office/devices/BC-EV-1/" + name), "\(name)")
-        }
+        #expect(try office.differingFiles(store: store) == [])
     }
 
     @Test("a renewed certificate replaces the office's whole, the old one kept beside it and the change journaled")
@@ -163,9 +159,7 @@ struct OfficeTests {
         #expect(throws: StoreUploader.Interrupted.cancelled) { try uploader.pass(cancelled: { checks += 1; return checks > 4 }) }
         #expect(throws: StoreUploader.Interrupted.deadline) { try uploader.pass(deadline: Clock.monotonicNanoseconds()) }
         #expect(try uploader.pass().refused.isEmpty)
-        for (name, _) in try StoreUploader.plan(store: store) {
-            #expect(try readWholeFile(store + "/" + name) == readWholeFile(office.path + "/office/devices/BC-EV-1/" + name), "\(name)")
-        }
+        #expect(try office.differingFiles(store: store) == [])
     }
 
     @Test("refused handshakes: at most 60 journaled a minute, the rest counted into the next record")
@@ -218,29 +212,10 @@ struct OfficeProcessTests {
     func process() throws {
         let fixture = try OfficeFixture()
         fixture.server.stop()
-        let config = fixture.path + "/office.toml"
-        try """
-        [office]
-        listen_host = "127.0.0.1"
-        listen_port = 0
-        store = "\(fixture.path)/process-store"
-        certificate = "\(fixture.path)/office.pem"
-        key = "\(fixture.path)/office.key"
-        ca = "\(fixture.path)/ca.pem"
-        authority = "\(fixture.path)/authority.pub"
-
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let office = Process()
-        office.executableURL = URL(fileURLWithPath: Self.officePath)
-        office.arguments = ["--config", config]
-        let errors = Pipe()
-        office.standardError = errors
-        try office.run()
+        let config = try fixture.writeConfig(listenHost: "127.0.0.1", port: 0, store: fixture.path + "/process-store")
+        let (office, text) = try OfficeFixture.launch([Self.officePath, "--config", config])
         defer { if office.isRunning { office.terminate(); office.waitUntilExit() } }
         // The port, from its first line ("… listening on 127.0.0.1:PORT, store …").
-        var line = [UInt8]()
-        while let byte = try errors.fileHandleForReading.read(upToCount: 1)?.first, byte != 0x0A { line.append(byte) }
-        let text = String(decoding: line, as: UTF8.self)
         let port = try #require(text.range(of: "127.0.0.1:").flatMap { Int(text[$0.upperBound...].prefix { $0.isNumber }) }, "\(text)")
         let client = try OfficeClient(OfficeLink(url: "https://127.0.0.1:\(port)", certificatePath: fixture.path + "/technician.pem",
                                                  keyPath: fixture.path + "/technician.key", caPath: fixture.path + "/ca.pem"))
@@ -314,28 +289,10 @@ struct LinkTests {
         // The camera's uplink: 512 kbit/s.
         try Self.sh("tc", ["qdisc", "add", "dev", outside, "root", "tbf", "rate", "512kbit", "burst", "16kbit", "latency", "400ms"])
 
-        let config = fixture.path + "/office.toml"
-        try """
-        [office]
-        listen_host = "10.77.0.2"
-        listen_port = 8443
-        store = "\(fixture.path)/link-store"
-        certificate = "\(fixture.path)/office.pem"
-        key = "\(fixture.path)/office.key"
-        ca = "\(fixture.path)/ca.pem"
-        authority = "\(fixture.path)/authority.pub"
-
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        let office = Process()
-        office.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        office.arguments = ["netns", "exec", namespace, OfficeProcessTests.officePath, "--config", config]
-        let errors = Pipe()
-        office.standardError = errors
-        try office.run()
+        let config = try fixture.writeConfig(listenHost: "10.77.0.2", port: 8443, store: fixture.path + "/link-store")
+        let (office, line) = try OfficeFixture.launch(["/usr/sbin/ip", "netns", "exec", namespace, OfficeProcessTests.officePath, "--config", config])
         defer { if office.isRunning { office.terminate(); office.waitUntilExit() } }
-        var line = [UInt8]()
-        while let byte = try errors.fileHandleForReading.read(upToCount: 1)?.first, byte != 0x0A { line.append(byte) }
-        #expect(String(decoding: line, as: UTF8.self).contains("listening on 10.77.0.2:8443"))
+        #expect(line.contains("listening on 10.77.0.2:8443"))
 
         // A store large enough to take seconds at 512 kbit/s.
         let store = try LinkTests.largeStore(fixture)
@@ -371,9 +328,7 @@ struct LinkTests {
         let whole = plan.filter { StoreUploader.replaceable.contains($0.name) }.reduce(0) { $0 + $1.length }
         #expect(second.bytes == total - arrivedBeforeCut + whole, "only what was missing was sent")
         print("LINK goodput \(Self.formatRate(Double(second.bytes) * 8 / seconds)) over a 512 kbit/s tbf link (\(second.bytes) bytes in \(seconds) s)")
-        for (name, _) in plan {
-            #expect(try readWholeFile(store + "/" + name) == readWholeFile(copy + "/" + name), "\(name)")
-        }
+        #expect(try fixture.differingFiles(store: store, copy: copy) == [])
         #expect(try StoreVerifier.verify(store: copy, authority: fixture.keys.authority.publicKey).isClean)
     }
 

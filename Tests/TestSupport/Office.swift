@@ -79,6 +79,46 @@ public final class OfficeFixture {
                                     keyPath: name.isEmpty ? "" : path + "/\(name).key", caPath: path + "/ca.pem"))
     }
 
+    /// Writes an office.toml for a `bodycam-office` process with this fixture's TLS files; returns its path.
+    public func writeConfig(listenHost: String, port: Int, store: String) throws -> String {
+        let config = path + "/office.toml"
+        try """
+        [office]
+        listen_host = "\(listenHost)"
+        listen_port = \(port)
+        store = "\(store)"
+        certificate = "\(path)/office.pem"
+        key = "\(path)/office.key"
+        ca = "\(path)/ca.pem"
+        authority = "\(path)/authority.pub"
+
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
+    /// Starts a `bodycam-office` process (`command`: the program and its arguments) and returns
+    /// it with the first line of its standard error ("… listening on HOST:PORT, store …").
+    public static func launch(_ command: [String]) throws -> (Process, String) {
+        let office = Process()
+        office.executableURL = URL(fileURLWithPath: command[0])
+        office.arguments = Array(command.dropFirst())
+        let errors = Pipe()
+        office.standardError = errors
+        try office.run()
+        var line = [UInt8]()
+        while let byte = try errors.fileHandleForReading.read(upToCount: 1)?.first, byte != 0x0A { line.append(byte) }
+        return (office, String(decoding: line, as: UTF8.self))
+    }
+
+    /// The files of `store`'s upload plan whose copy in `copy` (default: BC-EV-1's folder at
+    /// this office) is missing or differs.
+    public func differingFiles(store: String, copy: String? = nil) throws -> [String] {
+        let folder = copy ?? path + "/office/devices/BC-EV-1"
+        return try StoreUploader.plan(store: store).map(\.name).filter {
+            (try? readWholeFile(folder + "/" + $0)) != (try readWholeFile(store + "/" + $0))
+        }
+    }
+
     /// Stops the server (work in flight finishes) and reads its access journal.
     public func stopAndReadJournal() throws -> AuditJournal.Parsed {
         server.stop()
