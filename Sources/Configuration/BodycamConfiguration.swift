@@ -106,6 +106,13 @@ public struct BodycamConfiguration: Equatable, Sendable {
         public var bandwidthKbps = 0
         /// Each upload request carries at most this many KiB of a file.
         public var pieceKiB = 1024
+        /// The authority's Ed25519 public key: the offload acknowledgements the office sends back
+        /// must be signed by it or by an office key it certified; and its revocation list (empty: none).
+        public var authority = "/etc/bodycam/authority.pub"
+        public var revocations = ""
+        /// Days a segment the office acknowledged stays on the device after it ends (0: deleted
+        /// once acknowledged). Below the storage reserve, acknowledged segments go at once.
+        public var retentionDays = 0
         public var enabled: Bool { !office.isEmpty }
     }
     public var uplink = UplinkConfiguration()
@@ -245,12 +252,16 @@ public struct BodycamConfiguration: Equatable, Sendable {
         }
         uplink.office = try reader.string("uplink.office", default: uplink.office, where: BodycamConfiguration.isOfficeURL,
                                           "https://HOST[:PORT], with nothing after")
-        for (key, path) in [("uplink.certificate", \UplinkConfiguration.certificate), ("uplink.key", \.key), ("uplink.ca", \.ca)] {
+        for (key, path) in [("uplink.certificate", \UplinkConfiguration.certificate), ("uplink.key", \.key), ("uplink.ca", \.ca),
+                            ("uplink.authority", \.authority)] {
             uplink[keyPath: path] = try reader.string(key, default: uplink[keyPath: path], where: { $0.hasPrefix("/") }, "an absolute path")
         }
         uplink.heartbeatSeconds = try reader.integer("uplink.heartbeat_seconds", default: uplink.heartbeatSeconds, in: 5...3600)
         uplink.bandwidthKbps = try reader.integer("uplink.bandwidth_kbps", default: uplink.bandwidthKbps, in: 0...10_000_000)
         uplink.pieceKiB = try reader.integer("uplink.piece_kib", default: uplink.pieceKiB, in: 16...4096)
+        uplink.revocations = try reader.string("uplink.revocations", default: uplink.revocations, where: { $0.isEmpty || $0.hasPrefix("/") },
+                                               "an absolute path or empty")
+        uplink.retentionDays = try reader.integer("uplink.retention_days", default: uplink.retentionDays, in: 0...3650)
         technicianGroup = try reader.string("control.technician_group", default: technicianGroup, where: { !$0.isEmpty }, "a group name")
         boardProfile = try reader.string("board_profile", default: boardProfile)
         _ = try reader.string("board", default: "")

@@ -148,6 +148,7 @@ extension Daemon {
         if runState.cameraBelowConfiguration { alarms.append("camera below configuration") }
         if runState.storageBacklog { alarms.append("storage too slow") }
         if let uplink, uplink.state.withLock({ !$0.connected && !$0.lastError.isEmpty }) { alarms.append("uplink down") }
+        if let uplink, case .failure = uplink.trust { alarms.append("acknowledgements unchecked") }
         let sealed = vault.sealedSummary
         var report = StatusReport(state: engine.state.rawValue, officerID: engine.officerID, dutyID: engine.dutyID,
                                   segmentsSealed: sealed.count, nextSequence: vault.nextSequence, lastSealUTC: sealed.lastEndUTC,

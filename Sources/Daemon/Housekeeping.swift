@@ -64,6 +64,8 @@ extension Daemon {
             }
             audit("storage_alarm", ["level": .string(change.level.rawValue), "free_bytes": .integer(change.free)])
             engine.handle(.storage(critical: change.level == .critical, low: change.level != .ok))
+            // Below the reserve, what the office holds goes first.
+            if change.level != .ok { releaseAcknowledged() }
         } catch {
             Log.error("storage check: \(error)")
         }
@@ -146,6 +148,7 @@ extension Daemon {
             }
             if now >= nextCheckpoint {
                 audit("checkpoint", ["next_sequence": .integer(Int64(vault.nextSequence)), "state": .string(engine.state.rawValue)])
+                releaseAcknowledged()
                 nextCheckpoint += Housekeeping.checkpointInterval
             }
             if let recordAt, !recordPressed, now >= recordAt {

@@ -2,6 +2,7 @@ import CShims
 import Configuration
 import Evidence
 import Glibc
+import LibCrypto
 import Platform
 import Synchronization
 import Uplink
@@ -28,7 +29,20 @@ final class UplinkLoop: Sendable {
         var lastExchangeUTC = ""
         var lastError = ""
         var bytesSent: Int64 = 0
+        /// Offload acknowledgements received this run, and segments released under them.
+        var acknowledgements = 0
+        var released = 0
     }
+
+    /// What acknowledgements are checked against: the authority's key and its revocation list.
+    struct Trust: Sendable {
+        let authority: Ed25519PublicKey
+        let revocations: RevocationList?
+    }
+    /// Loaded at start; a failure (named) means no acknowledgement is asked for or applied,
+    /// and uploads go on.
+    let trust: Result<Trust, UplinkTrustError>
+    struct UplinkTrustError: Error, Sendable { let reason: String }
 
     static let maximumBackoffSeconds = 300.0
     /// The stop's last pass, in all.
@@ -37,6 +51,14 @@ final class UplinkLoop: Sendable {
     init(settings: BodycamConfiguration.UplinkConfiguration) throws {
         self.settings = settings
         wake = try WakeEvent()
+        do {
+            let authority = try KeyFile.readVerifyingKey(settings.authority)
+            let revocations = try settings.revocations.isEmpty ? nil
+                : RevocationList.read(try readWholeFile(settings.revocations, limit: 16 << 20), authority: authority, what: settings.revocations)
+            trust = .success(Trust(authority: authority, revocations: revocations))
+        } catch {
+            trust = .failure(UplinkTrustError(reason: "\(error)"))
+        }
     }
 
     func start(_ body: @escaping @Sendable () -> Void) {
@@ -87,6 +109,11 @@ extension Daemon {
         var nextHeartbeat = Clock.monotonicNanoseconds()
         var journaledState: Bool? = nil
         var refusedFiles: Set<String> = []
+        var refusedAcknowledgements: Set<String> = []
+        if case .failure(let problem) = uplink.trust {
+            Log.error("uplink: cannot read the authority's key or revocations (\(problem.reason)): no offload acknowledgement is asked for; every segment stays")
+            audit("uplink_trust_unreadable", ["reason": .string(bounded(problem.reason, limit: 300))])
+        }
         let interval = Double(uplink.settings.heartbeatSeconds)
         while true {
             let stopping = uplink.isStopping
@@ -117,6 +144,7 @@ extension Daemon {
                     _ = try client.exchange("POST", "/v1/devices/\(configuration.deviceID)/heartbeat", body: body, contentType: "application/json")
                     nextHeartbeat = Clock.monotonicNanoseconds() + Int64(interval * 1e9)
                 }
+                try exchangeAcknowledgements(uploader!, uplink, refused: &refusedAcknowledgements)
                 failures = 0
                 uplink.state.withLock {
                     $0.connected = true
@@ -158,6 +186,54 @@ extension Daemon {
             } else {
                 _ = uplink.wait(seconds: Double(max(0, nextHeartbeat - Clock.monotonicNanoseconds())) / 1e9)
             }
+        }
+    }
+
+    /// Asks the office for acknowledgements of the segments still here, keeps each new one in
+    /// the store (the vault checks it; a refused one is journaled there and not fetched again
+    /// this run), then releases what the retention setting lets go.
+    func exchangeAcknowledgements(_ uploader: StoreUploader, _ uplink: UplinkLoop, refused: inout Set<String>) throws {
+        guard case .success(let trust) = uplink.trust, let from = try vault.firstUnacknowledged() else { return }
+        let kept = Set(try directoryEntries(configuration.storagePath).filter { $0.hasPrefix("offload-") })
+        let fetched = try uploader.acknowledgements(from: from, skip: kept.union(refused))
+        for (name, bytes) in fetched {
+            do {
+                let (ack, _) = try vault.receiveOffload(bytes, authority: trust.authority, revocations: trust.revocations)
+                guard ack.fileName == name else {
+                    refused.insert(name)
+                    continue
+                }
+                uplink.state.withLock { $0.acknowledgements += 1 }
+                Log.notice("uplink: the office acknowledged segments \(ack.entries.first?.sequence ?? 0)…\(ack.entries.last?.sequence ?? 0) (\(name))")
+            } catch let error as EvidenceError {
+                refused.insert(name)
+                Log.error("uplink: refused the acknowledgement \(name): \(error)")
+            }
+        }
+        releaseAcknowledged()
+    }
+
+    /// Deletes the segments acknowledgements in the store name whose retention has passed
+    /// (`[uplink] retention_days` after their end), or all of them while free space is below the
+    /// reserve. A wall clock that is wrong keeps segments (a time before their end releases
+    /// nothing early). Called from the uplink and housekeeping threads.
+    func releaseAcknowledged() {
+        guard let uplink, case .success(let trust) = uplink.trust else { return }
+        let pressure = storage.level != .ok
+        let keep = Int64(uplink.settings.retentionDays) * 86_400_000_000_000
+        let now = Clock.wallNanoseconds()
+        do {
+            let released = try vault.releaseOffloaded(authority: trust.authority, revocations: trust.revocations) { manifest in
+                guard !pressure && keep > 0 else { return true }
+                guard let end = ClockParse.nanoseconds(iso8601: manifest.endUTC) else { return false }
+                return now >= end + keep
+            }
+            guard !released.isEmpty else { return }
+            uplink.state.withLock { $0.released += released.count }
+            Log.notice("offload: released \(released.count) acknowledged segment(s) (\(released.first!)…\(released.last!))"
+                       + (pressure ? " for storage" : ""))
+        } catch {
+            Log.error("offload: \(error)")
         }
     }
 }

@@ -1,6 +1,8 @@
+import Glibc
 import LibCrypto
 import Pipeline
 import Platform
+import Synchronization
 import Wire
 
 /// One run of `StoreVerifier.verify`, phase by phase in the order docs/FORMAT.md ("Verification")
@@ -11,6 +13,7 @@ struct StoreVerification {
     let store: String
     let authority: Ed25519PublicKey?
     let journalHead: JournalHead?
+    let cache: SegmentFactsCache?
     let names: [String]
     private(set) var problems: [VerificationProblem] = []
 
@@ -45,10 +48,11 @@ struct StoreVerification {
     /// Each segment's start and end, corrected where the journal corrects them (wall ns).
     var effective: [Int64: (start: Int64, end: Int64)] = [:]
 
-    init(store: String, authority: Ed25519PublicKey?, journalHead: JournalHead?) throws {
+    init(store: String, authority: Ed25519PublicKey?, journalHead: JournalHead?, cache: SegmentFactsCache? = nil) throws {
         self.store = store
         self.authority = authority
         self.journalHead = journalHead
+        self.cache = cache
         names = try directoryEntries(store)
     }
 
@@ -188,8 +192,8 @@ struct StoreVerification {
     }
 
     /// Segments the office acknowledged and the device then deleted: a journaled tombstone
-    /// naming the manifest, and the acknowledgement kept in the store, for this device, signed
-    /// by the authority.
+    /// naming the manifest, and the acknowledgement kept in the store, for this device, that the
+    /// authority stands behind (its own signature, or an office key it certified).
     mutating func proveOffloads() {
         var acks: [String: OffloadAcknowledgement] = [:]
         for name in names where name.hasSuffix(".ack") {
@@ -197,8 +201,8 @@ struct StoreVerification {
                 problem("offload_ack_invalid", "\(name) is not a readable offload acknowledgement")
                 continue
             }
-            if let authority, !ack.document.isSigned(by: authority) {
-                problem("offload_ack_invalid", "\(name) is not signed by the authority")
+            if let authority, let reason = ack.refusal(authority: authority) {
+                problem("offload_ack_invalid", "\(name): \(reason)")
                 continue
             }
             acks[Hex.encode(ack.document.sha256)] = ack
@@ -244,20 +248,20 @@ struct StoreVerification {
             }
             return false
         }
-        let bytes: [UInt8]
+        let facts: SegmentFacts
         do {
-            bytes = try readWholeFile(store + "/" + name, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
+            facts = try segmentFacts(name)
         } catch {
             problem("segment_unreadable", "segment \(manifest.sequence): \(error)", [manifest.sequence], [manifest])
             return false
         }
         var good = true
-        if Hex.encode(try SHA256.hash(bytes)) != manifest.ciphertextSHA256 || bytes.count != manifest.ciphertextBytes {
+        if facts.sha256 != manifest.ciphertextSHA256 || facts.byteCount != manifest.ciphertextBytes {
             problem("ciphertext_mismatch", "segment \(manifest.sequence) (\(name)) is not the file its manifest signed: altered, truncated, extended or swapped",
                     [manifest.sequence], [manifest])
             good = false
         }
-        guard let layout = try? SealedSegmentLayout(bytes, what: name) else {
+        guard let layout = facts.layout else {
             problem("segment_malformed", "\(name) is not a readable sealed segment", [manifest.sequence], [manifest])
             return false
         }
@@ -277,6 +281,25 @@ struct StoreVerification {
             good = false
         }
         return good
+    }
+
+    /// What the checks need of a segment file: read and hashed, or taken from `cache` when the
+    /// file is the one the cache saw.
+    private func segmentFacts(_ name: String) throws -> SegmentFacts {
+        let path = store + "/" + name
+        var status = stat()
+        let identity = lstat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG ? SegmentFactsCache.Identity(status) : nil
+        if let identity, let known = cache?.facts(path: path, identity: identity) { return known }
+        let bytes = try readWholeFile(path, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
+        let layout = try? SealedSegmentLayout(bytes, what: name)
+        let facts = SegmentFacts(sha256: Hex.encode(try SHA256.hash(bytes)), byteCount: Int64(bytes.count),
+                                 layout: layout.map { .init(sequence: $0.sequence, deviceID: $0.deviceID, isSealed: $0.isSealed, trailingData: $0.trailingData) })
+        // Kept only when the file did not change while it was read.
+        var after = stat()
+        if let identity, lstat(path, &after) == 0, SegmentFactsCache.Identity(after) == identity, identity.size == facts.byteCount {
+            cache?.keep(path: path, identity: identity, facts: facts)
+        }
+        return facts
     }
 
     /// The chain: each manifest names the hash of the one before; no sequence is skipped. A gap
@@ -462,5 +485,52 @@ struct StoreVerification {
         report.recordingInProgress = inProgress
         report.uncleanStops = uncleanStops
         return report
+    }
+}
+
+/// What verification needs of a segment file: its hash, its length and its layout's summary.
+struct SegmentFacts: Sendable {
+    struct Layout: Sendable {
+        var sequence: Int64?
+        var deviceID: String?
+        var isSealed: Bool
+        var trailingData: Int
+    }
+    var sha256: String
+    var byteCount: Int64
+    /// nil: not a readable sealed segment.
+    var layout: Layout?
+}
+
+/// Remembers what verification learned of each segment file, so that verifying a store again
+/// (the office, as uploads arrive) reads and hashes only the files that changed. A file counts
+/// as the same while its device, inode, size and modification and change times are (as git's
+/// index judges a file unchanged). Safe from any thread.
+public final class SegmentFactsCache: Sendable {
+    struct Identity: Equatable, Sendable {
+        var device: UInt64, inode: UInt64, size: Int64
+        var modified: Int64, changed: Int64
+        init(_ status: stat) {
+            device = UInt64(status.st_dev)
+            inode = UInt64(status.st_ino)
+            size = Int64(status.st_size)
+            modified = Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec)
+            changed = Int64(status.st_ctim.tv_sec) * 1_000_000_000 + Int64(status.st_ctim.tv_nsec)
+        }
+    }
+    private let entries = Mutex<[String: (identity: Identity, facts: SegmentFacts)]>([:])
+    /// Files hashed since the cache was made (what a test or a figure counts).
+    public var filesRead: Int { reads.withLock { $0 } }
+    private let reads = Mutex(0)
+
+    public init() {}
+
+    func facts(path: String, identity: Identity) -> SegmentFacts? {
+        entries.withLock { entries in entries[path].flatMap { $0.identity == identity ? $0.facts : nil } }
+    }
+
+    func keep(path: String, identity: Identity, facts: SegmentFacts) {
+        entries.withLock { $0[path] = (identity, facts) }
+        reads.withLock { $0 += 1 }
     }
 }

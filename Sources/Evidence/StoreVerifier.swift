@@ -173,8 +173,11 @@ public struct JournalHead: Equatable, Sendable {
 /// device, every ciphertext hash, the journal's own chain, and that every segment the journal
 /// says was sealed is there; with `journalHead`, that the journal still holds what was seen of it.
 public enum StoreVerifier {
-    public static func verify(store: String, authority: Ed25519PublicKey?, journalHead: JournalHead? = nil) throws -> VerificationReport {
-        var run = try StoreVerification(store: store, authority: authority, journalHead: journalHead)
+    /// `cache`: what an earlier verification learned of the segment files (the office keeps one
+    /// per device, so verifying as uploads arrive hashes each file once).
+    public static func verify(store: String, authority: Ed25519PublicKey?, journalHead: JournalHead? = nil,
+                              cache: SegmentFactsCache? = nil) throws -> VerificationReport {
+        var run = try StoreVerification(store: store, authority: authority, journalHead: journalHead, cache: cache)
         guard run.readKeys() else { return run.report() }
         run.readJournal()
         run.checkCertifiedKey()

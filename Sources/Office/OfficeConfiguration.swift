@@ -21,6 +21,11 @@ public struct OfficeConfiguration: Sendable, Equatable {
     public var authorityPath = "/etc/bodycam-office/authority.pub"
     /// The authority's signed revocation list; empty: none (nothing is revoked).
     public var revocationsPath = ""
+    /// The office's Ed25519 key for offload acknowledgements (`bodycamctl authority certify-key`)
+    /// and the authority's certificate for it; both empty: the office acknowledges nothing and
+    /// devices keep every segment (docs/OFFICE.md, "Acknowledgements").
+    public var offloadKeyPath = ""
+    public var offloadCertificatePath = ""
     /// The Ed25519 key that signs the access journal (made at first start when absent; its
     /// public half is written beside the journal as `access.pub`).
     public var journalKeyPath = "/var/lib/bodycam-office/access.key"
@@ -50,6 +55,14 @@ public struct OfficeConfiguration: Sendable, Equatable {
         authorityPath = try reader.string("office.authority", default: authorityPath, where: absolute, "an absolute path")
         revocationsPath = try reader.string("office.revocations", default: revocationsPath, where: { $0.isEmpty || $0.hasPrefix("/") },
                                             "an absolute path or empty")
+        let optional = { (path: String) in path.isEmpty || path.hasPrefix("/") }
+        offloadKeyPath = try reader.string("office.offload_key", default: offloadKeyPath, where: optional, "an absolute path or empty")
+        offloadCertificatePath = try reader.string("office.offload_certificate", default: offloadCertificatePath, where: optional,
+                                                   "an absolute path or empty")
+        if offloadKeyPath.isEmpty != offloadCertificatePath.isEmpty {
+            throw reader.error(offloadKeyPath.isEmpty ? "office.offload_certificate" : "office.offload_key",
+                               "offload_key and offload_certificate go together: set both or neither")
+        }
         journalKeyPath = try reader.string("office.journal_key", default: storePath + "/access.key", where: absolute, "an absolute path")
         maximumBodyBytes = try reader.integer("office.maximum_body_kb", default: maximumBodyBytes >> 10, in: 64...65536) << 10
         maximumConnections = try reader.integer("office.maximum_connections", default: maximumConnections, in: 1...100_000)

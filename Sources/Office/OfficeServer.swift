@@ -69,8 +69,24 @@ public final class OfficeServer: Sendable {
         }
         if access(publicPath, F_OK) != 0 { try KeyFile.write(journalKey.publicKey, to: publicPath) }
         let journal = try AuditJournal(path: configuration.storePath + "/access.log", key: journalKey)
+        var acknowledger: OfficeService.Acknowledger? = nil
+        if !configuration.offloadKeyPath.isEmpty {
+            let key = try load(configuration.offloadKeyPath, "offload acknowledgement key") { try KeyFile.readSigningKey(configuration.offloadKeyPath) }
+            let certificate = try load(configuration.offloadCertificatePath, "offload key certificate") {
+                try KeyCertificate.read(configuration.offloadCertificatePath)
+            }
+            // A key its devices would refuse is named now, not at each acknowledgement.
+            let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
+            if let reason = certificate.refusal(authority: authority, purpose: KeyCertificate.offloadAcknowledgement, at: now, revocations: revocations) {
+                throw PKIError.malformed(what: configuration.offloadCertificatePath, reason: reason)
+            }
+            guard certificate.key == key.publicKey else {
+                throw PKIError.malformed(what: configuration.offloadCertificatePath, reason: "it certifies another key than \(configuration.offloadKeyPath)")
+            }
+            acknowledger = OfficeService.Acknowledger(key: key, certificate: certificate)
+        }
         service = OfficeService(store: store, journal: journal, authority: authority, revocations: revocations,
-                                maximumBodyBytes: configuration.maximumBodyBytes)
+                                maximumBodyBytes: configuration.maximumBodyBytes, acknowledger: acknowledger)
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount)
         pool = NIOThreadPool(numberOfThreads: configuration.ioThreads)
         pool.start()

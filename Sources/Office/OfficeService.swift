@@ -85,13 +85,32 @@ public final class OfficeService: Sendable {
     /// At most this many `tls_refused` records a minute: a client that connects in a loop
     /// cannot fill the journal; the rest are counted (`unjournaled_before` of the next record).
     public static let refusedHandshakesPerMinute = 60
+    /// Segments one acknowledgement names at most (about 110 bytes each).
+    public static let acknowledgedAtOnce = 256
 
-    public init(store: OfficeStore, journal: AuditJournal, authority: Ed25519PublicKey, revocations: RevocationList?, maximumBodyBytes: Int) {
+    /// The office key that signs offload acknowledgements, with the authority's certificate
+    /// for it; nil: this office acknowledges nothing (devices keep every segment).
+    public struct Acknowledger: Sendable {
+        public let key: Ed25519PrivateKey
+        public let certificate: KeyCertificate
+        public init(key: Ed25519PrivateKey, certificate: KeyCertificate) {
+            self.key = key
+            self.certificate = certificate
+        }
+    }
+    private let acknowledger: Acknowledger?
+    /// Per device: what verification learned of its segment files, and the last report with
+    /// the store's generation it was made at (a store that has not changed is not verified again).
+    private let verified = Mutex<[String: (cache: SegmentFactsCache, generation: Int, report: VerificationReport?)]>([:])
+
+    public init(store: OfficeStore, journal: AuditJournal, authority: Ed25519PublicKey, revocations: RevocationList?, maximumBodyBytes: Int,
+                acknowledger: Acknowledger? = nil) {
         self.store = store
         self.journal = journal
         self.authority = authority
         self.revocations = revocations
         self.maximumBodyBytes = maximumBodyBytes
+        self.acknowledger = acknowledger
     }
 
     /// What a verified client certificate makes of the caller: a device or an officer not on
@@ -185,8 +204,12 @@ public final class OfficeService: Sendable {
         }
     }
 
-    /// Whether a request target is a verification (run on its own thread, one at a time).
-    public static func isVerification(_ target: String) -> Bool { split(target).path.hasSuffix("/verification") }
+    /// Whether a request verifies a store (a verification, or acknowledgements, which verify
+    /// first): run on its own thread, one at a time.
+    public static func isVerification(_ target: String) -> Bool {
+        let path = split(target).path
+        return path.hasSuffix("/verification") || path.hasSuffix("/acknowledgements")
+    }
 
     // MARK: routes
 
@@ -243,8 +266,9 @@ public final class OfficeService: Sendable {
                                                  "size": .integer(size)]))
             }
         case ("GET", "files", let name?):
-            try require(caller, roles: [.evidence])
-            guard OfficeStore.isUploadName(name) else { throw OfficeRefusal(404, "no such file") }
+            // A device reads back only the acknowledgements the office issued it.
+            try require(caller, device: OfficeStore.isAcknowledgementName(name) ? device : nil, orRoles: [.evidence])
+            guard OfficeStore.isUploadName(name) || OfficeStore.isAcknowledgementName(name) else { throw OfficeRefusal(404, "no such file") }
             let offset = query["offset"].flatMap { Int64($0) } ?? 0
             let length = query["length"].flatMap { Int($0) } ?? maximumBodyBytes
             guard offset >= 0, (0...maximumBodyBytes).contains(length) else { throw OfficeRefusal(400, "offset and length: at most \(maximumBodyBytes) bytes a request") }
@@ -260,6 +284,20 @@ public final class OfficeService: Sendable {
             }
             try store.keepStatus(device: device, status: .object(status), receivedUTC: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()))
             return OfficeReply(200, .object(["device_id": .string(device), "received": .boolean(true)]))
+        case ("POST", "acknowledgements", nil):
+            try require(caller, device: device, orRoles: [])
+            guard case .object(let asked)? = try? JSONParser.parse(request.body), let from = asked["from_sequence"]?.integer, from >= 1 else {
+                throw OfficeRefusal(400, "a request for acknowledgements is {\"from_sequence\": N}, N ≥ 1")
+            }
+            let issued = try acknowledge(device: device, from: from)
+            if let issued {
+                journalFields["ack_id"] = .string(issued.ackID)
+                journalFields["ack_sha256"] = .string(Hex.encode(issued.document.sha256))
+                journalFields["acknowledged"] = .array(issued.entries.map { .integer($0.sequence) })
+            }
+            let names = try store.files(of: device).keys.filter(OfficeStore.isAcknowledgementName).sorted()
+            return OfficeReply(200, .object(["device_id": .string(device), "acknowledgements": .array(names.map(JSONValue.string)),
+                                             "issued": issued.map { .string($0.fileName) } ?? .null]))
         case ("GET", "status", nil):
             try require(caller, roles: [.technician, .evidence])
             guard let status = store.status(of: device) else { throw OfficeRefusal(404, "no heartbeat from \(device) yet") }
@@ -305,9 +343,49 @@ public final class OfficeService: Sendable {
         })])
     }
 
-    /// The office's copy verified as `bodycamctl verify` would (docs/FORMAT.md, "Verification").
+    /// The office's copy of `device`'s store verified as `bodycamctl verify` would
+    /// (docs/FORMAT.md, "Verification"): again only when its files changed, and hashing only
+    /// the segment files that did.
+    public func report(of device: String) throws -> VerificationReport {
+        let generation = store.generation(of: device)
+        let (cache, last) = verified.withLock { verified -> (SegmentFactsCache, VerificationReport?) in
+            let entry = verified[device] ?? (SegmentFactsCache(), -1, nil)
+            verified[device] = entry
+            return (entry.cache, entry.generation == generation ? entry.report : nil)
+        }
+        if let last { return last }
+        let report = try StoreVerifier.verify(store: store.deviceFolder(device), authority: authority, cache: cache)
+        verified.withLock { $0[device] = (cache, generation, report) }
+        return report
+    }
+
+    /// Issues an offload acknowledgement (docs/OFFICE.md, "Acknowledgements") for `device`'s
+    /// segments from sequence `from` on that the office's copy verifies and that no
+    /// acknowledgement it issued before names, and keeps it in the device's folder; nil when
+    /// there are none or the office has no acknowledgement key.
+    func acknowledge(device: String, from: Int64) throws -> OffloadAcknowledgement? {
+        guard let acknowledger else { return nil }
+        guard !(try store.files(of: device)).isEmpty else { return nil }
+        let report = try report(of: device)
+        let folder = store.deviceFolder(device)
+        var named: Set<Int64> = []
+        for name in try store.files(of: device).keys where OfficeStore.isAcknowledgementName(name) {
+            if let ack = try? OffloadAcknowledgement.read(try readWholeFile(folder + "/" + name, limit: 1 << 20, followLinks: false), what: name) {
+                named.formUnion(ack.entries.map(\.sequence))
+            }
+        }
+        // At most `acknowledgedAtOnce` a time, lowest first: an acknowledgement stays far below
+        // the smallest body the office may be configured to send (64 KiB).
+        let wanted = Set(report.verifiedSequences.filter { $0 >= from && !named.contains($0) }.sorted().prefix(OfficeService.acknowledgedAtOnce))
+        guard !wanted.isEmpty, let deviceID = report.deviceID, deviceID == device else { return nil }
+        let manifests = try EvidenceVault.readManifests(folder).filter { wanted.contains($0.sequence) }
+        let ack = try OffloadAcknowledgement.issue(deviceID: device, manifests: manifests, key: acknowledger.key, certificate: acknowledger.certificate)
+        try store.keepAcknowledgement(device: device, name: ack.fileName, bytes: ack.document.bytes)
+        return ack
+    }
+
     private func verification(of device: String) throws -> JSONValue {
-        let report = try StoreVerifier.verify(store: store.deviceFolder(device), authority: authority)
+        let report = try report(of: device)
         return .object([
             "device_id": .string(device), "clean": .boolean(report.isClean), "segments": .integer(Int64(report.segments)),
             "verified": .integer(Int64(report.verifiedSequences.count)), "journal_records": .integer(Int64(report.journalRecords)),

@@ -25,7 +25,7 @@ public enum UploadConflict: Error, Equatable, CustomStringConvertible {
 public final class OfficeStore: Sendable {
     public let root: String
     private let locks = Mutex<[String: DeviceLock]>([:])
-    private final class DeviceLock: Sendable { let mutex = Mutex(()) }
+    private final class DeviceLock: Sendable { let mutex = Mutex(0) }
 
     public init(root: String) throws {
         self.root = root
@@ -47,6 +47,13 @@ public final class OfficeStore: Sendable {
         guard (1...128).contains(name.utf8.count), name.utf8.first != 0x2E,
               name.utf8.allSatisfy({ isAlphanumeric($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }) else { return false }
         return ["journal.log", "device.pub", "device.certificate"].contains(name) || name.hasSuffix(".bcseg") || name.hasSuffix(".manifest")
+    }
+
+    /// An offload acknowledgement the office issued (`offload-ACKID.ack`, 8 bytes of hex): the
+    /// office writes these into a device's folder, the device reads them; it never uploads one.
+    public static func isAcknowledgementName(_ name: String) -> Bool {
+        name.utf8.count == 28 && name.hasPrefix("offload-") && name.hasSuffix(".ack")
+            && Hex.decode(String(name.dropFirst(8).dropLast(4))) != nil && name == name.lowercased()
     }
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {
@@ -85,6 +92,8 @@ public final class OfficeStore: Sendable {
         }
     }
 
+    /// Runs `body` holding `device`'s lock; the device's `generation` moves on after it,
+    /// whatever it did.
     private func withDevice<T>(_ device: String, _ body: () throws -> T) rethrows -> T {
         let lock = locks.withLock { locks in
             if let lock = locks[device] { return lock }
@@ -92,7 +101,17 @@ public final class OfficeStore: Sendable {
             locks[device] = lock
             return lock
         }
-        return try lock.mutex.withLock { _ in try body() }
+        return try lock.mutex.withLock { generation in
+            defer { generation += 1 }
+            return try body()
+        }
+    }
+
+    /// A number that changes whenever this process writes anything of `device`'s (what lets a
+    /// verification be reused while it does not).
+    public func generation(of device: String) -> Int {
+        let lock = locks.withLock { $0[device] }
+        return lock?.mutex.withLock { $0 } ?? 0
     }
 
     /// The files the office holds for `device`, name → size in bytes (empty for a device never seen).
@@ -100,7 +119,7 @@ public final class OfficeStore: Sendable {
         let folder = deviceFolder(device)
         guard access(folder, F_OK) == 0 else { return [:] }
         var result: [String: Int64] = [:]
-        for name in try directoryEntries(folder) where OfficeStore.isUploadName(name) {
+        for name in try directoryEntries(folder) where OfficeStore.isUploadName(name) || OfficeStore.isAcknowledgementName(name) {
             var status = stat()
             if lstat(folder + "/" + name, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG { result[name] = Int64(status.st_size) }
         }
@@ -167,9 +186,19 @@ public final class OfficeStore: Sendable {
         }
     }
 
+    /// Keeps an acknowledgement the office issued in `device`'s folder (durably, as `name`).
+    public func keepAcknowledgement(device: String, name: String, bytes: [UInt8]) throws {
+        precondition(OfficeStore.isDeviceID(device) && OfficeStore.isAcknowledgementName(name))
+        try withDevice(device) {
+            let folder = deviceFolder(device)
+            try writeFileAtomically(folder + "/" + name, bytes, mode: 0o640, exclusive: true)
+            try syncDirectory(folder)
+        }
+    }
+
     /// Up to `length` bytes of `device`'s file `name` from `offset` (fewer at its end).
     public func read(device: String, name: String, offset: Int64, length: Int) throws -> [UInt8] {
-        precondition(OfficeStore.isDeviceID(device) && OfficeStore.isUploadName(name))
+        precondition(OfficeStore.isDeviceID(device) && (OfficeStore.isUploadName(name) || OfficeStore.isAcknowledgementName(name)))
         let path = deviceFolder(device) + "/" + name
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }

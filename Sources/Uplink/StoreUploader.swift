@@ -127,6 +127,8 @@ public final class StoreUploader {
             var offset = held[name] ?? 0
             guard offset < length else { continue }
             let fd = open(store + "/" + name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            // A segment released under an acknowledgement since the plan: the office has it.
+            if fd < 0 && errno == ENOENT && name.hasSuffix(".bcseg") { continue }
             if fd < 0 { throw SystemError.file(path: store + "/" + name, call: "open", errno: errno) }
             defer { close(fd) }
             pieces: while offset < length {
@@ -163,5 +165,23 @@ public final class StoreUploader {
             if offset > (held[name] ?? 0) { result.files.append(name) }
         }
         return result
+    }
+
+    /// Asks the office to acknowledge what it holds verified from sequence `from` on
+    /// (docs/OFFICE.md, "Acknowledgements"), then fetches every acknowledgement it lists that
+    /// `skip` does not name (those the store keeps, those refused before): name and bytes, for
+    /// the vault to check. An office that acknowledges nothing answers with an empty list.
+    public func acknowledgements(from: Int64, skip: Set<String>) throws -> [(name: String, bytes: [UInt8])] {
+        let body = JSONValue.object(["from_sequence": .integer(from)]).canonical
+        let reply = try client.exchange("POST", "/v1/devices/\(deviceID)/acknowledgements", body: body, contentType: "application/json").json
+        var fetched: [(String, [UInt8])] = []
+        for name in reply?["acknowledgements"]?.array?.compactMap(\.string) ?? [] where !skip.contains(name) {
+            // Only names of the one form: nothing the office says can name a file elsewhere.
+            guard name.utf8.count == 28, name.hasPrefix("offload-"), name.hasSuffix(".ack"),
+                  Hex.decode(String(name.dropFirst(8).dropLast(4))) != nil else { continue }
+            let response = try client.exchange("GET", "/v1/devices/\(deviceID)/files/\(name)")
+            fetched.append((name, response.body))
+        }
+        return fetched
     }
 }

@@ -91,7 +91,7 @@ struct Keys: ParsableCommand {
 
 struct Authority: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The certifying authority (office side).",
-                                                    subcommands: [Init.self, Certify.self, Issue.self, Revoke.self])
+                                                    subcommands: [Init.self, Certify.self, CertifyKey.self, Issue.self, Revoke.self])
 
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -151,6 +151,41 @@ struct Authority: ParsableCommand {
                 try PEMFiles.write(key, to: out + "/" + name + ".key")
                 try PEMFiles.write([certificate, ca.certificate], to: out + "/" + name + ".pem")
                 print("\(kind) certificate for \(name) (serial \(try TLSIdentity(certificate).serial)), valid \(days) days: \(out)/\(name).key (secret), \(out)/\(name).pem")
+            }
+        }
+    }
+
+    struct CertifyKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "certify-key",
+            abstract: "Make an office server's signing key and certify it: OUT/HOLDER-offload.key (a new Ed25519 key, secret) and OUT/HOLDER-offload.certificate.",
+            discussion: "The office signs offload acknowledgements with it as segments arrive; the authority's own key stays offline (docs/PKI.md, docs/FORMAT.md \"Key certificate\").")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The authority's folder (authority.key).") var dir: String
+        @Option(help: "Folder to write the key and certificate into.") var out: String
+        @Argument(help: "Who holds the key: the office server's name.") var holder: String
+        @Option(help: "Days of validity from now.") var days = 825
+        func validate() throws {
+            guard (1...36500).contains(days) else { throw ValidationError("--days must be 1…36500") }
+            guard !holder.isEmpty, holder.utf8.count <= 64, !holder.contains("/"), holder != ".", holder != ".." else {
+                throw ValidationError("the holder must be a file name of at most 64 bytes")
+            }
+        }
+        func run() throws {
+            try orExit2 {
+                let authority = try KeyFile.readSigningKey(dir + "/authority.key")
+                let key = try Ed25519PrivateKey()
+                let now = Clock.wallNanoseconds()
+                let certificate = try KeyCertificate.issue(
+                    holder: holder, key: key.publicKey, purpose: KeyCertificate.offloadAcknowledgement, authority: authority,
+                    notBefore: Clock.iso8601(wallNanoseconds: now - 60_000_000_000),
+                    notAfter: Clock.iso8601(wallNanoseconds: now + Int64(days) * 86_400_000_000_000))
+                try ensureFolder(out)
+                let base = out + "/" + holder + "-offload"
+                try KeyFile.write(key, to: base + ".key")
+                try writeFileAtomically(base + ".certificate", certificate.document.bytes, mode: 0o644, exclusive: true)
+                print("offload acknowledgement key \(key.publicKey.keyID) of \(holder) (serial \(certificate.serial)), valid until \(certificate.notAfter): "
+                      + "\(base).key (secret), \(base).certificate")
             }
         }
     }

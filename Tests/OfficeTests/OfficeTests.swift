@@ -100,6 +100,65 @@ struct OfficeTests {
         #expect(journal.records.filter { $0.kind == "tls_refused" }.count == 2)
     }
 
+    @Test("the office acknowledges what its copy verifies with its certified key; the device fetches, checks and keeps it and releases those segments; nothing is acknowledged twice; no one else may ask or read")
+    func acknowledgements() throws {
+        let office = try OfficeFixture()
+        let store = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let vault = try makeVault(store, keys: office.keys)
+        let authority = office.keys.authority.publicKey
+        let uploader = StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1")
+        // Before the office holds anything, there is nothing to acknowledge.
+        #expect(try uploader.acknowledgements(from: 1, skip: []).isEmpty)
+        _ = try uploader.pass()
+        let from = try #require(try vault.firstUnacknowledged())
+        let fetched = try uploader.acknowledgements(from: from, skip: [])
+        #expect(fetched.count == 1)
+        let (ack, refused) = try vault.receiveOffload(try #require(fetched.first).bytes, authority: authority)
+        #expect(refused.isEmpty && ack.fileName == fetched.first?.name)
+        #expect(ack.entries.map(\.sequence) == [1, 2, 3, 4, 5] && ack.signerCertificate?.holder == "test office")
+        #expect(try vault.firstUnacknowledged() == nil)
+        // Asked again, the office issues nothing new; a device that lost the answer gets the same one.
+        #expect(try uploader.acknowledgements(from: 1, skip: [ack.fileName]).isEmpty)
+        #expect(try uploader.acknowledgements(from: 1, skip: []).map(\.bytes) == [ack.document.bytes])
+        #expect(try vault.releaseOffloaded(authority: authority, due: { _ in true }) == [1, 2, 3, 4, 5])
+        _ = try uploader.pass()
+        let report = try StoreVerifier.verify(store: store, authority: authority)
+        #expect(report.isClean && report.offloaded == [1, 2, 3, 4, 5], "\(report.problems)")
+        let copy = try office.client("evidence").exchange("GET", "/v1/devices/BC-EV-1/verification").json
+        #expect(copy?["clean"]?.boolean == true && copy?["verified"]?.integer == 5, "\(String(describing: copy))")
+
+        let other = try office.client("BC-EV-2")
+        let cases: [(OfficeClient, String, String, Int)] = [
+            (other, "POST", "/v1/devices/BC-EV-1/acknowledgements", 403),
+            (other, "GET", "/v1/devices/BC-EV-1/files/\(ack.fileName)", 403),
+            (try office.client("BC-EV-1"), "GET", "/v1/devices/BC-EV-1/files/journal.log", 403),  // a device reads back only acknowledgements
+            (try office.client("BC-EV-1"), "PUT", "/v1/devices/BC-EV-1/files/offload-0011223344556677.ack?offset=0", 400),  // nor writes one
+            (try office.client("BC-EV-1"), "POST", "/v1/devices/BC-EV-1/acknowledgements", 400),  // no from_sequence
+            (try office.client("evidence"), "GET", "/v1/devices/BC-EV-1/files/\(ack.fileName)", 200),
+        ]
+        for (client, method, target, status) in cases {
+            let response = try client.send(method, target, body: method == "GET" ? [] : Array("{}".utf8), contentType: "application/json")
+            #expect(response.status == status, "\(method) \(target): \(response.message)")
+        }
+        let journal = try office.stopAndReadJournal()
+        #expect(journal.problems.isEmpty)
+        let issued = journal.records.filter { $0.fields["ack_id"] != nil }
+        #expect(issued.count == 1 && issued.first?.fields["ack_id"]?.string == ack.ackID
+                && issued.first?.fields["acknowledged"] == .array((1...5).map { .integer($0) }))
+    }
+
+    @Test("an office without an acknowledgement key acknowledges nothing: every segment stays on the device")
+    func noAcknowledgementKey() throws {
+        let office = try OfficeFixture(acknowledging: false)
+        let store = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let uploader = StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1")
+        _ = try uploader.pass()
+        #expect(try uploader.acknowledgements(from: 1, skip: []).isEmpty)
+        #expect(try names(store, suffix: ".ack").isEmpty)
+    }
+
     @Test("targets that try to leave the device's folder, or name what a device never uploads, are refused before the disk is touched")
     func hostileTargets() throws {
         let office = try OfficeFixture()

@@ -18,7 +18,9 @@ public final class OfficeFixture {
 
     /// `revoked`: names of client certificates (as `client(_:)` names them) to put on the list.
     /// `extraHosts`: more names and addresses in the office's certificate (besides loopback).
-    public init(revoked: [String] = [], extraHosts: [String] = [], maximumBodyBytes: Int? = nil) throws {
+    /// `acknowledging`: the office has an offload acknowledgement key the authority certified
+    /// (`offload.key`, `offload.certificate` in the folder).
+    public init(revoked: [String] = [], extraHosts: [String] = [], maximumBodyBytes: Int? = nil, acknowledging: Bool = true) throws {
         keys = Pristine.shared.keys
         let folder = try TemporaryDirectory("bodycam-office")
         let ca = try TLSAuthority.create(name: "Test authority")
@@ -40,6 +42,16 @@ public final class OfficeFixture {
         settings.eventLoopThreads = 1
         settings.ioThreads = 2
         if let maximumBodyBytes { settings.maximumBodyBytes = maximumBodyBytes }
+        if acknowledging {
+            let key = try Ed25519PrivateKey()
+            let certificate = try KeyCertificate.issue(holder: "test office", key: key.publicKey, purpose: KeyCertificate.offloadAcknowledgement,
+                                                       authority: keys.authority, notBefore: "2026-01-01T00:00:00.000000Z",
+                                                       notAfter: "2099-01-01T00:00:00.000000Z")
+            try KeyFile.write(key, to: folder.path + "/offload.key")
+            try writeFileAtomically(folder.path + "/offload.certificate", certificate.document.bytes)
+            settings.offloadKeyPath = folder.path + "/offload.key"
+            settings.offloadCertificatePath = folder.path + "/offload.certificate"
+        }
         if !revoked.isEmpty {
             let serials = try revoked.map { TLSIdentity.serial(of: try PEMFiles.certificates(at: folder.path + "/\($0).pem")[0]) }
             let list = try RevocationList.issue(serials.map { .init(serial: $0, revokedUTC: "2026-11-30T00:00:00.000000Z", reason: "lost") },
@@ -91,6 +103,8 @@ public final class OfficeFixture {
         key = "\(path)/office.key"
         ca = "\(path)/ca.pem"
         authority = "\(path)/authority.pub"
+        \(FileManager.default.fileExists(atPath: path + "/offload.key")
+            ? "offload_key = \"\(path)/offload.key\"\noffload_certificate = \"\(path)/offload.certificate\"" : "")
 
         """.write(toFile: config, atomically: true, encoding: .utf8)
         return config
