@@ -9,13 +9,15 @@ import Wire
 /// over mutual TLS on loopback.
 @Suite("Uplink: the daemon sends its store to the office as it records")
 struct UplinkTests {
-    static func uplinkSettings(_ office: OfficeFixture, url: String? = nil) -> String {
+    static func uplinkSettings(_ office: OfficeFixture, url: String? = nil, retentionDays: Int = 0) -> String {
         """
         [uplink]
         office = "\(url ?? office.url)"
         certificate = "\(office.path)/BC-PROC-1.pem"
         key = "\(office.path)/BC-PROC-1.key"
         ca = "\(office.path)/ca.pem"
+        authority = "\(office.path)/authority.pub"
+        retention_days = \(retentionDays)
         heartbeat_seconds = 5
         piece_kib = 64
 
@@ -42,6 +44,17 @@ struct UplinkTests {
         for name in try names(store, suffix: ".bcseg") + names(store, suffix: ".manifest") + ["device.pub"] {
             #expect(try readWholeFile(store + "/" + name) == readWholeFile(copy + "/" + name), "\(name)")
         }
+        // retention_days = 0: what the office acknowledged has left the camera, and only that;
+        // the office holds every segment.
+        let offloaded = DaemonTests.journal(store).filter { $0.kind == "segment_offloaded" }.compactMap { $0.fields["sequence"]?.integer }
+        #expect(offloaded.count >= 2)
+        let manifests = try names(store, suffix: ".manifest").map { try Manifest.read(try readWholeFile(store + "/" + $0), what: $0) }
+        for manifest in manifests {
+            #expect(FileManager.default.fileExists(atPath: store + "/" + manifest.segmentFile) != offloaded.contains(manifest.sequence))
+            #expect(FileManager.default.fileExists(atPath: copy + "/" + manifest.segmentFile), "\(manifest.segmentFile)")
+        }
+        let local = try StoreVerifier.verify(store: store, authority: nil)
+        #expect(local.isClean && Set(local.offloaded) == Set(offloaded), "\(local.problems)")
         // The office's journal is the device's up to the last pass (the stop's records come after).
         let journal = try readWholeFile(store + "/journal.log")
         let sent = try readWholeFile(copy + "/journal.log")
@@ -54,6 +67,39 @@ struct UplinkTests {
         #expect(report.segments == (try names(store, suffix: ".manifest")).count)
         let status = try JSONParser.parse(try readWholeFile(office.path + "/office/status/BC-PROC-1.json"))
         #expect((status["status"]?["journal_records"]?.integer ?? 0) > 0)
+    }
+
+    @Test("with retention_days = 30 the camera keeps and journals the office's acknowledgements and deletes nothing; below the storage reserve it releases what they name at once",
+          arguments: [false, true])
+    func retention(belowReserve: Bool) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let office = try OfficeFixture()
+        // A reserve of ten terabytes: no test machine has that free.
+        let storage = belowReserve ? ["reserve_mb = 10000000", "floor_mb = 1"] : []
+        let config = DaemonTests.config(directory.path, storage: storage) + Self.uplinkSettings(office, retentionDays: 30)
+        let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
+        let store = directory.path + "/store"
+        #expect(DaemonTests.eventually(within: 60) { DaemonTests.journal(store).filter { $0.kind == "offload_received" }.count >= 2 })
+        process.terminate()
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(log)")
+        let records = DaemonTests.journal(store)
+        #expect(!records.contains { $0.kind == "offload_refused" })
+        #expect(try names(store, suffix: ".ack").count == records.filter { $0.kind == "offload_received" }.count)
+        let acknowledged = try names(store, suffix: ".ack").flatMap {
+            try OffloadAcknowledgement.read(try readWholeFile(store + "/" + $0), what: $0).entries.map(\.sequence)
+        }
+        let offloaded = records.filter { $0.kind == "segment_offloaded" }.compactMap { $0.fields["sequence"]?.integer }
+        if belowReserve {
+            #expect(Set(offloaded) == Set(acknowledged) && !offloaded.isEmpty)
+            #expect(records.contains { $0.kind == "storage_alarm" && $0.fields["level"] == .string("low") })
+        } else {
+            #expect(offloaded.isEmpty)
+            #expect(try names(store, suffix: ".bcseg").count == names(store, suffix: ".manifest").count)
+        }
     }
 
     @Test("an office that cannot be reached changes nothing in the recording: one uplink_lost record, an alarm, every segment sealed")
