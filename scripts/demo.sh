@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make demo: provisions test keys, runs bodycamd on the built-in test-pattern camera with the
 # simulated buttons, goes through a duty (start, record, marks, a refused stop, an authorised
-# stop, end), then verifies the store and exports it to playable MP4 files. An evidence office
-# (bodycam-office) runs on loopback: the camera uploads to it over mutual TLS as it records, and
-# the office's copy is verified too.
+# stop, end). An evidence office (bodycam-office) runs on loopback: the camera uploads to it over
+# mutual TLS as it records, the office acknowledges what its copy verifies, and the camera deletes
+# what was acknowledged (retention_days = 0). The demo ends by verifying both stores and exporting
+# the office's copy to playable MP4 files.
 #   DEMO_DIR      where to keep everything (default: a new temporary folder)
 #   DEMO_SECONDS  how long to record (default 20)
 set -euo pipefail
@@ -34,6 +35,11 @@ if [ ! -f "$KEYS/tls/$DEVICE.pem" ]; then
   run "$BIN/bodycamctl" authority issue office 127.0.0.1 --dir "$KEYS" --out "$KEYS/tls"
   run "$BIN/bodycamctl" authority issue device "$DEVICE" --dir "$KEYS" --out "$KEYS/tls"
   run "$BIN/bodycamctl" authority issue officer eva-evidence --role evidence --dir "$KEYS" --out "$KEYS/tls"
+  echo
+fi
+if [ ! -f "$KEYS/office-server/office-1-offload.key" ]; then
+  echo "== the authority certifies the office server's key for offload acknowledgements"
+  run "$BIN/bodycamctl" authority certify-key office-1 --dir "$KEYS" --out "$KEYS/office-server"
   echo
 fi
 mkdir -p "$DEMO_DIR/tokens"
@@ -83,6 +89,8 @@ certificate = "$KEYS/tls/127.0.0.1.pem"
 key = "$KEYS/tls/127.0.0.1.key"
 ca = "$KEYS/ca.pem"
 authority = "$KEYS/authority.pub"
+offload_key = "$KEYS/office-server/office-1-offload.key"
+offload_certificate = "$KEYS/office-server/office-1-offload.certificate"
 CONF
 echo "== bodycam-office starts on loopback (mutual TLS; only the authority's CA)"
 "$BIN/bodycam-office" --config "$DEMO_DIR/office.toml" 2> "$DEMO_DIR/office.log" &
@@ -104,6 +112,9 @@ office = "https://127.0.0.1:$PORT"
 certificate = "$KEYS/tls/$DEVICE.pem"
 key = "$KEYS/tls/$DEVICE.key"
 ca = "$KEYS/ca.pem"
+authority = "$KEYS/authority.pub"
+# Acknowledged segments leave the camera at once (the office holds them, verified).
+retention_days = 0
 heartbeat_seconds = 5
 CONF
 
@@ -149,24 +160,35 @@ echo
 echo "== the audit journal, record by record:"
 grep -o '"kind":"[a-z_]*"' "$STORE/journal.log" | cut -d'"' -f4 | paste -sd' ' | fold -s -w 100 | sed 's/^/   /'
 echo
-echo "== verify (no key needed: signatures, certificate, chain, hashes, journal)"
-run "$BIN/bodycamctl" verify --authority "$KEYS/authority.pub" "$STORE"
+COPY="$OFFICE_STORE/devices/$DEVICE"
+echo "== acknowledgements: the office signed them (its key certified by the authority); the camera kept each and deleted what it names"
+ACKS=$(grep -c '"kind":"offload_received"' "$STORE/journal.log" || true)
+OFFLOADED=$(grep -c '"kind":"segment_offloaded"' "$STORE/journal.log" || true)
+SEGMENTS=$(ls "$STORE"/*.manifest | wc -l)
+echo "   segments recorded: $SEGMENTS; acknowledgements received: $ACKS; segments offloaded (deleted on the camera): $OFFLOADED;" \
+     "still on the camera: $(ls "$STORE"/*.bcseg 2>/dev/null | wc -l)"
+[ "$ACKS" -ge 1 ] && [ "$OFFLOADED" -ge 1 ] || { echo "no acknowledgement was applied"; exit 1; }
 echo
-echo "== export with the office's identity: decrypt, check, decode"
-rm -rf "$DEMO_DIR/export"
-run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --out "$DEMO_DIR/export" "$STORE"
-echo "== marks in the manifests:"
-grep -ho '"marks":\[[^]]*\]' "$STORE"/*.manifest | grep -v '\[\]' | sed 's/^/   /' || true
+echo "== verify the camera's store (no key needed: signatures, certificate, chain, hashes, journal; each deletion proven by its acknowledgement)"
+run "$BIN/bodycamctl" verify --authority "$KEYS/authority.pub" "$STORE"
 echo
 echo "== the office's copy, uploaded over mutual TLS while the camera recorded, verified the same way"
 echo "   (its journal ends at the camera's last upload pass, before the camera's shutdown record: verify says so)"
-run "$BIN/bodycamctl" verify --authority "$KEYS/authority.pub" "$OFFICE_STORE/devices/$DEVICE"
-echo "   segments on the camera: $(ls "$STORE"/*.manifest | wc -l), at the office: $(ls "$OFFICE_STORE/devices/$DEVICE"/*.manifest | wc -l)"
+run "$BIN/bodycamctl" verify --authority "$KEYS/authority.pub" "$COPY"
+echo "   segments at the office: $(ls "$COPY"/*.bcseg | wc -l) of $SEGMENTS"
 for manifest in "$STORE"/*.manifest; do
   name=$(basename "$manifest" .manifest)
-  cmp -s "$STORE/$name.bcseg" "$OFFICE_STORE/devices/$DEVICE/$name.bcseg" || { echo "the office's copy of $name differs"; exit 1; }
+  [ -f "$COPY/$name.bcseg" ] || { echo "the office has no $name.bcseg"; exit 1; }
+  [ ! -f "$STORE/$name.bcseg" ] || cmp -s "$STORE/$name.bcseg" "$COPY/$name.bcseg" || { echo "the office's copy of $name differs"; exit 1; }
 done
-echo "   every segment at the office is byte for byte the camera's"
+echo "   the office holds every segment; those still on the camera are byte for byte the same"
+echo
+echo "== export the office's copy with the office's identity: decrypt, check, decode"
+rm -rf "$DEMO_DIR/export"
+run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --out "$DEMO_DIR/export" "$COPY"
+echo "== marks in the manifests:"
+grep -ho '"marks":\[[^]]*\]' "$STORE"/*.manifest | grep -v '\[\]' | sed 's/^/   /' || true
+echo
 kill -TERM $OFFICE
 wait $OFFICE || true
 trap - EXIT

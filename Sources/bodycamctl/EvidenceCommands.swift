@@ -104,7 +104,9 @@ struct Export: ParsableCommand {
                 entry.sequence = manifest.sequence
                 entry.manifestBody = manifest.document.body
                 entry.manifestSHA256 = Hex.encode(manifest.sha256)
-                if report.offloaded.contains(manifest.sequence) {
+                // An offloaded segment whose file is here all the same (the office's copy of a
+                // store, which holds what the device deleted) is exported like any other.
+                if report.offloaded.contains(manifest.sequence) && access(store + "/" + manifest.segmentFile, F_OK) != 0 {
                     entry.offloaded = true
                     entry.reason = "offloaded earlier under an acknowledgement; the office holds it"
                     continue

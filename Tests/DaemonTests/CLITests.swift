@@ -62,6 +62,31 @@ struct CLITests {
         #expect(text.contains("EMPTY seg-000002"))
     }
 
+    @Test("export of a store with offloaded segments: one whose file is gone is reported offloaded; one whose file is there (the office's copy) is exported")
+    func exportOffloaded() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = directory.path + "/store", keys = Keys()
+        let vault = try makeVault(store, keys: keys)
+        _ = try recordEvidence(into: vault, frames: 60)
+        let manifests = try EvidenceVault.readManifests(store)
+        #expect(manifests.count == 2)
+        let kept = try readWholeFile(store + "/" + manifests[1].segmentFile)
+        let ack = try OffloadAcknowledgement.issue(deviceID: "BC-EV-1", manifests: manifests, key: keys.authority)
+        #expect(try vault.applyOffload(ack.document.bytes, authority: keys.authority.publicKey).deleted == [1, 2])
+        // As the office's copy holds it: the journal's tombstones, and the file.
+        try writeFileAtomically(store + "/" + manifests[1].segmentFile, kept)
+        try KeyFile.write(keys.office, to: directory.path + "/office.key")
+        try KeyFile.write(keys.authority.publicKey, to: directory.path + "/authority.pub")
+        let result = try run(["export", "--json", "--identity", directory.path + "/office.key", "--authority", directory.path + "/authority.pub",
+                              "--out", directory.path + "/export", store])
+        #expect(result.status == 0, "\(result.output)\(result.errors)")
+        let segments = try #require((try json(result.output) as? [String: Any])?["segments"] as? [[String: Any]])
+        #expect(segments.map { $0["offloaded"] as? Bool } == [true, nil] || segments.map { $0["offloaded"] as? Bool } == [true, false])
+        #expect(segments.map { $0["exported"] as? Bool } == [false, true])
+        #expect(segments.last?["frames_decoded"] as? Int == 30)
+    }
+
     @Test("export and office init never write through a link planted in their folder, and replace nothing unless asked")
     func plantedLinks() throws {
         let directory = try TemporaryDirectory()
@@ -151,6 +176,14 @@ struct CLITests {
         let list = try RevocationList.read(try readWholeFile(authority + "/revocations.list"), authority: try KeyFile.readVerifyingKey(authority + "/authority.pub"),
                                            what: "list")
         #expect(Set(list.entries.map(\.serial)) == [serials[0], serials[2]] && list.revokes(serial: serials[0]) && !list.revokes(serial: serials[1]))
+        // certify-key: an office key for offload acknowledgements, certified; never written over.
+        let certified = try run(["authority", "certify-key", "office-1", "--dir", authority, "--out", out])
+        #expect(certified.status == 0, "\(certified.errors)")
+        let keyCertificate = try KeyCertificate.read(out + "/office-1-offload.certificate")
+        let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
+        #expect(keyCertificate.refusal(authority: try KeyFile.readVerifyingKey(authority + "/authority.pub"), purpose: KeyCertificate.offloadAcknowledgement, at: now) == nil)
+        #expect(keyCertificate.key == (try KeyFile.readSigningKey(out + "/office-1-offload.key")).publicKey && keyCertificate.holder == "office-1")
+        #expect(try run(["authority", "certify-key", "office-1", "--dir", authority, "--out", out]).status == 2, "the key is there already")
     }
 
     @Test("help lists every subcommand and documents the exit codes")
