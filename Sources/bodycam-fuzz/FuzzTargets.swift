@@ -67,7 +67,7 @@ enum FuzzTarget: String, CaseIterable {
             }
         case .ack:
             guard let ack = try? OffloadAcknowledgement.read(bytes, what: "fuzz") else { return }
-            _ = ack.document.isSigned(by: FuzzTarget.deviceKey)
+            _ = ack.refusal(authority: FuzzTarget.deviceKey)
         case .config:
             guard let text = String(validating: bytes, as: UTF8.self),
                   let file = try? ConfigFile(file: "fuzz.toml", text: text) else { return }

@@ -47,11 +47,17 @@ enum Seeds {
         let manifestDocument = try SignedDocument.sign(type: Manifest.type, body: .object(manifestBody), with: device)
         seeds.append((.manifest, "issued", manifestDocument.bytes))
         let manifest = try Manifest(document: manifestDocument)
+        let now = Int64(1_780_000_000) * 1_000_000_000
         seeds.append((.ack, "issued", try OffloadAcknowledgement.issue(deviceID: "BC-0001", manifests: [manifest], key: device).document.bytes))
+        // One signed by an office key the authority (here the device key) certified, which carries the certificate.
+        let officeKey = try Ed25519PrivateKey(seed: SecretBytes(try SHA256.hash(Array("fuzz office key".utf8))))
+        let keyCertificate = try KeyCertificate.issue(holder: "office-1", key: officeKey.publicKey, purpose: KeyCertificate.offloadAcknowledgement,
+                                                      authority: device, notBefore: "2026-01-01T00:00:00.000000Z", notAfter: "2027-01-01T00:00:00.000000Z")
+        seeds.append((.ack, "office-key", try OffloadAcknowledgement.issue(deviceID: "BC-0001", manifests: [manifest], key: officeKey,
+                                                                           certificate: keyCertificate, now: now).document.bytes))
         seeds.append((.certificate, "issued", try DeviceCertificate.issue(deviceID: "BC-0001", deviceKey: device.publicKey, authority: device,
                                                                           notBefore: "2026-01-01T00:00:00.000000Z",
                                                                           notAfter: "2027-01-01T00:00:00.000000Z").document.bytes))
-        let now = Int64(1_780_000_000) * 1_000_000_000
         seeds.append((.token, "stop", try AuthorizationToken.issue(.stop, deviceID: "BC-0001", issuer: "sgt", key: device, minutes: 5, now: now).document.bytes))
         seeds.append((.token, "duty", try AuthorizationToken.issue(.duty, deviceID: "BC-0001", issuer: "sgt", key: device, minutes: 5,
                                                                    action: "start", officerID: "OFC-1", dutyID: "D-1", now: now).document.bytes))

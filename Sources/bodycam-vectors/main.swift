@@ -457,6 +457,37 @@ try storeVector("offload-ack-invalid", with(offloaded) { files in files.keys.fil
                 note: "the kept acknowledgement altered", problems: [("offload_ack_invalid", []), ("offload_unproven", [1]), ("segment_missing", [1])], verified: [2, 3])
 try storeVector("offloaded-file-still-there", with(offloaded) { $0[segmentName(1)] = base[segmentName(1)] },
                 note: "an offloaded segment's file put back: it is checked like any other, and is still listed as offloaded", problems: [], verified: [1, 2, 3])
+// Offload under an office key the authority certified (docs/FORMAT.md, "Key certificate"): the
+// acknowledgement carries the certificate. The office key and its times are fixed.
+let officeKey = try Ed25519PrivateKey(seed: seed("office acknowledgement key"))
+func officeCertificate(purpose: String = KeyCertificate.offloadAcknowledgement, notAfter: String = "2099-12-31T23:59:59.000000Z") throws -> KeyCertificate {
+    try KeyCertificate.issue(holder: "office-1", key: officeKey.publicKey, purpose: purpose, authority: authority,
+                             notBefore: "2026-01-01T00:00:00.000000Z", notAfter: notAfter)
+}
+/// Segment 1 deleted on the device under `certificate`'s acknowledgement, kept and journaled as a
+/// device does, whether or not the device should have accepted it (what a verifier must judge).
+func offloadedByOffice(_ certificate: KeyCertificate) throws -> [String: [UInt8]] {
+    try anotherRun(on: base) { vault in
+        let ack = try OffloadAcknowledgement.issue(deviceID: "BC-0001", manifests: [try manifest(base, 1)], key: officeKey, certificate: certificate,
+                                                   now: ClockParse.nanoseconds(iso8601: "2026-06-01T00:00:00.000000Z")!)
+        try writeFileAtomically(storeWork + "/" + ack.fileName, ack.document.bytes, mode: 0o640)
+        let manifest = try manifest(base, 1)
+        try vault.journal.append(kind: "segment_offloaded", fields: [
+            "sequence": .integer(1), "manifest_sha256": .string(Hex.encode(manifest.sha256)),
+            "ack_id": .string(ack.ackID), "ack_sha256": .string(Hex.encode(ack.document.sha256)),
+        ])
+        unlink(storeWork + "/" + manifest.segmentFile)
+    }
+}
+try storeVector("offloaded-office-key", try offloadedByOffice(try officeCertificate()),
+                note: "segment 1 deleted under an acknowledgement signed by an office key the authority certified for offload acknowledgements",
+                problems: [], verified: [2, 3])
+try storeVector("offload-office-key-other-purpose", try offloadedByOffice(try officeCertificate(purpose: "export-report")),
+                note: "the office key that signed the acknowledgement is certified for another purpose",
+                problems: [("offload_ack_invalid", []), ("offload_unproven", [1]), ("segment_missing", [1])], verified: [2, 3])
+try storeVector("offload-office-key-expired", try offloadedByOffice(try officeCertificate(notAfter: "2026-03-01T00:00:00.000000Z")),
+                note: "the office key's certificate ended before the acknowledgement was issued",
+                problems: [("offload_ack_invalid", []), ("offload_unproven", [1]), ("segment_missing", [1])], verified: [2, 3])
 rmdir(storeWork)
 
 // Tokens: what a device with `supervisor_key` trusted answers to `document` at `now`, having
