@@ -91,7 +91,7 @@ let package = Package(
         .target(name: "Uplink", dependencies: ["CCurlShims", "CCurl", "Evidence", "Pipeline", "Platform", "Wire"]),
         // The evidence office's server: mutual TLS (SwiftNIO, swift-nio-ssl), the devices' stores,
         // the access journal.
-        .target(name: "Office", dependencies: ["Evidence", "PKI", "Settings", "LibCrypto", "Platform", "Wire", nioCore, nioPosix, nioHTTP1, nioSSL, x509]),
+        .target(name: "Office", dependencies: ["Evidence", "Pipeline", "PKI", "Settings", "LibCrypto", "Platform", "Wire", nioCore, nioPosix, nioHTTP1, nioSSL, x509]),
 
         // MARK: configuration, protocol, daemon
         .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "V4L2Simulator", "Platform", "Settings"]),
@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"]),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
-            "LibAV", "LibCrypto", "V4L2", "PKI", "Platform", "Wire", argumentParser,
+            "LibAV", "LibCrypto", "V4L2", "PKI", "Uplink", "Platform", "Wire", argumentParser,
         ]),
         .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser]),
         // The measurements of `make bench` that loop over the project's own code.

@@ -6,5 +6,8 @@ CURLcode bc_curl_set_pointer(CURL *handle, CURLoption option, const void *value)
 CURLcode bc_curl_set_write_function(CURL *handle, size_t (*function)(char *, size_t, size_t, void *)) {
     return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, function);
 }
+CURLcode bc_curl_set_header_function(CURL *handle, size_t (*function)(char *, size_t, size_t, void *)) {
+    return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, function);
+}
 CURLcode bc_curl_get_long(CURL *handle, CURLINFO info, long *value) { return curl_easy_getinfo(handle, info, value); }
 CURLcode bc_curl_get_double(CURL *handle, CURLINFO info, double *value) { return curl_easy_getinfo(handle, info, value); }

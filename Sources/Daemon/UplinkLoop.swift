@@ -32,6 +32,8 @@ final class UplinkLoop: Sendable {
         /// Offload acknowledgements received this run, and segments released under them.
         var acknowledgements = 0
         var released = 0
+        /// Sending the segment being recorded to a viewer.
+        var live = false
     }
 
     /// What acknowledgements are checked against: the authority's key and its revocation list.
@@ -45,6 +47,10 @@ final class UplinkLoop: Sendable {
     struct UplinkTrustError: Error, Sendable { let reason: String }
 
     static let maximumBackoffSeconds = 300.0
+    /// Live view: how often the segment being recorded is looked at, and how long the office's
+    /// last "someone watches" holds.
+    static let livePollSeconds = 0.1
+    static let liveHoldNanoseconds: Int64 = 15_000_000_000
     /// The stop's last pass, in all.
     static let stopPassSeconds = 10
 
@@ -110,6 +116,11 @@ extension Daemon {
         var journaledState: Bool? = nil
         var refusedFiles: Set<String> = []
         var refusedAcknowledgements: Set<String> = []
+        // Live view: while the office says someone watches (until `liveUntil`), the segment being
+        // recorded is sent as it is written, checked every `livePollSeconds`.
+        var liveUntil: Int64 = 0
+        var cursor = StoreUploader.LiveCursor()
+        var passDue = true
         if case .failure(let problem) = uplink.trust {
             Log.error("uplink: cannot read the authority's key or revocations (\(problem.reason)): no offload acknowledgement is asked for; every segment stays")
             audit("uplink_trust_unreadable", ["reason": .string(bounded(problem.reason, limit: 300))])
@@ -127,6 +138,20 @@ extension Daemon {
                                              deviceID: configuration.deviceID, pieceBytes: uplink.settings.pieceKiB << 10)
                 }
                 let client = uploader!.client
+                if !stopping && Clock.monotonicNanoseconds() < liveUntil {
+                    let watched = try uploader!.livePass(&cursor)
+                    liveUntil = watched ? Clock.monotonicNanoseconds() + UplinkLoop.liveHoldNanoseconds : 0
+                    uplink.state.withLock { $0.live = watched }
+                }
+                guard passDue || stopping || Clock.monotonicNanoseconds() >= nextHeartbeat else {
+                    // Between passes: live view's next look, or (live view over) the heartbeat.
+                    let live = Clock.monotonicNanoseconds() < liveUntil
+                    if !live { uplink.state.withLock { $0.live = false } }
+                    let wait = live ? UplinkLoop.livePollSeconds : Double(max(0, nextHeartbeat - Clock.monotonicNanoseconds())) / 1e9
+                    if uplink.wait(seconds: wait) { passDue = true }
+                    continue
+                }
+                passDue = false
                 var deadline: Int64? = nil
                 if stopping {
                     try client.limitEachRequest(seconds: UplinkLoop.stopPassSeconds)
@@ -141,8 +166,13 @@ extension Daemon {
                 }
                 if stopping || Clock.monotonicNanoseconds() >= nextHeartbeat {
                     let body = try JSONCoding.encode(status()).canonical
-                    _ = try client.exchange("POST", "/v1/devices/\(configuration.deviceID)/heartbeat", body: body, contentType: "application/json")
+                    let reply = try client.exchange("POST", "/v1/devices/\(configuration.deviceID)/heartbeat", body: body, contentType: "application/json")
                     nextHeartbeat = Clock.monotonicNanoseconds() + Int64(interval * 1e9)
+                    if reply.json?["live"]?.boolean == true && Clock.monotonicNanoseconds() >= liveUntil {
+                        Log.notice("uplink: an officer watches: the recording goes live to the office")
+                        liveUntil = Clock.monotonicNanoseconds() + UplinkLoop.liveHoldNanoseconds
+                        cursor = StoreUploader.LiveCursor()
+                    }
                 }
                 try exchangeAcknowledgements(uploader!, uplink, refused: &refusedAcknowledgements)
                 failures = 0
@@ -157,6 +187,7 @@ extension Daemon {
                     journaledState = true
                 }
             } catch StoreUploader.Interrupted.cancelled {
+                passDue = true
                 continue
             } catch StoreUploader.Interrupted.deadline {
                 Log.notice("uplink: the last pass did not finish in \(UplinkLoop.stopPassSeconds) s; the rest goes after the next start")
@@ -164,6 +195,8 @@ extension Daemon {
             } catch {
                 uploader = nil
                 failures += 1
+                passDue = true
+                liveUntil = 0
                 let reason = bounded("\(error)", limit: 300)
                 uplink.state.withLock {
                     $0.connected = false
@@ -183,8 +216,10 @@ extension Daemon {
                     _ = uplink.wait(seconds: Double(deadline - Clock.monotonicNanoseconds()) / 1e9)
                 }
                 if uplink.isStopping { return }
+            } else if Clock.monotonicNanoseconds() < liveUntil {
+                if uplink.wait(seconds: UplinkLoop.livePollSeconds) { passDue = true }
             } else {
-                _ = uplink.wait(seconds: Double(max(0, nextHeartbeat - Clock.monotonicNanoseconds())) / 1e9)
+                if uplink.wait(seconds: Double(max(0, nextHeartbeat - Clock.monotonicNanoseconds())) / 1e9) { passDue = true }
             }
         }
     }

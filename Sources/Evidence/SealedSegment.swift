@@ -243,10 +243,11 @@ public struct SealedSegmentLayout {
         return cipher
     }
 
-    /// The plaintext of each chunk (chunk 0 is the MP4 header, then one fragment per chunk).
-    public func decryptChunks(_ bytes: [UInt8], identity: X25519PrivateKey, allowUnsealed: Bool, what: String) throws -> [[UInt8]] {
+    /// The plaintext of each chunk from `first` on (chunk 0 is the MP4 header, then one fragment
+    /// per chunk).
+    public func decryptChunks(_ bytes: [UInt8], identity: X25519PrivateKey, allowUnsealed: Bool, what: String, from first: Int = 0) throws -> [[UInt8]] {
         let cipher = try payloadCipher(identity: identity, allowUnsealed: allowUnsealed, what: what)
-        return try chunks.enumerated().map { index, chunk in
+        return try chunks.enumerated().dropFirst(first).map { index, chunk in
             try [UInt8](unsafeUninitializedCapacity: chunk.sealedLength - AES256GCM.tagSize) { buffer, count in
                 try open(chunk, index: index, in: bytes, cipher: cipher, into: UnsafeMutableRawBufferPointer(buffer), what: what)
                 count = chunk.sealedLength - AES256GCM.tagSize

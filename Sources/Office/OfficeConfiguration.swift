@@ -26,6 +26,9 @@ public struct OfficeConfiguration: Sendable, Equatable {
     /// devices keep every segment (docs/OFFICE.md, "Acknowledgements").
     public var offloadKeyPath = ""
     public var offloadCertificatePath = ""
+    /// The office's X25519 identity (`bodycamctl office init`), which every segment is sealed
+    /// to: live view decrypts the open segment's chunks with it as they arrive. Empty: no live view.
+    public var identityPath = ""
     /// The Ed25519 key that signs the access journal (made at first start when absent; its
     /// public half is written beside the journal as `access.pub`).
     public var journalKeyPath = "/var/lib/bodycam-office/access.key"
@@ -63,6 +66,7 @@ public struct OfficeConfiguration: Sendable, Equatable {
             throw reader.error(offloadKeyPath.isEmpty ? "office.offload_certificate" : "office.offload_key",
                                "offload_key and offload_certificate go together: set both or neither")
         }
+        identityPath = try reader.string("office.identity", default: identityPath, where: optional, "an absolute path or empty")
         journalKeyPath = try reader.string("office.journal_key", default: storePath + "/access.key", where: absolute, "an absolute path")
         maximumBodyBytes = try reader.integer("office.maximum_body_kb", default: maximumBodyBytes >> 10, in: 64...65536) << 10
         maximumConnections = try reader.integer("office.maximum_connections", default: maximumConnections, in: 1...100_000)

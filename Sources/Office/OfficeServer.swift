@@ -21,6 +21,7 @@ public final class OfficeServer: Sendable {
     private let pool: NIOThreadPool
     private let tls: NIOSSLContext
     private let verifyPool: NIOThreadPool
+    private let livePool: NIOThreadPool
     private let channel = Mutex<Channel?>(nil)
     private let stopped = Mutex(false)
     let limits: ConnectionLimits
@@ -85,8 +86,12 @@ public final class OfficeServer: Sendable {
             }
             acknowledger = OfficeService.Acknowledger(key: key, certificate: certificate)
         }
+        var live: LiveRelay? = nil
+        if !configuration.identityPath.isEmpty {
+            live = LiveRelay(identity: try load(configuration.identityPath, "identity (live view)") { try KeyFile.readIdentity(configuration.identityPath) })
+        }
         service = OfficeService(store: store, journal: journal, authority: authority, revocations: revocations,
-                                maximumBodyBytes: configuration.maximumBodyBytes, acknowledger: acknowledger)
+                                maximumBodyBytes: configuration.maximumBodyBytes, acknowledger: acknowledger, live: live)
         group = MultiThreadedEventLoopGroup(numberOfThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount)
         pool = NIOThreadPool(numberOfThreads: configuration.ioThreads)
         pool.start()
@@ -94,6 +99,10 @@ public final class OfficeServer: Sendable {
         // holds up uploads.
         verifyPool = NIOThreadPool(numberOfThreads: 1)
         verifyPool.start()
+        // Viewers' long polls wait up to 2 s each: threads of their own, so they never hold up
+        // uploads (beyond 16 at once, they queue).
+        livePool = NIOThreadPool(numberOfThreads: 16)
+        livePool.start()
         limits = ConnectionLimits(connections: configuration.maximumConnections, bufferedBytes: configuration.maximumBufferedBytes)
     }
 
@@ -102,7 +111,7 @@ public final class OfficeServer: Sendable {
     public func start() throws -> Int {
         let tls = self.tls
         let service = self.service
-        let pools = (io: pool, verify: verifyPool)
+        let pools = (io: pool, verify: verifyPool, live: livePool)
         let limit = configuration.maximumBodyBytes
         let limits = self.limits
         let bootstrap = ServerBootstrap(group: group)
@@ -153,6 +162,7 @@ public final class OfficeServer: Sendable {
         try? group.syncShutdownGracefully()
         try? pool.syncShutdownGracefully()
         try? verifyPool.syncShutdownGracefully()
+        try? livePool.syncShutdownGracefully()
         _ = try? service.journal.append(kind: AuditJournal.finalKind, fields: ["reason": .string(reason)])
     }
 }
@@ -165,7 +175,7 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let service: OfficeService
-    private let pools: (io: NIOThreadPool, verify: NIOThreadPool)
+    private let pools: (io: NIOThreadPool, verify: NIOThreadPool, live: NIOThreadPool)
     private let maximumBodyBytes: Int
     private let limits: ConnectionLimits
     private var head: HTTPRequestHead?
@@ -177,7 +187,7 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
     /// A request is being answered: the idle timer does not close the connection meanwhile.
     private var busy = false
 
-    init(service: OfficeService, pools: (io: NIOThreadPool, verify: NIOThreadPool), maximumBodyBytes: Int, limits: ConnectionLimits) {
+    init(service: OfficeService, pools: (io: NIOThreadPool, verify: NIOThreadPool, live: NIOThreadPool), maximumBodyBytes: Int, limits: ConnectionLimits) {
         self.service = service
         self.pools = pools
         self.maximumBodyBytes = maximumBodyBytes
@@ -247,7 +257,8 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
         let keepAlive = head.isKeepAlive && !refused
         let service = self.service
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let pool = OfficeService.isVerification(request.target) ? pools.verify : pools.io
+        let pool = OfficeService.isVerification(request.target) ? pools.verify
+            : OfficeService.isLivePoll(request.target) && head.method == .GET ? pools.live : pools.io
         busy = true
         limits.beginRequest()
         pool.runIfActive(eventLoop: context.eventLoop) { service.respond(to: request) }.whenComplete { result in
@@ -266,6 +277,7 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
         headers.add(name: "content-length", value: String(reply.body.count))
         headers.add(name: "connection", value: keepAlive ? "keep-alive" : "close")
         headers.add(name: "cache-control", value: "no-store")
+        for (name, value) in reply.headers { headers.add(name: name, value: value) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: reply.status), headers: headers))),
                       promise: nil)
         var buffer = context.channel.allocator.buffer(capacity: reply.body.count)

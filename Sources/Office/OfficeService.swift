@@ -59,6 +59,8 @@ public struct OfficeReply: Sendable {
     public var status: Int
     public var body: [UInt8]
     public var contentType = "application/json"
+    /// More headers (live view's `x-live-next`, `x-live-captured-utc`).
+    public var headers: [(name: String, value: String)] = []
     init(_ status: Int, _ json: JSONValue) {
         self.status = status
         body = json.canonical
@@ -99,18 +101,23 @@ public final class OfficeService: Sendable {
         }
     }
     private let acknowledger: Acknowledger?
+    /// Live view (nil: the office has no identity to decrypt with, and offers none).
+    public let live: LiveRelay?
+    /// How long a viewer's request waits for the next fragment before it is answered empty.
+    public static let livePollNanoseconds: Int64 = 2_000_000_000
     /// Per device: what verification learned of its segment files, and the last report with
     /// the store's generation it was made at (a store that has not changed is not verified again).
     private let verified = Mutex<[String: (cache: SegmentFactsCache, generation: Int, report: VerificationReport?)]>([:])
 
     public init(store: OfficeStore, journal: AuditJournal, authority: Ed25519PublicKey, revocations: RevocationList?, maximumBodyBytes: Int,
-                acknowledger: Acknowledger? = nil) {
+                acknowledger: Acknowledger? = nil, live: LiveRelay? = nil) {
         self.store = store
         self.journal = journal
         self.authority = authority
         self.revocations = revocations
         self.maximumBodyBytes = maximumBodyBytes
         self.acknowledger = acknowledger
+        self.live = live
     }
 
     /// What a verified client certificate makes of the caller: a device or an officer not on
@@ -204,6 +211,10 @@ public final class OfficeService: Sendable {
         }
     }
 
+    /// Whether a request is a viewer's wait for live view (run on threads of their own: each
+    /// may wait up to `livePollNanoseconds`).
+    public static func isLivePoll(_ target: String) -> Bool { split(target).path.hasSuffix("/live") }
+
     /// Whether a request verifies a store (a verification, or acknowledgements, which verify
     /// first): run on its own thread, one at a time.
     public static func isVerification(_ target: String) -> Bool {
@@ -228,7 +239,7 @@ public final class OfficeService: Sendable {
         guard OfficeStore.isDeviceID(device) else { throw OfficeRefusal(404, "no such device") }
         let rest = Array(parts[4...])
         let resource = rest.first ?? ""
-        let name = rest.count == 2 && resource == "files" ? rest[1] : nil
+        let name = rest.count == 2 && (resource == "files" || resource == "live") ? rest[1] : nil
         guard rest.count == 1 || name != nil else { throw OfficeRefusal(404, "no such resource") }
         switch (request.method, resource, name) {
         case ("GET", "files", nil):
@@ -283,7 +294,40 @@ public final class OfficeService: Sendable {
                 journalFields["journal_head_sha256"] = .string(head)
             }
             try store.keepStatus(device: device, status: .object(status), receivedUTC: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()))
-            return OfficeReply(200, .object(["device_id": .string(device), "received": .boolean(true)]))
+            return OfficeReply(200, .object(["device_id": .string(device), "received": .boolean(true),
+                                             "live": .boolean(live?.isWatched(device) ?? false)]))
+        case ("PUT", "live", let name?):
+            try require(caller, device: device, orRoles: [])
+            guard let live else { throw OfficeRefusal(404, "this office offers no live view (no identity to decrypt with)") }
+            guard OfficeStore.isUploadName(name), name.hasSuffix(".bcseg") else { throw OfficeRefusal(400, "\(name) is not a segment") }
+            guard let offset = query["offset"].flatMap({ Int64($0) }), offset >= 0 else { throw OfficeRefusal(400, "offset: a byte offset is needed") }
+            do {
+                let size = try live.receive(device: device, segment: name, offset: offset, bytes: request.body)
+                return OfficeReply(200, .object(["name": .string(name), "size": .integer(size), "live": .boolean(live.isWatched(device))]))
+            } catch let conflict as UploadConflict {
+                guard case .gap(let size) = conflict else { throw conflict }
+                journalFields["reason"] = .string(conflict.description)
+                return OfficeReply(409, .object(["error": .string(conflict.description), "conflict": .string("gap"), "name": .string(name),
+                                                 "size": .integer(size), "live": .boolean(live.isWatched(device))]))
+            } catch let error as EvidenceError {
+                throw OfficeRefusal(422, "\(error)")
+            }
+        case ("GET", "live", nil):
+            try require(caller, roles: [.live])
+            guard let live else { throw OfficeRefusal(404, "this office offers no live view (no identity to decrypt with)") }
+            let after = max(0, query["after"].flatMap { Int($0) } ?? 0)
+            let deadline = Clock.monotonicNanoseconds() + OfficeService.livePollNanoseconds
+            var answer = live.poll(device: device, after: after)
+            // Waits for the next fragment (a long poll), checking every 20 ms.
+            while answer.bytes.isEmpty && Clock.monotonicNanoseconds() < deadline {
+                usleep(20_000)
+                answer = live.poll(device: device, after: after)
+            }
+            journalFields["live_next"] = .integer(Int64(answer.next))
+            var reply = OfficeReply(status: 200, bytes: answer.bytes, contentType: "video/mp4")
+            reply.headers.append(("x-live-next", String(answer.next)))
+            if let captured = answer.captured { reply.headers.append(("x-live-captured-utc", Clock.iso8601(wallNanoseconds: captured))) }
+            return reply
         case ("POST", "acknowledgements", nil):
             try require(caller, device: device, orRoles: [])
             guard case .object(let asked)? = try? JSONParser.parse(request.body), let from = asked["from_sequence"]?.integer, from >= 1 else {

@@ -33,6 +33,8 @@ public struct OfficeResponse: Sendable {
     /// The HTTP status.
     public var status: Int
     public var body: [UInt8]
+    /// The answer's headers, names in lower case.
+    public var headers: [String: String] = [:]
     /// The body as JSON, when it is JSON.
     public var json: JSONValue? { try? JSONParser.parse(body) }
     /// The office's `error` member, or the status.
@@ -105,6 +107,7 @@ public final class OfficeClient {
     public func send(_ method: String, _ path: String, body: [UInt8] = [], contentType: String = "application/octet-stream") throws -> OfficeResponse {
         final class Sink {
             var bytes: [UInt8] = []
+            var headers: [String: String] = [:]
         }
         let sink = Sink()
         errorBuffer[0] = 0
@@ -119,8 +122,25 @@ public final class OfficeClient {
             if length > 0, let data { sink.bytes += UnsafeRawBufferPointer(start: data, count: length) }
             return length
         }
+        // Header lines, "name: value", one per call (the last response's, after any redirect or 100).
+        let header: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in
+            let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
+            let length = size * count
+            guard let data, length > 0 else { return length }
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+            if line.hasPrefix("HTTP/") { sink.headers = [:] }
+            if let colon = line.firstIndex(of: ":"), sink.headers.count < 64 {
+                var value = line[line.index(after: colon)...]
+                while value.first?.isWhitespace == true { value.removeFirst() }
+                while value.last?.isWhitespace == true { value.removeLast() }
+                sink.headers[line[..<colon].lowercased()] = String(value)
+            }
+            return length
+        }
         try check(bc_curl_set_write_function(handle, write), "setting up")
         try check(bc_curl_set_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()), "setting up")
+        try check(bc_curl_set_header_function(handle, header), "setting up")
+        try check(bc_curl_set_pointer(handle, CURLOPT_HEADERDATA, Unmanaged.passUnretained(sink).toOpaque()), "setting up")
         try check(bc_curl_set_pointer(handle, CURLOPT_HTTPHEADER, headers), "setting up")
         try check((link.url + path).withCString { bc_curl_set_pointer(handle, CURLOPT_URL, $0) }, "setting up")
         let code: CURLcode = try body.withUnsafeBytes { bytes in
@@ -139,7 +159,7 @@ public final class OfficeClient {
         try check(code, "\(method) \(path)")
         var status = 0
         try check(bc_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status), "reading the answer")
-        return OfficeResponse(status: status, body: sink.bytes)
+        return OfficeResponse(status: status, body: sink.bytes, headers: sink.headers)
     }
 
     /// `send`, and an error status thrown as `UplinkError.refused`.

@@ -167,6 +167,61 @@ public final class StoreUploader {
         return result
     }
 
+    /// Where live view is in the segment being recorded: its file name (as it will be once
+    /// sealed) and the bytes the office holds of it.
+    public struct LiveCursor: Equatable, Sendable {
+        public var segment = ""
+        public var sent: Int64 = 0
+        public init() {}
+    }
+
+    /// Live view (docs/OFFICE.md, "Live view"): sends what was written of the segment being
+    /// recorded (`NAME.bcseg.partial`) since the last call — its sealed chunks, which only the
+    /// office can open — and, when that segment was sealed meanwhile, the rest of it first.
+    /// Returns whether the office still has a viewer. Throws when the link fails.
+    public func livePass(_ cursor: inout LiveCursor) throws -> Bool {
+        let names = try directoryEntries(store)
+        let recording = names.filter { $0.hasSuffix(".bcseg.partial") && SegmentName.sequence(of: String($0.dropLast(8))) != nil }
+            .max { SegmentName.sequence(of: String($0.dropLast(8)))! < SegmentName.sequence(of: String($1.dropLast(8)))! }
+        var files: [(path: String, name: String)] = []
+        if !cursor.segment.isEmpty, recording.map({ String($0.dropLast(8)) }) != cursor.segment, names.contains(cursor.segment) {
+            files.append((store + "/" + cursor.segment, cursor.segment))
+        }
+        if let recording { files.append((store + "/" + recording, String(recording.dropLast(8)))) }
+        var watched = true
+        for (path, name) in files {
+            if name != cursor.segment { cursor = LiveCursor(); cursor.segment = name }
+            var status = stat()
+            guard lstat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { continue }
+            let length = Int64(status.st_size)
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            // Sealed and renamed, or offloaded, between the listing and now: the next call sees it.
+            if fd < 0 { continue }
+            defer { close(fd) }
+            while cursor.sent < length {
+                let count = Int(min(Int64(pieceBytes), length - cursor.sent))
+                let bytes = try readBytes(fd, count: count, at: cursor.sent, path: path, exact: true)
+                let response = try client.send("PUT", "/v1/devices/\(deviceID)/live/\(name)?offset=\(cursor.sent)", body: bytes)
+                watched = response.json?["live"]?.boolean ?? false
+                switch response.status {
+                case 200..<300:
+                    guard let size = response.json?["size"]?.integer, size > cursor.sent else {
+                        throw UplinkError.refused(status: response.status, message: "the office's answer for live \(name) names no new size")
+                    }
+                    cursor.sent = size
+                case 409:
+                    guard let size = response.json?["size"]?.integer, size >= 0, size != cursor.sent else {
+                        throw UplinkError.refused(status: 409, message: response.message)
+                    }
+                    cursor.sent = size
+                default:
+                    throw UplinkError.refused(status: response.status, message: response.message)
+                }
+            }
+        }
+        return watched
+    }
+
     /// Asks the office to acknowledge what it holds verified from sequence `from` on
     /// (docs/OFFICE.md, "Acknowledgements"), then fetches every acknowledgement it lists that
     /// `skip` does not name (those the store keeps, those refused before): name and bytes, for

@@ -20,7 +20,9 @@ public final class OfficeFixture {
     /// `extraHosts`: more names and addresses in the office's certificate (besides loopback).
     /// `acknowledging`: the office has an offload acknowledgement key the authority certified
     /// (`offload.key`, `offload.certificate` in the folder).
-    public init(revoked: [String] = [], extraHosts: [String] = [], maximumBodyBytes: Int? = nil, acknowledging: Bool = true) throws {
+    /// `identity`: the office's X25519 identity (the recipient the cameras seal to), for live view.
+    public init(revoked: [String] = [], extraHosts: [String] = [], maximumBodyBytes: Int? = nil, acknowledging: Bool = true,
+                identity: X25519PrivateKey? = nil) throws {
         keys = Pristine.shared.keys
         let folder = try TemporaryDirectory("bodycam-office")
         let ca = try TLSAuthority.create(name: "Test authority")
@@ -42,6 +44,10 @@ public final class OfficeFixture {
         settings.eventLoopThreads = 1
         settings.ioThreads = 2
         if let maximumBodyBytes { settings.maximumBodyBytes = maximumBodyBytes }
+        if let identity {
+            try KeyFile.write(identity, to: folder.path + "/identity.key")
+            settings.identityPath = folder.path + "/identity.key"
+        }
         if acknowledging {
             let key = try Ed25519PrivateKey()
             let certificate = try KeyCertificate.issue(holder: "test office", key: key.publicKey, purpose: KeyCertificate.offloadAcknowledgement,
