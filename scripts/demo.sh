@@ -91,6 +91,11 @@ ca = "$KEYS/ca.pem"
 authority = "$KEYS/authority.pub"
 offload_key = "$KEYS/office-server/office-1-offload.key"
 offload_certificate = "$KEYS/office-server/office-1-offload.certificate"
+# The demo's segments are acknowledged as soon as they verify (a deployment waits 5 minutes,
+# so that a camera gets a few acknowledgements a day, not one a segment).
+acknowledge_after_seconds = 0
+# Live view: the office's identity decrypts the segment being recorded for a viewer.
+identity = "$KEYS/office.key"
 CONF
 echo "== bodycam-office starts on loopback (mutual TLS; only the authority's CA)"
 "$BIN/bodycam-office" --config "$DEMO_DIR/office.toml" 2> "$DEMO_DIR/office.log" &

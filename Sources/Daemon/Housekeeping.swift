@@ -64,8 +64,7 @@ extension Daemon {
             }
             audit("storage_alarm", ["level": .string(change.level.rawValue), "free_bytes": .integer(change.free)])
             engine.handle(.storage(critical: change.level == .critical, low: change.level != .ok))
-            // Below the reserve, what the office holds goes first.
-            if change.level != .ok { releaseAcknowledged() }
+
         } catch {
             Log.error("storage check: \(error)")
         }
@@ -142,13 +141,14 @@ extension Daemon {
                 if let summary = drops.take(at: now) { reportDrops(summary) }
                 for summary in refusals.takeEnded(at: now) { effects.journalSummary(summary) }
                 checkStorage()
+                // What the office holds and the retention setting (or storage) lets go.
+                releaseAcknowledged()
                 checkClock()
                 checkBattery()
                 nextCheck += Housekeeping.interval
             }
             if now >= nextCheckpoint {
                 audit("checkpoint", ["next_sequence": .integer(Int64(vault.nextSequence)), "state": .string(engine.state.rawValue)])
-                releaseAcknowledged()
                 nextCheckpoint += Housekeeping.checkpointInterval
             }
             if let recordAt, !recordPressed, now >= recordAt {

@@ -50,6 +50,10 @@ final class UplinkLoop: Sendable {
     /// Live view: how often the segment being recorded is looked at, and how long the office's
     /// last "someone watches" holds.
     static let livePollSeconds = 0.1
+    /// Acknowledgements fetched in one pass at most, and refused ones remembered (beyond it, no
+    /// more are asked for until the next start).
+    static let acknowledgementsPerPass = 8
+    static let maximumRefusedAcknowledgements = 1024
     static let liveHoldNanoseconds: Int64 = 15_000_000_000
     /// The stop's last pass, in all.
     static let stopPassSeconds = 10
@@ -121,6 +125,7 @@ extension Daemon {
         var liveUntil: Int64 = 0
         var cursor = StoreUploader.LiveCursor()
         var passDue = true
+        var acknowledgementsFailing = false
         if case .failure(let problem) = uplink.trust {
             Log.error("uplink: cannot read the authority's key or revocations (\(problem.reason)): no offload acknowledgement is asked for; every segment stays")
             audit("uplink_trust_unreadable", ["reason": .string(bounded(problem.reason, limit: 300))])
@@ -174,7 +179,19 @@ extension Daemon {
                         cursor = StoreUploader.LiveCursor()
                     }
                 }
-                try exchangeAcknowledgements(uploader!, uplink, refused: &refusedAcknowledgements)
+                // Acknowledgements are their own exchange: an office that cannot give them (an
+                // older one, a slow verification) does not take the uplink down; at a stop they
+                // wait for the next start.
+                if !stopping {
+                    do {
+                        try exchangeAcknowledgements(uploader!, uplink, refused: &refusedAcknowledgements)
+                        if acknowledgementsFailing { Log.notice("uplink: acknowledgements work again") }
+                        acknowledgementsFailing = false
+                    } catch {
+                        if !acknowledgementsFailing { Log.warning("uplink: acknowledgements: \(bounded("\(error)", limit: 300)); asked again at the next pass") }
+                        acknowledgementsFailing = true
+                    }
+                }
                 failures = 0
                 uplink.state.withLock {
                     $0.connected = true
@@ -224,43 +241,44 @@ extension Daemon {
         }
     }
 
-    /// Asks the office for acknowledgements of the segments still here, keeps each new one in
-    /// the store (the vault checks it; a refused one is journaled there and not fetched again
-    /// this run), then releases what the retention setting lets go.
+    /// Asks the office for acknowledgements of the segments still here (urgently when free
+    /// space is below the reserve), and keeps each new one in the store (the vault checks it;
+    /// a refused one is journaled there and not fetched again this run). At most
+    /// `acknowledgementsPerPass` are fetched, each of at most 64 KiB: what an office says cannot
+    /// make the camera hold or journal more. Deletion is housekeeping's (`releaseAcknowledged`).
     func exchangeAcknowledgements(_ uploader: StoreUploader, _ uplink: UplinkLoop, refused: inout Set<String>) throws {
-        guard case .success(let trust) = uplink.trust, let from = try vault.firstUnacknowledged() else { return }
+        guard case .success(let trust) = uplink.trust, refused.count < UplinkLoop.maximumRefusedAcknowledgements,
+              let from = try vault.firstUnacknowledged(authority: trust.authority, revocations: trust.revocations) else { return }
         let kept = Set(try directoryEntries(configuration.storagePath).filter { $0.hasPrefix("offload-") })
-        let fetched = try uploader.acknowledgements(from: from, skip: kept.union(refused))
+        let fetched = try uploader.acknowledgements(from: from, skip: kept.union(refused), urgent: storage.level != .ok,
+                                                    limit: UplinkLoop.acknowledgementsPerPass)
         for (name, bytes) in fetched {
             do {
                 let (ack, _) = try vault.receiveOffload(bytes, authority: trust.authority, revocations: trust.revocations)
-                guard ack.fileName == name else {
-                    refused.insert(name)
-                    continue
-                }
+                if ack.fileName != name { refused.insert(name) }
                 uplink.state.withLock { $0.acknowledgements += 1 }
-                Log.notice("uplink: the office acknowledged segments \(ack.entries.first?.sequence ?? 0)…\(ack.entries.last?.sequence ?? 0) (\(name))")
+                Log.notice("uplink: the office acknowledged segments \(ack.entries.first?.sequence ?? 0)…\(ack.entries.last?.sequence ?? 0) (\(ack.fileName))")
             } catch let error as EvidenceError {
                 refused.insert(name)
-                Log.error("uplink: refused the acknowledgement \(name): \(error)")
+                Log.error("uplink: refused the acknowledgement \(name): \(bounded("\(error)", limit: 300))")
             }
         }
-        releaseAcknowledged()
     }
 
-    /// Deletes the segments acknowledgements in the store name whose retention has passed
-    /// (`[uplink] retention_days` after their end), or all of them while free space is below the
-    /// reserve. A wall clock that is wrong keeps segments (a time before their end releases
-    /// nothing early). Called from the uplink and housekeeping threads.
+    /// Deletes up to 16 segments that acknowledgements in the store name and whose retention
+    /// has passed (`[uplink] retention_days` after their end), or that wait while free space is
+    /// below the reserve. A wall clock behind a segment's end releases nothing early. Called by
+    /// housekeeping at each check (at normal I/O priority, a few deletions a time, so that the
+    /// watchdog's thread is never held long).
     func releaseAcknowledged() {
         guard let uplink, case .success(let trust) = uplink.trust else { return }
         let pressure = storage.level != .ok
         let keep = Int64(uplink.settings.retentionDays) * 86_400_000_000_000
         let now = Clock.wallNanoseconds()
         do {
-            let released = try vault.releaseOffloaded(authority: trust.authority, revocations: trust.revocations) { manifest in
+            let released = try vault.releaseOffloaded(authority: trust.authority, revocations: trust.revocations, limit: 16) { _, endUTC in
                 guard !pressure && keep > 0 else { return true }
-                guard let end = ClockParse.nanoseconds(iso8601: manifest.endUTC) else { return false }
+                guard let end = ClockParse.nanoseconds(iso8601: endUTC) else { return false }
                 return now >= end + keep
             }
             guard !released.isEmpty else { return }

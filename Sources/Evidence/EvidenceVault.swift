@@ -51,8 +51,9 @@ public final class EvidenceVault: SegmentStore, Sendable {
         var lastSegment: Range<Int64>?
     }
     private let state = Mutex(State())
-    /// Held while acknowledgements are received or their segments released (Offload.swift).
-    let offloads = Mutex(())
+    /// Held while acknowledgements are received or their segments released (Offload.swift):
+    /// what they name, read from the store at first use.
+    let offloads = Mutex<OffloadIndex?>(nil)
 
     /// The sequence number the next segment gets.
     public var nextSequence: UInt64 { state.withLock { $0.nextSequence } }

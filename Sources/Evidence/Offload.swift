@@ -81,6 +81,21 @@ public struct OffloadAcknowledgement: Sendable {
     public var fileName: String { "offload-\(ackID).ack" }
 }
 
+/// What the acknowledgements kept in a store name, built from the store once and kept up to date
+/// by the vault (so releasing and asking cost no file reads): every acknowledged sequence, and
+/// the acknowledged segments whose files are still here.
+struct OffloadIndex: Sendable {
+    struct Pending: Sendable {
+        var segmentFile: String
+        var endUTC: String
+        var manifestSHA256: String
+        var ackID: String
+        var ackSHA256: String
+    }
+    var acknowledged: Set<Int64> = []
+    var pending: [Int64: Pending] = [:]
+}
+
 extension EvidenceVault {
     public struct OffloadResult: Equatable, Sendable {
         public var deleted: [Int64] = []
@@ -90,102 +105,157 @@ extension EvidenceVault {
 
     /// Checks an acknowledgement and keeps it in the store (durably, as `fileName`), journaled
     /// (`offload_received`), so that its segments can be released later under the retention
-    /// setting: `authority` must stand behind it (`OffloadAcknowledgement.refusal`) and it must
-    /// name this device. Entries that match no manifest are journaled (`offload_refused`) and
-    /// listed in `refused`; they are never acted on. A refused acknowledgement is journaled and
-    /// thrown (`EvidenceError`). Receiving one already kept is harmless.
-    public func receiveOffload(_ bytes: [UInt8], authority: Ed25519PublicKey, revocations: RevocationList? = nil) throws
-        -> (ack: OffloadAcknowledgement, refused: [String]) {
+    /// setting: `authority` must stand behind it (`OffloadAcknowledgement.refusal`), its signer
+    /// certificate (if any) must not have ended before `now` (wall ns), and it must name this
+    /// device. Entries that match no manifest are journaled (one `offload_refused` record for
+    /// them all) and listed in `refused`; they are never acted on. A refused acknowledgement is
+    /// journaled and thrown (`EvidenceError`), as is one under a name the store holds with other
+    /// bytes. Receiving one already kept is harmless.
+    public func receiveOffload(_ bytes: [UInt8], authority: Ed25519PublicKey, revocations: RevocationList? = nil,
+                               now: Int64 = Clock.wallNanoseconds()) throws -> (ack: OffloadAcknowledgement, refused: [String]) {
+        func refuse(_ ackID: String?, _ reason: String, _ error: Error) throws -> Never {
+            var fields: [String: JSONValue] = ["reason": .string(String(reason.prefix(300)))]
+            if let ackID { fields["ack_id"] = .string(ackID) }
+            try journal.append(kind: "offload_refused", fields: fields)
+            throw error
+        }
         let ack: OffloadAcknowledgement
         do {
             ack = try OffloadAcknowledgement.read(bytes, what: "offload acknowledgement")
         } catch {
-            try journal.append(kind: "offload_refused", fields: ["reason": .string("\(error)")])
-            throw error
+            try refuse(nil, "\(error)", error)
         }
         if let reason = ack.refusal(authority: authority, revocations: revocations) {
-            try journal.append(kind: "offload_refused", fields: ["ack_id": .string(ack.ackID), "reason": .string(reason)])
-            throw EvidenceError.badSignature(what: "offload acknowledgement \(ack.ackID): \(reason)")
+            try refuse(ack.ackID, reason, EvidenceError.badSignature(what: "offload acknowledgement \(ack.ackID): \(String(reason.prefix(300)))"))
+        }
+        // Judged at its issue for the record; a key whose certificate has ended signs nothing
+        // new, whatever time it writes into what it signs.
+        if let certificate = ack.signerCertificate, let end = ClockParse.nanoseconds(iso8601: certificate.notAfter), now > end {
+            let reason = "the key certificate of \(certificate.holder) ended at \(certificate.notAfter)"
+            try refuse(ack.ackID, reason, EvidenceError.badSignature(what: "offload acknowledgement \(ack.ackID): \(String(reason.prefix(300)))"))
         }
         guard ack.deviceID == configuration.deviceID else {
-            try journal.append(kind: "offload_refused", fields: ["ack_id": .string(ack.ackID), "reason": .string("for device \(ack.deviceID)")])
-            throw EvidenceError.malformed(what: "offload acknowledgement \(ack.ackID)", reason: "it is for device \(ack.deviceID), this is \(configuration.deviceID)")
+            try refuse(ack.ackID, "for device \(ack.deviceID.prefix(64))",
+                       EvidenceError.malformed(what: "offload acknowledgement \(ack.ackID)", reason: "it is for device \(ack.deviceID.prefix(64)), this is \(configuration.deviceID)"))
         }
-        return try offloads.withLock { _ in
+        return try offloads.withLock { index in
             let directory = configuration.directory
             let path = directory + "/" + ack.fileName
-            if let kept = try? readWholeFile(path, limit: 1 << 20, followLinks: false), kept == bytes { return (ack, []) }
-            let manifests = Dictionary(try EvidenceVault.readManifests(directory).map { ($0.sequence, $0) }, uniquingKeysWith: { first, _ in first })
-            var refused: [String] = []
-            for entry in ack.entries where manifests[entry.sequence]?.ciphertextSHA256 != entry.ciphertextSHA256 {
-                refused.append("segment \(entry.sequence): no manifest with that ciphertext hash")
-                try journal.append(kind: "offload_refused", fields: ["ack_id": .string(ack.ackID), "sequence": .integer(entry.sequence),
-                                                                     "reason": .string("no matching manifest")])
+            if access(path, F_OK) == 0 {
+                if (try? readWholeFile(path, limit: 1 << 20, followLinks: false)) == bytes { return (ack, []) }
+                // The kept one proves past deletions: it is never replaced.
+                try refuse(ack.ackID, "the store keeps another acknowledgement under this id",
+                           EvidenceError.malformed(what: "offload acknowledgement \(ack.ackID)", reason: "the store keeps another acknowledgement under this id"))
             }
-            try writeFileAtomically(path, bytes, mode: 0o640)
+            let manifests = Dictionary(try EvidenceVault.readManifests(directory).map { ($0.sequence, $0) }, uniquingKeysWith: { first, _ in first })
+            let unmatched = ack.entries.filter { manifests[$0.sequence]?.ciphertextSHA256 != $0.ciphertextSHA256 }.map(\.sequence)
+            if !unmatched.isEmpty {
+                try journal.append(kind: "offload_refused", fields: [
+                    "ack_id": .string(ack.ackID), "reason": .string("no manifest with that ciphertext hash"),
+                    "count": .integer(Int64(unmatched.count)), "sequences": .array(unmatched.prefix(16).map(JSONValue.integer)),
+                ])
+            }
+            try writeFileAtomically(path, bytes, mode: 0o640, exclusive: true)
             try syncDirectory(directory)
             try journal.append(kind: "offload_received", fields: [
                 "ack_id": .string(ack.ackID), "ack_sha256": .string(Hex.encode(ack.document.sha256)),
-                "segments": .integer(Int64(ack.entries.count - refused.count)),
-                "signer": .string(ack.signerCertificate.map { "key certificate \($0.serial) of \($0.holder)" } ?? "authority"),
+                "segments": .integer(Int64(ack.entries.count - unmatched.count)),
+                "signer": .string(ack.signerCertificate.map { "key certificate \($0.serial) of \($0.holder.prefix(64))" } ?? "authority"),
             ])
-            return (ack, refused)
+            if index != nil { add(ack, manifests: manifests, to: &index!) }
+            return (ack, unmatched.map { "segment \($0): no manifest with that ciphertext hash" })
         }
     }
 
-    /// Deletes the segment files that the acknowledgements kept in the store name, each when
-    /// `due` says its time has come (the retention setting; always true to delete at once): the
-    /// entry must match the segment's manifest, and `authority` must still stand behind the
-    /// acknowledgement. Each deletion is journaled (a tombstone, `segment_offloaded`) before the
-    /// file goes; manifests stay, so the chain still verifies. Safe from any thread (one release
-    /// at a time). Returns the sequences deleted, lowest first.
-    public func releaseOffloaded(authority: Ed25519PublicKey, revocations: RevocationList? = nil, due: (Manifest) -> Bool) throws -> [Int64] {
-        try offloads.withLock { _ in
-            let directory = configuration.directory
-            let names = try directoryEntries(directory).filter { $0.hasPrefix("offload-") && $0.hasSuffix(".ack") }
-            guard !names.isEmpty else { return [] }
+    /// Adds what `ack` names and `manifests` match to `index`.
+    private func add(_ ack: OffloadAcknowledgement, manifests: [Int64: Manifest], to index: inout OffloadIndex) {
+        for entry in ack.entries {
+            guard let manifest = manifests[entry.sequence], manifest.ciphertextSHA256 == entry.ciphertextSHA256 else { continue }
+            index.acknowledged.insert(entry.sequence)
+            if index.pending[entry.sequence] == nil, access(configuration.directory + "/" + manifest.segmentFile, F_OK) == 0 {
+                index.pending[entry.sequence] = .init(segmentFile: manifest.segmentFile, endUTC: manifest.endUTC, manifestSHA256: Hex.encode(manifest.sha256),
+                                                      ackID: ack.ackID, ackSHA256: Hex.encode(ack.document.sha256))
+            }
+        }
+    }
+
+    /// The index, read from the store the first time (every acknowledgement kept there that
+    /// `authority` stands behind, and that names this device).
+    private func offloadIndex(_ index: inout OffloadIndex?, authority: Ed25519PublicKey, revocations: RevocationList?) throws {
+        guard index == nil else { return }
+        var built = OffloadIndex()
+        let directory = configuration.directory
+        let names = try directoryEntries(directory).filter { $0.hasPrefix("offload-") && $0.hasSuffix(".ack") }
+        if !names.isEmpty {
             let manifests = Dictionary(try EvidenceVault.readManifests(directory).map { ($0.sequence, $0) }, uniquingKeysWith: { first, _ in first })
-            var deleted: [Int64] = []
             for name in names.sorted() {
                 guard let bytes = try? readWholeFile(directory + "/" + name, limit: 1 << 20, followLinks: false),
-                      let ack = try? OffloadAcknowledgement.read(bytes, what: name),
+                      let ack = try? OffloadAcknowledgement.read(bytes, what: name), ack.fileName == name,
                       ack.deviceID == configuration.deviceID, ack.refusal(authority: authority, revocations: revocations) == nil else { continue }
-                for entry in ack.entries {
-                    guard let manifest = manifests[entry.sequence], manifest.ciphertextSHA256 == entry.ciphertextSHA256 else { continue }
-                    let path = directory + "/" + manifest.segmentFile
-                    guard access(path, F_OK) == 0, due(manifest) else { continue }
-                    try journal.append(kind: "segment_offloaded", fields: [
-                        "sequence": .integer(entry.sequence), "manifest_sha256": .string(Hex.encode(manifest.sha256)),
-                        "ack_id": .string(ack.ackID), "ack_sha256": .string(Hex.encode(ack.document.sha256)),
-                    ])
-                    if unlink(path) < 0 { throw SystemError.file(path: path, call: "unlink", errno: errno) }
-                    deleted.append(entry.sequence)
-                }
+                add(ack, manifests: manifests, to: &built)
             }
-            if !deleted.isEmpty { try syncDirectory(directory) }
-            return deleted.sorted()
+        }
+        index = built
+    }
+
+    /// Deletes up to `limit` segment files that acknowledgements kept in the store name, lowest
+    /// first, each when `due` says its time has come (its manifest's end time and the retention
+    /// setting; always true to delete at once). Each deletion is journaled (a tombstone,
+    /// `segment_offloaded`) before the file goes; manifests stay, so the chain still verifies.
+    /// A file that cannot be removed is logged and left (its tombstone is not repeated). Safe
+    /// from any thread (one at a time). Returns the sequences deleted.
+    public func releaseOffloaded(authority: Ed25519PublicKey, revocations: RevocationList? = nil, limit: Int = .max,
+                                 due: (_ sequence: Int64, _ endUTC: String) -> Bool) throws -> [Int64] {
+        try offloads.withLock { index in
+            try offloadIndex(&index, authority: authority, revocations: revocations)
+            var deleted: [Int64] = []
+            for sequence in index!.pending.keys.sorted() where deleted.count < limit {
+                let entry = index!.pending[sequence]!
+                guard due(sequence, entry.endUTC) else { continue }
+                let path = configuration.directory + "/" + entry.segmentFile
+                index!.pending[sequence] = nil
+                guard access(path, F_OK) == 0 else { continue }
+                try journal.append(kind: "segment_offloaded", fields: [
+                    "sequence": .integer(sequence), "manifest_sha256": .string(entry.manifestSHA256),
+                    "ack_id": .string(entry.ackID), "ack_sha256": .string(entry.ackSHA256),
+                ])
+                if unlink(path) < 0 {
+                    Log.error("offload: \(SystemError.file(path: path, call: "unlink", errno: errno)); the file stays")
+                    continue
+                }
+                deleted.append(sequence)
+            }
+            if !deleted.isEmpty { try syncDirectory(configuration.directory) }
+            return deleted
         }
     }
 
-    /// The lowest sequence whose segment file is still here and that no acknowledgement kept in
-    /// the store names (what the uplink asks the office to acknowledge from); nil when there is none.
-    public func firstUnacknowledged() throws -> Int64? {
-        let directory = configuration.directory
-        let names = try directoryEntries(directory)
-        var acknowledged: Set<Int64> = []
-        for name in names where name.hasPrefix("offload-") && name.hasSuffix(".ack") {
-            guard let ack = try? OffloadAcknowledgement.read(try readWholeFile(directory + "/" + name, limit: 1 << 20, followLinks: false), what: name) else { continue }
-            acknowledged.formUnion(ack.entries.map(\.sequence))
+    /// Acknowledged segments still here (what `releaseOffloaded` may delete).
+    public func pendingOffloads(authority: Ed25519PublicKey, revocations: RevocationList? = nil) throws -> Int {
+        try offloads.withLock { index in
+            try offloadIndex(&index, authority: authority, revocations: revocations)
+            return index!.pending.count
         }
-        let present = Set(names)
-        return try EvidenceVault.readManifests(directory).first { !acknowledged.contains($0.sequence) && present.contains($0.segmentFile) }?.sequence
+    }
+
+    /// The lowest sequence whose segment file is still here and that no acknowledgement in the
+    /// store names (what the uplink asks the office to acknowledge from); nil when there is
+    /// none. Reads the folder's names, no file.
+    public func firstUnacknowledged(authority: Ed25519PublicKey, revocations: RevocationList? = nil) throws -> Int64? {
+        try offloads.withLock { index in
+            try offloadIndex(&index, authority: authority, revocations: revocations)
+            return try directoryEntries(configuration.directory).compactMap { name -> Int64? in
+                guard name.hasSuffix(".bcseg"), let sequence = SegmentName.sequence(of: name).map(Int64.init) else { return nil }
+                return index!.acknowledged.contains(sequence) ? nil : sequence
+            }.min()
+        }
     }
 
     /// `bodycamctl offload apply`: receives an acknowledgement and deletes at once every
     /// segment it names.
     public func applyOffload(_ bytes: [UInt8], authority: Ed25519PublicKey) throws -> OffloadResult {
         let (_, refused) = try receiveOffload(bytes, authority: authority)
-        return OffloadResult(deleted: try releaseOffloaded(authority: authority, due: { _ in true }), refused: refused)
+        return OffloadResult(deleted: try releaseOffloaded(authority: authority, due: { _, _ in true }), refused: refused)
     }
 }
 

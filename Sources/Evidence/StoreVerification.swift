@@ -519,7 +519,7 @@ public final class SegmentFactsCache: Sendable {
         }
     }
     private let entries = Mutex<[String: (identity: Identity, facts: SegmentFacts)]>([:])
-    /// Files hashed since the cache was made (what a test or a figure counts).
+    /// Segment files read and remembered since the cache was made (what a test counts).
     public var filesRead: Int { reads.withLock { $0 } }
     private let reads = Mutex(0)
 
@@ -527,6 +527,11 @@ public final class SegmentFactsCache: Sendable {
 
     func facts(path: String, identity: Identity) -> SegmentFacts? {
         entries.withLock { entries in entries[path].flatMap { $0.identity == identity ? $0.facts : nil } }
+    }
+
+    /// Forgets every file but `paths` (a verification's folder as it found it).
+    func retain(_ paths: Set<String>, under folder: String) {
+        entries.withLock { entries in entries = entries.filter { !$0.key.hasPrefix(folder + "/") || paths.contains($0.key) } }
     }
 
     func keep(path: String, identity: Identity, facts: SegmentFacts) {

@@ -190,6 +190,7 @@ public enum StoreVerifier {
         run.reportReplacements()
         run.checkClock()
         run.checkCertificateAtSigning()
+        cache?.retain(Set(run.names.map { store + "/" + $0 }), under: store)
         return run.report()
     }
 }

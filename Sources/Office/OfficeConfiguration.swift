@@ -26,6 +26,9 @@ public struct OfficeConfiguration: Sendable, Equatable {
     /// devices keep every segment (docs/OFFICE.md, "Acknowledgements").
     public var offloadKeyPath = ""
     public var offloadCertificatePath = ""
+    /// A verified segment is acknowledged once it ended this long ago, or once 32 wait, or at
+    /// once when the camera is short of storage (0: at once).
+    public var acknowledgeAfterSeconds = 300
     /// The office's X25519 identity (`bodycamctl office init`), which every segment is sealed
     /// to: live view decrypts the open segment's chunks with it as they arrive. Empty: no live view.
     public var identityPath = ""
@@ -66,6 +69,7 @@ public struct OfficeConfiguration: Sendable, Equatable {
             throw reader.error(offloadKeyPath.isEmpty ? "office.offload_certificate" : "office.offload_key",
                                "offload_key and offload_certificate go together: set both or neither")
         }
+        acknowledgeAfterSeconds = try reader.integer("office.acknowledge_after_seconds", default: acknowledgeAfterSeconds, in: 0...86_400)
         identityPath = try reader.string("office.identity", default: identityPath, where: optional, "an absolute path or empty")
         journalKeyPath = try reader.string("office.journal_key", default: storePath + "/access.key", where: absolute, "an absolute path")
         maximumBodyBytes = try reader.integer("office.maximum_body_kb", default: maximumBodyBytes >> 10, in: 64...65536) << 10

@@ -84,7 +84,7 @@ public final class OfficeServer: Sendable {
             guard certificate.key == key.publicKey else {
                 throw PKIError.malformed(what: configuration.offloadCertificatePath, reason: "it certifies another key than \(configuration.offloadKeyPath)")
             }
-            acknowledger = OfficeService.Acknowledger(key: key, certificate: certificate)
+            acknowledger = OfficeService.Acknowledger(key: key, certificate: certificate, afterSeconds: configuration.acknowledgeAfterSeconds)
         }
         var live: LiveRelay? = nil
         if !configuration.identityPath.isEmpty {

@@ -95,11 +95,18 @@ public final class OfficeService: Sendable {
     public struct Acknowledger: Sendable {
         public let key: Ed25519PrivateKey
         public let certificate: KeyCertificate
-        public init(key: Ed25519PrivateKey, certificate: KeyCertificate) {
+        /// A verified segment is acknowledged once it ended this long ago (or once 32 wait, or
+        /// the device says its storage is short), so that a camera gets a few acknowledgements
+        /// a day, not one a segment.
+        public let afterNanoseconds: Int64
+        public init(key: Ed25519PrivateKey, certificate: KeyCertificate, afterSeconds: Int = 300) {
             self.key = key
             self.certificate = certificate
+            afterNanoseconds = Int64(afterSeconds) * 1_000_000_000
         }
     }
+    /// Acknowledgements wait for at most this many segments.
+    public static let acknowledgedTogether = 32
     private let acknowledger: Acknowledger?
     /// Live view (nil: the office has no identity to decrypt with, and offers none).
     public let live: LiveRelay?
@@ -107,7 +114,10 @@ public final class OfficeService: Sendable {
     public static let livePollNanoseconds: Int64 = 2_000_000_000
     /// Per device: what verification learned of its segment files, and the last report with
     /// the store's generation it was made at (a store that has not changed is not verified again).
-    private let verified = Mutex<[String: (cache: SegmentFactsCache, generation: Int, report: VerificationReport?)]>([:])
+    private let verified = Mutex<[String: (cache: SegmentFactsCache, fingerprint: [String: [Int64]], report: VerificationReport?)]>([:])
+    /// Per device, the acknowledgements the office holds for it (name → the sequences it
+    /// names), read from its folder at first use.
+    private let issued = Mutex<[String: [String: Set<Int64>]]>([:])
 
     public init(store: OfficeStore, journal: AuditJournal, authority: Ed25519PublicKey, revocations: RevocationList?, maximumBodyBytes: Int,
                 acknowledger: Acknowledger? = nil, live: LiveRelay? = nil) {
@@ -333,13 +343,20 @@ public final class OfficeService: Sendable {
             guard case .object(let asked)? = try? JSONParser.parse(request.body), let from = asked["from_sequence"]?.integer, from >= 1 else {
                 throw OfficeRefusal(400, "a request for acknowledgements is {\"from_sequence\": N}, N ≥ 1")
             }
-            let issued = try acknowledge(device: device, from: from)
+            let urgent = asked["urgent"]?.boolean ?? false
+            var issued: OffloadAcknowledgement? = nil
+            do {
+                issued = try acknowledge(device: device, from: from, urgent: urgent)
+            } catch let refusal as OfficeRefusal {
+                journalFields["acknowledgement_refused"] = .string(refusal.reason)
+            }
             if let issued {
                 journalFields["ack_id"] = .string(issued.ackID)
                 journalFields["ack_sha256"] = .string(Hex.encode(issued.document.sha256))
                 journalFields["acknowledged"] = .array(issued.entries.map { .integer($0.sequence) })
             }
-            let names = try store.files(of: device).keys.filter(OfficeStore.isAcknowledgementName).sorted()
+            // Those that name a segment from `from` on: what the device may still lack.
+            let names = try acknowledgements(of: device).filter { $0.value.contains { $0 >= from } }.keys.sorted()
             return OfficeReply(200, .object(["device_id": .string(device), "acknowledgements": .array(names.map(JSONValue.string)),
                                              "issued": issued.map { .string($0.fileName) } ?? .null]))
         case ("GET", "status", nil):
@@ -388,43 +405,76 @@ public final class OfficeService: Sendable {
     }
 
     /// The office's copy of `device`'s store verified as `bodycamctl verify` would
-    /// (docs/FORMAT.md, "Verification"): again only when its files changed, and hashing only
-    /// the segment files that did.
+    /// (docs/FORMAT.md, "Verification"): again only when a file in its folder changed, and
+    /// hashing only the segment files that did.
     public func report(of device: String) throws -> VerificationReport {
-        let generation = store.generation(of: device)
+        let fingerprint = try store.fingerprint(of: device)
         let (cache, last) = verified.withLock { verified -> (SegmentFactsCache, VerificationReport?) in
-            let entry = verified[device] ?? (SegmentFactsCache(), -1, nil)
+            let entry = verified[device] ?? (SegmentFactsCache(), [:], nil)
             verified[device] = entry
-            return (entry.cache, entry.generation == generation ? entry.report : nil)
+            return (entry.cache, entry.fingerprint == fingerprint ? entry.report : nil)
         }
         if let last { return last }
         let report = try StoreVerifier.verify(store: store.deviceFolder(device), authority: authority, cache: cache)
-        verified.withLock { $0[device] = (cache, generation, report) }
+        verified.withLock { $0[device] = (cache, fingerprint, report) }
         return report
+    }
+
+    /// The acknowledgements the office holds for `device` that the authority stands behind,
+    /// name → the sequences each names.
+    func acknowledgements(of device: String) throws -> [String: Set<Int64>] {
+        if let known = issued.withLock({ $0[device] }) { return known }
+        let folder = store.deviceFolder(device)
+        var found: [String: Set<Int64>] = [:]
+        for name in try store.files(of: device).keys where OfficeStore.isAcknowledgementName(name) {
+            guard let ack = try? OffloadAcknowledgement.read(try readWholeFile(folder + "/" + name, limit: 1 << 20, followLinks: false), what: name),
+                  ack.deviceID == device, ack.fileName == name, ack.refusal(authority: authority, revocations: revocations) == nil else { continue }
+            found[name] = Set(ack.entries.map(\.sequence))
+        }
+        issued.withLock { $0[device] = found }
+        return found
     }
 
     /// Issues an offload acknowledgement (docs/OFFICE.md, "Acknowledgements") for `device`'s
     /// segments from sequence `from` on that the office's copy verifies and that no
-    /// acknowledgement it issued before names, and keeps it in the device's folder; nil when
-    /// there are none or the office has no acknowledgement key.
-    func acknowledge(device: String, from: Int64) throws -> OffloadAcknowledgement? {
+    /// acknowledgement it holds names — once 32 wait, the oldest ended `afterNanoseconds` ago,
+    /// or the device is `urgent` (short of storage) — and keeps it in the device's folder, each
+    /// segment and manifest it names made durable first; nil when there is nothing to issue or
+    /// the office has no acknowledgement key. Throws `OfficeRefusal` when the office's key
+    /// certificate does not stand now.
+    func acknowledge(device: String, from: Int64, urgent: Bool, now: Int64 = Clock.wallNanoseconds()) throws -> OffloadAcknowledgement? {
         guard let acknowledger else { return nil }
         guard !(try store.files(of: device)).isEmpty else { return nil }
-        let report = try report(of: device)
-        let folder = store.deviceFolder(device)
-        var named: Set<Int64> = []
-        for name in try store.files(of: device).keys where OfficeStore.isAcknowledgementName(name) {
-            if let ack = try? OffloadAcknowledgement.read(try readWholeFile(folder + "/" + name, limit: 1 << 20, followLinks: false), what: name) {
-                named.formUnion(ack.entries.map(\.sequence))
-            }
+        if let reason = acknowledger.certificate.refusal(authority: authority, purpose: KeyCertificate.offloadAcknowledgement,
+                                                         at: Clock.iso8601(wallNanoseconds: now), revocations: revocations) {
+            Log.error("acknowledgements: \(reason): none is issued")
+            throw OfficeRefusal(503, reason)
         }
-        // At most `acknowledgedAtOnce` a time, lowest first: an acknowledgement stays far below
-        // the smallest body the office may be configured to send (64 KiB).
-        let wanted = Set(report.verifiedSequences.filter { $0 >= from && !named.contains($0) }.sorted().prefix(OfficeService.acknowledgedAtOnce))
-        guard !wanted.isEmpty, let deviceID = report.deviceID, deviceID == device else { return nil }
-        let manifests = try EvidenceVault.readManifests(folder).filter { wanted.contains($0.sequence) }
-        let ack = try OffloadAcknowledgement.issue(deviceID: device, manifests: manifests, key: acknowledger.key, certificate: acknowledger.certificate)
-        try store.keepAcknowledgement(device: device, name: ack.fileName, bytes: ack.document.bytes)
+        let report = try report(of: device)
+        let named = try acknowledgements(of: device).values.reduce(into: Set<Int64>()) { $0.formUnion($1) }
+        let folder = store.deviceFolder(device)
+        let candidates = Set(report.verifiedSequences.filter { $0 >= from && !named.contains($0) })
+        guard !candidates.isEmpty, report.deviceID == device else { return nil }
+        // At most `acknowledgedAtOnce`, lowest first: an acknowledgement stays far below the
+        // smallest body the office may be configured to send (64 KiB).
+        func manifestFile(_ manifest: Manifest) -> String { String(manifest.segmentFile.dropLast(".bcseg".count)) + ".manifest" }
+        let manifests = Array(try EvidenceVault.readManifests(folder).filter {
+            candidates.contains($0.sequence) && $0.segmentFile.hasSuffix(".bcseg") && OfficeStore.isUploadName($0.segmentFile)
+        }.prefix(OfficeService.acknowledgedAtOnce))
+        guard let oldest = manifests.first else { return nil }
+        let ripe = urgent || acknowledger.afterNanoseconds == 0 || manifests.count >= OfficeService.acknowledgedTogether
+            || (ClockParse.nanoseconds(iso8601: oldest.endUTC).map { now - $0 >= acknowledger.afterNanoseconds } ?? true)
+        guard ripe else { return nil }
+        var files: [String: Int64] = [:]
+        for manifest in manifests {
+            files[manifest.segmentFile] = manifest.ciphertextBytes
+            files[manifestFile(manifest)] = Int64(manifest.document.bytes.count)
+        }
+        let ack = try OffloadAcknowledgement.issue(deviceID: device, manifests: manifests, key: acknowledger.key, certificate: acknowledger.certificate, now: now)
+        try store.durably(device: device, files: files) {
+            try store.keepAcknowledgement(device: device, name: ack.fileName, bytes: ack.document.bytes)
+        }
+        issued.withLock { $0[device, default: [:]][ack.fileName] = Set(ack.entries.map(\.sequence)) }
         return ack
     }
 

@@ -25,7 +25,7 @@ public enum UploadConflict: Error, Equatable, CustomStringConvertible {
 public final class OfficeStore: Sendable {
     public let root: String
     private let locks = Mutex<[String: DeviceLock]>([:])
-    private final class DeviceLock: Sendable { let mutex = Mutex(0) }
+    private final class DeviceLock: Sendable { let mutex = Mutex(()) }
 
     public init(root: String) throws {
         self.root = root
@@ -92,8 +92,6 @@ public final class OfficeStore: Sendable {
         }
     }
 
-    /// Runs `body` holding `device`'s lock; the device's `generation` moves on after it,
-    /// whatever it did.
     private func withDevice<T>(_ device: String, _ body: () throws -> T) rethrows -> T {
         let lock = locks.withLock { locks in
             if let lock = locks[device] { return lock }
@@ -101,17 +99,47 @@ public final class OfficeStore: Sendable {
             locks[device] = lock
             return lock
         }
-        return try lock.mutex.withLock { generation in
-            defer { generation += 1 }
-            return try body()
-        }
+        return try lock.mutex.withLock { _ in try body() }
     }
 
-    /// A number that changes whenever this process writes anything of `device`'s (what lets a
-    /// verification be reused while it does not).
-    public func generation(of device: String) -> Int {
-        let lock = locks.withLock { $0[device] }
-        return lock?.mutex.withLock { $0 } ?? 0
+    /// What `device`'s folder holds now, file by file (name → inode, size, modification and
+    /// change times): equal fingerprints mean no file was written, replaced, added or removed
+    /// since, by this process or anyone (what lets a verification be reused).
+    public func fingerprint(of device: String) throws -> [String: [Int64]] {
+        let folder = deviceFolder(device)
+        guard access(folder, F_OK) == 0 else { return [:] }
+        var result: [String: [Int64]] = [:]
+        for name in try directoryEntries(folder) {
+            var status = stat()
+            guard lstat(folder + "/" + name, &status) == 0 else { continue }
+            result[name] = [Int64(status.st_ino), Int64(status.st_size), Int64(status.st_mtim.tv_sec) * 1_000_000_000 + Int64(status.st_mtim.tv_nsec),
+                            Int64(status.st_ctim.tv_sec) * 1_000_000_000 + Int64(status.st_ctim.tv_nsec)]
+        }
+        return result
+    }
+
+    /// Makes `files` of `device` (name → the size each must have) durable — each synced, and the
+    /// folder — and runs `body` while no upload to the device can change them; throws when a
+    /// file is missing or has another size.
+    public func durably<T>(device: String, files: [String: Int64], _ body: () throws -> T) throws -> T {
+        precondition(OfficeStore.isDeviceID(device))
+        return try withDevice(device) {
+            let folder = deviceFolder(device)
+            for (name, size) in files.sorted(by: { $0.key < $1.key }) {
+                let path = folder + "/" + name
+                let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+                if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+                defer { close(fd) }
+                var status = stat()
+                if fstat(fd, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
+                guard Int64(status.st_size) == size else {
+                    throw SystemError.file(path: path, call: "size \(status.st_size), expected \(size)", errno: EINVAL)
+                }
+                if fdatasync(fd) < 0 { throw SystemError.file(path: path, call: "fdatasync", errno: errno) }
+            }
+            try syncDirectory(folder)
+            return try body()
+        }
     }
 
     /// The files the office holds for `device`, name → size in bytes (empty for a device never seen).
@@ -187,13 +215,12 @@ public final class OfficeStore: Sendable {
     }
 
     /// Keeps an acknowledgement the office issued in `device`'s folder (durably, as `name`).
+    /// Call inside `durably`.
     public func keepAcknowledgement(device: String, name: String, bytes: [UInt8]) throws {
         precondition(OfficeStore.isDeviceID(device) && OfficeStore.isAcknowledgementName(name))
-        try withDevice(device) {
-            let folder = deviceFolder(device)
-            try writeFileAtomically(folder + "/" + name, bytes, mode: 0o640, exclusive: true)
-            try syncDirectory(folder)
-        }
+        let folder = deviceFolder(device)
+        try writeFileAtomically(folder + "/" + name, bytes, mode: 0o640, exclusive: true)
+        try syncDirectory(folder)
     }
 
     /// Up to `length` bytes of `device`'s file `name` from `offset` (fewer at its end).

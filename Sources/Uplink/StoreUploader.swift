@@ -224,17 +224,19 @@ public final class StoreUploader {
 
     /// Asks the office to acknowledge what it holds verified from sequence `from` on
     /// (docs/OFFICE.md, "Acknowledgements"), then fetches every acknowledgement it lists that
-    /// `skip` does not name (those the store keeps, those refused before): name and bytes, for
-    /// the vault to check. An office that acknowledges nothing answers with an empty list.
-    public func acknowledgements(from: Int64, skip: Set<String>) throws -> [(name: String, bytes: [UInt8])] {
-        let body = JSONValue.object(["from_sequence": .integer(from)]).canonical
+    /// `skip` does not name (those the store keeps, those refused before), `limit` at most:
+    /// name and bytes, for the vault to check. `urgent`: the camera is short of storage. An
+    /// office that acknowledges nothing answers with an empty list.
+    public func acknowledgements(from: Int64, skip: Set<String>, urgent: Bool = false, limit: Int = 8) throws -> [(name: String, bytes: [UInt8])] {
+        let body = JSONValue.object(["from_sequence": .integer(from), "urgent": .boolean(urgent)]).canonical
         let reply = try client.exchange("POST", "/v1/devices/\(deviceID)/acknowledgements", body: body, contentType: "application/json").json
         var fetched: [(String, [UInt8])] = []
-        for name in reply?["acknowledgements"]?.array?.compactMap(\.string) ?? [] where !skip.contains(name) {
+        for name in (reply?["acknowledgements"]?.array?.compactMap(\.string) ?? []).lazy.filter({ !skip.contains($0) }).prefix(limit) {
             // Only names of the one form: nothing the office says can name a file elsewhere.
             guard name.utf8.count == 28, name.hasPrefix("offload-"), name.hasSuffix(".ack"),
                   Hex.decode(String(name.dropFirst(8).dropLast(4))) != nil else { continue }
-            let response = try client.exchange("GET", "/v1/devices/\(deviceID)/files/\(name)")
+            // An acknowledgement of 256 segments is about 30 KiB: 64 KiB bounds what is read.
+            let response = try client.exchange("GET", "/v1/devices/\(deviceID)/files/\(name)?offset=0&length=65536")
             fetched.append((name, response.body))
         }
         return fetched

@@ -36,6 +36,10 @@ struct UplinkTests {
         // Two segments at the office while the camera still records.
         #expect(DaemonTests.eventually(within: 60) { (try? names(copy, suffix: ".manifest").count) ?? 0 >= 2 })
         #expect(DaemonTests.eventually(within: 60) { FileManager.default.fileExists(atPath: office.path + "/office/status/BC-PROC-1.json") })
+        // retention_days = 0: housekeeping deletes what the office acknowledged.
+        #expect(DaemonTests.eventually(within: 60) {
+            DaemonTests.journal(directory.path + "/store").filter { $0.kind == "segment_offloaded" }.count >= 2
+        })
         process.terminate()
         process.waitUntilExit()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -81,7 +85,10 @@ struct UplinkTests {
         let config = DaemonTests.config(directory.path, storage: storage) + Self.uplinkSettings(office, retentionDays: 30)
         let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
         let store = directory.path + "/store"
-        #expect(DaemonTests.eventually(within: 60) { DaemonTests.journal(store).filter { $0.kind == "offload_received" }.count >= 2 })
+        #expect(DaemonTests.eventually(within: 60) {
+            let records = DaemonTests.journal(store)
+            return records.filter { $0.kind == "offload_received" }.count >= 2 && (!belowReserve || records.contains { $0.kind == "segment_offloaded" })
+        })
         process.terminate()
         process.waitUntilExit()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -94,7 +101,9 @@ struct UplinkTests {
         }
         let offloaded = records.filter { $0.kind == "segment_offloaded" }.compactMap { $0.fields["sequence"]?.integer }
         if belowReserve {
-            #expect(Set(offloaded) == Set(acknowledged) && !offloaded.isEmpty)
+            // Housekeeping deletes them within its next check: those received just before the
+            // stop may still be there.
+            #expect(Set(offloaded).isSubset(of: acknowledged) && !offloaded.isEmpty)
             #expect(records.contains { $0.kind == "storage_alarm" && $0.fields["level"] == .string("low") })
         } else {
             #expect(offloaded.isEmpty)

@@ -111,17 +111,17 @@ struct OfficeTests {
         // Before the office holds anything, there is nothing to acknowledge.
         #expect(try uploader.acknowledgements(from: 1, skip: []).isEmpty)
         _ = try uploader.pass()
-        let from = try #require(try vault.firstUnacknowledged())
+        let from = try #require(try vault.firstUnacknowledged(authority: authority))
         let fetched = try uploader.acknowledgements(from: from, skip: [])
         #expect(fetched.count == 1)
         let (ack, refused) = try vault.receiveOffload(try #require(fetched.first).bytes, authority: authority)
         #expect(refused.isEmpty && ack.fileName == fetched.first?.name)
         #expect(ack.entries.map(\.sequence) == [1, 2, 3, 4, 5] && ack.signerCertificate?.holder == "test office")
-        #expect(try vault.firstUnacknowledged() == nil)
+        #expect(try vault.firstUnacknowledged(authority: authority) == nil)
         // Asked again, the office issues nothing new; a device that lost the answer gets the same one.
         #expect(try uploader.acknowledgements(from: 1, skip: [ack.fileName]).isEmpty)
         #expect(try uploader.acknowledgements(from: 1, skip: []).map(\.bytes) == [ack.document.bytes])
-        #expect(try vault.releaseOffloaded(authority: authority, due: { _ in true }) == [1, 2, 3, 4, 5])
+        #expect(try vault.releaseOffloaded(authority: authority, due: { _, _ in true }) == [1, 2, 3, 4, 5])
         _ = try uploader.pass()
         let report = try StoreVerifier.verify(store: store, authority: authority)
         #expect(report.isClean && report.offloaded == [1, 2, 3, 4, 5], "\(report.problems)")
@@ -146,6 +146,24 @@ struct OfficeTests {
         let issued = journal.records.filter { $0.fields["ack_id"] != nil }
         #expect(issued.count == 1 && issued.first?.fields["ack_id"]?.string == ack.ackID
                 && issued.first?.fields["acknowledged"] == .array((1...5).map { .integer($0) }))
+    }
+
+    @Test("acknowledgements wait for segments that ended acknowledge_after_seconds ago, or 32 of them, unless the camera is short of storage")
+    func acknowledgementsWait() throws {
+        let office = try OfficeFixture(acknowledgeAfterSeconds: 300)
+        let store = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let uploader = StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1")
+        _ = try uploader.pass()
+        // Five segments that ended moments ago: not yet.
+        #expect(try uploader.acknowledgements(from: 1, skip: []).isEmpty)
+        #expect(try names(office.path + "/office/devices/BC-EV-1", suffix: ".ack").isEmpty)
+        // Short of storage: at once.
+        let urgent = try uploader.acknowledgements(from: 1, skip: [], urgent: true)
+        #expect(urgent.count == 1)
+        #expect(try OffloadAcknowledgement.read(try #require(urgent.first).bytes, what: "ack").entries.map(\.sequence) == [1, 2, 3, 4, 5])
+        // The reply lists only acknowledgements that name a segment from from_sequence on.
+        #expect(try uploader.acknowledgements(from: 6, skip: []).isEmpty)
     }
 
     @Test("an office without an acknowledgement key acknowledges nothing: every segment stays on the device")

@@ -22,7 +22,7 @@ public final class OfficeFixture {
     /// (`offload.key`, `offload.certificate` in the folder).
     /// `identity`: the office's X25519 identity (the recipient the cameras seal to), for live view.
     public init(revoked: [String] = [], extraHosts: [String] = [], maximumBodyBytes: Int? = nil, acknowledging: Bool = true,
-                identity: X25519PrivateKey? = nil) throws {
+                identity: X25519PrivateKey? = nil, acknowledgeAfterSeconds: Int = 0) throws {
         keys = Pristine.shared.keys
         let folder = try TemporaryDirectory("bodycam-office")
         let ca = try TLSAuthority.create(name: "Test authority")
@@ -57,6 +57,7 @@ public final class OfficeFixture {
             try writeFileAtomically(folder.path + "/offload.certificate", certificate.document.bytes)
             settings.offloadKeyPath = folder.path + "/offload.key"
             settings.offloadCertificatePath = folder.path + "/offload.certificate"
+            settings.acknowledgeAfterSeconds = acknowledgeAfterSeconds
         }
         if !revoked.isEmpty {
             let serials = try revoked.map { TLSIdentity.serial(of: try PEMFiles.certificates(at: folder.path + "/\($0).pem")[0]) }
@@ -110,7 +111,7 @@ public final class OfficeFixture {
         ca = "\(path)/ca.pem"
         authority = "\(path)/authority.pub"
         \(FileManager.default.fileExists(atPath: path + "/offload.key")
-            ? "offload_key = \"\(path)/offload.key\"\noffload_certificate = \"\(path)/offload.certificate\"" : "")
+            ? "offload_key = \"\(path)/offload.key\"\noffload_certificate = \"\(path)/offload.certificate\"\nacknowledge_after_seconds = 0" : "")
 
         """.write(toFile: config, atomically: true, encoding: .utf8)
         return config
