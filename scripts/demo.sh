@@ -37,6 +37,10 @@ if [ ! -f "$KEYS/tls/$DEVICE.pem" ]; then
   run "$BIN/bodycamctl" authority issue officer eva-evidence --role evidence --dir "$KEYS" --out "$KEYS/tls"
   echo
 fi
+if [ ! -f "$KEYS/tls/lia-live.pem" ]; then
+  run "$BIN/bodycamctl" authority issue officer lia-live --role live --dir "$KEYS" --out "$KEYS/tls"
+  echo
+fi
 if [ ! -f "$KEYS/office-server/office-1-offload.key" ]; then
   echo "== the authority certifies the office server's key for offload acknowledgements"
   run "$BIN/bodycamctl" authority certify-key office-1 --dir "$KEYS" --out "$KEYS/office-server"
@@ -143,10 +147,17 @@ sleep $((DEMO_SECONDS / 2))
 echo "== marks: the mark button, and a labelled mark"
 ctl sim click MARK_BTN
 ctl mark --label "document check"
+echo "== live view: an officer with the live role watches through the office (the camera goes live at its next heartbeat)"
+"$BIN/bodycamctl" live --office "https://127.0.0.1:$PORT" --device "$DEVICE" --certificate "$KEYS/tls/lia-live.pem" \
+    --key "$KEYS/tls/lia-live.key" --ca "$KEYS/ca.pem" --seconds $((DEMO_SECONDS / 2)) --out "$DEMO_DIR/live.mp4" --latency \
+    2> "$DEMO_DIR/live.log" &
+VIEWER=$!
 echo "== the officer tries to stop: refused (journaled, distinct vibration); so is the power button"
 ctl sim click REC_BTN || true
 ctl sim hold PWR_BTN || true
 sleep $((DEMO_SECONDS / 2))
+wait $VIEWER || { cat "$DEMO_DIR/live.log"; echo "live view failed"; exit 1; }
+echo "   $(tail -1 "$DEMO_DIR/live.log") ($DEMO_DIR/live.mp4: $(stat -c %s "$DEMO_DIR/live.mp4") bytes; play it with ffplay)"
 echo "== the supervisor's stop token stops the recording; the same token again is a replay"
 run "$BIN/bodycamctl" supervisor token --kind stop --key "$KEYS/sgt-demo.key" --issuer sgt-demo --device-id "$DEVICE" \
     --out "$DEMO_DIR/tokens/stop.token"
