@@ -227,6 +227,7 @@ certificate = "$KEYS/tls/127.0.0.1.pem"
 key = "$KEYS/tls/127.0.0.1.key"
 ca = "$KEYS/ca.pem"
 authority = "$KEYS/authority.pub"
+identity = "$BENCH_DIR/keys/office.key"
 CONF
 "$BIN/bodycam-office" --config "$BENCH_DIR/office.toml" 2> "$BENCH_DIR/office.log" &
 OFFICE=$!
@@ -259,6 +260,34 @@ for round in $(seq "$ROUNDS"); do
   rm -rf "$BENCH_DIR/uplink-store"
   measure "$BIN/bodycamd" --config "$BENCH_DIR/uplink-off.toml" --record-after 0 >> "$BENCH_DIR/uplink-off.txt"
 done
+
+# Live view (docs/OFFICE.md, "Live view"): the test-pattern camera in real time (1280x720, 30 fps)
+# uploading to the same office, watched by an officer with bodycamctl live for
+# BENCH_LIVE_SECONDS (20): each fragment's time from the capture of its first picture to its
+# arrival at the viewer, median and worst (goal ≤ 2 s; half-second fragments).
+[ -f "$KEYS/tls/live.pem" ] || "$BIN/bodycamctl" authority issue officer live --role live --dir "$KEYS" --out "$KEYS/tls" > /dev/null
+sed -e "s|^path = .*|path = \"$BENCH_DIR/live-store\"|" -e "s|^socket = .*|socket = \"$BENCH_DIR/live.sock\"|" \
+    -e "s|^segment_seconds = .*|segment_seconds = 10|" "$BENCH_DIR/restart.toml" > "$BENCH_DIR/live.toml"
+cat >> "$BENCH_DIR/live.toml" <<CONF
+[uplink]
+office = "https://127.0.0.1:$PORT"
+certificate = "$KEYS/tls/BC-BENCH.pem"
+key = "$KEYS/tls/BC-BENCH.key"
+ca = "$KEYS/ca.pem"
+heartbeat_seconds = 5
+CONF
+rm -rf "$BENCH_DIR/live-store"
+"$BIN/bodycamd" --config "$BENCH_DIR/live.toml" --record-after 0 2> "$BENCH_DIR/live-daemon.log" &
+DAEMON=$!
+trap 'kill $OFFICE $DAEMON 2>/dev/null || true' EXIT
+"$BIN/bodycamctl" live --office "https://127.0.0.1:$PORT" --device BC-BENCH --certificate "$KEYS/tls/live.pem" --key "$KEYS/tls/live.key" \
+    --ca "$KEYS/ca.pem" --seconds "${BENCH_LIVE_SECONDS:-20}" --out "$BENCH_DIR/live.mp4" --latency 2> "$BENCH_DIR/live.log" \
+  || { cat "$BENCH_DIR/live.log" >&2; echo "bench: live view failed" >&2; exit 1; }
+kill -TERM $DAEMON; wait $DAEMON || true
+sed -n 's/^live latency: \([0-9]*\) fragments, median \([0-9.]*\) s, max \([0-9.]*\) s.*/\1 \2 \3/p' "$BENCH_DIR/live.log" > "$BENCH_DIR/live.txt"
+[ -s "$BENCH_DIR/live.txt" ] || { cat "$BENCH_DIR/live.log" >&2; echo "bench: no fragment arrived in live view" >&2; exit 1; }
+awk '{ printf "BENCH live_fragments %d fragments\nBENCH live_latency_median_s %.3f s\nBENCH live_latency_max_s %.3f s\n", $1, $2, $3 }' "$BENCH_DIR/live.txt"
+
 kill -TERM $OFFICE; wait $OFFICE || true
 trap - EXIT
 on_cpu=$(col "$BENCH_DIR/uplink-on.txt" 2); on_rss=$(col "$BENCH_DIR/uplink-on.txt" 3)
