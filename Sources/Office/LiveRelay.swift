@@ -57,14 +57,19 @@ public final class LiveRelay: Sendable {
     }
 
     /// Takes `bytes` at `offset` of the sealed segment `segment` the camera is writing, and
-    /// relays every chunk that is now whole. Returns the bytes held of that segment. A new
+    /// relays every chunk that is now whole. Returns the bytes held of that segment; while no
+    /// one watches nothing is held (and what was is let go), and the answer is nil. A new
     /// segment must start at 0; a piece that would leave a gap is refused with the size held
     /// (`UploadConflict.gap`), one that differs from what is held too (`.differs`). A chunk
     /// that does not authenticate throws `EvidenceError`, and the segment is dropped.
-    public func receive(device: String, segment: String, offset: Int64, bytes: [UInt8]) throws -> Int64 {
+    public func receive(device: String, segment: String, offset: Int64, bytes: [UInt8], now: Int64 = Clock.monotonicNanoseconds()) throws -> Int64? {
         try feeds.withLock { feeds in
             var feed = feeds[device] ?? Feed()
             defer { feeds[device] = feed }
+            guard let seen = feed.viewerSeen, now - seen < LiveRelay.viewerTimeoutNanoseconds else {
+                feed = Feed()
+                return nil
+            }
             if segment != feed.segment {
                 guard offset == 0 else { throw UploadConflict.gap(size: 0) }
                 feed.segment = segment

@@ -312,8 +312,10 @@ public final class OfficeService: Sendable {
             guard OfficeStore.isUploadName(name), name.hasSuffix(".bcseg") else { throw OfficeRefusal(400, "\(name) is not a segment") }
             guard let offset = query["offset"].flatMap({ Int64($0) }), offset >= 0 else { throw OfficeRefusal(400, "offset: a byte offset is needed") }
             do {
-                let size = try live.receive(device: device, segment: name, offset: offset, bytes: request.body)
-                return OfficeReply(200, .object(["name": .string(name), "size": .integer(size), "live": .boolean(live.isWatched(device))]))
+                guard let size = try live.receive(device: device, segment: name, offset: offset, bytes: request.body) else {
+                    return OfficeReply(200, .object(["name": .string(name), "size": .null, "live": .boolean(false)]))
+                }
+                return OfficeReply(200, .object(["name": .string(name), "size": .integer(size), "live": .boolean(true)]))
             } catch let conflict as UploadConflict {
                 guard case .gap(let size) = conflict else { throw conflict }
                 journalFields["reason"] = .string(conflict.description)

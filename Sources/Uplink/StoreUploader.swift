@@ -203,6 +203,8 @@ public final class StoreUploader {
                 let bytes = try readBytes(fd, count: count, at: cursor.sent, path: path, exact: true)
                 let response = try client.send("PUT", "/v1/devices/\(deviceID)/live/\(name)?offset=\(cursor.sent)", body: bytes)
                 watched = response.json?["live"]?.boolean ?? false
+                // No one watches any more: nothing of it is held, and nothing more is sent.
+                if response.status == 200 && !watched { return false }
                 switch response.status {
                 case 200..<300:
                     guard let size = response.json?["size"]?.integer, size > cursor.sent else {

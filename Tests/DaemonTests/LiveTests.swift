@@ -5,7 +5,7 @@ import Pipeline
 import Platform
 import TestSupport
 import Testing
-import Uplink
+import Wire
 
 /// Live view (docs/OFFICE.md, "Live view"): an officer with the `live` role watches a recording
 /// camera through the office, which decrypts the open segment's chunks as they arrive.
@@ -75,6 +75,10 @@ struct LiveTests {
         let store = try Pristine.shared.copy()
         defer { try? FileManager.default.removeItem(atPath: store) }
         let foreign = try readWholeFile(store + "/" + (try #require(try names(store, suffix: ".bcseg").first)))
+        // (Sent while someone watches BC-EV-2: when no one does, nothing is held or opened.)
+        let idle = try office.client("BC-EV-2").send("PUT", "/v1/devices/BC-EV-2/live/seg-000001-20261130T000000Z.bcseg?offset=0", body: foreign)
+        #expect(idle.status == 200 && idle.json?["live"]?.boolean == false && idle.json?["size"] == .null)
+        #expect(try office.client("live").send("GET", "/v1/devices/BC-EV-2/live").status == 200)
         let refused = try office.client("BC-EV-2").send("PUT", "/v1/devices/BC-EV-2/live/seg-000001-20261130T000000Z.bcseg?offset=0", body: foreign)
         #expect(refused.status == 422 && refused.message.contains("not encrypted to identity"), "\(refused.status) \(refused.message)")
     }

@@ -9,12 +9,12 @@ import Wire
 /// over mutual TLS on loopback.
 @Suite("Uplink: the daemon sends its store to the office as it records")
 struct UplinkTests {
-    static func uplinkSettings(_ office: OfficeFixture, url: String? = nil, retentionDays: Int = 0) -> String {
+    static func uplinkSettings(_ office: OfficeFixture, url: String? = nil, retentionDays: Int = 0, certificate: String = "BC-PROC-1") -> String {
         """
         [uplink]
         office = "\(url ?? office.url)"
-        certificate = "\(office.path)/BC-PROC-1.pem"
-        key = "\(office.path)/BC-PROC-1.key"
+        certificate = "\(office.path)/\(certificate).pem"
+        key = "\(office.path)/\(certificate).key"
         ca = "\(office.path)/ca.pem"
         authority = "\(office.path)/authority.pub"
         retention_days = \(retentionDays)
@@ -109,6 +109,32 @@ struct UplinkTests {
             #expect(offloaded.isEmpty)
             #expect(try names(store, suffix: ".bcseg").count == names(store, suffix: ".manifest").count)
         }
+    }
+
+    @Test("a camera whose TLS certificate has ended is refused at the handshake: journaled on both sides, the alarm raised, recording untouched")
+    func expiredCertificate() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        _ = try DaemonTests.provision(directory.path)
+        let office = try OfficeFixture()
+        try office.issueExpired("BC-PROC-1-expired", .device(id: "BC-PROC-1"))
+        let config = DaemonTests.config(directory.path) + Self.uplinkSettings(office, certificate: "BC-PROC-1-expired")
+        let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
+        let seen = DaemonTests.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 2 && $0.alarms.contains("uplink down") }
+        #expect(seen != nil)
+        process.terminate()
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(log)")
+        let records = DaemonTests.journal(directory.path + "/store")
+        // The camera's record names the office's alert; the office's, the failed verification.
+        let lost = records.filter { $0.kind == "uplink_lost" }
+        #expect(lost.count == 1 && lost.first?.fields["reason"]?.string?.contains("expired") == true, "\(lost.map(\.fields))")
+        #expect(!FileManager.default.fileExists(atPath: office.path + "/office/devices/BC-PROC-1"))
+        let journal = try office.stopAndReadJournal()
+        #expect(journal.records.contains { $0.kind == "tls_refused" && $0.fields["reason"]?.string?.contains("CERTIFICATE_VERIFY_FAILED") == true },
+                "\(journal.records.map(\.fields))")
+        #expect(!journal.records.contains { $0.kind == "request" })
     }
 
     @Test("an office that cannot be reached changes nothing in the recording: one uplink_lost record, an alarm, every segment sealed")

@@ -85,9 +85,10 @@ struct OfficeTests {
             let response = try client.send(method, target, body: method == "PUT" ? Array("x\n".utf8) : [])
             #expect(response.status == status, "\(method) \(target): \(response.message)")
         }
-        // Another CA's certificate and no certificate: the handshake fails.
+        // Another CA's certificate, one that has ended, and no certificate: the handshake fails.
         try office.issueForeign()
-        for name in ["foreign", ""] {
+        try office.issueExpired("expired", .device(id: "BC-EV-1"))
+        for name in ["foreign", "expired", ""] {
             #expect(throws: UplinkError.self) { try office.client(name).send("GET", "/v1/devices/BC-EV-1/files") }
         }
         #expect(!FileManager.default.fileExists(atPath: office.path + "/office/devices/BC-EV-2/escape.bcseg"))
@@ -97,7 +98,8 @@ struct OfficeTests {
         #expect(refused.count == cases.filter { $0.3 >= 400 }.count)
         #expect(refused.allSatisfy { $0.fields["reason"]?.string?.isEmpty == false })
         #expect(refused.contains { $0.fields["reason"]?.string?.contains("revoked") == true })
-        #expect(journal.records.filter { $0.kind == "tls_refused" }.count == 2)
+        #expect(journal.records.filter { $0.kind == "tls_refused" }.count == 3)
+
     }
 
     @Test("the office acknowledges what its copy verifies with its certified key; the device fetches, checks and keeps it and releases those segments; nothing is acknowledged twice; no one else may ask or read")

@@ -89,6 +89,14 @@ public final class OfficeFixture {
         try OfficeFixture.issue("foreign", .device(id: "BC-EV-1"), by: try TLSAuthority.create(name: "Another authority"), in: path)
     }
 
+    /// A certificate of this authority's CA for `subject` that ended ten days ago, as `name`.
+    public func issueExpired(_ name: String, _ subject: TLSSubject) throws {
+        let key = PEMFiles.newKey()
+        let certificate = try ca.issue(subject, publicKey: key.publicKey, now: Date(timeIntervalSinceNow: -40 * 86_400), days: 30)
+        try PEMFiles.write([certificate, ca.certificate], to: path + "/\(name).pem")
+        try PEMFiles.write(key, to: path + "/\(name).key")
+    }
+
     /// The office's base URL.
     public var url: String { "https://127.0.0.1:\(port)" }
 
