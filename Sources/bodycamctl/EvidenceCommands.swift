@@ -52,13 +52,66 @@ struct Verify: ParsableCommand {
     @Option(name: .customLong("journal-head"),
             help: "N:SHA256 — the journal's record count and last record's hash as someone outside the device last saw them (the office): a journal cut or rewritten since is found.")
     var journalHead: String?
+    @Flag(name: .customLong("access"),
+          help: "STORE is an evidence office's store: check its access journal (STORE/access.log, signed by STORE/access.pub or --access-key).")
+    var access = false
+    @Option(name: .customLong("access-key"), help: "The office's access journal key (public), kept apart from the office.") var accessKey: String?
     @Argument(help: "The store folder.") var store: String
 
     func validate() throws {
         if let journalHead, JournalHead(journalHead) == nil { throw ValidationError("--journal-head must be N:SHA256 (a record count, a colon, 64 lower-case hex)") }
+        if !access && accessKey != nil { throw ValidationError("--access-key goes with --access") }
+        if access && (journalHead != nil || authority != nil) { throw ValidationError("--access checks the access journal only: no --authority or --journal-head") }
+    }
+
+    /// The office's access journal (docs/OFFICE.md, "The access journal"): the device
+    /// journal's format, read as a stream — signatures, the hash chain, sequence numbers.
+    func verifyAccessJournal() throws {
+        let path = store + "/access.log"
+        var reader = JournalReader(key: try orExit2 { try KeyFile.readVerifyingKey(accessKey ?? store + "/access.pub") })
+        var kinds: [String: Int] = [:]
+        var first: String? = nil, last: String? = nil
+        _ = try orExit2 {
+            try AuditJournal.scan(path: path, into: &reader) { record in
+                kinds[record.kind, default: 0] += 1
+                first = first ?? record.utc
+                last = record.utc
+            }
+        }
+        var problems = reader.finishedProblems.map { (line: $0.line, message: $0.message, code: $0.code) }
+        if let version = reader.unknownVersion { problems.append((0, "a journal version this reader does not know: \(version)", "journal_unreadable")) }
+        let records = kinds.values.reduce(0, +)
+        if global.json {
+            try printJSON(AccessJournalReport(journal: path, records: records, firstUTC: first, lastUTC: last, kinds: kinds,
+                                              problems: problems.map { .init(line: $0.line, code: $0.code, message: $0.message) }))
+        } else {
+            print("access journal \(path): \(records) records" + (first.map { ", \($0) to \(last ?? $0)" } ?? ""))
+            print("   " + kinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            for problem in problems { print("PROBLEM \(problem.code) line \(problem.line): \(problem.message)") }
+            print(problems.isEmpty ? "VERIFIED: no problems" : "NOT VERIFIED: \(problems.count) problem(s)")
+        }
+        if !problems.isEmpty { throw ExitCode(1) }
+    }
+
+    struct AccessJournalReport: Encodable {
+        struct Problem: Encodable { let line: Int, code: String, message: String }
+        let journal: String, records: Int, firstUTC: String?, lastUTC: String?, kinds: [String: Int], problems: [Problem]
+        var clean: Bool { problems.isEmpty }
+        enum CodingKeys: String, CodingKey { case journal, records, firstUTC = "first_utc", lastUTC = "last_utc", kinds, problems, clean }
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(journal, forKey: .journal)
+            try container.encode(records, forKey: .records)
+            try container.encode(firstUTC, forKey: .firstUTC)
+            try container.encode(lastUTC, forKey: .lastUTC)
+            try container.encode(kinds, forKey: .kinds)
+            try container.encode(clean, forKey: .clean)
+            try container.encode(problems, forKey: .problems)
+        }
     }
 
     func run() throws {
+        if access { return try verifyAccessJournal() }
         let report = try orExit2 { () throws -> VerificationReport in
             guard FileManager.default.fileExists(atPath: store) else { throw EvidenceError.keyFile(path: store, reason: "no such store") }
             return try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey), journalHead: journalHead.flatMap(JournalHead.init))

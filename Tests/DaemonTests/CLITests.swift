@@ -87,6 +87,34 @@ struct CLITests {
         #expect(segments.last?["frames_decoded"] as? Int == 30)
     }
 
+    @Test("verify --access checks an office's access journal: clean as written; an altered record, or another key, is found")
+    func accessJournal() throws {
+        let office = try OfficeFixture()
+        _ = try office.client("technician").send("GET", "/v1/devices")
+        _ = try office.client("BC-EV-2").send("GET", "/v1/devices")
+        _ = try office.stopAndReadJournal()
+        let store = office.path + "/office"
+        let clean = try run(["verify", "--access", "--json", store])
+        #expect(clean.status == 0, "\(clean.output)\(clean.errors)")
+        let report = try #require(try json(clean.output) as? [String: Any])
+        #expect(report["records"] as? Int == 4 && report["clean"] as? Bool == true)
+        #expect((report["kinds"] as? [String: Int])?["request"] == 2)
+        // Another key: every signature fails.
+        let other = office.path + "/other.pub"
+        try KeyFile.write(try Ed25519PrivateKey().publicKey, to: other)
+        let wrongKey = try run(["verify", "--access", "--access-key", other, store])
+        #expect(wrongKey.status == 1 && wrongKey.output.contains("journal_bad_signature"), "\(wrongKey.output)")
+        // One byte of a record changed (a refusal made to look like an answer).
+        var bytes = try readWholeFile(store + "/access.log")
+        let text = String(decoding: bytes, as: UTF8.self)
+        let at = try #require(text.range(of: "\"status\":403"))
+        bytes[text.utf8.distance(from: text.utf8.startIndex, to: at.lowerBound) + 10] = UInt8(ascii: "2")
+        try writeFileAtomically(store + "/access.log", bytes)
+        let altered = try run(["verify", "--access", store])
+        #expect(altered.status == 1 && altered.output.contains("NOT VERIFIED"), "\(altered.output)")
+        #expect(try run(["verify", "--access", "--authority", other, store]).status == 2)
+    }
+
     @Test("export and office init never write through a link planted in their folder, and replace nothing unless asked")
     func plantedLinks() throws {
         let directory = try TemporaryDirectory()
