@@ -267,7 +267,7 @@ done
 # arrival at the viewer, median and worst (goal ≤ 2 s; half-second fragments).
 [ -f "$KEYS/tls/live.pem" ] || "$BIN/bodycamctl" authority issue officer live --role live --dir "$KEYS" --out "$KEYS/tls" > /dev/null
 sed -e "s|^path = .*|path = \"$BENCH_DIR/live-store\"|" -e "s|^socket = .*|socket = \"$BENCH_DIR/live.sock\"|" \
-    -e "s|^segment_seconds = .*|segment_seconds = 10|" "$BENCH_DIR/restart.toml" > "$BENCH_DIR/live.toml"
+    -e "s|^segment_seconds = .*|segment_seconds = 2|" "$BENCH_DIR/restart.toml" > "$BENCH_DIR/live.toml"
 cat >> "$BENCH_DIR/live.toml" <<CONF
 [uplink]
 office = "https://127.0.0.1:$PORT"
@@ -287,6 +287,37 @@ kill -TERM $DAEMON; wait $DAEMON || true
 sed -n 's/^live latency: \([0-9]*\) fragments, median \([0-9.]*\) s, max \([0-9.]*\) s.*/\1 \2 \3/p' "$BENCH_DIR/live.log" > "$BENCH_DIR/live.txt"
 [ -s "$BENCH_DIR/live.txt" ] || { cat "$BENCH_DIR/live.log" >&2; echo "bench: no fragment arrived in live view" >&2; exit 1; }
 awk '{ printf "BENCH live_fragments %d fragments\nBENCH live_latency_median_s %.3f s\nBENCH live_latency_max_s %.3f s\n", $1, $2, $3 }' "$BENCH_DIR/live.txt"
+# Pictures the camera lost while it uploaded and went live (its journal's frames_dropped; goal 0).
+{ grep '"kind":"frames_dropped"' "$BENCH_DIR/live-store/journal.log" || true; } | { grep -o '"count":[0-9]*' || true; } | cut -d: -f2 \
+  | awk '{ n += $1 } END { printf "BENCH live_frames_dropped %d frames\n", n }'
+
+# Ingest (docs/SCALING.md): BENCH_CAMERAS (50) cameras upload a store of ten 2.5 MB segments
+# (5 s at 4 Mb/s) at once to the same office over loopback, each over its own mutual-TLS
+# connection: segments and megabytes a second, and the office's CPU (from /proc) per camera and
+# segment.
+CAMERAS=${BENCH_CAMERAS:-50}
+for camera in $(seq "$CAMERAS"); do
+  [ -f "$KEYS/tls/BC-INGEST-$camera.pem" ] \
+    || "$BIN/bodycamctl" authority issue device "BC-INGEST-$camera" --dir "$KEYS" --out "$KEYS/tls" > /dev/null
+done
+rm -rf "$BENCH_DIR/office/devices/BC-INGEST-"*
+office_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / t }' "/proc/$OFFICE/stat"; }
+before=$(office_cpu)
+rm -rf "$BENCH_DIR/ingest-store"
+"$BIN/bodycam-bench" ingest "https://127.0.0.1:$PORT" "$KEYS/tls" "$KEYS/ca.pem" "$BENCH_DIR/ingest-store" "$CAMERAS"
+after=$(office_cpu)
+for camera in 1 "$CAMERAS"; do
+  for segment in "$BENCH_DIR/ingest-store"/*.bcseg; do
+    cmp -s "$segment" "$BENCH_DIR/office/devices/BC-INGEST-$camera/$(basename "$segment")" \
+      || { echo "bench: camera $camera's copy of $(basename "$segment") is not the store's" >&2; exit 1; }
+  done
+done
+segments=$(ls "$BENCH_DIR/ingest-store"/*.bcseg | wc -l)
+awk -v b="$before" -v a="$after" -v c="$CAMERAS" -v s="$segments" 'BEGIN {
+  printf "BENCH office_ingest_cpu_s %.2f s\n", a - b
+  printf "BENCH office_cpu_per_camera_s %.3f s\n", (a - b) / c
+  printf "BENCH office_cpu_per_segment_ms %.1f ms\n", (a - b) * 1000 / (c * s)
+}'
 
 kill -TERM $OFFICE; wait $OFFICE || true
 trap - EXIT

@@ -84,6 +84,9 @@ func latency(presses: Int) throws {
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch (arguments.first, arguments.count) {
+    case ("ingest", 6):
+        guard let cameras = Int(arguments[5]), cameras > 0 else { throw SystemError.file(path: arguments[5], call: "a number of cameras", errno: EINVAL) }
+        try ingest(url: arguments[1], certificates: arguments[2], ca: arguments[3], store: arguments[4], cameras: cameras)
     case ("seal", 2):
         let mebibytes = Int(arguments[1]) ?? 256
         var block = try randomBytes(16 << 10)
@@ -140,7 +143,7 @@ do {
     case ("stall", 4):
         try storageStall(seconds: Int(arguments[1]) ?? 20, stallMilliseconds: Int(arguments[2]) ?? 500, folder: arguments[3])
     default:
-        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES | stall SECONDS MS FOLDER")
+        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES | stall SECONDS MS FOLDER | ingest URL CERTS CA STORE CAMERAS")
         exit(64)
     }
 } catch {
