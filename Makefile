@@ -22,10 +22,13 @@ PACKAGE_PACKAGES := dpkg binutils systemd
 # compiler), vivid's timings, ext4 images, real-time priority and fallocate for the scenarios.
 HW_PACKAGES := qemu-system-x86 busybox-static python3 xz-utils e2fsprogs v4l-utils util-linux \
                gcc-12 make file libelf1 dmsetup udev procps
+# The office's page in a real browser: headless Chromium, NSS's tools for its certificate store,
+# openssl for the officer's PKCS #12 file.
+BROWSER_PACKAGES := chromium libnss3-tools openssl python3
 # The board's architecture: Debian's aarch64 cross compiler and its C library headers.
 CROSS_PACKAGES := gcc-aarch64-linux-gnu libc6-dev-arm64-cross linux-libc-dev-arm64-cross binutils-aarch64-linux-gnu
 
-.PHONY: all deps bench-deps package-deps hw-deps cross-deps build test demo bench fuzz vectors install install-office deb deb-test systemd-check hw-test check-arm64 clean
+.PHONY: all deps bench-deps package-deps hw-deps cross-deps build test demo bench fuzz vectors install install-office deb deb-test systemd-check browser-test hw-test check-arm64 clean
 
 all: build
 
@@ -124,6 +127,13 @@ deb-test: deb
 # systemd-analyze verify on the installed unit, and its security exposure (must stay ≤ 2.0).
 systemd-check: package-deps build
 	scripts/systemd-check.sh $$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path)
+
+# The office's page in headless Chromium with officers' certificates: the fleet, segments,
+# an export, live view and its glass-to-glass latency; refusals by role and without a
+# certificate (scripts/browser-test.sh; it writes one Chromium policy file and removes it).
+browser-test: build
+	$(call install_missing,$(BROWSER_PACKAGES))
+	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/browser-test.sh
 
 # The hardware-in-the-loop rig: Debian's kernel under qemu with vivid and gpio-sim, bodycamd as
 # built here (docs/TESTING.md). HW_SCENARIOS picks some (camera gpio camera-lost power-cut disk-full).

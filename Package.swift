@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(name: "TokensTests", dependencies: ["Tokens", "Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PKITests", dependencies: ["PKI", "Evidence", "LibCrypto", "Platform", "Wire", "TestSupport", x509, crypto]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "Settings", "TestSupport"]),
-        .testTarget(name: "OfficeTests", dependencies: ["Office", "Uplink", "PKI", "Evidence", "LibCrypto", "Platform", "Wire", "Settings", "TestSupport"]),
+        .testTarget(name: "OfficeTests", dependencies: ["Office", "Uplink", "PKI", "Evidence", "Pipeline", "LibCrypto", "Platform", "Wire", "Settings", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",
             "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport", "Office",

@@ -41,10 +41,13 @@ public final class LiveRelay: Sendable {
         var originNanoseconds: Int64? = nil
         var items: [Item] = []
         var nextIndex = 1
+        /// The stream's codec as Media Source Extensions name it (RFC 6381), from the avcC.
+        var codec = ""
         var viewerSeen: Int64? = nil
     }
 
-    private let identity: X25519PrivateKey
+    /// The office's identity (exports on the office's page decrypt with it too).
+    let identity: X25519PrivateKey
     private let feeds = Mutex<[String: Feed]>([:])
 
     public init(identity: X25519PrivateKey) {
@@ -113,8 +116,12 @@ public final class LiveRelay: Sendable {
                 feed.originNanoseconds = origin
                 feed.shiftTicks = Int(max(0, feed.createdNanoseconds - origin) / 1_000_000 * Int64(feed.timescale) / 1000)
                 // ftyp and moov only.
-                let header = FragmentedMP4.children(plaintext, 0..<plaintext.count).filter { $0.type == "ftyp" || $0.type == "moov" }
-                    .reduce(into: [UInt8]()) { $0 += plaintext[$1.start..<$1.end] }
+                let boxes = FragmentedMP4.children(plaintext, 0..<plaintext.count)
+                let header = boxes.filter { $0.type == "ftyp" || $0.type == "moov" }.reduce(into: [UInt8]()) { $0 += plaintext[$1.start..<$1.end] }
+                if let moov = boxes.first(where: { $0.type == "moov" }),
+                   let avcC = FragmentedMP4.decoderConfiguration(plaintext, in: moov.payload..<moov.end), avcC.count >= 4 {
+                    feed.codec = "avc1." + Hex.encode(Array(avcC[1...3]))
+                }
                 append(Item(index: 0, bytes: header, isInit: true, sync: false, capturedNanoseconds: feed.createdNanoseconds), to: &feed)
             } else {
                 var fragment = FragmentedMP4.fragmentBoxes(plaintext)
@@ -141,7 +148,10 @@ public final class LiveRelay: Sendable {
     /// behind, the current segment's init segment and its fragments from the last that opens on
     /// a keyframe. `next` is what to ask after next time; `captured` the capture time of the
     /// last fragment's first picture (nil when there is none). Empty while nothing new came.
-    public func poll(device: String, after: Int, now: Int64 = Clock.monotonicNanoseconds()) -> (bytes: [UInt8], next: Int, captured: Int64?) {
+    /// `origin`: the wall time of the stream's time 0 (a picture shown at stream time t was
+    /// captured at origin + t); `codec`: as Media Source Extensions name it.
+    public func poll(device: String, after: Int, now: Int64 = Clock.monotonicNanoseconds())
+        -> (bytes: [UInt8], next: Int, captured: Int64?, origin: Int64?, codec: String) {
         feeds.withLock { feeds in
             var feed = feeds[device] ?? Feed()
             feed.viewerSeen = now
@@ -157,7 +167,7 @@ public final class LiveRelay: Sendable {
                 chosen = []
             }
             let bytes = chosen.reduce(into: [UInt8]()) { $0 += $1.bytes }
-            return (bytes, chosen.last?.index ?? max(0, after), chosen.last { !$0.isInit }?.capturedNanoseconds)
+            return (bytes, chosen.last?.index ?? max(0, after), chosen.last { !$0.isInit }?.capturedNanoseconds, feed.originNanoseconds, feed.codec)
         }
     }
 }

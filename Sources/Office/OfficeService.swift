@@ -237,6 +237,13 @@ public final class OfficeService: Sendable {
     private func route(_ request: OfficeRequest, caller: Caller, journalFields: inout [String: JSONValue]) throws -> OfficeReply {
         let (path, query) = OfficeService.split(request.target)
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if path == "/" || path == "/index.html" {
+            // The office's page (OfficePage.swift): any officer; what it shows, each API call
+            // decides by role.
+            guard request.method == "GET" else { throw OfficeRefusal(405, "GET only") }
+            try require(caller, roles: [.technician, .evidence, .live])
+            return OfficeReply(status: 200, bytes: Array(OfficePage.html.utf8), contentType: "text/html; charset=utf-8")
+        }
         guard parts.count >= 3, parts[0].isEmpty, parts[1] == "v1", parts[2] == "devices" else {
             throw OfficeRefusal(404, "no such resource")
         }
@@ -249,7 +256,7 @@ public final class OfficeService: Sendable {
         guard OfficeStore.isDeviceID(device) else { throw OfficeRefusal(404, "no such device") }
         let rest = Array(parts[4...])
         let resource = rest.first ?? ""
-        let name = rest.count == 2 && (resource == "files" || resource == "live") ? rest[1] : nil
+        let name = rest.count == 2 && (resource == "files" || resource == "live" || resource == "export") ? rest[1] : nil
         guard rest.count == 1 || name != nil else { throw OfficeRefusal(404, "no such resource") }
         switch (request.method, resource, name) {
         case ("GET", "files", nil):
@@ -339,6 +346,8 @@ public final class OfficeService: Sendable {
             var reply = OfficeReply(status: 200, bytes: answer.bytes, contentType: "video/mp4")
             reply.headers.append(("x-live-next", String(answer.next)))
             if let captured = answer.captured { reply.headers.append(("x-live-captured-utc", Clock.iso8601(wallNanoseconds: captured))) }
+            if let origin = answer.origin { reply.headers.append(("x-live-origin-utc", Clock.iso8601(wallNanoseconds: origin))) }
+            if !answer.codec.isEmpty { reply.headers.append(("x-live-codec", answer.codec)) }
             return reply
         case ("POST", "acknowledgements", nil):
             try require(caller, device: device, orRoles: [])
@@ -365,6 +374,27 @@ public final class OfficeService: Sendable {
             try require(caller, roles: [.technician, .evidence])
             guard let status = store.status(of: device) else { throw OfficeRefusal(404, "no heartbeat from \(device) yet") }
             return OfficeReply(200, status)
+        case ("GET", "segments", nil):
+            try require(caller, roles: [.technician, .evidence])
+            guard !(try store.files(of: device)).isEmpty else { throw OfficeRefusal(404, "no evidence from \(device)") }
+            return OfficeReply(200, try segments(of: device))
+        case ("GET", "export", let name?):
+            try require(caller, roles: [.evidence])
+            guard let identity = live?.identity else { throw OfficeRefusal(404, "this office has no identity to decrypt with") }
+            guard name.hasSuffix(".mp4"), OfficeStore.isUploadName(String(name.dropLast(4)) + ".bcseg") else { throw OfficeRefusal(404, "no such segment") }
+            let segment = String(name.dropLast(4)) + ".bcseg"
+            let report = try report(of: device)
+            guard let manifest = try EvidenceVault.readManifests(store.deviceFolder(device)).first(where: { $0.segmentFile == segment }),
+                  report.verifiedSequences.contains(manifest.sequence) else {
+                throw OfficeRefusal(409, "\(segment) is not a verified segment of \(device): it is not exported")
+            }
+            let bytes = try readWholeFile(store.deviceFolder(device) + "/" + segment, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
+            let layout = try SealedSegmentLayout(bytes, what: segment)
+            let plaintext = try layout.decrypt(bytes, identity: identity, allowUnsealed: manifest.recovered, what: segment)
+            journalFields["exported_sha256"] = .string(Hex.encode(try SHA256.hash(plaintext)))
+            var reply = OfficeReply(status: 200, bytes: plaintext, contentType: "video/mp4")
+            reply.headers.append(("content-disposition", "attachment; filename=\"\(device)-\(name)\""))
+            return reply
         case ("GET", "verification", nil):
             try require(caller, roles: [.technician, .evidence])
             guard !(try store.files(of: device)).isEmpty else { throw OfficeRefusal(404, "no evidence from \(device)") }
@@ -478,6 +508,20 @@ public final class OfficeService: Sendable {
         }
         issued.withLock { $0[device, default: [:]][ack.fileName] = Set(ack.entries.map(\.sequence)) }
         return ack
+    }
+
+    /// A device's segments as its manifests give them, each with whether the office's copy
+    /// verifies it (the office's page).
+    private func segments(of device: String) throws -> JSONValue {
+        let report = try report(of: device)
+        let verified = Set(report.verifiedSequences)
+        let manifests = try EvidenceVault.readManifests(store.deviceFolder(device)).suffix(500)
+        return .object(["device_id": .string(device), "segments": .array(manifests.reversed().map { manifest in
+            .object(["sequence": .integer(manifest.sequence), "file": .string(manifest.segmentFile),
+                     "start_utc": .string(manifest.startUTC), "end_utc": .string(manifest.endUTC), "frames": .integer(manifest.frames),
+                     "officer_id": manifest.document.body["officer_id"] ?? .null, "duty_id": manifest.document.body["duty_id"] ?? .null,
+                     "marks": manifest.document.body["marks"] ?? .array([]), "verified": .boolean(verified.contains(manifest.sequence))])
+        })])
     }
 
     private func verification(of device: String) throws -> JSONValue {

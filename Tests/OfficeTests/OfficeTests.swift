@@ -3,6 +3,7 @@ import Foundation
 import LibCrypto
 import Office
 import PKI
+import Pipeline
 import Platform
 import Settings
 import Synchronization
@@ -166,6 +167,27 @@ struct OfficeTests {
         #expect(try OffloadAcknowledgement.read(try #require(urgent.first).bytes, what: "ack").entries.map(\.sequence) == [1, 2, 3, 4, 5])
         // The reply lists only acknowledgements that name a segment from from_sequence on.
         #expect(try uploader.acknowledgements(from: 6, skip: []).isEmpty)
+    }
+
+    @Test("the office's page and what it reads: officers get the page, devices do not; segments with their verification; an export decrypted for the evidence role only")
+    func page() throws {
+        let office = try OfficeFixture(identity: Pristine.shared.keys.office)
+        let store = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        _ = try StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1").pass()
+        let page = try office.client("technician").send("GET", "/")
+        #expect(page.status == 200 && page.headers["content-type"]?.hasPrefix("text/html") == true)
+        #expect(String(decoding: page.body, as: UTF8.self).contains("<title>bodycam office</title>"))
+        #expect(try office.client("BC-EV-1").send("GET", "/").status == 403)
+        let segments = try #require(try office.client("technician").exchange("GET", "/v1/devices/BC-EV-1/segments").json?["segments"]?.array)
+        #expect(segments.count == 5 && segments.allSatisfy { $0["verified"]?.boolean == true && $0["marks"]?.array != nil })
+        let file = try #require(segments.first?["file"]?.string)
+        let target = "/v1/devices/BC-EV-1/export/" + file.replacingOccurrences(of: ".bcseg", with: ".mp4")
+        #expect(try office.client("technician").send("GET", target).status == 403)
+        let export = try office.client("evidence").send("GET", target)
+        #expect(export.status == 200 && export.headers["content-type"] == "video/mp4")
+        #expect(FragmentedMP4.children(export.body, 0..<export.body.count).first?.type == "ftyp")
+        #expect(try office.client("evidence").send("GET", "/v1/devices/BC-EV-1/export/seg-000009-20260101T000000Z.mp4").status == 409)
     }
 
     @Test("an office without an acknowledgement key acknowledges nothing: every segment stays on the device")

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# make browser-test: the office's page in a real browser (docs/OFFICE.md, "The office's page").
+# A camera (bodycamd, test pattern in real time) uploads to bodycam-office on loopback; headless
+# Chromium (Debian's), holding an officer's certificate in its NSS database, opens the page:
+#   - an officer with the evidence, live and technician roles sees the fleet, the device's
+#     segments verified, downloads an export, and plays live view (Media Source Extensions),
+#     whose glass-to-glass latency the page measures (now minus the capture time of the picture
+#     on screen);
+#   - a technician sees the fleet and is refused the export and live view (403);
+#   - a browser without a certificate does not get the page (the TLS handshake fails).
+# Chromium picks the certificate by the AutoSelectCertificateForUrls policy, which it reads only
+# from /etc/chromium/policies/managed: this script writes one file there and removes it.
+#   BIN  the folder with bodycamd, bodycamctl and bodycam-office
+set -euo pipefail
+BIN=${BIN:?BIN must name the folder holding bodycamd, bodycamctl and bodycam-office}
+HERE=$(cd "$(dirname "$0")" && pwd)
+DIR=$(mktemp -d -t bodycam-browser.XXXXXX)
+POLICY=/etc/chromium/policies/managed/bodycam-browser-test.json
+KEYS="$DIR/keys"
+DEVICE=BC-WEB-1
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -f "$POLICY"
+  [ -n "${BROWSER_KEEP:-}" ] || rm -rf "$DIR"
+}
+trap cleanup EXIT
+fail() { echo "browser-test: $*" >&2; exit 1; }
+ctl() { "$BIN/bodycamctl" "$@" > /dev/null; }
+
+ctl office init --dir "$KEYS" --name office
+ctl authority init --dir "$KEYS"
+ctl keys provision --dir "$KEYS"
+ctl authority certify --authority-key "$KEYS/authority.key" --device-pub "$KEYS/device.pub" --device-id "$DEVICE" --out "$KEYS/device.certificate"
+ctl authority certify-key office-1 --dir "$KEYS" --out "$KEYS"
+ctl authority issue office 127.0.0.1 --dir "$KEYS" --out "$KEYS/tls"
+ctl authority issue device "$DEVICE" --dir "$KEYS" --out "$KEYS/tls"
+ctl authority issue officer eva --role evidence --role live --role technician --dir "$KEYS" --out "$KEYS/tls"
+ctl authority issue officer tom --role technician --dir "$KEYS" --out "$KEYS/tls"
+
+cat > "$DIR/office.toml" <<CONF
+[office]
+listen_host = "127.0.0.1"
+listen_port = 0
+store = "$DIR/office"
+certificate = "$KEYS/tls/127.0.0.1.pem"
+key = "$KEYS/tls/127.0.0.1.key"
+ca = "$KEYS/ca.pem"
+authority = "$KEYS/authority.pub"
+offload_key = "$KEYS/office-1-offload.key"
+offload_certificate = "$KEYS/office-1-offload.certificate"
+acknowledge_after_seconds = 0
+identity = "$KEYS/office.key"
+CONF
+"$BIN/bodycam-office" --config "$DIR/office.toml" 2> "$DIR/office.log" &
+PIDS+=($!)
+PORT=""
+for _ in $(seq 100); do
+  PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$DIR/office.log" | head -1)
+  [ -n "$PORT" ] && break
+  sleep 0.1
+done
+[ -n "$PORT" ] || { cat "$DIR/office.log" >&2; fail "bodycam-office did not start"; }
+URL="https://127.0.0.1:$PORT"
+
+cat > "$DIR/bodycam.toml" <<CONF
+device_id = "$DEVICE"
+[camera]
+source = "test-pattern"
+width = 1280
+height = 720
+fps = 30
+[recording]
+pre_event_seconds = 0
+segment_seconds = 5
+[storage]
+path = "$DIR/store"
+[evidence]
+device_key = "$KEYS/device.key"
+certificate = "$KEYS/device.certificate"
+recipients = ["$KEYS/office.pub"]
+[controls]
+backend = "simulated"
+[policy]
+on_duty_at_start = true
+[control]
+socket = "$DIR/control.sock"
+[uplink]
+office = "$URL"
+certificate = "$KEYS/tls/$DEVICE.pem"
+key = "$KEYS/tls/$DEVICE.key"
+ca = "$KEYS/ca.pem"
+authority = "$KEYS/authority.pub"
+retention_days = 1
+heartbeat_seconds = 5
+CONF
+"$BIN/bodycamd" --config "$DIR/bodycam.toml" --record-after 0 2> "$DIR/bodycamd.log" &
+PIDS+=($!)
+# Two segments at the office before the browser looks.
+for _ in $(seq 600); do
+  [ "$(ls "$DIR/office/devices/$DEVICE/"*.manifest 2>/dev/null | wc -l)" -ge 2 ] && break
+  sleep 0.1
+done
+[ "$(ls "$DIR/office/devices/$DEVICE/"*.manifest 2>/dev/null | wc -l)" -ge 2 ] || { cat "$DIR/bodycamd.log" >&2; fail "no segment reached the office"; }
+
+# The officers' certificates in an NSS database of a home of the test's own; the CA trusted.
+export HOME="$DIR/home"
+NSS="sql:$HOME/.pki/nssdb"
+mkdir -p "$HOME/.pki/nssdb"
+certutil -N -d "$NSS" --empty-password
+certutil -A -d "$NSS" -n "bodycam authority" -t "C,," -i "$KEYS/ca.pem"
+for officer in eva tom; do
+  openssl pkcs12 -export -in "$KEYS/tls/$officer.pem" -inkey "$KEYS/tls/$officer.key" -out "$DIR/$officer.p12" -passout pass: -name "$officer"
+  pk12util -i "$DIR/$officer.p12" -d "$NSS" -W "" > /dev/null
+done
+mkdir -p "$(dirname "$POLICY")"
+# A browser that holds no certificate: the CA trusted, nothing else.
+mkdir -p "$DIR/bare/.pki/nssdb"
+certutil -N -d "sql:$DIR/bare/.pki/nssdb" --empty-password
+certutil -A -d "sql:$DIR/bare/.pki/nssdb" -n "bodycam authority" -t "C,," -i "$KEYS/ca.pem"
+
+# browse CN CHECK: Chromium with the certificate whose subject CN is CN ("" for none) runs CHECK.
+browse() {
+  local cn=$1 check=$2 profile="$DIR/chrome-$1-$2" pid home=$HOME
+  if [ -n "$cn" ]; then
+    printf '{"AutoSelectCertificateForUrls": ["{\\"pattern\\":\\"%s\\",\\"filter\\":{\\"SUBJECT\\":{\\"CN\\":\\"%s\\"}}}"]}\n' "$URL" "$cn" > "$POLICY"
+  else
+    rm -f "$POLICY"
+    home="$DIR/bare"
+  fi
+  HOME=$home chromium --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir="$profile" --remote-debugging-port=0 \
+           --autoplay-policy=no-user-gesture-required about:blank > "$DIR/chromium.log" 2>&1 &
+  pid=$!
+  timeout 180 python3 "$HERE/browser-check.py" "$profile/DevToolsActivePort" "$URL/" "$check" 60 \
+    || echo '{"loaded": false, "error": "the browser check did not finish"}'
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+echo "== an officer with the evidence, live and technician roles"
+eva=$(browse eva page)
+echo "$eva"
+python3 - "$eva" "$DEVICE" <<'PY'
+import json, statistics, sys
+answer, device = json.loads(sys.argv[1]), sys.argv[2]
+result = answer.get("result") or {}
+problems = []
+if not answer.get("loaded"): problems.append("the page did not load: %s" % answer.get("error"))
+if not any(row and row[0] == device for row in result.get("rows", [])): problems.append("the fleet does not show " + device)
+if not result.get("verified") or any(v != "yes" for v in result["verified"]): problems.append("segments not shown verified: %s" % result.get("verified"))
+if result.get("exportStatus") != 200 or result.get("exportType") != "video/mp4" or result.get("exportBytes", 0) < 1000:
+    problems.append("the export did not download: %s %s %s" % (result.get("exportStatus"), result.get("exportType"), result.get("exportBytes")))
+latencies = [l for l in result.get("latencies", []) if l > 0]
+if len(latencies) < 20: problems.append("live view did not play: %d latency samples, error %r" % (len(latencies), result.get("error")))
+if not result.get("width"): problems.append("no picture in the video element")
+if problems:
+    sys.exit("browser-test: " + "; ".join(problems))
+print("BENCH browser_glass_to_glass_median_s %.3f s" % statistics.median(latencies))
+print("BENCH browser_glass_to_glass_max_s %.3f s" % max(latencies))
+print("browser-test: evidence officer: fleet, %d segments verified, export %d bytes, live %dx%d, %d pictures decoded"
+      % (len(result["verified"]), result["exportBytes"], result["width"], result["height"], result.get("decoded") or 0))
+PY
+
+echo "== a technician: the fleet, but no export and no live view"
+tom=$(browse tom page)
+python3 - "$tom" "$DEVICE" <<'PY'
+import json, sys
+answer, device = json.loads(sys.argv[1]), sys.argv[2]
+result = answer.get("result") or {}
+problems = []
+if not any(row and row[0] == device for row in result.get("rows", [])): problems.append("the fleet does not show " + device)
+if result.get("exportStatus") != 403: problems.append("the export was not refused: %s" % result.get("exportStatus"))
+if "403" not in (result.get("error") or "") or result.get("latencies"): problems.append("live view was not refused: %r" % result.get("error"))
+if problems:
+    sys.exit("browser-test: " + "; ".join(problems))
+print("browser-test: technician: fleet shown; export and live view refused (403)")
+PY
+
+echo "== no certificate"
+nobody=$(browse "" load)
+python3 - "$nobody" <<'PY'
+import json, sys
+answer = json.loads(sys.argv[1])
+if answer.get("loaded") or "ERR_" not in (answer.get("error") or ""):
+    sys.exit("browser-test: a browser without a certificate was not refused at the handshake: %s" % answer)
+print("browser-test: without a certificate: refused (%s)" % (answer.get("error") or (answer.get("result") or {}).get("text", "")[:80]))
+PY
+grep -q '"kind":"tls_refused"' "$DIR/office/access.log" || fail "the refused handshake is not in the access journal"
+echo "browser-test: passed"
