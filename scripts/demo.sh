@@ -213,3 +213,6 @@ grep -o '"kind":"[a-z_]*"' "$OFFICE_STORE/access.log" | cut -d'"' -f4 | sort | u
 echo
 echo "Playable MP4 files: $DEMO_DIR/export (report: $DEMO_DIR/export/export-report.txt)"
 echo "The office's store: $OFFICE_STORE (docs/OFFICE.md)"
+echo "The office's page: start bodycam-office --config $DEMO_DIR/office.toml again and open https://127.0.0.1:PORT/"
+echo "   (the port it logs) in a browser holding an officer's certificate, $KEYS/tls/lia-live.pem and .key, and"
+echo "   trusting $KEYS/ca.pem; make browser-test does it in headless Chromium (docs/OFFICE.md, \"The office's page\")"
