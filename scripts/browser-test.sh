@@ -15,14 +15,25 @@ set -euo pipefail
 BIN=${BIN:?BIN must name the folder holding bodycamd, bodycamctl and bodycam-office}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=$(mktemp -d -t bodycam-browser.XXXXXX)
-POLICY=/etc/chromium/policies/managed/bodycam-browser-test.json
+POLICIES=/etc/chromium/policies/managed
+POLICY=$POLICIES/bodycam-browser-test-$$.json
+CREATED_POLICIES=""
+[ -d "$POLICIES" ] || CREATED_POLICIES=1
 KEYS="$DIR/keys"
 DEVICE=BC-WEB-1
 PIDS=()
+# stop PID: SIGTERM, then SIGKILL if it has not ended within 10 s.
+stop() {
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do stop "$pid"; done
   wait 2>/dev/null || true
   rm -f "$POLICY"
+  # The folder goes too when this script made it (and nothing else is in it).
+  if [ -n "$CREATED_POLICIES" ]; then rmdir "$POLICIES" /etc/chromium/policies 2>/dev/null || true; fi
   [ -n "${BROWSER_KEEP:-}" ] || rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -132,14 +143,16 @@ browse() {
   HOME=$home chromium --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir="$profile" --remote-debugging-port=0 \
            --autoplay-policy=no-user-gesture-required about:blank > "$DIR/chromium.log" 2>&1 &
   pid=$!
+  PIDS+=("$pid")
   timeout 180 python3 "$HERE/browser-check.py" "$profile/DevToolsActivePort" "$URL/" "$check" 60 \
     || echo '{"loaded": false, "error": "the browser check did not finish"}'
-  kill "$pid" 2>/dev/null || true
+  stop "$pid"
   wait "$pid" 2>/dev/null || true
 }
 
 echo "== an officer with the evidence, live and technician roles"
-eva=$(browse eva page)
+browse eva page > "$DIR/eva.json"   # not in a subshell: cleanup must see the browser's pid
+eva=$(cat "$DIR/eva.json")
 echo "$eva"
 python3 - "$eva" "$DEVICE" <<'PY'
 import json, statistics, sys
@@ -163,7 +176,8 @@ print("browser-test: evidence officer: fleet, %d segments verified, export %d by
 PY
 
 echo "== a technician: the fleet, but no export and no live view"
-tom=$(browse tom page)
+browse tom page > "$DIR/tom.json"
+tom=$(cat "$DIR/tom.json")
 python3 - "$tom" "$DEVICE" <<'PY'
 import json, sys
 answer, device = json.loads(sys.argv[1]), sys.argv[2]
@@ -178,7 +192,8 @@ print("browser-test: technician: fleet shown; export and live view refused (403)
 PY
 
 echo "== no certificate"
-nobody=$(browse "" load)
+browse "" load > "$DIR/nobody.json"
+nobody=$(cat "$DIR/nobody.json")
 python3 - "$nobody" <<'PY'
 import json, sys
 answer = json.loads(sys.argv[1])

@@ -55,6 +55,8 @@ final class UplinkLoop: Sendable {
     static let acknowledgementsPerPass = 8
     static let maximumRefusedAcknowledgements = 1024
     static let liveHoldNanoseconds: Int64 = 15_000_000_000
+    /// After the office refuses live view, it is not tried again for this long.
+    static let liveRefusedSeconds = 300
     /// The stop's last pass, in all.
     static let stopPassSeconds = 10
 
@@ -123,6 +125,7 @@ extension Daemon {
         // Live view: while the office says someone watches (until `liveUntil`), the segment being
         // recorded is sent as it is written, checked every `livePollSeconds`.
         var liveUntil: Int64 = 0
+        var liveRefusedUntil: Int64 = 0
         var cursor = StoreUploader.LiveCursor()
         var passDue = true
         var acknowledgementsFailing = false
@@ -144,9 +147,21 @@ extension Daemon {
                 }
                 let client = uploader!.client
                 if !stopping && Clock.monotonicNanoseconds() < liveUntil {
-                    let watched = try uploader!.livePass(&cursor)
-                    liveUntil = watched ? Clock.monotonicNanoseconds() + UplinkLoop.liveHoldNanoseconds : 0
-                    uplink.state.withLock { $0.live = watched }
+                    switch try uploader!.livePass(&cursor) {
+                    case .nothingSent:
+                        break  // the office's last word holds until `liveUntil`
+                    case .watched(let watched):
+                        liveUntil = watched ? Clock.monotonicNanoseconds() + UplinkLoop.liveHoldNanoseconds : 0
+                        uplink.state.withLock { $0.live = watched }
+                    case .refused(let reason):
+                        // Off for a while: a refusal must not make the camera send the segment
+                        // again at every heartbeat.
+                        Log.warning("uplink: the office refused live view: \(bounded(reason, limit: 300)); off for \(UplinkLoop.liveRefusedSeconds) s")
+                        audit("live_refused", ["reason": .string(bounded(reason, limit: 300))])
+                        liveUntil = 0
+                        liveRefusedUntil = Clock.monotonicNanoseconds() + Int64(UplinkLoop.liveRefusedSeconds) * 1_000_000_000
+                        uplink.state.withLock { $0.live = false }
+                    }
                 }
                 guard passDue || stopping || Clock.monotonicNanoseconds() >= nextHeartbeat else {
                     // Between passes: live view's next look, or (live view over) the heartbeat.
@@ -173,7 +188,8 @@ extension Daemon {
                     let body = try JSONCoding.encode(status()).canonical
                     let reply = try client.exchange("POST", "/v1/devices/\(configuration.deviceID)/heartbeat", body: body, contentType: "application/json")
                     nextHeartbeat = Clock.monotonicNanoseconds() + Int64(interval * 1e9)
-                    if reply.json?["live"]?.boolean == true && Clock.monotonicNanoseconds() >= liveUntil {
+                    if reply.json?["live"]?.boolean == true && Clock.monotonicNanoseconds() >= liveUntil
+                        && Clock.monotonicNanoseconds() >= liveRefusedUntil {
                         Log.notice("uplink: an officer watches: the recording goes live to the office")
                         liveUntil = Clock.monotonicNanoseconds() + UplinkLoop.liveHoldNanoseconds
                         cursor = StoreUploader.LiveCursor()

@@ -35,55 +35,90 @@ public final class LiveRelay: Sendable {
         var received: [UInt8] = []
         var chunksRelayed = 0
         var timescale = 90_000
+        /// Where the current segment starts on the stream's timeline (its timescale), and the
+        /// stream's length before it in 90 kHz ticks: each segment follows the last one's
+        /// duration (the chunk headers' ticks), whatever the wall clock did between them.
         var shiftTicks = 0
+        var streamTicks: Int64 = 0
+        var segmentTicks: Int64 = 0
         var createdNanoseconds: Int64 = 0
-        /// The first relayed segment's creation time: the stream's time 0.
-        var originNanoseconds: Int64? = nil
+        var started = false
+        /// Pieces of a fragment larger than one chunk (all but its last carry no frames).
+        var pending: [UInt8] = []
         var items: [Item] = []
+        var itemBytes = 0
+        /// Counts on across resets, so that a viewer's `after` never points past the stream.
         var nextIndex = 1
+        var viewerSeen: Int64? = nil
         /// The stream's codec as Media Source Extensions name it (RFC 6381), from the avcC.
         var codec = ""
-        var viewerSeen: Int64? = nil
+
+        /// The same feed with nothing held (a new stream), its count kept.
+        var reset: Feed {
+            var fresh = Feed()
+            fresh.nextIndex = nextIndex
+            fresh.viewerSeen = viewerSeen
+            return fresh
+        }
     }
 
-    /// The office's identity (exports on the office's page decrypt with it too).
-    let identity: X25519PrivateKey
+    private let identity: X25519PrivateKey
     private let feeds = Mutex<[String: Feed]>([:])
+    /// Items held per device at most, in bytes (the init segment of the current segment stays).
+    static let maximumItemBytes = 64 << 20
+    /// Chunks of one segment relayed at most.
+    static let maximumChunks = 20_000
+    /// Timescales above this are not a camera's (90 kHz is usual).
+    static let maximumTimescale = 10_000_000
 
     public init(identity: X25519PrivateKey) {
         self.identity = identity
     }
 
-    /// Whether someone watches `device` (asked within `viewerTimeoutNanoseconds`).
+    /// The office's identity (exports on the office's page decrypt with it too).
+    var officeIdentity: X25519PrivateKey { identity }
+
+    /// Whether someone watches `device` (asked within `viewerTimeoutNanoseconds`). Feeds no one
+    /// watches any more are let go here.
     public func isWatched(_ device: String, now: Int64 = Clock.monotonicNanoseconds()) -> Bool {
-        feeds.withLock { $0[device]?.viewerSeen.map { now - $0 < LiveRelay.viewerTimeoutNanoseconds } ?? false }
+        feeds.withLock { feeds in
+            LiveRelay.sweep(&feeds, now: now)
+            return feeds[device] != nil
+        }
+    }
+
+    private static func watched(_ feed: Feed, now: Int64) -> Bool {
+        feed.viewerSeen.map { now - $0 < LiveRelay.viewerTimeoutNanoseconds } ?? false
+    }
+
+    private static func sweep(_ feeds: inout [String: Feed], now: Int64) {
+        for (device, feed) in feeds where !watched(feed, now: now) { feeds[device] = nil }
     }
 
     /// Takes `bytes` at `offset` of the sealed segment `segment` the camera is writing, and
     /// relays every chunk that is now whole. Returns the bytes held of that segment; while no
-    /// one watches nothing is held (and what was is let go), and the answer is nil. A new
-    /// segment must start at 0; a piece that would leave a gap is refused with the size held
-    /// (`UploadConflict.gap`), one that differs from what is held too (`.differs`). A chunk
-    /// that does not authenticate throws `EvidenceError`, and the segment is dropped.
+    /// one watches nothing is held, and the answer is nil. A new segment must start at 0; a
+    /// piece that would leave a gap, or that differs from what is held (the segment then
+    /// starts over), is refused with the size to resume at (`UploadConflict.gap`). A chunk that
+    /// does not authenticate throws `EvidenceError`, and the segment is dropped.
     public func receive(device: String, segment: String, offset: Int64, bytes: [UInt8], now: Int64 = Clock.monotonicNanoseconds()) throws -> Int64? {
         try feeds.withLock { feeds in
-            var feed = feeds[device] ?? Feed()
+            // Taken out of the dictionary while it changes, so that its buffers are not copied.
+            guard var feed = feeds.removeValue(forKey: device), LiveRelay.watched(feed, now: now) else { return nil }
             defer { feeds[device] = feed }
-            guard let seen = feed.viewerSeen, now - seen < LiveRelay.viewerTimeoutNanoseconds else {
-                feed = Feed()
-                return nil
-            }
             if segment != feed.segment {
                 guard offset == 0 else { throw UploadConflict.gap(size: 0) }
+                feed.streamTicks += feed.segmentTicks
                 feed.segment = segment
                 feed.received = []
                 feed.chunksRelayed = 0
+                feed.segmentTicks = 0
+                feed.pending = []
             }
             let held = Int64(feed.received.count)
             guard offset <= held else { throw UploadConflict.gap(size: held) }
             let overlap = Int(min(held - offset, Int64(bytes.count)))
             if overlap > 0, feed.received[Int(offset)..<(Int(offset) + overlap)].elementsEqual(bytes[0..<overlap]) == false {
-                // Not the bytes held: the segment starts over (the camera resumes at 0).
                 feed.segment = ""
                 feed.received = []
                 throw UploadConflict.gap(size: 0)
@@ -106,31 +141,41 @@ public final class LiveRelay: Sendable {
     /// Decrypts the chunks of `feed.received` that are whole and not yet relayed.
     private func relay(_ feed: inout Feed) throws {
         guard let layout = try? SealedSegmentLayout(feed.received, what: feed.segment), layout.chunks.count > feed.chunksRelayed else { return }
+        guard layout.chunks.count <= LiveRelay.maximumChunks else {
+            throw OfficeRefusal(413, "a segment is relayed live up to \(LiveRelay.maximumChunks) chunks")
+        }
         let opened = try layout.decryptChunks(feed.received, identity: identity, allowUnsealed: true, what: feed.segment, from: feed.chunksRelayed)
         for (offset, plaintext) in opened.enumerated() {
             let index = feed.chunksRelayed + offset
+            let chunk = layout.chunks[index]
+            feed.segmentTicks = min(feed.segmentTicks + max(0, chunk.ticks), SealedSegmentFormat.maximumTicks)
             if index == 0 {
-                feed.timescale = FragmentedMP4.timescale(initSegment: plaintext) ?? 90_000
-                feed.createdNanoseconds = layout.header["created_utc"]?.string.flatMap { ClockParse.nanoseconds(iso8601: $0) } ?? Clock.wallNanoseconds()
-                let origin = feed.originNanoseconds ?? feed.createdNanoseconds
-                feed.originNanoseconds = origin
-                feed.shiftTicks = Int(max(0, feed.createdNanoseconds - origin) / 1_000_000 * Int64(feed.timescale) / 1000)
                 // ftyp and moov only.
                 let boxes = FragmentedMP4.children(plaintext, 0..<plaintext.count)
                 let header = boxes.filter { $0.type == "ftyp" || $0.type == "moov" }.reduce(into: [UInt8]()) { $0 += plaintext[$1.start..<$1.end] }
-                if let moov = boxes.first(where: { $0.type == "moov" }),
-                   let avcC = FragmentedMP4.decoderConfiguration(plaintext, in: moov.payload..<moov.end), avcC.count >= 4 {
+                let moov = boxes.first { $0.type == "moov" }
+                feed.timescale = moov.flatMap { _ in FragmentedMP4.timescale(initSegment: plaintext) }
+                    .flatMap { (1...LiveRelay.maximumTimescale).contains($0) ? $0 : nil } ?? 90_000
+                if let moov, let avcC = FragmentedMP4.decoderConfiguration(plaintext, in: moov.payload..<moov.end), avcC.count >= 4 {
                     feed.codec = "avc1." + Hex.encode(Array(avcC[1...3]))
                 }
+                feed.createdNanoseconds = layout.header["created_utc"]?.string.flatMap { ClockParse.nanoseconds(iso8601: $0) } ?? Clock.wallNanoseconds()
+                // The stream's length so far in this segment's timescale (both bounded: no overflow).
+                feed.shiftTicks = Int(feed.streamTicks / 90_000 * Int64(feed.timescale) + feed.streamTicks % 90_000 * Int64(feed.timescale) / 90_000)
+                feed.started = true
                 append(Item(index: 0, bytes: header, isInit: true, sync: false, capturedNanoseconds: feed.createdNanoseconds), to: &feed)
-            } else {
-                var fragment = FragmentedMP4.fragmentBoxes(plaintext)
-                guard !fragment.isEmpty else { continue }
-                let time = FragmentedMP4.shiftDecodeTime(&fragment, by: feed.shiftTicks) ?? 0
-                let captured = feed.createdNanoseconds + Int64(time) * 1_000_000_000 / Int64(feed.timescale)
-                append(Item(index: 0, bytes: fragment, isInit: false, sync: FragmentedMP4.startsWithSyncSample(fragment), capturedNanoseconds: captured),
-                       to: &feed)
+                continue
             }
+            // A fragment larger than a chunk comes in pieces; the last carries its frames.
+            feed.pending += plaintext
+            guard chunk.frames > 0 || chunk.isLast, feed.started else { continue }
+            var fragment = FragmentedMP4.fragmentBoxes(feed.pending)
+            feed.pending = []
+            guard !fragment.isEmpty, let time = FragmentedMP4.shiftDecodeTime(&fragment, by: feed.shiftTicks) else { continue }
+            let seconds = Double(time) / Double(feed.timescale)
+            let captured = feed.createdNanoseconds + Int64(min(max(seconds, 0), 1e9) * 1e9)
+            append(Item(index: 0, bytes: fragment, isInit: false, sync: FragmentedMP4.startsWithSyncSample(fragment), capturedNanoseconds: captured),
+                   to: &feed)
         }
         feed.chunksRelayed = layout.chunks.count
     }
@@ -140,24 +185,38 @@ public final class LiveRelay: Sendable {
         item.index = feed.nextIndex
         feed.nextIndex += 1
         feed.items.append(item)
-        if feed.items.count > LiveRelay.keptItems { feed.items.removeFirst(feed.items.count - LiveRelay.keptItems) }
+        feed.itemBytes += item.bytes.count
+        // Bounded by count and by bytes; the current segment's init segment stays.
+        let current = feed.items.lastIndex(where: \.isInit) ?? 0
+        var drop = 0
+        var bytes = feed.itemBytes
+        while drop < current && (feed.items.count - drop > LiveRelay.keptItems || bytes > LiveRelay.maximumItemBytes) {
+            bytes -= feed.items[drop].bytes.count
+            drop += 1
+        }
+        if drop > 0 {
+            feed.items.removeFirst(drop)
+            feed.itemBytes = bytes
+        }
     }
 
     /// What a viewer that has the stream up to item `after` gets now (and the viewer is
-    /// counted as watching): the items after it; or, for a new viewer (`after` 0) or one too far
-    /// behind, the current segment's init segment and its fragments from the last that opens on
-    /// a keyframe. `next` is what to ask after next time; `captured` the capture time of the
-    /// last fragment's first picture (nil when there is none). Empty while nothing new came.
-    /// `origin`: the wall time of the stream's time 0 (a picture shown at stream time t was
-    /// captured at origin + t); `codec`: as Media Source Extensions name it.
+    /// counted as watching): the items after it; or, for a new viewer (`after` 0), one too far
+    /// behind, or one ahead of the stream (it started over), the current segment's init segment
+    /// and its fragments from the last that opens on a keyframe. `next` is what to ask after
+    /// next time; `captured` the capture time of the last fragment's first picture (nil when
+    /// there is none); `origin` the wall time of the stream's time 0 as the current segment
+    /// places it (a picture shown at stream time t was captured at origin + t); `codec` as
+    /// Media Source Extensions name it. Empty while nothing new came.
     public func poll(device: String, after: Int, now: Int64 = Clock.monotonicNanoseconds())
         -> (bytes: [UInt8], next: Int, captured: Int64?, origin: Int64?, codec: String) {
         feeds.withLock { feeds in
-            var feed = feeds[device] ?? Feed()
+            LiveRelay.sweep(&feeds, now: now)
+            var feed = feeds.removeValue(forKey: device) ?? Feed()
             feed.viewerSeen = now
-            feeds[device] = feed
+            defer { feeds[device] = feed }
             var chosen: ArraySlice<Item>
-            if after > 0, let first = feed.items.first, after >= first.index - 1 {
+            if after > 0, after < feed.nextIndex, let first = feed.items.first, after >= first.index - 1 {
                 chosen = feed.items.drop { $0.index <= after }
             } else if let start = feed.items.lastIndex(where: \.isInit) {
                 let fragments = feed.items[(start + 1)...]
@@ -167,7 +226,8 @@ public final class LiveRelay: Sendable {
                 chosen = []
             }
             let bytes = chosen.reduce(into: [UInt8]()) { $0 += $1.bytes }
-            return (bytes, chosen.last?.index ?? max(0, after), chosen.last { !$0.isInit }?.capturedNanoseconds, feed.originNanoseconds, feed.codec)
+            let origin = feed.started ? feed.createdNanoseconds - Int64(Double(feed.shiftTicks) / Double(feed.timescale) * 1e9) : nil
+            return (bytes, chosen.last?.index ?? min(max(0, after), feed.nextIndex - 1), chosen.last { !$0.isInit }?.capturedNanoseconds, origin, feed.codec)
         }
     }
 }

@@ -48,16 +48,22 @@ enum OfficePage {
       if (!answer) return;
       const body = document.querySelector("#fleet tbody");
       body.replaceChildren();
-      for (const device of answer.devices) {
+      for (const device of Array.isArray(answer.devices) ? answer.devices : []) {
+        // One camera's odd status must not hide the others.
+        try { fleetRow(body, device); } catch (error) { cell(body.insertRow(), String(device && device.device_id), "alarm"); }
+      }
+    }
+    function fleetRow(body, device) {
+      {
         const row = body.insertRow();
-        const status = device.status || {};
+        const status = (device.status && typeof device.status === "object") ? device.status : {};
         row.dataset.device = device.device_id;
         cell(row, device.device_id);
         cell(row, status.state);
         cell(row, status.officer_id);
-        const alarms = status.alarms || [];
+        const alarms = Array.isArray(status.alarms) ? status.alarms.map(String) : [];
         cell(row, alarms.length ? alarms.join(", ") : "none", alarms.length ? "alarm" : "ok");
-        cell(row, status.storage_free_bytes != null ? (status.storage_free_bytes / 1e9).toFixed(1) + " GB" : "");
+        cell(row, typeof status.storage_free_bytes === "number" ? (status.storage_free_bytes / 1e9).toFixed(1) + " GB" : "");
         cell(row, device.last_heartbeat_utc);
         cell(row, device.segments);
         const open = document.createElement("button");
@@ -74,18 +80,24 @@ enum OfficePage {
       const body = document.querySelector("#segments tbody");
       body.replaceChildren();
       const answer = await json("/v1/devices/" + encodeURIComponent(id) + "/segments");
-      if (!answer) return;
-      for (const segment of answer.segments) {
+      // An answer for a device no longer selected (a slow one) is dropped.
+      if (!answer || state.device !== id) return;
+      for (const segment of Array.isArray(answer.segments) ? answer.segments : []) {
+        try { segmentRow(body, id, segment); } catch (error) { cell(body.insertRow(), String(segment && segment.sequence), "alarm"); }
+      }
+    }
+    function segmentRow(body, id, segment) {
+      {
         const row = body.insertRow();
         cell(row, segment.sequence);
         cell(row, segment.start_utc);
         cell(row, segment.end_utc);
         cell(row, segment.frames);
-        cell(row, (segment.marks || []).map(mark => (mark.label || "mark") + " " + mark.utc).join("; "));
+        cell(row, (Array.isArray(segment.marks) ? segment.marks : []).map(mark => ((mark && mark.label) || "mark") + " " + (mark && mark.utc)).join("; "));
         cell(row, segment.verified ? "yes" : "NO", segment.verified ? "ok" : "alarm");
         const link = document.createElement("a");
         link.textContent = "MP4";
-        link.href = "/v1/devices/" + encodeURIComponent(id) + "/export/" + encodeURIComponent(segment.file.replace(/\\.bcseg$/, ".mp4"));
+        link.href = "/v1/devices/" + encodeURIComponent(id) + "/export/" + encodeURIComponent(String(segment.file).replace(/\\.bcseg$/, ".mp4"));
         row.insertCell().append(link);
       }
     }

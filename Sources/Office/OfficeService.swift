@@ -380,7 +380,7 @@ public final class OfficeService: Sendable {
             return OfficeReply(200, try segments(of: device))
         case ("GET", "export", let name?):
             try require(caller, roles: [.evidence])
-            guard let identity = live?.identity else { throw OfficeRefusal(404, "this office has no identity to decrypt with") }
+            guard let identity = live?.officeIdentity else { throw OfficeRefusal(404, "this office has no identity to decrypt with") }
             guard name.hasSuffix(".mp4"), OfficeStore.isUploadName(String(name.dropLast(4)) + ".bcseg") else { throw OfficeRefusal(404, "no such segment") }
             let segment = String(name.dropLast(4)) + ".bcseg"
             let report = try report(of: device)
@@ -389,8 +389,11 @@ public final class OfficeService: Sendable {
                 throw OfficeRefusal(409, "\(segment) is not a verified segment of \(device): it is not exported")
             }
             let bytes = try readWholeFile(store.deviceFolder(device) + "/" + segment, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
-            let layout = try SealedSegmentLayout(bytes, what: segment)
-            let plaintext = try layout.decrypt(bytes, identity: identity, allowUnsealed: manifest.recovered, what: segment)
+            // A recovered segment as `bodycamctl export` takes it: every chunk up to the first that
+            // the power cut left unauthenticated (a torn write recovery could not see).
+            let layout = try SealedSegmentLayout(bytes, what: segment, zeroFilledIsTorn: manifest.recovered)
+            let plaintext = manifest.recovered ? try layout.decryptAuthenticPrefix(bytes, identity: identity, what: segment).plaintext
+                : try layout.decrypt(bytes, identity: identity, allowUnsealed: false, what: segment)
             journalFields["exported_sha256"] = .string(Hex.encode(try SHA256.hash(plaintext)))
             var reply = OfficeReply(status: 200, bytes: plaintext, contentType: "video/mp4")
             reply.headers.append(("content-disposition", "attachment; filename=\"\(device)-\(name)\""))

@@ -34,7 +34,7 @@ public enum FragmentedMP4 {
             } else if size == 0 {
                 size = range.upperBound - offset
             }
-            guard size >= header, offset + size <= range.upperBound else { break }
+            guard size >= header, size <= range.upperBound - offset else { break }
             boxes.append(Box(type: String(decoding: bytes[(offset + 4)..<(offset + 8)], as: UTF8.self), start: offset, payload: offset + header, end: offset + size))
             offset += size
         }
@@ -71,8 +71,8 @@ public enum FragmentedMP4 {
         guard let version = integer(bytes, tfdt.payload, 1) else { return nil }
         let width = version == 1 ? 8 : 4
         guard let time = integer(bytes, tfdt.payload + 4, width), tfdt.payload + 4 + width <= tfdt.end else { return nil }
-        let moved = time + shift
-        guard moved >= 0, width == 8 || moved <= Int(UInt32.max) else { return nil }
+        let (moved, overflow) = time.addingReportingOverflow(shift)
+        guard !overflow, moved >= 0, width == 8 || moved <= Int(UInt32.max) else { return nil }
         for index in 0..<width { bytes[tfdt.payload + 4 + index] = UInt8(truncatingIfNeeded: moved >> (8 * (width - 1 - index))) }
         return time
     }
@@ -80,7 +80,7 @@ public enum FragmentedMP4 {
     /// The H.264 decoder configuration (the avcC box, with its SPS and PPS) inside a moov's
     /// sample description; nil when there is none.
     public static func decoderConfiguration(_ bytes: [UInt8], in moov: Range<Int>) -> [UInt8]? {
-        guard let stsd = find(bytes, ["trak", "mdia", "minf", "stbl", "stsd"], in: moov) else { return nil }
+        guard let stsd = find(bytes, ["trak", "mdia", "minf", "stbl", "stsd"], in: moov), stsd.payload + 8 <= stsd.end else { return nil }
         // stsd: version and flags, entry count, then sample entries; avc1's children start 78
         // bytes into it (ISO/IEC 14496-12 VisualSampleEntry).
         guard let entry = children(bytes, (stsd.payload + 8)..<stsd.end).first, entry.payload + 78 <= entry.end,

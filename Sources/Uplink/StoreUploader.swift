@@ -175,11 +175,21 @@ public final class StoreUploader {
         public init() {}
     }
 
+    /// What the office said to live view's last pieces.
+    public enum LiveAnswer: Equatable, Sendable {
+        /// Nothing was sent (nothing new was written).
+        case nothingSent
+        /// The office took the pieces; whether someone still watches.
+        case watched(Bool)
+        /// The office refused live view (why): it is off until asked again later.
+        case refused(String)
+    }
+
     /// Live view (docs/OFFICE.md, "Live view"): sends what was written of the segment being
     /// recorded (`NAME.bcseg.partial`) since the last call — its sealed chunks, which only the
     /// office can open — and, when that segment was sealed meanwhile, the rest of it first.
-    /// Returns whether the office still has a viewer. Throws when the link fails.
-    public func livePass(_ cursor: inout LiveCursor) throws -> Bool {
+    /// Throws only when the link fails; a refusal of live view is an answer, not a failure.
+    public func livePass(_ cursor: inout LiveCursor) throws -> LiveAnswer {
         let names = try directoryEntries(store)
         let recording = names.filter { $0.hasSuffix(".bcseg.partial") && SegmentName.sequence(of: String($0.dropLast(8))) != nil }
             .max { SegmentName.sequence(of: String($0.dropLast(8)))! < SegmentName.sequence(of: String($1.dropLast(8)))! }
@@ -188,7 +198,8 @@ public final class StoreUploader {
             files.append((store + "/" + cursor.segment, cursor.segment))
         }
         if let recording { files.append((store + "/" + recording, String(recording.dropLast(8)))) }
-        var watched = true
+        var answer = LiveAnswer.nothingSent
+        var piece = pieceBytes
         for (path, name) in files {
             if name != cursor.segment { cursor = LiveCursor(); cursor.segment = name }
             var status = stat()
@@ -199,29 +210,34 @@ public final class StoreUploader {
             if fd < 0 { continue }
             defer { close(fd) }
             while cursor.sent < length {
-                let count = Int(min(Int64(pieceBytes), length - cursor.sent))
-                let bytes = try readBytes(fd, count: count, at: cursor.sent, path: path, exact: true)
+                let count = Int(min(Int64(piece), length - cursor.sent))
+                // A file cut shorter meanwhile (recovery): the next call starts it over.
+                guard let bytes = try? readBytes(fd, count: count, at: cursor.sent, path: path, exact: true) else {
+                    cursor = LiveCursor()
+                    return answer
+                }
                 let response = try client.send("PUT", "/v1/devices/\(deviceID)/live/\(name)?offset=\(cursor.sent)", body: bytes)
-                watched = response.json?["live"]?.boolean ?? false
-                // No one watches any more: nothing of it is held, and nothing more is sent.
-                if response.status == 200 && !watched { return false }
+                let watched = response.json?["live"]?.boolean ?? false
                 switch response.status {
                 case 200..<300:
-                    guard let size = response.json?["size"]?.integer, size > cursor.sent else {
-                        throw UplinkError.refused(status: response.status, message: "the office's answer for live \(name) names no new size")
-                    }
+                    // No one watches any more: nothing of it is held, and nothing more is sent.
+                    guard watched else { return .watched(false) }
+                    guard let size = response.json?["size"]?.integer, size > cursor.sent else { return .refused("the office's answer names no new size") }
                     cursor.sent = size
+                    answer = .watched(true)
                 case 409:
-                    guard let size = response.json?["size"]?.integer, size >= 0, size != cursor.sent else {
-                        throw UplinkError.refused(status: 409, message: response.message)
-                    }
+                    guard let size = response.json?["size"]?.integer, size >= 0, size != cursor.sent else { return .refused(response.message) }
                     cursor.sent = size
-                default:
+                case 413 where piece > StoreUploader.smallestPiece:
+                    piece = max(StoreUploader.smallestPiece, piece / 4)
+                case 500..<600:
                     throw UplinkError.refused(status: response.status, message: response.message)
+                default:
+                    return .refused("\(response.status): \(response.message)")
                 }
             }
         }
-        return watched
+        return answer
     }
 
     /// Asks the office to acknowledge what it holds verified from sequence `from` on

@@ -30,7 +30,7 @@ struct Live: ParsableCommand {
 
     func validate() throws {
         guard office.hasPrefix("https://") else { throw ValidationError("--office must be https://HOST[:PORT]") }
-        if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be above 0") }
+        if let seconds, !(seconds > 0 && seconds <= 31_536_000) { throw ValidationError("--seconds must be above 0 and at most a year") }
     }
 
     func run() throws {
