@@ -265,7 +265,7 @@ extension Daemon {
     func exchangeAcknowledgements(_ uploader: StoreUploader, _ uplink: UplinkLoop, refused: inout Set<String>) throws {
         guard case .success(let trust) = uplink.trust, refused.count < UplinkLoop.maximumRefusedAcknowledgements,
               let from = try vault.firstUnacknowledged(authority: trust.authority, revocations: trust.revocations) else { return }
-        let kept = Set(try directoryEntries(configuration.storagePath).filter { $0.hasPrefix("offload-") })
+        let kept = Set(try directoryEntries(configuration.storagePath).filter(OffloadAcknowledgement.isFileName))
         let fetched = try uploader.acknowledgements(from: from, skip: kept.union(refused), urgent: storage.level != .ok,
                                                     limit: UplinkLoop.acknowledgementsPerPass)
         for (name, bytes) in fetched {

@@ -79,6 +79,13 @@ public struct OffloadAcknowledgement: Sendable {
 
     /// The name the acknowledgement is kept under in the store.
     public var fileName: String { "offload-\(ackID).ack" }
+
+    /// Whether `name` is one an acknowledgement is kept under (`offload-` and 16 lower-case hex
+    /// digits, `.ack`): nothing else is read or written as one, on the device or at the office.
+    public static func isFileName(_ name: String) -> Bool {
+        name.utf8.count == 28 && name.hasPrefix("offload-") && name.hasSuffix(".ack")
+            && Hex.decode(String(name.dropFirst(8).dropLast(4))) != nil && name == name.lowercased()
+    }
 }
 
 /// What the acknowledgements kept in a store name, built from the store once and kept up to date
@@ -185,7 +192,7 @@ extension EvidenceVault {
         guard index == nil else { return }
         var built = OffloadIndex()
         let directory = configuration.directory
-        let names = try directoryEntries(directory).filter { $0.hasPrefix("offload-") && $0.hasSuffix(".ack") }
+        let names = try directoryEntries(directory).filter(OffloadAcknowledgement.isFileName)
         if !names.isEmpty {
             let manifests = Dictionary(try EvidenceVault.readManifests(directory).map { ($0.sequence, $0) }, uniquingKeysWith: { first, _ in first })
             for name in names.sorted() {
@@ -227,14 +234,6 @@ extension EvidenceVault {
             }
             if !deleted.isEmpty { try syncDirectory(configuration.directory) }
             return deleted
-        }
-    }
-
-    /// Acknowledged segments still here (what `releaseOffloaded` may delete).
-    public func pendingOffloads(authority: Ed25519PublicKey, revocations: RevocationList? = nil) throws -> Int {
-        try offloads.withLock { index in
-            try offloadIndex(&index, authority: authority, revocations: revocations)
-            return index!.pending.count
         }
     }
 

@@ -519,9 +519,6 @@ public final class SegmentFactsCache: Sendable {
         }
     }
     private let entries = Mutex<[String: (identity: Identity, facts: SegmentFacts)]>([:])
-    /// Segment files read and remembered since the cache was made (what a test counts).
-    public var filesRead: Int { reads.withLock { $0 } }
-    private let reads = Mutex(0)
 
     public init() {}
 
@@ -536,6 +533,5 @@ public final class SegmentFactsCache: Sendable {
 
     func keep(path: String, identity: Identity, facts: SegmentFacts) {
         entries.withLock { $0[path] = (identity, facts) }
-        reads.withLock { $0 += 1 }
     }
 }

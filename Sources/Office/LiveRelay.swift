@@ -47,22 +47,17 @@ public final class LiveRelay: Sendable {
         var pending: [UInt8] = []
         var items: [Item] = []
         var itemBytes = 0
-        /// Counts on across resets, so that a viewer's `after` never points past the stream.
+        /// The next item's number; a viewer whose `after` is at or past it (the feed was let go
+        /// and started over) is served as a new one.
         var nextIndex = 1
         var viewerSeen: Int64? = nil
         /// The stream's codec as Media Source Extensions name it (RFC 6381), from the avcC.
         var codec = ""
 
-        /// The same feed with nothing held (a new stream), its count kept.
-        var reset: Feed {
-            var fresh = Feed()
-            fresh.nextIndex = nextIndex
-            fresh.viewerSeen = viewerSeen
-            return fresh
-        }
     }
 
-    private let identity: X25519PrivateKey
+    /// The office's identity (exports on the office's page decrypt with it too).
+    let identity: X25519PrivateKey
     private let feeds = Mutex<[String: Feed]>([:])
     /// Items held per device at most, in bytes (the init segment of the current segment stays).
     static let maximumItemBytes = 64 << 20
@@ -74,9 +69,6 @@ public final class LiveRelay: Sendable {
     public init(identity: X25519PrivateKey) {
         self.identity = identity
     }
-
-    /// The office's identity (exports on the office's page decrypt with it too).
-    var officeIdentity: X25519PrivateKey { identity }
 
     /// Whether someone watches `device` (asked within `viewerTimeoutNanoseconds`). Feeds no one
     /// watches any more are let go here.

@@ -380,7 +380,7 @@ public final class OfficeService: Sendable {
             return OfficeReply(200, try segments(of: device))
         case ("GET", "export", let name?):
             try require(caller, roles: [.evidence])
-            guard let identity = live?.officeIdentity else { throw OfficeRefusal(404, "this office has no identity to decrypt with") }
+            guard let identity = live?.identity else { throw OfficeRefusal(404, "this office has no identity to decrypt with") }
             guard name.hasSuffix(".mp4"), OfficeStore.isUploadName(String(name.dropLast(4)) + ".bcseg") else { throw OfficeRefusal(404, "no such segment") }
             let segment = String(name.dropLast(4)) + ".bcseg"
             let report = try report(of: device)

@@ -1,3 +1,4 @@
+import Evidence
 import Glibc
 import Platform
 import Synchronization
@@ -51,10 +52,7 @@ public final class OfficeStore: Sendable {
 
     /// An offload acknowledgement the office issued (`offload-ACKID.ack`, 8 bytes of hex): the
     /// office writes these into a device's folder, the device reads them; it never uploads one.
-    public static func isAcknowledgementName(_ name: String) -> Bool {
-        name.utf8.count == 28 && name.hasPrefix("offload-") && name.hasSuffix(".ack")
-            && Hex.decode(String(name.dropFirst(8).dropLast(4))) != nil && name == name.lowercased()
-    }
+    public static func isAcknowledgementName(_ name: String) -> Bool { OffloadAcknowledgement.isFileName(name) }
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {
         (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)

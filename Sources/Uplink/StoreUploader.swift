@@ -251,8 +251,7 @@ public final class StoreUploader {
         var fetched: [(String, [UInt8])] = []
         for name in (reply?["acknowledgements"]?.array?.compactMap(\.string) ?? []).lazy.filter({ !skip.contains($0) }).prefix(limit) {
             // Only names of the one form: nothing the office says can name a file elsewhere.
-            guard name.utf8.count == 28, name.hasPrefix("offload-"), name.hasSuffix(".ack"),
-                  Hex.decode(String(name.dropFirst(8).dropLast(4))) != nil else { continue }
+            guard OffloadAcknowledgement.isFileName(name) else { continue }
             // An acknowledgement of 256 segments is about 30 KiB: 64 KiB bounds what is read.
             let response = try client.exchange("GET", "/v1/devices/\(deviceID)/files/\(name)?offset=0&length=65536")
             fetched.append((name, response.body))

@@ -80,6 +80,17 @@ struct DaemonTests {
         return (process, errors)
     }
 
+    /// Stops a daemon `launch` started (SIGTERM, as systemd does), expects it to end with 0 and
+    /// returns what it logged.
+    @discardableResult
+    static func stop(_ process: Process, _ errors: Pipe) -> String {
+        process.terminate()
+        process.waitUntilExit()
+        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus == 0, "\(log)")
+        return log
+    }
+
     /// `TestSupport.eventually`: a wait on an event the daemon makes visible, with a deadline.
     static func eventually(within seconds: Double = 30, _ condition: () throws -> Bool) -> Bool {
         TestSupport.eventually(within: seconds, condition)

@@ -40,10 +40,7 @@ struct UplinkTests {
         #expect(DaemonTests.eventually(within: 60) {
             DaemonTests.journal(directory.path + "/store").filter { $0.kind == "segment_offloaded" }.count >= 2
         })
-        process.terminate()
-        process.waitUntilExit()
-        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(log)")
+        DaemonTests.stop(process, errors)
         let store = directory.path + "/store"
         for name in try names(store, suffix: ".bcseg") + names(store, suffix: ".manifest") + ["device.pub"] {
             #expect(try readWholeFile(store + "/" + name) == readWholeFile(copy + "/" + name), "\(name)")
@@ -89,10 +86,7 @@ struct UplinkTests {
             let records = DaemonTests.journal(store)
             return records.filter { $0.kind == "offload_received" }.count >= 2 && (!belowReserve || records.contains { $0.kind == "segment_offloaded" })
         })
-        process.terminate()
-        process.waitUntilExit()
-        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(log)")
+        DaemonTests.stop(process, errors)
         let records = DaemonTests.journal(store)
         #expect(!records.contains { $0.kind == "offload_refused" })
         #expect(try names(store, suffix: ".ack").count == records.filter { $0.kind == "offload_received" }.count)
@@ -122,10 +116,7 @@ struct UplinkTests {
         let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
         let seen = DaemonTests.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 2 && $0.alarms.contains("uplink down") }
         #expect(seen != nil)
-        process.terminate()
-        process.waitUntilExit()
-        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(log)")
+        DaemonTests.stop(process, errors)
         let records = DaemonTests.journal(directory.path + "/store")
         // The camera's record names the office's alert; the office's, the failed verification.
         let lost = records.filter { $0.kind == "uplink_lost" }
@@ -148,10 +139,7 @@ struct UplinkTests {
         let (process, errors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
         let seen = DaemonTests.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 3 && $0.alarms.contains("uplink down") }
         #expect(seen != nil)
-        process.terminate()
-        process.waitUntilExit()
-        let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(log)")
+        DaemonTests.stop(process, errors)
         let records = DaemonTests.journal(directory.path + "/store")
         #expect(records.filter { $0.kind == "uplink_lost" }.count == 1)
         #expect(records.first { $0.kind == "uplink_lost" }?.fields["reason"]?.string?.contains("cannot reach the office") == true)
