@@ -77,6 +77,8 @@ let package = Package(
         .target(name: "Capture", dependencies: ["LibAV", "V4L2", "Platform"]),
         .target(name: "Pipeline", dependencies: ["Capture", "LibAV", "Platform"]),
         .target(name: "Evidence", dependencies: ["Pipeline", "LibCrypto", "Platform", "Wire"]),
+        // Standard MP4 files from recorded segments (stream copy, joined, cut on keyframes).
+        .target(name: "Export", dependencies: ["Evidence", "LibAV", "LibCrypto", "Platform", "Wire"]),
 
         // MARK: policy and controls
         .target(name: "Policy", dependencies: ["Wire"]),
@@ -105,7 +107,7 @@ let package = Package(
         .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"]),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
-            "LibAV", "LibCrypto", "V4L2", "PKI", "Uplink", "Platform", "Wire", argumentParser,
+            "LibAV", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "Platform", "Wire", argumentParser,
         ]),
         .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser]),
         // The measurements of `make bench` that loop over the project's own code.
@@ -127,6 +129,7 @@ let package = Package(
         .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol", "Wire"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
+        .testTarget(name: "ExportTests", dependencies: ["Export", "Evidence", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Tokens", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Wire"]),
         .testTarget(name: "ControlsTests", dependencies: ["Controls", "Policy", "Platform", "Wire", "TestSupport"]),

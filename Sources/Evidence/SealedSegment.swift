@@ -464,3 +464,17 @@ public final class SealingSink: SegmentSink {
         return finalPath
     }
 }
+
+extension Manifest {
+    /// Reads the segment this manifest names from `folder` (not through a link) and decrypts it
+    /// with the office's identity: what every export starts from. A recovered segment gives every
+    /// chunk up to the first that the power cut left unauthenticated, and how many were lost
+    /// (`decryptAuthenticPrefix`); any other segment must decrypt whole (`decrypt`).
+    /// - Throws: `SystemError` (unreadable), `EvidenceError` (not authentic, wrong key).
+    public func decryptSegment(in folder: String, identity: X25519PrivateKey) throws -> (plaintext: [UInt8], lostChunks: Int) {
+        let bytes = try readWholeFile(folder + "/" + segmentFile, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
+        let layout = try SealedSegmentLayout(bytes, what: segmentFile, zeroFilledIsTorn: recovered)
+        if recovered { return try layout.decryptAuthenticPrefix(bytes, identity: identity, what: segmentFile) }
+        return (try layout.decrypt(bytes, identity: identity, allowUnsealed: false, what: segmentFile), 0)
+    }
+}

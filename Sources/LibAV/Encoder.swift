@@ -22,10 +22,15 @@ public struct Rational: Equatable, Sendable {
 public final class CodecParameters {
     let raw: UnsafeMutablePointer<AVCodecParameters>
 
-    init(copying context: UnsafePointer<AVCodecContext>) throws {
+    convenience init(copying context: UnsafePointer<AVCodecContext>) throws {
+        try self.init(allocating: ())
+        try avCheck(avcodec_parameters_from_context(raw, context), "avcodec_parameters_from_context")
+    }
+
+    /// Empty parameters, for a copy to fill.
+    init(allocating: Void) throws {
         guard let raw = avcodec_parameters_alloc() else { throw AVError("avcodec_parameters_alloc", code: bc_averror(ENOMEM)) }
         self.raw = raw
-        try avCheck(avcodec_parameters_from_context(raw, context), "avcodec_parameters_from_context")
     }
 
     deinit {

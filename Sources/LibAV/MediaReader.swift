@@ -35,6 +35,8 @@ public final class MediaReader {
     public private(set) var containerName = ""
     /// Container-level tags (creation_time, device_id, …).
     public private(set) var metadata: [String: String] = [:]
+    /// The file's chapters (an export's marks and gaps), in file order.
+    public private(set) var chapters: [Chapter] = []
     /// Packets the decoder rejected (corrupt data); counted, not thrown, so a damaged file still
     /// yields what can be decoded.
     public private(set) var decodeErrors = 0
@@ -69,6 +71,13 @@ public final class MediaReader {
         while let next = av_dict_get(format.pointee.metadata, "", entry, AV_DICT_IGNORE_SUFFIX) {
             metadata[String(cString: next.pointee.key)] = String(cString: next.pointee.value)
             entry = next
+        }
+        for index in 0..<Int(format.pointee.nb_chapters) {
+            guard let chapter = format.pointee.chapters[index] else { continue }
+            let base = chapter.pointee.time_base
+            func seconds(_ value: Int64) -> Double { Double(value) * Double(base.num) / Double(max(base.den, 1)) }
+            let title = av_dict_get(chapter.pointee.metadata, "title", nil, 0).map { String(cString: $0.pointee.value) } ?? ""
+            chapters.append(Chapter(title: title, startSeconds: seconds(chapter.pointee.start), endSeconds: seconds(chapter.pointee.end)))
         }
 
         guard let codec = avcodec_find_decoder(parameters.pointee.codec_id) else {

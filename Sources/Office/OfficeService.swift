@@ -388,12 +388,9 @@ public final class OfficeService: Sendable {
                   report.verifiedSequences.contains(manifest.sequence) else {
                 throw OfficeRefusal(409, "\(segment) is not a verified segment of \(device): it is not exported")
             }
-            let bytes = try readWholeFile(store.deviceFolder(device) + "/" + segment, limit: SealedSegmentFormat.maximumFileBytes, followLinks: false)
             // A recovered segment as `bodycamctl export` takes it: every chunk up to the first that
             // the power cut left unauthenticated (a torn write recovery could not see).
-            let layout = try SealedSegmentLayout(bytes, what: segment, zeroFilledIsTorn: manifest.recovered)
-            let plaintext = manifest.recovered ? try layout.decryptAuthenticPrefix(bytes, identity: identity, what: segment).plaintext
-                : try layout.decrypt(bytes, identity: identity, allowUnsealed: false, what: segment)
+            let plaintext = try manifest.decryptSegment(in: store.deviceFolder(device), identity: identity).plaintext
             journalFields["exported_sha256"] = .string(Hex.encode(try SHA256.hash(plaintext)))
             var reply = OfficeReply(status: 200, bytes: plaintext, contentType: "video/mp4")
             reply.headers.append(("content-disposition", "attachment; filename=\"\(device)-\(name)\""))

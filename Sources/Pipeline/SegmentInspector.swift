@@ -17,7 +17,7 @@ public struct SegmentReport: Sendable {
     public var keyframes: Int
     /// Top-level box types in file order ("ftyp", "moov", "moof", "mdat", …).
     public var boxes: [String]
-    /// Pictures in each moof+mdat fragment, in order.
+    /// Pictures in each moof+mdat fragment, in order (empty for a plain MP4: an export).
     public var framesPerFragment: [Int]
     /// Fragments holding a keyframe after their first picture: a GOP begins inside them. (A
     /// GOP may span several fragments, the later ones beginning with a picture that is not a
@@ -54,9 +54,11 @@ public enum SegmentInspector {
         var packets: [DemuxedPacket] = []
         let frames = try reader.decodeAll(packet: { packets.append($0) }, frame: onFrame)
 
-        var framesPerFragment = [Int](repeating: 0, count: mdats.count)
+        // A plain MP4 (an export) has no fragments to check: one mdat holds every picture.
+        let fragmented = boxes.contains { $0.type == "moof" }
+        var framesPerFragment = [Int](repeating: 0, count: fragmented ? mdats.count : 0)
         var splitting: Set<Int> = []
-        for packet in packets {
+        for packet in packets where fragmented {
             guard let index = mdats.firstIndex(where: { Int64($0.offset) <= packet.position && packet.position < Int64($0.offset + $0.size) }) else { continue }
             if packet.isKeyframe && framesPerFragment[index] > 0 { splitting.insert(index) }
             framesPerFragment[index] += 1

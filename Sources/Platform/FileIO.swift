@@ -85,21 +85,47 @@ public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t =
         unlink(temporary)
         throw SystemError.file(path: temporary, call: "close", error)
     }
+    do {
+        try publishFile(temporary, as: path, exclusive: exclusive)
+    } catch {
+        unlink(temporary)
+        throw error
+    }
+}
+
+/// Gives a complete, durable file (`temporary`, fsynced by its writer) its name `path` on the same
+/// file system, then fsyncs `path`'s folder. `exclusive` refuses to replace an existing file or link
+/// (EEXIST), atomically (link(2), then `temporary` is unlinked); otherwise rename(2), which
+/// replaces a link at `path` rather than following it. On failure `temporary` is left for the
+/// caller. Throws `SystemError` naming the path.
+public func publishFile(_ temporary: String, as path: String, exclusive: Bool) throws {
     if exclusive {
         // link(2) fails if the name exists, as a file or a link: nobody's file is replaced.
-        if link(temporary, path) < 0 {
-            let code = errno
-            unlink(temporary)
-            throw SystemError.file(path: path, call: "create", errno: code)
-        }
+        if link(temporary, path) < 0 { throw SystemError.file(path: path, call: "create", errno: errno) }
         unlink(temporary)
     } else if rename(temporary, path) < 0 {
-        let code = errno
-        unlink(temporary)
-        throw SystemError.file(path: path, call: "rename", errno: code)
+        throw SystemError.file(path: path, call: "rename", errno: errno)
     }
     let slash = path.lastIndex(of: "/")
     try syncDirectory(slash.map { String(path[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? ".")
+}
+
+/// A new folder inside `parent` that only this user can enter (mkdtemp(3): a random name,
+/// mode 0700), for files a library writes by name (libavformat): nothing can be planted in it.
+/// Returns its path; the caller removes it (`removePrivateFolder`).
+public func makePrivateFolder(in parent: String, prefix: String) throws -> String {
+    var template = Array((parent + "/" + prefix + "XXXXXX").utf8CString)
+    guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+        throw SystemError.file(path: parent, call: "mkdtemp", errno: errno)
+    }
+    return String(cString: made)
+}
+
+/// Removes a folder made by `makePrivateFolder` and the plain files left in it (best effort: a
+/// failed export's leftovers).
+public func removePrivateFolder(_ path: String) {
+    for name in (try? directoryEntries(path)) ?? [] { unlink(path + "/" + name) }
+    rmdir(path)
 }
 
 /// The names in a folder (readdir), without "." and "..", sorted.

@@ -62,6 +62,59 @@ struct CLITests {
         #expect(text.contains("EMPTY seg-000002"))
     }
 
+    @Test("export --incident FROM..TO joins the window's segments into one standard MP4 cut on keyframes; mark:N picks the window around a mark, which becomes a chapter")
+    func exportIncident() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = directory.path + "/store", keys = Keys()
+        let vault = try makeVault(store, keys: keys)
+        // 1.5 s after now: in the second one-second segment (the test pattern's clock starts now).
+        let markAt = Clock.monotonicNanoseconds() + 1_500_000_000
+        vault.addMark(label: "stop", source: "button", at: markAt, utc: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds() + 1_500_000_000))
+        try recordEvidence(into: vault, frames: 150, width: 320, height: 240)
+        try KeyFile.write(keys.office, to: directory.path + "/office.key")
+        let manifests = try EvidenceVault.readManifests(store)
+        try #require(manifests.count == 5)
+        let format = FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 30)
+
+        let from = Clock.iso8601(wallNanoseconds: ClockParse.nanoseconds(iso8601: manifests[1].startUTC)! + 500_000_000)
+        let to = Clock.iso8601(wallNanoseconds: ClockParse.nanoseconds(iso8601: manifests[3].startUTC)! + 100_000_000)
+        let out = directory.path + "/incident"
+        let result = try run(["export", "--json", "--identity", directory.path + "/office.key", "--incident", "\(from)..\(to)", "--out", out, store])
+        #expect(result.status == 0, "\(result)")
+        let report = try #require(try json(result.output) as? [String: Any])
+        let incident = try #require(report["incident"] as? [String: Any])
+        let files = try #require(incident["files"] as? [[String: Any]])
+        try #require(files.count == 1)
+        let file = try #require(files[0]["file"] as? String)
+        #expect((files[0]["pieces"] as? [[String: Any]])?.compactMap { $0["sequence"] as? Int } == manifests[1...3].map { Int($0.sequence) })
+        #expect(files[0]["first_frame_utc"] as? String == manifests[1].startUTC)
+        #expect(files[0]["sha256"] as? String == Hex.encode(try SHA256.hash(try readWholeFile(file))))
+        #expect(try burnedInFrameNumbers(path: file, format: format) == (30..<120).map { Optional($0) })
+        let segments = try #require(report["segments"] as? [[String: Any]])
+        #expect(segments.map { $0["outside"] as? Bool == true } == [true, false, false, false, true])
+        #expect((report["marks"] as? [[String: Any]])?.first?["label"] as? String == "stop")
+        #expect(try names(out, suffix: "") == ["export-report.json", "export-report.txt", URL(fileURLWithPath: file).lastPathComponent])
+        #expect(try String(contentsOfFile: out + "/export-report.txt", encoding: .utf8).contains("INCIDENT FILE \(file): 90 frames"))
+
+        // Around the mark, nothing before or after it: the GOP that holds it, the mark a chapter.
+        let around = try run(["export", "--json", "--identity", directory.path + "/office.key", "--incident", "mark:1", "--before", "0", "--after", "0",
+                              "--out", directory.path + "/mark", store])
+        #expect(around.status == 0, "\(around)")
+        let markFile = try #require(((try json(around.output) as? [String: Any])?["incident"] as? [String: Any]).flatMap { ($0["files"] as? [[String: Any]])?.first?["file"] as? String })
+        #expect(try burnedInFrameNumbers(path: markFile, format: format) == (30..<60).map { Optional($0) })
+        let chapters = try MediaReader(path: markFile).chapters
+        #expect(chapters.map(\.title) == ["start", "stop (button)"], "\(chapters)")
+        #expect(abs((chapters.last?.startSeconds ?? 0) - 0.5) < 0.1, "\(chapters)")
+
+        // A mark the store does not have, and a window with nothing in it.
+        let missing = try run(["export", "--identity", directory.path + "/office.key", "--incident", "mark:2", "--out", directory.path + "/none", store])
+        #expect(missing.status == 2 && missing.errors.contains("the store has 1 mark"), "\(missing)")
+        let empty = try run(["export", "--identity", directory.path + "/office.key", "--incident", "2020-01-01T00:00:00Z..2020-01-01T00:01:00Z",
+                             "--out", directory.path + "/empty", store])
+        #expect(empty.status == 1 && empty.output.contains("NOTHING RECORDED"), "\(empty)")
+    }
+
     @Test("export of a store with offloaded segments: one whose file is gone is reported offloaded; one whose file is there (the office's copy) is exported")
     func exportOffloaded() throws {
         let directory = try TemporaryDirectory()

@@ -1,0 +1,294 @@
+import Glibc
+import LibAV
+import LibCrypto
+import Platform
+import Wire
+
+/// A segment to export: its decrypted MP4 (fragmented, as recorded) and when its first picture
+/// was taken.
+public struct ExportSource {
+    public var sequence: Int64
+    /// The segment's file name in the store ("seg-….bcseg").
+    public var segmentFile: String
+    /// Wall-clock time of the first picture, ns since 1970 UTC: the corrected time when
+    /// verification gave one (docs/POLICY.md, "Clock"), else the manifest's `start_utc`.
+    public var startUTCNanoseconds: Int64
+    /// Decrypts the segment (called once, when the export reaches it): plaintext stays in memory.
+    public var plaintext: () throws -> [UInt8]
+
+    public init(sequence: Int64, segmentFile: String, startUTCNanoseconds: Int64, plaintext: @escaping () throws -> [UInt8]) {
+        self.sequence = sequence
+        self.segmentFile = segmentFile
+        self.startUTCNanoseconds = startUTCNanoseconds
+        self.plaintext = plaintext
+    }
+}
+
+/// A moment the officer marked (a manifest's `marks` entry), at its wall-clock time.
+public struct ExportMark: Sendable, Equatable {
+    public var label: String
+    public var source: String
+    public var utcNanoseconds: Int64
+
+    public init(label: String, source: String, utcNanoseconds: Int64) {
+        self.label = label
+        self.source = source
+        self.utcNanoseconds = utcNanoseconds
+    }
+}
+
+/// One stretch of a segment inside an exported file.
+public struct ExportedPiece: Sendable, Equatable {
+    public var sequence: Int64
+    public var segmentFile: String
+    public var frames: Int
+    /// Where the piece starts in the file, in seconds.
+    public var fileOffsetSeconds: Double
+    /// Wall-clock times of its first and last picture (presentation order), ns since 1970 UTC.
+    public var firstFrameUTCNanoseconds: Int64
+    public var lastFrameUTCNanoseconds: Int64
+    /// Wall-clock time of the end of its last picture.
+    public var endUTCNanoseconds: Int64
+    /// Time not recorded between the end of the piece before and this one's first picture (ns;
+    /// 0 for the first piece and for a seamless join).
+    public var gapBeforeNanoseconds: Int64
+}
+
+/// What was written to one MP4 file.
+public struct ExportedFile: Sendable {
+    public var path: String
+    public var sha256: String
+    public var bytes: Int64
+    public var frames: Int
+    public var keyframes: Int
+    /// Seconds from the first picture to the end of the last.
+    public var durationSeconds: Double
+    public var pieces: [ExportedPiece]
+    public var chapters: [Chapter]
+    /// Why reading a segment stopped early (a torn last fragment), by segment file.
+    public var readErrors: [String: String]
+
+    public var firstFrameUTCNanoseconds: Int64? { pieces.map(\.firstFrameUTCNanoseconds).min() }
+    public var lastFrameUTCNanoseconds: Int64? { pieces.map(\.lastFrameUTCNanoseconds).max() }
+}
+
+/// A segment left out of an export because it could not be read (it does not decrypt, or
+/// libavformat cannot read it), and why: the export goes on without it, and the join after it
+/// shows as a gap.
+public struct SkippedSegment: Sendable, Equatable {
+    public var sequence: Int64
+    public var segmentFile: String
+    public var reason: String
+}
+
+/// What an export wrote and left out.
+public struct ExportResult: Sendable {
+    /// The files, in order; empty when nothing falls in the window.
+    public var files: [ExportedFile]
+    public var skipped: [SkippedSegment]
+}
+
+/// Writes recorded segments as standard MP4 files that play in any player (docs/EXPORT.md): the
+/// index (moov) first and no fragments, by stream copy through libavformat: not one picture is
+/// decoded or encoded again, so the H.264 bytes are the camera's. Several segments are joined
+/// into one file, each picture's decode time following on from the one before, so that no
+/// picture is lost or doubled at a join; an incident window is cut on keyframes (from the last
+/// keyframe at or before its start to the end of the GOP holding its end: a clip that starts on
+/// a picture that is not a keyframe does not decode).
+///
+/// Where the stream's parameters change between segments (a new resolution after a restart),
+/// one file cannot hold both: the export goes on in a new file, `NAME-part2.mp4` and so on.
+/// Runs on the caller's thread; files appear only complete and fsynced (a private folder, then
+/// link(2) or rename(2)).
+public enum MP4Export {
+    /// Writes `sources` (in recording order) as `folder/name.mp4` (and `-part2…` when needed).
+    /// - Parameters:
+    ///   - window: UTC ns; only GOPs that overlap it are written. nil: everything.
+    ///   - marks: chapters at the marks that fall inside what was written; gaps in the recording
+    ///     become chapters too.
+    ///   - exclusive: refuse to replace existing files (EEXIST).
+    /// - Throws: `AVError`, `SystemError` (writing failed, or a file of that name exists when
+    ///   `exclusive`); a file being written is removed. A segment that cannot be read is skipped.
+    public static func write(_ sources: [ExportSource], window: ClosedRange<Int64>? = nil, marks: [ExportMark] = [],
+                             folder: String, name: String, exclusive: Bool) throws -> ExportResult {
+        let scratch = try makePrivateFolder(in: folder, prefix: ".export-")
+        defer { removePrivateFolder(scratch) }
+        var files: [ExportedFile] = []
+        var skipped: [SkippedSegment] = []
+        var current: Joiner? = nil
+        for source in sources {
+            let demuxer: MemoryDemuxer
+            do {
+                demuxer = try MemoryDemuxer(bytes: try source.plaintext(), what: source.segmentFile)
+            } catch {
+                skipped.append(SkippedSegment(sequence: source.sequence, segmentFile: source.segmentFile, reason: "\(error)"))
+                continue
+            }
+            let (packets, origin) = selectedPackets(demuxer, source: source, window: window)
+            if packets.isEmpty { continue }
+            if let joiner = current, !joiner.parameters.describesSameStream(as: demuxer.parameters) {
+                files.append(try joiner.finish(marks: marks, publishAs: published(folder, name, part: files.count + 1), exclusive: exclusive))
+                current = nil
+            }
+            if current == nil {
+                let part = files.count + 1
+                current = try Joiner(path: scratch + "/" + partName(name, part: part), parameters: demuxer.parameters,
+                                     timeBase: demuxer.timeBase, metadata: demuxer.metadata)
+            }
+            try current!.append(packets, from: source, originPTS: origin, timeBase: demuxer.timeBase, readError: demuxer.readError)
+        }
+        if let joiner = current {
+            files.append(try joiner.finish(marks: marks, publishAs: published(folder, name, part: files.count + 1), exclusive: exclusive))
+        }
+        return ExportResult(files: files, skipped: skipped)
+    }
+
+    private static func partName(_ name: String, part: Int) -> String { part == 1 ? name + ".mp4" : "\(name)-part\(part).mp4" }
+    private static func published(_ folder: String, _ name: String, part: Int) -> String { folder + "/" + partName(name, part: part) }
+
+    /// The segment's packets in whole GOPs that overlap `window`, and the presentation time of
+    /// its first picture (the one `startUTCNanoseconds` dates). A segment is cut into GOPs at its
+    /// keyframes; pictures before the first keyframe (none in a segment this project writes)
+    /// cannot decode and are left out.
+    static func selectedPackets(_ demuxer: MemoryDemuxer, source: ExportSource, window: ClosedRange<Int64>?) -> ([CompressedPacket], Int64) {
+        var all: [CompressedPacket] = []
+        while let packet = demuxer.next() { all.append(packet) }
+        guard let origin = all.map(\.pts).min() else { return ([], 0) }
+        let tb = demuxer.timeBase
+        func wall(_ pts: Int64) -> Int64 { source.startUTCNanoseconds + nanoseconds(pts - origin, tb) }
+        var gops: [[CompressedPacket]] = []
+        for packet in all {
+            if packet.isKeyframe { gops.append([packet]) } else if !gops.isEmpty { gops[gops.count - 1].append(packet) }
+        }
+        guard let window else { return (gops.flatMap { $0 }, origin) }
+        return (gops.filter { gop in
+            let start = wall(gop.map(\.pts).min()!)
+            let end = wall(gop.map { $0.pts + max($0.duration, 0) }.max()!)
+            return start <= window.upperBound && end > window.lowerBound
+        }.flatMap { $0 }, origin)
+    }
+
+    /// `ticks` of `timeBase` in ns (to the nearest; a double holds ns exactly for 104 days).
+    static func nanoseconds(_ ticks: Int64, _ timeBase: Rational) -> Int64 {
+        Int64((Double(ticks) * Double(timeBase.numerator) * 1e9 / Double(timeBase.denominator)).rounded())
+    }
+}
+
+/// One MP4 file being written: packets of successive segments on one timeline.
+private final class Joiner {
+    let parameters: CodecParameters
+    private let muxer: MP4FileMuxer
+    private let timeBase: Rational
+    /// Decode time the next packet gets (the file's time base).
+    private var nextDTS: Int64 = 0
+    private var firstPTS: Int64?
+    private var endPTS: Int64 = 0
+    private var frames = 0
+    private var keyframes = 0
+    private var pieces: [ExportedPiece] = []
+    private var readErrors: [String: String] = [:]
+
+    init(path: String, parameters: CodecParameters, timeBase: Rational, metadata: [(String, String)]) throws {
+        self.parameters = parameters
+        self.timeBase = timeBase
+        muxer = try MP4FileMuxer(path: path, parameters: parameters, timeBase: timeBase, metadata: metadata)
+    }
+
+    func seconds(_ ticks: Int64) -> Double { Double(ticks) * Double(timeBase.numerator) / Double(timeBase.denominator) }
+
+    /// Writes one segment's selected packets after what the file holds: their decode times are
+    /// shifted so the first follows the last one written (presentation times by the same shift).
+    func append(_ packets: [CompressedPacket], from source: ExportSource, originPTS: Int64, timeBase segmentTimeBase: Rational,
+                readError: AVError?) throws {
+        // Same stream parameters imply the same encoder settings, but not the same time base:
+        // rescale when they differ.
+        let scaled = packets.map { packet -> CompressedPacket in
+            guard segmentTimeBase != timeBase else { return packet }
+            var copy = packet
+            func rescale(_ value: Int64) -> Int64 {
+                Int64((Double(value) * Double(segmentTimeBase.numerator) * Double(timeBase.denominator)
+                    / (Double(segmentTimeBase.denominator) * Double(timeBase.numerator))).rounded())
+            }
+            copy.pts = rescale(packet.pts)
+            copy.dts = rescale(packet.dts)
+            copy.duration = rescale(packet.duration)
+            return copy
+        }
+        guard let firstDTS = scaled.first?.dts else { return }
+        let shift = nextDTS - firstDTS
+        let pieceStartPTS = scaled.map(\.pts).min()! + shift
+        let pieceFirstWall = source.startUTCNanoseconds + MP4Export.nanoseconds(packets.map(\.pts).min()! - originPTS, segmentTimeBase)
+        var gap: Int64 = 0
+        if let last = pieces.last { gap = max(0, pieceFirstWall - last.endUTCNanoseconds) }
+        for var packet in scaled {
+            packet.pts += shift
+            packet.dts += shift
+            try muxer.write(packet)
+            frames += 1
+            if packet.isKeyframe { keyframes += 1 }
+            nextDTS = packet.dts + max(packet.duration, 1)
+            endPTS = max(endPTS, packet.pts + max(packet.duration, 0))
+        }
+        if firstPTS == nil { firstPTS = pieceStartPTS }
+        let lastPTS = scaled.map(\.pts).max()! + shift
+        pieces.append(ExportedPiece(
+            sequence: source.sequence, segmentFile: source.segmentFile, frames: scaled.count,
+            fileOffsetSeconds: seconds(pieceStartPTS - firstPTS!),
+            firstFrameUTCNanoseconds: pieceFirstWall,
+            lastFrameUTCNanoseconds: pieceFirstWall + MP4Export.nanoseconds(lastPTS - pieceStartPTS, timeBase),
+            endUTCNanoseconds: pieceFirstWall + MP4Export.nanoseconds(endPTS - pieceStartPTS, timeBase),
+            gapBeforeNanoseconds: gap))
+        if let readError { readErrors[source.segmentFile] = readError.description }
+    }
+
+    func finish(marks: [ExportMark], publishAs path: String, exclusive: Bool) throws -> ExportedFile {
+        let duration = seconds(endPTS - (firstPTS ?? 0))
+        var chapters: [Chapter] = []
+        for piece in pieces where piece.gapBeforeNanoseconds > 0 {
+            let tenths = (piece.gapBeforeNanoseconds + 50_000_000) / 100_000_000
+            chapters.append(Chapter(title: "not recorded: \(tenths / 10).\(tenths % 10) s",
+                                    startSeconds: piece.fileOffsetSeconds, endSeconds: piece.fileOffsetSeconds))
+        }
+        for mark in marks {
+            guard let piece = pieces.last(where: { $0.firstFrameUTCNanoseconds <= mark.utcNanoseconds }),
+                  mark.utcNanoseconds < piece.endUTCNanoseconds else { continue }
+            let offset = piece.fileOffsetSeconds + Double(mark.utcNanoseconds - piece.firstFrameUTCNanoseconds) / 1e9
+            chapters.append(Chapter(title: mark.label.isEmpty ? "mark (\(mark.source))" : "\(mark.label) (\(mark.source))",
+                                    startSeconds: offset, endSeconds: offset))
+        }
+        chapters.sort { $0.startSeconds < $1.startSeconds }
+        // Chapters are written as a text track too, whose first sample starts at 0: a first
+        // chapter that does not would be read back moved to 0.
+        if let first = chapters.first, first.startSeconds > 0 {
+            chapters.insert(Chapter(title: "start", startSeconds: 0, endSeconds: first.startSeconds), at: 0)
+        }
+        // Each chapter runs to the next one (the last to the end of the file).
+        for index in chapters.indices {
+            chapters[index].endSeconds = index + 1 < chapters.count ? chapters[index + 1].startSeconds : duration
+        }
+        try muxer.finish(chapters: chapters)
+        let (sha256, bytes) = try Joiner.syncAndHash(muxer.path)
+        try publishFile(muxer.path, as: path, exclusive: exclusive)
+        return ExportedFile(path: path, sha256: sha256, bytes: bytes, frames: frames, keyframes: keyframes, durationSeconds: duration,
+                            pieces: pieces, chapters: chapters, readErrors: readErrors)
+    }
+
+    /// fsync, and the SHA-256 of what is on disk (read back: the hash is of the file as stored).
+    static func syncAndHash(_ path: String) throws -> (String, Int64) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError.file(path: path, call: "open", errno: errno) }
+        defer { close(fd) }
+        if fsync(fd) < 0 { throw SystemError.file(path: path, call: "fsync", errno: errno) }
+        let hasher = try SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var total: Int64 = 0
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try readFully(fd, into: $0, path: path) }
+            if count == 0 { break }
+            hasher.update(Array(buffer[0..<count]))
+            total += Int64(count)
+            if count < buffer.count { break }
+        }
+        return (Hex.encode(try hasher.finish()), total)
+    }
+}

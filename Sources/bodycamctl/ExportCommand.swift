@@ -1,0 +1,233 @@
+import ArgumentParser
+import Evidence
+import Export
+import Foundation
+import LibAV
+import LibCrypto
+import Pipeline
+import Platform
+import Wire
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Verify, then decrypt a store to standard MP4 files that play in any player, with an export report.",
+        discussion: """
+            Writes OUT/NAME.mp4 per segment, or with --incident one file OUT/incident-FROM.mp4 joined across the \
+            segments of the incident, and OUT/export-report.json and OUT/export-report.txt (the files' SHA-256, the \
+            manifests, the verification, the wall-clock times of the first and last picture, marks, gaps). The files \
+            are standard MP4 with the index first; the camera's H.264 is copied, never encoded again (docs/EXPORT.md). \
+            An incident is cut on keyframes: from the last keyframe at or before FROM to the end of the GOP holding \
+            TO; the officer's marks and the gaps in the recording are chapters. Segments that fail verification are \
+            exported only with --force, and flagged. Files already in OUT are never replaced unless --overwrite is \
+            given, and nothing is written through a link planted there. Exit 0: everything verified and exported; \
+            1: problems (see the report); 2: usage or I/O error.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The office's secret identity file (X25519).") var identity: String
+    @Option(help: "The authority's public key file.") var authority: String?
+    @Option(help: "Folder for the MP4 files and the report.") var out: String
+    @Option(help: ArgumentHelp("One file for an incident: FROM..TO in UTC (2026-11-30T10:00:00Z..2026-11-30T10:05:00Z), or mark:N, around the store's Nth mark (from 1, in time order, as the report lists them).",
+                               valueName: "FROM..TO|mark:N"))
+    var incident: String?
+    @Option(help: "With --incident mark:N: seconds before the mark.") var before = 30
+    @Option(help: "With --incident mark:N: seconds after the mark.") var after = 60
+    @Flag(help: "Export segments that failed verification too (flagged in the report).") var force = false
+    @Flag(help: "Replace files of an earlier export in the output folder.") var overwrite = false
+    @Argument(help: "The store folder.") var store: String
+
+    func validate() throws {
+        guard (0...86_400).contains(before), (0...86_400).contains(after) else { throw ValidationError("--before and --after are 0…86400 seconds") }
+        if let incident, !incident.hasPrefix("mark:"), !incident.contains("..") {
+            throw ValidationError("--incident is FROM..TO or mark:N, not \(incident)")
+        }
+    }
+
+    func run() throws {
+        LibAVLogging.setQuiet(true)
+        let document = try orExit2 { try export() }
+        if global.json {
+            var standardOutput = document
+            standardOutput.exportedUTC = nil
+            try printJSON(standardOutput)
+        } else {
+            print((try? String(contentsOfFile: out + "/export-report.txt", encoding: .utf8)) ?? "")
+        }
+        if !document.isClean { throw ExitCode(1) }
+    }
+
+    /// A segment that verification let through (or --force), ready to decrypt.
+    private struct Candidate {
+        var entry: Int
+        var manifest: Manifest
+        var verified: Bool
+        var startUTC: Int64
+    }
+
+    private func export() throws -> ExportReport {
+        let key = try KeyFile.readIdentity(identity)
+        let report = try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey))
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var entries: [ExportEntry] = []
+        var manifests: [Manifest] = []
+        var candidates: [Candidate] = []
+        var startUTC: [Int64: Int64] = [:]
+        for name in try directoryEntries(store).filter({ $0.hasSuffix(".manifest") }) {
+            var entry = ExportEntry(manifest: name)
+            defer { entries.append(entry) }
+            guard let manifest = try? Manifest.read(try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false), what: name) else {
+                entry.reason = "manifest unreadable"
+                continue
+            }
+            manifests.append(manifest)
+            entry.sequence = manifest.sequence
+            entry.manifestBody = manifest.document.body
+            entry.manifestSHA256 = Hex.encode(manifest.sha256)
+            let correction = report.timeCorrections.first(where: { $0.sequence == manifest.sequence })
+            entry.correctedStartUTC = correction?.correctedStartUTC
+            entry.correctedEndUTC = correction?.correctedEndUTC
+            let start = ClockParse.nanoseconds(iso8601: correction?.correctedStartUTC ?? manifest.startUTC) ?? 0
+            startUTC[manifest.sequence] = start
+            // An offloaded segment whose file is here all the same (the office's copy of a
+            // store, which holds what the device deleted) is exported like any other.
+            if report.offloaded.contains(manifest.sequence) && access(store + "/" + manifest.segmentFile, F_OK) != 0 {
+                entry.offloaded = true
+                entry.reason = "offloaded earlier under an acknowledgement; the office holds it"
+                continue
+            }
+            let verified = report.verifiedSequences.contains(manifest.sequence)
+            entry.verified = verified
+            if manifest.recovered && manifest.frames == 0 && verified {
+                // The power went as the segment opened: its header survived, no fragment did.
+                entry.empty = true
+                entry.reason = "recovered with no complete fragment: no picture to export"
+                continue
+            }
+            if !verified && !force {
+                entry.reason = "failed verification (use --force to export anyway)"
+                continue
+            }
+            entry.flagged = !verified
+            entry.framesDropped = manifest.framesDropped
+            entry.framesDroppedEstimated = manifest.framesDropped == nil ? nil : manifest.framesDroppedEstimated
+            candidates.append(Candidate(entry: entries.count, manifest: manifest, verified: verified, startUTC: start))
+        }
+        let marks = ExportMark.marks(in: manifests, startUTC: startUTC)
+        func source(_ candidate: Candidate) -> ExportSource {
+            ExportSource(sequence: candidate.manifest.sequence, segmentFile: candidate.manifest.segmentFile, startUTCNanoseconds: candidate.startUTC) {
+                // A recovered segment keeps every chunk that authenticates: a torn write after
+                // them (a header on disk, its payload not) is reported, not a reason to lose them.
+                let (plaintext, lost) = try candidate.manifest.decryptSegment(in: store, identity: key)
+                if lost > 0 { entries[candidate.entry].tornChunks = lost }
+                entries[candidate.entry].plaintextSHA256 = Hex.encode(try SHA256.hash(plaintext))
+                return plaintext
+            }
+        }
+
+        var document = ExportReport(verification: report, segments: [], marks: marks.enumerated().map { ExportReport.MarkLine(number: $0 + 1, $1) },
+                                    exportedUTC: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()))
+        if let incident {
+            let window = try incidentWindow(incident, marks: marks)
+            document.incident = ExportReport.Incident(fromUTC: Clock.iso8601(wallNanoseconds: window.range.lowerBound),
+                                                      toUTC: Clock.iso8601(wallNanoseconds: window.range.upperBound), chosenBy: window.chosenBy)
+            // Segments that overlap the window (their first picture to the end of their last).
+            let inside = candidates.filter { candidate in
+                candidate.startUTC <= window.range.upperBound
+                    && candidate.startUTC + candidate.manifest.durationMicroseconds * 1000 > window.range.lowerBound
+            }
+            for candidate in candidates where !inside.contains(where: { $0.entry == candidate.entry }) {
+                entries[candidate.entry].outside = true
+                entries[candidate.entry].reason = "outside the incident"
+            }
+            let result = try MP4Export.write(inside.map(source), window: window.range, marks: marks, folder: out,
+                                             name: "incident-" + Clock.compactUTC(wallNanoseconds: window.range.lowerBound), exclusive: !overwrite)
+            document.incident?.files = result.files.map(ExportReport.FileReport.init)
+            record(result, candidates: inside, into: &entries)
+        } else {
+            for candidate in candidates {
+                let result: ExportResult
+                do {
+                    result = try MP4Export.write([source(candidate)], folder: out, name: candidate.manifest.baseName, exclusive: !overwrite)
+                } catch {
+                    // One file that cannot be written (an earlier export's file is there): the
+                    // others still are, and the report says why this one is not.
+                    entries[candidate.entry].reason = "\(error)"
+                    continue
+                }
+                record(result, candidates: [candidate], into: &entries)
+                if let file = result.files.first {
+                    entries[candidate.entry].fileSHA256 = file.sha256
+                    entries[candidate.entry].fileBytes = file.bytes
+                }
+            }
+        }
+        document.segments = entries
+        try writeFileAtomically(out + "/export-report.json", try jsonBytes(document), mode: 0o640, exclusive: !overwrite)
+        try writeFileAtomically(out + "/export-report.txt", Array((document.text + "\n").utf8), mode: 0o640, exclusive: !overwrite)
+        return document
+    }
+
+    /// Marks each candidate's entry with the file its pictures went to (checked by decoding it
+    /// whole) or why they did not.
+    private func record(_ result: ExportResult, candidates: [Candidate], into entries: inout [ExportEntry]) {
+        var inspected: [String: SegmentReport] = [:]
+        for file in result.files {
+            inspected[file.path] = (try? SegmentInspector.inspect(path: file.path))
+        }
+        for candidate in candidates {
+            let index = candidate.entry
+            if let skipped = result.skipped.first(where: { $0.sequence == candidate.manifest.sequence }) {
+                entries[index].reason = skipped.reason
+                continue
+            }
+            guard let file = result.files.first(where: { $0.pieces.contains { $0.sequence == candidate.manifest.sequence } }),
+                  let piece = file.pieces.first(where: { $0.sequence == candidate.manifest.sequence }) else {
+                entries[index].reason = "no picture in the export"
+                continue
+            }
+            entries[index].exported = true
+            entries[index].file = file.path
+            entries[index].framesExported = piece.frames
+            entries[index].firstFrameUTC = Clock.iso8601(wallNanoseconds: piece.firstFrameUTCNanoseconds)
+            entries[index].lastFrameUTC = Clock.iso8601(wallNanoseconds: piece.lastFrameUTCNanoseconds)
+            entries[index].readError = file.readErrors[candidate.manifest.segmentFile]
+            if let report = inspected[file.path] {
+                entries[index].framesDecoded = report.decodedFrames
+                entries[index].durationSeconds = report.durationSeconds
+                entries[index].decodeProblems = report.problems
+            } else {
+                entries[index].decodeProblems = ["the exported file does not read back"]
+            }
+        }
+    }
+
+    /// The incident's UTC range (ns) and what chose it.
+    private func incidentWindow(_ text: String, marks: [ExportMark]) throws -> (range: ClosedRange<Int64>, chosenBy: String?) {
+        if text.hasPrefix("mark:") {
+            guard let number = Int(text.dropFirst(5)), number >= 1, number <= marks.count else {
+                throw BodycamCtl.failure("--incident \(text): the store has \(marks.count) mark\(marks.count == 1 ? "" : "s") (numbered from 1, in time order)")
+            }
+            let mark = marks[number - 1]
+            let from = ClockParse.inRange(mark.utcNanoseconds, plus: -Int64(before) * 1_000_000_000) ?? 0
+            let to = ClockParse.inRange(mark.utcNanoseconds, plus: Int64(after) * 1_000_000_000) ?? ClockParse.latestNanoseconds
+            return (from...to, "mark \(number): \(mark.label.isEmpty ? "(no label)" : mark.label) (\(mark.source)) at \(Clock.iso8601(wallNanoseconds: mark.utcNanoseconds)), \(before) s before to \(after) s after")
+        }
+        let parts = text.components(separatedBy: "..")
+        guard parts.count == 2, let from = userUTC(parts[0]), let to = userUTC(parts[1]) else {
+            throw BodycamCtl.failure("--incident \(text): not FROM..TO in UTC, as in 2026-11-30T10:00:00Z..2026-11-30T10:05:00Z")
+        }
+        guard from <= to else { throw BodycamCtl.failure("--incident \(text): FROM is after TO") }
+        return (from...to, nil)
+    }
+
+    /// A UTC time as a person writes it: "2026-11-30T10:00:00Z", with up to six decimals of the
+    /// second; nil for anything else.
+    private func userUTC(_ text: String) -> Int64? {
+        guard text.hasSuffix("Z"), text.count >= 20 else { return nil }
+        var body = String(text.dropLast())
+        if body.count == 19 { body += "." }
+        let fraction = body.count - 20
+        guard fraction >= 0, fraction <= 6 else { return nil }
+        return ClockParse.nanoseconds(iso8601: body + String(repeating: "0", count: 6 - fraction) + "Z")
+    }
+}
