@@ -93,7 +93,7 @@ let package = Package(
         .target(name: "Uplink", dependencies: ["CCurlShims", "CCurl", "Evidence", "Pipeline", "Platform", "Wire"]),
         // The evidence office's server: mutual TLS (SwiftNIO, swift-nio-ssl), the devices' stores,
         // the access journal.
-        .target(name: "Office", dependencies: ["Evidence", "Pipeline", "PKI", "Settings", "LibCrypto", "Platform", "Wire", nioCore, nioPosix, nioHTTP1, nioSSL, x509]),
+        .target(name: "Office", dependencies: ["Evidence", "Export", "Pipeline", "PKI", "Settings", "LibCrypto", "Platform", "Wire", nioCore, nioPosix, nioHTTP1, nioSSL, x509]),
 
         // MARK: configuration, protocol, daemon
         .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "V4L2Simulator", "Platform", "Settings"]),

@@ -81,6 +81,12 @@ public struct SkippedSegment: Sendable, Equatable {
     public var reason: String
 }
 
+/// An export that cannot be made: what and why.
+public struct ExportError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 /// What an export wrote and left out.
 public struct ExportResult: Sendable {
     /// The files, in order; empty when nothing falls in the window.
@@ -127,20 +133,52 @@ public enum MP4Export {
             let (packets, origin) = selectedPackets(demuxer, source: source, window: window)
             if packets.isEmpty { continue }
             if let joiner = current, !joiner.parameters.describesSameStream(as: demuxer.parameters) {
-                files.append(try joiner.finish(marks: marks, publishAs: published(folder, name, part: files.count + 1), exclusive: exclusive))
+                files.append(try publish(joiner, marks: marks, as: published(folder, name, part: files.count + 1), exclusive: exclusive))
                 current = nil
             }
             if current == nil {
                 let part = files.count + 1
-                current = try Joiner(path: scratch + "/" + partName(name, part: part), parameters: demuxer.parameters,
-                                     timeBase: demuxer.timeBase, metadata: demuxer.metadata)
+                current = Joiner(muxer: try MP4FileMuxer(path: scratch + "/" + partName(name, part: part), parameters: demuxer.parameters,
+                                                         timeBase: demuxer.timeBase, metadata: demuxer.metadata),
+                                 parameters: demuxer.parameters, timeBase: demuxer.timeBase)
             }
             try current!.append(packets, from: source, originPTS: origin, timeBase: demuxer.timeBase, readError: demuxer.readError)
         }
         if let joiner = current {
-            files.append(try joiner.finish(marks: marks, publishAs: published(folder, name, part: files.count + 1), exclusive: exclusive))
+            files.append(try publish(joiner, marks: marks, as: published(folder, name, part: files.count + 1), exclusive: exclusive))
         }
         return ExportResult(files: files, skipped: skipped)
+    }
+
+    /// Closes the joiner's file, makes it durable and gives it its name.
+    private static func publish(_ joiner: Joiner, marks: [ExportMark], as path: String, exclusive: Bool) throws -> ExportedFile {
+        var file = try joiner.finish(marks: marks)
+        let (sha256, bytes) = try syncAndHash(file.path)
+        try publishFile(file.path, as: path, exclusive: exclusive)
+        file.path = path
+        file.sha256 = sha256
+        file.bytes = bytes
+        return file
+    }
+
+    /// One segment as a standard MP4 in memory (index first, then a `free` box, then the
+    /// samples): for a download, with nothing written to storage.
+    /// - Throws: `ExportError` (no picture), `AVError` (unreadable, or the muxer failed).
+    public static func standardMP4(_ source: ExportSource) throws -> (bytes: [UInt8], file: ExportedFile) {
+        let demuxer = try MemoryDemuxer(bytes: try source.plaintext(), what: source.segmentFile)
+        let (packets, origin) = selectedPackets(demuxer, source: source, window: nil)
+        guard !packets.isEmpty else { throw ExportError("\(source.segmentFile) holds no picture that decodes") }
+        let room = MP4FileMuxer.indexBytesBound(samples: packets.count, keyframes: packets.filter(\.isKeyframe).count,
+                                                extradata: demuxer.parameters.extradata.count,
+                                                metadataBytes: demuxer.metadata.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 32 },
+                                                chapters: [])
+        let muxer = try MP4FileMuxer(reservingIndexBytes: room, parameters: demuxer.parameters, timeBase: demuxer.timeBase, metadata: demuxer.metadata)
+        let joiner = Joiner(muxer: muxer, parameters: demuxer.parameters, timeBase: demuxer.timeBase)
+        try joiner.append(packets, from: source, originPTS: origin, timeBase: demuxer.timeBase, readError: demuxer.readError)
+        var file = try joiner.finish(marks: [])
+        file.sha256 = Hex.encode(try SHA256.hash(muxer.bytes))
+        file.bytes = Int64(muxer.bytes.count)
+        return (muxer.bytes, file)
     }
 
     private static func partName(_ name: String, part: Int) -> String { part == 1 ? name + ".mp4" : "\(name)-part\(part).mp4" }
@@ -188,10 +226,10 @@ private final class Joiner {
     private var pieces: [ExportedPiece] = []
     private var readErrors: [String: String] = [:]
 
-    init(path: String, parameters: CodecParameters, timeBase: Rational, metadata: [(String, String)]) throws {
+    init(muxer: MP4FileMuxer, parameters: CodecParameters, timeBase: Rational) {
+        self.muxer = muxer
         self.parameters = parameters
         self.timeBase = timeBase
-        muxer = try MP4FileMuxer(path: path, parameters: parameters, timeBase: timeBase, metadata: metadata)
     }
 
     func seconds(_ ticks: Int64) -> Double { Double(ticks) * Double(timeBase.numerator) / Double(timeBase.denominator) }
@@ -241,7 +279,9 @@ private final class Joiner {
         if let readError { readErrors[source.segmentFile] = readError.description }
     }
 
-    func finish(marks: [ExportMark], publishAs path: String, exclusive: Bool) throws -> ExportedFile {
+    /// Adds the chapters and closes the file: what was written (path, hash and size are the
+    /// caller's to fill once the file has its place).
+    func finish(marks: [ExportMark]) throws -> ExportedFile {
         let duration = seconds(endPTS - (firstPTS ?? 0))
         var chapters: [Chapter] = []
         for piece in pieces where piece.gapBeforeNanoseconds > 0 {
@@ -267,12 +307,12 @@ private final class Joiner {
             chapters[index].endSeconds = index + 1 < chapters.count ? chapters[index + 1].startSeconds : duration
         }
         try muxer.finish(chapters: chapters)
-        let (sha256, bytes) = try Joiner.syncAndHash(muxer.path)
-        try publishFile(muxer.path, as: path, exclusive: exclusive)
-        return ExportedFile(path: path, sha256: sha256, bytes: bytes, frames: frames, keyframes: keyframes, durationSeconds: duration,
+        return ExportedFile(path: muxer.path, sha256: "", bytes: 0, frames: frames, keyframes: keyframes, durationSeconds: duration,
                             pieces: pieces, chapters: chapters, readErrors: readErrors)
     }
+}
 
+extension MP4Export {
     /// fsync, and the SHA-256 of what is on disk (read back: the hash is of the file as stored).
     static func syncAndHash(_ path: String) throws -> (String, Int64) {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)

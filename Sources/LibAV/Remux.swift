@@ -187,24 +187,40 @@ public struct Chapter: Sendable, Equatable {
     }
 }
 
-/// Writes a standard (not fragmented) MP4 file with its index first: libavformat's "mp4" muxer
-/// with `movflags +faststart`, which writes the samples, then moves the moov box in front of
-/// them (ISO/IEC 14496-12; the layout every player reads, progressive download included). A
-/// stream copy: packets go in as they were encoded. Chapters are Nero `chpl` entries in the
-/// moov's udta, which libavformat reads back as chapters.
+/// Writes a standard (not fragmented) MP4 with its index first (ISO/IEC 14496-12; the layout
+/// every player reads, progressive download included), by libavformat's "mp4" muxer. A stream
+/// copy: packets go in as they were encoded. Chapters are written as libavformat writes them for
+/// MP4: Nero `chpl` entries in the moov's udta and a chapter text track.
 ///
-/// libavformat writes `path` itself (its file protocol: faststart reopens the file to move the
-/// index), so `path` must be in a folder nobody else can write: see the export's private folder.
-/// Owns its AVFormatContext and packet; calls run on the caller's thread; `finish()` closes the
-/// file, and a writer released without it leaves a partial file for the caller to remove.
+/// Two outputs:
+/// - `init(path:…)`: a file, with `movflags +faststart` (the samples first, then the moov moved
+///   in front of them). libavformat writes `path` itself (its file protocol: faststart reopens the
+///   file to move the index), so `path` must be in a folder nobody else can write, such as one
+///   from `makePrivateFolder`.
+/// - `init(reservingIndexBytes:…)`: memory, through a custom AVIOContext, with `moov_size` room
+///   reserved after the ftyp for the index (the rest of the room becomes a `free` box): nothing is
+///   written to storage. The room must hold the index (`indexBytesBound`), or `finish()` fails.
+///
+/// Owns its AVFormatContext, AVIOContext and packet; calls run on the caller's thread; `finish()`
+/// closes the output, and a file writer released without it leaves a partial file for the
+/// caller to remove.
 public final class MP4FileMuxer {
+    private final class Memory {
+        var bytes: [UInt8] = []
+        var position = 0
+    }
+
     private var format: UnsafeMutablePointer<AVFormatContext>?
     private var packet: UnsafeMutablePointer<AVPacket>?
+    private var customIO: UnsafeMutablePointer<AVIOContext>?
+    private let memory: Memory?
     private let inputTimeBase: AVRational
     private var streamTimeBase = AVRational(num: 1, den: 90000)
     private var finished = false
+    /// The file written, or "(memory)".
     public let path: String
 
+    /// A file at `path`.
     /// - Parameters:
     ///   - parameters: the stream's codec parameters (codec, size, avcC).
     ///   - timeBase: the time base of the packets that will be written.
@@ -213,28 +229,94 @@ public final class MP4FileMuxer {
     /// - Throws: `AVError` (the file cannot be created, the parameters are refused).
     public init(path: String, parameters: CodecParameters, timeBase: Rational, metadata: [(String, String)]) throws {
         self.path = path
+        memory = nil
         inputTimeBase = timeBase.av
+        try open(parameters: parameters, timeBase: timeBase, metadata: metadata, movflags: "+faststart+use_metadata_tags", moovSize: nil)
+    }
+
+    /// In memory: `bytes` after `finish()`.
+    public init(reservingIndexBytes: Int, parameters: CodecParameters, timeBase: Rational, metadata: [(String, String)]) throws {
+        path = "(memory)"
+        memory = Memory()
+        inputTimeBase = timeBase.av
+        try open(parameters: parameters, timeBase: timeBase, metadata: metadata, movflags: "+use_metadata_tags", moovSize: reservingIndexBytes)
+    }
+
+    /// Room enough for the index of `samples` pictures of which `keyframes` are keyframes, with
+    /// `extradata` bytes of decoder configuration, `metadataBytes` of tags and `chapters`: every
+    /// per-sample table at its widest (stsz 4, stts 8, ctts 8, stsc 12 and co64 8 with one chunk
+    /// per sample, sdtp 1) plus the fixed boxes, generously.
+    public static func indexBytesBound(samples: Int, keyframes: Int, extradata: Int, metadataBytes: Int, chapters: [Chapter]) -> Int {
+        8192 + samples * 41 + keyframes * 4 + extradata + metadataBytes * 2 + chapters.reduce(0) { $0 + 64 + 2 * $1.title.utf8.count }
+    }
+
+    /// The whole MP4 written in memory (empty for a file).
+    public var bytes: [UInt8] { memory?.bytes ?? [] }
+
+    private func open(parameters: CodecParameters, timeBase: Rational, metadata: [(String, String)], movflags: String, moovSize: Int?) throws {
         packet = av_packet_alloc()
         guard packet != nil else { throw AVError("av_packet_alloc", code: bc_averror(ENOMEM)) }
-        try avCheck(avformat_alloc_output_context2(&format, nil, "mp4", path), "avformat_alloc_output_context2(mp4)")
+        try avCheck(avformat_alloc_output_context2(&format, nil, "mp4", memory == nil ? path : nil), "avformat_alloc_output_context2(mp4)")
         guard let format else { throw AVError("avformat_alloc_output_context2", code: bc_averror(ENOMEM)) }
         guard let stream = avformat_new_stream(format, nil) else { throw AVError("avformat_new_stream", code: bc_averror(ENOMEM)) }
         try avCheck(avcodec_parameters_copy(stream.pointee.codecpar, parameters.raw), "avcodec_parameters_copy")
         stream.pointee.codecpar.pointee.codec_tag = 0
         stream.pointee.time_base = timeBase.av
         for (key, value) in metadata { av_dict_set(&format.pointee.metadata, key, value, 0) }
-        try avCheck(avio_open(&format.pointee.pb, path, AVIO_FLAG_WRITE), "avio_open(\(path))")
+        if let memory {
+            let size: Int32 = 64 * 1024
+            guard let buffer = av_malloc(Int(size)) else { throw AVError("av_malloc", code: bc_averror(ENOMEM)) }
+            let opaque = Unmanaged.passUnretained(memory).toOpaque()
+            customIO = avio_alloc_context(buffer.assumingMemoryBound(to: UInt8.self), size, 1, opaque, nil, { opaque, data, count in
+                let memory = Unmanaged<Memory>.fromOpaque(opaque!).takeUnretainedValue()
+                let count = Int(count)
+                let end = memory.position + count
+                if end > memory.bytes.count { memory.bytes.append(contentsOf: repeatElement(0, count: end - memory.bytes.count)) }
+                memory.bytes.withUnsafeMutableBytes { target in
+                    (target.baseAddress! + memory.position).copyMemory(from: data!, byteCount: count)
+                }
+                memory.position = end
+                return Int32(count)
+            }, { opaque, offset, whence in
+                let memory = Unmanaged<Memory>.fromOpaque(opaque!).takeUnretainedValue()
+                if whence & AVSEEK_SIZE != 0 { return Int64(memory.bytes.count) }
+                let base: Int64
+                switch whence & ~AVSEEK_FORCE {
+                case SEEK_SET: base = 0
+                case SEEK_CUR: base = Int64(memory.position)
+                case SEEK_END: base = Int64(memory.bytes.count)
+                default: return Int64(bc_averror(EINVAL))
+                }
+                let (target, overflow) = base.addingReportingOverflow(offset)
+                guard !overflow, target >= 0, target <= Int64(Int32.max) else { return Int64(bc_averror(EINVAL)) }
+                memory.position = Int(target)
+                return target
+            })
+            guard let customIO else {
+                av_free(buffer)
+                throw AVError("avio_alloc_context", code: bc_averror(ENOMEM))
+            }
+            format.pointee.pb = customIO
+            format.pointee.flags |= AVFMT_FLAG_CUSTOM_IO
+        } else {
+            try avCheck(avio_open(&format.pointee.pb, path, AVIO_FLAG_WRITE), "avio_open(\(path))")
+        }
         var options: OpaquePointer? = nil
         defer { av_dict_free(&options) }
-        av_dict_set(&options, "movflags", "+faststart+use_metadata_tags", 0)
+        av_dict_set(&options, "movflags", movflags, 0)
+        if let moovSize { av_dict_set(&options, "moov_size", String(moovSize), 0) }
         try avCheck(avformat_write_header(format, &options), "avformat_write_header(\(path))")
         streamTimeBase = stream.pointee.time_base
     }
 
     deinit {
         if let format {
-            avio_closep(&format.pointee.pb)
+            if customIO == nil { avio_closep(&format.pointee.pb) } else { format.pointee.pb = nil }
             avformat_free_context(format)
+        }
+        if customIO != nil {
+            av_freep(&customIO!.pointee.buffer)
+            avio_context_free(&customIO)
         }
         av_packet_free(&packet)
     }
@@ -258,8 +340,8 @@ public final class MP4FileMuxer {
         try avCheck(av_write_frame(format, packet), "av_write_frame(\(path))")
     }
 
-    /// Adds the chapters, writes the index (moved in front of the samples) and closes the file.
-    /// Call once. The caller makes the file durable (fsync) before it publishes it.
+    /// Adds the chapters, writes the index (in front of the samples) and closes the output.
+    /// Call once. The caller makes a file durable (fsync) before it publishes it.
     public func finish(chapters: [Chapter] = []) throws {
         precondition(!finished)
         finished = true
@@ -270,6 +352,11 @@ public final class MP4FileMuxer {
                                           Int64((chapter.endSeconds * scale).rounded()), chapter.title), "add chapter")
         }
         try avCheck(av_write_trailer(format), "av_write_trailer(\(path))")
-        try avCheck(avio_closep(&format.pointee.pb), "avio_close(\(path))")
+        if customIO != nil {
+            avio_flush(customIO)
+            if let customIO, customIO.pointee.error < 0 { throw AVError("avio_flush(\(path))", code: customIO.pointee.error) }
+        } else {
+            try avCheck(avio_closep(&format.pointee.pb), "avio_close(\(path))")
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Evidence
+import Export
 import Glibc
 import LibCrypto
 import PKI
@@ -389,10 +390,17 @@ public final class OfficeService: Sendable {
                 throw OfficeRefusal(409, "\(segment) is not a verified segment of \(device): it is not exported")
             }
             // A recovered segment as `bodycamctl export` takes it: every chunk up to the first that
-            // the power cut left unauthenticated (a torn write recovery could not see).
-            let plaintext = try manifest.decryptSegment(in: store.deviceFolder(device), identity: identity).plaintext
-            journalFields["exported_sha256"] = .string(Hex.encode(try SHA256.hash(plaintext)))
-            var reply = OfficeReply(status: 200, bytes: plaintext, contentType: "video/mp4")
+            // the power cut left unauthenticated (a torn write recovery could not see). Sent as a
+            // standard MP4 made in memory (docs/EXPORT.md): players show a fragmented one's first
+            // fragment only.
+            let folder = store.deviceFolder(device)
+            let source = ExportSource(sequence: manifest.sequence, segmentFile: segment,
+                                      startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC) ?? 0) {
+                try manifest.decryptSegment(in: folder, identity: identity).plaintext
+            }
+            let (mp4, _) = try MP4Export.standardMP4(source)
+            journalFields["exported_sha256"] = .string(Hex.encode(try SHA256.hash(mp4)))
+            var reply = OfficeReply(status: 200, bytes: mp4, contentType: "video/mp4")
             reply.headers.append(("content-disposition", "attachment; filename=\"\(device)-\(name)\""))
             return reply
         case ("GET", "verification", nil):

@@ -72,6 +72,27 @@ struct MP4ExportTests {
         #expect(try directoryEntries(out) == ["one.mp4"])
     }
 
+    @Test("a segment as a standard MP4 in memory: index first, the same pictures as the file export")
+    func inMemory() throws {
+        let manifest = recorded.manifests[2]
+        let (bytes, file) = try MP4Export.standardMP4(recorded.source(manifest))
+        let boxes = MP4Boxes.topLevel(bytes).map(\.type)
+        // The room left after the index, and libavformat's own 8-byte free box, before the samples.
+        #expect(Array(boxes.prefix(2)) == ["ftyp", "moov"] && boxes.last == "mdat" && Set(boxes.dropFirst(2).dropLast()) == ["free"], "\(boxes)")
+        #expect(file.sha256 == Hex.encode(try SHA256.hash(bytes)) && file.bytes == Int64(bytes.count))
+        let out = try recorded.outFolder()
+        try writeFileAtomically(out + "/memory.mp4", bytes)
+        let written = try MP4Export.write([recorded.source(manifest)], folder: out, name: "file", exclusive: true).files[0]
+        let report = try SegmentInspector.inspect(path: out + "/memory.mp4")
+        #expect(report.problems.isEmpty && report.decodedFrames == Int(manifest.frames))
+        #expect(abs(report.durationSeconds - written.durationSeconds) < 1e-6)
+        #expect(try burnedInFrameNumbers(path: out + "/memory.mp4", format: recorded.format) == burnedInFrameNumbers(path: written.path, format: recorded.format))
+        // Not a media file: refused with libavformat's reason.
+        #expect(throws: AVError.self) {
+            try MP4Export.standardMP4(ExportSource(sequence: 1, segmentFile: "x.bcseg", startUTCNanoseconds: 0) { [UInt8](repeating: 7, count: 64) })
+        }
+    }
+
     @Test("segments join into one file: no picture lost or doubled at the joins, the first and last picture's wall-clock times")
     func joined() throws {
         let out = try recorded.outFolder()

@@ -186,7 +186,14 @@ struct OfficeTests {
         #expect(try office.client("technician").send("GET", target).status == 403)
         let export = try office.client("evidence").send("GET", target)
         #expect(export.status == 200 && export.headers["content-type"] == "video/mp4")
-        #expect(FragmentedMP4.children(export.body, 0..<export.body.count).first?.type == "ftyp")
+        // A standard MP4, index first, that decodes whole.
+        #expect(Array(MP4Boxes.topLevel(export.body).map(\.type).prefix(2)) == ["ftyp", "moov"])
+        #expect(!MP4Boxes.topLevel(export.body).contains { $0.type == "moof" })
+        let downloaded = store + "-download.mp4"
+        defer { unlink(downloaded) }
+        try writeFileAtomically(downloaded, export.body)
+        let inspected = try SegmentInspector.inspect(path: downloaded)
+        #expect(inspected.problems.isEmpty && inspected.decodedFrames == 30, "\(inspected.problems)")
         #expect(try office.client("evidence").send("GET", "/v1/devices/BC-EV-1/export/seg-000009-20260101T000000Z.mp4").status == 409)
     }
 
