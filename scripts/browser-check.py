@@ -5,8 +5,11 @@ only): opens the office's page and runs one check in it, printing the result as 
     browser-check.py PORT_FILE URL CHECK [SECONDS]
 
 PORT_FILE is Chromium's DevToolsActivePort (in its user data folder); CHECK is `page` (the page
-loads, the fleet shows, live view plays: returns rows, latencies, the export's status) or
-`load` (only whether the page loaded, and the error shown on it)."""
+loads, the fleet shows, live view plays: returns rows, latencies, the export's status and length
+in a <video> element), `load` (only whether the page loaded, and the error shown on it) or
+`video:NAME,NAME…` (URL is a folder's file:// address: each MP4 file NAME in a <video> element,
+its duration, and seeks to 25, 50 and 75 %: where each landed and the picture shown there, as
+base64 grey)."""
 import base64, json, os, socket, struct, sys, time
 
 def connect(port_file):
@@ -102,17 +105,31 @@ PAGE_CHECK = """
   const rows = [...document.querySelectorAll("#fleet tbody tr")].map(r => [...r.cells].map(c => c.textContent));
   row.querySelector("button").click();
   const segment = await until(() => document.querySelector("#segments tbody tr a"), 30);
-  let exportStatus = null, exportType = null, exportBytes = 0;
+  let exportStatus = null, exportType = null, exportBytes = 0, exportDuration = null, segmentDuration = null;
   if (segment) {
     const response = await fetch(segment.href);
     exportStatus = response.status; exportType = response.headers.get("content-type");
-    exportBytes = (await response.arrayBuffer()).byteLength;
+    const body = await response.blob();
+    exportBytes = body.size;
+    if (exportStatus === 200) {
+      // The download in a <video> element: the whole segment's length, not a fragment's.
+      const video = document.createElement("video");
+      video.muted = true;
+      const loaded = new Promise(ok => { video.onloadedmetadata = ok; video.onerror = ok; setTimeout(ok, 20000); });
+      video.src = URL.createObjectURL(body);
+      await loaded;
+      exportDuration = video.duration;
+      const name = decodeURIComponent(segment.href.split("/").pop()).replace(/\.mp4$/, ".bcseg");
+      const listing = await (await fetch(segment.href.replace(/\/export\/[^/]*$/, "/segments"))).json();
+      const entry = (listing.segments || []).find(s => s.file === name);
+      segmentDuration = entry ? entry.duration_us / 1e6 : null;
+    }
   }
   const verified = [...document.querySelectorAll("#segments tbody tr")].map(r => r.cells[5].textContent);
   document.getElementById("watch").click();
   await until(() => window.bodycam.latencies.length >= %(samples)d, %(seconds)d);
   const video = document.getElementById("video");
-  return { rows, verified, exportStatus, exportType, exportBytes, latencies: window.bodycam.latencies,
+  return { rows, verified, exportStatus, exportType, exportBytes, exportDuration, segmentDuration, latencies: window.bodycam.latencies,
            currentTime: video.currentTime, width: video.videoWidth, height: video.videoHeight,
            decoded: video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : null,
            received: window.bodycam.received, appended: window.bodycam.appended, codec: window.bodycam.codec,
@@ -129,6 +146,49 @@ LOAD_CHECK = """
   const error = document.getElementById("error");
   return { title: document.title, fleet, error: error ? error.textContent : null, text: document.body ? document.body.innerText.slice(0, 200) : null };
 })()
+"""
+
+# Runs in a file:// page of the export folder: each file in a <video> element, its duration, and
+# the picture shown after seeks to 25, 50 and 75 % (as grey, base64) with where the seek landed.
+VIDEO_CHECK = """
+(async (names) => {
+  const within = (promise, seconds, what) => Promise.race([promise,
+    new Promise((_, fail) => setTimeout(() => fail(new Error(what + ": no answer in " + seconds + " s")), seconds * 1000))]);
+  const results = [];
+  for (const name of names) {
+    const video = document.createElement("video");
+    video.muted = true;
+    video.preload = "auto";
+    document.body.appendChild(video);
+    try {
+      await within(new Promise((ok, fail) => { video.onloadeddata = ok; video.onerror = () => fail(new Error(video.error ? video.error.message : "error")); video.src = name; }), 30, name);
+      const entry = { name, duration: video.duration, width: video.videoWidth, height: video.videoHeight, seeks: [] };
+      for (const fraction of [0.25, 0.5, 0.75]) {
+        const target = video.duration * fraction;
+        const seeked = new Promise(ok => video.addEventListener("seeked", ok, { once: true }));
+        video.currentTime = target;
+        await within(seeked, 30, name + " seek to " + target);
+        // Wait for the picture at the new position to be presented (or 1 s, if it already was).
+        if (video.requestVideoFrameCallback) await Promise.race([new Promise(ok => video.requestVideoFrameCallback(() => ok())), new Promise(ok => setTimeout(ok, 1000))]);
+        const canvas = document.createElement("canvas");
+        canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+        const context = canvas.getContext("2d");
+        context.drawImage(video, 0, 0);
+        const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        const grey = new Uint8Array(canvas.width * canvas.height);
+        for (let i = 0, j = 0; j < grey.length; i += 4, j++) grey[j] = (rgba[i] * 77 + rgba[i + 1] * 150 + rgba[i + 2] * 29) >> 8;
+        let binary = "";
+        for (let k = 0; k < grey.length; k += 8192) binary += String.fromCharCode.apply(null, grey.subarray(k, k + 8192));
+        entry.seeks.push({ fraction, target, currentTime: video.currentTime, grey: btoa(binary) });
+      }
+      results.push(entry);
+    } catch (error) {
+      results.push({ name, error: String(error) });
+    }
+    video.remove();
+  }
+  return results;
+})(%s)
 """
 
 def main():
@@ -148,6 +208,8 @@ def main():
             break
     if check == "page":
         result = evaluate(sock, 4, PAGE_CHECK % {"samples": 20, "seconds": seconds}, seconds + 60)
+    elif check.startswith("video:"):
+        result = evaluate(sock, 4, VIDEO_CHECK % json.dumps(check[len("video:"):].split(",")), seconds + 60)
     else:
         result = evaluate(sock, 4, LOAD_CHECK, 30)
     print(json.dumps({"loaded": True, "result": result}))

@@ -7,12 +7,16 @@
 #     whose glass-to-glass latency the page measures (now minus the capture time of the picture
 #     on screen);
 #   - a technician sees the fleet and is refused the export and live view (403);
-#   - a browser without a certificate does not get the page (the TLS handshake fails).
+#   - a browser without a certificate does not get the page (the TLS handshake fails);
+#   - the exports (docs/EXPORT.md), each in a <video> element: the office's download, a segment
+#     per file and an incident joined across two segments, from `bodycamctl export`: the length
+#     to within a frame, and seeks to 25, 50 and 75 % land there and show the picture a decoder
+#     shows at that time (the test pattern's burned-in frame number, read back by bodycam-bench).
 # Chromium picks the certificate by the AutoSelectCertificateForUrls policy, which it reads only
 # from /etc/chromium/policies/managed: this script writes one file there and removes it.
-#   BIN  the folder with bodycamd, bodycamctl and bodycam-office
+#   BIN  the folder with bodycamd, bodycamctl, bodycam-office and bodycam-bench
 set -euo pipefail
-BIN=${BIN:?BIN must name the folder holding bodycamd, bodycamctl and bodycam-office}
+BIN=${BIN:?BIN must name the folder holding bodycamd, bodycamctl, bodycam-office and bodycam-bench}
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=$(mktemp -d -t bodycam-browser.XXXXXX)
 POLICIES=/etc/chromium/policies/managed
@@ -131,9 +135,10 @@ mkdir -p "$DIR/bare/.pki/nssdb"
 certutil -N -d "sql:$DIR/bare/.pki/nssdb" --empty-password
 certutil -A -d "sql:$DIR/bare/.pki/nssdb" -n "bodycam authority" -t "C,," -i "$KEYS/ca.pem"
 
-# browse CN CHECK: Chromium with the certificate whose subject CN is CN ("" for none) runs CHECK.
+# browse CN CHECK [URL]: Chromium with the certificate whose subject CN is CN ("" for none) runs
+# CHECK on URL (the office's page unless given).
 browse() {
-  local cn=$1 check=$2 profile="$DIR/chrome-$1-$2" pid home=$HOME
+  local cn=$1 check=$2 url=${3:-$URL/} profile="$DIR/chrome-$1-${2%%:*}" pid home=$HOME
   if [ -n "$cn" ]; then
     printf '{"AutoSelectCertificateForUrls": ["{\\"pattern\\":\\"%s\\",\\"filter\\":{\\"SUBJECT\\":{\\"CN\\":\\"%s\\"}}}"]}\n' "$URL" "$cn" > "$POLICY"
   else
@@ -141,10 +146,10 @@ browse() {
     home="$DIR/bare"
   fi
   HOME=$home chromium --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir="$profile" --remote-debugging-port=0 \
-           --autoplay-policy=no-user-gesture-required about:blank > "$DIR/chromium.log" 2>&1 &
+           --autoplay-policy=no-user-gesture-required --allow-file-access-from-files about:blank > "$DIR/chromium.log" 2>&1 &
   pid=$!
   PIDS+=("$pid")
-  timeout 180 python3 "$HERE/browser-check.py" "$profile/DevToolsActivePort" "$URL/" "$check" 60 \
+  timeout 180 python3 "$HERE/browser-check.py" "$profile/DevToolsActivePort" "$url" "$check" 60 \
     || echo '{"loaded": false, "error": "the browser check did not finish"}'
   stop "$pid"
   wait "$pid" 2>/dev/null || true
@@ -164,6 +169,8 @@ if not any(row and row[0] == device for row in result.get("rows", [])): problems
 if not result.get("verified") or any(v != "yes" for v in result["verified"]): problems.append("segments not shown verified: %s" % result.get("verified"))
 if result.get("exportStatus") != 200 or result.get("exportType") != "video/mp4" or result.get("exportBytes", 0) < 1000:
     problems.append("the export did not download: %s %s %s" % (result.get("exportStatus"), result.get("exportType"), result.get("exportBytes")))
+elif result.get("segmentDuration") is None or abs((result.get("exportDuration") or 0) - result["segmentDuration"]) > 1 / 30 + 0.001:
+    problems.append("the downloaded export plays %s s in a <video> element, the segment is %s s" % (result.get("exportDuration"), result.get("segmentDuration")))
 latencies = [l for l in result.get("latencies", []) if l > 0]
 if len(latencies) < 20: problems.append("live view did not play: %d latency samples, error %r" % (len(latencies), result.get("error")))
 if not result.get("width"): problems.append("no picture in the video element")
@@ -171,8 +178,9 @@ if problems:
     sys.exit("browser-test: " + "; ".join(problems))
 print("BENCH browser_glass_to_glass_median_s %.3f s" % statistics.median(latencies))
 print("BENCH browser_glass_to_glass_max_s %.3f s" % max(latencies))
-print("browser-test: evidence officer: fleet, %d segments verified, export %d bytes, live %dx%d, %d pictures decoded"
-      % (len(result["verified"]), result["exportBytes"], result["width"], result["height"], result.get("decoded") or 0))
+print("browser-test: evidence officer: fleet, %d segments verified, export %d bytes playing %.3f s (segment %.3f s), live %dx%d, %d pictures decoded"
+      % (len(result["verified"]), result["exportBytes"], result["exportDuration"], result["segmentDuration"], result["width"], result["height"],
+         result.get("decoded") or 0))
 PY
 
 echo "== a technician: the fleet, but no export and no live view"
@@ -202,4 +210,72 @@ if answer.get("loaded") or "ERR_" not in (answer.get("error") or ""):
 print("browser-test: without a certificate: refused (%s)" % (answer.get("error") or (answer.get("result") or {}).get("text", "")[:80]))
 PY
 grep -q '"kind":"tls_refused"' "$DIR/office/access.log" || fail "the refused handshake is not in the access journal"
+
+echo "== exports in a <video> element: one segment per file, and an incident joined across two segments"
+stop "${PIDS[1]}"   # bodycamd: it seals its open segment
+EXPORTS="$DIR/exports"
+ctl export --json --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --out "$EXPORTS/segments" "$DIR/store" \
+  || { cat "$EXPORTS/segments/export-report.txt" >&2; fail "the camera's store does not export"; }
+# From 2 s into the first segment to 2 s into the second: one file across the join.
+WINDOW=$(python3 - "$EXPORTS/segments/export-report.json" <<'PY'
+import datetime, json, sys
+segments = [s for s in json.load(open(sys.argv[1]))["segments"] if s.get("exported")]
+if len(segments) < 2:
+    sys.exit("browser-test: fewer than two segments to join")
+def at(text, seconds):
+    when = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ") + datetime.timedelta(seconds=seconds)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+print(at(segments[0]["first_frame_utc"], 2) + ".." + at(segments[1]["first_frame_utc"], 2))
+PY
+)
+ctl export --json --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --incident "$WINDOW" --out "$EXPORTS/incident" "$DIR/store" \
+  || { cat "$EXPORTS/incident/export-report.txt" >&2; fail "the incident does not export"; }
+echo "<!doctype html><title>exports</title>" > "$EXPORTS/index.html"
+NAMES=$(cd "$EXPORTS" && ls segments/*.mp4 incident/*.mp4 | head -3 | paste -sd, -)
+browse "" "video:$NAMES" "file://$EXPORTS/index.html" > "$DIR/video.json"
+python3 - "$DIR/video.json" "$EXPORTS" "$BIN/bodycam-bench" <<'PY'
+import base64, json, os, subprocess, sys
+answer, folder, bench = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+frame = 1 / 30
+# What each file should last: the export reports' own figures.
+expected = {}
+for entry in json.load(open(os.path.join(folder, "segments", "export-report.json")))["segments"]:
+    if entry.get("exported"):
+        expected[os.path.relpath(entry["file"], folder)] = entry["duration_seconds"]
+for file in json.load(open(os.path.join(folder, "incident", "export-report.json")))["incident"]["files"]:
+    expected[os.path.relpath(file["file"], folder)] = file["duration_seconds"]
+results = (answer.get("result") or []) if answer.get("loaded") else []
+problems, lines = [], []
+if not results:
+    problems.append("the export page did not load: %s" % answer)
+for result in results:
+    name = result["name"]
+    if result.get("error"):
+        problems.append("%s: %s" % (name, result["error"]))
+        continue
+    if abs(result["duration"] - expected[name]) > frame + 0.001:
+        problems.append("%s: the browser says %.3f s, the export %.3f s" % (name, result["duration"], expected[name]))
+    # When each picture is presented, and its burned-in number, as libavcodec decodes the file.
+    pictures = [line.split() for line in subprocess.run([bench, "frames", os.path.join(folder, name)], check=True,
+                                                           capture_output=True, text=True).stdout.splitlines()]
+    landed = []
+    for seek in result["seeks"]:
+        if abs(seek["currentTime"] - seek["target"]) > frame:
+            problems.append("%s: a seek to %.3f s landed at %.3f s" % (name, seek["target"], seek["currentTime"]))
+        picture = os.path.join(folder, "seek.pgm")
+        with open(picture, "wb") as out:
+            out.write(b"P5\n%d %d\n255\n" % (result["width"], result["height"]) + base64.b64decode(seek["grey"]))
+        shown = subprocess.run([bench, "label", picture], check=True, capture_output=True, text=True).stdout.strip()
+        due = [number for time, number in pictures if float(time) <= seek["currentTime"] + 1e-4]
+        want = due[-1] if due else "?"
+        if shown == "-" or shown != want:
+            problems.append("%s: at %.3f s the browser shows frame %s, the decoder frame %s" % (name, seek["currentTime"], shown, want))
+        landed.append("%d%% %.3f s frame %s" % (round(seek["fraction"] * 100), seek["currentTime"], shown))
+    lines.append("browser-test: %s: %.3f s (export %.3f s), %dx%d; seeks: %s" % (name, result["duration"], expected[name], result["width"], result["height"], "; ".join(landed)))
+print("\n".join(lines))
+if len(results) < 3:
+    problems.append("only %d of the exports were checked" % len(results))
+if problems:
+    sys.exit("browser-test: " + "; ".join(problems))
+PY
 echo "browser-test: passed"

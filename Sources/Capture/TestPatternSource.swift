@@ -85,6 +85,16 @@ public final class TestPatternSource: FrameSource {
         return (max(0, (format.width - textWidth) / 2) & ~1, (format.height * 3 / 4 + scale * 2) & ~1, scale)
     }
 
+    /// The frame number the pattern burned into `frame` (read back with the bitmap font from the
+    /// luma plane), or nil where no caption reads: what tests and the export's browser check use to
+    /// tell which picture a decoder or player shows.
+    public static func frameNumber(in frame: VideoFrame) -> Int? {
+        let format = FrameFormat(width: frame.width, height: frame.height, pixelFormat: frame.pixelFormat, framesPerSecond: 30)
+        let origin = labelOrigin(format: format, length: label(frameIndex: 0, wallNanoseconds: 0).count)
+        let text = String(Painter.readText(from: frame, x: origin.x, y: origin.y, scale: origin.scale, count: 12).map { $0 ?? "~" })
+        return text.hasPrefix("FRAME ") ? Int(text.dropFirst(6)) : nil
+    }
+
     public func stop() { stopped.set() }
 
     public func close() throws { background = nil }

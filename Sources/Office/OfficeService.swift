@@ -527,6 +527,7 @@ public final class OfficeService: Sendable {
         return .object(["device_id": .string(device), "segments": .array(manifests.reversed().map { manifest in
             .object(["sequence": .integer(manifest.sequence), "file": .string(manifest.segmentFile),
                      "start_utc": .string(manifest.startUTC), "end_utc": .string(manifest.endUTC), "frames": .integer(manifest.frames),
+                     "duration_us": .integer(manifest.durationMicroseconds),
                      "officer_id": manifest.document.body["officer_id"] ?? .null, "duty_id": manifest.document.body["duty_id"] ?? .null,
                      "marks": manifest.document.body["marks"] ?? .array([]), "verified": .boolean(verified.contains(manifest.sequence))])
         })])

@@ -151,12 +151,9 @@ public func record(format: FrameFormat, frames: Int, preEventSeconds: Int = 0, s
 public func burnedInFrameNumbers(path: String, format: FrameFormat) throws -> [Int?] {
     _ = quietLibAV
     var numbers: [Int?] = []
-    let sample = TestPatternSource.label(frameIndex: 0, wallNanoseconds: 0)
-    let origin = TestPatternSource.labelOrigin(format: format, length: sample.count)
     _ = try SegmentInspector.inspect(path: path) { frame in
-        let text = Painter.readText(from: frame, x: origin.x, y: origin.y, scale: origin.scale, count: 12)
-        let string = String(text.map { $0 ?? "~" })
-        numbers.append(string.hasPrefix("FRAME ") ? Int(string.dropFirst(6)) : nil)
+        precondition(frame.width == format.width && frame.height == format.height)
+        numbers.append(TestPatternSource.frameNumber(in: frame))
     }
     return numbers
 }
