@@ -199,11 +199,12 @@ for manifest in "$STORE"/*.manifest; do
 done
 echo "   the office holds every segment; those still on the camera are byte for byte the same"
 echo
-echo "== export the office's copy with the office's identity: decrypt, check, decode"
-rm -rf "$DEMO_DIR/export"
+echo "== export the office's copy with the office's identity: decrypt, check, standard MP4 per segment, decode"
+rm -rf "$DEMO_DIR/export" "$DEMO_DIR/incident"
 run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --out "$DEMO_DIR/export" "$COPY"
-echo "== marks in the manifests:"
-grep -ho '"marks":\[[^]]*\]' "$STORE"/*.manifest | grep -v '\[\]' | sed 's/^/   /' || true
+echo "== the incident around the first mark, one file: 5 s before it to 5 s after, cut on keyframes, the marks as chapters"
+run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --incident mark:1 --before 5 --after 5 \
+  --out "$DEMO_DIR/incident" "$COPY" | grep -E '^(INCIDENT|  CHAPTER|MARK)'
 echo
 kill -TERM $OFFICE
 wait $OFFICE || true
@@ -211,7 +212,8 @@ trap - EXIT
 echo "== the office's access journal (signed by $OFFICE_STORE/access.pub), by kind:"
 grep -o '"kind":"[a-z_]*"' "$OFFICE_STORE/access.log" | cut -d'"' -f4 | sort | uniq -c | sed 's/^/   /'
 echo
-echo "Playable MP4 files: $DEMO_DIR/export (report: $DEMO_DIR/export/export-report.txt)"
+echo "Standard MP4 files that play in any player: $DEMO_DIR/export (report: $DEMO_DIR/export/export-report.txt),"
+echo "   the incident around the first mark: $DEMO_DIR/incident (docs/EXPORT.md)"
 echo "The office's store: $OFFICE_STORE (docs/OFFICE.md)"
 echo "The office's page: start bodycam-office --config $DEMO_DIR/office.toml again and open https://127.0.0.1:PORT/"
 echo "   (the port it logs) in a browser holding an officer's certificate, $KEYS/tls/lia-live.pem and .key, and"
