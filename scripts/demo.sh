@@ -46,6 +46,11 @@ if [ ! -f "$KEYS/office-server/office-1-offload.key" ]; then
   run "$BIN/bodycamctl" authority certify-key office-1 --dir "$KEYS" --out "$KEYS/office-server"
   echo
 fi
+if [ ! -f "$KEYS/evidence-office/eva-export.key" ]; then
+  echo "== the authority certifies the evidence officer's key for signing export packages"
+  run "$BIN/bodycamctl" authority certify-key eva --purpose export-package --dir "$KEYS" --out "$KEYS/evidence-office"
+  echo
+fi
 mkdir -p "$DEMO_DIR/tokens"
 # The supervisor keeps the secret key outside the folder the device trusts.
 mv -f "$KEYS/supervisors/sgt-demo.key" "$KEYS/sgt-demo.key" 2>/dev/null || true
@@ -204,7 +209,10 @@ rm -rf "$DEMO_DIR/export" "$DEMO_DIR/incident"
 run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --out "$DEMO_DIR/export" "$COPY"
 echo "== the incident around the first mark, one file: 5 s before it to 5 s after, cut on keyframes, the marks as chapters"
 run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --incident mark:1 --before 5 --after 5 \
+  --signing-key "$KEYS/evidence-office/eva-export.key" --signing-certificate "$KEYS/evidence-office/eva-export.certificate" \
   --out "$DEMO_DIR/incident" "$COPY" | grep -E '^(INCIDENT|  CHAPTER|MARK)'
+echo "== the incident's package as a court checks it, with the authority's public key alone"
+run "$BIN/bodycamctl" verify-export --authority "$KEYS/authority.pub" "$DEMO_DIR/incident"
 echo
 kill -TERM $OFFICE
 wait $OFFICE || true
@@ -213,7 +221,7 @@ echo "== the office's access journal (signed by $OFFICE_STORE/access.pub), by ki
 grep -o '"kind":"[a-z_]*"' "$OFFICE_STORE/access.log" | cut -d'"' -f4 | sort | uniq -c | sed 's/^/   /'
 echo
 echo "Standard MP4 files that play in any player: $DEMO_DIR/export (report: $DEMO_DIR/export/export-report.txt),"
-echo "   the incident around the first mark: $DEMO_DIR/incident (docs/EXPORT.md)"
+echo "   the incident around the first mark, a signed package: $DEMO_DIR/incident (docs/EXPORT.md)"
 echo "The office's store: $OFFICE_STORE (docs/OFFICE.md)"
 echo "The office's page: start bodycam-office --config $DEMO_DIR/office.toml again and open https://127.0.0.1:PORT/"
 echo "   (the port it logs) in a browser holding an officer's certificate, $KEYS/tls/lia-live.pem and .key, and"

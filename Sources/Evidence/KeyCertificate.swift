@@ -8,8 +8,10 @@ import Wire
 /// happens: offload acknowledgements (`bodycam-key-certificate/1`).
 public struct KeyCertificate: Sendable {
     public static let type = "bodycam-key-certificate/1"
-    /// The one purpose defined so far: signing offload acknowledgements.
+    /// Signing offload acknowledgements.
     public static let offloadAcknowledgement = "offload-acknowledgement"
+    /// Signing export packages (`bodycam-export-package/1`).
+    public static let exportPackage = "export-package"
 
     public let document: SignedDocument
     /// Who holds the key (an office server's name, for people).

@@ -153,7 +153,8 @@ public enum MP4Export {
     /// Closes the joiner's file, makes it durable and gives it its name.
     private static func publish(_ joiner: Joiner, marks: [ExportMark], as path: String, exclusive: Bool) throws -> ExportedFile {
         var file = try joiner.finish(marks: marks)
-        let (sha256, bytes) = try syncAndHash(file.path)
+        // fsync, and the hash of what is on disk (read back: the file as stored).
+        let (sha256, bytes) = try fileSHA256(file.path, sync: true)
         try publishFile(file.path, as: path, exclusive: exclusive)
         file.path = path
         file.sha256 = sha256
@@ -309,26 +310,5 @@ private final class Joiner {
         try muxer.finish(chapters: chapters)
         return ExportedFile(path: muxer.path, sha256: "", bytes: 0, frames: frames, keyframes: keyframes, durationSeconds: duration,
                             pieces: pieces, chapters: chapters, readErrors: readErrors)
-    }
-}
-
-extension MP4Export {
-    /// fsync, and the SHA-256 of what is on disk (read back: the hash is of the file as stored).
-    static func syncAndHash(_ path: String) throws -> (String, Int64) {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemError.file(path: path, call: "open", errno: errno) }
-        defer { close(fd) }
-        if fsync(fd) < 0 { throw SystemError.file(path: path, call: "fsync", errno: errno) }
-        let hasher = try SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var total: Int64 = 0
-        while true {
-            let count = try buffer.withUnsafeMutableBytes { try readFully(fd, into: $0, path: path) }
-            if count == 0 { break }
-            hasher.update(Array(buffer[0..<count]))
-            total += Int64(count)
-            if count < buffer.count { break }
-        }
-        return (Hex.encode(try hasher.finish()), total)
     }
 }

@@ -18,7 +18,10 @@ struct ExportCommand: ParsableCommand {
             manifests, the verification, the wall-clock times of the first and last picture, marks, gaps). The files \
             are standard MP4 with the index first; the camera's H.264 is copied, never encoded again (docs/EXPORT.md). \
             An incident is cut on keyframes: from the last keyframe at or before FROM to the end of the GOP holding \
-            TO; the officer's marks and the gaps in the recording are chapters. Segments that fail verification are \
+            TO; the officer's marks and the gaps in the recording are chapters. The manifests of the exported segments \
+            and the device certificate are copied into OUT; with --signing-key and --signing-certificate (an office key \
+            the authority certified for export-package) OUT/export-package.signed lists every file with its SHA-256, \
+            signed, for bodycamctl verify-export. Segments that fail verification are \
             exported only with --force, and flagged. Files already in OUT are never replaced unless --overwrite is \
             given, and nothing is written through a link planted there. Exit 0: everything verified and exported; \
             1: problems (see the report); 2: usage or I/O error.
@@ -32,12 +35,16 @@ struct ExportCommand: ParsableCommand {
     var incident: String?
     @Option(help: "With --incident mark:N: seconds before the mark.") var before = 30
     @Option(help: "With --incident mark:N: seconds after the mark.") var after = 60
+    @Option(name: .customLong("signing-key"), help: "The office's export-package key (Ed25519 secret key file).") var signingKey: String?
+    @Option(name: .customLong("signing-certificate"), help: "Its key certificate (authority certify-key --purpose export-package).")
+    var signingCertificate: String?
     @Flag(help: "Export segments that failed verification too (flagged in the report).") var force = false
     @Flag(help: "Replace files of an earlier export in the output folder.") var overwrite = false
     @Argument(help: "The store folder.") var store: String
 
     func validate() throws {
         guard (0...86_400).contains(before), (0...86_400).contains(after) else { throw ValidationError("--before and --after are 0…86400 seconds") }
+        guard (signingKey == nil) == (signingCertificate == nil) else { throw ValidationError("--signing-key and --signing-certificate go together") }
         if let incident, !incident.hasPrefix("mark:"), !incident.contains("..") {
             throw ValidationError("--incident is FROM..TO or mark:N, not \(incident)")
         }
@@ -66,7 +73,9 @@ struct ExportCommand: ParsableCommand {
 
     private func export() throws -> ExportReport {
         let key = try KeyFile.readIdentity(identity)
-        let report = try StoreVerifier.verify(store: store, authority: try authority.map(KeyFile.readVerifyingKey))
+        let authorityKey = try authority.map(KeyFile.readVerifyingKey)
+        let signer = try packageSigner(authority: authorityKey)
+        let report = try StoreVerifier.verify(store: store, authority: authorityKey)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         var entries: [ExportEntry] = []
         var manifests: [Manifest] = []
@@ -162,9 +171,55 @@ struct ExportCommand: ParsableCommand {
             }
         }
         document.segments = entries
+        // The provenance a court checks the clips against: the exported segments' manifests and
+        // the device certificate whose key signed them.
+        var written = document.incident?.files.map(\.file) ?? entries.compactMap { $0.exported ? $0.file : nil }
+        let exported = Set(entries.filter(\.exported).map(\.manifest))
+        if !exported.isEmpty {
+            try ensureFolder(out + "/manifests")
+            for name in exported.sorted() {
+                try writeFileAtomically(out + "/manifests/" + name, try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false),
+                                        mode: 0o640, exclusive: !overwrite)
+                written.append(out + "/manifests/" + name)
+            }
+            if let certificate = try? readWholeFile(store + "/device.certificate", limit: 1 << 16, followLinks: false) {
+                try writeFileAtomically(out + "/device.certificate", certificate, mode: 0o640, exclusive: !overwrite)
+                written.append(out + "/device.certificate")
+            }
+        }
         try writeFileAtomically(out + "/export-report.json", try jsonBytes(document), mode: 0o640, exclusive: !overwrite)
         try writeFileAtomically(out + "/export-report.txt", Array((document.text + "\n").utf8), mode: 0o640, exclusive: !overwrite)
+        written += [out + "/export-report.json", out + "/export-report.txt"]
+        if let signer {
+            let files = try written.map { path in
+                let (sha256, bytes) = try fileSHA256(path)
+                return ExportPackage.Entry(name: String(path.dropFirst(out.count + 1)), sha256: sha256, bytes: bytes)
+            }
+            let package = try ExportPackage.issue(files: files, deviceID: report.deviceID ?? "", deviceKeyID: report.deviceKeyID ?? "",
+                                                  officeIdentityKeyID: key.publicKey.keyID, verificationClean: report.isClean,
+                                                  exportedUTC: document.exportedUTC ?? Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()),
+                                                  key: signer.key, certificate: signer.certificate)
+            try writeFileAtomically(out + "/" + ExportPackage.fileName, package.document.bytes, mode: 0o640, exclusive: !overwrite)
+        }
         return document
+    }
+
+    /// The export-package key and its certificate, checked before anything is written: the same
+    /// key, for export-package, valid now, and the authority's when --authority is given.
+    private func packageSigner(authority: Ed25519PublicKey?) throws -> (key: Ed25519PrivateKey, certificate: KeyCertificate)? {
+        guard let signingKey, let signingCertificate else { return nil }
+        let key = try KeyFile.readSigningKey(signingKey)
+        let certificate = try KeyCertificate.read(signingCertificate)
+        guard certificate.key == key.publicKey else {
+            throw BodycamCtl.failure("\(signingCertificate) certifies key \(certificate.key.keyID), not \(signingKey)'s \(key.publicKey.keyID)")
+        }
+        let now = Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds())
+        if let authority {
+            if let refusal = certificate.refusal(authority: authority, purpose: KeyCertificate.exportPackage, at: now) { throw BodycamCtl.failure(refusal) }
+        } else if certificate.purpose != KeyCertificate.exportPackage || !(certificate.notBefore <= now && now <= certificate.notAfter) {
+            throw BodycamCtl.failure("\(signingCertificate) is for \(certificate.purpose) from \(certificate.notBefore) to \(certificate.notAfter), not export-package now")
+        }
+        return (key, certificate)
     }
 
     /// Marks each candidate's entry with the file its pictures went to (checked by decoding it
@@ -229,5 +284,32 @@ struct ExportCommand: ParsableCommand {
         let fraction = body.count - 20
         guard fraction >= 0, fraction <= 6 else { return nil }
         return ClockParse.nanoseconds(iso8601: body + String(repeating: "0", count: 6 - fraction) + "Z")
+    }
+}
+
+struct VerifyExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify-export",
+        abstract: "Check an export package with the authority's public key alone: its signed list, every file's SHA-256, nothing added.",
+        discussion: """
+            Reads DIR/export-package.signed (written by bodycamctl export --signing-key): its certificate must be the \
+            authority's, for export-package, valid when the export was made and not revoked; the list must be signed by \
+            that key; every file it lists must have its SHA-256 and size, and no other file may be in DIR; the manifests \
+            must be signed by the key of the device certificate in DIR, which the authority signed (docs/EXPORT.md). \
+            Exit 0: verified; 1: problems; 2: usage or I/O error.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The authority's public key file.") var authority: String
+    @Option(help: "The authority's revocation list.") var revocations: String?
+    @Argument(help: "The export folder.") var dir: String
+
+    func run() throws {
+        let report = try orExit2 { () throws -> PackageReport in
+            let key = try KeyFile.readVerifyingKey(authority)
+            let list = try revocations.map { try RevocationList.read(try readWholeFile($0, limit: 1 << 24), authority: key, what: $0) }
+            return PackageVerifier.verify(folder: dir, authority: key, revocations: list)
+        }
+        if global.json { try printJSON(report) } else { print(report.text) }
+        if !report.isClean { throw ExitCode(1) }
     }
 }

@@ -126,7 +126,11 @@ struct Authority: ParsableCommand {
         @Option(name: .customLong("host"), help: "More host names or addresses of the office.") var hosts: [String] = []
         @Option(name: .customLong("role"), help: "An officer's role (repeat for several).") var roles: [String] = []
         @Option(help: "Days of validity from now.") var days = 825
+        @Option(help: "offload-acknowledgement or export-package.") var purpose = KeyCertificate.offloadAcknowledgement
         func validate() throws {
+            guard [KeyCertificate.offloadAcknowledgement, KeyCertificate.exportPackage].contains(purpose) else {
+                throw ValidationError("--purpose is offload-acknowledgement or export-package")
+            }
             guard ["device", "office", "officer"].contains(kind) else { throw ValidationError("the kind must be device, office or officer") }
             guard (1...36500).contains(days) else { throw ValidationError("--days must be 1…36500") }
             guard kind == "officer" || roles.isEmpty else { throw ValidationError("--role is for officers") }
@@ -158,14 +162,18 @@ struct Authority: ParsableCommand {
     struct CertifyKey: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "certify-key",
-            abstract: "Make an office server's signing key and certify it: OUT/HOLDER-offload.key (a new Ed25519 key, secret) and OUT/HOLDER-offload.certificate.",
-            discussion: "The office signs offload acknowledgements with it as segments arrive; the authority's own key stays offline (docs/PKI.md, docs/FORMAT.md \"Key certificate\").")
+            abstract: "Make an office server's signing key and certify it for one purpose: OUT/HOLDER-offload.key (a new Ed25519 key, secret) and OUT/HOLDER-offload.certificate, or HOLDER-export.* for --purpose export-package.",
+            discussion: "offload-acknowledgement: the office signs offload acknowledgements with it as segments arrive. export-package: an evidence officer signs export packages with it (bodycamctl export --signing-key). The authority's own key stays offline (docs/PKI.md, docs/FORMAT.md \"Key certificate\").")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The authority's folder (authority.key).") var dir: String
         @Option(help: "Folder to write the key and certificate into.") var out: String
         @Argument(help: "Who holds the key: the office server's name.") var holder: String
         @Option(help: "Days of validity from now.") var days = 825
+        @Option(help: "offload-acknowledgement or export-package.") var purpose = KeyCertificate.offloadAcknowledgement
         func validate() throws {
+            guard [KeyCertificate.offloadAcknowledgement, KeyCertificate.exportPackage].contains(purpose) else {
+                throw ValidationError("--purpose is offload-acknowledgement or export-package")
+            }
             guard (1...36500).contains(days) else { throw ValidationError("--days must be 1…36500") }
             guard !holder.isEmpty, holder.utf8.count <= 64, !holder.contains("/"), holder != ".", holder != ".." else {
                 throw ValidationError("the holder must be a file name of at most 64 bytes")
@@ -177,14 +185,14 @@ struct Authority: ParsableCommand {
                 let key = try Ed25519PrivateKey()
                 let now = Clock.wallNanoseconds()
                 let certificate = try KeyCertificate.issue(
-                    holder: holder, key: key.publicKey, purpose: KeyCertificate.offloadAcknowledgement, authority: authority,
+                    holder: holder, key: key.publicKey, purpose: purpose, authority: authority,
                     notBefore: Clock.iso8601(wallNanoseconds: now - 60_000_000_000),
                     notAfter: Clock.iso8601(wallNanoseconds: now + Int64(days) * 86_400_000_000_000))
                 try ensureFolder(out)
-                let base = out + "/" + holder + "-offload"
+                let base = out + "/" + holder + (purpose == KeyCertificate.exportPackage ? "-export" : "-offload")
                 try KeyFile.write(key, to: base + ".key")
                 try writeFileAtomically(base + ".certificate", certificate.document.bytes, mode: 0o644, exclusive: true)
-                print("offload acknowledgement key \(key.publicKey.keyID) of \(holder) (serial \(certificate.serial)), valid until \(certificate.notAfter): "
+                print("\(purpose) key \(key.publicKey.keyID) of \(holder) (serial \(certificate.serial)), valid until \(certificate.notAfter): "
                       + "\(base).key (secret), \(base).certificate")
             }
         }

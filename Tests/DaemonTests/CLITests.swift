@@ -94,7 +94,8 @@ struct CLITests {
         let segments = try #require(report["segments"] as? [[String: Any]])
         #expect(segments.map { $0["outside"] as? Bool == true } == [true, false, false, false, true])
         #expect((report["marks"] as? [[String: Any]])?.first?["label"] as? String == "stop")
-        #expect(try names(out, suffix: "") == ["export-report.json", "export-report.txt", URL(fileURLWithPath: file).lastPathComponent])
+        #expect(try names(out, suffix: "") == ["device.certificate", "export-report.json", "export-report.txt", URL(fileURLWithPath: file).lastPathComponent, "manifests"])
+        #expect(try names(out + "/manifests", suffix: "") == manifests[1...3].map { $0.baseName + ".manifest" })
         #expect(try String(contentsOfFile: out + "/export-report.txt", encoding: .utf8).contains("INCIDENT FILE \(file): 90 frames"))
 
         // Around the mark, nothing before or after it: the GOP that holds it, the mark a chapter.
@@ -113,6 +114,83 @@ struct CLITests {
         let empty = try run(["export", "--identity", directory.path + "/office.key", "--incident", "2020-01-01T00:00:00Z..2020-01-01T00:01:00Z",
                              "--out", directory.path + "/empty", store])
         #expect(empty.status == 1 && empty.output.contains("NOTHING RECORDED"), "\(empty)")
+    }
+
+    @Test("export --signing-key makes a package that verify-export checks with the authority's key alone: a changed byte, an edited report, a file added or removed, another authority are each found")
+    func exportPackage() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let store = directory.path + "/store", keys = Keys()
+        try recordEvidence(into: try makeVault(store, keys: keys), frames: 60)
+        try KeyFile.write(keys.office, to: directory.path + "/office.key")
+        try KeyFile.write(keys.authority.publicKey, to: directory.path + "/authority.pub")
+        let signing = try Ed25519PrivateKey()
+        try KeyFile.write(signing, to: directory.path + "/export.key")
+        func certify(_ purpose: String, _ name: String) throws {
+            let certificate = try KeyCertificate.issue(holder: "office-1", key: signing.publicKey, purpose: purpose, authority: keys.authority,
+                                                       notBefore: "2020-01-01T00:00:00.000000Z", notAfter: "2099-01-01T00:00:00.000000Z")
+            try writeFileAtomically(directory.path + "/" + name, certificate.document.bytes)
+        }
+        try certify(KeyCertificate.exportPackage, "export.certificate")
+        try certify(KeyCertificate.offloadAcknowledgement, "offload.certificate")
+        let out = directory.path + "/package"
+        let export = ["export", "--identity", directory.path + "/office.key", "--authority", directory.path + "/authority.pub",
+                      "--signing-key", directory.path + "/export.key"]
+        // A key certified for another purpose signs no package, and nothing is written.
+        let wrong = try run(export + ["--signing-certificate", directory.path + "/offload.certificate", "--out", out, store])
+        #expect(wrong.status == 2 && wrong.errors.contains("not export-package"), "\(wrong)")
+        #expect(!FileManager.default.fileExists(atPath: out + "/export-report.json"))
+        let made = try run(export + ["--signing-certificate", directory.path + "/export.certificate", "--out", out, store])
+        #expect(made.status == 0, "\(made)")
+        let package = try ExportPackage.parse(try readWholeFile(out + "/" + ExportPackage.fileName), what: "package")
+        let mp4s = package.files.map(\.name).filter { $0.hasSuffix(".mp4") }
+        #expect(mp4s.count == 2 && package.files.contains { $0.name == "export-report.json" } && package.files.contains { $0.name == "device.certificate" })
+        #expect(package.files.filter { $0.name.hasPrefix("manifests/") }.count == 2)
+        #expect(package.officeIdentityKeyID == keys.office.publicKey.keyID && package.deviceID == "BC-EV-1")
+
+        let verify = ["verify-export", "--json", "--authority", directory.path + "/authority.pub", out]
+        let clean = try run(verify)
+        #expect(clean.status == 0, "\(clean)")
+        let report = try #require(try json(clean.output) as? [String: Any])
+        #expect(report["files_checked"] as? Int == package.files.count && report["manifests_checked"] as? Int == 2)
+
+        func problems(_ result: (status: Int32, output: String, errors: String)) throws -> [String] {
+            #expect(result.status == 1, "\(result)")
+            return (try json(result.output) as? [String: Any])?["problems"] as? [String] ?? []
+        }
+        // One byte of a clip, in the middle of its pictures.
+        let clip = out + "/" + mp4s[0]
+        var bytes = try readWholeFile(clip)
+        bytes[bytes.count / 2] ^= 0x01
+        try writeFileAtomically(clip, bytes)
+        #expect(try problems(try run(verify)).contains { $0.hasPrefix(mp4s[0] + ":") })
+        bytes[bytes.count / 2] ^= 0x01
+        try writeFileAtomically(clip, bytes)
+        // The report edited.
+        let reportText = try readWholeFile(out + "/export-report.txt")
+        try writeFileAtomically(out + "/export-report.txt", reportText + Array("one more line\n".utf8))
+        #expect(try problems(try run(verify)).contains { $0.hasPrefix("export-report.txt:") })
+        try writeFileAtomically(out + "/export-report.txt", reportText)
+        // A file added; a file removed.
+        try writeFileAtomically(out + "/extra.mp4", [1, 2, 3])
+        #expect(try problems(try run(verify)) == ["extra.mp4: not in the signed list (added after the export)"])
+        unlink(out + "/extra.mp4")
+        let certificate = try readWholeFile(out + "/device.certificate")
+        unlink(out + "/device.certificate")
+        #expect(try problems(try run(verify)).contains { $0.hasPrefix("device.certificate:") })
+        try writeFileAtomically(out + "/device.certificate", certificate)
+        #expect(try run(verify).status == 0)
+        // The list itself edited: its signature no longer holds.
+        let list = try readWholeFile(out + "/" + ExportPackage.fileName)
+        let edited = String(decoding: list, as: UTF8.self).replacingOccurrences(of: "\"verification_clean\":true", with: "\"verification_clean\":false")
+        #expect(edited != String(decoding: list, as: UTF8.self))
+        try writeFileAtomically(out + "/" + ExportPackage.fileName, Array(edited.utf8))
+        #expect(try problems(try run(verify)).contains { $0.contains("not signed by the key") }, "the edited list is refused")
+        try writeFileAtomically(out + "/" + ExportPackage.fileName, list)
+        // Another authority's key: the certificate is not its.
+        try KeyFile.write(try Ed25519PrivateKey().publicKey, to: directory.path + "/other.pub")
+        let other = try run(["verify-export", "--json", "--authority", directory.path + "/other.pub", out])
+        #expect(try problems(other).contains { $0.contains("is not the authority's") })
     }
 
     @Test("export of a store with offloaded segments: one whose file is gone is reported offloaded; one whose file is there (the office's copy) is exported")
