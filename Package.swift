@@ -77,6 +77,8 @@ let package = Package(
         .target(name: "Capture", dependencies: ["LibAV", "V4L2", "Platform"]),
         .target(name: "Pipeline", dependencies: ["Capture", "LibAV", "Platform"]),
         .target(name: "Evidence", dependencies: ["Pipeline", "LibCrypto", "Platform", "Wire"]),
+        // ONVIF Media Signing of H.264: the signer (SEIs in the stream) and a validator.
+        .target(name: "MediaSigning", dependencies: ["LibCrypto"]),
         // Standard MP4 files from recorded segments (stream copy, joined, cut on keyframes).
         .target(name: "Export", dependencies: ["Evidence", "LibAV", "LibCrypto", "Platform", "Wire"]),
 
@@ -129,6 +131,7 @@ let package = Package(
         .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol", "Wire"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
+        .testTarget(name: "MediaSigningTests", dependencies: ["MediaSigning", "PKI", "Pipeline", "Capture", "LibAV", "LibCrypto", "TestSupport", x509, crypto]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "Evidence", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Tokens", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Wire"]),

@@ -5,3 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/kdf.h>
 #include <openssl/sha.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/bio.h>

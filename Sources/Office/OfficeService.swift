@@ -148,6 +148,8 @@ public final class OfficeService: Sendable {
                 return .success(.officer(name: name, roles: roles, serial: identity.serial))
             case .office:
                 return .failure(OfficeRefusal(403, "an office certificate is not a client's"))
+            case .mediaSigning:
+                return .failure(OfficeRefusal(403, "a media-signing certificate is not a client's"))
             }
         }
     }

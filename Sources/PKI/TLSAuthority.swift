@@ -5,7 +5,7 @@ import SwiftASN1
 import X509
 
 /// What an X.509 certificate of the authority's is for (docs/PKI.md): the subject's kind is its
-/// organisational unit, `device`, `office` or `officer`.
+/// organisational unit, `device`, `office`, `officer` (TLS) or `media-signing` (not for TLS).
 public enum TLSSubject: Equatable, Sendable {
     /// A camera's TLS client certificate; the common name is its device id.
     case device(id: String)
@@ -14,6 +14,9 @@ public enum TLSSubject: Equatable, Sendable {
     case office(hosts: [String])
     /// A person's TLS client certificate, with the roles the office grants them.
     case officer(name: String, roles: [TLSRole])
+    /// A camera's ONVIF Media Signing certificate (docs/EXPORT.md): its key signs the H.264
+    /// stream; the common name is its device id. No TLS use: TLS refuses its kind.
+    case mediaSigning(deviceID: String)
 }
 
 /// An officer's role at the office (docs/PKI.md): one organisational unit `role:NAME` each.
@@ -100,8 +103,11 @@ public struct TLSAuthority {
     public func issue(_ subject: TLSSubject, publicKey: P256.Signing.PublicKey, now: Date = Date(), days: Int) throws -> Certificate {
         let name: DistinguishedName
         var alternativeNames: [GeneralName] = []
-        let usage: ExtendedKeyUsage.Usage
+        var usage: ExtendedKeyUsage.Usage?
         switch subject {
+        case .mediaSigning(let id):
+            name = try DistinguishedName { CommonName(id); OrganizationName("bodycam"); OrganizationalUnitName("media-signing") }
+            usage = nil
         case .device(let id):
             name = try DistinguishedName { CommonName(id); OrganizationName("bodycam"); OrganizationalUnitName("device") }
             usage = .clientAuth
@@ -123,7 +129,7 @@ public struct TLSAuthority {
         let extensions = try Certificate.Extensions {
             Critical(BasicConstraints.notCertificateAuthority)
             Critical(KeyUsage(digitalSignature: true))
-            try ExtendedKeyUsage([usage])
+            if let usage { try ExtendedKeyUsage([usage]) }
             SubjectKeyIdentifier(hash: key)
             AuthorityKeyIdentifier(keyIdentifier: try certificate.extensions.subjectKeyIdentifier?.keyIdentifier)
             if !alternativeNames.isEmpty { SubjectAlternativeNames(alternativeNames) }

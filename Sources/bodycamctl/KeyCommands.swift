@@ -116,22 +116,18 @@ struct Authority: ParsableCommand {
 
     struct Issue: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Issue a TLS certificate from the authority's CA: OUT/NAME.key (a new P-256 key, secret) and OUT/NAME.pem (the certificate, then the CA's).",
-            discussion: "device ID: a camera's client certificate. office HOST [--host HOST…]: the office server's. officer NAME --role ROLE…: a person's client certificate (roles: evidence, live, technician). docs/PKI.md says what each holds.")
+            abstract: "Issue an X.509 certificate from the authority's CA: OUT/NAME.key (a new P-256 key, secret) and OUT/NAME.pem (the certificate, then the CA's).",
+            discussion: "device ID: a camera's TLS client certificate. office HOST [--host HOST…]: the office server's. officer NAME --role ROLE…: a person's TLS client certificate (roles: evidence, live, technician). media-signing ID: a camera's ONVIF Media Signing certificate (OUT/ID-media.key, OUT/ID-media.pem), not for TLS. docs/PKI.md says what each holds.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The authority's folder (ca.key, ca.pem).") var dir: String
         @Option(help: "Folder to write the key and certificate into.") var out: String
-        @Argument(help: "device, office or officer.") var kind: String
-        @Argument(help: "The device id, the office's first host name, or the officer's name.") var name: String
+        @Argument(help: "device, office, officer or media-signing.") var kind: String
+        @Argument(help: "The device id (device, media-signing), the office's first host name, or the officer's name.") var name: String
         @Option(name: .customLong("host"), help: "More host names or addresses of the office.") var hosts: [String] = []
         @Option(name: .customLong("role"), help: "An officer's role (repeat for several).") var roles: [String] = []
         @Option(help: "Days of validity from now.") var days = 825
-        @Option(help: "offload-acknowledgement or export-package.") var purpose = KeyCertificate.offloadAcknowledgement
         func validate() throws {
-            guard [KeyCertificate.offloadAcknowledgement, KeyCertificate.exportPackage].contains(purpose) else {
-                throw ValidationError("--purpose is offload-acknowledgement or export-package")
-            }
-            guard ["device", "office", "officer"].contains(kind) else { throw ValidationError("the kind must be device, office or officer") }
+            guard ["device", "office", "officer", "media-signing"].contains(kind) else { throw ValidationError("the kind must be device, office, officer or media-signing") }
             guard (1...36500).contains(days) else { throw ValidationError("--days must be 1…36500") }
             guard kind == "officer" || roles.isEmpty else { throw ValidationError("--role is for officers") }
             guard kind == "office" || hosts.isEmpty else { throw ValidationError("--host is for the office") }
@@ -145,6 +141,7 @@ struct Authority: ParsableCommand {
                 let ca = try TLSAuthority.load(certificatePath: dir + "/ca.pem", keyPath: dir + "/ca.key")
                 let subject: TLSSubject = switch kind {
                 case "device": .device(id: name)
+                case "media-signing": .mediaSigning(deviceID: name)
                 case "office": .office(hosts: [name] + hosts)
                 default: .officer(name: name, roles: roles.compactMap(TLSRole.init(rawValue:)))
                 }
@@ -152,9 +149,10 @@ struct Authority: ParsableCommand {
                 let key = PEMFiles.newKey()
                 let certificate = try ca.issue(subject, publicKey: key.publicKey, days: days)
                 try ensureFolder(out)
-                try PEMFiles.write(key, to: out + "/" + name + ".key")
-                try PEMFiles.write([certificate, ca.certificate], to: out + "/" + name + ".pem")
-                print("\(kind) certificate for \(name) (serial \(try TLSIdentity(certificate).serial)), valid \(days) days: \(out)/\(name).key (secret), \(out)/\(name).pem")
+                let base = out + "/" + name + (kind == "media-signing" ? "-media" : "")
+                try PEMFiles.write(key, to: base + ".key")
+                try PEMFiles.write([certificate, ca.certificate], to: base + ".pem")
+                print("\(kind) certificate for \(name) (serial \(TLSIdentity.serial(of: certificate))), valid \(days) days: \(base).key (secret), \(base).pem")
             }
         }
     }

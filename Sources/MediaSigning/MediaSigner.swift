@@ -1,0 +1,88 @@
+import LibCrypto
+
+/// Signs an H.264 stream as ONVIF Media Signing describes ("Signing a GOP", "Linked hashes"):
+/// hashes every slice of a GOP (the IDR's first slice is the anchor, `a = SHA-256(IDR)`; every
+/// other slice `SHA-256(a || SHA-256(slice))`), and at the next IDR puts an SEI into that IDR's
+/// access unit, before its first slice, holding the GOP's hash list, its GOP hash
+/// (SHA-256 of the list), the linked hash (the previous GOP's first hash), a counter, the GOP's
+/// times, the certificate chain, the hash algorithm and vendor information, signed with ECDSA
+/// P-256 over SHA-256 of the SEI. Every SEI carries the certificate and algorithm, so a clip cut
+/// at any GOP carries what a validator needs (the specification's certificate SEI is not used).
+///
+/// The SEI for a GOP travels in the next GOP's first access unit: the last GOP of a stream is
+/// signed only when the next IDR comes. Not thread-safe: one pipeline thread calls it.
+public final class MediaSigner {
+    private let key: ECDSASigningKey
+    private let certificatePEM: [UInt8]
+    private let vendor: SigningSEI.VendorInfo
+    private var anchor: [UInt8]?
+    private var hashes: [[UInt8]] = []
+    private var linkedHash = [UInt8](repeating: 0, count: 32)
+    private var counter: UInt32 = 0
+    private var gopStart: Int64 = 0
+    /// SEI bytes added so far (for the overhead figure).
+    public private(set) var seiBytes = 0
+    public private(set) var signatures = 0
+
+    /// - Parameters:
+    ///   - certificatePEM: the leaf certificate of `key` (and any intermediates), without the
+    ///     root, as PEM.
+    ///   - vendor: firmware, serial (the device id) and manufacturer, for tag 5.
+    public init(key: ECDSASigningKey, certificatePEM: [UInt8], vendor: SigningSEI.VendorInfo) {
+        self.key = key
+        self.certificatePEM = certificatePEM
+        self.vendor = vendor
+    }
+
+    /// Takes one access unit in Annex B form (an encoder's packet) and its capture time (ns since
+    /// 1970 UTC); returns it with the SEI that signs the GOP before inserted when it starts a
+    /// GOP, else unchanged. Throws `CryptoError` when signing fails.
+    public func process(accessUnit: [UInt8], unixNanoseconds: Int64) throws -> [UInt8] {
+        let units = H264Units.annexB(accessUnit)
+        var output = accessUnit
+        let timestamp = SigningSEI.timestamp(unixNanoseconds: unixNanoseconds)
+        if let firstIDR = units.firstIndex(where: H264Units.isIDRStart) {
+            if anchor != nil, !hashes.isEmpty {
+                let sei = try makeSEI(endTimestamp: timestamp)
+                // Before the access unit's first slice (after its parameter sets and other SEIs):
+                // ITU-T H.264 7.4.1.2.3 orders SEI before the primary coded picture.
+                let firstSlice = units.firstIndex(where: H264Units.isSlice) ?? firstIDR
+                var at = units[firstSlice].startIndex - 3
+                if at > 0, accessUnit[at - 1] == 0 { at -= 1 }
+                output.insert(contentsOf: [0, 0, 0, 1] + sei, at: at)
+                seiBytes += sei.count + 4
+                signatures += 1
+            }
+            anchor = nil
+            hashes = []
+            gopStart = timestamp
+        }
+        for unit in units where H264Units.isSlice(unit) {
+            if H264Units.isIDRStart(unit) {
+                let hash = try SHA256.hash(Array(unit))
+                anchor = hash
+                hashes.append(hash)
+            } else if let anchor {
+                hashes.append(try SHA256.hash(anchor + (try SHA256.hash(Array(unit)))))
+            }
+            // A slice before the first IDR belongs to no GOP this signs.
+        }
+        return output
+    }
+
+    private func makeSEI(endTimestamp: Int64) throws -> [UInt8] {
+        counter &+= 1
+        let gopHash = try SHA256.hash(hashes.flatMap { $0 })
+        var sei = SigningSEI()
+        sei.hashIsSHA256 = true
+        sei.vendor = vendor
+        sei.certificatePEM = certificatePEM
+        sei.general = SigningSEI.General(startTimestamp: gopStart, endTimestamp: endTimestamp, counter: counter,
+                                         hashCount: UInt16(clamping: hashes.count), gopHash: gopHash, linkedHash: linkedHash)
+        // The list only while it fits one SEI (the GOP hash signs the GOP either way).
+        if hashes.count <= 1500 { sei.hashList = hashes }
+        linkedHash = hashes[0]
+        return try sei.encode(maximumSignatureBytes: key.maximumSignatureBytes, sign: { try self.key.sign(digest: $0) },
+                              hash: { try SHA256.hash($0) })
+    }
+}

@@ -1,0 +1,159 @@
+import Capture
+import Crypto
+import Foundation
+import LibAV
+import LibCrypto
+import MediaSigning
+import PKI
+import Pipeline
+import Testing
+import TestSupport
+import X509
+
+/// A CA, a device's media-signing key and certificate, and a signed stream of five GOPs.
+struct SignedStream {
+    let caPEM: [UInt8]
+    let signingKeyPEM: [UInt8]
+    let leafPEM: [UInt8]
+    /// Access units in Annex B, each with whether it is a keyframe.
+    let plain: [(data: [UInt8], keyframe: Bool)]
+    var signed: [(data: [UInt8], keyframe: Bool)]
+
+    static func make(device: String = "BC-MS-1", frames: Int = 150) throws -> SignedStream {
+        let ca = try TLSAuthority.create(name: "test authority")
+        let key = P256.Signing.PrivateKey()
+        let leaf = try ca.issue(.mediaSigning(deviceID: device), publicKey: key.publicKey, days: 30)
+        let caPEM = Array((try ca.certificate.serializeAsPEM().pemString + "\n").utf8)
+        let leafPEM = Array((try leaf.serializeAsPEM().pemString + "\n").utf8)
+        let keyPEM = Array(key.pemRepresentation.utf8)
+        let plain = try encode(frames: frames)
+        let signer = MediaSigner(key: try ECDSASigningKey(pem: keyPEM), certificatePEM: leafPEM,
+                                 vendor: .init(firmware: "bodycam test", serial: device, manufacturer: "bodycam"))
+        let start = Int64(Date().timeIntervalSince1970 * 1e9)
+        let signed = try plain.enumerated().map { index, unit in
+            (try signer.process(accessUnit: unit.data, unixNanoseconds: start + Int64(index) * 33_333_333), unit.keyframe)
+        }
+        return SignedStream(caPEM: caPEM, signingKeyPEM: keyPEM, leafPEM: leafPEM, plain: plain, signed: signed)
+    }
+
+    /// The test pattern through libx264 (zerolatency: several slices a picture), one IDR a second.
+    static func encode(frames: Int) throws -> [(data: [UInt8], keyframe: Bool)] {
+        _ = quietLibAV
+        let format = FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 30)
+        let source = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames)
+        let encoder = try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: format)
+        try source.start()
+        var packets: [EncodedPacket] = []
+        while let captured = try source.nextFrame() { packets += try encoder.encode(captured.frame) }
+        packets += try encoder.flush()
+        return packets.map { ($0.data, $0.isKeyframe) }
+    }
+
+    func validate(_ units: [(data: [UInt8], keyframe: Bool)], roots: [UInt8]? = nil, expecting subject: String? = nil) throws -> MediaValidationReport {
+        let validator = MediaValidator(roots: try X509Certificate.chain(pem: roots ?? caPEM), expectedSubject: subject)
+        for unit in units { validator.add(accessUnit: H264Units.annexB(unit.data)) }
+        return validator.finish()
+    }
+
+    /// The access units from the `gop`th IDR (0-based) on.
+    func fromGOP(_ gop: Int, of units: [(data: [UInt8], keyframe: Bool)]) -> [(data: [UInt8], keyframe: Bool)] {
+        let starts = units.indices.filter { units[$0].keyframe }
+        return Array(units[starts[gop]...])
+    }
+}
+
+@Suite("ONVIF Media Signing", .serialized)
+struct MediaSigningTests {
+    @Test("a signed stream validates as authentic: every GOP but the last (whose SEI comes with the next) verified, the signer's certificate trusted")
+    func authentic() throws {
+        let stream = try SignedStream.make()
+        let gops = stream.plain.filter(\.keyframe).count
+        #expect(gops == 5)
+        let report = try stream.validate(stream.signed, expecting: "BC-MS-1")
+        #expect(report.authenticity == .authentic, "\(report.problems)")
+        #expect(report.certificateTrusted && report.signer?.contains("CN=BC-MS-1") == true)
+        #expect(report.verifiedGOPs == gops - 1 && report.signedGOPs == gops - 1)
+        #expect(report.unsignedTrailingPictures == 30)
+        #expect(report.gops.map(\.counter) == (1...UInt32(gops - 1)).map { $0 })
+        // The SEIs are all the signer added: every other byte is the encoder's.
+        #expect(stream.signed.filter(\.keyframe).dropFirst().allSatisfy { H264Units.annexB($0.data).contains(where: SigningSEI.isSigningSEI) })
+        #expect(zip(stream.plain, stream.signed).allSatisfy { plain, signed in
+            H264Units.annexB(signed.data).filter { !SigningSEI.isSigningSEI($0) }.map(Array.init) == H264Units.annexB(plain.data).map(Array.init)
+        })
+    }
+
+    @Test("a clip cut at any GOP validates: the SEI in its first picture signs a GOP outside it")
+    func cutClip() throws {
+        let stream = try SignedStream.make()
+        for gop in 1...3 {
+            let report = try stream.validate(stream.fromGOP(gop, of: stream.signed))
+            #expect(report.authenticity == .authentic, "from GOP \(gop): \(report.problems)")
+            #expect(report.gops.first?.result == "outside")
+            #expect(report.verifiedGOPs == 4 - gop)
+        }
+    }
+
+    @Test("one byte changed in a P-frame: not authentic, naming the picture")
+    func changedByte() throws {
+        var stream = try SignedStream.make()
+        let index = 40  // a P-frame of the second GOP
+        #expect(!stream.signed[index].keyframe)
+        var data = stream.signed[index].data
+        let slice = H264Units.annexB(data).first(where: H264Units.isSlice)!
+        data[slice.startIndex + slice.count / 2] ^= 0x10
+        stream.signed[index].data = data
+        let report = try stream.validate(stream.signed)
+        #expect(report.authenticity == .notAuthentic)
+        #expect(report.problems.contains { $0.contains("picture \(index) is not what was signed") }, "\(report.problems)")
+    }
+
+    @Test("a GOP dropped from the middle: not authentic")
+    func droppedGOP() throws {
+        let stream = try SignedStream.make()
+        let starts = stream.signed.indices.filter { stream.signed[$0].keyframe }
+        let cut = Array(stream.signed[..<starts[2]] + stream.signed[starts[3]...])
+        let report = try stream.validate(cut)
+        #expect(report.authenticity == .notAuthentic, "\(report.problems)")
+        #expect(!report.problems.isEmpty)
+    }
+
+    @Test("encoded again (the SEIs gone): not signed; signed by a key another CA certified: not authentic")
+    func reencodedAndForeign() throws {
+        let stream = try SignedStream.make()
+        let reencoded = try stream.validate(stream.plain)
+        #expect(reencoded.authenticity == .notSigned)
+        #expect(reencoded.problems.first?.contains("not signed") == true)
+        let other = try SignedStream.make(device: "BC-OTHER")
+        let foreign = try stream.validate(other.signed)
+        #expect(foreign.authenticity == .notAuthentic)
+        #expect(foreign.problems.contains { $0.contains("not trusted") }, "\(foreign.problems)")
+        // The same CA, another device than the file claims.
+        let wrongDevice = try other.validate(other.signed, expecting: "CN=BC-MS-1")
+        #expect(wrongDevice.authenticity == .notAuthentic)
+        #expect(wrongDevice.problems.contains { $0.contains("not by CN=BC-MS-1") }, "\(wrongDevice.problems)")
+    }
+
+    @Test("the SEI reads back as written; emulation prevention keeps start codes out of it; an altered SEI fails its signature")
+    func seiRoundTrip() throws {
+        let stream = try SignedStream.make()
+        let unit = try #require(H264Units.annexB(stream.signed.filter(\.keyframe)[1].data).first(where: SigningSEI.isSigningSEI))
+        // No start code inside the unit: 00 00 0x (x ≤ 2) never appears.
+        #expect(!zip(unit.indices.dropLast(2), unit.indices.dropFirst(2)).contains { unit[$0] == 0 && unit[$0 + 1] == 0 && unit[$1] <= 2 })
+        let sei = try SigningSEI.parse(unit)
+        #expect(sei.general?.counter == 1 && sei.general?.linkedHash == [UInt8](repeating: 0, count: 32))
+        #expect(sei.hashIsSHA256 && sei.certificatePEM == stream.leafPEM && sei.vendor?.serial == "BC-MS-1")
+        #expect(sei.hashList?.count == Int(sei.general?.hashCount ?? 0) && (sei.hashList?.count ?? 0) >= 30)
+        #expect(sei.general?.version == [26, 6, 0])
+        // One byte of the vendor information changed: the signature no longer verifies.
+        var altered = stream
+        let keyframe = altered.signed.indices.filter { altered.signed[$0].keyframe }[1]
+        var data = altered.signed[keyframe].data
+        let inData = H264Units.annexB(data).first(where: SigningSEI.isSigningSEI)!
+        let at = data[inData.startIndex...].firstRange(of: Array("bodycam test".utf8))!.lowerBound
+        data[at] = UInt8(ascii: "B")
+        altered.signed[keyframe].data = data
+        let report = try altered.validate(altered.signed)
+        #expect(report.authenticity == .notAuthentic)
+        #expect(report.problems.contains { $0.contains("signature does not verify") }, "\(report.problems)")
+    }
+}
