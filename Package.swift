@@ -101,7 +101,7 @@ let package = Package(
         .target(name: "Configuration", dependencies: ["Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "V4L2Simulator", "Platform", "Settings"]),
         .target(name: "ControlProtocol", dependencies: ["Platform", "Wire"]),
         .target(name: "Daemon", dependencies: [
-            "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls", "Uplink",
+            "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls", "Uplink", "MediaSigning",
             "LibAV", "LibCrypto", "V4L2", "V4L2Simulator", "Platform", "Wire", "CShims", logging, serviceLifecycle, unixSignals,
         ]),
 
@@ -109,7 +109,7 @@ let package = Package(
         .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"]),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
-            "LibAV", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "Platform", "Wire", argumentParser,
+            "LibAV", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "MediaSigning", "Platform", "Wire", argumentParser,
         ]),
         .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser]),
         // The measurements of `make bench` that loop over the project's own code.

@@ -37,6 +37,11 @@ if [ ! -f "$KEYS/tls/$DEVICE.pem" ]; then
   run "$BIN/bodycamctl" authority issue officer eva-evidence --role evidence --dir "$KEYS" --out "$KEYS/tls"
   echo
 fi
+if [ ! -f "$KEYS/tls/$DEVICE-media.pem" ]; then
+  echo "== the authority's CA issues the camera's ONVIF Media Signing certificate"
+  run "$BIN/bodycamctl" authority issue media-signing "$DEVICE" --dir "$KEYS" --out "$KEYS/tls"
+  echo
+fi
 if [ ! -f "$KEYS/tls/lia-live.pem" ]; then
   run "$BIN/bodycamctl" authority issue officer lia-live --role live --dir "$KEYS" --out "$KEYS/tls"
   echo
@@ -76,6 +81,8 @@ path = "$STORE"
 device_key = "$KEYS/device.key"
 certificate = "$KEYS/device.certificate"
 recipients = ["$KEYS/office.pub"]
+media_signing_key = "$KEYS/tls/$DEVICE-media.key"
+media_signing_certificate = "$KEYS/tls/$DEVICE-media.pem"
 
 [controls]
 backend = "simulated"
@@ -213,6 +220,8 @@ run "$BIN/bodycamctl" export --identity "$KEYS/office.key" --authority "$KEYS/au
   --out "$DEMO_DIR/incident" "$COPY" | grep -E '^(INCIDENT|  CHAPTER|MARK)'
 echo "== the incident's package as a court checks it, with the authority's public key alone"
 run "$BIN/bodycamctl" verify-export --authority "$KEYS/authority.pub" "$DEMO_DIR/incident"
+echo "== the incident's clip proves itself: ONVIF Media Signing in its H.264, checked against the authority's CA"
+run "$BIN/bodycamctl" verify-media --ca "$KEYS/ca.pem" "$DEMO_DIR"/incident/incident-*.mp4
 echo
 kill -TERM $OFFICE
 wait $OFFICE || true

@@ -63,6 +63,11 @@ public struct BodycamConfiguration: Equatable, Sendable {
     public var certificatePath = "/var/lib/bodycam/keys/device.certificate"
     /// X25519 public keys every segment is sealed to (the evidence office, an escrow).
     public var recipientPaths: [String] = []
+    /// ONVIF Media Signing (docs/EXPORT.md): the device's P-256 key and its certificate from the
+    /// authority's CA (`bodycamctl authority issue media-signing ID`: the leaf, then the CA); nil:
+    /// the stream is not signed.
+    public var mediaSigningKeyPath: String?
+    public var mediaSigningCertificatePath: String?
 
     public struct Controls: Equatable, Sendable {
         public var backend: GPIOBackendKind = .gpiod
@@ -224,6 +229,11 @@ public struct BodycamConfiguration: Equatable, Sendable {
         deviceKeyPath = try reader.string("evidence.device_key", default: deviceKeyPath, where: { $0.hasPrefix("/") }, "an absolute path")
         certificatePath = try reader.string("evidence.certificate", default: certificatePath, where: { $0.hasPrefix("/") }, "an absolute path")
         recipientPaths = try reader.strings("evidence.recipients", default: recipientPaths)
+        if reader.has("evidence.media_signing_key") || reader.has("evidence.media_signing_certificate") {
+            mediaSigningKeyPath = try reader.string("evidence.media_signing_key", default: "", where: { $0.hasPrefix("/") }, "an absolute path")
+            mediaSigningCertificatePath = try reader.string("evidence.media_signing_certificate", default: "", where: { $0.hasPrefix("/") },
+                                                            "an absolute path")
+        }
         controls.backend = try reader.choice("controls.backend", default: controls.backend)
         controls.activeLow = try reader.boolean("controls.active_low", default: controls.activeLow)
         controls.powerHoldActiveLow = try reader.boolean("controls.power_hold_active_low", default: controls.powerHoldActiveLow)

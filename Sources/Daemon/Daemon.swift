@@ -263,6 +263,7 @@ public final class Daemon: Sendable {
                                                      writeQueueMaxBytes: configuration.writeQueueMaxBytes),
                                 source: source, overlay: StageFactory.makeOverlay(configuration), store: vault,
                                 makeEncoder: { try LibAVVideoEncoder(settings: encoderSettings, format: $0) })
+            recorder.packetStage = try StageFactory.makeMediaSigner(configuration, software: vault.configuration.software)
         } catch {
             throw DaemonStartError.startup("\(error)")
         }
@@ -401,6 +402,9 @@ public final class Daemon: Sendable {
             Log.notice("storage caught up: \(lost) pictures let go over \(milliseconds) ms; recording goes on")
             runState.storageBacklog = false
             audit("storage_backlog_cleared", ["frames_lost": .integer(Int64(lost)), "duration_ms": .integer(Int64(milliseconds))])
+        case .packetStageFailed(let reason):
+            Log.error("MEDIA SIGNING FAILED: \(reason); pictures are recorded unsigned until it works again")
+            audit("media_signing_failed", ["error": .string(reason)])
         case .clockStepped(_, let to, let cut):
             reportClockStep(to: to, cut: cut)
         case .clockImplausible(let wall):

@@ -1,5 +1,8 @@
 import Capture
 import Configuration
+import LibCrypto
+import MediaSigning
+import Platform
 import Controls
 import LibAV
 import Pipeline
@@ -33,6 +36,19 @@ public enum StageFactory {
         try LibAVVideoEncoder(settings: configuration.encoder, format: source.format)
     }
 
+    /// The ONVIF Media Signing stage, when `[evidence] media_signing_key` is set: the key and
+    /// the certificate chain (the root left out of the stream: a validator brings its own).
+    /// Throws when either file cannot be read or is not what it should be.
+    public static func makeMediaSigner(_ configuration: BodycamConfiguration, software: String) throws -> PacketStage? {
+        guard let keyPath = configuration.mediaSigningKeyPath, let certificatePath = configuration.mediaSigningCertificatePath else { return nil }
+        let key = try ECDSASigningKey(pem: try readWholeFile(keyPath, limit: 1 << 16))
+        var chain = try X509Certificate.chain(pem: try readWholeFile(certificatePath, limit: 1 << 20))
+        if chain.count > 1, let root = chain.last, root.isSelfSigned { chain.removeLast() }
+        let signer = MediaSigner(key: key, certificatePEM: chain.flatMap(\.pem),
+                                 vendor: .init(firmware: software, serial: configuration.deviceID, manufacturer: "bodycam"))
+        return SigningStage(signer: signer)
+    }
+
     public static func makeOverlay(_ configuration: BodycamConfiguration) -> Overlay? {
         configuration.overlay.enabled
             ? Overlay(settings: configuration.overlay, deviceID: configuration.deviceID, officerID: configuration.officerID)
@@ -56,5 +72,15 @@ public enum StageFactory {
             return try LibgpiodBackend(inputs: Dictionary(uniqueKeysWithValues: Button.allCases.map { ($0, spec(.button($0))) }),
                                        outputs: Dictionary(uniqueKeysWithValues: outputs.map { ($0, spec(.output($0))) }))
         }
+    }
+}
+
+/// The media signer as the recorder's packet stage: each packet's SEI times are the wall clock
+/// as it passes (the GOP's first and next IDR, to the millisecond).
+final class SigningStage: PacketStage {
+    let signer: MediaSigner
+    init(signer: MediaSigner) { self.signer = signer }
+    func process(_ packet: inout EncodedPacket) throws {
+        packet.data = try signer.process(accessUnit: packet.data, unixNanoseconds: Clock.wallNanoseconds())
     }
 }

@@ -35,6 +35,8 @@ public final class MediaReader {
     public private(set) var containerName = ""
     /// Container-level tags (creation_time, device_id, …).
     public private(set) var metadata: [String: String] = [:]
+    /// The decoder configuration (for H.264 in MP4: the avcC record).
+    public private(set) var extradata: [UInt8] = []
     /// The file's chapters (an export's marks and gaps), in file order.
     public private(set) var chapters: [Chapter] = []
     /// Packets the decoder rejected (corrupt data); counted, not thrown, so a damaged file still
@@ -63,6 +65,9 @@ public final class MediaReader {
         let stream = format.pointee.streams[Int(streamIndex)]!
         let parameters = stream.pointee.codecpar!
         codecName = String(cString: avcodec_get_name(parameters.pointee.codec_id))
+        if let data = parameters.pointee.extradata, parameters.pointee.extradata_size > 0 {
+            extradata = Array(UnsafeBufferPointer(start: data, count: Int(parameters.pointee.extradata_size)))
+        }
         width = Int(parameters.pointee.width)
         height = Int(parameters.pointee.height)
         timeBase = Rational(stream.pointee.time_base)
@@ -117,6 +122,14 @@ public final class MediaReader {
                                  isKeyframe: packet.pointee.flags & AV_PKT_FLAG_KEY != 0,
                                  position: packet.pointee.pos, size: Int(packet.pointee.size))
         }
+    }
+
+    /// The next packet of the video stream with its bytes, as stored (for H.264 in MP4: NAL
+    /// units each behind its length); nil at the end or where the data stops being readable.
+    public func nextPacketBytes() throws -> (packet: DemuxedPacket, bytes: [UInt8])? {
+        guard let demuxed = try nextPacket(), let packet else { return nil }
+        let bytes = packet.pointee.size > 0 ? Array(UnsafeBufferPointer(start: packet.pointee.data, count: Int(packet.pointee.size))) : []
+        return (demuxed, bytes)
     }
 
     /// Decodes the whole stream, calling `body` with each packet as demuxed and each picture as

@@ -86,6 +86,9 @@ public final class X509Certificate: @unchecked Sendable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// Issued by itself (a root CA): its subject is its issuer.
+    public var isSelfSigned: Bool { X509_NAME_cmp(X509_get_subject_name(raw), X509_get_issuer_name(raw)) == 0 }
+
     /// Whether `signature` (DER `ECDSA-Sig-Value`) is this certificate's key's ECDSA signature
     /// of `digest`.
     public func verify(signature: [UInt8], digest: [UInt8]) -> Bool {

@@ -2,15 +2,15 @@ import LibCrypto
 
 /// Signs an H.264 stream as ONVIF Media Signing describes ("Signing a GOP", "Linked hashes"):
 /// hashes every slice of a GOP (the IDR's first slice is the anchor, `a = SHA-256(IDR)`; every
-/// other slice `SHA-256(a || SHA-256(slice))`), and at the next IDR puts an SEI into that IDR's
-/// access unit, before its first slice, holding the GOP's hash list, its GOP hash
+/// other slice `SHA-256(a || SHA-256(slice))`), and once the next IDR has closed it puts an SEI
+/// into the access unit after that IDR, holding the GOP's hash list, its GOP hash
 /// (SHA-256 of the list), the linked hash (the previous GOP's first hash), a counter, the GOP's
 /// times, the certificate chain, the hash algorithm and vendor information, signed with ECDSA
 /// P-256 over SHA-256 of the SEI. Every SEI carries the certificate and algorithm, so a clip cut
 /// at any GOP carries what a validator needs (the specification's certificate SEI is not used).
 ///
-/// The SEI for a GOP travels in the next GOP's first access unit: the last GOP of a stream is
-/// signed only when the next IDR comes. Not thread-safe: one pipeline thread calls it.
+/// The SEI for a GOP travels in the next GOP's second access unit: the last GOP of a stream is
+/// signed only when the next GOP has begun. Not thread-safe: one pipeline thread calls it.
 public final class MediaSigner {
     private let key: ECDSASigningKey
     private let certificatePEM: [UInt8]
@@ -20,6 +20,8 @@ public final class MediaSigner {
     private var linkedHash = [UInt8](repeating: 0, count: 32)
     private var counter: UInt32 = 0
     private var gopStart: Int64 = 0
+    /// The SEI of the GOP the last IDR closed, for the next access unit.
+    private var dueSEI: [UInt8]?
     /// SEI bytes added so far (for the overhead figure).
     public private(set) var seiBytes = 0
     public private(set) var signatures = 0
@@ -35,24 +37,28 @@ public final class MediaSigner {
     }
 
     /// Takes one access unit in Annex B form (an encoder's packet) and its capture time (ns since
-    /// 1970 UTC); returns it with the SEI that signs the GOP before inserted when it starts a
-    /// GOP, else unchanged. Throws `CryptoError` when signing fails.
+    /// 1970 UTC); returns it, with the SEI that signs the GOP before the last IDR inserted when
+    /// one is due, else unchanged. Throws `CryptoError` when signing fails.
+    ///
+    /// The SEI goes into the access unit after the IDR that closed its GOP, before that access
+    /// unit's first slice (ITU-T H.264 7.4.1.2.3 orders SEI before the primary coded picture):
+    /// where ONVIF's reference framework puts it, and where its validator looks for it (the
+    /// specification allows it anywhere after the GOP it signs).
     public func process(accessUnit: [UInt8], unixNanoseconds: Int64) throws -> [UInt8] {
         let units = H264Units.annexB(accessUnit)
         var output = accessUnit
         let timestamp = SigningSEI.timestamp(unixNanoseconds: unixNanoseconds)
-        if let firstIDR = units.firstIndex(where: H264Units.isIDRStart) {
-            if anchor != nil, !hashes.isEmpty {
-                let sei = try makeSEI(endTimestamp: timestamp)
-                // Before the access unit's first slice (after its parameter sets and other SEIs):
-                // ITU-T H.264 7.4.1.2.3 orders SEI before the primary coded picture.
-                let firstSlice = units.firstIndex(where: H264Units.isSlice) ?? firstIDR
-                var at = units[firstSlice].startIndex - 3
-                if at > 0, accessUnit[at - 1] == 0 { at -= 1 }
-                output.insert(contentsOf: [0, 0, 0, 1] + sei, at: at)
-                seiBytes += sei.count + 4
-                signatures += 1
-            }
+        if let sei = dueSEI, let firstSlice = units.firstIndex(where: H264Units.isSlice) {
+            var at = units[firstSlice].startIndex - 3
+            if at > 0, accessUnit[at - 1] == 0 { at -= 1 }
+            output.insert(contentsOf: [0, 0, 0, 1] + sei, at: at)
+            seiBytes += sei.count + 4
+            signatures += 1
+            dueSEI = nil
+        }
+        if units.contains(where: H264Units.isIDRStart) {
+            // (A due SEI went into this access unit above, even when it is itself an IDR's.)
+            if anchor != nil, !hashes.isEmpty { dueSEI = try makeSEI(endTimestamp: timestamp) }
             anchor = nil
             hashes = []
             gopStart = timestamp

@@ -61,8 +61,10 @@ public struct MediaValidationReport: Sendable, Encodable {
 /// that certificate against the trusted CA at the recording's time, then the GOP it signs:
 /// the GOP hash over the hashes of the slices since the GOP's IDR, or, when that differs, slice
 /// by slice against the hash list; the linked hash against the GOP before; the counter without
-/// a gap. A clip may begin at any GOP: the SEI in its first access unit signs a GOP before the
-/// clip ("outside"), and the linked hash of the first GOP inside cannot be checked.
+/// a gap. A clip may begin at any GOP: its first SEI signs a GOP before the clip ("outside"), and
+/// the linked hash of the first GOP inside cannot be checked. An SEI signs the GOP the last IDR
+/// before it closed (the reference framework's place, this project's), or, when no IDR has
+/// closed one, the GOP received so far (an SEI before the next IDR's slices).
 /// Feed access units in stream order, then `finish()`. Not thread-safe.
 public final class MediaValidator {
     private let roots: [X509Certificate]
@@ -160,6 +162,12 @@ public final class MediaValidator {
         let computed = target.map(\.hash)
         let gopHash = try? SHA256.hash(computed.flatMap { $0 })
         let whole = gopHash == general.gopHash && Int(general.hashCount) == computed.count
+        if first && !fromClosed && !whole && sei.hashList?.first != computed.first {
+            // A clip cut at an IDR: its first SEI (in its second access unit) signs the GOP
+            // before the clip, not the one the clip begins with (whose SEI comes later).
+            verdict.result = "outside"
+            return
+        }
         verdict.firstPicture = target.first?.picture
         verdict.lastPicture = target.last?.picture
         if fromClosed { closed = nil } else { pending = []; pendingStartsAtIDR = false }

@@ -4,6 +4,13 @@ import LibAV
 import Capture
 import Platform
 
+/// A stage between the encoder and the pre-event buffer (ONVIF Media Signing: docs/EXPORT.md):
+/// sees every encoded packet in order, on the pipeline thread, and may change its bytes (insert
+/// NAL units). A packet it fails on goes on as it was: recording never waits for it.
+public protocol PacketStage: AnyObject {
+    func process(_ packet: inout EncodedPacket) throws
+}
+
 /// What the pipeline reports as it runs. Events are delivered in order on a thread of their
 /// own, never on the pipeline or writer thread, so a slow handler (a journal on stalled
 /// storage) never holds up capture.
@@ -36,6 +43,9 @@ public enum RecorderEvent: Sendable {
     /// Recording into storage resumed after a backlog: `framesLost` pictures were let go over
     /// `milliseconds`.
     case storageBacklogCleared(framesLost: Int, milliseconds: Int)
+    /// The packet stage (media signing) failed on a packet, which goes on unsigned: why (once
+    /// until it works again).
+    case packetStageFailed(reason: String)
     /// The wall clock stepped by a second or more (NTP, the RTC, an operator): the open
     /// segment is cut at the next picture, and segments, names and the caption follow the new
     /// clock. `from` and `to` are the anchors before and after, at the moment it was seen;
@@ -160,6 +170,9 @@ public final class Recorder: @unchecked Sendable {
     /// Gaps before pictures in the encoder, by the timestamp their packets will carry.
     private var dropsByPts: [Int64: (count: Int, estimated: Bool)] = [:]
     public var onEvent: @Sendable (RecorderEvent) -> Void = { _ in }
+    /// Set before `run()`.
+    public var packetStage: PacketStage?
+    private var packetStageFailing = false
 
     /// `makeEncoder` is called once the source has started and its real format is known (a
     /// camera may agree to another size or layout than asked).
@@ -417,6 +430,15 @@ public final class Recorder: @unchecked Sendable {
         // The gap before a picture travels with its packet (through the pre-event buffer too) to
         // the segment that holds it.
         var packet = packet
+        if let packetStage {
+            do {
+                try packetStage.process(&packet)
+                packetStageFailing = false
+            } catch {
+                if !packetStageFailing { emit(.packetStageFailed(reason: "\(error)")) }
+                packetStageFailing = true
+            }
+        }
         let drops = dropsByPts.removeValue(forKey: packet.pts)
         packet.droppedBefore = drops?.count ?? 0
         packet.dropsEstimated = drops?.estimated ?? false

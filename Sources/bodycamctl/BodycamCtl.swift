@@ -30,7 +30,7 @@ struct BodycamCtl: ParsableCommand {
             daemon that cannot be reached.
             """,
         subcommands: [Status.self, Stop.self, Duty.self, Mark.self, Selftest.self, Camera.self, GPIO.self, Segments.self, Events.self,
-                      Storage.self, Time.self, Sim.self, Keys.self, Authority.self, Office.self, Supervisor.self, Verify.self, ExportCommand.self, VerifyExport.self, Offload.self, Live.self, Probe.self])
+                      Storage.self, Time.self, Sim.self, Keys.self, Authority.self, Office.self, Supervisor.self, Verify.self, ExportCommand.self, VerifyExport.self, VerifyMedia.self, Offload.self, Live.self, Probe.self])
 }
 
 extension BodycamCtl {

@@ -76,13 +76,16 @@ struct MediaSigningTests {
         #expect(report.unsignedTrailingPictures == 30)
         #expect(report.gops.map(\.counter) == (1...UInt32(gops - 1)).map { $0 })
         // The SEIs are all the signer added: every other byte is the encoder's.
-        #expect(stream.signed.filter(\.keyframe).dropFirst().allSatisfy { H264Units.annexB($0.data).contains(where: SigningSEI.isSigningSEI) })
+        // In the access unit after each IDR but the first.
+        let keyframes = stream.signed.indices.filter { stream.signed[$0].keyframe }
+        #expect(keyframes.dropFirst().allSatisfy { H264Units.annexB(stream.signed[$0 + 1].data).contains(where: SigningSEI.isSigningSEI) })
+        #expect(stream.signed.filter { H264Units.annexB($0.data).contains(where: SigningSEI.isSigningSEI) }.count == gops - 1)
         #expect(zip(stream.plain, stream.signed).allSatisfy { plain, signed in
             H264Units.annexB(signed.data).filter { !SigningSEI.isSigningSEI($0) }.map(Array.init) == H264Units.annexB(plain.data).map(Array.init)
         })
     }
 
-    @Test("a clip cut at any GOP validates: the SEI in its first picture signs a GOP outside it")
+    @Test("a clip cut at any GOP validates: its first SEI signs a GOP outside it")
     func cutClip() throws {
         let stream = try SignedStream.make()
         for gop in 1...3 {
@@ -96,7 +99,7 @@ struct MediaSigningTests {
     @Test("one byte changed in a P-frame: not authentic, naming the picture")
     func changedByte() throws {
         var stream = try SignedStream.make()
-        let index = 40  // a P-frame of the second GOP
+        let index = 45  // a P-frame of the second GOP
         #expect(!stream.signed[index].keyframe)
         var data = stream.signed[index].data
         let slice = H264Units.annexB(data).first(where: H264Units.isSlice)!
@@ -136,7 +139,8 @@ struct MediaSigningTests {
     @Test("the SEI reads back as written; emulation prevention keeps start codes out of it; an altered SEI fails its signature")
     func seiRoundTrip() throws {
         let stream = try SignedStream.make()
-        let unit = try #require(H264Units.annexB(stream.signed.filter(\.keyframe)[1].data).first(where: SigningSEI.isSigningSEI))
+        let second = stream.signed.indices.filter { stream.signed[$0].keyframe }[1] + 1
+        let unit = try #require(H264Units.annexB(stream.signed[second].data).first(where: SigningSEI.isSigningSEI))
         // No start code inside the unit: 00 00 0x (x ≤ 2) never appears.
         #expect(!zip(unit.indices.dropLast(2), unit.indices.dropFirst(2)).contains { unit[$0] == 0 && unit[$0 + 1] == 0 && unit[$1] <= 2 })
         let sei = try SigningSEI.parse(unit)
@@ -146,7 +150,7 @@ struct MediaSigningTests {
         #expect(sei.general?.version == [26, 6, 0])
         // One byte of the vendor information changed: the signature no longer verifies.
         var altered = stream
-        let keyframe = altered.signed.indices.filter { altered.signed[$0].keyframe }[1]
+        let keyframe = altered.signed.indices.filter { altered.signed[$0].keyframe }[1] + 1
         var data = altered.signed[keyframe].data
         let inData = H264Units.annexB(data).first(where: SigningSEI.isSigningSEI)!
         let at = data[inData.startIndex...].firstRange(of: Array("bodycam test".utf8))!.lowerBound
