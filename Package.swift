@@ -80,7 +80,7 @@ let package = Package(
         // ONVIF Media Signing of H.264: the signer (SEIs in the stream) and a validator.
         .target(name: "MediaSigning", dependencies: ["LibCrypto"]),
         // Standard MP4 files from recorded segments (stream copy, joined, cut on keyframes).
-        .target(name: "Export", dependencies: ["Evidence", "LibAV", "LibCrypto", "Platform", "Wire"]),
+        .target(name: "Export", dependencies: ["Evidence", "MediaSigning", "LibAV", "LibCrypto", "Platform", "Wire"]),
 
         // MARK: policy and controls
         .target(name: "Policy", dependencies: ["Wire"]),
@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(name: "OfficeTests", dependencies: ["Office", "Uplink", "PKI", "Evidence", "Pipeline", "LibCrypto", "Platform", "Wire", "Settings", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",
-            "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport", "Office",
+            "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport", "Office", "PKI",
         ]),
     ],
     swiftLanguageModes: [.v6],

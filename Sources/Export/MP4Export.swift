@@ -1,6 +1,7 @@
 import Glibc
 import LibAV
 import LibCrypto
+import MediaSigning
 import Platform
 import Wire
 
@@ -112,29 +113,57 @@ public enum MP4Export {
     ///   - window: UTC ns; only GOPs that overlap it are written. nil: everything.
     ///   - marks: chapters at the marks that fall inside what was written; gaps in the recording
     ///     become chapters too.
+    ///   - tail: the segment after the last of `sources`, when it follows on: a signed stream's
+    ///     last GOP is signed in the next GOP's second picture, so when the export runs to the
+    ///     end of `sources` its first two pictures are added (`signatureTail`).
     ///   - exclusive: refuse to replace existing files (EEXIST).
     /// - Throws: `AVError`, `SystemError` (writing failed, or a file of that name exists when
     ///   `exclusive`); a file being written is removed. A segment that cannot be read is skipped.
     public static func write(_ sources: [ExportSource], window: ClosedRange<Int64>? = nil, marks: [ExportMark] = [],
-                             folder: String, name: String, exclusive: Bool) throws -> ExportResult {
+                             tail: ExportSource? = nil, folder: String, name: String, exclusive: Bool) throws -> ExportResult {
         let scratch = try makePrivateFolder(in: folder, prefix: ".export-")
         defer { removePrivateFolder(scratch) }
         var files: [ExportedFile] = []
         var skipped: [SkippedSegment] = []
         var current: Joiner? = nil
-        for source in sources {
+        // The selection reached the end of the sources read so far: its last GOP's signature
+        // (ONVIF Media Signing) is at the start of what follows.
+        var tailDue = false
+        for (index, source) in (sources + [tail].compactMap { $0 }).enumerated() {
+            let isTail = index == sources.count
+            if isTail && !tailDue { break }
             let demuxer: MemoryDemuxer
             do {
                 demuxer = try MemoryDemuxer(bytes: try source.plaintext(), what: source.segmentFile)
             } catch {
-                skipped.append(SkippedSegment(sequence: source.sequence, segmentFile: source.segmentFile, reason: "\(error)"))
+                if !isTail { skipped.append(SkippedSegment(sequence: source.sequence, segmentFile: source.segmentFile, reason: "\(error)")) }
+                tailDue = false
                 continue
             }
-            let (packets, origin) = selectedPackets(demuxer, source: source, window: window)
-            if packets.isEmpty { continue }
+            let selection: Selection
+            do {
+                selection = try selectedPackets(demuxer, source: source, window: isTail ? nil : window)
+            } catch {
+                if !isTail { skipped.append(SkippedSegment(sequence: source.sequence, segmentFile: source.segmentFile, reason: "\(error)")) }
+                tailDue = false
+                continue
+            }
             if let joiner = current, !joiner.parameters.describesSameStream(as: demuxer.parameters) {
                 files.append(try publish(joiner, marks: marks, as: published(folder, name, part: files.count + 1), exclusive: exclusive))
                 current = nil
+                tailDue = false
+            }
+            if selection.packets.isEmpty || isTail {
+                // Past the window: only the signature of the last GOP written, if it is here.
+                if tailDue, let joiner = current {
+                    let tail = signatureTail(selection.packets.isEmpty ? selection.after : selection.packets)
+                    if !tail.isEmpty {
+                        try joiner.append(tail, from: source, originPTS: selection.origin, timeBase: demuxer.timeBase, readError: nil)
+                    }
+                }
+                tailDue = false
+                if current != nil { break }
+                continue
             }
             if current == nil {
                 let part = files.count + 1
@@ -142,7 +171,16 @@ public enum MP4Export {
                                                          timeBase: demuxer.timeBase, metadata: demuxer.metadata),
                                  parameters: demuxer.parameters, timeBase: demuxer.timeBase)
             }
-            try current!.append(packets, from: source, originPTS: origin, timeBase: demuxer.timeBase, readError: demuxer.readError)
+            try current!.append(selection.packets, from: source, originPTS: selection.origin, timeBase: demuxer.timeBase,
+                                readError: demuxer.readError)
+            if selection.after.isEmpty {
+                tailDue = true
+            } else {
+                let tail = signatureTail(selection.after)
+                if !tail.isEmpty { try current!.append(tail, from: source, originPTS: selection.origin, timeBase: demuxer.timeBase, readError: nil) }
+                tailDue = false
+                break
+            }
         }
         if let joiner = current {
             files.append(try publish(joiner, marks: marks, as: published(folder, name, part: files.count + 1), exclusive: exclusive))
@@ -167,7 +205,8 @@ public enum MP4Export {
     /// - Throws: `ExportError` (no picture), `AVError` (unreadable, or the muxer failed).
     public static func standardMP4(_ source: ExportSource) throws -> (bytes: [UInt8], file: ExportedFile) {
         let demuxer = try MemoryDemuxer(bytes: try source.plaintext(), what: source.segmentFile)
-        let (packets, origin) = selectedPackets(demuxer, source: source, window: nil)
+        let selection = try selectedPackets(demuxer, source: source, window: nil)
+        let (packets, origin) = (selection.packets, selection.origin)
         guard !packets.isEmpty else { throw ExportError("\(source.segmentFile) holds no picture that decodes") }
         let room = MP4FileMuxer.indexBytesBound(samples: packets.count, keyframes: packets.filter(\.isKeyframe).count,
                                                 extradata: demuxer.parameters.extradata.count,
@@ -185,26 +224,65 @@ public enum MP4Export {
     private static func partName(_ name: String, part: Int) -> String { part == 1 ? name + ".mp4" : "\(name)-part\(part).mp4" }
     private static func published(_ folder: String, _ name: String, part: Int) -> String { folder + "/" + partName(name, part: part) }
 
-    /// The segment's packets in whole GOPs that overlap `window`, and the presentation time of
-    /// its first picture (the one `startUTCNanoseconds` dates). A segment is cut into GOPs at its
-    /// keyframes; pictures before the first keyframe (none in a segment this project writes)
-    /// cannot decode and are left out.
-    static func selectedPackets(_ demuxer: MemoryDemuxer, source: ExportSource, window: ClosedRange<Int64>?) -> ([CompressedPacket], Int64) {
+    struct Selection {
+        /// Whole GOPs that overlap the window.
+        var packets: [CompressedPacket]
+        /// The presentation time of the segment's first picture (the one `startUTCNanoseconds` dates).
+        var origin: Int64
+        /// The segment's packets after the last selected GOP (empty when the selection runs to
+        /// its end, or selected nothing).
+        var after: [CompressedPacket]
+    }
+
+    /// The most ticks a timestamp may be from 0, and a segment may span: about 4 months at 90 kHz,
+    /// far past a segment's hour, far inside what nanoseconds in an Int64 hold.
+    static let maximumTicks: Int64 = 1 << 40
+
+    /// The segment's packets in whole GOPs that overlap `window`, and what follows them. A segment
+    /// is cut into GOPs at its keyframes; pictures before the first keyframe (none in a segment
+    /// this project writes) cannot decode and are left out.
+    /// - Throws: `ExportError` for times a segment cannot have (missing, beyond `maximumTicks`,
+    ///   decode times that do not rise): whoever made such a segment, it is not exported.
+    static func selectedPackets(_ demuxer: MemoryDemuxer, source: ExportSource, window: ClosedRange<Int64>?) throws -> Selection {
         var all: [CompressedPacket] = []
-        while let packet = demuxer.next() { all.append(packet) }
-        guard let origin = all.map(\.pts).min() else { return ([], 0) }
+        while let packet = demuxer.next() {
+            let bounded = -maximumTicks...maximumTicks
+            guard bounded.contains(packet.pts), bounded.contains(packet.dts), (0...maximumTicks).contains(packet.duration) else {
+                throw ExportError("\(source.segmentFile): picture \(all.count) has times no segment has (pts \(packet.pts), dts \(packet.dts))")
+            }
+            if let last = all.last, packet.dts <= last.dts {
+                throw ExportError("\(source.segmentFile): picture \(all.count)'s decode time does not follow the one before")
+            }
+            all.append(packet)
+        }
+        guard let origin = all.map(\.pts).min() else { return Selection(packets: [], origin: 0, after: []) }
+        guard all.map(\.pts).max()! - origin <= maximumTicks else { throw ExportError("\(source.segmentFile) spans more time than a segment can") }
         let tb = demuxer.timeBase
         func wall(_ pts: Int64) -> Int64 { source.startUTCNanoseconds + nanoseconds(pts - origin, tb) }
         var gops: [[CompressedPacket]] = []
         for packet in all {
             if packet.isKeyframe { gops.append([packet]) } else if !gops.isEmpty { gops[gops.count - 1].append(packet) }
         }
-        guard let window else { return (gops.flatMap { $0 }, origin) }
-        return (gops.filter { gop in
+        guard let window else { return Selection(packets: gops.flatMap { $0 }, origin: origin, after: []) }
+        let inside = gops.map { gop in
             let start = wall(gop.map(\.pts).min()!)
-            let end = wall(gop.map { $0.pts + max($0.duration, 0) }.max()!)
+            let end = wall(gop.map { $0.pts + $0.duration }.max()!)
             return start <= window.upperBound && end > window.lowerBound
-        }.flatMap { $0 }, origin)
+        }
+        guard let last = inside.lastIndex(of: true) else { return Selection(packets: [], origin: origin, after: gops.flatMap { $0 }) }
+        return Selection(packets: gops.indices.filter { inside[$0] }.flatMap { gops[$0] }, origin: origin,
+                         after: gops[(last + 1)...].flatMap { $0 })
+    }
+
+    /// The pictures at the start of `packets` (a GOP) up to the one that carries an ONVIF Media
+    /// Signing SEI (the signature of the GOP before: the IDR, then the picture after it), at most
+    /// three; none when the stream is not signed.
+    static func signatureTail(_ packets: [CompressedPacket]) -> [CompressedPacket] {
+        for (index, packet) in packets.prefix(3).enumerated() {
+            let units = H264Units.lengthPrefixed(packet.data) ?? H264Units.annexB(packet.data)
+            if units.contains(where: SigningSEI.isSigningSEI) { return Array(packets[...index]) }
+        }
+        return []
     }
 
     /// `ticks` of `timeBase` in ns (to the nearest; a double holds ns exactly for 104 days).
@@ -257,28 +335,53 @@ private final class Joiner {
         let shift = nextDTS - firstDTS
         let pieceStartPTS = scaled.map(\.pts).min()! + shift
         let pieceFirstWall = source.startUTCNanoseconds + MP4Export.nanoseconds(packets.map(\.pts).min()! - originPTS, segmentTimeBase)
+        // A gap is time not recorded: more than two pictures' time between one segment's end and
+        // the next one's first picture (start times are written to the microsecond, and each
+        // segment dates itself from the clock it read: a seamless join differs by far less).
         var gap: Int64 = 0
-        if let last = pieces.last { gap = max(0, pieceFirstWall - last.endUTCNanoseconds) }
+        if let last = pieces.last, last.sequence != source.sequence {
+            let difference = pieceFirstWall - last.endUTCNanoseconds
+            if difference > 2 * max(lastFrameNanoseconds, 1_000_000) { gap = difference }
+        }
+        var lastWrittenDTS = nextDTS - 1
         for var packet in scaled {
             packet.pts += shift
             packet.dts += shift
+            // Rescaled times may collapse: decode times must rise.
+            if packet.dts <= lastWrittenDTS { packet.dts = lastWrittenDTS + 1 }
+            if packet.pts < packet.dts { packet.pts = packet.dts }
             try muxer.write(packet)
+            lastWrittenDTS = packet.dts
             frames += 1
             if packet.isKeyframe { keyframes += 1 }
             nextDTS = packet.dts + max(packet.duration, 1)
             endPTS = max(endPTS, packet.pts + max(packet.duration, 0))
+            lastFrameNanoseconds = MP4Export.nanoseconds(max(packet.duration, 0), timeBase)
         }
         if firstPTS == nil { firstPTS = pieceStartPTS }
         let lastPTS = scaled.map(\.pts).max()! + shift
-        pieces.append(ExportedPiece(
-            sequence: source.sequence, segmentFile: source.segmentFile, frames: scaled.count,
-            fileOffsetSeconds: seconds(pieceStartPTS - firstPTS!),
-            firstFrameUTCNanoseconds: pieceFirstWall,
-            lastFrameUTCNanoseconds: pieceFirstWall + MP4Export.nanoseconds(lastPTS - pieceStartPTS, timeBase),
-            endUTCNanoseconds: pieceFirstWall + MP4Export.nanoseconds(endPTS - pieceStartPTS, timeBase),
-            gapBeforeNanoseconds: gap))
+        if var last = pieces.last, last.sequence == source.sequence {
+            // More of the same segment (the signature at the start of its next GOP).
+            last.frames += scaled.count
+            last.lastFrameUTCNanoseconds = last.firstFrameUTCNanoseconds + MP4Export.nanoseconds(lastPTS - lastPieceStartPTS, timeBase)
+            last.endUTCNanoseconds = last.firstFrameUTCNanoseconds + MP4Export.nanoseconds(endPTS - lastPieceStartPTS, timeBase)
+            pieces[pieces.count - 1] = last
+        } else {
+            lastPieceStartPTS = pieceStartPTS
+            pieces.append(ExportedPiece(
+                sequence: source.sequence, segmentFile: source.segmentFile, frames: scaled.count,
+                fileOffsetSeconds: seconds(pieceStartPTS - firstPTS!),
+                firstFrameUTCNanoseconds: pieceFirstWall,
+                lastFrameUTCNanoseconds: pieceFirstWall + MP4Export.nanoseconds(lastPTS - pieceStartPTS, timeBase),
+                endUTCNanoseconds: pieceFirstWall + MP4Export.nanoseconds(endPTS - pieceStartPTS, timeBase),
+                gapBeforeNanoseconds: gap))
+        }
         if let readError { readErrors[source.segmentFile] = readError.description }
     }
+
+    /// The last picture's duration, ns; where the last piece starts (the file's time base).
+    private var lastFrameNanoseconds: Int64 = 0
+    private var lastPieceStartPTS: Int64 = 0
 
     /// Adds the chapters and closes the file: what was written (path, hash and size are the
     /// caller's to fill once the file has its place).

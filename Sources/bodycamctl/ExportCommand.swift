@@ -133,6 +133,13 @@ struct ExportCommand: ParsableCommand {
             }
         }
 
+        // A segment read only for the signature at its start: its report entry is its own.
+        func tailSource(_ candidate: Candidate) -> ExportSource {
+            ExportSource(sequence: candidate.manifest.sequence, segmentFile: candidate.manifest.segmentFile, startUTCNanoseconds: candidate.startUTC) {
+                try candidate.manifest.decryptSegment(in: store, identity: key).plaintext
+            }
+        }
+
         var document = ExportReport(verification: report, segments: [], marks: marks.enumerated().map { ExportReport.MarkLine(number: $0 + 1, $1) },
                                     exportedUTC: Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()))
         if let incident {
@@ -148,7 +155,10 @@ struct ExportCommand: ParsableCommand {
                 entries[candidate.entry].outside = true
                 entries[candidate.entry].reason = "outside the incident"
             }
-            let result = try MP4Export.write(inside.map(source), window: window.range, marks: marks, folder: out,
+            // The segment after the last one inside, when it follows on: it carries the signature
+            // of the incident's last GOP (ONVIF Media Signing).
+            let following = inside.last.flatMap { last in candidates.first { $0.manifest.sequence == last.manifest.sequence + 1 } }
+            let result = try MP4Export.write(inside.map(source), window: window.range, marks: marks, tail: following.map(source), folder: out,
                                              name: "incident-" + Clock.compactUTC(wallNanoseconds: window.range.lowerBound), exclusive: !overwrite)
             document.incident?.files = result.files.map(ExportReport.FileReport.init)
             record(result, candidates: inside, into: &entries)
@@ -156,7 +166,9 @@ struct ExportCommand: ParsableCommand {
             for candidate in candidates {
                 let result: ExportResult
                 do {
-                    result = try MP4Export.write([source(candidate)], folder: out, name: candidate.manifest.baseName, exclusive: !overwrite)
+                    let following = candidates.first { $0.manifest.sequence == candidate.manifest.sequence + 1 }
+                    result = try MP4Export.write([source(candidate)], tail: following.map(tailSource), folder: out, name: candidate.manifest.baseName,
+                                                 exclusive: !overwrite)
                 } catch {
                     // One file that cannot be written (an earlier export's file is there): the
                     // others still are, and the report says why this one is not.

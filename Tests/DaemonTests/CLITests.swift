@@ -1,5 +1,6 @@
 import Capture
 import Configuration
+import PKI
 import ControlProtocol
 import Controls
 import Daemon
@@ -191,6 +192,91 @@ struct CLITests {
         try KeyFile.write(try Ed25519PrivateKey().publicKey, to: directory.path + "/other.pub")
         let other = try run(["verify-export", "--json", "--authority", directory.path + "/other.pub", out])
         #expect(try problems(other).contains { $0.contains("is not the authority's") })
+    }
+
+    @Test("ONVIF Media Signing through the recorder: a whole segment, an incident joined across segments and a clip cut at a GOP verify as authentic with verify-media; a changed P-frame byte, another CA and another device do not")
+    func mediaSigning() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let ca = try TLSAuthority.create(name: "test authority")
+        try ca.write(certificatePath: directory.path + "/ca.pem", keyPath: directory.path + "/ca.key")
+        func issue(_ device: String) throws -> BodycamConfiguration {
+            let key = PEMFiles.newKey()
+            let certificate = try ca.issue(.mediaSigning(deviceID: device), publicKey: key.publicKey, days: 30)
+            try PEMFiles.write(key, to: directory.path + "/\(device)-media.key")
+            try PEMFiles.write([certificate, ca.certificate], to: directory.path + "/\(device)-media.pem")
+            var configuration = BodycamConfiguration()
+            configuration.deviceID = device
+            configuration.mediaSigningKeyPath = directory.path + "/\(device)-media.key"
+            configuration.mediaSigningCertificatePath = directory.path + "/\(device)-media.pem"
+            return configuration
+        }
+        let keys = Keys()
+        try KeyFile.write(keys.office, to: directory.path + "/office.key")
+        /// Five one-second segments from the test pattern, signed as bodycamd signs them.
+        func record(_ device: String) throws -> String {
+            let store = directory.path + "/store-" + device
+            let vault = try makeVault(store, keys: keys, deviceID: device)
+            let format = FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 30)
+            let recorder = Recorder(configuration: .init(deviceID: device, officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
+                                    source: try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 150), overlay: nil, store: vault,
+                                    makeEncoder: { try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
+            recorder.packetStage = try StageFactory.makeMediaSigner(try issue(device), software: "bodycam test")
+            recorder.startRecording()
+            try recorder.run()
+            return store
+        }
+        let store = try record("BC-SIGN-1")
+        let verify = ["verify-media", "--ca", directory.path + "/ca.pem"]
+        // Every segment, exported whole, with the two pictures of the next segment that sign its last GOP.
+        #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/segments", store]).status == 0)
+        let segments = try names(directory.path + "/segments", suffix: ".mp4")
+        #expect(segments.count == 5)
+        let whole = try run(verify + ["--json", directory.path + "/segments/" + segments[2]])
+        #expect(whole.status == 0, "\(whole)")
+        let wholeReport = try #require(try json(whole.output) as? [String: Any])
+        #expect(wholeReport["authenticity"] as? String == "authentic" && wholeReport["certificate_trusted"] as? Bool == true)
+        #expect(wholeReport["verified_gops"] as? Int == 1 && wholeReport["pictures"] as? Int == 32, "\(wholeReport)")
+        // An incident across three segments, cut inside the first and the last: every GOP verified, the last by the
+        // signature in the two pictures of the next segment the export adds.
+        let manifests = try EvidenceVault.readManifests(store)
+        let from = Clock.iso8601(wallNanoseconds: ClockParse.nanoseconds(iso8601: manifests[1].startUTC)! + 200_000_000)
+        let to = Clock.iso8601(wallNanoseconds: ClockParse.nanoseconds(iso8601: manifests[3].startUTC)! + 200_000_000)
+        #expect(try run(["export", "--identity", directory.path + "/office.key", "--incident", "\(from)..\(to)", "--out", directory.path + "/incident", store]).status == 0)
+        let incident = directory.path + "/incident/" + (try names(directory.path + "/incident", suffix: ".mp4")[0])
+        let joined = try run(verify + ["--json", incident])
+        #expect(joined.status == 0, "\(joined)")
+        let joinedReport = try #require(try json(joined.output) as? [String: Any])
+        #expect(joinedReport["verified_gops"] as? Int == 3 && joinedReport["unsigned_trailing_pictures"] as? Int == 2, "\(joinedReport)")
+        #expect(joined.output.contains("\"outside\""), "the first SEI signs the GOP before the clip")
+
+        // One byte of a P-frame's slice in the middle of the incident.
+        let reader = try MediaReader(path: incident)
+        var position: Int64 = -1
+        var index = 0
+        while let packet = try reader.nextPacket() {
+            if index == 45 { position = packet.position + Int64(packet.size) - 8 }
+            index += 1
+        }
+        var bytes = try readWholeFile(incident)
+        bytes[Int(position)] ^= 0x20
+        try writeFileAtomically(directory.path + "/tampered.mp4", bytes)
+        let tampered = try run(verify + [directory.path + "/tampered.mp4", "--device", "BC-SIGN-1"])
+        #expect(tampered.status == 1 && tampered.output.contains("NOT AUTHENTIC") && tampered.output.contains("picture 45 is not what was signed"), "\(tampered)")
+        // Another CA.
+        let other = try TLSAuthority.create(name: "another authority")
+        try other.write(certificatePath: directory.path + "/other-ca.pem", keyPath: directory.path + "/other-ca.key")
+        let foreign = try run(["verify-media", "--ca", directory.path + "/other-ca.pem", incident])
+        #expect(foreign.status == 1 && foreign.output.contains("is not trusted"), "\(foreign)")
+        // Another device of the same CA, where the file names BC-SIGN-1 (its device_id tag).
+        let otherStore = try record("BC-SIGN-2")
+        #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/other", otherStore]).status == 0)
+        let otherFile = directory.path + "/other/" + (try names(directory.path + "/other", suffix: ".mp4")[1])
+        let wrongDevice = try run(verify + [otherFile, "--device", "BC-SIGN-1"])
+        #expect(wrongDevice.status == 1 && wrongDevice.output.contains("not by /CN=BC-SIGN-1/"), "\(wrongDevice)")
+        #expect(try run(verify + [otherFile]).status == 0, "by the device it names")
+        // A file that does not name its device needs --device or --any-device.
+        #expect(try run(verify + [directory.path + "/segments/" + segments[0], "--any-device"]).status == 0)
     }
 
     @Test("export of a store with offloaded segments: one whose file is gone is reported offloaded; one whose file is there (the office's copy) is exported")
