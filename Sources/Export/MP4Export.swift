@@ -191,6 +191,8 @@ public enum MP4Export {
     /// Closes the joiner's file, makes it durable and gives it its name.
     private static func publish(_ joiner: Joiner, marks: [ExportMark], as path: String, exclusive: Bool) throws -> ExportedFile {
         var file = try joiner.finish(marks: marks)
+        // libavformat made the file 0666 less the umask: evidence is the owner's and the group's.
+        if chmod(file.path, 0o640) < 0 { throw SystemError.file(path: file.path, call: "chmod", errno: errno) }
         // fsync, and the hash of what is on disk (read back: the file as stored).
         let (sha256, bytes) = try fileSHA256(file.path, sync: true)
         try publishFile(file.path, as: path, exclusive: exclusive)

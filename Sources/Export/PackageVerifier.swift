@@ -106,10 +106,19 @@ public enum PackageVerifier {
             problems.append("\(prefix.isEmpty ? "." : prefix): cannot be listed")
             return
         }
+        if names.isEmpty && !prefix.isEmpty { problems.append("\(prefix): an empty folder, not in the signed list") }
         for name in names {
             let relative = prefix.isEmpty ? name : prefix + "/" + name
+            // A name that is not UTF-8 is read back changed: it cannot be the one listed.
+            guard !name.unicodeScalars.contains("\u{FFFD}") else {
+                problems.append("\(relative): a file name that is not UTF-8 (added after the export)")
+                continue
+            }
             var info = stat()
-            guard lstat(folder + "/" + relative, &info) == 0 else { continue }
+            guard lstat(folder + "/" + relative, &info) == 0 else {
+                problems.append("\(relative): cannot be examined (\(String(cString: strerror(errno))))")
+                continue
+            }
             switch info.st_mode & S_IFMT {
             case S_IFREG: found.append(relative)
             case S_IFDIR: walk(folder, prefix: relative, into: &found, problems: &problems, depth: depth + 1)
@@ -154,9 +163,13 @@ public enum PackageVerifier {
 /// SHA-256 (lower-case hex) and size of the file at `path`, read 1 MiB at a time, not through a
 /// link. Throws `SystemError`.
 public func fileSHA256(_ path: String, sync: Bool = false) throws -> (sha256: String, bytes: Int64) {
-    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    // O_NONBLOCK: a FIFO planted in its place must not hang the open; only a plain file is read.
+    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
     guard fd >= 0 else { throw SystemError.file(path: path, call: "open", errno: errno) }
     defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw SystemError.file(path: path, call: "fstat", errno: errno) }
+    guard info.st_mode & S_IFMT == S_IFREG else { throw SystemError.file(path: path, call: "read a plain file", errno: EINVAL) }
     if sync && fsync(fd) < 0 { throw SystemError.file(path: path, call: "fsync", errno: errno) }
     let hasher = try SHA256()
     var buffer = [UInt8](repeating: 0, count: 1 << 20)

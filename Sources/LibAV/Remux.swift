@@ -256,7 +256,8 @@ public final class MP4FileMuxer {
     private func open(parameters: CodecParameters, timeBase: Rational, metadata: [(String, String)], movflags: String, moovSize: Int?) throws {
         packet = av_packet_alloc()
         guard packet != nil else { throw AVError("av_packet_alloc", code: bc_averror(ENOMEM)) }
-        try avCheck(avformat_alloc_output_context2(&format, nil, "mp4", memory == nil ? path : nil), "avformat_alloc_output_context2(mp4)")
+        // "file:" first: a path with a colon in it is not taken for another protocol's URL.
+        try avCheck(avformat_alloc_output_context2(&format, nil, "mp4", memory == nil ? "file:" + path : nil), "avformat_alloc_output_context2(mp4)")
         guard let format else { throw AVError("avformat_alloc_output_context2", code: bc_averror(ENOMEM)) }
         guard let stream = avformat_new_stream(format, nil) else { throw AVError("avformat_new_stream", code: bc_averror(ENOMEM)) }
         try avCheck(avcodec_parameters_copy(stream.pointee.codecpar, parameters.raw), "avcodec_parameters_copy")
@@ -299,7 +300,7 @@ public final class MP4FileMuxer {
             format.pointee.pb = customIO
             format.pointee.flags |= AVFMT_FLAG_CUSTOM_IO
         } else {
-            try avCheck(avio_open(&format.pointee.pb, path, AVIO_FLAG_WRITE), "avio_open(\(path))")
+            try avCheck(avio_open(&format.pointee.pb, "file:" + path, AVIO_FLAG_WRITE), "avio_open(\(path))")
         }
         var options: OpaquePointer? = nil
         defer { av_dict_free(&options) }

@@ -400,7 +400,10 @@ public final class OfficeService: Sendable {
                                       startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC) ?? 0) {
                 try manifest.decryptSegment(in: folder, identity: identity).plaintext
             }
-            let (mp4, _) = try MP4Export.standardMP4(source)
+            let mp4: [UInt8]
+            do { mp4 = try MP4Export.standardMP4(source).bytes } catch let error as ExportError {
+                throw OfficeRefusal(422, "\(segment) cannot be exported: \(error)")
+            }
             journalFields["exported_sha256"] = .string(Hex.encode(try SHA256.hash(mp4)))
             var reply = OfficeReply(status: 200, bytes: mp4, contentType: "video/mp4")
             reply.headers.append(("content-disposition", "attachment; filename=\"\(device)-\(name)\""))

@@ -1,3 +1,4 @@
+import Glibc
 import Capture
 import Platform
 /// A top-level ISO BMFF box (ftyp, moov, moof, mdat, mfra, …).
@@ -12,6 +13,38 @@ public struct MP4Box: Equatable, Sendable {
 /// Walks the top-level boxes of an MP4 file: how a fragmented segment's structure (moov, then
 /// moof+mdat pairs) is checked without a demuxer.
 public enum MP4Boxes {
+    /// The top-level boxes of the file at `path`, reading only their headers (pread): an export
+    /// of hours is not read whole. Throws `SystemError`.
+    public static func topLevel(path: String) throws -> [MP4Box] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError.file(path: path, call: "open", errno: errno) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw SystemError.file(path: path, call: "fstat", errno: errno) }
+        let length = Int(info.st_size)
+        var boxes: [MP4Box] = []
+        var offset = 0
+        while offset + 8 <= length, boxes.count < 1_000_000 {
+            let header = try readBytes(fd, count: min(16, length - offset), at: Int64(offset), path: path)
+            guard header.count >= 8 else { break }
+            let parsed = topLevel(header)
+            guard var box = parsed.first else { break }
+            // `topLevel` on 16 bytes sees every box as cut short: its size is in its header.
+            let size = header[0..<4].reduce(0) { $0 << 8 | Int($1) }
+            var full = size
+            if size == 1 { full = header.count >= 16 ? header[8..<16].reduce(0) { $0 << 8 | Int($1) } : length - offset }
+            if size == 0 { full = length - offset }
+            guard full >= 8 else { break }
+            box.offset = offset
+            box.isComplete = full <= length - offset
+            box.size = box.isComplete ? full : length - offset
+            boxes.append(box)
+            guard box.isComplete else { break }  // (and no sum past the file: a size may be 2^63)
+            offset += full
+        }
+        return boxes
+    }
+
     public static func topLevel(_ bytes: [UInt8]) -> [MP4Box] {
         var boxes: [MP4Box] = []
         var offset = 0

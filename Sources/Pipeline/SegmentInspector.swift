@@ -48,7 +48,7 @@ public enum SegmentInspector {
     /// Demuxes and decodes every picture of the segment at `path`, and maps each packet to the
     /// fragment whose mdat holds it. `onFrame` sees each decoded picture.
     public static func inspect(path: String, onFrame: (VideoFrame) throws -> Void = { _ in }) throws -> SegmentReport {
-        let boxes = MP4Boxes.topLevel(try readWholeFile(path))
+        let boxes = try MP4Boxes.topLevel(path: path)
         let mdats = boxes.filter { $0.type == "mdat" }
         let reader = try MediaReader(path: path)
         var packets: [DemuxedPacket] = []

@@ -77,6 +77,12 @@ struct ExportCommand: ParsableCommand {
         let signer = try packageSigner(authority: authorityKey)
         let report = try StoreVerifier.verify(store: store, authority: authorityKey)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        // An earlier export's report here would make this one fail half written: refuse first.
+        if !overwrite {
+            for name in ["export-report.json", "export-report.txt", "device.certificate", ExportPackage.fileName] where access(out + "/" + name, F_OK) == 0 {
+                throw BodycamCtl.failure("\(out) already holds an export (\(name)): export into an empty folder, or give --overwrite")
+            }
+        }
         var entries: [ExportEntry] = []
         var manifests: [Manifest] = []
         var candidates: [Candidate] = []
@@ -121,7 +127,12 @@ struct ExportCommand: ParsableCommand {
             entry.framesDroppedEstimated = manifest.framesDropped == nil ? nil : manifest.framesDroppedEstimated
             candidates.append(Candidate(entry: entries.count, manifest: manifest, verified: verified, startUTC: start))
         }
-        let marks = ExportMark.marks(in: manifests, startUTC: startUTC)
+        // One segment once, in recording order (file names sort by sequence only to 999999; a
+        // copied manifest names a sequence twice).
+        var seen: Set<Int64> = []
+        candidates = candidates.sorted { $0.manifest.sequence < $1.manifest.sequence }.filter { seen.insert($0.manifest.sequence).inserted }
+        // Marks only from what is exported: a manifest that did not verify adds no chapter.
+        let marks = ExportMark.marks(in: candidates.map(\.manifest), startUTC: startUTC)
         func source(_ candidate: Candidate) -> ExportSource {
             ExportSource(sequence: candidate.manifest.sequence, segmentFile: candidate.manifest.segmentFile, startUTCNanoseconds: candidate.startUTC) {
                 // A recovered segment keeps every chunk that authenticates: a torn write after
@@ -183,37 +194,48 @@ struct ExportCommand: ParsableCommand {
             }
         }
         document.segments = entries
+        // What the package lists: each file's hash as this export wrote it (a file swapped in the
+        // folder afterwards is not signed for).
+        var written: [ExportPackage.Entry] = []
+        let clips = document.incident?.files.map { ($0.file, $0.sha256, $0.bytes) }
+            ?? entries.compactMap { entry in entry.exported ? entry.file.map { ($0, entry.fileSHA256 ?? "", entry.fileBytes ?? 0) } : nil }
+        for (path, sha256, bytes) in clips { written.append(ExportPackage.Entry(name: String(path.dropFirst(out.count + 1)), sha256: sha256, bytes: bytes)) }
+        func write(_ name: String, _ bytes: [UInt8]) throws {
+            try writeFileAtomically(out + "/" + name, bytes, mode: 0o640, exclusive: !overwrite)
+            written.append(ExportPackage.Entry(name: name, sha256: Hex.encode(try SHA256.hash(bytes)), bytes: Int64(bytes.count)))
+        }
         // The provenance a court checks the clips against: the exported segments' manifests and
         // the device certificate whose key signed them.
-        var written = document.incident?.files.map(\.file) ?? entries.compactMap { $0.exported ? $0.file : nil }
         let exported = Set(entries.filter(\.exported).map(\.manifest))
         if !exported.isEmpty {
-            try ensureFolder(out + "/manifests")
+            try makeRealFolder(out + "/manifests")
             for name in exported.sorted() {
-                try writeFileAtomically(out + "/manifests/" + name, try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false),
-                                        mode: 0o640, exclusive: !overwrite)
-                written.append(out + "/manifests/" + name)
+                try write("manifests/" + name, try readWholeFile(store + "/" + name, limit: 1 << 20, followLinks: false))
             }
             if let certificate = try? readWholeFile(store + "/device.certificate", limit: 1 << 16, followLinks: false) {
-                try writeFileAtomically(out + "/device.certificate", certificate, mode: 0o640, exclusive: !overwrite)
-                written.append(out + "/device.certificate")
+                try write("device.certificate", certificate)
             }
         }
-        try writeFileAtomically(out + "/export-report.json", try jsonBytes(document), mode: 0o640, exclusive: !overwrite)
-        try writeFileAtomically(out + "/export-report.txt", Array((document.text + "\n").utf8), mode: 0o640, exclusive: !overwrite)
-        written += [out + "/export-report.json", out + "/export-report.txt"]
+        try write("export-report.json", try jsonBytes(document))
+        try write("export-report.txt", Array((document.text + "\n").utf8))
         if let signer {
-            let files = try written.map { path in
-                let (sha256, bytes) = try fileSHA256(path)
-                return ExportPackage.Entry(name: String(path.dropFirst(out.count + 1)), sha256: sha256, bytes: bytes)
-            }
-            let package = try ExportPackage.issue(files: files, deviceID: report.deviceID ?? "", deviceKeyID: report.deviceKeyID ?? "",
+            let package = try ExportPackage.issue(files: written, deviceID: report.deviceID ?? "", deviceKeyID: report.deviceKeyID ?? "",
                                                   officeIdentityKeyID: key.publicKey.keyID, verificationClean: report.isClean,
                                                   exportedUTC: document.exportedUTC ?? Clock.iso8601(wallNanoseconds: Clock.wallNanoseconds()),
                                                   key: signer.key, certificate: signer.certificate)
             try writeFileAtomically(out + "/" + ExportPackage.fileName, package.document.bytes, mode: 0o640, exclusive: !overwrite)
         }
         return document
+    }
+
+    /// `path` as a folder of its own: made (0750) when absent; refused when it is a link or not
+    /// a folder (nothing is written through a link planted in OUT).
+    private func makeRealFolder(_ path: String) throws {
+        if mkdir(path, 0o750) == 0 || errno != EEXIST { return }
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+            throw BodycamCtl.failure("\(path) is there and is not a folder (a link?): nothing is written through it")
+        }
     }
 
     /// The export-package key and its certificate, checked before anything is written: the same
