@@ -114,7 +114,7 @@ let package = Package(
         .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser]),
         // The measurements of `make bench` that loop over the project's own code.
         .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Capture", "LibAV", "V4L2", "V4L2Simulator",
-                                                               "Controls", "Policy", "Uplink", "LibCrypto", "Platform", "Wire"]),
+                                                               "Controls", "Policy", "Uplink", "MediaSigning", "PKI", "LibCrypto", "Platform", "Wire", crypto]),
         // Writes docs/vectors (`make vectors`).
         .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "Policy", "LibCrypto", "Platform", "Wire"]),
         // Fuzz targets (make fuzz builds them with libFuzzer; the plain build replays inputs).

@@ -20,6 +20,7 @@ import Wire
 ///                                       timestamp to the red LED, the recording state and the mark
 ///   bodycam-bench stall SECONDS MS FOLDER  a simulated 30 fps camera recorded into a sealing store
 ///                                       whose every sync stalls MS: pictures lost, queue peak
+///   bodycam-bench signing SECONDS       ONVIF Media Signing's bit rate and CPU cost at 4 Mb/s, 720p30
 ///   bodycam-bench frames FILE           each picture's presentation time and burned-in frame number
 ///   bodycam-bench label FILE.pgm        the frame number burned into a grey picture (the browser check's)
 
@@ -145,13 +146,15 @@ do {
         try latency(presses: Int(arguments[1]) ?? 20)
     case ("stall", 4):
         try storageStall(seconds: Int(arguments[1]) ?? 20, stallMilliseconds: Int(arguments[2]) ?? 500, folder: arguments[3])
+    case ("signing", 2):
+        try signingOverhead(seconds: Int(arguments[1]) ?? 30)
     case ("frames", 2):
         LibAVLogging.setQuiet(true)
         try printFrameLabels(path: arguments[1])
     case ("label", 2):
         try printPictureLabel(path: arguments[1])
     default:
-        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES | stall SECONDS MS FOLDER | ingest URL CERTS CA STORE CAMERAS | frames FILE | label FILE.pgm")
+        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES | stall SECONDS MS FOLDER | ingest URL CERTS CA STORE CAMERAS | signing SECONDS | frames FILE | label FILE.pgm")
         exit(64)
     }
 } catch {

@@ -188,6 +188,18 @@ struct CLITests {
         try writeFileAtomically(out + "/" + ExportPackage.fileName, Array(edited.utf8))
         #expect(try problems(try run(verify)).contains { $0.contains("not signed by the key") }, "the edited list is refused")
         try writeFileAtomically(out + "/" + ExportPackage.fileName, list)
+        // A FIFO in a listed file's place: reported, not waited on.
+        unlink(out + "/device.certificate")
+        #expect(mkfifo(out + "/device.certificate", 0o600) == 0)
+        #expect(try problems(try run(verify)).contains { $0.hasPrefix("device.certificate:") })
+        unlink(out + "/device.certificate")
+        try writeFileAtomically(out + "/device.certificate", certificate)
+        // Clips are the owner's and the group's only; a second export into the folder is refused before it writes.
+        var info = stat()
+        #expect(stat(clip, &info) == 0 && info.st_mode & 0o777 == 0o640)
+        let again = try run(export + ["--signing-certificate", directory.path + "/export.certificate", "--out", out, store])
+        #expect(again.status == 2 && again.errors.contains("already holds an export"), "\(again)")
+        #expect(try run(verify).status == 0)
         // Another authority's key: the certificate is not its.
         try KeyFile.write(try Ed25519PrivateKey().publicKey, to: directory.path + "/other.pub")
         let other = try run(["verify-export", "--json", "--authority", directory.path + "/other.pub", out])
