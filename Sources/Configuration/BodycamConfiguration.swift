@@ -229,11 +229,16 @@ public struct BodycamConfiguration: Equatable, Sendable {
         deviceKeyPath = try reader.string("evidence.device_key", default: deviceKeyPath, where: { $0.hasPrefix("/") }, "an absolute path")
         certificatePath = try reader.string("evidence.certificate", default: certificatePath, where: { $0.hasPrefix("/") }, "an absolute path")
         recipientPaths = try reader.strings("evidence.recipients", default: recipientPaths)
-        if reader.has("evidence.media_signing_key") || reader.has("evidence.media_signing_certificate") {
-            mediaSigningKeyPath = try reader.string("evidence.media_signing_key", default: "", where: { $0.hasPrefix("/") }, "an absolute path")
-            mediaSigningCertificatePath = try reader.string("evidence.media_signing_certificate", default: "", where: { $0.hasPrefix("/") },
-                                                            "an absolute path")
+        // Both or neither: "" is unset.
+        let signingKey = try reader.string("evidence.media_signing_key", default: "", where: { $0.isEmpty || $0.hasPrefix("/") }, "an absolute path")
+        let signingCertificate = try reader.string("evidence.media_signing_certificate", default: "", where: { $0.isEmpty || $0.hasPrefix("/") },
+                                                   "an absolute path")
+        if signingKey.isEmpty != signingCertificate.isEmpty {
+            throw reader.error(signingKey.isEmpty ? "evidence.media_signing_key" : "evidence.media_signing_certificate",
+                               "media_signing_key and media_signing_certificate go together")
         }
+        mediaSigningKeyPath = signingKey.isEmpty ? nil : signingKey
+        mediaSigningCertificatePath = signingCertificate.isEmpty ? nil : signingCertificate
         controls.backend = try reader.choice("controls.backend", default: controls.backend)
         controls.activeLow = try reader.boolean("controls.active_low", default: controls.activeLow)
         controls.powerHoldActiveLow = try reader.boolean("controls.power_hold_active_low", default: controls.powerHoldActiveLow)

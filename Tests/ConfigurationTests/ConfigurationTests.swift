@@ -86,11 +86,13 @@ struct ConfigurationTests {
         ("[camera]\nsource = \"raw-file\"\n", 2, "camera.path", "needs camera.path"),
         ("[camera]\nsimulate_timestamps = \"frozen\"\n", 2, "camera.simulate_timestamps", "\"simulated-v4l2\" only"),
         ("[camera]\nsource = \"simulated-v4l2\"\nsimulate_timestamps = \"late\"\n", 3, "camera.simulate_timestamps", "step-back"),
+        ("[evidence]\nmedia_signing_key = \"/k/BC-1-media.key\"\n", 0, "evidence.media_signing_certificate", "go together"),
+        ("[evidence]\nmedia_signing_key = \"k.key\"\nmedia_signing_certificate = \"/c.pem\"\n", 2, "evidence.media_signing_key", "absolute path"),
     ])
     func errors(text: String, line: Int, key: String, words: String) throws {
         let found = try #require(error(text))
         #expect(found.file == "test.toml")
-        #expect(found.line == line || (key == "camera.path" && found.line == 0))
+        #expect(found.line == line || ((key == "camera.path" || key.hasPrefix("evidence.media")) && found.line == 0))
         #expect(found.key == key)
         #expect(found.message.contains(words), "\(found)")
     }
