@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # libav's headers sit in the host's multiarch folder; they are the same for every architecture
-# but avconfig.h, which is written here for aarch64 (little-endian, fast unaligned access).
+# but libavutil's avconfig.h, which is written here for aarch64 (little-endian, fast unaligned access).
 host_triplet=$(gcc -dumpmachine)
 mkdir -p "$work/include/libavutil"
 for header in /usr/include/"$host_triplet"/libavutil/*.h; do
@@ -19,6 +19,8 @@ done
 printf '#ifndef AVUTIL_AVCONFIG_H\n#define AVUTIL_AVCONFIG_H\n#define AV_HAVE_BIGENDIAN 0\n#define AV_HAVE_FAST_UNALIGNED 1\n#endif\n' \
     >"$work/include/libavutil/avconfig.h"
 ln -s /usr/include/libv4l2.h /usr/include/libv4l-plugin.h "$work/include/"
+# libavformat's and libavcodec's headers (the chapter shim) are the same for every architecture.
+ln -s /usr/include/"$host_triplet"/libavformat /usr/include/"$host_triplet"/libavcodec "$work/include/"
 
 flags=(-std=gnu11 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -ISources/CShims/include -I"$work/include")
 "$CC" "${flags[@]}" -c Sources/CShims/shims.c -o "$work/shims.o"

@@ -1,4 +1,5 @@
 import Capture
+import Glibc
 import Configuration
 import LibCrypto
 import MediaSigning
@@ -44,6 +45,17 @@ public enum StageFactory {
         let key = try ECDSASigningKey(pem: try readWholeFile(keyPath, limit: 1 << 16))
         var chain = try X509Certificate.chain(pem: try readWholeFile(certificatePath, limit: 1 << 20))
         if chain.count > 1, let root = chain.last, root.isSelfSigned { chain.removeLast() }
+        // A pair that does not belong together would sign every GOP so that nothing verifies.
+        guard chain[0].matches(key) else {
+            throw SystemError.file(path: certificatePath, call: "a certificate for the key in \(keyPath)", errno: EINVAL)
+        }
+        guard chain[0].organizationalUnits.first == "media-signing", chain[0].commonNames == [configuration.deviceID] else {
+            throw SystemError.file(path: certificatePath, call: "a media-signing certificate of \(configuration.deviceID)", errno: EINVAL)
+        }
+        // An SEI's TLV holds at most 65,535 bytes.
+        guard chain.reduce(0, { $0 + $1.pem.count }) < 60_000 else {
+            throw SystemError.file(path: certificatePath, call: "a certificate chain under 60,000 bytes", errno: EINVAL)
+        }
         let signer = MediaSigner(key: key, certificatePEM: chain.flatMap(\.pem),
                                  vendor: .init(firmware: software, serial: configuration.deviceID, manufacturer: "bodycam"))
         return SigningStage(signer: signer)
@@ -81,6 +93,7 @@ final class SigningStage: PacketStage {
     let signer: MediaSigner
     init(signer: MediaSigner) { self.signer = signer }
     func process(_ packet: inout EncodedPacket) throws {
-        packet.data = try signer.process(accessUnit: packet.data, unixNanoseconds: Clock.wallNanoseconds())
+        packet.data = signer.process(accessUnit: packet.data, unixNanoseconds: Clock.wallNanoseconds())
+        if let failure = signer.takeFailure() { throw failure }  // the packet keeps what was added
     }
 }

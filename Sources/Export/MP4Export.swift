@@ -156,7 +156,7 @@ public enum MP4Export {
             if selection.packets.isEmpty || isTail {
                 // Past the window: only the signature of the last GOP written, if it is here.
                 if tailDue, let joiner = current {
-                    let tail = signatureTail(selection.packets.isEmpty ? selection.after : selection.packets)
+                    let tail = signatureTail(selection.packets.isEmpty ? selection.after : selection.packets, closing: joiner.lastKeyframe)
                     if !tail.isEmpty {
                         try joiner.append(tail, from: source, originPTS: selection.origin, timeBase: demuxer.timeBase, readError: nil)
                     }
@@ -176,7 +176,7 @@ public enum MP4Export {
             if selection.after.isEmpty {
                 tailDue = true
             } else {
-                let tail = signatureTail(selection.after)
+                let tail = signatureTail(selection.after, closing: current!.lastKeyframe)
                 if !tail.isEmpty { try current!.append(tail, from: source, originPTS: selection.origin, timeBase: demuxer.timeBase, readError: nil) }
                 tailDue = false
                 break
@@ -276,13 +276,19 @@ public enum MP4Export {
                          after: gops[(last + 1)...].flatMap { $0 })
     }
 
-    /// The pictures at the start of `packets` (a GOP) up to the one that carries an ONVIF Media
-    /// Signing SEI (the signature of the GOP before: the IDR, then the picture after it), at most
-    /// three; none when the stream is not signed.
-    static func signatureTail(_ packets: [CompressedPacket]) -> [CompressedPacket] {
+    /// The pictures at the start of `packets` (a GOP) up to the one that carries the ONVIF Media
+    /// Signing SEI of the GOP before (the IDR, then the picture after it), at most three, when
+    /// that SEI signs the GOP that begins with `closing` (its hash list's first hash is that
+    /// IDR's): none when the stream is not signed, or when what follows is another recording.
+    static func signatureTail(_ packets: [CompressedPacket], closing: CompressedPacket?) -> [CompressedPacket] {
+        guard let closing, let idr = (H264Units.lengthPrefixed(closing.data) ?? H264Units.annexB(closing.data)).first(where: H264Units.isIDRStart),
+              let anchor = try? SHA256.hash(Array(idr)) else { return [] }
         for (index, packet) in packets.prefix(3).enumerated() {
             let units = H264Units.lengthPrefixed(packet.data) ?? H264Units.annexB(packet.data)
-            if units.contains(where: SigningSEI.isSigningSEI) { return Array(packets[...index]) }
+            for unit in units where SigningSEI.isSigningSEI(unit) {
+                guard let sei = try? SigningSEI.parse(unit), sei.hashList?.first == anchor else { return [] }
+                return Array(packets[...index])
+            }
         }
         return []
     }
@@ -353,6 +359,7 @@ private final class Joiner {
             if packet.dts <= lastWrittenDTS { packet.dts = lastWrittenDTS + 1 }
             if packet.pts < packet.dts { packet.pts = packet.dts }
             try muxer.write(packet)
+            if packet.isKeyframe { lastKeyframe = packet }
             lastWrittenDTS = packet.dts
             frames += 1
             if packet.isKeyframe { keyframes += 1 }
@@ -381,6 +388,8 @@ private final class Joiner {
         if let readError { readErrors[source.segmentFile] = readError.description }
     }
 
+    /// The last keyframe written (its GOP is the one a signature tail would sign).
+    private(set) var lastKeyframe: CompressedPacket?
     /// The last picture's duration, ns; where the last piece starts (the file's time base).
     private var lastFrameNanoseconds: Int64 = 0
     private var lastPieceStartPTS: Int64 = 0

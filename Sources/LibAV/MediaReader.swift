@@ -35,6 +35,8 @@ public final class MediaReader {
     public private(set) var containerName = ""
     /// Container-level tags (creation_time, device_id, …).
     public private(set) var metadata: [String: String] = [:]
+    /// How many video streams the file holds (the reader reads the best one).
+    public private(set) var videoStreams = 0
     /// The decoder configuration (for H.264 in MP4: the avcC record).
     public private(set) var extradata: [UInt8] = []
     /// The file's chapters (an export's marks and gaps), in file order.
@@ -62,6 +64,7 @@ public final class MediaReader {
         try avCheck(avformat_find_stream_info(format, nil), "avformat_find_stream_info(\(path))")
         guard let format else { throw AVError("avformat_open_input", code: bc_averror(ENOMEM)) }
         streamIndex = try avCheck(av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, nil, 0), "av_find_best_stream(video) in \(path)")
+        videoStreams = (0..<Int(format.pointee.nb_streams)).filter { format.pointee.streams[$0]?.pointee.codecpar.pointee.codec_type == AVMEDIA_TYPE_VIDEO }.count
         let stream = format.pointee.streams[Int(streamIndex)]!
         let parameters = stream.pointee.codecpar!
         codecName = String(cString: avcodec_get_name(parameters.pointee.codec_id))

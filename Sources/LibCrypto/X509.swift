@@ -15,7 +15,11 @@ public final class ECDSASigningKey: Sendable {
         let key: OpaquePointer = try pem.withUnsafeBytes { bytes in
             guard let bio = BIO_new_mem_buf(bytes.baseAddress, Int32(bytes.count)) else { throw CryptoError("BIO_new_mem_buf") }
             defer { BIO_free(bio) }
-            guard let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else { throw CryptoError("PEM_read_bio_PrivateKey", detail: "not a PEM private key") }
+            // A password callback that refuses: an encrypted key is an error, never a prompt.
+            guard let key = PEM_read_bio_PrivateKey(bio, nil, { _, _, _, _ in -1 }, nil) else {
+                ERR_clear_error()
+                throw CryptoError("PEM_read_bio_PrivateKey", detail: "not an unencrypted PEM private key")
+            }
             return key
         }
         self.key = PKey(taking: key)
@@ -86,24 +90,53 @@ public final class X509Certificate: @unchecked Sendable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The values of the subject's entries of one kind, in order (`NID_commonName`,
+    /// `NID_organizationalUnitName`, …), as UTF-8.
+    public func subjectEntries(_ nid: Int32) -> [String] {
+        guard let name = X509_get_subject_name(raw) else { return [] }
+        var values: [String] = []
+        var index: Int32 = -1
+        while values.count < 16 {
+            index = X509_NAME_get_index_by_NID(name, nid, index)
+            guard index >= 0, let entry = X509_NAME_get_entry(name, index), let data = X509_NAME_ENTRY_get_data(entry) else { break }
+            var utf8: UnsafeMutablePointer<UInt8>? = nil
+            let length = ASN1_STRING_to_UTF8(&utf8, data)
+            guard length >= 0, let utf8 else { continue }
+            values.append(String(decoding: UnsafeBufferPointer(start: utf8, count: Int(length)), as: UTF8.self))
+            CRYPTO_free(utf8, nil, 0)
+        }
+        ERR_clear_error()
+        return values
+    }
+
+    /// The subject's common names and organisational units.
+    public var commonNames: [String] { subjectEntries(NID_commonName) }
+    public var organizationalUnits: [String] { subjectEntries(NID_organizationalUnitName) }
+
+    /// Whether `key` is this certificate's key (X509_check_private_key).
+    public func matches(_ key: ECDSASigningKey) -> Bool {
+        defer { ERR_clear_error() }
+        return X509_check_private_key(raw, key.key.raw) == 1
+    }
+
     /// Issued by itself (a root CA): its subject is its issuer.
     public var isSelfSigned: Bool { X509_NAME_cmp(X509_get_subject_name(raw), X509_get_issuer_name(raw)) == 0 }
 
     /// Whether `signature` (DER `ECDSA-Sig-Value`) is this certificate's key's ECDSA signature
     /// of `digest`.
     public func verify(signature: [UInt8], digest: [UInt8]) -> Bool {
+        defer { ERR_clear_error() }
         guard let key = X509_get0_pubkey(raw), let context = EVP_PKEY_CTX_new(key, nil) else { return false }
         defer { EVP_PKEY_CTX_free(context) }
         guard EVP_PKEY_verify_init(context) == 1 else { return false }
-        let result = EVP_PKEY_verify(context, signature, signature.count, digest, digest.count)
-        ERR_clear_error()
-        return result == 1
+        return EVP_PKEY_verify(context, signature, signature.count, digest, digest.count) == 1
     }
 
     /// Why this certificate does not chain to one of `roots` through `intermediates` at
     /// `time` (seconds since 1970: the recording's, not today's), by OpenSSL's X509_verify_cert;
     /// nil when it does.
     public func chainRefusal(intermediates: [X509Certificate], roots: [X509Certificate], at time: Int64) -> String? {
+        defer { ERR_clear_error() }
         guard let store = X509_STORE_new() else { return "X509_STORE_new failed" }
         defer { X509_STORE_free(store) }
         for root in roots { X509_STORE_add_cert(store, root.raw) }
@@ -116,7 +149,7 @@ public final class X509Certificate: @unchecked Sendable {
         X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(context), time_t(time))
         if X509_verify_cert(context) == 1 { return nil }
         let code = X509_STORE_CTX_get_error(context)
-        ERR_clear_error()
+        if code == X509_V_OK { return "the chain could not be checked" }
         return String(cString: X509_verify_cert_error_string(Int(code)))
     }
 }

@@ -38,13 +38,14 @@ public final class MediaSigner {
 
     /// Takes one access unit in Annex B form (an encoder's packet) and its capture time (ns since
     /// 1970 UTC); returns it, with the SEI that signs the GOP before the last IDR inserted when
-    /// one is due, else unchanged. Throws `CryptoError` when signing fails.
+    /// one is due, else unchanged. When signing a GOP fails (OpenSSL), that GOP goes unsigned and
+    /// `takeFailure()` says why: the access unit is returned all the same.
     ///
     /// The SEI goes into the access unit after the IDR that closed its GOP, before that access
     /// unit's first slice (ITU-T H.264 7.4.1.2.3 orders SEI before the primary coded picture):
     /// where ONVIF's reference framework puts it, and where its validator looks for it (the
     /// specification allows it anywhere after the GOP it signs).
-    public func process(accessUnit: [UInt8], unixNanoseconds: Int64) throws -> [UInt8] {
+    public func process(accessUnit: [UInt8], unixNanoseconds: Int64) -> [UInt8] {
         let units = H264Units.annexB(accessUnit)
         var output = accessUnit
         let timestamp = SigningSEI.timestamp(unixNanoseconds: unixNanoseconds)
@@ -57,38 +58,61 @@ public final class MediaSigner {
             dueSEI = nil
         }
         if units.contains(where: H264Units.isIDRStart) {
-            // (A due SEI went into this access unit above, even when it is itself an IDR's.)
-            if anchor != nil, !hashes.isEmpty { dueSEI = try makeSEI(endTimestamp: timestamp) }
+            // (A due SEI went into this access unit above, even when it is itself an IDR's.) The
+            // new GOP starts whether or not signing the old one worked.
+            if anchor != nil && !hashes.isEmpty {
+                do { dueSEI = try makeSEI(endTimestamp: timestamp) } catch { failure = error }
+            }
             anchor = nil
             hashes = []
             gopStart = timestamp
         }
         for unit in units where H264Units.isSlice(unit) {
-            if H264Units.isIDRStart(unit) {
-                let hash = try SHA256.hash(Array(unit))
-                anchor = hash
-                hashes.append(hash)
-            } else if let anchor {
-                hashes.append(try SHA256.hash(anchor + (try SHA256.hash(Array(unit)))))
-            }
-            // A slice before the first IDR belongs to no GOP this signs.
+            do { try hash(unit) } catch { failure = error }
         }
         return output
     }
 
+    private var failure: Error?
+
+    /// Why signing failed since the last call, if it did.
+    public func takeFailure() -> Error? {
+        defer { failure = nil }
+        return failure
+    }
+
+    private func hash(_ unit: ArraySlice<UInt8>) throws {
+        if H264Units.isIDRStart(unit) {
+            let hash = try SHA256.hash(Array(unit))
+            anchor = hash
+            hashes.append(hash)
+        } else if let anchor {
+            hashes.append(try SHA256.hash(anchor + (try SHA256.hash(Array(unit)))))
+        }
+        // A slice before the first IDR belongs to no GOP this signs.
+    }
+
+    /// The SEI of the GOP just closed. The state moves on only once it is made: a signing that
+    /// fails leaves the counter and the links as they were (that GOP goes unsigned, the next is
+    /// signed as the one after).
     private func makeSEI(endTimestamp: Int64) throws -> [UInt8] {
-        counter &+= 1
         let gopHash = try SHA256.hash(hashes.flatMap { $0 })
         var sei = SigningSEI()
         sei.hashIsSHA256 = true
         sei.vendor = vendor
         sei.certificatePEM = certificatePEM
-        sei.general = SigningSEI.General(startTimestamp: gopStart, endTimestamp: endTimestamp, counter: counter,
+        sei.general = SigningSEI.General(startTimestamp: gopStart, endTimestamp: endTimestamp, counter: counter &+ 1,
                                          hashCount: UInt16(clamping: hashes.count), gopHash: gopHash, linkedHash: linkedHash)
-        // The list only while it fits one SEI (the GOP hash signs the GOP either way).
-        if hashes.count <= 1500 { sei.hashList = hashes }
+        // The list only while ONVIF's validator can read it (at most 300 hashes in its build:
+        // HASH_LIST_SIZE); the GOP hash signs the GOP either way.
+        if hashes.count <= MediaSigner.maximumListedHashes { sei.hashList = hashes }
+        let bytes = try sei.encode(maximumSignatureBytes: key.maximumSignatureBytes, sign: { try self.key.sign(digest: $0) },
+                                   hash: { try SHA256.hash($0) })
+        counter &+= 1
         linkedHash = hashes[0]
-        return try sei.encode(maximumSignatureBytes: key.maximumSignatureBytes, sign: { try self.key.sign(digest: $0) },
-                              hash: { try SHA256.hash($0) })
+        return bytes
     }
+
+    /// The longest hash list an SEI carries.
+    public static let maximumListedHashes = 300
 }

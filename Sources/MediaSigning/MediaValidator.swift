@@ -37,88 +37,119 @@ public struct GOPVerdict: Sendable, Encodable {
 public struct MediaValidationReport: Sendable, Encodable {
     public var authenticity: MediaAuthenticity = .notSigned
     /// The signer certificate's subject and whether it chains to the trusted CA at the time of
-    /// the recording.
+    /// the recording, as a media-signing certificate of the device the clip names.
     public var signer: String?
     public var certificateTrusted = false
-    public var vendor: String?
     public var pictures = 0
     public var signedGOPs = 0
     public var verifiedGOPs = 0
-    /// Pictures after the last signature (its SEI comes with the next GOP, not in the stream).
+    /// Pictures after the last signature (its SEI comes with the next GOP, not in the stream): at
+    /// most a GOP, or the verdict is not authentic.
     public var unsignedTrailingPictures = 0
+    /// Where the camera's signer started again (a restart of the daemon: the counter back to 1,
+    /// no linked hash), and the pictures of the GOP before each, which no signature covers.
+    public var signingRestarts: [Int] = []
+    public var unsignedPicturesAtRestarts = 0
     public var gops: [GOPVerdict] = []
     public var problems: [String] = []
 
     enum CodingKeys: String, CodingKey {
-        case authenticity, signer, vendor, pictures, gops, problems
+        case authenticity, signer, pictures, gops, problems
         case certificateTrusted = "certificate_trusted", signedGOPs = "signed_gops", verifiedGOPs = "verified_gops"
-        case unsignedTrailingPictures = "unsigned_trailing_pictures"
+        case unsignedTrailingPictures = "unsigned_trailing_pictures", signingRestarts = "signing_restarts"
+        case unsignedPicturesAtRestarts = "unsigned_pictures_at_restarts"
     }
 }
 
 /// Validates ONVIF Media Signing in an H.264 stream, from the specification ("Client side
 /// validation"): each signing SEI's signature with the public key of the certificate it carries,
-/// that certificate against the trusted CA at the recording's time, then the GOP it signs:
-/// the GOP hash over the hashes of the slices since the GOP's IDR, or, when that differs, slice
-/// by slice against the hash list; the linked hash against the GOP before; the counter without
-/// a gap. A clip may begin at any GOP: its first SEI signs a GOP before the clip ("outside"), and
-/// the linked hash of the first GOP inside cannot be checked. An SEI signs the GOP the last IDR
-/// before it closed (the reference framework's place, this project's), or, when no IDR has
-/// closed one, the GOP received so far (an SEI before the next IDR's slices).
+/// that certificate against the trusted CA at the recording's time (a media-signing certificate,
+/// `OU=media-signing`, of the expected device), then the GOP it signs: the GOP hash over the
+/// hashes of the slices since the GOP's IDR, or, when that differs, slice by slice against the
+/// hash list; the linked hash against the GOP before; the counter without a gap.
+///
+/// Which GOP an SEI signs: the one the last IDR before it closed (the reference framework's
+/// place, this project's), or, when no IDR has closed one, the GOP received so far (an SEI before
+/// the next IDR's slices). A clip may begin at any GOP: its first SEI signs a GOP before the clip
+/// ("outside"), and the linked hash of the first GOP inside cannot be checked. Every picture must
+/// be covered: pictures before the first IDR, pictures after a GOP was signed and before the next
+/// IDR, picture data in NAL types that are not hashed, a GOP whose SEI never comes, and more than
+/// a GOP after the last signature are each a problem. A signer that starts again (counter 1, no
+/// linked hash: the daemon restarted) is reported with the GOP before it, which nothing signed.
 /// Feed access units in stream order, then `finish()`. Not thread-safe.
 public final class MediaValidator {
+    private typealias Item = (hash: [UInt8], picture: Int)
     private let roots: [X509Certificate]
-    private let expectedSubjectPart: String?
+    private let expectedDevice: String?
     private var report = MediaValidationReport()
     /// Hashes since the last IDR (the GOP being received), with their picture.
-    private var pending: [(hash: [UInt8], picture: Int)] = []
+    private var pending: [Item] = []
     private var anchor: [UInt8]?
     private var pendingStartsAtIDR = false
+    /// A complete GOP (ended by an IDR) whose SEI has not come yet.
+    private var closed: [Item]?
+    /// Complete GOPs whose SEI never came (the pictures of each).
+    private var unsigned: [[Int]] = []
+    private var uncovered: Set<Int> = []
     private var previousFirstHash: [UInt8]?
     private var lastCounter: UInt32?
     private var certificatePEM: [UInt8]?
     private var leaf: X509Certificate?
+    private var intermediates: [X509Certificate] = []
+    private var largestGOP = 0
     private var picture = 0
 
     /// - Parameters:
     ///   - roots: the trusted CA certificates (the authority's).
-    ///   - expectedSubject: text the signer certificate's subject must contain (the device id the
-    ///     file claims), or nil.
-    public init(roots: [X509Certificate], expectedSubject: String? = nil) {
+    ///   - expectedDevice: the device id the signer's certificate must name (its one common
+    ///     name), or nil for any device the CA certified for media signing.
+    public init(roots: [X509Certificate], expectedDevice: String? = nil) {
         self.roots = roots
-        expectedSubjectPart = expectedSubject
+        self.expectedDevice = expectedDevice
+    }
+
+    /// Picture data that could not be split into NAL units (a sample whose lengths do not add
+    /// up): no signature can cover it.
+    public func addUnreadable() {
+        report.pictures += 1
+        uncovered.insert(picture)
+        picture += 1
     }
 
     /// One access unit's NAL units (from an MP4 sample or Annex B).
     public func add(accessUnit units: [ArraySlice<UInt8>]) {
         defer { picture += 1 }
         report.pictures += 1
-        // In stream order: an SEI before this access unit's slices signs the GOP before them (the
-        // specification's preferred place, and this project's); one after an IDR signs the GOP
-        // that IDR closed (the reference framework's place).
         for unit in units {
             if SigningSEI.isSigningSEI(unit) {
                 validate(sei: unit)
                 continue
             }
+            // Coded slice data partitions and auxiliary or extension slices: picture data this
+            // does not hash (nor does the reference framework), so nothing would cover it.
+            if [2, 3, 4, 19, 20, 21].contains(H264Units.type(unit)) {
+                uncovered.insert(picture)
+                continue
+            }
             guard H264Units.isSlice(unit), let hash = try? SHA256.hash(Array(unit)) else { continue }
             if H264Units.isIDRStart(unit) {
                 if pendingStartsAtIDR && !pending.isEmpty {
-                    if closed != nil { unsignedGOPs += 1 }
+                    if let gop = closed { unsigned.append(pictures(gop)) }
                     closed = pending
                 }
                 anchor = hash
                 pending = [(hash, picture)]
                 pendingStartsAtIDR = true
-            } else if let anchor, let chained = try? SHA256.hash(anchor + hash) {
+            } else if let anchor, pendingStartsAtIDR, let chained = try? SHA256.hash(anchor + hash) {
                 pending.append((chained, picture))
+            } else {
+                // Before the first IDR, or after its GOP was signed and before the next IDR.
+                uncovered.insert(picture)
             }
         }
     }
 
-    /// A complete GOP (ended by an IDR) whose SEI has not come yet.
-    private var closed: [(hash: [UInt8], picture: Int)]?
-    private var unsignedGOPs = 0
+    private func pictures(_ items: [Item]) -> [Int] { Array(Set(items.map(\.picture))).sorted() }
 
     private func validate(sei unit: ArraySlice<UInt8>) {
         let sei: SigningSEI
@@ -146,11 +177,19 @@ public final class MediaValidator {
         guard let digest = try? SHA256.hash(sei.document), leaf.verify(signature: signature, digest: digest) else {
             return failed("the signature does not verify with the certificate's key: the SEI was altered or signed by another key")
         }
-        if let chainProblem = chainProblem(at: SigningSEI.unixSeconds(timestamp: general.startTimestamp)) { failed(chainProblem) }
+        if let problem = certificateProblem(at: SigningSEI.unixSeconds(timestamp: general.startTimestamp)) { failed(problem) }
+        // A signer that started again: counter 1 and no GOP before it.
+        if lastCounter != nil, general.counter == 1, general.linkedHash.allSatisfy({ $0 == 0 }) {
+            report.signingRestarts.append(picture)
+            // The GOP the old signer never signed (the recording stopped before its SEI).
+            if let gop = unsigned.popLast() { report.unsignedPicturesAtRestarts += gop.count }
+            lastCounter = nil
+            previousFirstHash = nil
+        }
         let first = lastCounter == nil
         defer { lastCounter = general.counter }
         if let lastCounter, general.counter != lastCounter &+ 1 {
-            failed("counter \(general.counter) after \(lastCounter): \(general.counter > lastCounter ? "a GOP is missing" : "GOPs out of order")")
+            failed("counter \(general.counter) after \(lastCounter): \(general.counter > lastCounter ? "a GOP is missing" : "GOPs out of order or repeated")")
         }
         // The GOP it signs: the one an IDR closed, else the slices since the last IDR.
         let fromClosed = closed != nil
@@ -176,7 +215,10 @@ public final class MediaValidator {
             failed("its linked hash is not the GOP before's: a GOP was removed, added or reordered")
         }
         if whole {
-            if verdict.result == "ok" { report.verifiedGOPs += 1 }
+            if verdict.result == "ok" {
+                report.verifiedGOPs += 1
+                largestGOP = max(largestGOP, pictures(target).count)
+            }
             return
         }
         guard let list = sei.hashList else {
@@ -192,10 +234,12 @@ public final class MediaValidator {
             listIndex = found + 1
         }
         let missing = list.count - computed.count
+        guard missing > 0 else { return failed("its GOP hash is not that of its own hash list") }
         if verdict.result == "ok" {
             verdict.result = "missing"
             verdict.reason = "\(missing) NAL unit\(missing == 1 ? "" : "s") missing"
             report.verifiedGOPs += 1
+            largestGOP = max(largestGOP, pictures(target).count)
         }
     }
 
@@ -211,22 +255,28 @@ public final class MediaValidator {
             return
         }
         leaf = chain[0]
+        intermediates = Array(chain.dropFirst())
         report.signer = chain[0].subject
     }
 
-    private var chainChecked = false
-    private func chainProblem(at time: Int64) -> String? {
-        guard let leaf, let pem = certificatePEM, let chain = try? X509Certificate.chain(pem: pem) else { return "no certificate" }
-        if let refusal = leaf.chainRefusal(intermediates: Array(chain.dropFirst()), roots: roots, at: time) {
+    /// Why the signer's certificate does not vouch for the stream at `time`; nil when it does:
+    /// it chains to a root at that time, it is a media-signing certificate (its first
+    /// organisational unit, as the authority issues them: docs/PKI.md), and its one common name
+    /// is the expected device.
+    private func certificateProblem(at time: Int64) -> String? {
+        guard let leaf else { return "no certificate" }
+        if let refusal = leaf.chainRefusal(intermediates: intermediates, roots: roots, at: time) {
             return "the signer's certificate (\(leaf.subject)) is not trusted: \(refusal)"
         }
-        if let expected = expectedSubjectPart, !leaf.subject.contains(expected) {
-            return "signed by \(leaf.subject), not by \(expected)"
+        let units = leaf.organizationalUnits
+        guard units.first == "media-signing" else {
+            return "the signer's certificate (\(leaf.subject)) is not a media-signing certificate"
         }
-        if !chainChecked {
-            chainChecked = true
-            report.certificateTrusted = true
+        let names = leaf.commonNames
+        if let expectedDevice, names != [expectedDevice] {
+            return "signed by \(names.joined(separator: ", ")), not by \(expectedDevice)"
         }
+        report.certificateTrusted = true
         return nil
     }
 
@@ -235,9 +285,23 @@ public final class MediaValidator {
     }
 
     /// The verdict, once every access unit is in.
-    public func finish(vendor: String? = nil) -> MediaValidationReport {
-        report.unsignedTrailingPictures = Set(((closed ?? []) + pending).map(\.picture)).count
-        if unsignedGOPs > 0 && report.signedGOPs > 0 { fail("\(unsignedGOPs) GOP\(unsignedGOPs == 1 ? "" : "s") in the stream without the SEI that signs it") }
+    public func finish() -> MediaValidationReport {
+        if let gop = closed { unsigned.append(pictures(gop)) }
+        for gop in unsigned where report.signedGOPs > 0 {
+            fail("pictures \(gop.first ?? 0)–\(gop.last ?? 0): a GOP whose signature is not in the stream")
+        }
+        if !uncovered.isEmpty && report.signedGOPs > 0 {
+            let list = uncovered.sorted()
+            fail("\(list.count) picture\(list.count == 1 ? "" : "s") no signature can cover (from picture \(list[0])): "
+                 + "before the first IDR, after a signed GOP before the next IDR, or unreadable")
+        }
+        report.unsignedTrailingPictures = pictures(pending).count
+        if report.signedGOPs > 0 && report.unsignedTrailingPictures > max(largestGOP, 1) {
+            fail("the last \(report.unsignedTrailingPictures) pictures are covered by no signature: more than a GOP (\(largestGOP))")
+        }
+        if report.unsignedPicturesAtRestarts > largestGOP * report.signingRestarts.count {
+            fail("\(report.unsignedPicturesAtRestarts) pictures before signing restarts are covered by no signature: more than a GOP each")
+        }
         if report.signedGOPs == 0 {
             report.authenticity = .notSigned
             if report.problems.isEmpty { report.problems.append("no ONVIF Media Signing SEI in the stream: not signed (or signed and then encoded again)") }

@@ -38,6 +38,15 @@ public struct SigningSEI: Sendable, Equatable {
         public var gopHash: [UInt8]
         /// The first hash of the GOP before (32 zero bytes for the first).
         public var linkedHash: [UInt8]
+
+        public init(startTimestamp: Int64, endTimestamp: Int64, counter: UInt32, hashCount: UInt16, gopHash: [UInt8], linkedHash: [UInt8]) {
+            self.startTimestamp = startTimestamp
+            self.endTimestamp = endTimestamp
+            self.counter = counter
+            self.hashCount = hashCount
+            self.gopHash = gopHash
+            self.linkedHash = linkedHash
+        }
     }
 
     /// Tag 5, "ONVIF vendor information".
@@ -67,11 +76,18 @@ public struct SigningSEI: Sendable, Equatable {
     public var signature: [UInt8]?
     public var document: [UInt8] = []
 
+    /// An empty SEI, for the signer (or a test) to fill.
+    public init() {}
+
     /// 1601-01-01 to 1970-01-01 in 100 ns units (FILETIME's epoch).
     public static let unixEpochIn1601: Int64 = 116_444_736_000_000_000
 
     public static func timestamp(unixNanoseconds: Int64) -> Int64 { unixNanoseconds / 100 + unixEpochIn1601 }
-    public static func unixSeconds(timestamp: Int64) -> Int64 { (timestamp - unixEpochIn1601) / 10_000_000 }
+    /// Seconds since 1970 of a timestamp (any value, no overflow: one out of range saturates).
+    public static func unixSeconds(timestamp: Int64) -> Int64 {
+        let (difference, overflow) = timestamp.subtractingReportingOverflow(unixEpochIn1601)
+        return overflow ? (timestamp < 0 ? Int64.min / 10_000_000 : Int64.max / 10_000_000) : difference / 10_000_000
+    }
 
     // MARK: writing
 
@@ -124,13 +140,14 @@ public struct SigningSEI: Sendable, Equatable {
     /// Whether `unit` is an SEI NAL unit carrying ONVIF Media Signing's user data (without
     /// checking the rest).
     public static func isSigningSEI(_ unit: ArraySlice<UInt8>) -> Bool {
-        guard H264Units.type(unit) == 6 else { return false }
-        let raw = H264Units.removeEmulationPrevention(unit.prefix(64).dropFirst())
-        guard raw.first == 5 else { return false }
-        var index = 1
-        while index < raw.count, raw[index] == 0xFF { index += 1 }
+        guard H264Units.type(unit) == 6, unit.count > 2, unit[unit.startIndex + 1] == 5 else { return false }
+        // The size's run of FF bytes (no emulation prevention can fall inside it), then the UUID.
+        var index = unit.startIndex + 2
+        while index < unit.endIndex, unit[index] == 0xFF { index += 1 }
         index += 1
-        return raw.count >= index + 16 && Array(raw[index..<index + 16]) == uuid
+        guard index < unit.endIndex else { return false }
+        let raw = H264Units.removeEmulationPrevention(unit[index..<min(index + 24, unit.endIndex)])
+        return raw.count >= 16 && Array(raw.prefix(16)) == uuid
     }
 
     /// Parses an ONVIF signing SEI NAL unit (from its header byte, no start code).

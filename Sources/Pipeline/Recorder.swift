@@ -6,7 +6,8 @@ import Platform
 
 /// A stage between the encoder and the pre-event buffer (ONVIF Media Signing: docs/EXPORT.md):
 /// sees every encoded packet in order, on the pipeline thread, and may change its bytes (insert
-/// NAL units). A packet it fails on goes on as it was: recording never waits for it.
+/// NAL units). A packet it fails on goes on with what the stage did to it before it failed:
+/// recording never waits for it.
 public protocol PacketStage: AnyObject {
     func process(_ packet: inout EncodedPacket) throws
 }

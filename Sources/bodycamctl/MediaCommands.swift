@@ -34,12 +34,20 @@ struct VerifyMedia: ParsableCommand {
             if !anyDevice && claimed == nil {
                 throw BodycamCtl.failure("\(file) does not name its device (no device_id tag): give --device ID or --any-device")
             }
-            // X509_NAME_oneline's form: "/CN=ID/O=bodycam/OU=media-signing".
-            let validator = MediaValidator(roots: roots, expectedSubject: claimed.map { "/CN=\($0)/" })
+            // One video stream: a second one, which a player might show, would go unchecked.
+            guard reader.videoStreams == 1 else { throw BodycamCtl.failure("\(file) holds \(reader.videoStreams) video streams: only a file of one is validated") }
+            let validator = MediaValidator(roots: roots, expectedDevice: claimed)
             // avcC: lengthSizeMinusOne in the low two bits of its fifth byte (ISO/IEC 14496-15).
-            let lengthSize = reader.extradata.count > 4 && reader.extradata[0] == 1 ? Int(reader.extradata[4] & 3) + 1 : 4
+            let avcC = reader.extradata.count > 4 && reader.extradata[0] == 1
+            let lengthSize = avcC ? Int(reader.extradata[4] & 3) + 1 : 4
             while let (_, bytes) = try reader.nextPacketBytes() {
-                validator.add(accessUnit: H264Units.lengthPrefixed(bytes, lengthSize: lengthSize) ?? H264Units.annexB(bytes))
+                if let units = H264Units.lengthPrefixed(bytes, lengthSize: lengthSize) {
+                    validator.add(accessUnit: units)
+                } else if avcC {
+                    validator.addUnreadable()  // lengths that do not add up: not what a decoder reads either
+                } else {
+                    validator.add(accessUnit: H264Units.annexB(bytes))
+                }
             }
             return validator.finish()
         }
@@ -55,6 +63,10 @@ struct VerifyMedia: ParsableCommand {
             print("\(file): \(verdict): \(report.verifiedGOPs) of \(report.signedGOPs) signed GOPs verified, \(report.pictures) pictures, "
                   + "signer \(report.signer ?? "none")\(report.certificateTrusted ? " (trusted by the CA)" : ""), "
                   + "\(report.unsignedTrailingPictures) pictures after the last signature")
+            if !report.signingRestarts.isEmpty {
+                print("NOTE: the camera's signer started again at picture\(report.signingRestarts.count == 1 ? "" : "s") "
+                      + "\(report.signingRestarts.map(String.init).joined(separator: ", ")) (a restart); \(report.unsignedPicturesAtRestarts) pictures before it are covered by no signature")
+            }
             for problem in report.problems { print("PROBLEM: \(problem)") }
         }
         if report.authenticity != .authentic { throw ExitCode(1) }

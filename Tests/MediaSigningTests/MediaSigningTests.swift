@@ -19,21 +19,28 @@ struct SignedStream {
     let plain: [(data: [UInt8], keyframe: Bool)]
     var signed: [(data: [UInt8], keyframe: Bool)]
 
-    static func make(device: String = "BC-MS-1", frames: Int = 150) throws -> SignedStream {
+    static func make(device: String = "BC-MS-1", frames: Int = 150, subject: TLSSubject? = nil) throws -> SignedStream {
         let ca = try TLSAuthority.create(name: "test authority")
         let key = P256.Signing.PrivateKey()
-        let leaf = try ca.issue(.mediaSigning(deviceID: device), publicKey: key.publicKey, days: 30)
+        let leaf = try ca.issue(subject ?? .mediaSigning(deviceID: device), publicKey: key.publicKey, days: 30)
         let caPEM = Array((try ca.certificate.serializeAsPEM().pemString + "\n").utf8)
         let leafPEM = Array((try leaf.serializeAsPEM().pemString + "\n").utf8)
         let keyPEM = Array(key.pemRepresentation.utf8)
         let plain = try encode(frames: frames)
-        let signer = MediaSigner(key: try ECDSASigningKey(pem: keyPEM), certificatePEM: leafPEM,
+        let stream = SignedStream(caPEM: caPEM, signingKeyPEM: keyPEM, leafPEM: leafPEM, plain: plain, signed: [])
+        return try stream.signedAgain(device: device)
+    }
+
+    /// The same pictures signed by a fresh signer with the same key (as after a restart).
+    func signedAgain(device: String = "BC-MS-1") throws -> SignedStream {
+        let signer = MediaSigner(key: try ECDSASigningKey(pem: signingKeyPEM), certificatePEM: leafPEM,
                                  vendor: .init(firmware: "bodycam test", serial: device, manufacturer: "bodycam"))
         let start = Int64(Date().timeIntervalSince1970 * 1e9)
-        let signed = try plain.enumerated().map { index, unit in
-            (try signer.process(accessUnit: unit.data, unixNanoseconds: start + Int64(index) * 33_333_333), unit.keyframe)
+        var copy = self
+        copy.signed = plain.enumerated().map { index, unit in
+            (signer.process(accessUnit: unit.data, unixNanoseconds: start + Int64(index) * 33_333_333), unit.keyframe)
         }
-        return SignedStream(caPEM: caPEM, signingKeyPEM: keyPEM, leafPEM: leafPEM, plain: plain, signed: signed)
+        return copy
     }
 
     /// The test pattern through libx264 (zerolatency: several slices a picture), one IDR a second.
@@ -49,8 +56,8 @@ struct SignedStream {
         return packets.map { ($0.data, $0.isKeyframe) }
     }
 
-    func validate(_ units: [(data: [UInt8], keyframe: Bool)], roots: [UInt8]? = nil, expecting subject: String? = nil) throws -> MediaValidationReport {
-        let validator = MediaValidator(roots: try X509Certificate.chain(pem: roots ?? caPEM), expectedSubject: subject)
+    func validate(_ units: [(data: [UInt8], keyframe: Bool)], roots: [UInt8]? = nil, expecting device: String? = nil) throws -> MediaValidationReport {
+        let validator = MediaValidator(roots: try X509Certificate.chain(pem: roots ?? caPEM), expectedDevice: device)
         for unit in units { validator.add(accessUnit: H264Units.annexB(unit.data)) }
         return validator.finish()
     }
@@ -131,9 +138,9 @@ struct MediaSigningTests {
         #expect(foreign.authenticity == .notAuthentic)
         #expect(foreign.problems.contains { $0.contains("not trusted") }, "\(foreign.problems)")
         // The same CA, another device than the file claims.
-        let wrongDevice = try other.validate(other.signed, expecting: "CN=BC-MS-1")
+        let wrongDevice = try other.validate(other.signed, expecting: "BC-MS-1")
         #expect(wrongDevice.authenticity == .notAuthentic)
-        #expect(wrongDevice.problems.contains { $0.contains("not by CN=BC-MS-1") }, "\(wrongDevice.problems)")
+        #expect(wrongDevice.problems.contains { $0.contains("signed by BC-OTHER, not by BC-MS-1") }, "\(wrongDevice.problems)")
     }
 
     @Test("the SEI reads back as written; emulation prevention keeps start codes out of it; an altered SEI fails its signature")
@@ -159,5 +166,80 @@ struct MediaSigningTests {
         let report = try altered.validate(altered.signed)
         #expect(report.authenticity == .notAuthentic)
         #expect(report.problems.contains { $0.contains("signature does not verify") }, "\(report.problems)")
+    }
+
+    /// Every access unit index with a signing SEI in it.
+    func carriers(_ stream: SignedStream) -> [Int] {
+        stream.signed.indices.filter { H264Units.annexB(stream.signed[$0].data).contains(where: SigningSEI.isSigningSEI) }
+    }
+
+    @Test("an SEI moved to the end of its GOP and pictures inserted after it: not authentic")
+    func movedSEIAndInsertedPictures() throws {
+        let stream = try SignedStream.make()
+        let carrier = carriers(stream)[0]  // the picture after the second IDR: it signs the first GOP
+        var units = stream.signed.map { H264Units.annexB($0.data).map(Array.init) }
+        let sei = units[carrier].first { SigningSEI.isSigningSEI($0[...]) }!
+        units[carrier].removeAll { SigningSEI.isSigningSEI($0[...]) }
+        units[carrier - 2].append(sei)  // after the first GOP's last picture, before the second IDR
+        let forged = Array(repeating: units[100], count: 5)  // P-frames from later on
+        units.insert(contentsOf: forged, at: carrier - 1)
+        let validator = MediaValidator(roots: try X509Certificate.chain(pem: stream.caPEM))
+        for unit in units { validator.add(accessUnit: unit.map { $0[...] }) }
+        let report = validator.finish()
+        #expect(report.authenticity == .notAuthentic, "\(report.problems)")
+        #expect(report.problems.contains { $0.contains("no signature can cover") }, "\(report.problems)")
+    }
+
+    @Test("pictures before the first IDR, and pictures after the last SEI once it is stripped: not authentic")
+    func uncoveredEnds() throws {
+        let stream = try SignedStream.make()
+        let prefixed = Array(stream.signed[40..<45]) + stream.signed
+        let early = try stream.validate(prefixed)
+        #expect(early.authenticity == .notAuthentic && early.problems.contains { $0.contains("no signature can cover") }, "\(early.problems)")
+        // The last SEI gone, and a second of pictures after it.
+        var stripped = stream.signed
+        let last = carriers(stream).last!
+        stripped[last].data = H264Units.annexB(stripped[last].data).filter { !SigningSEI.isSigningSEI($0) }.flatMap { [0, 0, 0, 1] + Array($0) }
+        stripped += Array(stream.signed[100..<130])
+        let late = try stream.validate(stripped)
+        #expect(late.authenticity == .notAuthentic, "\(late.problems)")
+        #expect(late.problems.contains { $0.contains("a GOP whose signature is not in the stream") }, "\(late.problems)")
+    }
+
+    @Test("a TLS certificate of the same CA does not sign media")
+    func notAMediaSigningCertificate() throws {
+        let stream = try SignedStream.make(subject: .device(id: "BC-MS-1"))
+        let report = try stream.validate(stream.signed, expecting: "BC-MS-1")
+        #expect(report.authenticity == .notAuthentic)
+        #expect(report.problems.contains { $0.contains("not a media-signing certificate") }, "\(report.problems)")
+    }
+
+    @Test("the camera's signer starting again (a restart) is reported with the GOP it left unsigned; the rest is authentic")
+    func signingRestart() throws {
+        let first = try SignedStream.make()
+        let second = try first.signedAgain()
+        let report = try first.validate(first.signed + second.signed)
+        #expect(report.authenticity == .authentic, "\(report.problems)")
+        #expect(report.signingRestarts.count == 1 && report.unsignedPicturesAtRestarts == 30)
+        #expect(report.verifiedGOPs == 8)
+    }
+
+    @Test("an SEI with a long hash list is still found; out-of-range timestamps do not trap")
+    func longListsAndHostileTimes() throws {
+        let stream = try SignedStream.make()
+        let key = try ECDSASigningKey(pem: stream.signingKeyPEM)
+        var sei = SigningSEI()
+        sei.hashIsSHA256 = true
+        sei.hashList = (0..<400).map { [UInt8](repeating: UInt8($0 % 251), count: 32) }
+        sei.general = .init(startTimestamp: Int64.min, endTimestamp: Int64.max, counter: 1, hashCount: 400,
+                            gopHash: [UInt8](repeating: 1, count: 32), linkedHash: [UInt8](repeating: 0, count: 32))
+        let unit = try sei.encode(maximumSignatureBytes: key.maximumSignatureBytes, sign: { try key.sign(digest: $0) }, hash: { try SHA256.hash($0) })
+        #expect(unit.count > 12_800)
+        #expect(SigningSEI.isSigningSEI(unit[...]))
+        #expect(try SigningSEI.parse(unit[...]).hashList?.count == 400)
+        #expect(SigningSEI.unixSeconds(timestamp: Int64.min) < 0 && SigningSEI.unixSeconds(timestamp: Int64.max) > 0)
+        let validator = MediaValidator(roots: try X509Certificate.chain(pem: stream.caPEM))
+        validator.add(accessUnit: [unit[...]])
+        #expect(validator.finish().authenticity == .notAuthentic)
     }
 }
