@@ -327,16 +327,21 @@ private final class Joiner {
                 readError: AVError?) throws {
         // Same stream parameters imply the same encoder settings, but not the same time base:
         // rescale when they differ.
-        let scaled = packets.map { packet -> CompressedPacket in
+        let scaled = try packets.map { packet -> CompressedPacket in
             guard segmentTimeBase != timeBase else { return packet }
             var copy = packet
-            func rescale(_ value: Int64) -> Int64 {
-                Int64((Double(value) * Double(segmentTimeBase.numerator) * Double(timeBase.denominator)
-                    / (Double(segmentTimeBase.denominator) * Double(timeBase.numerator))).rounded())
+            // Both time bases are a file's: a ratio far from 1 could take a time past Int64.
+            func rescale(_ value: Int64) throws -> Int64 {
+                let scaled = (Double(value) * Double(segmentTimeBase.numerator) * Double(timeBase.denominator)
+                    / (Double(segmentTimeBase.denominator) * Double(timeBase.numerator))).rounded()
+                guard scaled.isFinite, abs(scaled) <= Double(MP4Export.maximumTicks) else {
+                    throw ExportError("\(source.segmentFile): its time base cannot join the file's")
+                }
+                return Int64(scaled)
             }
-            copy.pts = rescale(packet.pts)
-            copy.dts = rescale(packet.dts)
-            copy.duration = rescale(packet.duration)
+            copy.pts = try rescale(packet.pts)
+            copy.dts = try rescale(packet.dts)
+            copy.duration = try rescale(packet.duration)
             return copy
         }
         guard let firstDTS = scaled.first?.dts else { return }

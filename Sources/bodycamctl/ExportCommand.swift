@@ -84,7 +84,6 @@ struct ExportCommand: ParsableCommand {
             }
         }
         var entries: [ExportEntry] = []
-        var manifests: [Manifest] = []
         var candidates: [Candidate] = []
         var startUTC: [Int64: Int64] = [:]
         for name in try directoryEntries(store).filter({ $0.hasSuffix(".manifest") }) {
@@ -94,7 +93,6 @@ struct ExportCommand: ParsableCommand {
                 entry.reason = "manifest unreadable"
                 continue
             }
-            manifests.append(manifest)
             entry.sequence = manifest.sequence
             entry.manifestBody = manifest.document.body
             entry.manifestSHA256 = Hex.encode(manifest.sha256)
@@ -169,7 +167,7 @@ struct ExportCommand: ParsableCommand {
             // The segment after the last one inside, when it follows on: it carries the signature
             // of the incident's last GOP (ONVIF Media Signing).
             let following = inside.last.flatMap { last in candidates.first { $0.manifest.sequence == last.manifest.sequence + 1 } }
-            let result = try MP4Export.write(inside.map(source), window: window.range, marks: marks, tail: following.map(source), folder: out,
+            let result = try MP4Export.write(inside.map(source), window: window.range, marks: marks, tail: following.map(tailSource), folder: out,
                                              name: "incident-" + Clock.compactUTC(wallNanoseconds: window.range.lowerBound), exclusive: !overwrite)
             document.incident?.files = result.files.map(ExportReport.FileReport.init)
             record(result, candidates: inside, into: &entries)
