@@ -281,11 +281,10 @@ public enum MP4Export {
     /// that SEI signs the GOP that begins with `closing` (its hash list's first hash is that
     /// IDR's): none when the stream is not signed, or when what follows is another recording.
     static func signatureTail(_ packets: [CompressedPacket], closing: CompressedPacket?) -> [CompressedPacket] {
-        guard let closing, let idr = (H264Units.lengthPrefixed(closing.data) ?? H264Units.annexB(closing.data)).first(where: H264Units.isIDRStart),
+        guard let closing, let idr = H264Units.sample(closing.data).first(where: H264Units.isIDRStart),
               let anchor = try? SHA256.hash(Array(idr)) else { return [] }
         for (index, packet) in packets.prefix(3).enumerated() {
-            let units = H264Units.lengthPrefixed(packet.data) ?? H264Units.annexB(packet.data)
-            for unit in units where SigningSEI.isSigningSEI(unit) {
+            for unit in H264Units.sample(packet.data) where SigningSEI.isSigningSEI(unit) {
                 guard let sei = try? SigningSEI.parse(unit), sei.hashList?.first == anchor else { return [] }
                 return Array(packets[...index])
             }

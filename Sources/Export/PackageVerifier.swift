@@ -163,13 +163,9 @@ public enum PackageVerifier {
 /// SHA-256 (lower-case hex) and size of the file at `path`, read 1 MiB at a time, not through a
 /// link. Throws `SystemError`.
 public func fileSHA256(_ path: String, sync: Bool = false) throws -> (sha256: String, bytes: Int64) {
-    // O_NONBLOCK: a FIFO planted in its place must not hang the open; only a plain file is read.
-    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-    guard fd >= 0 else { throw SystemError.file(path: path, call: "open", errno: errno) }
+    // A FIFO planted in its place must not hang the open; only a plain file is read.
+    let (fd, _) = try openRegularFile(path, followLinks: false)
     defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else { throw SystemError.file(path: path, call: "fstat", errno: errno) }
-    guard info.st_mode & S_IFMT == S_IFREG else { throw SystemError.file(path: path, call: "read a plain file", errno: EINVAL) }
     if sync && fsync(fd) < 0 { throw SystemError.file(path: path, call: "fsync", errno: errno) }
     let hasher = try SHA256()
     var buffer = [UInt8](repeating: 0, count: 1 << 20)

@@ -75,11 +75,7 @@ public final class MediaReader {
         height = Int(parameters.pointee.height)
         timeBase = Rational(stream.pointee.time_base)
         containerName = String(cString: format.pointee.iformat.pointee.name)
-        var entry: UnsafeMutablePointer<AVDictionaryEntry>? = nil
-        while let next = av_dict_get(format.pointee.metadata, "", entry, AV_DICT_IGNORE_SUFFIX) {
-            metadata[String(cString: next.pointee.key)] = String(cString: next.pointee.value)
-            entry = next
-        }
+        for (key, value) in dictionaryEntries(format.pointee.metadata) { metadata[key] = value }
         for index in 0..<Int(format.pointee.nb_chapters) {
             guard let chapter = format.pointee.chapters[index] else { continue }
             let base = chapter.pointee.time_base

@@ -112,18 +112,7 @@ public final class MemoryDemuxer {
             return Int32(available)
         }, nil, seekable ? { opaque, offset, whence in
             let input = Unmanaged<Input>.fromOpaque(opaque!).takeUnretainedValue()
-            if whence & AVSEEK_SIZE != 0 { return Int64(input.bytes.count) }
-            let base: Int64
-            switch whence & ~AVSEEK_FORCE {
-            case SEEK_SET: base = 0
-            case SEEK_CUR: base = Int64(input.position)
-            case SEEK_END: base = Int64(input.bytes.count)
-            default: return Int64(bc_averror(EINVAL))
-            }
-            let (target, overflow) = base.addingReportingOverflow(offset)
-            guard !overflow, target >= 0, target <= Int64(input.bytes.count) else { return Int64(bc_averror(EINVAL)) }
-            input.position = Int(target)
-            return target
+            return memorySeek(offset: offset, whence: whence, position: &input.position, size: input.bytes.count, limit: Int64(input.bytes.count))
         } : nil)
         guard let io else {
             av_free(buffer)
@@ -143,12 +132,7 @@ public final class MemoryDemuxer {
         let stream = format.pointee.streams[Int(streamIndex)]!
         parameters = try CodecParameters(copying: stream.pointee.codecpar)
         timeBase = Rational(stream.pointee.time_base)
-        metadata = []
-        var entry: UnsafeMutablePointer<AVDictionaryEntry>? = nil
-        while let next = av_dict_get(format.pointee.metadata, "", entry, AV_DICT_IGNORE_SUFFIX) {
-            metadata.append((String(cString: next.pointee.key), String(cString: next.pointee.value)))
-            entry = next
-        }
+        metadata = dictionaryEntries(format.pointee.metadata)
         packet = av_packet_alloc()
         if packet == nil { throw AVError("av_packet_alloc", code: bc_averror(ENOMEM)) }
     }
@@ -171,6 +155,35 @@ public final class MemoryDemuxer {
                                     isKeyframe: packet.pointee.flags & AV_PKT_FLAG_KEY != 0)
         }
     }
+}
+
+/// An AVIOContext seek callback over `size` bytes in memory (whence SEEK_SET, SEEK_CUR or
+/// SEEK_END, AVSEEK_FORCE ignored; AVSEEK_SIZE asks the size): moves `position` and returns it, or
+/// AVERROR(EINVAL) for a target before 0 or past `limit`.
+func memorySeek(offset: Int64, whence: Int32, position: inout Int, size: Int, limit: Int64) -> Int64 {
+    if whence & AVSEEK_SIZE != 0 { return Int64(size) }
+    let base: Int64
+    switch whence & ~AVSEEK_FORCE {
+    case SEEK_SET: base = 0
+    case SEEK_CUR: base = Int64(position)
+    case SEEK_END: base = Int64(size)
+    default: return Int64(bc_averror(EINVAL))
+    }
+    let (target, overflow) = base.addingReportingOverflow(offset)
+    guard !overflow, target >= 0, target <= limit else { return Int64(bc_averror(EINVAL)) }
+    position = Int(target)
+    return target
+}
+
+/// The entries of an AVDictionary (metadata), in its order.
+func dictionaryEntries(_ dictionary: OpaquePointer?) -> [(String, String)] {
+    var entries: [(String, String)] = []
+    var entry: UnsafeMutablePointer<AVDictionaryEntry>? = nil
+    while let next = av_dict_get(dictionary, "", entry, AV_DICT_IGNORE_SUFFIX) {
+        entries.append((String(cString: next.pointee.key), String(cString: next.pointee.value)))
+        entry = next
+    }
+    return entries
 }
 
 /// A chapter of an MP4 file: a named point on its timeline (a mark, a gap), in seconds.
@@ -280,18 +293,8 @@ public final class MP4FileMuxer {
                 return Int32(count)
             }, { opaque, offset, whence in
                 let memory = Unmanaged<Memory>.fromOpaque(opaque!).takeUnretainedValue()
-                if whence & AVSEEK_SIZE != 0 { return Int64(memory.bytes.count) }
-                let base: Int64
-                switch whence & ~AVSEEK_FORCE {
-                case SEEK_SET: base = 0
-                case SEEK_CUR: base = Int64(memory.position)
-                case SEEK_END: base = Int64(memory.bytes.count)
-                default: return Int64(bc_averror(EINVAL))
-                }
-                let (target, overflow) = base.addingReportingOverflow(offset)
-                guard !overflow, target >= 0, target <= Int64(Int32.max) else { return Int64(bc_averror(EINVAL)) }
-                memory.position = Int(target)
-                return target
+                // A writer may seek back over what it wrote, not past 2 GiB.
+                return memorySeek(offset: offset, whence: whence, position: &memory.position, size: memory.bytes.count, limit: Int64(Int32.max))
             })
             guard let customIO else {
                 av_free(buffer)

@@ -41,6 +41,10 @@ public enum H264Units {
         return units
     }
 
+    /// The NAL units of a sample as an MP4 stores it (4-byte lengths), or of Annex B bytes when
+    /// the lengths do not add up.
+    public static func sample(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] { lengthPrefixed(bytes) ?? annexB(bytes) }
+
     /// nal_unit_type (the low five bits of the header byte).
     public static func type(_ unit: ArraySlice<UInt8>) -> UInt8 { unit.first.map { $0 & 0x1F } ?? 0 }
 

@@ -21,51 +21,38 @@ public enum MP4Boxes {
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw SystemError.file(path: path, call: "fstat", errno: errno) }
-        let length = Int(info.st_size)
-        var boxes: [MP4Box] = []
-        var offset = 0
-        while offset + 8 <= length, boxes.count < 1_000_000 {
-            let header = try readBytes(fd, count: min(16, length - offset), at: Int64(offset), path: path)
-            guard header.count >= 8 else { break }
-            let parsed = topLevel(header)
-            guard var box = parsed.first else { break }
-            // `topLevel` on 16 bytes sees every box as cut short: its size is in its header.
-            let size = header[0..<4].reduce(0) { $0 << 8 | Int($1) }
-            var full = size
-            if size == 1 { full = header.count >= 16 ? header[8..<16].reduce(0) { $0 << 8 | Int($1) } : length - offset }
-            if size == 0 { full = length - offset }
-            guard full >= 8 else { break }
-            box.offset = offset
-            box.isComplete = full <= length - offset
-            box.size = box.isComplete ? full : length - offset
-            boxes.append(box)
-            guard box.isComplete else { break }  // (and no sum past the file: a size may be 2^63)
-            offset += full
-        }
-        return boxes
+        return try walk(length: Int(info.st_size)) { offset, count in try readBytes(fd, count: count, at: Int64(offset), path: path) }
     }
 
     public static func topLevel(_ bytes: [UInt8]) -> [MP4Box] {
+        walk(length: bytes.count) { offset, count in Array(bytes[offset..<offset + count]) }
+    }
+
+    /// The boxes of `length` bytes, each header (its first 8 bytes, 16 with a 64-bit size) read
+    /// with `read(offset, count)`. A box whose size runs past the end is the last, incomplete;
+    /// a size below 8 (corrupt: a box cannot be smaller than its header) ends the walk.
+    private static func walk(length: Int, read: (Int, Int) throws -> [UInt8]) rethrows -> [MP4Box] {
+        func bigEndian(_ bytes: ArraySlice<UInt8>) -> Int { bytes.reduce(0) { $0 << 8 | Int($1) } }
         var boxes: [MP4Box] = []
         var offset = 0
-        while offset + 8 <= bytes.count {
-            func be(_ at: Int, _ count: Int) -> Int {
-                (0..<count).reduce(0) { $0 << 8 | Int(bytes[at + $1]) }
-            }
-            var size = be(offset, 4)
-            let type = String(decoding: bytes[(offset + 4)..<(offset + 8)], as: UTF8.self)
+        while offset + 8 <= length, boxes.count < 1_000_000 {
+            let header = try read(offset, min(16, length - offset))
+            guard header.count >= 8 else { break }
+            let type = String(decoding: header[4..<8], as: UTF8.self)
+            var size = bigEndian(header[0..<4])
             if size == 1 {
-                guard offset + 16 <= bytes.count else {
-                    boxes.append(MP4Box(type: type, offset: offset, size: bytes.count - offset, isComplete: false))
+                guard header.count >= 16 else {
+                    boxes.append(MP4Box(type: type, offset: offset, size: length - offset, isComplete: false))
                     break
                 }
-                size = be(offset + 8, 8)
+                size = bigEndian(header[8..<16])
             } else if size == 0 {
-                size = bytes.count - offset
+                size = length - offset
             }
-            guard size >= 8 else { break }  // corrupt: a box cannot be smaller than its header
-            let complete = offset + size <= bytes.count
-            boxes.append(MP4Box(type: type, offset: offset, size: complete ? size : bytes.count - offset, isComplete: complete))
+            guard size >= 8 else { break }
+            let complete = size <= length - offset
+            boxes.append(MP4Box(type: type, offset: offset, size: complete ? size : length - offset, isComplete: complete))
+            guard complete else { break }  // (and no sum past the file: a 64-bit size may be 2^62)
             offset += size
         }
         return boxes

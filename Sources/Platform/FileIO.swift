@@ -25,12 +25,8 @@ func system<T>(_ path: String, _ call: String, _ body: () throws -> T) throws ->
 /// from outside: a store, an acknowledgement). Throws `SystemError.file`, `.notRegularFile` or
 /// `.fileTooLarge`.
 public func readWholeFile(_ path: String, limit: Int = 1 << 30, followLinks: Bool = true) throws -> [UInt8] {
-    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
-    if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+    let (fd, status) = try openRegularFile(path, followLinks: followLinks)
     defer { _ = Glibc.close(fd) }  // read only: a failed close(2) loses nothing
-    var status = stat()
-    if fstat(fd, &status) < 0 { throw SystemError.file(path: path, call: "fstat", errno: errno) }
-    guard status.st_mode & S_IFMT == S_IFREG else { throw SystemError.notRegularFile(path: path) }
     guard status.st_size >= 0, Int(status.st_size) <= limit, Int(status.st_size) < Int.max else {
         throw SystemError.fileTooLarge(path: path, limit: limit)
     }
@@ -49,6 +45,25 @@ public func readWholeFile(_ path: String, limit: Int = 1 << 30, followLinks: Boo
     }
     bytes.removeLast(bytes.count - filled)
     return bytes
+}
+
+/// Opens a plain file to read, and its fstat: O_NONBLOCK, so a FIFO planted in its place does not
+/// hang the open, and anything but a regular file is refused (`SystemError.notRegularFile`);
+/// without `followLinks`, a link is refused too (O_NOFOLLOW). The caller closes the descriptor.
+public func openRegularFile(_ path: String, followLinks: Bool = true) throws -> (fd: Int32, status: stat) {
+    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
+    if fd < 0 { throw SystemError.file(path: path, call: "open", errno: errno) }
+    var status = stat()
+    if fstat(fd, &status) < 0 {
+        let code = errno
+        _ = Glibc.close(fd)
+        throw SystemError.file(path: path, call: "fstat", errno: code)
+    }
+    guard status.st_mode & S_IFMT == S_IFREG else {
+        _ = Glibc.close(fd)
+        throw SystemError.notRegularFile(path: path)
+    }
+    return (fd, status)
 }
 
 /// write(2) until every byte is out (short writes and EINTR retried); failures name `path`.

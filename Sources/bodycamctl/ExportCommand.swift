@@ -131,11 +131,20 @@ struct ExportCommand: ParsableCommand {
         candidates = candidates.sorted { $0.manifest.sequence < $1.manifest.sequence }.filter { seen.insert($0.manifest.sequence).inserted }
         // Marks only from what is exported: a manifest that did not verify adds no chapter.
         let marks = ExportMark.marks(in: candidates.map(\.manifest), startUTC: startUTC)
+        // Each segment is decrypted once: one segment's export reads the next segment's first
+        // pictures (its signature tail), then that segment's own export reads it whole.
+        var lastDecrypted: (sequence: Int64, plaintext: [UInt8], lost: Int)?
+        func decrypt(_ candidate: Candidate) throws -> (plaintext: [UInt8], lost: Int) {
+            if let last = lastDecrypted, last.sequence == candidate.manifest.sequence { return (last.plaintext, last.lost) }
+            let (plaintext, lost) = try candidate.manifest.decryptSegment(in: store, identity: key)
+            lastDecrypted = (candidate.manifest.sequence, plaintext, lost)
+            return (plaintext, lost)
+        }
         func source(_ candidate: Candidate) -> ExportSource {
             ExportSource(sequence: candidate.manifest.sequence, segmentFile: candidate.manifest.segmentFile, startUTCNanoseconds: candidate.startUTC) {
                 // A recovered segment keeps every chunk that authenticates: a torn write after
                 // them (a header on disk, its payload not) is reported, not a reason to lose them.
-                let (plaintext, lost) = try candidate.manifest.decryptSegment(in: store, identity: key)
+                let (plaintext, lost) = try decrypt(candidate)
                 if lost > 0 { entries[candidate.entry].tornChunks = lost }
                 entries[candidate.entry].plaintextSHA256 = Hex.encode(try SHA256.hash(plaintext))
                 return plaintext
@@ -145,7 +154,7 @@ struct ExportCommand: ParsableCommand {
         // A segment read only for the signature at its start: its report entry is its own.
         func tailSource(_ candidate: Candidate) -> ExportSource {
             ExportSource(sequence: candidate.manifest.sequence, segmentFile: candidate.manifest.segmentFile, startUTCNanoseconds: candidate.startUTC) {
-                try candidate.manifest.decryptSegment(in: store, identity: key).plaintext
+                try decrypt(candidate).plaintext
             }
         }
 
