@@ -92,6 +92,9 @@ public enum StageFactory {
 final class SigningStage: PacketStage {
     let signer: MediaSigner
     init(signer: MediaSigner) { self.signer = signer }
+    /// A stopped recording keeps the IDR that closes its last GOP and the access unit after it,
+    /// which carries that GOP's SEI: every picture up to the stop is signed in the recording.
+    var closingPackets: Int { 2 }
     func process(_ packet: inout EncodedPacket) throws {
         packet.data = signer.process(accessUnit: packet.data, unixNanoseconds: Clock.wallNanoseconds())
         if let failure = signer.takeFailure() { throw failure }  // the packet keeps what was added

@@ -109,6 +109,15 @@ public final class X509Certificate: @unchecked Sendable {
         return values
     }
 
+    /// The serial number's magnitude in lower-case hex without leading zero bytes (as the
+    /// authority's revocation list writes it, docs/PKI.md); "" when it has none.
+    public var serialHex: String {
+        guard let serial = X509_get0_serialNumber(raw), let data = ASN1_STRING_get0_data(serial) else { return "" }
+        let bytes = UnsafeBufferPointer(start: data, count: Int(ASN1_STRING_length(serial)))
+        let digits = Array("0123456789abcdef")
+        return String(bytes.drop { $0 == 0 }.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+    }
+
     /// The subject's common names and organisational units.
     public var commonNames: [String] { subjectEntries(NID_commonName) }
     public var organizationalUnits: [String] { subjectEntries(NID_organizationalUnitName) }

@@ -103,10 +103,16 @@ public final class MediaValidator {
     ///   - roots: the trusted CA certificates (the authority's).
     ///   - expectedDevice: the device id the signer's certificate must name (its one common
     ///     name), or nil for any device the CA certified for media signing.
-    public init(roots: [X509Certificate], expectedDevice: String? = nil) {
+    ///   - revoked: certificates the authority revoked, by serial number (lower-case hex
+    ///     without leading zero bytes, `X509Certificate.serialHex`), each with what to say of it
+    ///     ("revoked at T: reason"). A revoked signer is not trusted for any GOP, whatever its
+    ///     time: a stolen key can sign any time it likes.
+    public init(roots: [X509Certificate], expectedDevice: String? = nil, revoked: [String: String] = [:]) {
         self.roots = roots
         self.expectedDevice = expectedDevice
+        self.revoked = revoked
     }
+    private let revoked: [String: String]
 
     /// Picture data that could not be split into NAL units (a sample whose lengths do not add
     /// up): no signature can cover it.
@@ -267,6 +273,9 @@ public final class MediaValidator {
         guard let leaf else { return "no certificate" }
         if let refusal = leaf.chainRefusal(intermediates: intermediates, roots: roots, at: time) {
             return "the signer's certificate (\(leaf.subject)) is not trusted: \(refusal)"
+        }
+        if let revocation = revoked[leaf.serialHex] {
+            return "the signer's certificate (\(leaf.subject), serial \(leaf.serialHex)) is revoked: \(revocation)"
         }
         let units = leaf.organizationalUnits
         guard units.first == "media-signing" else {

@@ -10,6 +10,16 @@ import Platform
 /// recording never waits for it.
 public protocol PacketStage: AnyObject {
     func process(_ packet: inout EncodedPacket) throws
+    /// How many packets, from the first keyframe after a stop on, a stopping recording keeps so
+    /// that what the stage adds about the pictures before the stop is in it (media signing: 2,
+    /// the IDR that closes the last GOP and the access unit after it, which carries that GOP's
+    /// SEI). The recorder asks the encoder for that keyframe at once. 0 (the default): a
+    /// recording stops at the command.
+    var closingPackets: Int { get }
+}
+
+extension PacketStage {
+    public var closingPackets: Int { 0 }
 }
 
 /// What the pipeline reports as it runs. Events are delivered in order on a thread of their
@@ -300,7 +310,8 @@ public final class Recorder: @unchecked Sendable {
     private func recover(from error: FrameSourceLost) throws -> Bool {
         emit(.cameraLost(reason: error.description))
         for packet in try encoder.flush() { try route(packet) }
-        writer.submit(.finishSegment)
+        // A stop that was closing ends here: the new camera's pictures are not this recording's.
+        if closing != nil { finishRecording() } else { writer.submit(.finishSegment) }
         timelineOpen = false
         _ = preEvent.drain()
         try? source.close()
@@ -410,10 +421,19 @@ public final class Recorder: @unchecked Sendable {
             if buffered.isEmpty { encoder.requestKeyframe() }
             for packet in buffered { writer.submit(.packet(packet, live: false)) }
             emit(.recordingStarted(preEventPackets: buffered.count, preEventSeconds: seconds))
-        case .stopRecording where recording:
-            recording = false
-            writer.submit(.finishSegment)
-            emit(.recordingStopped)
+        case .startRecording where closing != nil:
+            // Started again before the stop had closed: one recording, nothing cut.
+            closing = nil
+        case .stopRecording where recording && closing == nil:
+            if let packetStage, packetStage.closingPackets > 0, !packetStageFailing {
+                // Recording goes on until the stage's closing packets are in (about two
+                // pictures); a keyframe that never comes ends it after two seconds of packets.
+                closing = Closing(keyframeSeen: false, packetsLeft: packetStage.closingPackets,
+                                  budget: 2 * max(1, source.format.framesPerSecond) + packetStage.closingPackets)
+                encoder.requestKeyframe()
+            } else {
+                finishRecording()
+            }
         case .officer(let officerID):
             officer = officerID
             overlay?.officerID = officerID
@@ -425,6 +445,33 @@ public final class Recorder: @unchecked Sendable {
         default:
             break
         }
+    }
+
+    private func finishRecording() {
+        recording = false
+        closing = nil
+        writer.submit(.finishSegment)
+        emit(.recordingStopped)
+    }
+
+    /// A stop waiting for the packet stage's closing packets (see `PacketStage.closingPackets`).
+    private struct Closing {
+        var keyframeSeen: Bool
+        var packetsLeft: Int
+        /// Packets it may still take before the recording stops without them.
+        var budget: Int
+    }
+    private var closing: Closing?
+
+    /// Counts a packet of a stopping recording; the recording stops once the closing packets
+    /// are in, or the budget is spent.
+    private func advanceClosing(_ packet: EncodedPacket) {
+        guard var state = closing else { return }
+        if packet.isKeyframe { state.keyframeSeen = true }
+        if state.keyframeSeen { state.packetsLeft -= 1 }
+        state.budget -= 1
+        closing = state
+        if state.packetsLeft <= 0 || state.budget <= 0 { finishRecording() }
     }
 
     private func route(_ packet: EncodedPacket) throws {
@@ -444,7 +491,9 @@ public final class Recorder: @unchecked Sendable {
         packet.droppedBefore = drops?.count ?? 0
         packet.dropsEstimated = drops?.estimated ?? false
         if recording {
+            packet.closesRecording = closing != nil
             if admit(&packet) { writer.submit(.packet(packet, live: true)) }
+            if closing != nil { advanceClosing(packet) }
         } else if buffering {
             preEvent.append(packet)
         }

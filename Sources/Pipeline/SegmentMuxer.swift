@@ -163,7 +163,9 @@ public final class SegmentMuxer {
                 // capture-time jitter at the segment's two ends (up to half a picture each) would
                 // otherwise make a segment of N seconds miss its cut by a few milliseconds and run
                 // to N + 1.
-                if cutPending || packet.pts - segment.firstPts >= segmentTicks - max(0, packet.duration) {
+                // A keyframe that only closes a stopping recording stays in its segment (two
+                // pictures, not a segment of their own).
+                if !packet.closesRecording && (cutPending || packet.pts - segment.firstPts >= segmentTicks - max(0, packet.duration)) {
                     if cutPending { update { $0.clock.cutByStep = true } }
                     try finish()
                     state = .open(try open(startingWith: packet))

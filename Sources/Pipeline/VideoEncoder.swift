@@ -14,6 +14,10 @@ public struct EncodedPacket: Sendable, Equatable {
     public var droppedBefore = 0
     /// `droppedBefore` is an estimate (the driver's sequence numbers cannot be trusted).
     public var dropsEstimated = false
+    /// Kept by a recording that is being stopped only to close what the packet stage added
+    /// about the pictures before it (`PacketStage.closingPackets`): a keyframe marked so never
+    /// opens a segment of its own.
+    public var closesRecording = false
 
     public init(data: [UInt8], pts: Int64, dts: Int64, duration: Int64, isKeyframe: Bool) {
         self.data = data

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Evidence
 import Foundation
 import LibAV
 import LibCrypto
@@ -22,6 +23,8 @@ struct VerifyMedia: ParsableCommand {
     @Option(help: "The authority's CA certificate (PEM).") var ca: String
     @Option(help: "The device the clip must be signed by (default: the file's device_id tag).") var device: String?
     @Flag(name: .customLong("any-device"), help: "Accept any device the CA certified.") var anyDevice = false
+    @Option(help: "The authority's revocation list: a signer it revokes is not trusted (needs --authority).") var revocations: String?
+    @Option(help: "The authority's public key file, which signs the revocation list.") var authority: String?
     @Argument(help: "The MP4 file.") var file: String
 
     func run() throws {
@@ -36,7 +39,18 @@ struct VerifyMedia: ParsableCommand {
             }
             // One video stream: a second one, which a player might show, would go unchecked.
             guard reader.videoStreams == 1 else { throw BodycamCtl.failure("\(file) holds \(reader.videoStreams) video streams: only a file of one is validated") }
-            let validator = MediaValidator(roots: roots, expectedDevice: claimed)
+            var revoked: [String: String] = [:]
+            if let revocations {
+                guard let authority else { throw BodycamCtl.failure("--revocations needs --authority, the key that signs the list") }
+                let list = try RevocationList.read(try readWholeFile(revocations, limit: 1 << 24), authority: try KeyFile.readVerifyingKey(authority),
+                                                   what: revocations)
+                for entry in list.entries {
+                    let serial = String(entry.serial.lowercased().drop { $0 == "0" })
+                    // Whole bytes: a leading zero nibble of the first byte stays.
+                    revoked[serial.count % 2 == 1 ? "0" + serial : serial] = "revoked at \(entry.revokedUTC): \(entry.reason)"
+                }
+            }
+            let validator = MediaValidator(roots: roots, expectedDevice: claimed, revoked: revoked)
             // avcC: lengthSizeMinusOne in the low two bits of its fifth byte (ISO/IEC 14496-15).
             let avcC = reader.extradata.count > 4 && reader.extradata[0] == 1
             let lengthSize = avcC ? Int(reader.extradata[4] & 3) + 1 : 4

@@ -213,10 +213,12 @@ struct CLITests {
         let ca = try TLSAuthority.create(name: "test authority")
         try ca.write(certificatePath: directory.path + "/ca.pem", keyPath: directory.path + "/ca.key")
         var issued: [String: BodycamConfiguration] = [:]
+        var serials: [String: String] = [:]
         func issue(_ device: String) throws -> BodycamConfiguration {
             if let configuration = issued[device] { return configuration }
             let key = PEMFiles.newKey()
             let certificate = try ca.issue(.mediaSigning(deviceID: device), publicKey: key.publicKey, days: 30)
+            serials[device] = TLSIdentity.serial(of: certificate)
             try PEMFiles.write(key, to: directory.path + "/\(device)-media.key")
             try PEMFiles.write([certificate, ca.certificate], to: directory.path + "/\(device)-media.pem")
             var configuration = BodycamConfiguration()
@@ -283,6 +285,17 @@ struct CLITests {
         try other.write(certificatePath: directory.path + "/other-ca.pem", keyPath: directory.path + "/other-ca.key")
         let foreign = try run(["verify-media", "--ca", directory.path + "/other-ca.pem", incident])
         #expect(foreign.status == 1 && foreign.output.contains("is not trusted"), "\(foreign)")
+        // The authority revokes the camera's media-signing certificate: nothing it signed is trusted.
+        try KeyFile.write(keys.authority.publicKey, to: directory.path + "/authority.pub")
+        let revocations = try RevocationList.issue([.init(serial: try #require(serials["BC-SIGN-1"]), revokedUTC: "2026-01-02T03:04:05.000000Z",
+                                                          reason: "key compromise")], key: keys.authority)
+        try writeFileAtomically(directory.path + "/revocations.list", revocations.document.bytes)
+        let revoked = try run(verify + ["--revocations", directory.path + "/revocations.list", "--authority", directory.path + "/authority.pub", incident])
+        #expect(revoked.status == 1 && revoked.output.contains("is revoked: revoked at 2026-01-02T03:04:05.000000Z: key compromise"), "\(revoked)")
+        #expect(try run(verify + ["--revocations", directory.path + "/revocations.list", incident]).status == 2, "the list needs the key that signs it")
+        let otherList = try RevocationList.issue([], key: keys.authority)
+        try writeFileAtomically(directory.path + "/empty.list", otherList.document.bytes)
+        #expect(try run(verify + ["--revocations", directory.path + "/empty.list", "--authority", directory.path + "/authority.pub", incident]).status == 0)
         // Another device of the same CA, where the file names BC-SIGN-1 (its device_id tag).
         let otherStore = try record("BC-SIGN-2")
         #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/other", otherStore]).status == 0)
@@ -308,6 +321,30 @@ struct CLITests {
         #expect(two.count == 7)
         #expect(try MediaReader(path: directory.path + "/two/" + two[4]).decodeAll() == 30, "no pictures of the next recording")
         #expect(try MediaReader(path: directory.path + "/two/" + two[3]).decodeAll() == 32, "a tail within a recording")
+
+        // A recording stopped in the middle of a GOP (picture 45 of one-second segments) keeps the keyframe the
+        // stop asks for and the picture after it, which carries the signature of the GOP the stop cut: every
+        // picture up to the stop is signed inside the recording.
+        let stopped = directory.path + "/store-stopped"
+        let stopRecorder = Locked<Recorder?>(nil)
+        let hooked = HookedSource(try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 90)) { index in
+            if index == 0 { stopRecorder.current?.startRecording() }
+            if index == 45 { stopRecorder.current?.stopRecording() }
+        }
+        let stopping = Recorder(configuration: .init(deviceID: "BC-SIGN-1", officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
+                                source: hooked, overlay: nil, store: try makeVault(stopped, keys: keys, deviceID: "BC-SIGN-1"),
+                                makeEncoder: { try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
+        stopping.packetStage = try StageFactory.makeMediaSigner(try issue("BC-SIGN-1"), software: "bodycam test")
+        stopRecorder.withLock { $0 = stopping }
+        try stopping.run()
+        #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/stopped", stopped]).status == 0)
+        let stoppedFiles = try names(directory.path + "/stopped", suffix: ".mp4")
+        #expect(stoppedFiles.count == 2)
+        let last = try run(verify + ["--json", directory.path + "/stopped/" + stoppedFiles[1]])
+        #expect(last.status == 0, "\(last)")
+        let lastReport = try #require(try json(last.output) as? [String: Any])
+        #expect(lastReport["pictures"] as? Int == 17 && lastReport["verified_gops"] as? Int == 1
+                && lastReport["unsigned_trailing_pictures"] as? Int == 2, "pictures 30…44 signed, 45 and 46 close it: \(lastReport)")
     }
 
     @Test("export of a store with offloaded segments: one whose file is gone is reported offloaded; one whose file is there (the office's copy) is exported")

@@ -207,6 +207,68 @@ struct RecorderTests {
         // Restart at 120 with no pre-event: it opens on the GOP in progress (keyframe at 90).
         #expect(events.current.last == "sealed 2 110")
     }
+
+    /// A packet stage that asks a stopping recording for two closing packets (as media signing
+    /// does) and notes the keyframes it sees.
+    final class ClosingStage: PacketStage {
+        let keyframes = Locked<[Int64]>([])
+        func process(_ packet: inout EncodedPacket) throws { if packet.isKeyframe { keyframes.withLock { $0.append(packet.pts) } } }
+        var closingPackets: Int { 2 }
+    }
+
+    /// Records the test pattern with `ClosingStage`, calling `hook` with each frame index;
+    /// returns the events (start, stop, sealed N FRAMES) and the stage.
+    static func recordClosing(frames: Int, segmentSeconds: Int, hook: @escaping (Recorder, UInt64) -> Void) throws -> (events: [String], store: MemoryStore, stage: ClosingStage) {
+        let format = FrameFormat(width: 160, height: 120, pixelFormat: .nv12, framesPerSecond: 30)
+        let store = MemoryStore()
+        let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames)
+        let recorder = Locked<Recorder?>(nil)
+        let source = HookedSource(pattern) { index in recorder.current.map { hook($0, index) } }
+        let made = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: segmentSeconds), source: source,
+                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        recorder.withLock { $0 = made }
+        let stage = ClosingStage()
+        made.packetStage = stage
+        let events = Locked<[String]>([])
+        made.onEvent = { event in
+            switch event {
+            case .recordingStarted: events.withLock { $0.append("start") }
+            case .recordingStopped: events.withLock { $0.append("stop") }
+            case .segmentSealed(let summary): events.withLock { $0.append("sealed \(summary.descriptor.sequence) \(summary.frames)") }
+            default: break
+            }
+        }
+        try made.run()
+        return (events.current, store, stage)
+    }
+
+    @Test("a stop with a stage that closes (media signing) keeps the keyframe it asks for and the picture after it, in the same segment even at the segment's length")
+    func stopKeepsClosingPackets() throws {
+        // Stopped at picture 29 of one-second segments: 29 is made a keyframe, where a segment would be cut,
+        // but it stays in the first segment, with picture 30 after it.
+        let run = try Self.recordClosing(frames: 60, segmentSeconds: 1) { recorder, index in
+            if index == 0 { recorder.startRecording() }
+            if index == 29 { recorder.stopRecording() }
+        }
+        #expect(run.events.sorted() == ["sealed 1 31", "start", "stop"], "\(run.events)")
+        #expect(run.store.sinks.count == 1)
+        #expect(run.stage.keyframes.current.prefix(2) == [0, 29 * 3000], "the stop asked for a keyframe at once: \(run.stage.keyframes.current)")
+    }
+
+    @Test("a start while a stop is closing goes on as one recording; a later stop closes it")
+    func startWhileClosing() throws {
+        let run = try Self.recordClosing(frames: 120, segmentSeconds: 60) { recorder, index in
+            switch index {
+            case 0: recorder.startRecording()
+            case 40: recorder.stopRecording()
+            case 41: recorder.startRecording()
+            case 70: recorder.stopRecording()
+            default: break
+            }
+        }
+        #expect(run.events.sorted() == ["sealed 1 72", "start", "stop"], "\(run.events)")
+    }
+
 }
 
 @Suite("Camera loss")
