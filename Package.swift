@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(name: "OfficeTests", dependencies: ["Office", "Uplink", "PKI", "Evidence", "Pipeline", "LibCrypto", "Platform", "Wire", "Settings", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",
-            "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport", "Office", "PKI",
+            "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport", "Office", "PKI", "Export",
         ]),
     ],
     swiftLanguageModes: [.v6],

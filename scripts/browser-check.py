@@ -105,7 +105,7 @@ PAGE_CHECK = """
   const rows = [...document.querySelectorAll("#fleet tbody tr")].map(r => [...r.cells].map(c => c.textContent));
   row.querySelector("button").click();
   const segment = await until(() => document.querySelector("#segments tbody tr a"), 30);
-  let exportStatus = null, exportType = null, exportBytes = 0, exportDuration = null, segmentDuration = null;
+  let exportStatus = null, exportType = null, exportBytes = 0, exportDuration = null, segmentDuration = null, signaturePictures = 0;
   if (segment) {
     const response = await fetch(segment.href);
     exportStatus = response.status; exportType = response.headers.get("content-type");
@@ -119,6 +119,8 @@ PAGE_CHECK = """
       video.src = URL.createObjectURL(body);
       await loaded;
       exportDuration = video.duration;
+      // Pictures of the next segment that sign this one's last GOP (docs/EXPORT.md).
+      signaturePictures = Number(response.headers.get("x-bodycam-signature-pictures") || "0");
       const name = decodeURIComponent(segment.href.split("/").pop()).replace(/\.mp4$/, ".bcseg");
       const listing = await (await fetch(segment.href.replace(/\/export\/[^/]*$/, "/segments"))).json();
       const entry = (listing.segments || []).find(s => s.file === name);
@@ -129,7 +131,7 @@ PAGE_CHECK = """
   document.getElementById("watch").click();
   await until(() => window.bodycam.latencies.length >= %(samples)d, %(seconds)d);
   const video = document.getElementById("video");
-  return { rows, verified, exportStatus, exportType, exportBytes, exportDuration, segmentDuration, latencies: window.bodycam.latencies,
+  return { rows, verified, exportStatus, exportType, exportBytes, exportDuration, segmentDuration, signaturePictures, latencies: window.bodycam.latencies,
            currentTime: video.currentTime, width: video.videoWidth, height: video.videoHeight,
            decoded: video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : null,
            received: window.bodycam.received, appended: window.bodycam.appended, codec: window.bodycam.codec,

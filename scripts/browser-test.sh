@@ -173,8 +173,9 @@ if not any(row and row[0] == device for row in result.get("rows", [])): problems
 if not result.get("verified") or any(v != "yes" for v in result["verified"]): problems.append("segments not shown verified: %s" % result.get("verified"))
 if result.get("exportStatus") != 200 or result.get("exportType") != "video/mp4" or result.get("exportBytes", 0) < 1000:
     problems.append("the export did not download: %s %s %s" % (result.get("exportStatus"), result.get("exportType"), result.get("exportBytes")))
-elif result.get("segmentDuration") is None or abs((result.get("exportDuration") or 0) - result["segmentDuration"]) > 1 / 30 + 0.001:
-    problems.append("the downloaded export plays %s s in a <video> element, the segment is %s s" % (result.get("exportDuration"), result.get("segmentDuration")))
+elif result.get("segmentDuration") is None or abs((result.get("exportDuration") or 0) - result["segmentDuration"] - result.get("signaturePictures", 0) / 30) > 1 / 30 + 0.001:
+    problems.append("the downloaded export plays %s s in a <video> element, the segment is %s s and %s pictures of the next sign its last GOP"
+                    % (result.get("exportDuration"), result.get("segmentDuration"), result.get("signaturePictures")))
 latencies = [l for l in result.get("latencies", []) if l > 0]
 if len(latencies) < 20: problems.append("live view did not play: %d latency samples, error %r" % (len(latencies), result.get("error")))
 if not result.get("width"): problems.append("no picture in the video element")
@@ -185,6 +186,23 @@ print("BENCH browser_glass_to_glass_max_s %.3f s" % max(latencies))
 print("browser-test: evidence officer: fleet, %d segments verified, export %d bytes playing %.3f s (segment %.3f s), live %dx%d, %d pictures decoded"
       % (len(result["verified"]), result["exportBytes"], result["exportDuration"], result["segmentDuration"], result["width"], result["height"],
          result.get("decoded") or 0))
+PY
+
+echo "== the office's download of the first segment: ONVIF Media Signing on every GOP (the next segment's two pictures sign its last)"
+office_get() { curl -sSf --cert "$KEYS/tls/eva.pem" --key "$KEYS/tls/eva.key" --cacert "$KEYS/ca.pem" "$URL/v1/devices/$DEVICE/$1"; }
+FIRST=$(office_get segments | python3 -c 'import json, sys; print(json.load(sys.stdin)["segments"][0]["file"].replace(".bcseg", ".mp4"))') \
+  || fail "the office does not list the device's segments"
+office_get "export/$FIRST" > "$DIR/download.mp4" || fail "the office's download of $FIRST failed"
+"$BIN/bodycamctl" verify-media --json --ca "$KEYS/ca.pem" "$DIR/download.mp4" > "$DIR/download-media.json" \
+  || { cat "$DIR/download-media.json" >&2; fail "the office's download of $FIRST is not authentic"; }
+python3 - "$DIR/download-media.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+inside = [g for g in report["gops"] if g["result"] != "outside"]
+if report["unsigned_trailing_pictures"] != 2 or report["verified_gops"] != len(inside) or not inside:
+    sys.exit("browser-test: the office's download leaves GOPs unsigned: %d verified of %d, %d pictures after the last signature"
+             % (report["verified_gops"], len(inside), report["unsigned_trailing_pictures"]))
+print("browser-test: the office's download: AUTHENTIC, %d GOPs verified, the 2 pictures after the last signature are the next segment's" % len(inside))
 PY
 
 echo "== a technician: the fleet, but no export and no live view"

@@ -204,19 +204,33 @@ public enum MP4Export {
 
     /// One segment as a standard MP4 in memory (index first, then a `free` box, then the
     /// samples): for a download, with nothing written to storage.
+    /// - Parameter tail: the segment after `source`, when it follows on: its first pictures are
+    ///   added when they carry the signature of `source`'s last GOP (as `write` does); one that
+    ///   cannot be read, or is another stream, adds nothing.
     /// - Throws: `ExportError` (no picture), `AVError` (unreadable, or the muxer failed).
-    public static func standardMP4(_ source: ExportSource) throws -> (bytes: [UInt8], file: ExportedFile) {
+    public static func standardMP4(_ source: ExportSource, tail: ExportSource? = nil) throws -> (bytes: [UInt8], file: ExportedFile) {
         let demuxer = try MemoryDemuxer(bytes: try source.plaintext(), what: source.segmentFile)
         let selection = try selectedPackets(demuxer, source: source, window: nil)
         let (packets, origin) = (selection.packets, selection.origin)
         guard !packets.isEmpty else { throw ExportError("\(source.segmentFile) holds no picture that decodes") }
-        let room = MP4FileMuxer.indexBytesBound(samples: packets.count, keyframes: packets.filter(\.isKeyframe).count,
+        var signature: (packets: [CompressedPacket], origin: Int64, source: ExportSource)?
+        if let tail, let next = try? MemoryDemuxer(bytes: try tail.plaintext(), what: tail.segmentFile),
+           next.parameters.describesSameStream(as: demuxer.parameters), next.timeBase == demuxer.timeBase,
+           let following = try? selectedPackets(next, source: tail, window: nil) {
+            let closing = signatureTail(following.packets, closing: packets.last(where: \.isKeyframe))
+            if !closing.isEmpty { signature = (closing, following.origin, tail) }
+        }
+        let samples = packets.count + (signature?.packets.count ?? 0)
+        let room = MP4FileMuxer.indexBytesBound(samples: samples, keyframes: packets.filter(\.isKeyframe).count + 1,
                                                 extradata: demuxer.parameters.extradata.count,
                                                 metadataBytes: demuxer.metadata.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 32 },
                                                 chapters: [])
         let muxer = try MP4FileMuxer(reservingIndexBytes: room, parameters: demuxer.parameters, timeBase: demuxer.timeBase, metadata: demuxer.metadata)
         let joiner = Joiner(muxer: muxer, parameters: demuxer.parameters, timeBase: demuxer.timeBase)
         try joiner.append(packets, from: source, originPTS: origin, timeBase: demuxer.timeBase, readError: demuxer.readError)
+        if let signature {
+            try joiner.append(signature.packets, from: signature.source, originPTS: signature.origin, timeBase: demuxer.timeBase, readError: nil)
+        }
         var file = try joiner.finish(marks: [])
         file.sha256 = Hex.encode(try SHA256.hash(muxer.bytes))
         file.bytes = Int64(muxer.bytes.count)

@@ -266,6 +266,9 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
             handler.busy = false
             handler.release()
             let reply = (try? result.get()) ?? OfficeReply(503, .object(["error": .string("the office is stopping")]))
+            if let device = reply.arrivedManifestOf {
+                handler.pools.verify.submit { state in if state == .active { service.verifyOnArrival(of: device) } }
+            }
             handler.write(reply, version: head.version, keepAlive: keepAlive, context: context)
             handler.limits.endRequest()
         }

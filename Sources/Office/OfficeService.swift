@@ -62,6 +62,9 @@ public struct OfficeReply: Sendable {
     public var contentType = "application/json"
     /// More headers (live view's `x-live-next`, `x-live-captured-utc`).
     public var headers: [(name: String, value: String)] = []
+    /// A device whose copy should be verified now that a manifest (or its journal) arrived
+    /// (`OfficeService.verifyOnArrival`), off the request's thread.
+    public var arrivedManifestOf: String?
     init(_ status: Int, _ json: JSONValue) {
         self.status = status
         body = json.canonical
@@ -284,7 +287,12 @@ public final class OfficeService: Sendable {
             guard !OfficeStore.replaceable.contains(name) else { throw OfficeRefusal(400, "\(name) is sent whole (whole=1)") }
             do {
                 let size = try store.write(device: device, name: name, offset: offset, bytes: request.body)
-                return OfficeReply(200, .object(["name": .string(name), "size": .integer(size)]))
+                var reply = OfficeReply(200, .object(["name": .string(name), "size": .integer(size)]))
+                // The device sends a segment, then its manifest, and the journal last in each
+                // pass: each manifest's arrival is when a new segment can be verified, and the
+                // journal's when the pass's store is whole.
+                if name.hasSuffix(".manifest") || name == "journal.log", noteArrival(of: device) { reply.arrivedManifestOf = device }
+                return reply
             } catch let conflict as UploadConflict {
                 let (size, kind): (Int64, String)
                 switch conflict {
@@ -387,7 +395,8 @@ public final class OfficeService: Sendable {
             guard name.hasSuffix(".mp4"), OfficeStore.isUploadName(String(name.dropLast(4)) + ".bcseg") else { throw OfficeRefusal(404, "no such segment") }
             let segment = String(name.dropLast(4)) + ".bcseg"
             let report = try report(of: device)
-            guard let manifest = try EvidenceVault.readManifests(store.deviceFolder(device)).first(where: { $0.segmentFile == segment }),
+            let manifests = try EvidenceVault.readManifests(store.deviceFolder(device))
+            guard let manifest = manifests.first(where: { $0.segmentFile == segment }),
                   report.verifiedSequences.contains(manifest.sequence) else {
                 throw OfficeRefusal(409, "\(segment) is not a verified segment of \(device): it is not exported")
             }
@@ -396,17 +405,26 @@ public final class OfficeService: Sendable {
             // standard MP4 made in memory (docs/EXPORT.md): players show a fragmented one's first
             // fragment only.
             let folder = store.deviceFolder(device)
-            let source = ExportSource(sequence: manifest.sequence, segmentFile: segment,
-                                      startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC) ?? 0) {
-                try manifest.decryptSegment(in: folder, identity: identity).plaintext
+            func source(_ manifest: Manifest) -> ExportSource {
+                ExportSource(sequence: manifest.sequence, segmentFile: manifest.segmentFile,
+                             startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC) ?? 0) {
+                    try manifest.decryptSegment(in: folder, identity: identity).plaintext
+                }
             }
+            // The next segment, when verified: its first two pictures carry this one's last GOP's
+            // signature (ONVIF Media Signing), added only when they sign it.
+            let next = manifests.first { $0.sequence == manifest.sequence + 1 && report.verifiedSequences.contains($0.sequence) }
             let mp4: [UInt8]
-            do { mp4 = try MP4Export.standardMP4(source).bytes } catch let error as ExportError {
+            let exported: ExportedFile
+            do { (mp4, exported) = try MP4Export.standardMP4(source(manifest), tail: next.map(source)) } catch let error as ExportError {
                 throw OfficeRefusal(422, "\(segment) cannot be exported: \(error)")
             }
             journalFields["exported_sha256"] = .string(Hex.encode(try SHA256.hash(mp4)))
             var reply = OfficeReply(status: 200, bytes: mp4, contentType: "video/mp4")
             reply.headers.append(("content-disposition", "attachment; filename=\"\(device)-\(name)\""))
+            // The pictures of the next segment that carry the last GOP's signature (0 or 2).
+            let tailPictures = exported.pieces.filter { $0.sequence != manifest.sequence }.reduce(0) { $0 + $1.frames }
+            reply.headers.append(("x-bodycam-signature-pictures", String(tailPictures)))
             return reply
         case ("GET", "verification", nil):
             try require(caller, roles: [.technician, .evidence])
@@ -447,6 +465,46 @@ public final class OfficeService: Sendable {
             }
             return .object(entry)
         })])
+    }
+
+    /// Devices with a verification on arrival scheduled and not yet begun.
+    private let arrivals = Mutex<Set<String>>([])
+    /// Per device, what the last verification on arrival journaled: segments verified and
+    /// problems (their codes).
+    private let announced = Mutex<[String: (verified: Int, problems: [String])]>([:])
+
+    /// Notes a manifest of `device` arrived; true when a verification on arrival is to be
+    /// scheduled (none is waiting to begin for it).
+    func noteArrival(of device: String) -> Bool {
+        arrivals.withLock { $0.insert(device).inserted }
+    }
+
+    /// Verifies `device`'s copy because a manifest arrived (docs/OFFICE.md, "Verification on
+    /// arrival"), as `report(of:)` does, and journals a `verification` record when what it
+    /// found changed since the last one: the segments verified, the problems (a tampered or
+    /// missing segment, a broken chain) with the first few named. Blocking: the office runs it
+    /// on its verification thread, one at a time, never on a request's thread.
+    public func verifyOnArrival(of device: String) {
+        _ = arrivals.withLock { $0.remove(device) }
+        do {
+            let report = try report(of: device)
+            let problems = report.problems.map(\.code)
+            let changed = announced.withLock { announced -> Bool in
+                if let last = announced[device], last.verified == report.verifiedSequences.count, last.problems == problems { return false }
+                announced[device] = (report.verifiedSequences.count, problems)
+                return true
+            }
+            guard changed else { return }
+            try journal.append(kind: "verification", fields: [
+                "device_id": .string(device), "verified_segments": .integer(Int64(report.verifiedSequences.count)),
+                "last_verified": report.verifiedSequences.max().map(JSONValue.integer) ?? .null,
+                "problems": .integer(Int64(report.problems.count)),
+                "first_problems": .array(report.problems.prefix(3).map { .string(String("\($0.code): \($0.message)".prefix(300))) }),
+            ])
+            if !report.isClean { Log.warning("\(device): its copy does not verify: \(report.problems.count) problems, first \(report.problems[0].code)") }
+        } catch {
+            Log.error("\(device): verification on arrival: \(error)")
+        }
     }
 
     /// The office's copy of `device`'s store verified as `bodycamctl verify` would

@@ -4,6 +4,7 @@ import PKI
 import ControlProtocol
 import Controls
 import Daemon
+import Export
 import LibAV
 import Platform
 import Policy
@@ -321,6 +322,22 @@ struct CLITests {
         #expect(two.count == 7)
         #expect(try MediaReader(path: directory.path + "/two/" + two[4]).decodeAll() == 30, "no pictures of the next recording")
         #expect(try MediaReader(path: directory.path + "/two/" + two[3]).decodeAll() == 32, "a tail within a recording")
+        // The office's download of one segment (made in memory) takes the same tail from the next segment; the
+        // other recording's first segment gives none.
+        func source(_ manifest: Manifest) -> ExportSource {
+            ExportSource(sequence: manifest.sequence, segmentFile: manifest.segmentFile,
+                         startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC)!) {
+                try manifest.decryptSegment(in: store, identity: keys.office).plaintext
+            }
+        }
+        let recorded = try EvidenceVault.readManifests(store)
+        #expect(recorded.count == 7)
+        let (download, downloaded) = try MP4Export.standardMP4(source(recorded[2]), tail: source(recorded[3]))
+        #expect(downloaded.pieces.map(\.frames) == [30, 2], "\(downloaded.pieces)")
+        try writeFileAtomically(directory.path + "/download.mp4", download)
+        let downloadReport = try #require(try json(try run(verify + ["--json", directory.path + "/download.mp4"]).output) as? [String: Any])
+        #expect(downloadReport["verified_gops"] as? Int == 1 && downloadReport["unsigned_trailing_pictures"] as? Int == 2, "\(downloadReport)")
+        #expect(try MP4Export.standardMP4(source(recorded[4]), tail: source(recorded[5])).file.pieces.count == 1)
 
         // A recording stopped in the middle of a GOP (picture 45 of one-second segments) keeps the keyframe the
         // stop asks for and the picture after it, which carries the signature of the GOP the stop cut: every

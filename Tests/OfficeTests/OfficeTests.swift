@@ -36,6 +36,47 @@ struct OfficeTests {
         #expect(journal.records.contains { $0.kind == "request" && $0.fields["caller"]?.string == "device:BC-EV-1" && $0.fields["method"]?.string == "PUT" })
     }
 
+    @Test("the office verifies a device's copy as each manifest arrives: a verification record with the segments verified, and one naming the problem when a segment does not match its manifest")
+    func verificationOnArrival() throws {
+        let office = try OfficeFixture()
+        let store = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: store) }
+        let plan = try StoreUploader.plan(store: store)
+        let manifests = plan.filter { $0.name.hasSuffix(".manifest") }.map(\.name)
+        #expect(manifests.count >= 2)
+        let key = try KeyFile.readVerifyingKey(office.path + "/office/access.pub")
+        func verifications() throws -> [JournalRecord] {
+            AuditJournal.parse(try readWholeFile(office.path + "/office/access.log"), key: key).records.filter { $0.kind == "verification" }
+        }
+        // No one asks: the uploads alone make the office verify.
+        #expect(try StoreUploader(client: try office.client("BC-EV-1"), store: store, deviceID: "BC-EV-1", pieceBytes: 64 << 10).pass().refused.isEmpty)
+        #expect(eventually {
+            guard let last = try verifications().last else { return false }
+            return last.fields["verified_segments"]?.integer == Int64(manifests.count) && last.fields["problems"]?.integer == 0
+        }, "\(String(describing: try? verifications().map(\.fields)))")
+        #expect(try verifications().last?.fields["device_id"]?.string == "BC-EV-1")
+
+        // At another office, the same store with its second segment not what its manifest says (a byte changed
+        // before upload): the record names the problem.
+        let second = try OfficeFixture()
+        let other = try Pristine.shared.copy()
+        defer { try? FileManager.default.removeItem(atPath: other) }
+        let segment = try #require(plan.filter { $0.name.hasSuffix(".bcseg") }.dropFirst().first).name
+        var bytes = try readWholeFile(other + "/" + segment)
+        bytes[bytes.count / 2] ^= 0x01
+        try writeFileAtomically(other + "/" + segment, bytes)
+        _ = try StoreUploader(client: try second.client("BC-EV-1"), store: other, deviceID: "BC-EV-1", pieceBytes: 64 << 10).pass()
+        let secondKey = try KeyFile.readVerifyingKey(second.path + "/office/access.pub")
+        func secondVerifications() throws -> [JournalRecord] {
+            AuditJournal.parse(try readWholeFile(second.path + "/office/access.log"), key: secondKey).records.filter { $0.kind == "verification" }
+        }
+        #expect(eventually {
+            guard let last = try secondVerifications().last else { return false }
+            return last.fields["verified_segments"]?.integer == Int64(manifests.count - 1) && last.fields["problems"]?.integer == 1
+                && String(decoding: last.fields["first_problems"]?.canonical ?? [], as: UTF8.self).contains("ciphertext_mismatch")
+        }, "\(String(describing: try? secondVerifications().map(\.fields)))")
+    }
+
     @Test("an upload resumes at the office's length; a repeat is harmless; a gap or a changed byte is refused and journaled")
     func resume() throws {
         let office = try OfficeFixture()
