@@ -188,11 +188,24 @@ print("browser-test: evidence officer: fleet, %d segments verified, export %d by
          result.get("decoded") or 0))
 PY
 
-echo "== the office's download of the first segment: ONVIF Media Signing on every GOP (the next segment's two pictures sign its last)"
-office_get() { curl -sSf --cert "$KEYS/tls/eva.pem" --key "$KEYS/tls/eva.key" --cacert "$KEYS/ca.pem" "$URL/v1/devices/$DEVICE/$1"; }
-FIRST=$(office_get segments | python3 -c 'import json, sys; print(json.load(sys.stdin)["segments"][0]["file"].replace(".bcseg", ".mp4"))') \
-  || fail "the office does not list the device's segments"
-office_get "export/$FIRST" > "$DIR/download.mp4" || fail "the office's download of $FIRST failed"
+echo "== the office's download of a segment: ONVIF Media Signing on every GOP (the next segment's two pictures sign its last)"
+# office_get PATH [curl options]: GET the device's PATH as eva.
+office_get() { local path=$1; shift; curl -sSf --cert "$KEYS/tls/eva.pem" --key "$KEYS/tls/eva.key" --cacert "$KEYS/ca.pem" "$@" "$URL/v1/devices/$DEVICE/$path"; }
+# (The listing is newest first: the oldest segment whose next one the office holds verified.)
+FIRST=$(office_get segments | python3 -c '
+import json, sys
+segments = {s["sequence"]: s for s in json.load(sys.stdin)["segments"] if s["verified"]}
+print(segments[min(n for n in segments if n + 1 in segments)]["file"].replace(".bcseg", ".mp4"))') \
+  || fail "the office does not list two verified segments of the device"
+office_get "export/$FIRST" -D "$DIR/download.headers" > "$DIR/download.mp4" || fail "the office's download of $FIRST failed"
+# Its length in a <video> element (checked with the exports below): the segment's, and the pictures added.
+office_get segments | python3 -c '
+import json, re, sys
+name, headers = sys.argv[1], open(sys.argv[2]).read()
+added = int(re.search(r"(?im)^x-bodycam-signature-pictures: *([0-9]+)", headers).group(1))
+segment = next(s for s in json.load(sys.stdin)["segments"] if s["file"] == name.replace(".mp4", ".bcseg"))
+print(json.dumps({"office/" + name: segment["duration_us"] / 1e6 + added / 30}))' "$FIRST" "$DIR/download.headers" > "$DIR/download-expected.json" \
+  || fail "the office's download of $FIRST does not say what it added"
 "$BIN/bodycamctl" verify-media --json --ca "$KEYS/ca.pem" "$DIR/download.mp4" > "$DIR/download-media.json" \
   || { cat "$DIR/download-media.json" >&2; fail "the office's download of $FIRST is not authentic"; }
 python3 - "$DIR/download-media.json" <<'PY'
@@ -253,7 +266,8 @@ PY
 ctl export --json --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --incident "$WINDOW" --out "$EXPORTS/incident" "$DIR/store" \
   || { cat "$EXPORTS/incident/export-report.txt" >&2; fail "the incident does not export"; }
 echo "<!doctype html><title>exports</title>" > "$EXPORTS/index.html"
-NAMES=$(cd "$EXPORTS" && ls segments/*.mp4 incident/*.mp4 | head -3 | paste -sd, -)
+mkdir -p "$EXPORTS/office" && cp "$DIR/download.mp4" "$EXPORTS/office/$FIRST" && cp "$DIR/download-expected.json" "$EXPORTS/office/expected.json"
+NAMES=$(cd "$EXPORTS" && { ls segments/*.mp4 incident/*.mp4 | head -3; echo "office/$FIRST"; } | paste -sd, -)
 for name in ${NAMES//,/ }; do
   "$BIN/bodycamctl" verify-media --ca "$KEYS/ca.pem" "$EXPORTS/$name" || fail "$name is not authentic"
 done
@@ -269,6 +283,8 @@ for entry in json.load(open(os.path.join(folder, "segments", "export-report.json
         expected[os.path.relpath(entry["file"], folder)] = entry["duration_seconds"]
 for file in json.load(open(os.path.join(folder, "incident", "export-report.json")))["incident"]["files"]:
     expected[os.path.relpath(file["file"], folder)] = file["duration_seconds"]
+# The office's download: its segment's length and the two pictures that sign its last GOP.
+expected.update(json.load(open(os.path.join(folder, "office", "expected.json"))))
 results = (answer.get("result") or []) if answer.get("loaded") else []
 problems, lines = [], []
 if not results:
@@ -305,7 +321,7 @@ for result in results:
         landed.append("%d%% %.3f s frame %s" % (round(seek["fraction"] * 100), seek["currentTime"], shown))
     lines.append("browser-test: %s: %.3f s (export %.3f s), %dx%d; seeks: %s" % (name, result["duration"], expected[name], result["width"], result["height"], "; ".join(landed)))
 print("\n".join(lines))
-if len(results) < 3:
+if len(results) < 4:
     problems.append("only %d of the exports were checked" % len(results))
 if problems:
     sys.exit("browser-test: " + "; ".join(problems))
