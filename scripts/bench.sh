@@ -324,6 +324,41 @@ awk -v b="$before" -v a="$after" -v c="$CAMERAS" -v s="$segments" 'BEGIN {
 
 kill -TERM $OFFICE; wait $OFFICE || true
 trap - EXIT
+
+# Upload goodput over a shaped link (docs/OFFICE.md, "Tests over a link"): a second office in a
+# network namespace of its own behind a veth pair whose camera side is shaped to the LTE uplink
+# rate, 2 Mbit/s (tc tbf), and one camera uploading a store of two 2.5 MB segments: what arrives
+# a second against the rate (goal >= 0.9). Delay and loss on top are the rig's link scenario
+# (netem); this needs root and iproute2.
+if [ "$(id -u)" = 0 ] && command -v ip > /dev/null && command -v tc > /dev/null; then
+  NS="bc-bench-$$" OUTSIDE="bcb$$a" INSIDE="bcb$$b"
+  link_down() { kill $LINK_OFFICE 2>/dev/null || true; ip link del "$OUTSIDE" 2>/dev/null || true; ip netns del "$NS" 2>/dev/null || true; }
+  trap link_down EXIT
+  ip netns add "$NS"
+  ip link add "$OUTSIDE" type veth peer name "$INSIDE"
+  ip link set "$INSIDE" netns "$NS"
+  ip addr add 10.78.0.1/30 dev "$OUTSIDE" && ip link set "$OUTSIDE" up
+  ip -n "$NS" addr add 10.78.0.2/30 dev "$INSIDE" && ip -n "$NS" link set "$INSIDE" up && ip -n "$NS" link set lo up
+  tc qdisc add dev "$OUTSIDE" root tbf rate 2mbit burst 32kbit latency 400ms
+  [ -f "$KEYS/tls/10.78.0.2.pem" ] || "$BIN/bodycamctl" authority issue office 10.78.0.2 --dir "$KEYS" --out "$KEYS/tls" > /dev/null
+  rm -rf "$BENCH_DIR/link-office" "$BENCH_DIR/link-store"
+  sed -e 's|^listen_host = .*|listen_host = "10.78.0.2"|' -e 's|^listen_port = .*|listen_port = 8443|' \
+      -e "s|^store = .*|store = \"$BENCH_DIR/link-office\"|" -e "s|127.0.0.1\.|10.78.0.2.|g" "$BENCH_DIR/office.toml" > "$BENCH_DIR/link-office.toml"
+  ip netns exec "$NS" "$BIN/bodycam-office" --config "$BENCH_DIR/link-office.toml" 2> "$BENCH_DIR/link-office.log" &
+  LINK_OFFICE=$!
+  for _ in $(seq 100); do grep -q "listening on 10.78.0.2:8443" "$BENCH_DIR/link-office.log" && break; sleep 0.1; done
+  grep -q "listening on 10.78.0.2:8443" "$BENCH_DIR/link-office.log" || { cat "$BENCH_DIR/link-office.log" >&2; echo "bench: the link's office did not start" >&2; exit 1; }
+  "$BIN/bodycam-bench" ingest "https://10.78.0.2:8443" "$KEYS/tls" "$KEYS/ca.pem" "$BENCH_DIR/link-store" 1 2 > "$BENCH_DIR/link.txt"
+  for segment in "$BENCH_DIR/link-store"/*.bcseg; do
+    cmp -s "$segment" "$BENCH_DIR/link-office/devices/BC-INGEST-1/$(basename "$segment")" \
+      || { echo "bench: the link office's copy of $(basename "$segment") is not the store's" >&2; exit 1; }
+  done
+  awk '$2 == "office_ingest_mb_per_s" { printf "BENCH uplink_goodput_mbit_s %.3f Mbit/s\nBENCH uplink_goodput_vs_link %.3f ratio (2 Mbit/s tbf; goal >= 0.9)\n", $3 * 8, $3 * 8 / 2 }' "$BENCH_DIR/link.txt"
+  link_down
+  trap - EXIT
+else
+  echo "bench: upload goodput over a shaped link skipped (needs root, ip and tc)"
+fi
 on_cpu=$(col "$BENCH_DIR/uplink-on.txt" 2); on_rss=$(col "$BENCH_DIR/uplink-on.txt" 3)
 off_cpu=$(col "$BENCH_DIR/uplink-off.txt" 2); off_rss=$(col "$BENCH_DIR/uplink-off.txt" 3)
 awk -v oc="$on_cpu" -v orss="$on_rss" -v fc="$off_cpu" -v frss="$off_rss" 'BEGIN {

@@ -5,16 +5,16 @@ import Platform
 import Synchronization
 import Uplink
 
-/// `bodycam-bench ingest URL CERTS CA STORE CAMERAS`: CAMERAS cameras (`BC-INGEST-1` …, each
-/// with its certificate CERTS/BC-INGEST-N.pem and key) upload the same store to the office at
-/// once over loopback, each on a thread of its own as a camera's uplink would: the office's
-/// ingest in segments and megabytes a second. (The office's CPU is read from outside.) STORE is
-/// made first when it is not there: ten 5 s segments at 4 Mb/s (2.5 MB each, ten fragments of
-/// random bytes: sealed video does not compress either).
-func ingest(url: String, certificates: String, ca: String, store: String, cameras: Int) throws {
+/// `bodycam-bench ingest URL CERTS CA STORE CAMERAS [SEGMENTS]`: CAMERAS cameras
+/// (`BC-INGEST-1` …, each with its certificate CERTS/BC-INGEST-N.pem and key) upload the same
+/// store to the office at once, each on a thread of its own as a camera's uplink would: the
+/// office's ingest in segments and megabytes a second. (The office's CPU is read from outside.)
+/// STORE is made first when it is not there: SEGMENTS (10) 5 s segments at 4 Mb/s (2.5 MB each,
+/// ten fragments of random bytes: sealed video does not compress either).
+func ingest(url: String, certificates: String, ca: String, store: String, cameras: Int, segmentCount: Int = 10) throws {
     if access(store, F_OK) != 0 {
         let sealer = try vault(store, office: try X25519PrivateKey())
-        for sequence in 1...UInt64(10) {
+        for sequence in 1...UInt64(segmentCount) {
             let sink = try sealer.makeSink(for: descriptor(sequence))
             for _ in 0..<10 {
                 let fragment = try randomBytes(250_000)

@@ -88,9 +88,11 @@ func latency(presses: Int) throws {
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch (arguments.first, arguments.count) {
-    case ("ingest", 6):
+    case ("ingest", 6), ("ingest", 7):
         guard let cameras = Int(arguments[5]), cameras > 0 else { throw SystemError.file(path: arguments[5], call: "a number of cameras", errno: EINVAL) }
-        try ingest(url: arguments[1], certificates: arguments[2], ca: arguments[3], store: arguments[4], cameras: cameras)
+        let segments = arguments.count == 7 ? Int(arguments[6]) ?? 0 : 10
+        guard segments > 0 else { throw SystemError.file(path: arguments[6], call: "a number of segments", errno: EINVAL) }
+        try ingest(url: arguments[1], certificates: arguments[2], ca: arguments[3], store: arguments[4], cameras: cameras, segmentCount: segments)
     case ("seal", 2):
         let mebibytes = Int(arguments[1]) ?? 256
         var block = try randomBytes(16 << 10)
@@ -154,7 +156,7 @@ do {
     case ("label", 2):
         try printPictureLabel(path: arguments[1])
     default:
-        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES | stall SECONDS MS FOLDER | ingest URL CERTS CA STORE CAMERAS | signing SECONDS | frames FILE | label FILE.pgm")
+        writeStandardError("usage: bodycam-bench seal MIB | verify COUNT FOLDER | decrypt MIB FOLDER | latency PRESSES | stall SECONDS MS FOLDER | ingest URL CERTS CA STORE CAMERAS [SEGMENTS] | signing SECONDS | frames FILE | label FILE.pgm")
         exit(64)
     }
 } catch {
