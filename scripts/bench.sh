@@ -325,21 +325,34 @@ awk -v b="$before" -v a="$after" -v c="$CAMERAS" -v s="$segments" 'BEGIN {
 kill -TERM $OFFICE; wait $OFFICE || true
 trap - EXIT
 
+on_cpu=$(col "$BENCH_DIR/uplink-on.txt" 2); on_rss=$(col "$BENCH_DIR/uplink-on.txt" 3)
+off_cpu=$(col "$BENCH_DIR/uplink-off.txt" 2); off_rss=$(col "$BENCH_DIR/uplink-off.txt" 3)
+awk -v oc="$on_cpu" -v orss="$on_rss" -v fc="$off_cpu" -v frss="$off_rss" 'BEGIN {
+  printf "BENCH daemon_rss_uplink_on_mib %.1f MiB\n", orss / 1024
+  printf "BENCH daemon_rss_uplink_off_mib %.1f MiB\n", frss / 1024
+  printf "BENCH daemon_rss_uplink_on_vs_off %.3f ratio\n", orss / frss
+  printf "BENCH daemon_cpu_uplink_on_vs_off %.3f ratio\n", oc / fc
+}'
+
 # Upload goodput over a shaped link (docs/OFFICE.md, "Tests over a link"): a second office in a
 # network namespace of its own behind a veth pair whose camera side is shaped to the LTE uplink
 # rate, 2 Mbit/s (tc tbf), and one camera uploading a store of two 2.5 MB segments: what arrives
 # a second against the rate (goal >= 0.9). Delay and loss on top are the rig's link scenario
 # (netem); this needs root and iproute2.
-if [ "$(id -u)" = 0 ] && command -v ip > /dev/null && command -v tc > /dev/null; then
-  NS="bc-bench-$$" OUTSIDE="bcb$$a" INSIDE="bcb$$b"
-  link_down() { kill $LINK_OFFICE 2>/dev/null || true; ip link del "$OUTSIDE" 2>/dev/null || true; ip netns del "$NS" 2>/dev/null || true; }
+NS="bc-bench-$$" OUTSIDE="bcb$$a" INSIDE="bcb$$b" LINK_OFFICE=""
+link_down() {
+  [ -z "$LINK_OFFICE" ] || kill "$LINK_OFFICE" 2>/dev/null || true
+  ip link del "$OUTSIDE" 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+}
+link_up() {
+  ip netns add "$NS" && ip link add "$OUTSIDE" type veth peer name "$INSIDE" && ip link set "$INSIDE" netns "$NS" \
+    && ip addr add 10.78.0.1/30 dev "$OUTSIDE" && ip link set "$OUTSIDE" up \
+    && ip -n "$NS" addr add 10.78.0.2/30 dev "$INSIDE" && ip -n "$NS" link set "$INSIDE" up && ip -n "$NS" link set lo up \
+    && tc qdisc add dev "$OUTSIDE" root tbf rate 2mbit burst 32kbit latency 400ms
+}
+if [ "$(id -u)" = 0 ] && command -v ip > /dev/null && command -v tc > /dev/null && link_up 2> "$BENCH_DIR/link-setup.log"; then
   trap link_down EXIT
-  ip netns add "$NS"
-  ip link add "$OUTSIDE" type veth peer name "$INSIDE"
-  ip link set "$INSIDE" netns "$NS"
-  ip addr add 10.78.0.1/30 dev "$OUTSIDE" && ip link set "$OUTSIDE" up
-  ip -n "$NS" addr add 10.78.0.2/30 dev "$INSIDE" && ip -n "$NS" link set "$INSIDE" up && ip -n "$NS" link set lo up
-  tc qdisc add dev "$OUTSIDE" root tbf rate 2mbit burst 32kbit latency 400ms
   [ -f "$KEYS/tls/10.78.0.2.pem" ] || "$BIN/bodycamctl" authority issue office 10.78.0.2 --dir "$KEYS" --out "$KEYS/tls" > /dev/null
   rm -rf "$BENCH_DIR/link-office" "$BENCH_DIR/link-store"
   sed -e 's|^listen_host = .*|listen_host = "10.78.0.2"|' -e 's|^listen_port = .*|listen_port = 8443|' \
@@ -357,13 +370,6 @@ if [ "$(id -u)" = 0 ] && command -v ip > /dev/null && command -v tc > /dev/null;
   link_down
   trap - EXIT
 else
-  echo "bench: upload goodput over a shaped link skipped (needs root, ip and tc)"
+  link_down
+  echo "bench: upload goodput over a shaped link skipped (needs root, ip and tc, network namespaces, veth and tbf): $(cat "$BENCH_DIR/link-setup.log" 2>/dev/null)"
 fi
-on_cpu=$(col "$BENCH_DIR/uplink-on.txt" 2); on_rss=$(col "$BENCH_DIR/uplink-on.txt" 3)
-off_cpu=$(col "$BENCH_DIR/uplink-off.txt" 2); off_rss=$(col "$BENCH_DIR/uplink-off.txt" 3)
-awk -v oc="$on_cpu" -v orss="$on_rss" -v fc="$off_cpu" -v frss="$off_rss" 'BEGIN {
-  printf "BENCH daemon_rss_uplink_on_mib %.1f MiB\n", orss / 1024
-  printf "BENCH daemon_rss_uplink_off_mib %.1f MiB\n", frss / 1024
-  printf "BENCH daemon_rss_uplink_on_vs_off %.3f ratio\n", orss / frss
-  printf "BENCH daemon_cpu_uplink_on_vs_off %.3f ratio\n", oc / fc
-}'

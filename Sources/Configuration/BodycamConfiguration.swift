@@ -107,6 +107,9 @@ public struct BodycamConfiguration: Equatable, Sendable {
         public var ca = "/etc/bodycam/ca.pem"
         /// A status heartbeat every this many seconds.
         public var heartbeatSeconds = 30
+        /// While recording, a heartbeat at least this often: the office's answer says whether
+        /// an officer watches, so live view starts within it.
+        public var liveCheckSeconds = 5
         /// Upload cap in kilobits per second (0: none).
         public var bandwidthKbps = 0
         /// Each upload request carries at most this many KiB of a file.
@@ -272,6 +275,7 @@ public struct BodycamConfiguration: Equatable, Sendable {
             uplink[keyPath: path] = try reader.string(key, default: uplink[keyPath: path], where: { $0.hasPrefix("/") }, "an absolute path")
         }
         uplink.heartbeatSeconds = try reader.integer("uplink.heartbeat_seconds", default: uplink.heartbeatSeconds, in: 5...3600)
+        uplink.liveCheckSeconds = try reader.integer("uplink.live_check_seconds", default: uplink.liveCheckSeconds, in: 1...3600)
         uplink.bandwidthKbps = try reader.integer("uplink.bandwidth_kbps", default: uplink.bandwidthKbps, in: 0...10_000_000)
         uplink.pieceKiB = try reader.integer("uplink.piece_kib", default: uplink.pieceKiB, in: 16...4096)
         uplink.revocations = try reader.string("uplink.revocations", default: uplink.revocations, where: { $0.isEmpty || $0.hasPrefix("/") },

@@ -357,6 +357,8 @@ public final class Daemon: Sendable {
         case .recordingStarted(let packets, let seconds):
             Log.notice("recording started with \(packets) pre-event frames (\(formatDecimal(seconds, places: 1)) s)")
             notifier.status("recording, officer \(engine.officerID.isEmpty ? "-" : engine.officerID)")
+            // Heartbeats come every `live_check_seconds` now (live view starts within it).
+            uplink?.wake.signal()
         case .recordingStopped:
             Log.notice("recording stopped")
             notifier.status(engine.state.rawValue)

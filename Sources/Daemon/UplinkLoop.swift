@@ -10,7 +10,8 @@ import Wire
 
 /// The camera's uplink thread (docs/OFFICE.md, "The camera's uplink"): at a lower CPU and the
 /// idle I/O priority, it sends the store to the office (`StoreUploader`) after every seal and at
-/// each heartbeat, and a status heartbeat every `heartbeat_seconds`. A failed exchange is
+/// each heartbeat, and a status heartbeat every `heartbeat_seconds` (while recording, every
+/// `live_check_seconds`: its answer says whether an officer watches). A failed exchange is
 /// retried with exponential backoff (1 s doubling to 5 min, each wait drawn between half and all
 /// of it, so a fleet that lost the office together does not return together). Only changes of
 /// the link are journaled (`uplink_connected`, `uplink_lost`) and each file the office refuses
@@ -118,7 +119,6 @@ extension Daemon {
         if lowered != 0 { Log.warning("uplink: cannot lower its priority: \(String(cString: strerror(lowered)))") }
         var uploader: StoreUploader? = nil
         var failures = 0
-        var nextHeartbeat = Clock.monotonicNanoseconds()
         var journaledState: Bool? = nil
         var refusedFiles: Set<String> = []
         var refusedAcknowledgements: Set<String> = []
@@ -133,7 +133,14 @@ extension Daemon {
             Log.error("uplink: cannot read the authority's key or revocations (\(problem.reason)): no offload acknowledgement is asked for; every segment stays")
             audit("uplink_trust_unreadable", ["reason": .string(bounded(problem.reason, limit: 300))])
         }
-        let interval = Double(uplink.settings.heartbeatSeconds)
+        // While recording, the heartbeat (whose answer says whether an officer watches) comes
+        // at least every `live_check_seconds`, so live view starts within it.
+        func interval() -> Double {
+            let settings = uplink.settings
+            return Double(engine.state == .recording ? min(settings.heartbeatSeconds, settings.liveCheckSeconds) : settings.heartbeatSeconds)
+        }
+        var lastHeartbeat: Int64? = nil
+        func nextHeartbeat() -> Int64 { lastHeartbeat.map { $0 + Int64(interval() * 1e9) } ?? 0 }
         while true {
             let stopping = uplink.isStopping
             // At stop, one last pass (the segment sealed at stop) if the link is up, bounded in
@@ -163,11 +170,11 @@ extension Daemon {
                         uplink.state.withLock { $0.live = false }
                     }
                 }
-                guard passDue || stopping || Clock.monotonicNanoseconds() >= nextHeartbeat else {
+                guard passDue || stopping || Clock.monotonicNanoseconds() >= nextHeartbeat() else {
                     // Between passes: live view's next look, or (live view over) the heartbeat.
                     let live = Clock.monotonicNanoseconds() < liveUntil
                     if !live { uplink.state.withLock { $0.live = false } }
-                    let wait = live ? UplinkLoop.livePollSeconds : Double(max(0, nextHeartbeat - Clock.monotonicNanoseconds())) / 1e9
+                    let wait = live ? UplinkLoop.livePollSeconds : Double(max(0, nextHeartbeat() - Clock.monotonicNanoseconds())) / 1e9
                     if uplink.wait(seconds: wait) { passDue = true }
                     continue
                 }
@@ -184,10 +191,10 @@ extension Daemon {
                     Log.error("uplink: the office refused \(name): \(reason)")
                     audit("uplink_refused", ["file": .string(name), "reason": .string(bounded(reason, limit: 300))])
                 }
-                if stopping || Clock.monotonicNanoseconds() >= nextHeartbeat {
+                if stopping || Clock.monotonicNanoseconds() >= nextHeartbeat() {
                     let body = try JSONCoding.encode(status()).canonical
                     let reply = try client.exchange("POST", "/v1/devices/\(configuration.deviceID)/heartbeat", body: body, contentType: "application/json")
-                    nextHeartbeat = Clock.monotonicNanoseconds() + Int64(interval * 1e9)
+                    lastHeartbeat = Clock.monotonicNanoseconds()
                     if reply.json?["live"]?.boolean == true && Clock.monotonicNanoseconds() >= liveUntil
                         && Clock.monotonicNanoseconds() >= liveRefusedUntil {
                         Log.notice("uplink: an officer watches: the recording goes live to the office")
@@ -252,7 +259,7 @@ extension Daemon {
             } else if Clock.monotonicNanoseconds() < liveUntil {
                 if uplink.wait(seconds: UplinkLoop.livePollSeconds) { passDue = true }
             } else {
-                if uplink.wait(seconds: Double(max(0, nextHeartbeat - Clock.monotonicNanoseconds())) / 1e9) { passDue = true }
+                if uplink.wait(seconds: Double(max(0, nextHeartbeat() - Clock.monotonicNanoseconds())) / 1e9) { passDue = true }
             }
         }
     }

@@ -156,7 +156,7 @@ public enum MP4Export {
             if selection.packets.isEmpty || isTail {
                 // Past the window: only the signature of the last GOP written, if it is here.
                 if tailDue, let joiner = current {
-                    let tail = signatureTail(selection.packets.isEmpty ? selection.after : selection.packets, closing: joiner.lastKeyframe)
+                    let tail = signatureTail(selection.packets.isEmpty ? selection.after : selection.packets, closingGOP: joiner.lastGOP)
                     if !tail.isEmpty {
                         try joiner.append(tail, from: source, originPTS: selection.origin, timeBase: demuxer.timeBase, readError: nil)
                     }
@@ -176,7 +176,7 @@ public enum MP4Export {
             if selection.after.isEmpty {
                 tailDue = true
             } else {
-                let tail = signatureTail(selection.after, closing: current!.lastKeyframe)
+                let tail = signatureTail(selection.after, closingGOP: current!.lastGOP)
                 if !tail.isEmpty { try current!.append(tail, from: source, originPTS: selection.origin, timeBase: demuxer.timeBase, readError: nil) }
                 tailDue = false
                 break
@@ -217,7 +217,8 @@ public enum MP4Export {
         if let tail, let next = try? MemoryDemuxer(bytes: try tail.plaintext(), what: tail.segmentFile),
            next.parameters.describesSameStream(as: demuxer.parameters), next.timeBase == demuxer.timeBase,
            let following = try? selectedPackets(next, source: tail, window: nil) {
-            let closing = signatureTail(following.packets, closing: packets.last(where: \.isKeyframe))
+            let lastGOP = packets.lastIndex(where: \.isKeyframe).map { Array(packets[$0...]) } ?? []
+            let closing = signatureTail(following.packets, closingGOP: lastGOP)
             if !closing.isEmpty { signature = (closing, following.origin, tail) }
         }
         let samples = packets.count + (signature?.packets.count ?? 0)
@@ -292,14 +293,16 @@ public enum MP4Export {
 
     /// The pictures at the start of `packets` (a GOP) up to the one that carries the ONVIF Media
     /// Signing SEI of the GOP before (the IDR, then the picture after it), at most three, when
-    /// that SEI signs the GOP that begins with `closing` (its hash list's first hash is that
-    /// IDR's): none when the stream is not signed, or when what follows is another recording.
-    static func signatureTail(_ packets: [CompressedPacket], closing: CompressedPacket?) -> [CompressedPacket] {
-        guard let closing, let idr = H264Units.sample(closing.data).first(where: H264Units.isIDRStart),
-              let anchor = try? SHA256.hash(Array(idr)) else { return [] }
+    /// that SEI signs exactly `closingGOP`, the last GOP written (its GOP hash is the one of
+    /// those pictures): none when the stream is not signed, when what follows is another
+    /// recording, or when the GOP signed ran on past what was written (a recording stopped in
+    /// it, its pictures after the stop kept only in the pre-event buffer).
+    static func signatureTail(_ packets: [CompressedPacket], closingGOP: [CompressedPacket]) -> [CompressedPacket] {
+        guard closingGOP.first?.isKeyframe == true,
+              let written = try? MediaSigner.gopHash(of: closingGOP.map { H264Units.sample($0.data) }) else { return [] }
         for (index, packet) in packets.prefix(3).enumerated() {
             for unit in H264Units.sample(packet.data) where SigningSEI.isSigningSEI(unit) {
-                guard let sei = try? SigningSEI.parse(unit), sei.hashList?.first == anchor else { return [] }
+                guard let sei = try? SigningSEI.parse(unit), sei.general?.gopHash == written else { return [] }
                 return Array(packets[...index])
             }
         }
@@ -377,7 +380,8 @@ private final class Joiner {
             if packet.dts <= lastWrittenDTS { packet.dts = lastWrittenDTS + 1 }
             if packet.pts < packet.dts { packet.pts = packet.dts }
             try muxer.write(packet)
-            if packet.isKeyframe { lastKeyframe = packet }
+            if packet.isKeyframe { lastGOP = [] }
+            lastGOP.append(packet)
             lastWrittenDTS = packet.dts
             frames += 1
             if packet.isKeyframe { keyframes += 1 }
@@ -406,8 +410,8 @@ private final class Joiner {
         if let readError { readErrors[source.segmentFile] = readError.description }
     }
 
-    /// The last keyframe written (its GOP is the one a signature tail would sign).
-    private(set) var lastKeyframe: CompressedPacket?
+    /// The last GOP written, from its keyframe (the one a signature tail would sign).
+    private(set) var lastGOP: [CompressedPacket] = []
     /// The last picture's duration, ns; where the last piece starts (the file's time base).
     private var lastFrameNanoseconds: Int64 = 0
     private var lastPieceStartPTS: Int64 = 0

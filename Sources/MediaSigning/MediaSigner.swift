@@ -82,14 +82,32 @@ public final class MediaSigner {
     }
 
     private func hash(_ unit: ArraySlice<UInt8>) throws {
+        if let hash = try MediaSigner.hash(unit, anchor: &anchor) { hashes.append(hash) }
+    }
+
+    /// One slice's hash in its GOP ("Linked hashes"): the first slice of an IDR is the anchor,
+    /// `a = SHA-256(slice)` (and `anchor` becomes it); every other slice `SHA-256(a ||
+    /// SHA-256(slice))`; nil for a slice before any IDR, which belongs to no GOP.
+    static func hash(_ unit: ArraySlice<UInt8>, anchor: inout [UInt8]?) throws -> [UInt8]? {
         if H264Units.isIDRStart(unit) {
             let hash = try SHA256.hash(Array(unit))
             anchor = hash
-            hashes.append(hash)
-        } else if let anchor {
-            hashes.append(try SHA256.hash(anchor + (try SHA256.hash(Array(unit)))))
+            return hash
         }
-        // A slice before the first IDR belongs to no GOP this signs.
+        guard let anchor else { return nil }
+        return try SHA256.hash(anchor + (try SHA256.hash(Array(unit))))
+    }
+
+    /// The GOP hash a signer signs for these access units (a GOP: from an IDR to the picture
+    /// before the next), each given as its NAL units: SHA-256 over its slices' hashes in order.
+    /// - Throws: `CryptoError` when OpenSSL fails.
+    public static func gopHash(of accessUnits: [[ArraySlice<UInt8>]]) throws -> [UInt8] {
+        var anchor: [UInt8]? = nil
+        var hashes: [[UInt8]] = []
+        for unit in accessUnits.joined() where H264Units.isSlice(unit) {
+            if let hash = try hash(unit, anchor: &anchor) { hashes.append(hash) }
+        }
+        return try SHA256.hash(hashes.flatMap { $0 })
     }
 
     /// The SEI of the GOP just closed. The state moves on only once it is made: a signing that

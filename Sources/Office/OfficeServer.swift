@@ -266,7 +266,7 @@ final class OfficeHTTPHandler: ChannelInboundHandler {
             handler.busy = false
             handler.release()
             let reply = (try? result.get()) ?? OfficeReply(503, .object(["error": .string("the office is stopping")]))
-            if let device = reply.arrivedManifestOf {
+            if let device = reply.verifyDevice {
                 handler.pools.verify.submit { state in if state == .active { service.verifyOnArrival(of: device) } }
             }
             handler.write(reply, version: head.version, keepAlive: keepAlive, context: context)

@@ -62,9 +62,9 @@ public struct OfficeReply: Sendable {
     public var contentType = "application/json"
     /// More headers (live view's `x-live-next`, `x-live-captured-utc`).
     public var headers: [(name: String, value: String)] = []
-    /// A device whose copy should be verified now that a manifest (or its journal) arrived
-    /// (`OfficeService.verifyOnArrival`), off the request's thread.
-    public var arrivedManifestOf: String?
+    /// A device whose copy should be verified now that an upload pass of it is whole (its
+    /// journal's last piece arrived: `OfficeService.verifyOnArrival`), off the request's thread.
+    public var verifyDevice: String?
     init(_ status: Int, _ json: JSONValue) {
         self.status = status
         body = json.canonical
@@ -288,10 +288,12 @@ public final class OfficeService: Sendable {
             do {
                 let size = try store.write(device: device, name: name, offset: offset, bytes: request.body)
                 var reply = OfficeReply(200, .object(["name": .string(name), "size": .integer(size)]))
-                // The device sends a segment, then its manifest, and the journal last in each
-                // pass: each manifest's arrival is when a new segment can be verified, and the
-                // journal's when the pass's store is whole.
-                if name.hasSuffix(".manifest") || name == "journal.log", noteArrival(of: device) { reply.arrivedManifestOf = device }
+                // The device sends its segments and manifests, then the journal, whose last piece
+                // of the pass says `end=1`: the copy is then whole up to this pass, and verifying
+                // it names no finding of an upload half done (a journal behind its manifests).
+                if name == "journal.log", query["end"] == "1", size == offset + Int64(request.body.count), noteArrival(of: device) {
+                    reply.verifyDevice = device
+                }
                 return reply
             } catch let conflict as UploadConflict {
                 let (size, kind): (Int64, String)
@@ -425,6 +427,7 @@ public final class OfficeService: Sendable {
             // The pictures of the next segment that carry the last GOP's signature (0 or 2).
             let tailPictures = exported.pieces.filter { $0.sequence != manifest.sequence }.reduce(0) { $0 + $1.frames }
             reply.headers.append(("x-bodycam-signature-pictures", String(tailPictures)))
+            if tailPictures > 0, let next { journalFields["signature_pictures_from"] = .integer(next.sequence) }
             return reply
         case ("GET", "verification", nil):
             try require(caller, roles: [.technician, .evidence])
@@ -473,14 +476,14 @@ public final class OfficeService: Sendable {
     /// problems (their codes).
     private let announced = Mutex<[String: (verified: Int, problems: [String])]>([:])
 
-    /// Notes a manifest of `device` arrived; true when a verification on arrival is to be
+    /// Notes an upload pass of `device` is whole; true when a verification on arrival is to be
     /// scheduled (none is waiting to begin for it).
     func noteArrival(of device: String) -> Bool {
         arrivals.withLock { $0.insert(device).inserted }
     }
 
-    /// Verifies `device`'s copy because a manifest arrived (docs/OFFICE.md, "Verification on
-    /// arrival"), as `report(of:)` does, and journals a `verification` record when what it
+    /// Verifies `device`'s copy because an upload pass of it is whole (docs/OFFICE.md,
+    /// "Verification on arrival"), as `report(of:)` does, and journals a `verification` record when what it
     /// found changed since the last one: the segments verified, the problems (a tampered or
     /// missing segment, a broken chain) with the first few named. Blocking: the office runs it
     /// on its verification thread, one at a time, never on a request's thread.

@@ -427,9 +427,9 @@ public final class Recorder: @unchecked Sendable {
         case .stopRecording where recording && closing == nil:
             if let packetStage, packetStage.closingPackets > 0, !packetStageFailing {
                 // Recording goes on until the stage's closing packets are in (about two
-                // pictures); a keyframe that never comes ends it after two seconds of packets.
+                // pictures); a keyframe that never comes ends it two seconds after the stop.
                 closing = Closing(keyframeSeen: false, packetsLeft: packetStage.closingPackets,
-                                  budget: 2 * max(1, source.format.framesPerSecond) + packetStage.closingPackets)
+                                  deadline: Clock.monotonicNanoseconds() + Recorder.closingNanoseconds)
                 encoder.requestKeyframe()
             } else {
                 finishRecording()
@@ -458,20 +458,24 @@ public final class Recorder: @unchecked Sendable {
     private struct Closing {
         var keyframeSeen: Bool
         var packetsLeft: Int
-        /// Packets it may still take before the recording stops without them.
-        var budget: Int
+        /// CLOCK_MONOTONIC ns after which the recording stops without them.
+        var deadline: Int64
     }
     private var closing: Closing?
+    /// How long a stop waits at most for its closing packets: two seconds.
+    static let closingNanoseconds: Int64 = 2_000_000_000
 
-    /// Counts a packet of a stopping recording; the recording stops once the closing packets
-    /// are in, or the budget is spent.
-    private func advanceClosing(_ packet: EncodedPacket) {
+    /// Counts a packet of a stopping recording (`written`: it went to the writer, not let go
+    /// for a full write queue); the recording stops once the closing packets are written, or
+    /// at the deadline.
+    private func advanceClosing(_ packet: EncodedPacket, written: Bool) {
         guard var state = closing else { return }
-        if packet.isKeyframe { state.keyframeSeen = true }
-        if state.keyframeSeen { state.packetsLeft -= 1 }
-        state.budget -= 1
+        if written {
+            if packet.isKeyframe { state.keyframeSeen = true }
+            if state.keyframeSeen { state.packetsLeft -= 1 }
+        }
         closing = state
-        if state.packetsLeft <= 0 || state.budget <= 0 { finishRecording() }
+        if state.packetsLeft <= 0 || Clock.monotonicNanoseconds() >= state.deadline { finishRecording() }
     }
 
     private func route(_ packet: EncodedPacket) throws {
@@ -491,9 +495,12 @@ public final class Recorder: @unchecked Sendable {
         packet.droppedBefore = drops?.count ?? 0
         packet.dropsEstimated = drops?.estimated ?? false
         if recording {
-            packet.closesRecording = closing != nil
-            if admit(&packet) { writer.submit(.packet(packet, live: true)) }
-            if closing != nil { advanceClosing(packet) }
+            // Only the keyframe a stop asked for is kept in the stopping segment (a clock step
+            // still cuts at it).
+            packet.closesRecording = packet.isKeyframe && closing?.keyframeSeen == false
+            let written = admit(&packet)
+            if written { writer.submit(.packet(packet, live: true)) }
+            if closing != nil { advanceClosing(packet, written: written) }
         } else if buffering {
             preEvent.append(packet)
         }

@@ -164,8 +164,8 @@ public final class SegmentMuxer {
                 // otherwise make a segment of N seconds miss its cut by a few milliseconds and run
                 // to N + 1.
                 // A keyframe that only closes a stopping recording stays in its segment (two
-                // pictures, not a segment of their own).
-                if !packet.closesRecording && (cutPending || packet.pts - segment.firstPts >= segmentTicks - max(0, packet.duration)) {
+                // pictures, not a segment of their own), unless the clock stepped.
+                if cutPending || (!packet.closesRecording && packet.pts - segment.firstPts >= segmentTicks - max(0, packet.duration)) {
                     if cutPending { update { $0.clock.cutByStep = true } }
                     try finish()
                     state = .open(try open(startingWith: packet))

@@ -135,7 +135,10 @@ public final class StoreUploader {
                 try check()
                 let count = Int(min(Int64(piece), length - offset))
                 let bytes = try readBytes(fd, count: count, at: offset, path: store + "/" + name, exact: true)
-                let response = try client.send("PUT", "/v1/devices/\(deviceID)/files/\(name)?offset=\(offset)", body: bytes)
+                // The journal's last piece of a pass says so (`end=1`): the office's copy is then
+                // whole up to this pass, and the office verifies it (docs/OFFICE.md).
+                let end = name == "journal.log" && offset + Int64(count) == length ? "&end=1" : ""
+                let response = try client.send("PUT", "/v1/devices/\(deviceID)/files/\(name)?offset=\(offset)\(end)", body: bytes)
                 switch response.status {
                 case 200..<300:
                     guard let size = response.json?["size"]?.integer, size > offset else {

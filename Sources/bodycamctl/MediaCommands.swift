@@ -27,6 +27,12 @@ struct VerifyMedia: ParsableCommand {
     @Option(help: "The authority's public key file, which signs the revocation list.") var authority: String?
     @Argument(help: "The MP4 file.") var file: String
 
+    func validate() throws {
+        if (revocations == nil) != (authority == nil) {
+            throw ValidationError("--revocations and --authority go together: the list, and the key that signs it")
+        }
+    }
+
     func run() throws {
         LibAVLogging.setQuiet(true)
         let report = try orExit2 { () throws -> MediaValidationReport in
@@ -40,8 +46,7 @@ struct VerifyMedia: ParsableCommand {
             // One video stream: a second one, which a player might show, would go unchecked.
             guard reader.videoStreams == 1 else { throw BodycamCtl.failure("\(file) holds \(reader.videoStreams) video streams: only a file of one is validated") }
             var revoked: [String: String] = [:]
-            if let revocations {
-                guard let authority else { throw BodycamCtl.failure("--revocations needs --authority, the key that signs the list") }
+            if let revocations, let authority {
                 let list = try RevocationList.read(try readWholeFile(revocations, limit: 1 << 24), authority: try KeyFile.readVerifyingKey(authority),
                                                    what: revocations)
                 for entry in list.entries {

@@ -341,14 +341,17 @@ struct CLITests {
 
         // A recording stopped in the middle of a GOP (picture 45 of one-second segments) keeps the keyframe the
         // stop asks for and the picture after it, which carries the signature of the GOP the stop cut: every
-        // picture up to the stop is signed inside the recording.
+        // picture up to the stop is signed inside the recording. Started again at 80 with the pre-event buffer,
+        // whose first GOP (75) brings the signature of the GOP that ran on from 45 after the stop: no tail of
+        // the first recording takes it.
         let stopped = directory.path + "/store-stopped"
         let stopRecorder = Locked<Recorder?>(nil)
-        let hooked = HookedSource(try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 90)) { index in
+        let hooked = HookedSource(try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 120)) { index in
             if index == 0 { stopRecorder.current?.startRecording() }
             if index == 45 { stopRecorder.current?.stopRecording() }
+            if index == 80 { stopRecorder.current?.startRecording() }
         }
-        let stopping = Recorder(configuration: .init(deviceID: "BC-SIGN-1", officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
+        let stopping = Recorder(configuration: .init(deviceID: "BC-SIGN-1", officerID: "OFC-1", preEventSeconds: 2, segmentSeconds: 1),
                                 source: hooked, overlay: nil, store: try makeVault(stopped, keys: keys, deviceID: "BC-SIGN-1"),
                                 makeEncoder: { try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
         stopping.packetStage = try StageFactory.makeMediaSigner(try issue("BC-SIGN-1"), software: "bodycam test")
@@ -356,12 +359,21 @@ struct CLITests {
         try stopping.run()
         #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/stopped", stopped]).status == 0)
         let stoppedFiles = try names(directory.path + "/stopped", suffix: ".mp4")
-        #expect(stoppedFiles.count == 2)
+        #expect(stoppedFiles.count == 4)
         let last = try run(verify + ["--json", directory.path + "/stopped/" + stoppedFiles[1]])
         #expect(last.status == 0, "\(last)")
         let lastReport = try #require(try json(last.output) as? [String: Any])
         #expect(lastReport["pictures"] as? Int == 17 && lastReport["verified_gops"] as? Int == 1
                 && lastReport["unsigned_trailing_pictures"] as? Int == 2, "pictures 30…44 signed, 45 and 46 close it: \(lastReport)")
+        let stoppedManifests = try EvidenceVault.readManifests(stopped)
+        func stoppedSource(_ manifest: Manifest) -> ExportSource {
+            ExportSource(sequence: manifest.sequence, segmentFile: manifest.segmentFile,
+                         startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC)!) {
+                try manifest.decryptSegment(in: stopped, identity: keys.office).plaintext
+            }
+        }
+        #expect(try MP4Export.standardMP4(stoppedSource(stoppedManifests[1]), tail: stoppedSource(stoppedManifests[2])).file.frames == 17,
+                "the next recording's signature of the GOP that ran on past the stop is not this one's")
     }
 
     @Test("export of a store with offloaded segments: one whose file is gone is reported offloaded; one whose file is there (the office's copy) is exported")

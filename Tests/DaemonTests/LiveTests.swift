@@ -17,8 +17,14 @@ struct LiveTests {
         defer { directory.cleanup() }
         let identity = try DaemonTests.provision(directory.path)
         let office = try OfficeFixture(identity: identity)
-        let config = DaemonTests.config(directory.path, segmentSeconds: 2) + UplinkTests.uplinkSettings(office)
+        // Heartbeats an hour apart: the camera learns someone watches from the heartbeats it sends while
+        // recording every live_check_seconds.
+        let config = DaemonTests.config(directory.path, segmentSeconds: 2)
+            + UplinkTests.uplinkSettings(office).replacingOccurrences(of: "heartbeat_seconds = 5", with: "heartbeat_seconds = 3600\nlive_check_seconds = 1")
         let (daemon, daemonErrors) = try DaemonTests.launch(["--config", try DaemonTests.writeConfig(directory.path, config), "--record-after", "0"])
+        // The viewer asks only once the office holds the camera's first heartbeat (sent at start): the next one,
+        // which tells the camera, is a live check.
+        #expect(DaemonTests.eventually(within: 30) { access(office.path + "/office/status/BC-PROC-1.json", F_OK) == 0 })
         let output = directory.path + "/live.mp4"
         let viewer = Process()
         viewer.executableURL = URL(fileURLWithPath: CLITests.ctl)
@@ -27,7 +33,7 @@ struct LiveTests {
         let viewerErrors = Pipe()
         viewer.standardError = viewerErrors
         try viewer.run()
-        // The camera goes live at its next heartbeat; wait for fragments of three segments.
+        // The camera goes live at its next heartbeat (within a second); wait for fragments of three segments.
         func fragments() -> Int {
             guard let bytes = try? readWholeFile(output, limit: 1 << 30) else { return 0 }
             return FragmentedMP4.children(bytes, 0..<bytes.count).filter { $0.type == "moof" }.count

@@ -36,7 +36,7 @@ struct OfficeTests {
         #expect(journal.records.contains { $0.kind == "request" && $0.fields["caller"]?.string == "device:BC-EV-1" && $0.fields["method"]?.string == "PUT" })
     }
 
-    @Test("the office verifies a device's copy as each manifest arrives: a verification record with the segments verified, and one naming the problem when a segment does not match its manifest")
+    @Test("the office verifies a device's copy when an upload pass is whole: a verification record with the segments verified and no finding of an upload half done; one naming the problem when a segment does not match its manifest")
     func verificationOnArrival() throws {
         let office = try OfficeFixture()
         let store = try Pristine.shared.copy()
@@ -55,6 +55,8 @@ struct OfficeTests {
             return last.fields["verified_segments"]?.integer == Int64(manifests.count) && last.fields["problems"]?.integer == 0
         }, "\(String(describing: try? verifications().map(\.fields)))")
         #expect(try verifications().last?.fields["device_id"]?.string == "BC-EV-1")
+        // Verified when the pass was whole (its journal's last piece): no finding of an upload half done.
+        #expect(try verifications().allSatisfy { $0.fields["problems"]?.integer == 0 }, "\(String(describing: try? verifications().map(\.fields)))")
 
         // At another office, the same store with its second segment not what its manifest says (a byte changed
         // before upload): the record names the problem.
