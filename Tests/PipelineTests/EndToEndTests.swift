@@ -290,6 +290,46 @@ struct CameraLossTests {
         recorder.withLock { $0 = made }
         return made
     }
+    @Test("a camera lost while a signed stop is closing ends the recording there: the camera back does not record")
+    func lostWhileClosing() throws {
+        _ = quietLibAV
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let camera = SimulatedV4L2()
+        camera.frameInterval = 5_000
+        camera.vanishAfterFrames = 20
+        let v4l2 = try V4L2FrameSource(settings: V4L2Settings(devicePath: "/dev/video-sim", width: 160, height: 120, framesPerSecond: 30),
+                                       system: camera)
+        let recorder = Locked<Recorder?>(nil)
+        let delivered = Locked(0)
+        // Stopped at the last picture before the camera goes: the keyframe the stop asks for is written,
+        // the picture after it never comes.
+        let source = HookedSource(v4l2) { _ in
+            let count = delivered.withLock { $0 += 1; return $0 }
+            if count == 1 { recorder.current?.startRecording() }
+            if count == 20 { recorder.current?.stopRecording() }
+            if count == 40 { recorder.current?.shutdown() }
+        }
+        let made = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
+                            overlay: nil, store: try PlainFileStore(directory: directory.path),
+                            makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+        made.packetStage = RecorderTests.ClosingStage()
+        made.reopenInterval = 20
+        recorder.withLock { $0 = made }
+        let events = Locked<[String]>([])
+        made.onEvent = { event in
+            switch event {
+            case .cameraLost: events.withLock { $0.append("lost") }; camera.reconnect()
+            case .recordingStopped: events.withLock { $0.append("stop") }
+            case .segmentSealed(let summary): events.withLock { $0.append("sealed \(summary.descriptor.sequence) \(summary.frames)") }
+            default: break
+            }
+        }
+        try made.run()
+        #expect(events.current.sorted() == ["lost", "sealed 1 20", "stop"], "\(events.current)")
+        #expect(!made.isRecording)
+    }
+
     @Test("a camera lost while recording: what was recorded is sealed, and recording resumes in the next segment when it is back")
     func lostAndResumed() throws {
         _ = quietLibAV
