@@ -33,6 +33,9 @@ provision() {
     ctl keys provision --dir "$KEYS" >/dev/null
     ctl authority certify --authority-key "$KEYS/authority.key" --device-pub "$KEYS/device.pub" \
         --device-id "$DEVICE" --out "$KEYS/device.certificate" >/dev/null
+    # The camera's media-signing key and certificate (ONVIF Media Signing: write_config adds them
+    # when MEDIA_SIGNING is set).
+    ctl authority issue media-signing "$DEVICE" --dir "$KEYS" --out "$KEYS" >/dev/null
 }
 
 # token KIND [extra options]: a supervisor's token for this device, printed as a file name.
@@ -45,9 +48,12 @@ token() {
 }
 
 # write_config FILE STORE [extra TOML appended]: the device configuration the scenarios share:
-# the CM4 board profile (so GPIO lines are found by their names), vivid as the camera, libx264.
+# the CM4 board profile (so GPIO lines are found by their names), vivid as the camera, libx264;
+# with MEDIA_SIGNING set, the stream signed (ONVIF Media Signing).
 write_config() {
-    local file=$1 store=$2 extra=${3:-}
+    local file=$1 store=$2 extra=${3:-} signing=""
+    [ -z "${MEDIA_SIGNING:-}" ] || signing="media_signing_key = \"$KEYS/$DEVICE-media.key\"
+media_signing_certificate = \"$KEYS/$DEVICE-media.pem\""
     cat >"$file" <<CONF
 board_profile = "$RIG_REPO/Hardware/boards/rpi-cm4.toml"
 device_id = "$DEVICE"
@@ -79,6 +85,7 @@ floor_mb = 4
 device_key = "$KEYS/device.key"
 certificate = "$KEYS/device.certificate"
 recipients = ["$KEYS/office.pub"]
+$signing
 
 [policy]
 on_duty_at_start = true
@@ -200,4 +207,17 @@ verify_and_export() {
     rm -rf "$WORK/export"
     ctl export --identity "$KEYS/office.key" --authority "$KEYS/authority.pub" --out "$WORK/export" "$store" >"$WORK/export.txt" ||
         { cat "$WORK/export.txt"; fail "the store does not export"; }
+}
+
+# verify_media: every file of the last export ($WORK/export) is AUTHENTIC to bodycamctl
+# verify-media against the authority's CA (the stream was signed: MEDIA_SIGNING).
+verify_media() {
+    local file count=0
+    for file in "$WORK"/export/*.mp4; do
+        ctl verify-media --ca "$KEYS/ca.pem" "$file" >>"$WORK/verify-media.txt" || { cat "$WORK/verify-media.txt"; fail "$(basename "$file") is not authentic"; }
+        count=$((count + 1))
+    done
+    [ "$count" -gt 0 ] || fail "no exported file to validate"
+    log "media signing: $count exported files AUTHENTIC"
+    result "media_signing_authentic_files=$count"
 }

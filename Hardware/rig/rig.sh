@@ -157,7 +157,7 @@ qemu_command() {
 # env_file KEY=VALUE...: the settings this boot's guest reads (RIG_* from the host's environment
 # too, such as RIG_CAMERA_SECONDS).
 env_file() {
-    { env | grep -E '^RIG_(CAMERA_SECONDS|SLOW_SECONDS|SEED)=' || true; printf '%s\n' "$@"; } >"$RESULTS/rig.env"
+    { env | grep -E '^RIG_(CAMERA_SECONDS|SLOW_SECONDS|SEED|LINK_DOWN_SECONDS)=' || true; printf '%s\n' "$@"; } >"$RESULTS/rig.env"
 }
 
 # boot_once SCENARIO TIMEOUT [extra qemu arguments]: one boot that ends by itself; 0 when the
@@ -201,6 +201,9 @@ scenario_slow_store() {
     boot_once slow-store 600 $(disk_args "$disk")
 }
 scenario_clock() { env_file; boot_once clock 300; }
+# The uplink to an office in a network namespace, over netem (LTE-like), the link cut mid-upload
+# (a longer cut leaves more to catch up).
+scenario_link() { env_file; boot_once link $((300 + 2 * ${RIG_LINK_DOWN_SECONDS:-10})); }
 # systemd as PID 1 with the project's own unit: a missing camera, SIGKILL, a hang, 20 crashes.
 scenario_systemd() { env_file; boot_once systemd 900; }
 
@@ -259,7 +262,7 @@ scenario_power_cut() {
         END { printf "RESULT cuts=%d worst_loss_s=%.2f worst_resume_gap_s=%.2f\n", n, worst, gap }' >"$RESULTS/power-cut.summary"
 }
 
-SCENARIOS=(camera gpio camera-lost power-cut disk-full slow-store clock systemd)
+SCENARIOS=(camera gpio camera-lost power-cut disk-full slow-store clock systemd link)
 # Run by name only (none at present).
 EXTRA_SCENARIOS=()
 

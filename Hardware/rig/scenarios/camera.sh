@@ -19,9 +19,9 @@ ctl selftest --config "$WORK/tools.toml" >"$WORK/selftest.txt" || { cat "$WORK/s
 sed 's/^/  selftest: /' "$WORK/selftest.txt"
 result "selftest_pass=$(grep -c '^PASS' "$WORK/selftest.txt") selftest_warn=$(grep -c '^WARN' "$WORK/selftest.txt") selftest_fail=$(grep -c '^FAIL' "$WORK/selftest.txt" || true)"
 
-run_mode() {  # run_mode NAME FORMATS SECONDS
-    local name=$1 formats=$2 seconds=$3 store=$WORK/store-$1
-    write_config "$WORK/$name.toml" "$store"
+run_mode() {  # run_mode NAME FORMATS SECONDS [signed]
+    local name=$1 formats=$2 seconds=$3 signed=${4:-} store=$WORK/store-$1
+    MEDIA_SIGNING=$signed write_config "$WORK/$name.toml" "$store"
     sed -i "s/^formats = .*/formats = $formats/" "$WORK/$name.toml"
     log "$name: recording ${seconds} s from vivid (formats $formats)"
     start_daemon "$WORK/$name.toml" --record-after 0
@@ -29,10 +29,12 @@ run_mode() {  # run_mode NAME FORMATS SECONDS
     stop_daemon
     grep -E 'camera|negotiat|format' "$WORK/bodycamd.log" | head -3 || true
     verify_and_export "$store"
+    [ -z "$signed" ] || verify_media
     ctl events --json "$store" >"$WORK/events.json"
     python3 "$RIG_REPO/Hardware/rig/check.py" frames "$WORK/export/export-report.json" "$WORK/events.json" \
         "$name" 30 "$((seconds * 9 / 10))" || fail "$name: frames"
 }
-# The main mode for the full 30 s; NV12 (no conversion before the encoder) for a shorter run.
-run_mode yuyv '["YUYV"]' "${RIG_CAMERA_SECONDS:-30}"
+# The main mode for the full 30 s, signed (ONVIF Media Signing, each export checked with
+# verify-media); NV12 (no conversion before the encoder) for a shorter run.
+run_mode yuyv '["YUYV"]' "${RIG_CAMERA_SECONDS:-30}" signed
 run_mode nv12 '["NV12"]' 10
