@@ -20,7 +20,7 @@ BENCH_PACKAGES := ffmpeg time gstreamer1.0-tools gstreamer1.0-plugins-base gstre
 PACKAGE_PACKAGES := dpkg binutils systemd
 # The hardware rig (Hardware/rig): qemu, an initramfs, the gpio-sim build (the kernel's own
 # compiler), vivid's timings, ext4 images, real-time priority and fallocate for the scenarios.
-HW_PACKAGES := qemu-system-x86 busybox-static python3 xz-utils e2fsprogs v4l-utils util-linux \ iproute2
+HW_PACKAGES := qemu-system-x86 busybox-static python3 xz-utils e2fsprogs v4l-utils util-linux iproute2 \
                gcc-12 make file libelf1 dmsetup udev procps
 # The office's page in a real browser: headless Chromium, NSS's tools for its certificate store,
 # openssl for the officer's PKCS #12 file.
