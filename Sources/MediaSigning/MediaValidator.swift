@@ -43,8 +43,9 @@ public struct MediaValidationReport: Sendable, Encodable {
     public var pictures = 0
     public var signedGOPs = 0
     public var verifiedGOPs = 0
-    /// Pictures after the last signature (its SEI comes with the next GOP, not in the stream): at
-    /// most a GOP, or the verdict is not authentic.
+    /// Pictures after the last signature (the specification's "dangling end": the SEI of the
+    /// last GOP comes with the next, not in the stream): at most a GOP, and the GOP before it when
+    /// the stream ends just after the IDR that closed that one, or the verdict is not authentic.
     public var unsignedTrailingPictures = 0
     /// Where the camera's signer started again (a restart of the daemon: the counter back to 1,
     /// no linked hash), and the pictures of the GOP before each, which no signature covers.
@@ -295,7 +296,11 @@ public final class MediaValidator {
 
     /// The verdict, once every access unit is in.
     public func finish() -> MediaValidationReport {
-        if let gop = closed { unsigned.append(pictures(gop)) }
+        // A GOP closed by an IDR whose SEI the stream ends before (it would come in a later
+        // access unit) is the specification's "dangling end", as the GOP received after it: not
+        // covered, counted, not judged. (A GOP whose SEI never came while the stream went on past
+        // the next IDR is a problem: `unsigned`.)
+        let dangling = (closed.map(pictures) ?? []) + pictures(pending)
         for gop in unsigned where report.signedGOPs > 0 {
             fail("pictures \(gop.first ?? 0)–\(gop.last ?? 0): a GOP whose signature is not in the stream")
         }
@@ -304,8 +309,10 @@ public final class MediaValidator {
             fail("\(list.count) picture\(list.count == 1 ? "" : "s") no signature can cover (from picture \(list[0])): "
                  + "before the first IDR, after a signed GOP before the next IDR, or unreadable")
         }
-        report.unsignedTrailingPictures = pictures(pending).count
-        if report.signedGOPs > 0 && report.unsignedTrailingPictures > max(largestGOP, 1) {
+        report.unsignedTrailingPictures = dangling.count
+        // At most the GOP the end cut and the one it had closed (whose SEI comes with the next).
+        let allowed = max(largestGOP, 1) + (closed == nil ? 0 : max(largestGOP, 1))
+        if report.signedGOPs > 0 && (report.unsignedTrailingPictures > allowed || pictures(pending).count > max(largestGOP, 1)) {
             fail("the last \(report.unsignedTrailingPictures) pictures are covered by no signature: more than a GOP (\(largestGOP))")
         }
         if report.unsignedPicturesAtRestarts > largestGOP * report.signingRestarts.count {

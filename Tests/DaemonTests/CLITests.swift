@@ -304,6 +304,23 @@ struct CLITests {
         let wrongDevice = try run(verify + [otherFile, "--device", "BC-SIGN-1"])
         #expect(wrongDevice.status == 1 && wrongDevice.output.contains("signed by BC-SIGN-2, not by BC-SIGN-1"), "\(wrongDevice)")
         #expect(try run(verify + [otherFile]).status == 0, "by the device it names")
+        // A recording that ends just after an IDR (a daemon stopped there): the GOP that IDR closed has its SEI in
+        // no access unit of the stream; it is the dangling end, counted after the last signature, not judged.
+        let endsAtIDR = directory.path + "/store-ends-at-idr"
+        let shortRecorder = Recorder(configuration: .init(deviceID: "BC-SIGN-1", officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 60),
+                                     source: try TestPatternSource(format: FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 30), pacing: .asFastAsPossible, frameLimit: 91), overlay: nil,
+                                     store: try makeVault(endsAtIDR, keys: keys, deviceID: "BC-SIGN-1"),
+                                     makeEncoder: { try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
+        shortRecorder.packetStage = try StageFactory.makeMediaSigner(try issue("BC-SIGN-1"), software: "bodycam test")
+        shortRecorder.startRecording()
+        try shortRecorder.run()
+        #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/ends-at-idr", endsAtIDR]).status == 0)
+        let endsFile = directory.path + "/ends-at-idr/" + (try names(directory.path + "/ends-at-idr", suffix: ".mp4")[0])
+        let ends = try run(verify + ["--json", endsFile])
+        #expect(ends.status == 0, "\(ends)")
+        let endsReport = try #require(try json(ends.output) as? [String: Any])
+        #expect(endsReport["pictures"] as? Int == 91 && endsReport["verified_gops"] as? Int == 2 && endsReport["unsigned_trailing_pictures"] as? Int == 31,
+                "GOPs 0 and 30 verified, 60…89 and the IDR at 90 dangling: \(endsReport)")
         // A file that does not name its device needs --device or --any-device.
         #expect(try run(verify + [directory.path + "/segments/" + segments[0], "--any-device"]).status == 0)
 
