@@ -351,6 +351,7 @@ link_up() {
     && ip -n "$NS" addr add 10.78.0.2/30 dev "$INSIDE" && ip -n "$NS" link set "$INSIDE" up && ip -n "$NS" link set lo up \
     && tc qdisc add dev "$OUTSIDE" root tbf rate 2mbit burst 32kbit latency 400ms
 }
+: > "$BENCH_DIR/link-setup.log"
 if [ "$(id -u)" = 0 ] && command -v ip > /dev/null && command -v tc > /dev/null && link_up 2> "$BENCH_DIR/link-setup.log"; then
   trap link_down EXIT
   [ -f "$KEYS/tls/10.78.0.2.pem" ] || "$BIN/bodycamctl" authority issue office 10.78.0.2 --dir "$KEYS" --out "$KEYS/tls" > /dev/null

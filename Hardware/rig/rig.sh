@@ -203,7 +203,8 @@ scenario_slow_store() {
 scenario_clock() { env_file; boot_once clock 300; }
 # The uplink to an office in a network namespace, over netem (LTE-like), the link cut mid-upload
 # (a longer cut leaves more to catch up).
-scenario_link() { env_file; boot_once link $((300 + 2 * ${RIG_LINK_DOWN_SECONDS:-10})); }
+# (The boot's limit covers the scenario's own waits, so that a slow guest fails with its logs.)
+scenario_link() { env_file; boot_once link $((720 + 2 * ${RIG_LINK_DOWN_SECONDS:-10})); }
 # systemd as PID 1 with the project's own unit: a missing camera, SIGKILL, a hang, 20 crashes.
 scenario_systemd() { env_file; boot_once systemd 900; }
 

@@ -358,8 +358,10 @@ public final class Daemon: Sendable {
             Log.notice("recording started with \(packets) pre-event frames (\(formatDecimal(seconds, places: 1)) s)")
             notifier.status("recording, officer \(engine.officerID.isEmpty ? "-" : engine.officerID)")
             // Heartbeats come every `live_check_seconds` now (live view starts within it).
+            uplink?.recording.set()
             uplink?.wake.signal()
         case .recordingStopped:
+            uplink?.recording.clear()
             Log.notice("recording stopped")
             notifier.status(engine.state.rawValue)
         case .segmentSealed(let summary):

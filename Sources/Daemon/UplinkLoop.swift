@@ -21,6 +21,10 @@ final class UplinkLoop: Sendable {
     /// Signalled at each seal and at stop.
     let wake: WakeEvent
     private let stopping = AtomicFlag()
+    /// Whether the camera records (set from the recorder's events): heartbeats then come every
+    /// `live_check_seconds`. An atomic, not the policy's state: this thread runs at a low
+    /// priority and must not hold a lock the buttons' path takes.
+    let recording = AtomicFlag()
     private let thread = Mutex<WorkerThread?>(nil)
     /// What `status` reports: whether the last exchange worked, when, and the last error.
     let state = Mutex(LinkState())
@@ -137,9 +141,10 @@ extension Daemon {
         // at least every `live_check_seconds`, so live view starts within it.
         func interval() -> Double {
             let settings = uplink.settings
-            return Double(engine.state == .recording ? min(settings.heartbeatSeconds, settings.liveCheckSeconds) : settings.heartbeatSeconds)
+            return Double(uplink.recording.isSet ? min(settings.heartbeatSeconds, settings.liveCheckSeconds) : settings.heartbeatSeconds)
         }
         var lastHeartbeat: Int64? = nil
+        var lastPass: Int64? = nil
         func nextHeartbeat() -> Int64 { lastHeartbeat.map { $0 + Int64(interval() * 1e9) } ?? 0 }
         while true {
             let stopping = uplink.isStopping
@@ -178,18 +183,26 @@ extension Daemon {
                     if uplink.wait(seconds: wait) { passDue = true }
                     continue
                 }
+                // A pass after every seal and every `heartbeat_seconds`; a heartbeat that is only
+                // a live check (while recording) goes alone.
+                let passWanted = passDue || stopping
+                    || lastPass.map { Clock.monotonicNanoseconds() - $0 >= Int64(uplink.settings.heartbeatSeconds) * 1_000_000_000 } ?? true
                 passDue = false
-                var deadline: Int64? = nil
-                if stopping {
-                    try client.limitEachRequest(seconds: UplinkLoop.stopPassSeconds)
-                    deadline = Clock.monotonicNanoseconds() + Int64(UplinkLoop.stopPassSeconds) * 1_000_000_000
-                }
-                // A pass in progress when the stop comes ends at the next piece; the stop's own
-                // pass follows.
-                let pass = try uploader!.pass(deadline: deadline, cancelled: { !stopping && uplink.isStopping })
-                for (name, reason) in pass.refused where refusedFiles.insert(name).inserted {
-                    Log.error("uplink: the office refused \(name): \(reason)")
-                    audit("uplink_refused", ["file": .string(name), "reason": .string(bounded(reason, limit: 300))])
+                var pass = StoreUploader.Pass()
+                if passWanted {
+                    var deadline: Int64? = nil
+                    if stopping {
+                        try client.limitEachRequest(seconds: UplinkLoop.stopPassSeconds)
+                        deadline = Clock.monotonicNanoseconds() + Int64(UplinkLoop.stopPassSeconds) * 1_000_000_000
+                    }
+                    // A pass in progress when the stop comes ends at the next piece; the stop's own
+                    // pass follows.
+                    pass = try uploader!.pass(deadline: deadline, cancelled: { !stopping && uplink.isStopping })
+                    lastPass = Clock.monotonicNanoseconds()
+                    for (name, reason) in pass.refused where refusedFiles.insert(name).inserted {
+                        Log.error("uplink: the office refused \(name): \(reason)")
+                        audit("uplink_refused", ["file": .string(name), "reason": .string(bounded(reason, limit: 300))])
+                    }
                 }
                 if stopping || Clock.monotonicNanoseconds() >= nextHeartbeat() {
                     let body = try JSONCoding.encode(status()).canonical
@@ -205,7 +218,7 @@ extension Daemon {
                 // Acknowledgements are their own exchange: an office that cannot give them (an
                 // older one, a slow verification) does not take the uplink down; at a stop they
                 // wait for the next start.
-                if !stopping {
+                if passWanted && !stopping {
                     do {
                         try exchangeAcknowledgements(uploader!, uplink, refused: &refusedAcknowledgements)
                         if acknowledgementsFailing { Log.notice("uplink: acknowledgements work again") }

@@ -296,11 +296,15 @@ public final class MediaValidator {
 
     /// The verdict, once every access unit is in.
     public func finish() -> MediaValidationReport {
-        // A GOP closed by an IDR whose SEI the stream ends before (it would come in a later
-        // access unit) is the specification's "dangling end", as the GOP received after it: not
-        // covered, counted, not judged. (A GOP whose SEI never came while the stream went on past
-        // the next IDR is a problem: `unsigned`.)
-        let dangling = (closed.map(pictures) ?? []) + pictures(pending)
+        // The specification's "dangling end": the GOP the end cuts, not covered, counted, not
+        // judged; and the GOP before it only when the stream ends with the IDR that closed it
+        // (its SEI would come in the very next access unit). A GOP whose SEI did not come in
+        // the access units after that IDR is a problem (`unsigned`).
+        var dangling = pictures(pending)
+        let closedDangles = closed != nil && dangling.count <= 1
+        if let gop = closed {
+            if closedDangles { dangling = pictures(gop) + dangling } else { unsigned.append(pictures(gop)) }
+        }
         for gop in unsigned where report.signedGOPs > 0 {
             fail("pictures \(gop.first ?? 0)–\(gop.last ?? 0): a GOP whose signature is not in the stream")
         }
@@ -310,9 +314,9 @@ public final class MediaValidator {
                  + "before the first IDR, after a signed GOP before the next IDR, or unreadable")
         }
         report.unsignedTrailingPictures = dangling.count
-        // At most the GOP the end cut and the one it had closed (whose SEI comes with the next).
-        let allowed = max(largestGOP, 1) + (closed == nil ? 0 : max(largestGOP, 1))
-        if report.signedGOPs > 0 && (report.unsignedTrailingPictures > allowed || pictures(pending).count > max(largestGOP, 1)) {
+        // At most a GOP (and the closing IDR after it).
+        let allowed = max(largestGOP, 1) + (closedDangles ? 1 : 0)
+        if report.signedGOPs > 0 && report.unsignedTrailingPictures > allowed {
             fail("the last \(report.unsignedTrailingPictures) pictures are covered by no signature: more than a GOP (\(largestGOP))")
         }
         if report.unsignedPicturesAtRestarts > largestGOP * report.signingRestarts.count {

@@ -427,9 +427,9 @@ public final class Recorder: @unchecked Sendable {
         case .stopRecording where recording && closing == nil:
             if let packetStage, packetStage.closingPackets > 0, !packetStageFailing {
                 // Recording goes on until the stage's closing packets are in (about two
-                // pictures); a keyframe that never comes ends it two seconds after the stop.
-                closing = Closing(keyframeSeen: false, packetsLeft: packetStage.closingPackets,
-                                  deadline: Clock.monotonicNanoseconds() + Recorder.closingNanoseconds)
+                // pictures); a keyframe that never comes ends it two seconds of pictures after
+                // the stop.
+                closing = Closing(keyframeSeen: false, packetsLeft: packetStage.closingPackets, firstPts: nil)
                 encoder.requestKeyframe()
             } else {
                 finishRecording()
@@ -458,24 +458,28 @@ public final class Recorder: @unchecked Sendable {
     private struct Closing {
         var keyframeSeen: Bool
         var packetsLeft: Int
-        /// CLOCK_MONOTONIC ns after which the recording stops without them.
-        var deadline: Int64
+        /// The first packet's time after the stop (90 kHz).
+        var firstPts: Int64?
     }
     private var closing: Closing?
-    /// How long a stop waits at most for its closing packets: two seconds.
-    static let closingNanoseconds: Int64 = 2_000_000_000
+    /// How long a stop waits at most for its closing packets, in capture time of the pictures
+    /// that come meanwhile (90 kHz): two seconds. (Capture time, not the wall: the same for a
+    /// camera, and a stalled pipeline thread does not end it early.)
+    static let closingTicks: Int64 = 2 * 90_000
 
     /// Counts a packet of a stopping recording (`written`: it went to the writer, not let go
     /// for a full write queue); the recording stops once the closing packets are written, or
-    /// at the deadline.
+    /// two seconds of pictures after the stop.
     private func advanceClosing(_ packet: EncodedPacket, written: Bool) {
         guard var state = closing else { return }
         if written {
             if packet.isKeyframe { state.keyframeSeen = true }
             if state.keyframeSeen { state.packetsLeft -= 1 }
         }
+        let first = state.firstPts ?? packet.pts
+        state.firstPts = first
         closing = state
-        if state.packetsLeft <= 0 || Clock.monotonicNanoseconds() >= state.deadline { finishRecording() }
+        if state.packetsLeft <= 0 || packet.pts - first >= Recorder.closingTicks { finishRecording() }
     }
 
     private func route(_ packet: EncodedPacket) throws {

@@ -133,7 +133,11 @@ struct GPIO: ParsableCommand {
                 }
                 fflush(nil)  // every output stream: the watcher reads line by line
             }, onError: { FileHandle.standardError.write(Data("bodycamctl: \($0)\n".utf8)) })
-            if !global.json { print("watching \(Button.allCases.map(\.rawValue).joined(separator: ", ")) for \(seconds) s (\(configuration.controls.backend))") }
+            // Said once the lines are held (edges from here on are seen): on standard error with
+            // --json, so that a script can wait for it.
+            let watching = "watching \(Button.allCases.map(\.rawValue).joined(separator: ", ")) for \(seconds) s (\(configuration.controls.backend))"
+            if global.json { FileHandle.standardError.write(Data((watching + "\n").utf8)) } else { print(watching) }
+            fflush(nil)
             sleep(UInt32(max(0, seconds)))
             thread.stop()
         }

@@ -204,6 +204,18 @@ struct MediaSigningTests {
         let late = try stream.validate(stripped)
         #expect(late.authenticity == .notAuthentic, "\(late.problems)")
         #expect(late.problems.contains { $0.contains("a GOP whose signature is not in the stream") }, "\(late.problems)")
+        // The last SEI gone and nothing added: its GOP's pictures came, its signature did not.
+        var cut = stream.signed
+        cut[last].data = stripped[last].data
+        #expect(try stream.validate(cut).authenticity == .notAuthentic)
+        // A whole GOP added after the genuine stream (an IDR and 29 pictures): the last genuine GOP's SEI
+        // should have come after that IDR, and no signature covers the added one.
+        let forged = stream.signed + Array(stream.plain[0..<30])
+        let added = try stream.validate(forged)
+        #expect(added.authenticity == .notAuthentic, "\(added.problems)")
+        // Ending with the IDR that closed the last GOP (a stream stopped there) is the dangling end: authentic.
+        let endsAtIDR = try stream.validate(stream.signed + [stream.plain[0]])
+        #expect(endsAtIDR.authenticity == .authentic && endsAtIDR.unsignedTrailingPictures == 31, "\(endsAtIDR.problems)")
     }
 
     @Test("a TLS certificate of the same CA does not sign media")

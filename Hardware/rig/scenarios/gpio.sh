@@ -36,14 +36,20 @@ wait $tester || fail "gpio test-outputs failed: $(cat "$WORK/test-outputs.txt")"
 for line in REC_LED STATUS_LED BUZZER HAPTIC; do
     check "gpio test-outputs switched $line on and off" test -n "${seen_lit[$line]:-}" -a -n "${seen_off_after[$line]:-}"
 done
-ctl gpio watch --json --config "$WORK/gpio.toml" --seconds 3 >"$WORK/watch.json" &
+# The presses once the watch holds the lines (it says so on standard error), then the watch's
+# lines are waited for (a slow guest starts bodycamctl in seconds).
+ctl gpio watch --json --config "$WORK/gpio.toml" --seconds 60 >"$WORK/watch.json" 2>"$WORK/watch.err" &
 watcher=$!
-sleep 1.5
+watching() { grep -q '^watching' "$WORK/watch.err" || { kill -0 "$watcher" 2>/dev/null || fail "gpio watch failed: $(cat "$WORK/watch.err")"; false; }; }
+wait_for 30 "gpio watch holding the lines" watching
 click REC_BTN
 click MARK_BTN
-wait $watcher || fail "gpio watch failed"
-check "gpio watch saw the REC_BTN press" grep -q '"button":"REC_BTN","gesture":"press"' "$WORK/watch.json"
-check "gpio watch saw the MARK_BTN press" grep -q '"button":"MARK_BTN","gesture":"press"' "$WORK/watch.json"
+wait_for 30 "gpio watch saw the REC_BTN press" grep -q '"button":"REC_BTN","gesture":"press"' "$WORK/watch.json"
+log "ok: gpio watch saw the REC_BTN press"
+wait_for 30 "gpio watch saw the MARK_BTN press" grep -q '"button":"MARK_BTN","gesture":"press"' "$WORK/watch.json"
+log "ok: gpio watch saw the MARK_BTN press"
+kill "$watcher" 2>/dev/null || true
+wait "$watcher" || true
 
 start_daemon "$WORK/gpio.toml"
 

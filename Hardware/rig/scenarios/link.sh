@@ -215,7 +215,7 @@ ctl verify --authority "$KEYS/authority.pub" "$COPY" >"$WORK/verify-copy.txt" ||
 log "ok: bodycamctl verify on the office's copy: $(tail -1 "$WORK/verify-copy.txt")"
 ctl verify --access "$OFFICE_STORE" >"$WORK/verify-access.txt" || { cat "$WORK/verify-access.txt"; fail "the office's access journal does not verify"; }
 
-export DEVICE STORE COPY CUT_TOTAL DOWN_SECONDS catch_up_s netem_up netem_down held_at_cut
+export DEVICE STORE COPY CUT_TOTAL DOWN_SECONDS catch_up_s netem_up netem_down held_at_cut PIECE_KIB
 export tcp_retransmits=$((retrans_after - retrans_before)) netem_dropped=${netem_dropped:-0} rtt=${rtt:-0}
 python3 - "$WORK/office-verification.json" "$OFFICE_STORE/access.log" "$STORE/journal.log" "$WORK/sealed.txt" <<'PY' || fail "link"
 import json, os, sys
@@ -249,5 +249,12 @@ print(f'RESULT segments={segments} stored_bytes={stored} uploaded_bytes={uploade
       f'office_verdict_clean={str(verdict["clean"]).lower()}')
 if not verdict["clean"] or verdict["segments"] != segments or verdict["verified"] != segments:
     sys.exit(f"the office's own verdict: {verdict}")
+# Sent twice at most: the device key and certificate once per connection (a new uploader sends
+# them), and a piece in flight at each lost connection.
+lost = kinds.count("uplink_lost")
+whole = sum(size(e["STORE"], n) for n in ("device.pub", "device.certificate"))
+allowed = (lost + 1) * whole + lost * int(e["PIECE_KIB"]) * 1024
+if uploaded - held > allowed:
+    sys.exit(f"{uploaded - held} bytes were sent twice, more than {allowed} (the key and certificate per connection, a piece per lost one)")
 PY
 log "link: the office's copy is the camera's and verifies"
