@@ -38,7 +38,9 @@ for line in REC_LED STATUS_LED BUZZER HAPTIC; do
 done
 # The presses once the watch holds the lines (it says so on standard error), then the watch's
 # lines are waited for (a slow guest starts bodycamctl in seconds).
-ctl gpio watch --json --config "$WORK/gpio.toml" --seconds 60 >"$WORK/watch.json" 2>"$WORK/watch.err" &
+# (bodycamctl itself in the background, not the ctl function's subshell: killing it must free
+# the lines for bodycamd.)
+"$BIN/bodycamctl" gpio watch --json --config "$WORK/gpio.toml" --seconds 60 >"$WORK/watch.json" 2>"$WORK/watch.err" &
 watcher=$!
 watching() { grep -q '^watching' "$WORK/watch.err" || { kill -0 "$watcher" 2>/dev/null || fail "gpio watch failed: $(cat "$WORK/watch.err")"; false; }; }
 wait_for 30 "gpio watch holding the lines" watching
