@@ -50,8 +50,11 @@ deps:
 bench-deps: deps
 	$(call install_missing,$(BENCH_PACKAGES))
 
+# The binaries carry the Swift runtime inside (--static-swift-stdlib): the device has no
+# toolchain, and what the .deb ships is then what the demo, the bench and the rig run, built once.
+BUILD_FLAGS = -c $(CONFIG) --static-swift-stdlib --scratch-path $(BUILD_DIR)
 build: deps
-	$(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR)
+	$(SWIFT) build $(BUILD_FLAGS)
 
 test: deps
 	$(call install_missing,$(TEST_PACKAGES))
@@ -59,23 +62,23 @@ test: deps
 	$(SWIFT) test --skip-build --scratch-path $(BUILD_DIR)
 
 demo: build
-	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/demo.sh
+	BIN=$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path) scripts/demo.sh
 
 bench: bench-deps build
-	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/bench.sh
+	BIN=$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path) scripts/bench.sh
 
 # make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS="segment journal …"]: libFuzzer on every parser of
 # outside input (docs/TESTING.md, "Fuzzing").
 FUZZ_SECONDS ?= 60
 fuzz: build
-	FUZZ_SECONDS=$(FUZZ_SECONDS) BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/fuzz.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) BIN=$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path) scripts/fuzz.sh
 
 PREFIX     ?= /usr
 DESTDIR    ?=
 VERSION    := 0.1.0
-# Binaries for packages carry the Swift runtime inside (no toolchain on the device).
-PACKAGE_BUILD_DIR ?= .build-package
-PACKAGE_FLAGS := -c release --static-swift-stdlib --scratch-path $(PACKAGE_BUILD_DIR)
+# Packages are built as `make build` builds (the same folder: nothing is built twice), always release.
+PACKAGE_BUILD_DIR ?= $(BUILD_DIR)
+PACKAGE_FLAGS = -c release --static-swift-stdlib --scratch-path $(PACKAGE_BUILD_DIR)
 
 # make install [PREFIX=/usr] [DESTDIR=…]: binaries, units, drop-ins, udev rules, board
 # profiles, the default configuration (never over an existing one) and the docs.
@@ -120,20 +123,20 @@ deb: package-deps
 	$(SWIFT) build $(PACKAGE_FLAGS) --product bodycamctl
 	BIN=$$($(SWIFT) build $(PACKAGE_FLAGS) --show-bin-path) scripts/make-deb.sh $(VERSION)
 
-# Installs the .deb into a scratch root and checks what landed where (slow: a static build).
+# Installs the .deb into a scratch root and checks what landed where.
 deb-test: deb
 	scripts/deb-test.sh build/bodycam_$(VERSION)_$$(dpkg --print-architecture).deb
 
 # systemd-analyze verify on the installed unit, and its security exposure (must stay ≤ 2.0).
 systemd-check: package-deps build
-	scripts/systemd-check.sh $$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path)
+	scripts/systemd-check.sh $$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path)
 
 # The office's page in headless Chromium with officers' certificates: the fleet, segments,
 # an export, live view and its glass-to-glass latency; refusals by role and without a
 # certificate (scripts/browser-test.sh; it writes one Chromium policy file and removes it).
 browser-test: build
 	$(call install_missing,$(BROWSER_PACKAGES))
-	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) scripts/browser-test.sh
+	BIN=$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path) scripts/browser-test.sh
 
 # The hardware-in-the-loop rig: Debian's kernel under qemu with vivid and gpio-sim, bodycamd as
 # built here (docs/TESTING.md). HW_SCENARIOS picks some (camera gpio camera-lost power-cut disk-full).
@@ -142,7 +145,7 @@ hw-deps: deps
 
 HW_SCENARIOS ?=
 hw-test: hw-deps build
-	BIN=$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path) Hardware/rig/rig.sh run $(HW_SCENARIOS)
+	BIN=$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path) Hardware/rig/rig.sh run $(HW_SCENARIOS)
 
 # The C shim built for the board's architecture: structure layouts and ioctl numbers checked there.
 cross-deps: deps
@@ -154,7 +157,7 @@ check-arm64: cross-deps
 # Regenerates docs/vectors (the test vectors of docs/FORMAT.md).
 vectors: build
 	rm -f docs/vectors/*.json
-	$$($(SWIFT) build -c $(CONFIG) --scratch-path $(BUILD_DIR) --show-bin-path)/bodycam-vectors docs/vectors
+	$$($(SWIFT) build $(BUILD_FLAGS) --show-bin-path)/bodycam-vectors docs/vectors
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -19,6 +19,10 @@ let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
 let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
 let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
+// Executables link with the toolchain's lld. With the Swift runtime linked in (`make build`,
+// --static-swift-stdlib), gold repeats glibc's link-time notes on functions the toolchain's
+// static Foundation references (mktemp) as warnings of our build; lld does not.
+let executableLinking: [LinkerSetting] = [.unsafeFlags(["-use-ld=lld"])]
 
 let package = Package(
     name: "bodycam",
@@ -106,19 +110,19 @@ let package = Package(
         ]),
 
         // MARK: executables
-        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"]),
+        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"], linkerSettings: executableLinking),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
             "LibAV", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "MediaSigning", "Platform", "Wire", argumentParser,
-        ]),
-        .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser]),
+        ], linkerSettings: executableLinking),
+        .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser], linkerSettings: executableLinking),
         // The measurements of `make bench` that loop over the project's own code.
         .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Capture", "LibAV", "V4L2", "V4L2Simulator",
-                                                               "Controls", "Policy", "Uplink", "MediaSigning", "PKI", "LibCrypto", "Platform", "Wire", crypto]),
+                                                               "Controls", "Policy", "Uplink", "MediaSigning", "PKI", "LibCrypto", "Platform", "Wire", crypto], linkerSettings: executableLinking),
         // Writes docs/vectors (`make vectors`).
-        .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "Policy", "LibCrypto", "Platform", "Wire"]),
+        .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "Policy", "LibCrypto", "Platform", "Wire"], linkerSettings: executableLinking),
         // Fuzz targets (make fuzz builds them with libFuzzer; the plain build replays inputs).
-        .executableTarget(name: "bodycam-fuzz", dependencies: ["Evidence", "Tokens", "Configuration", "Settings", "ControlProtocol", "LibCrypto", "Platform", "Wire", "CShims"]),
+        .executableTarget(name: "bodycam-fuzz", dependencies: ["Evidence", "Tokens", "Configuration", "Settings", "ControlProtocol", "LibCrypto", "Platform", "Wire", "CShims"], linkerSettings: executableLinking),
 
         // MARK: tests (one target per module, the daemon's end-to-end tests, one support target)
         .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "LibAV", "LibCrypto", "Platform", "Office", "PKI", "Uplink"],

@@ -8,7 +8,7 @@
 #
 # Environment: BIN (the folder with bodycamd and bodycamctl; required for run), RIG_CACHE (the
 # download and build cache; default .hw-cache in the project, which git ignores), RIG_ACCEL
-# (kvm or tcg; default kvm only when the CPU shows vmx or svm), RIG_CUTS (power cuts, default 10).
+# (kvm or tcg; default kvm only when the CPU shows vmx or svm), RIG_CUTS (power cuts, default 20).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 source "$REPO/Hardware/rig/kernel.env"

@@ -341,7 +341,7 @@ public final class Daemon: Sendable {
         effects.journal(kind, fields)
     }
 
-    /// Dropped frames, journaled summed (at most one record a second, `DropTally`).
+    /// Dropped frames, journaled summed (by housekeeping, at most one record each 2 s, `DropTally`).
     func reportDrops(_ summary: DropTally.Summary) {
         Log.warning("\(summary.frames) frames dropped in \(summary.gaps) gaps, before frames \(summary.firstBeforeFrame)–\(summary.lastBeforeFrame)")
         audit("frames_dropped", ["count": .integer(Int64(summary.frames)), "gaps": .integer(Int64(summary.gaps)),
@@ -368,7 +368,7 @@ public final class Daemon: Sendable {
             Log.info("segment \(summary.descriptor.sequence) sealed: \(summary.location), \(summary.frames) frames, \(summary.fragments) fragments")
             uplink?.wake.signal()
         case .framesDropped(let count, let sequence):
-            if let summary = drops.add(frames: count, beforeFrame: sequence, at: Clock.monotonicNanoseconds()) { reportDrops(summary) }
+            drops.add(frames: count, beforeFrame: sequence)
         case .cameraLost(let reason):
             Log.error("CAMERA MISSING: \(reason); what was recorded is sealed; trying the camera again")
             audit("camera_lost", ["reason": .string(bounded(reason, limit: 200))])

@@ -138,7 +138,7 @@ extension Daemon {
                 nextWatchdog = due + interval
             }
             if now >= nextCheck {
-                if let summary = drops.take(at: now) { reportDrops(summary) }
+                if let summary = drops.take() { reportDrops(summary) }
                 for summary in refusals.takeEnded(at: now) { effects.journalSummary(summary) }
                 checkStorage()
                 // What the office holds and the retention setting (or storage) lets go.

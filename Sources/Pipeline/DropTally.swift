@@ -2,10 +2,14 @@ import Synchronization
 
 import Capture
 import Platform
-/// Sums dropped camera frames so they are reported at most once per `interval`: a pipeline that
-/// cannot keep up drops a frame every few, and one journal record (signed, made durable) per drop
-/// would add load exactly when there is none to spare. Thread-safe: drops arrive on the
-/// pipeline's thread, the remainder is taken by the housekeeping thread and at shutdown.
+/// Sums dropped camera frames until the housekeeping thread takes them, every 2 s, as one journal
+/// record: a pipeline that cannot keep up drops a frame every few, and one journal record (signed,
+/// made durable) per drop would add load exactly when there is none to spare. Whoever adds never
+/// writes: on storage that takes seconds over each sync (an SD card stalling on its flushes) an
+/// adder that journaled would fall behind the drops it reports, and hold up whatever else it
+/// carries (the recorder's events) by that much; the taker writes at most one record per take,
+/// however long each takes. Thread-safe: drops arrive on the recorder's event thread, the sum is
+/// taken by the housekeeping thread and at shutdown.
 public final class DropTally: Sendable {
     public struct Summary: Equatable, Sendable {
         /// Frames lost in all.
@@ -24,42 +28,29 @@ public final class DropTally: Sendable {
         }
     }
 
-    private struct State {
-        var pending: Summary?
-        var lastReport: Int64?
-    }
-    private let state = Mutex(State())
-    public let interval: Int64
+    private let pending = Mutex<Summary?>(nil)
 
-    public init(intervalNanoseconds: Int64 = 1_000_000_000) {
-        interval = intervalNanoseconds
-    }
+    public init() {}
 
-    /// Adds a gap; returns what to report now, when the last report is at least `interval` old.
-    public func add(frames: Int, beforeFrame: UInt64, at now: Int64) -> Summary? {
-        state.withLock { state in
-            if var summary = state.pending {
+    /// Adds a gap of `frames` lost before frame number `beforeFrame`.
+    public func add(frames: Int, beforeFrame: UInt64) {
+        pending.withLock { pending in
+            if var summary = pending {
                 summary.frames += frames
                 summary.gaps += 1
                 summary.lastBeforeFrame = beforeFrame
-                state.pending = summary
+                pending = summary
             } else {
-                state.pending = Summary(frames: frames, gaps: 1, firstBeforeFrame: beforeFrame, lastBeforeFrame: beforeFrame)
+                pending = Summary(frames: frames, gaps: 1, firstBeforeFrame: beforeFrame, lastBeforeFrame: beforeFrame)
             }
-            if let lastReport = state.lastReport, now - lastReport < interval { return nil }
-            state.lastReport = now
-            defer { state.pending = nil }
-            return state.pending
         }
     }
 
-    /// What has not been reported yet (at housekeeping and at shutdown).
-    public func take(at now: Int64) -> Summary? {
-        state.withLock { state in
-            guard let summary = state.pending else { return nil }
-            state.pending = nil
-            state.lastReport = now
-            return summary
+    /// Everything added since the last take, summed; nil when nothing was.
+    public func take() -> Summary? {
+        pending.withLock { pending in
+            defer { pending = nil }
+            return pending
         }
     }
 }
