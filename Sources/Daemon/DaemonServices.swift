@@ -37,7 +37,7 @@ extension Daemon {
             ("control socket", ThreadService("control socket", start: { self.socket.start { self.handle($0) } },
                                              stop: { self.socket.stop() })),
             ("controls", ThreadService("controls", start: { self.startControls() }, stop: { self.controls.stop() })),
-            ("housekeeping", ThreadService("housekeeping", start: { self.housekeeping.start { self.housekeepingLoop() } },
+            ("housekeeping", ThreadService("housekeeping and watchdog", start: { self.startHousekeeping() },
                                            stop: { self.housekeeping.stop() })),
             ("signals", SignalService(signals: signals, stop: { self.systemStop(reason: $0) })),
         ] + uplinkService + [
@@ -57,6 +57,13 @@ extension Daemon {
                 self.recorder.shutdown()
             })),
         ]
+    }
+
+    /// The housekeeping thread, and the watchdog's under systemd's watchdog.
+    func startHousekeeping() {
+        var watchdog: (@Sendable () -> Void)? = nil
+        if let interval = notifier.watchdogInterval { watchdog = { self.watchdogLoop(interval: interval) } }
+        housekeeping.start({ self.housekeepingLoop() }, watchdog: watchdog)
     }
 
     func startControls() {

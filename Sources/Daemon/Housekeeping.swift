@@ -5,13 +5,22 @@ import Platform
 import Synchronization
 
 /// The daemon's clock-keeping thread ("housekeeping"): `--record-after` and `--duration`, the
-/// policy's reminders and confirm windows, the watchdog (fed only while frames flow), storage,
-/// clock and battery checks every 2 s, a journal checkpoint every minute. It sleeps in poll(2)
-/// until the next deadline or until `stop()` signals its eventfd; it never touches the
-/// pipeline's state, only asks the recorder and the policy engine.
+/// policy's reminders and confirm windows, storage, clock and battery checks every 2 s, dropped
+/// frames, a journal checkpoint every minute. It sleeps in poll(2) until the next deadline or
+/// until `stop()` signals its eventfd; it never touches the pipeline's state, only asks the
+/// recorder and the policy engine.
+///
+/// Beside it, the watchdog's own thread ("watchdog") pings systemd every half `WatchdogSec`
+/// while the pipeline thread makes progress, and does nothing else: housekeeping writes journal
+/// records, each waiting on its fdatasync, and deletes files, so storage that stalls for seconds
+/// holds it up, and must not get a recording daemon killed. (A stalled pipeline still does: the
+/// ping is withheld, and housekeeping journals the stall.)
 final class Housekeeping: Sendable {
     let wake: WakeEvent
-    private let thread = Mutex<WorkerThread?>(nil)
+    private let threads = Mutex<[WorkerThread]>([])
+    /// Checks at which the watchdog thread found the pipeline without progress, not yet
+    /// journaled: the frames encoded then, oldest first.
+    private let stalls = Mutex<[Int]>([])
     /// Wall clock minus monotonic clock at the last check: it changes only when the wall clock
     /// is stepped.
     private let clockOffset = Mutex<Int64>(Clock.wallNanoseconds() - Clock.monotonicNanoseconds())
@@ -21,17 +30,32 @@ final class Housekeeping: Sendable {
 
     init() throws { wake = try WakeEvent() }
 
-    func start(_ body: @escaping @Sendable () -> Void) {
-        thread.withLock { $0 = WorkerThread(name: "housekeeping", body) }
+    /// Starts the housekeeping thread, and the watchdog's when there is one (`watchdog` nil:
+    /// systemd asked for no watchdog).
+    func start(_ body: @escaping @Sendable () -> Void, watchdog: (@Sendable () -> Void)?) {
+        threads.withLock { threads in
+            threads.append(WorkerThread(name: "housekeeping", body))
+            if let watchdog { threads.append(WorkerThread(name: "watchdog", watchdog)) }
+        }
     }
 
     func stop() {
         wake.signal()
-        let worker = thread.withLock { thread -> WorkerThread? in
-            defer { thread = nil }
-            return thread
+        let workers = threads.withLock { threads -> [WorkerThread] in
+            defer { threads = [] }
+            return threads
         }
-        worker?.join()
+        for worker in workers { worker.join() }
+    }
+
+    /// The watchdog thread found no progress (`frames` encoded so far); housekeeping journals it.
+    func noteStall(frames: Int) { stalls.withLock { $0.append(frames) } }
+    /// The stalls not yet journaled.
+    func takeStalls() -> [Int] {
+        stalls.withLock { stalls in
+            defer { stalls = [] }
+            return stalls
+        }
     }
 
     /// Waits until CLOCK_MONOTONIC reaches `deadline` or `stop()` is called (true).
@@ -103,6 +127,27 @@ extension Daemon {
         engine.handle(.battery(percent: percent))
     }
 
+    /// The watchdog thread's loop (see `Housekeeping`): every `interval` (half WatchdogSec, ns)
+    /// a ping while the pipeline thread made progress since the last check: pictures, or tries
+    /// at a missing camera. A stuck thread gets the service restarted (the stall is in the log,
+    /// and housekeeping journals it); a missing camera or slow storage does not.
+    func watchdogLoop(interval: Int64) {
+        var due = Clock.monotonicNanoseconds() + interval
+        var heartbeatAtLastCheck = recorder.heartbeat
+        while !runState.shuttingDown.isSet {
+            if housekeeping.wait(until: due) { return }
+            let beat = recorder.heartbeat
+            if beat > heartbeatAtLastCheck {
+                notifier.watchdog()
+            } else {
+                Log.error("the pipeline made no progress for \(interval / 1_000_000) ms: withholding the watchdog ping")
+                housekeeping.noteStall(frames: recorder.framesEncoded)
+            }
+            heartbeatAtLastCheck = beat
+            due += interval
+        }
+    }
+
     /// The housekeeping thread's loop (see `Housekeeping`).
     func housekeepingLoop() {
         let start = processStart
@@ -112,31 +157,15 @@ extension Daemon {
         var recordPressed = recordAt == nil
         var nextCheckpoint = start + Housekeeping.checkpointInterval
         var nextCheck = start + Housekeeping.interval
-        var nextWatchdog = notifier.watchdogInterval.map { start + $0 }
-        var heartbeatAtLastPing = 0
         while !runState.shuttingDown.isSet {
             var deadlines: [Int64] = [nextCheckpoint, nextCheck]
-            if let nextWatchdog { deadlines.append(nextWatchdog) }
             if let recordAt, !recordPressed { deadlines.append(recordAt) }
             if let endAt { deadlines.append(endAt) }
             if let policyDeadline = engine.nextDeadline { deadlines.append(policyDeadline) }
             if housekeeping.wait(until: deadlines.min()!) { return }
             let now = Clock.monotonicNanoseconds()
             engine.handle(.tick)
-            // The watchdog is fed while the pipeline thread makes progress: pictures, or tries at
-            // a missing camera. A stuck thread gets the service restarted (and the stall is in the
-            // log and the journal); a missing camera does not.
-            if let interval = notifier.watchdogInterval, let due = nextWatchdog, now >= due {
-                let beat = recorder.heartbeat
-                if beat > heartbeatAtLastPing {
-                    notifier.watchdog()
-                } else {
-                    Log.error("the pipeline made no progress for \(interval * 2 / 1_000_000) ms: withholding the watchdog ping")
-                    audit("pipeline_stalled", ["frames": .integer(Int64(recorder.framesEncoded))])
-                }
-                heartbeatAtLastPing = beat
-                nextWatchdog = due + interval
-            }
+            for frames in housekeeping.takeStalls() { audit("pipeline_stalled", ["frames": .integer(Int64(frames))]) }
             if now >= nextCheck {
                 if let summary = drops.take() { reportDrops(summary) }
                 for summary in refusals.takeEnded(at: now) { effects.journalSummary(summary) }
