@@ -341,7 +341,7 @@ public final class Daemon: Sendable {
         effects.journal(kind, fields)
     }
 
-    /// Dropped frames, journaled summed (by housekeeping, at most one record each 2 s, `DropTally`).
+    /// Dropped frames, journaled summed (by housekeeping on its checks every 2 s, and at shutdown; `DropTally`).
     func reportDrops(_ summary: DropTally.Summary) {
         Log.warning("\(summary.frames) frames dropped in \(summary.gaps) gaps, before frames \(summary.firstBeforeFrame)–\(summary.lastBeforeFrame)")
         audit("frames_dropped", ["count": .integer(Int64(summary.frames)), "gaps": .integer(Int64(summary.gaps)),

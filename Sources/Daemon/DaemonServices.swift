@@ -76,6 +76,7 @@ extension Daemon {
     /// Last of all: the shutdown record, the indicators, and after a power-off PWR_HOLD.
     func finish() {
         if let summary = drops.take() { reportDrops(summary) }
+        for frames in housekeeping.takeStalls() { audit("pipeline_stalled", ["frames": .integer(Int64(frames))]) }
         for summary in refusals.takeEnded(at: nil) { effects.journalSummary(summary) }
         // A system stop (service stop, power-down sequence), not an officer's stop.
         let reason = runState.shutdownReason

@@ -134,8 +134,16 @@ extension Daemon {
     func watchdogLoop(interval: Int64) {
         var due = Clock.monotonicNanoseconds() + interval
         var heartbeatAtLastCheck = recorder.heartbeat
-        while !runState.shuttingDown.isSet {
+        while true {
             if housekeeping.wait(until: due) { return }
+            if runState.shuttingDown.isSet {
+                // A stop has begun (a power-off, --duration, a signal): the drain and the seal
+                // make no pictures and may wait seconds on storage. systemd is told, which ends
+                // its watchdog for this run (TimeoutStopSec bounds the stop instead), within
+                // half WatchdogSec of the last ping.
+                notifier.stopping("sealing and stopping")
+                return
+            }
             let beat = recorder.heartbeat
             if beat > heartbeatAtLastCheck {
                 notifier.watchdog()
