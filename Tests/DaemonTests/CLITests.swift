@@ -246,13 +246,24 @@ struct CLITests {
         }
         let store = try record("BC-SIGN-1")
         let verify = ["verify-media", "--ca", directory.path + "/ca.pem"]
+        /// verify-media --json on a file that must verify: its report.
+        func authenticReport(_ path: String) throws -> [String: Any] {
+            let result = try run(verify + ["--json", path])
+            #expect(result.status == 0, "\(result)")
+            return try #require(try json(result.output) as? [String: Any], "\(result)")
+        }
+        /// A segment of `folder`, decrypted in memory, as the office's download reads it.
+        func exportSource(_ manifest: Manifest, in folder: String) -> ExportSource {
+            ExportSource(sequence: manifest.sequence, segmentFile: manifest.segmentFile,
+                         startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC)!) {
+                try manifest.decryptSegment(in: folder, identity: keys.office).plaintext
+            }
+        }
         // Every segment, exported whole, with the two pictures of the next segment that sign its last GOP.
         #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/segments", store]).status == 0)
         let segments = try names(directory.path + "/segments", suffix: ".mp4")
         #expect(segments.count == 5)
-        let whole = try run(verify + ["--json", directory.path + "/segments/" + segments[2]])
-        #expect(whole.status == 0, "\(whole)")
-        let wholeReport = try #require(try json(whole.output) as? [String: Any])
+        let wholeReport = try authenticReport(directory.path + "/segments/" + segments[2])
         #expect(wholeReport["authenticity"] as? String == "authentic" && wholeReport["certificate_trusted"] as? Bool == true)
         #expect(wholeReport["verified_gops"] as? Int == 1 && wholeReport["pictures"] as? Int == 32, "\(wholeReport)")
         // An incident across three segments, cut inside the first and the last: every GOP verified, the last by the
@@ -262,11 +273,10 @@ struct CLITests {
         let to = Clock.iso8601(wallNanoseconds: ClockParse.nanoseconds(iso8601: manifests[3].startUTC)! + 200_000_000)
         #expect(try run(["export", "--identity", directory.path + "/office.key", "--incident", "\(from)..\(to)", "--out", directory.path + "/incident", store]).status == 0)
         let incident = directory.path + "/incident/" + (try names(directory.path + "/incident", suffix: ".mp4")[0])
-        let joined = try run(verify + ["--json", incident])
-        #expect(joined.status == 0, "\(joined)")
-        let joinedReport = try #require(try json(joined.output) as? [String: Any])
+        let joinedReport = try authenticReport(incident)
         #expect(joinedReport["verified_gops"] as? Int == 3 && joinedReport["unsigned_trailing_pictures"] as? Int == 2, "\(joinedReport)")
-        #expect(joined.output.contains("\"outside\""), "the first SEI signs the GOP before the clip")
+        let joinedGOPs = joinedReport["gops"] as? [[String: Any]] ?? []
+        #expect(joinedGOPs.first?["result"] as? String == "outside", "the first SEI signs the GOP before the clip: \(joinedGOPs)")
 
         // One byte of a P-frame's slice in the middle of the incident.
         let reader = try MediaReader(path: incident)
@@ -316,9 +326,7 @@ struct CLITests {
         try shortRecorder.run()
         #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/ends-at-idr", endsAtIDR]).status == 0)
         let endsFile = directory.path + "/ends-at-idr/" + (try names(directory.path + "/ends-at-idr", suffix: ".mp4")[0])
-        let ends = try run(verify + ["--json", endsFile])
-        #expect(ends.status == 0, "\(ends)")
-        let endsReport = try #require(try json(ends.output) as? [String: Any])
+        let endsReport = try authenticReport(endsFile)
         #expect(endsReport["pictures"] as? Int == 91 && endsReport["verified_gops"] as? Int == 2 && endsReport["unsigned_trailing_pictures"] as? Int == 31,
                 "GOPs 0 and 30 verified, 60…89 and the IDR at 90 dangling: \(endsReport)")
         // A file that does not name its device needs --device or --any-device.
@@ -341,20 +349,14 @@ struct CLITests {
         #expect(try MediaReader(path: directory.path + "/two/" + two[3]).decodeAll() == 32, "a tail within a recording")
         // The office's download of one segment (made in memory) takes the same tail from the next segment; the
         // other recording's first segment gives none.
-        func source(_ manifest: Manifest) -> ExportSource {
-            ExportSource(sequence: manifest.sequence, segmentFile: manifest.segmentFile,
-                         startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC)!) {
-                try manifest.decryptSegment(in: store, identity: keys.office).plaintext
-            }
-        }
         let recorded = try EvidenceVault.readManifests(store)
         #expect(recorded.count == 7)
-        let (download, downloaded) = try MP4Export.standardMP4(source(recorded[2]), tail: source(recorded[3]))
+        let (download, downloaded) = try MP4Export.standardMP4(exportSource(recorded[2], in: store), tail: exportSource(recorded[3], in: store))
         #expect(downloaded.pieces.map(\.frames) == [30, 2], "\(downloaded.pieces)")
         try writeFileAtomically(directory.path + "/download.mp4", download)
-        let downloadReport = try #require(try json(try run(verify + ["--json", directory.path + "/download.mp4"]).output) as? [String: Any])
+        let downloadReport = try authenticReport(directory.path + "/download.mp4")
         #expect(downloadReport["verified_gops"] as? Int == 1 && downloadReport["unsigned_trailing_pictures"] as? Int == 2, "\(downloadReport)")
-        #expect(try MP4Export.standardMP4(source(recorded[4]), tail: source(recorded[5])).file.pieces.count == 1)
+        #expect(try MP4Export.standardMP4(exportSource(recorded[4], in: store), tail: exportSource(recorded[5], in: store)).file.pieces.count == 1)
 
         // A recording stopped in the middle of a GOP (picture 45 of one-second segments) keeps the keyframe the
         // stop asks for and the picture after it, which carries the signature of the GOP the stop cut: every
@@ -377,19 +379,12 @@ struct CLITests {
         #expect(try run(["export", "--identity", directory.path + "/office.key", "--out", directory.path + "/stopped", stopped]).status == 0)
         let stoppedFiles = try names(directory.path + "/stopped", suffix: ".mp4")
         #expect(stoppedFiles.count == 4)
-        let last = try run(verify + ["--json", directory.path + "/stopped/" + stoppedFiles[1]])
-        #expect(last.status == 0, "\(last)")
-        let lastReport = try #require(try json(last.output) as? [String: Any])
+        let lastReport = try authenticReport(directory.path + "/stopped/" + stoppedFiles[1])
         #expect(lastReport["pictures"] as? Int == 17 && lastReport["verified_gops"] as? Int == 1
                 && lastReport["unsigned_trailing_pictures"] as? Int == 2, "pictures 30…44 signed, 45 and 46 close it: \(lastReport)")
         let stoppedManifests = try EvidenceVault.readManifests(stopped)
-        func stoppedSource(_ manifest: Manifest) -> ExportSource {
-            ExportSource(sequence: manifest.sequence, segmentFile: manifest.segmentFile,
-                         startUTCNanoseconds: ClockParse.nanoseconds(iso8601: manifest.startUTC)!) {
-                try manifest.decryptSegment(in: stopped, identity: keys.office).plaintext
-            }
-        }
-        #expect(try MP4Export.standardMP4(stoppedSource(stoppedManifests[1]), tail: stoppedSource(stoppedManifests[2])).file.frames == 17,
+        #expect(try MP4Export.standardMP4(exportSource(stoppedManifests[1], in: stopped),
+                                          tail: exportSource(stoppedManifests[2], in: stopped)).file.frames == 17,
                 "the next recording's signature of the GOP that ran on past the stop is not this one's")
     }
 
