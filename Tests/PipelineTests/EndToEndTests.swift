@@ -177,12 +177,7 @@ struct EndToEndTests {
 struct RecorderTests {
     @Test("stopping and starting again closes one segment and opens the next, numbered on")
     func stopAndRestart() throws {
-        let format = FrameFormat(width: 160, height: 120, pixelFormat: .nv12, framesPerSecond: 30)
-        let store = MemoryStore()
-        let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 200)
-        var recorder: Recorder!
-        let events = Locked<[String]>([])
-        let source = HookedSource(pattern) { index in
+        let run = try Self.record(frames: 200, segmentSeconds: 60) { recorder, index in
             switch index {
             case 0: recorder.startRecording()
             case 50: recorder.stopRecording()
@@ -190,22 +185,11 @@ struct RecorderTests {
             default: break
             }
         }
-        recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
-                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
-        recorder.onEvent = { event in
-            switch event {
-            case .recordingStarted: events.withLock { $0.append("start") }
-            case .recordingStopped: events.withLock { $0.append("stop") }
-            case .segmentSealed(let summary): events.withLock { $0.append("sealed \(summary.descriptor.sequence) \(summary.frames)") }
-            default: break
-            }
-        }
-        try recorder.run()
-        #expect(store.sinks.map(\.descriptor.sequence) == [1, 2])
-        #expect(events.current.first == "start" && events.current.contains("stop"))
-        #expect(events.current.contains("sealed 1 50"))
+        #expect(run.store.sinks.map(\.descriptor.sequence) == [1, 2])
+        #expect(run.events.first == "start" && run.events.contains("stop"))
+        #expect(run.events.contains("sealed 1 50"))
         // Restart at 120 with no pre-event: it opens on the GOP in progress (keyframe at 90).
-        #expect(events.current.last == "sealed 2 110")
+        #expect(run.events.last == "sealed 2 110")
     }
 
     /// A packet stage that asks a stopping recording for two closing packets (as media signing
@@ -216,9 +200,11 @@ struct RecorderTests {
         var closingPackets: Int { 2 }
     }
 
-    /// Records the test pattern with `ClosingStage`, calling `hook` with each frame index;
-    /// returns the events (start, stop, sealed N FRAMES) and the stage.
-    static func recordClosing(frames: Int, segmentSeconds: Int, hook: @escaping (Recorder, UInt64) -> Void) throws -> (events: [String], store: MemoryStore, stage: ClosingStage) {
+    /// Records `frames` of the test pattern (160x120 NV12, as fast as possible, no pre-event)
+    /// through `stage` if any, calling `hook` with the recorder and each frame index; returns the
+    /// events (start, stop, sealed N FRAMES) and the store.
+    static func record(frames: Int, segmentSeconds: Int, stage: PacketStage? = nil,
+                       hook: @escaping (Recorder, UInt64) -> Void) throws -> (events: [String], store: MemoryStore) {
         let format = FrameFormat(width: 160, height: 120, pixelFormat: .nv12, framesPerSecond: 30)
         let store = MemoryStore()
         let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames)
@@ -227,7 +213,6 @@ struct RecorderTests {
         let made = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: segmentSeconds), source: source,
                             overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
         recorder.withLock { $0 = made }
-        let stage = ClosingStage()
         made.packetStage = stage
         let events = Locked<[String]>([])
         made.onEvent = { event in
@@ -239,7 +224,14 @@ struct RecorderTests {
             }
         }
         try made.run()
-        return (events.current, store, stage)
+        return (events.current, store)
+    }
+
+    /// `record` through a `ClosingStage`, which it returns too.
+    static func recordClosing(frames: Int, segmentSeconds: Int, hook: @escaping (Recorder, UInt64) -> Void) throws -> (events: [String], store: MemoryStore, stage: ClosingStage) {
+        let stage = ClosingStage()
+        let run = try record(frames: frames, segmentSeconds: segmentSeconds, stage: stage, hook: hook)
+        return (run.events, run.store, stage)
     }
 
     @Test("a stop with a stage that closes (media signing) keeps the keyframe it asks for and the picture after it, in the same segment even at the segment's length")
