@@ -62,10 +62,16 @@ let package = Package(
                 cxxSettings: [.define("TOML_HEADER_ONLY", to: "0"), .define("TOML_SHARED_LIB", to: "1")],
                 linkerSettings: [.linkedLibrary("tomlplusplus")]),
         // What Swift cannot import: ioctl request numbers, AVERROR(), variadic calls.
-        .target(name: "CShims", dependencies: ["CAVUtil", "CAVCodec", "CAVFormat", "CV4L2"]),
+        .target(name: "CShims", dependencies: ["CAVUtil", "CAVCodec", "CV4L2"]),
+        // What Swift cannot do with libavformat (its chapter list): apart, so that the daemon,
+        // which does not read or remux, does not load libavformat.
+        .target(name: "CAVFormatShims", dependencies: ["CAVFormat", "CAVUtil"]),
 
         // MARK: bindings (the only Swift code that sees C types)
-        .target(name: "LibAV", dependencies: ["CShims", "CAVUtil", "CAVCodec", "CAVFormat", "CSwScale"]),
+        .target(name: "LibAV", dependencies: ["CShims", "CAVUtil", "CAVCodec", "CSwScale"]),
+        // Reading, remuxing and stream copies (libavformat): the tools and the office, not the
+        // recording path, which writes its fragmented MP4 itself (Pipeline.FragmentedMP4Writer).
+        .target(name: "LibAVFormat", dependencies: ["LibAV", "CAVFormatShims", "CShims", "CAVUtil", "CAVCodec", "CAVFormat", "CSwScale"]),
         .target(name: "LibCrypto", dependencies: ["CCrypto"]),
         .target(name: "V4L2", dependencies: ["CShims", "CV4L2"]),
         // A V4L2 driver simulated at the ioctl seam, for tests of the capture code.
@@ -84,7 +90,7 @@ let package = Package(
         // ONVIF Media Signing of H.264: the signer (SEIs in the stream) and a validator.
         .target(name: "MediaSigning", dependencies: ["LibCrypto"]),
         // Standard MP4 files from recorded segments (stream copy, joined, cut on keyframes).
-        .target(name: "Export", dependencies: ["Evidence", "MediaSigning", "LibAV", "LibCrypto", "Platform", "Wire"]),
+        .target(name: "Export", dependencies: ["Evidence", "MediaSigning", "Pipeline", "Capture", "LibAV", "LibAVFormat", "LibCrypto", "Platform", "Wire"]),
 
         // MARK: policy and controls
         .target(name: "Policy", dependencies: ["Wire"]),
@@ -113,11 +119,11 @@ let package = Package(
         .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"], linkerSettings: executableLinking),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
-            "LibAV", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "MediaSigning", "Platform", "Wire", argumentParser,
+            "LibAV", "LibAVFormat", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "MediaSigning", "Platform", "Wire", argumentParser,
         ], linkerSettings: executableLinking),
         .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser], linkerSettings: executableLinking),
         // The measurements of `make bench` that loop over the project's own code.
-        .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Capture", "LibAV", "V4L2", "V4L2Simulator",
+        .executableTarget(name: "bodycam-bench", dependencies: ["Evidence", "Pipeline", "Capture", "LibAV", "LibAVFormat", "V4L2", "V4L2Simulator",
                                                                "Controls", "Policy", "Uplink", "MediaSigning", "PKI", "LibCrypto", "Platform", "Wire", crypto], linkerSettings: executableLinking),
         // Writes docs/vectors (`make vectors`).
         .executableTarget(name: "bodycam-vectors", dependencies: ["Evidence", "Pipeline", "Tokens", "Policy", "LibCrypto", "Platform", "Wire"], linkerSettings: executableLinking),
@@ -125,28 +131,28 @@ let package = Package(
         .executableTarget(name: "bodycam-fuzz", dependencies: ["Evidence", "Tokens", "Configuration", "Settings", "ControlProtocol", "LibCrypto", "Platform", "Wire", "CShims"], linkerSettings: executableLinking),
 
         // MARK: tests (one target per module, the daemon's end-to-end tests, one support target)
-        .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "LibAV", "LibCrypto", "Platform", "Office", "PKI", "Uplink"],
+        .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "Export", "LibAV", "LibCrypto", "Platform", "Office", "PKI", "Uplink"],
                 path: "Tests/TestSupport"),
-        .testTarget(name: "LibAVTests", dependencies: ["LibAV"]),
+        .testTarget(name: "LibAVTests", dependencies: ["LibAV", "LibAVFormat"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "TestSupport", logging, serviceLifecycle]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol", "Wire"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "Export", "TestSupport", "LibAV", "LibAVFormat", "V4L2", "V4L2Simulator", "Platform"]),
         .testTarget(name: "MediaSigningTests", dependencies: ["MediaSigning", "PKI", "Pipeline", "Capture", "LibAV", "LibCrypto", "TestSupport", x509, crypto]),
-        .testTarget(name: "ExportTests", dependencies: ["Export", "Evidence", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
-        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Tokens", "Pipeline", "Capture", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
+        .testTarget(name: "ExportTests", dependencies: ["Export", "Evidence", "Pipeline", "Capture", "TestSupport", "LibAV", "LibAVFormat", "LibCrypto", "Platform", "Wire"]),
+        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Tokens", "Pipeline", "Capture", "Export", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Wire"]),
         .testTarget(name: "ControlsTests", dependencies: ["Controls", "Policy", "Platform", "Wire", "TestSupport"]),
         .testTarget(name: "TokensTests", dependencies: ["Tokens", "Policy", "Evidence", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PKITests", dependencies: ["PKI", "Evidence", "LibCrypto", "Platform", "Wire", "TestSupport", x509, crypto]),
         .testTarget(name: "ConfigurationTests", dependencies: ["Configuration", "Capture", "Pipeline", "Policy", "Controls", "LibAV", "V4L2", "Settings", "TestSupport"]),
-        .testTarget(name: "OfficeTests", dependencies: ["Office", "Uplink", "PKI", "Evidence", "Pipeline", "LibCrypto", "Platform", "Wire", "Settings", "TestSupport"]),
+        .testTarget(name: "OfficeTests", dependencies: ["Office", "Uplink", "PKI", "Evidence", "Export", "Pipeline", "LibCrypto", "Platform", "Wire", "Settings", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Evidence", "Tokens", "Policy", "Controls", "Pipeline", "Capture",
-            "LibAV", "LibCrypto", "Platform", "Wire", "TestSupport", "Office", "PKI", "Export",
+            "LibAV", "LibAVFormat", "LibCrypto", "Platform", "Wire", "TestSupport", "Office", "PKI", "Export",
         ]),
     ],
     swiftLanguageModes: [.v6],

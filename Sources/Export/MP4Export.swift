@@ -4,6 +4,7 @@ import LibCrypto
 import MediaSigning
 import Platform
 import Wire
+import LibAVFormat
 
 /// A segment to export: its decrypted MP4 (fragmented, as recorded) and when its first picture
 /// was taken.

@@ -1,7 +1,6 @@
 // libav's headers are included by every libav module; Clang merges their declarations and
 // Swift only finds a merged one through a module this file imports, so import them all.
 import CAVCodec
-import CAVFormat
 import CAVUtil
 import CShims
 import CSwScale
@@ -22,9 +21,9 @@ public struct AVError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String { "\(operation) failed: \(message) (\(code))" }
 
     /// AVERROR(EAGAIN): the codec wants the other side of send/receive first.
-    static let again = bc_averror(EAGAIN)
+    package static let again = bc_averror(EAGAIN)
     /// AVERROR_EOF: the codec is fully drained.
-    static let endOfFile = bc_averror_eof()
+    package static let endOfFile = bc_averror_eof()
 
     static func message(for code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: 128)
@@ -35,7 +34,7 @@ public struct AVError: Error, CustomStringConvertible, Equatable, Sendable {
 
 /// Returns `code` when it is not negative, throws `AVError` otherwise.
 @discardableResult
-func avCheck(_ code: Int32, _ operation: @autoclosure () -> String) throws -> Int32 {
+package func avCheck(_ code: Int32, _ operation: @autoclosure () -> String) throws -> Int32 {
     if code < 0 { throw AVError(operation(), code: code) }
     return code
 }

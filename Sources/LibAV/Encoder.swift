@@ -1,7 +1,6 @@
 // libav's headers are included by every libav module; Clang merges their declarations and
 // Swift only finds a merged one through a module this file imports, so import them all.
 import CAVCodec
-import CAVFormat
 import CAVUtil
 import CShims
 import CSwScale
@@ -14,21 +13,21 @@ public struct Rational: Equatable, Sendable {
         self.numerator = numerator
         self.denominator = denominator
     }
-    var av: AVRational { AVRational(num: numerator, den: denominator) }
-    init(_ av: AVRational) { self.init(av.num, av.den) }
+    package var av: AVRational { AVRational(num: numerator, den: denominator) }
+    package init(_ av: AVRational) { self.init(av.num, av.den) }
 }
 
 /// Codec parameters (AVCodecParameters) handed from an encoder to a muxer. Owns its struct.
 public final class CodecParameters {
-    let raw: UnsafeMutablePointer<AVCodecParameters>
+    package let raw: UnsafeMutablePointer<AVCodecParameters>
 
-    convenience init(copying context: UnsafePointer<AVCodecContext>) throws {
+    package convenience init(copying context: UnsafePointer<AVCodecContext>) throws {
         try self.init(allocating: ())
         try avCheck(avcodec_parameters_from_context(raw, context), "avcodec_parameters_from_context")
     }
 
     /// Empty parameters, for a copy to fill.
-    init(allocating: Void) throws {
+    package init(allocating: Void) throws {
         guard let raw = avcodec_parameters_alloc() else { throw AVError("avcodec_parameters_alloc", code: bc_averror(ENOMEM)) }
         self.raw = raw
     }
@@ -70,7 +69,7 @@ public final class CodecParameters {
     }
 
     /// The NAL units of an Annex B byte stream (between 00 00 01 / 00 00 00 01 start codes).
-    static func annexBUnits(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+    public static func annexBUnits(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
         var starts: [(code: Int, payload: Int)] = []
         var index = 0
         while index + 2 < bytes.count {
@@ -91,7 +90,7 @@ public final class CodecParameters {
 
 /// One compressed packet from the encoder. Owns its AVPacket.
 public final class Packet {
-    let raw: UnsafeMutablePointer<AVPacket>
+    package let raw: UnsafeMutablePointer<AVPacket>
 
     init() throws {
         guard let raw = av_packet_alloc() else { throw AVError("av_packet_alloc", code: bc_averror(ENOMEM)) }

@@ -1,7 +1,6 @@
 // libav's headers are included by every libav module; Clang merges their declarations and
 // Swift only finds a merged one through a module this file imports, so import them all.
 import CAVCodec
-import CAVFormat
 import CAVUtil
 import CShims
 import CSwScale

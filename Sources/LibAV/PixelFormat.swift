@@ -1,7 +1,6 @@
 // libav's headers are included by every libav module; Clang merges their declarations and
 // Swift only finds a merged one through a module this file imports, so import them all.
 import CAVCodec
-import CAVFormat
 import CAVUtil
 import CShims
 import CSwScale
@@ -16,7 +15,7 @@ public enum PixelFormat: String, CaseIterable, Sendable {
     /// Planar 4:2:0 (V4L2 YU12, "I420"): what libx264 takes natively.
     case yuv420p
 
-    var av: AVPixelFormat {
+    package var av: AVPixelFormat {
         switch self {
         case .yuyv422: return AV_PIX_FMT_YUYV422
         case .nv12: return AV_PIX_FMT_NV12
@@ -24,7 +23,7 @@ public enum PixelFormat: String, CaseIterable, Sendable {
         }
     }
 
-    init?(av: AVPixelFormat) {
+    package init?(av: AVPixelFormat) {
         guard let match = PixelFormat.allCases.first(where: { $0.av == av }) else { return nil }
         self = match
     }

@@ -1,7 +1,6 @@
 // libav's headers are included by every libav module; Clang merges their declarations and
 // Swift only finds a merged one through a module this file imports, so import them all.
 import CAVCodec
-import CAVFormat
 import CAVUtil
 import CShims
 import CSwScale
@@ -13,7 +12,7 @@ import CSwScale
 // used by two at once: the hand-over queue transfers it. libavcodec keeps its own reference
 // counts on the buffers, which are atomic.
 public final class VideoFrame: @unchecked Sendable {
-    let frame: UnsafeMutablePointer<AVFrame>
+    package let frame: UnsafeMutablePointer<AVFrame>
     public let width: Int
     public let height: Int
     public let pixelFormat: PixelFormat
@@ -25,7 +24,7 @@ public final class VideoFrame: @unchecked Sendable {
     public var forceKeyframe = false
 
     /// Takes ownership of `frame`.
-    init(taking frame: UnsafeMutablePointer<AVFrame>, pixelFormat: PixelFormat) {
+    package init(taking frame: UnsafeMutablePointer<AVFrame>, pixelFormat: PixelFormat) {
         self.frame = frame
         self.width = Int(frame.pointee.width)
         self.height = Int(frame.pointee.height)

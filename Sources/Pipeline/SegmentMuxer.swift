@@ -50,7 +50,7 @@ public final class SegmentMuxer {
     private struct OpenSegment {
         var descriptor: SegmentDescriptor
         var sink: SegmentSink
-        var muxer: FragmentedMP4Muxer
+        var muxer: FragmentedMP4Writer
         var firstPts: Int64
         var firstDts: Int64
         var endPts: Int64
@@ -107,6 +107,7 @@ public final class SegmentMuxer {
     public init(configuration: Configuration, store: SegmentStore, parameters: CodecParameters, timeBase: Rational,
                 epochMonotonic: Int64, anchor: ClockAnchor) {
         precondition(configuration.segmentSeconds > 0)
+        precondition(timeBase.numerator == 1, "packet times are ticks of 1/timescale (the MP4 track's)")
         self.configuration = configuration
         self.store = store
         self.parameters = parameters
@@ -234,7 +235,11 @@ public final class SegmentMuxer {
             ("segment_sequence", String(descriptor.sequence)),
             ("title", "bodycam \(descriptor.deviceID) segment \(descriptor.sequence)"),
         ]
-        let muxer = try FragmentedMP4Muxer(parameters: parameters, timeBase: timeBase, metadata: metadata) { bytes in
+        let track = VideoTrackDescription(width: parameters.width, height: parameters.height,
+                                          decoderConfiguration: parameters.extradata,
+                                          timescale: Int(timeBase.denominator))
+        let muxer = try FragmentedMP4Writer(track: track, creationWallNanoseconds: descriptor.startWallNanoseconds,
+                                            metadata: metadata) { bytes in
             try sink.write(bytes)
         }
         // The moov alone is the first durable unit: a segment that dies right here still opens.

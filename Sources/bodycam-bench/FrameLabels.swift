@@ -2,6 +2,7 @@ import Capture
 import Glibc
 import LibAV
 import Platform
+import LibAVFormat
 
 /// `frames FILE`: every picture of a media file in presentation order, one line each, "SECONDS
 /// NUMBER" (the presentation time, and the frame number the test pattern burned in, or "-"):

@@ -5,6 +5,7 @@ import LibAV
 import LibCrypto
 import MediaSigning
 import Platform
+import LibAVFormat
 
 struct VerifyMedia: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -12,6 +12,7 @@ import Policy
 import Controls
 import Platform
 import Wire
+import Export
 
 /// `bodycamctl probe`: opens plain MP4 segments with libavformat, decodes every picture and
 /// checks the structure (moov first, one GOP per fragment, starts on a keyframe).

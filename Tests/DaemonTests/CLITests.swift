@@ -16,6 +16,7 @@ import LibCrypto
 import Testing
 @testable import Evidence
 @testable import Pipeline
+import LibAVFormat
 
 /// bodycamctl as a person runs it: help, exit codes, --json.
 @Suite("bodycamctl")

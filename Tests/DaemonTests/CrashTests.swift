@@ -14,6 +14,7 @@ import LibCrypto
 import Testing
 @testable import Evidence
 @testable import Pipeline
+import Export
 
 @Suite("Crashes: recovery keeps every complete fragment")
 struct CrashTests {

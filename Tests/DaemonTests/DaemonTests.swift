@@ -14,6 +14,7 @@ import LibCrypto
 import Testing
 @testable import Evidence
 @testable import Pipeline
+import Export
 
 /// bodycamd as a real subprocess.
 @Suite("bodycamd process")

@@ -6,6 +6,7 @@ import Platform
 import TestSupport
 import Testing
 import Wire
+import LibAVFormat
 
 /// Live view (docs/OFFICE.md, "Live view"): an officer with the `live` role watches a recording
 /// camera through the office, which decrypts the open segment's chunks as they arrive.

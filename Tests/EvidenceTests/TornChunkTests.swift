@@ -8,6 +8,7 @@ import Platform
 import TestSupport
 import Testing
 @testable import Evidence
+import Export
 
 /// A power cut that left a chunk's header on the disk but its payload as zeros (the page with the
 /// header was written back, the next ones were not): recovery, which has no key, must not count

@@ -8,6 +8,7 @@ import LibCrypto
 import Testing
 @testable import Evidence
 @testable import Pipeline
+import Export
 
 @Suite("Evidence vault")
 struct VaultTests {

@@ -9,6 +9,7 @@ import Wire
 import Pipeline
 import Platform
 import TestSupport
+import LibAVFormat
 
 /// A store of five one-second segments (320x240, 30 fps, one GOP each) recorded once, and its
 /// segments' plaintext.

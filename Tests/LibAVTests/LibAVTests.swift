@@ -1,8 +1,8 @@
 import Foundation
 import LibAV
 import Testing
+import LibAVFormat
 
-struct DiskFull: Error, Equatable {}
 
 @Suite("libav layer")
 struct LibAVTests {
@@ -11,35 +11,6 @@ struct LibAVTests {
     func encoder() throws -> EncoderContext {
         try EncoderContext(EncoderSettings(codecName: "libx264", width: 64, height: 64, framesPerSecond: 10, sourceFormat: .yuv420p,
                                            timeBase: Rational(1, 90_000), crf: 30, preset: "ultrafast", gopSize: 10))
-    }
-
-    @Test("the muxer hands the sink's own error back, and keeps failing the same way")
-    func muxerStickyError() throws {
-        let context = try encoder()
-        var calls = 0
-        #expect(throws: DiskFull.self) {
-            let muxer = try FragmentedMP4Muxer(parameters: context.parameters, timeBase: Rational(1, 90_000), metadata: []) { _ in
-                calls += 1
-                throw DiskFull()
-            }
-            _ = muxer
-        }
-        #expect(calls == 1, "no write after the first failure")
-    }
-
-    @Test("a muxer failing mid-stream reports the sink's error on every later call")
-    func muxerFailsMidStream() throws {
-        let context = try encoder()
-        var budget = 2_000
-        let muxer = try FragmentedMP4Muxer(parameters: context.parameters, timeBase: Rational(1, 90_000), metadata: []) { bytes in
-            if bytes.count > budget { throw DiskFull() }
-            budget -= bytes.count
-        }
-        // One IDR slice NAL unit in Annex B form, as the encoder emits it.
-        let payload: [UInt8] = [0, 0, 0, 1, 0x65] + [UInt8](repeating: 0x55, count: 4_000)
-        try payload.withUnsafeBytes { try muxer.write($0, pts: 0, dts: 0, duration: 9000, isKeyframe: true) }
-        #expect(throws: DiskFull.self) { try muxer.flushFragment() }
-        #expect(throws: DiskFull.self) { try muxer.finish() }
     }
 
     @Test("an unknown encoder option is refused by name")

@@ -11,6 +11,7 @@ import TestSupport
 import Testing
 import Uplink
 import Wire
+import Export
 
 @Suite("Office: uploads over mutual TLS, refusals, the access journal")
 struct OfficeTests {

@@ -7,6 +7,7 @@ import Platform
 import TestSupport
 import Testing
 @testable import Pipeline
+import Export
 
 @Suite("End to end: test pattern → overlay → encoder → pre-event buffer → segments → decode")
 struct EndToEndTests {

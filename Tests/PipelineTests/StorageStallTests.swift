@@ -5,6 +5,7 @@ import Capture
 import Pipeline
 import Platform
 import TestSupport
+import Export
 
 @Suite("Storage stalls")
 struct StorageStallTests {

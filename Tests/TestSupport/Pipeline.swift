@@ -4,6 +4,7 @@ import LibAV
 import Pipeline
 import Capture
 import Platform
+import Export
 
 /// A fresh folder under the system's temporary directory, removed by `cleanup()`.
 public struct TemporaryDirectory {

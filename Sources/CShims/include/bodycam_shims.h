@@ -71,8 +71,3 @@ int bc_peer_credentials(int fd, int *pid, unsigned int *uid, unsigned int *gid);
 /// fuzzing build only: it exists when linking with -sanitize=fuzzer, and nothing else calls it.
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const unsigned char *data, unsigned long size));
 
-/// Adds a chapter to an output AVFormatContext (given as `void *`: this header includes no
-/// library header): id, start and end in `num`/`den` seconds, and a title. libavformat has no
-/// public call for this (avpriv_new_chapter is private); avformat_free_context frees it.
-/// Returns 0 or an AVERROR code.
-int bc_av_add_chapter(void *format_context, int64_t id, int num, int den, int64_t start, int64_t end, const char *title);

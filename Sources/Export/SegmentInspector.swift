@@ -2,6 +2,8 @@ import Glibc
 import LibAV
 import Capture
 import Platform
+import LibAVFormat
+import Pipeline
 
 /// What a recorded segment holds, read back with libavformat and libavcodec: how technicians,
 /// tests and the demo check that segments play.

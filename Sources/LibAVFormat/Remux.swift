@@ -5,6 +5,8 @@ import CAVFormat
 import CAVUtil
 import CShims
 import CSwScale
+import LibAV
+import CAVFormatShims
 import Glibc
 
 /// One compressed picture as the demuxer gives it, with its bytes: what a stream copy moves from

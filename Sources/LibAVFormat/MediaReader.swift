@@ -5,6 +5,8 @@ import CAVFormat
 import CAVUtil
 import CShims
 import CSwScale
+import LibAV
+import CAVFormatShims
 
 /// What the demuxer says about one compressed packet.
 public struct DemuxedPacket: Sendable {
