@@ -51,8 +51,10 @@ let package = Package(
         .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call.
+        // libcurl's headers only: the library is loaded when the uplink first needs it (CCurlShims).
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl loaded on first use (dlopen), and its variadic setopt and getinfo, which Swift
+        // cannot call, as typed functions.
         .target(name: "CCurlShims", dependencies: ["CCurl"]),
         // toml++'s pkg-config file gives only -D flags, which SwiftPM refuses from pkg-config: its
         // headers are on the default path, and TOMLShim sets the two defines itself.

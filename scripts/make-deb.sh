@@ -8,7 +8,8 @@ ROOT=build/deb/root
 rm -rf build/deb && mkdir -p "$ROOT/DEBIAN"
 make --no-print-directory install DESTDIR="$ROOT" PREFIX=/usr BIN="$BIN" > /dev/null
 # The libraries the binaries link directly (ELF NEEDED), as Debian package names; the Swift
-# runtime is linked in.
+# runtime is linked in. libcurl is loaded by the uplink when it first connects (dlopen of
+# libcurl.so.4), so no NEEDED names it: its package is named here.
 depends=$(for binary in "$BIN/bodycamd" "$BIN/bodycamctl"; do objdump -p "$binary" | awk '/NEEDED/ { print $2 }'; done | sort -u \
           | while read -r soname; do
               path=$(ldconfig -p | awk -v so="$soname" '$1 == so { print $NF; exit }')
@@ -19,7 +20,7 @@ Package: bodycam
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: bodycam maintainers <maintainers@bodycam.invalid>
-Depends: libc6, systemd, ${depends}
+Depends: libc6, systemd, libcurl4, ${depends}
 Section: video
 Priority: optional
 Description: body-worn camera controller for customs officers

@@ -1,13 +1,75 @@
 #include "bodycam_curl.h"
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 
-CURLcode bc_curl_set_long(CURL *handle, CURLoption option, long value) { return curl_easy_setopt(handle, option, value); }
-CURLcode bc_curl_set_offset(CURL *handle, CURLoption option, curl_off_t value) { return curl_easy_setopt(handle, option, value); }
-CURLcode bc_curl_set_pointer(CURL *handle, CURLoption option, const void *value) { return curl_easy_setopt(handle, option, value); }
+// The soname of libcurl's ABI since 7.16 (Debian's libcurl4).
+#define BC_CURL_SONAME "libcurl.so.4"
+
+static struct {
+    CURLcode (*global_init)(long);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *);
+    CURLcode (*easy_perform)(CURL *);
+    const char *(*easy_strerror)(CURLcode);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+} curl;
+
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static char load_error[256];
+static int load_status = -1;
+
+static int resolve(void *library, const char *name, void **slot) {
+    *slot = dlsym(library, name);
+    if (*slot) return 0;
+    snprintf(load_error, sizeof load_error, "%s has no %s", BC_CURL_SONAME, name);
+    return -1;
+}
+
+static void load(void) {
+    // RTLD_LOCAL: its symbols serve only these calls; it stays loaded for the process's life.
+    void *library = dlopen(BC_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        const char *reason = dlerror();
+        snprintf(load_error, sizeof load_error, "%s", reason ? reason : BC_CURL_SONAME " could not be loaded");
+        return;
+    }
+    if (resolve(library, "curl_global_init", (void **)&curl.global_init) || resolve(library, "curl_easy_init", (void **)&curl.easy_init)
+        || resolve(library, "curl_easy_cleanup", (void **)&curl.easy_cleanup) || resolve(library, "curl_easy_perform", (void **)&curl.easy_perform)
+        || resolve(library, "curl_easy_strerror", (void **)&curl.easy_strerror) || resolve(library, "curl_slist_append", (void **)&curl.slist_append)
+        || resolve(library, "curl_slist_free_all", (void **)&curl.slist_free_all) || resolve(library, "curl_easy_setopt", (void **)&curl.easy_setopt)
+        || resolve(library, "curl_easy_getinfo", (void **)&curl.easy_getinfo)) {
+        dlclose(library);
+        return;
+    }
+    load_status = 0;
+}
+
+int bc_curl_load(char *error, size_t size) {
+    pthread_once(&load_once, load);
+    if (load_status != 0 && error && size > 0) snprintf(error, size, "%s", load_error);
+    return load_status;
+}
+
+CURLcode bc_curl_global_init(long flags) { return curl.global_init(flags); }
+CURL *bc_curl_easy_init(void) { return curl.easy_init(); }
+void bc_curl_easy_cleanup(CURL *handle) { curl.easy_cleanup(handle); }
+CURLcode bc_curl_easy_perform(CURL *handle) { return curl.easy_perform(handle); }
+const char *bc_curl_easy_strerror(CURLcode code) { return curl.easy_strerror(code); }
+struct curl_slist *bc_curl_slist_append(struct curl_slist *list, const char *string) { return curl.slist_append(list, string); }
+void bc_curl_slist_free_all(struct curl_slist *list) { curl.slist_free_all(list); }
+
+CURLcode bc_curl_set_long(CURL *handle, CURLoption option, long value) { return curl.easy_setopt(handle, option, value); }
+CURLcode bc_curl_set_offset(CURL *handle, CURLoption option, curl_off_t value) { return curl.easy_setopt(handle, option, value); }
+CURLcode bc_curl_set_pointer(CURL *handle, CURLoption option, const void *value) { return curl.easy_setopt(handle, option, value); }
 CURLcode bc_curl_set_write_function(CURL *handle, size_t (*function)(char *, size_t, size_t, void *)) {
-    return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, function);
+    return curl.easy_setopt(handle, CURLOPT_WRITEFUNCTION, function);
 }
 CURLcode bc_curl_set_header_function(CURL *handle, size_t (*function)(char *, size_t, size_t, void *)) {
-    return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, function);
+    return curl.easy_setopt(handle, CURLOPT_HEADERFUNCTION, function);
 }
-CURLcode bc_curl_get_long(CURL *handle, CURLINFO info, long *value) { return curl_easy_getinfo(handle, info, value); }
-CURLcode bc_curl_get_double(CURL *handle, CURLINFO info, double *value) { return curl_easy_getinfo(handle, info, value); }
+CURLcode bc_curl_get_long(CURL *handle, CURLINFO info, long *value) { return curl.easy_getinfo(handle, info, value); }
+CURLcode bc_curl_get_double(CURL *handle, CURLINFO info, double *value) { return curl.easy_getinfo(handle, info, value); }

@@ -65,10 +65,19 @@ public final class OfficeClient {
     /// The largest answer read (16 MiB): a longer one is cut off as an error.
     public static let maximumResponseBytes = 16 << 20
 
-    private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    /// libcurl, loaded and initialised once for the process: nil, or why it could not be.
+    private static let loadFailure: String? = {
+        var reason = [CChar](repeating: 0, count: 256)
+        guard bc_curl_load(&reason, reason.count) == 0 else {
+            return "libcurl could not be loaded: " + String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        let code = bc_curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        return code == CURLE_OK ? nil : "libcurl did not start: " + String(cString: bc_curl_easy_strerror(code))
+    }()
 
     public init(_ link: OfficeLink) throws {
-        guard OfficeClient.globalInit == CURLE_OK, let handle = curl_easy_init() else { throw UplinkError.transport("libcurl did not start") }
+        if let failure = OfficeClient.loadFailure { throw UplinkError.transport(failure) }
+        guard let handle = bc_curl_easy_init() else { throw UplinkError.transport("libcurl did not start: curl_easy_init failed") }
         self.link = link
         self.handle = handle
         for (option, value) in [(CURLOPT_SSLCERT, link.certificatePath), (CURLOPT_SSLKEY, link.keyPath), (CURLOPT_CAINFO, link.caPath),
@@ -88,7 +97,7 @@ public final class OfficeClient {
         try check(errorBuffer.withUnsafeMutableBufferPointer { bc_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, $0.baseAddress) }, "setting up")
     }
 
-    deinit { curl_easy_cleanup(handle) }
+    deinit { bc_curl_easy_cleanup(handle) }
 
     /// From now on each request gives up after `seconds` in all (0: no limit but the stall one).
     public func limitEachRequest(seconds: Int) throws {
@@ -98,7 +107,7 @@ public final class OfficeClient {
     private func check(_ code: CURLcode, _ what: String) throws {
         guard code == CURLE_OK else {
             let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            throw UplinkError.transport("\(what): " + (detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail))
+            throw UplinkError.transport("\(what): " + (detail.isEmpty ? String(cString: bc_curl_easy_strerror(code)) : detail))
         }
     }
 
@@ -113,8 +122,8 @@ public final class OfficeClient {
         errorBuffer[0] = 0
         var headers: UnsafeMutablePointer<curl_slist>? = nil
         // No "Expect: 100-continue" (it would wait a second before every upload).
-        for header in ["Content-Type: \(contentType)", "Expect:"] { headers = curl_slist_append(headers, header) }
-        defer { curl_slist_free_all(headers) }
+        for header in ["Content-Type: \(contentType)", "Expect:"] { headers = bc_curl_slist_append(headers, header) }
+        defer { bc_curl_slist_free_all(headers) }
         let write: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = { data, size, count, context in
             let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
             let length = size * count
@@ -154,7 +163,7 @@ public final class OfficeClient {
                 try check(bc_curl_set_pointer(handle, CURLOPT_POSTFIELDS, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)), "setting up")
                 try check(method.withCString { bc_curl_set_pointer(handle, CURLOPT_CUSTOMREQUEST, $0) }, "setting up")
             }
-            return curl_easy_perform(handle)
+            return bc_curl_easy_perform(handle)
         }
         try check(code, "\(method) \(path)")
         var status = 0
