@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 // The soname of libcurl's ABI since 7.16 (Debian's libcurl4).
 #define BC_CURL_SONAME "libcurl.so.4"
@@ -42,6 +43,7 @@ static void load(void) {
         || resolve(library, "curl_easy_strerror", (void **)&curl.easy_strerror) || resolve(library, "curl_slist_append", (void **)&curl.slist_append)
         || resolve(library, "curl_slist_free_all", (void **)&curl.slist_free_all) || resolve(library, "curl_easy_setopt", (void **)&curl.easy_setopt)
         || resolve(library, "curl_easy_getinfo", (void **)&curl.easy_getinfo)) {
+        memset(&curl, 0, sizeof curl);
         dlclose(library);
         return;
     }

@@ -57,12 +57,15 @@ public final class FragmentedMP4Writer {
 
     /// A fragment that opens with a keyframe, for the `mfra` index.
     private struct RandomAccessPoint {
-        var decodeTime: Int64
+        /// The keyframe's presentation time (tfra's `time`).
+        var time: Int64
         var moofOffset: Int
     }
 
     private let output: Output
     private var pending: [Sample] = []
+    /// The decode time of the last sample written, in any fragment.
+    private var lastDecodeTime: Int64?
     private var bytesWritten = 0
     private var fragmentNumber: UInt32 = 0
     private var randomAccessPoints: [RandomAccessPoint] = []
@@ -183,16 +186,21 @@ public final class FragmentedMP4Writer {
     }
 
     /// Adds one sample (an access unit) to the fragment being built. Nothing is written until
-    /// `flushFragment()` or `finish()`. Throws `MP4WriterError` for an empty sample or a decode
-    /// time before the last one's.
+    /// `flushFragment()` or `finish()`. Throws `MP4WriterError` for an empty sample, a decode
+    /// time that does not follow the last one's, or a composition offset no trun can hold.
     public func write(_ bytes: UnsafeRawBufferPointer, pts: Int64, dts: Int64, duration: Int64, isKeyframe: Bool) throws {
         precondition(!finished)
         if let failure { throw failure }
         let data = AVCDecoderConfiguration.lengthPrefixed(Array(bytes))
         guard !data.isEmpty else { throw MP4WriterError("an empty sample at decode time \(dts)") }
-        guard dts >= 0, pending.last.map({ dts > $0.dts }) ?? true else {
+        guard dts >= 0, lastDecodeTime.map({ dts > $0 }) ?? true else {
             throw MP4WriterError("decode time \(dts) does not follow the last sample's")
         }
+        let (offset, overflow) = pts.subtractingReportingOverflow(dts)
+        guard !overflow, Int64(Int32.min)...Int64(Int32.max) ~= offset else {
+            throw MP4WriterError("presentation time \(pts) is too far from decode time \(dts)")
+        }
+        lastDecodeTime = dts
         pending.append(Sample(data: data, pts: pts, dts: dts, duration: max(1, duration), isKeyframe: isKeyframe))
     }
 
@@ -217,7 +225,7 @@ public final class FragmentedMP4Writer {
                 $0.u32(1); $0.u32(0)  // track_ID; traf, trun and sample numbers of one byte each
                 $0.u32(UInt32(randomAccessPoints.count))
                 for point in randomAccessPoints {
-                    $0.u64(UInt64(point.decodeTime)); $0.u64(UInt64(point.moofOffset))
+                    $0.u64(UInt64(max(0, point.time))); $0.u64(UInt64(point.moofOffset))
                     $0.u8(1); $0.u8(1); $0.u8(1)
                 }
             }
@@ -235,6 +243,12 @@ public final class FragmentedMP4Writer {
     private func writeFragment() throws {
         guard let first = pending.first else { return }
         let samples = pending
+        let payload = samples.reduce(0) { $0 + $1.data.count }
+        guard payload <= Int(UInt32.max) - 8 else {
+            let error = MP4WriterError("a fragment of \(payload) bytes does not fit an mdat")
+            failure = error
+            throw error
+        }
         pending = []
         fragmentNumber += 1
         let reordered = samples.contains { $0.pts != $0.dts }
@@ -265,13 +279,11 @@ public final class FragmentedMP4Writer {
                         trun.u32(UInt32(clamping: duration))
                         trun.u32(UInt32(sample.data.count))
                         if flagsEach { trun.u32(sample.isKeyframe ? Self.syncSampleFlags : Self.otherSampleFlags) }
-                        if reordered { trun.u32(UInt32(bitPattern: Int32(clamping: sample.pts - sample.dts))) }
+                        if reordered { trun.u32(UInt32(bitPattern: Int32(sample.pts - sample.dts))) }  // in range: write()
                     }
                 }
             }
         }
-        let payload = samples.reduce(0) { $0 + $1.data.count }
-        guard payload <= Int(UInt32.max) - 8 else { throw MP4WriterError("a fragment of \(payload) bytes does not fit an mdat") }
         // The samples start just past the moof and the mdat's header.
         moof.patchU32(at: dataOffsetAt, UInt32(moof.bytes.count + 8))
         var fragment = moof.bytes
@@ -279,7 +291,7 @@ public final class FragmentedMP4Writer {
         fragment += BoxBuilder.header(size: 8 + payload, type: "mdat")
         for sample in samples { fragment += sample.data }
         try emit(fragment)
-        if first.isKeyframe { randomAccessPoints.append(RandomAccessPoint(decodeTime: first.dts, moofOffset: moofStart)) }
+        if first.isKeyframe { randomAccessPoints.append(RandomAccessPoint(time: first.pts, moofOffset: moofStart)) }
     }
 
     private func emit(_ bytes: [UInt8]) throws {
@@ -300,8 +312,8 @@ public enum AVCDecoderConfiguration {
 
     /// The avcC record for `configuration`: itself when it already is one (it starts with
     /// version 1), else built from the Annex B SPS, PPS and SPS extension NAL units in it; nil
-    /// when it holds no SPS or no PPS. Throws `MP4WriterError` for more parameter sets than
-    /// the record can list.
+    /// when it holds no SPS or no PPS. Throws `MP4WriterError` for more parameter sets, or
+    /// longer ones, than the record can list.
     public static func record(from configuration: [UInt8]) throws -> [UInt8]? {
         if configuration.first == 1 { return configuration }
         let units = CodecParameters.annexBUnits(configuration).map(Array.init)
@@ -309,8 +321,8 @@ public enum AVCDecoderConfiguration {
         let pictureSets = units.filter { $0.first.map { $0 & 0x1F == 8 } ?? false }
         let extensions = units.filter { $0.first.map { $0 & 0x1F == 13 } ?? false }
         guard let sps = sets.first, sps.count >= 4, !pictureSets.isEmpty else { return nil }
-        guard sets.count <= 31, pictureSets.count <= 255 else {
-            throw MP4WriterError("the decoder configuration holds \(sets.count) SPS and \(pictureSets.count) PPS, more than avcC lists")
+        guard sets.count <= 31, pictureSets.count <= 255, (sets + pictureSets + extensions).allSatisfy({ $0.count <= 0xFFFF }) else {
+            throw MP4WriterError("the decoder configuration holds \(sets.count) SPS and \(pictureSets.count) PPS, or one over 65,535 bytes: more than avcC lists")
         }
         var record: [UInt8] = [1, sps[1], sps[2], sps[3], 0xFF, 0xE0 | UInt8(sets.count)]  // 4-byte lengths
         for set in sets { record += [UInt8(set.count >> 8), UInt8(set.count & 0xFF)] + set }

@@ -149,6 +149,8 @@ public final class SegmentMuxer {
     }
 
     public func write(_ packet: EncodedPacket) throws {
+        // An encoder's empty packet holds no picture (libavformat's muxer skipped them too).
+        guard !packet.data.isEmpty else { return }
         switch state {
         case .idle:
             guard packet.isKeyframe else {

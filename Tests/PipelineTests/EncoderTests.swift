@@ -125,6 +125,25 @@ struct EncoderTests {
         #expect(segmentMuxer.skippedPackets == 27)
         #expect(segmentMuxer.completed.map(\.frames) == [5])
     }
+
+    @Test("an empty packet from the encoder holds no picture: it is passed over and the segment goes on")
+    func emptyPacket() throws {
+        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let packets = try encodeAll(encoder, try frames(10))
+        let store = MemoryStore()
+        let segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: 60, deviceID: "D", officerID: "O"), store: store,
+                                        parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0, anchor: .now())
+        for (index, packet) in packets.enumerated() {
+            if index == 5 {
+                var empty = packet
+                empty.data = []
+                try segmentMuxer.write(empty)
+            }
+            try segmentMuxer.write(packet)
+        }
+        try segmentMuxer.finish()
+        #expect(segmentMuxer.completed.map(\.frames) == [10])
+    }
 }
 
 @Suite("Small parts")

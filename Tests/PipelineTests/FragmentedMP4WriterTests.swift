@@ -143,7 +143,7 @@ struct FragmentedMP4WriterTests {
         _ = packets
     }
 
-    @Test("bad input is refused by name: an empty sample, a decode time that does not advance, a size no header can hold")
+    @Test("bad input is refused by name: an empty sample, a decode time that does not advance (in a fragment or across two), a presentation time no trun can hold, a size no header can hold")
     func badInput() throws {
         let (encoder, _) = try encoded(1)
         let track = VideoTrackDescription(width: 160, height: 120, decoderConfiguration: encoder.parameters.extradata, timescale: 90_000)
@@ -152,6 +152,11 @@ struct FragmentedMP4WriterTests {
         let sample: [UInt8] = [0, 0, 0, 1, 0x65, 1]
         try sample.withUnsafeBytes { try writer.write($0, pts: 3000, dts: 3000, duration: 3000, isKeyframe: true) }
         #expect(throws: MP4WriterError.self) { try sample.withUnsafeBytes { try writer.write($0, pts: 3000, dts: 3000, duration: 3000, isKeyframe: false) } }
+        try writer.flushFragment()
+        // Across fragments too: the next one cannot start before the last ended.
+        #expect(throws: MP4WriterError.self) { try sample.withUnsafeBytes { try writer.write($0, pts: 2000, dts: 2000, duration: 3000, isKeyframe: true) } }
+        #expect(throws: MP4WriterError.self) { try sample.withUnsafeBytes { try writer.write($0, pts: Int64.max, dts: 6000, duration: 3000, isKeyframe: false) } }
+        #expect(throws: MP4WriterError.self) { try sample.withUnsafeBytes { try writer.write($0, pts: Int64.min, dts: 6000, duration: 3000, isKeyframe: false) } }
         try writer.finish()
         var wide = track
         wide.width = 70_000

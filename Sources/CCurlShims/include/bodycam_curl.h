@@ -9,7 +9,8 @@
 
 /// Loads libcurl.so.4 and resolves the calls below, once (later calls return the first
 /// result). Returns 0, or -1 with the reason (dlerror's text) in `error` (NUL-terminated,
-/// cut to `size`). Safe from any thread.
+/// cut to `size`). Safe from any thread. A failure holds until the process restarts (libcurl
+/// installed later is loaded by the next start).
 int bc_curl_load(char *error, size_t size);
 
 // The calls of libcurl the uplink makes, through the loaded library. Call bc_curl_load first
