@@ -113,13 +113,18 @@ struct EncoderTests {
         }
     }
 
+    /// `frames` encoded pictures and a muxer of one-minute segments into memory, for them.
+    func minuteMuxer(frames count: Int) throws -> ([EncodedPacket], SegmentMuxer) {
+        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let packets = try encodeAll(encoder, try frames(count))
+        let segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: 60, deviceID: "D", officerID: "O"), store: MemoryStore(),
+                                        parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0, anchor: .now())
+        return (packets, segmentMuxer)
+    }
+
     @Test("a packet that is not a keyframe never opens a segment")
     func noOpenWithoutKeyframe() throws {
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
-        let packets = try encodeAll(encoder, try frames(35))
-        let store = MemoryStore()
-        let segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: 60, deviceID: "D", officerID: "O"), store: store,
-                                  parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0, anchor: .now())
+        let (packets, segmentMuxer) = try minuteMuxer(frames: 35)
         for packet in packets.dropFirst(3) { try segmentMuxer.write(packet) }
         try segmentMuxer.finish()
         #expect(segmentMuxer.skippedPackets == 27)
@@ -128,11 +133,7 @@ struct EncoderTests {
 
     @Test("an empty packet from the encoder holds no picture: it is passed over and the segment goes on")
     func emptyPacket() throws {
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
-        let packets = try encodeAll(encoder, try frames(10))
-        let store = MemoryStore()
-        let segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: 60, deviceID: "D", officerID: "O"), store: store,
-                                        parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0, anchor: .now())
+        let (packets, segmentMuxer) = try minuteMuxer(frames: 10)
         for (index, packet) in packets.enumerated() {
             if index == 5 {
                 var empty = packet
