@@ -7,7 +7,7 @@ CONFIG     ?= release
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Headers and libraries the package links (pkg-config names in Package.swift).
-BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
+BUILD_PACKAGES := pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libx264-dev \
                   libv4l-dev libgpiod-dev libssl-dev libtomlplusplus-dev libcurl4-openssl-dev
 # The tests: libfaketime starts bodycamd with its clock in 1970, as a board without a battery-backed
 # clock boots (Tests/DaemonTests/WrongClockTests.swift).

@@ -45,9 +45,14 @@ let package = Package(
     targets: [
         // MARK: C modules
         .systemLibrary(name: "CAVUtil", pkgConfig: "libavutil", providers: [.apt(["libavutil-dev"])]),
-        .systemLibrary(name: "CAVCodec", pkgConfig: "libavcodec", providers: [.apt(["libavcodec-dev"])]),
+        // Headers only, no pkgConfig (its -lavcodec would link libavcodec into every program):
+        // see CAVCodecShims.
+        .systemLibrary(name: "CAVCodec", providers: [.apt(["libavcodec-dev"])]),
         .systemLibrary(name: "CAVFormat", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev"])]),
         .systemLibrary(name: "CSwScale", pkgConfig: "libswscale", providers: [.apt(["libswscale-dev"])]),
+        // No pkgConfig: x264.pc adds -DX264_API_IMPORTS (for Windows DLLs), a flag SwiftPM refuses
+        // with a warning; the header is on the default path and the modulemap links libx264.
+        .systemLibrary(name: "CX264", providers: [.apt(["libx264-dev"])]),
         .systemLibrary(name: "CV4L2", pkgConfig: "libv4l2", providers: [.apt(["libv4l-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -68,12 +73,20 @@ let package = Package(
         // What Swift cannot do with libavformat (its chapter list): apart, so that the daemon,
         // which does not read or remux, does not load libavformat.
         .target(name: "CAVFormatShims", dependencies: ["CAVFormat", "CAVUtil"]),
+        // libavcodec loaded on first use (dlopen), not linked: the recording path encodes with
+        // libx264 itself (LibX264) and needs libavcodec only for MJPEG cameras and h264_v4l2m2m.
+        .target(name: "CAVCodecShims", dependencies: ["CAVCodec", "CAVUtil"]),
 
         // MARK: bindings (the only Swift code that sees C types)
-        .target(name: "LibAV", dependencies: ["CShims", "CAVUtil", "CAVCodec", "CSwScale"]),
+        .target(name: "LibAV", dependencies: ["CShims", "CAVUtil", "CAVCodec", "CAVCodecShims", "CSwScale"]),
         // Reading, remuxing and stream copies (libavformat): the tools and the office, not the
         // recording path, which writes its fragmented MP4 itself (Pipeline.FragmentedMP4Writer).
-        .target(name: "LibAVFormat", dependencies: ["LibAV", "CAVFormatShims", "CShims", "CAVUtil", "CAVCodec", "CAVFormat", "CSwScale"]),
+        .target(name: "LibAVFormat", dependencies: ["LibAV", "CAVFormatShims", "CShims", "CAVUtil", "CAVCodec", "CAVFormat", "CSwScale"],
+                // Its own calls into libavcodec (demuxing, decoding, stream copies) link it:
+                // CAVCodec gives only the headers (the daemon loads libavcodec when it needs it).
+                linkerSettings: [.linkedLibrary("avcodec")]),
+        // libx264 itself: the recording path's software H.264 encoder, without libavcodec.
+        .target(name: "LibX264", dependencies: ["CX264"]),
         .target(name: "LibCrypto", dependencies: ["CCrypto"]),
         .target(name: "V4L2", dependencies: ["CShims", "CV4L2"]),
         // A V4L2 driver simulated at the ioctl seam, for tests of the capture code.
@@ -87,7 +100,7 @@ let package = Package(
 
         // MARK: the data path
         .target(name: "Capture", dependencies: ["LibAV", "V4L2", "Platform"]),
-        .target(name: "Pipeline", dependencies: ["Capture", "LibAV", "Platform"]),
+        .target(name: "Pipeline", dependencies: ["Capture", "LibAV", "LibX264", "Platform"]),
         .target(name: "Evidence", dependencies: ["Pipeline", "LibCrypto", "Platform", "Wire"]),
         // ONVIF Media Signing of H.264: the signer (SEIs in the stream) and a validator.
         .target(name: "MediaSigning", dependencies: ["LibCrypto"]),
@@ -136,6 +149,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "Export", "LibAV", "LibCrypto", "Platform", "Office", "PKI", "Uplink"],
                 path: "Tests/TestSupport"),
         .testTarget(name: "LibAVTests", dependencies: ["LibAV", "LibAVFormat"]),
+        .testTarget(name: "LibX264Tests", dependencies: ["LibX264"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform", "TestSupport", logging, serviceLifecycle]),

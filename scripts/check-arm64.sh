@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make check-arm64: compiles the C shim (Sources/CShims) with Debian's aarch64 cross compiler, so
+# make check-arm64: compiles the C shims (Sources/CShims, CAVCodecShims) with Debian's aarch64 cross compiler, so
 # its static checks of structure layouts and ioctl request numbers hold for the board's
 # architecture, and prints the layouts the Swift side relies on as the board sees them.
 set -euo pipefail
@@ -26,6 +26,9 @@ flags=(-std=gnu11 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -ISources/CShi
 "$CC" "${flags[@]}" -c Sources/CShims/shims.c -o "$work/shims.o"
 file "$work/shims.o" | grep -q 'ARM aarch64' || { echo "error: $CC did not produce an aarch64 object"; exit 1; }
 echo "CShims compiles for aarch64 with $($CC -dumpversion): layouts and request numbers as on the host"
+# libavcodec's loader (the daemon dlopens libavcodec for MJPEG and the SoC's encoder).
+"$CC" "${flags[@]}" -ISources/CAVCodecShims/include -c Sources/CAVCodecShims/avcodec_loader.c -o "$work/avcodec_loader.o"
+echo "CAVCodecShims compiles for aarch64"
 
 # The layouts, as the board's compiler sees them (read from the object, nothing runs).
 cat >"$work/layout.c" <<'C'

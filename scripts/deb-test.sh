@@ -8,7 +8,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 fail() { echo "deb-test: FAIL: $*"; exit 1; }
 [ "$(dpkg-deb --field "$DEB" Package)" = bodycam ] || fail "not the bodycam package"
 depends=$(dpkg-deb --field "$DEB" Depends)
-for package in libavcodec59 libavformat59 libswscale6 libv4l-0 libgpiod2 libssl3 libcurl4; do
+for package in libavcodec59 libavformat59 libswscale6 libx264-164 libv4l-0 libgpiod2 libssl3 libcurl4; do
   case "$depends" in *"$package"*) ;; *) fail "Depends does not name $package: $depends" ;; esac
 done
 echo "ok Depends: $depends"

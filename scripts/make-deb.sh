@@ -9,18 +9,19 @@ rm -rf build/deb && mkdir -p "$ROOT/DEBIAN"
 make --no-print-directory install DESTDIR="$ROOT" PREFIX=/usr BIN="$BIN" > /dev/null
 # The libraries the binaries link directly (ELF NEEDED), as Debian package names; the Swift
 # runtime is linked in. libcurl is loaded by the uplink when it first connects (dlopen of
-# libcurl.so.4), so no NEEDED names it: its package is named here.
+# libcurl.so.4), and libavcodec by bodycamd for an MJPEG camera or the SoC's encoder (dlopen of
+# libavcodec.so.59), so no NEEDED of the daemon names them: their packages are named here.
 depends=$(for binary in "$BIN/bodycamd" "$BIN/bodycamctl"; do objdump -p "$binary" | awk '/NEEDED/ { print $2 }'; done | sort -u \
           | while read -r soname; do
               path=$(ldconfig -p | awk -v so="$soname" '$1 == so { print $NF; exit }')
               [ -n "$path" ] && dpkg -S "$(readlink -f "$path")" 2>/dev/null | cut -d: -f1
-            done | sort -u | grep -v -E '^(libc6|libgcc-s1|libstdc\+\+6)$' | paste -sd, | sed 's/,/, /g')
+            done | sort -u | grep -v -E '^(libc6|libgcc-s1|libstdc\+\+6|libcurl4|libavcodec59)$' | paste -sd, | sed 's/,/, /g')
 cat > "$ROOT/DEBIAN/control" <<CONTROL
 Package: bodycam
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: bodycam maintainers <maintainers@bodycam.invalid>
-Depends: libc6, systemd, libcurl4, ${depends}
+Depends: libc6, systemd, libcurl4, libavcodec59, ${depends}
 Section: video
 Priority: optional
 Description: body-worn camera controller for customs officers

@@ -262,7 +262,7 @@ public final class Daemon: Sendable {
                                                      writeQueueSeconds: configuration.writeQueueSeconds,
                                                      writeQueueMaxBytes: configuration.writeQueueMaxBytes),
                                 source: source, overlay: StageFactory.makeOverlay(configuration), store: vault,
-                                makeEncoder: { try LibAVVideoEncoder(settings: encoderSettings, format: $0) })
+                                makeEncoder: { try makeVideoEncoder(settings: encoderSettings, format: $0) })
             recorder.packetStage = try StageFactory.makeMediaSigner(configuration, software: vault.configuration.software)
         } catch {
             throw DaemonStartError.startup("\(error)")

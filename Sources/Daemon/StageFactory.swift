@@ -31,12 +31,6 @@ public enum StageFactory {
         }
     }
 
-    /// Opens the encoder for what `source` delivers. For a V4L2 camera call this after
-    /// `source.start()`, when the negotiated format is known.
-    public static func makeEncoder(_ configuration: BodycamConfiguration, for source: FrameSource) throws -> LibAVVideoEncoder {
-        try LibAVVideoEncoder(settings: configuration.encoder, format: source.format)
-    }
-
     /// The ONVIF Media Signing stage, when `[evidence] media_signing_key` is set: the key and
     /// the certificate chain (the root left out of the stream: a validator brings its own).
     /// Throws when either file cannot be read or is not what it should be.

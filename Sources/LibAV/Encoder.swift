@@ -1,6 +1,7 @@
 // libav's headers are included by every libav module; Clang merges their declarations and
 // Swift only finds a merged one through a module this file imports, so import them all.
 import CAVCodec
+import CAVCodecShims
 import CAVUtil
 import CShims
 import CSwScale
@@ -17,74 +18,50 @@ public struct Rational: Equatable, Sendable {
     package init(_ av: AVRational) { self.init(av.num, av.den) }
 }
 
+/// libavcodec, loaded on first use rather than linked (CAVCodecShims): the recording path
+/// encodes with libx264 itself and needs libavcodec only for an MJPEG camera or the SoC's
+/// h264_v4l2m2m encoder, and Debian's libavcodec brings some 90 libraries into the process.
+/// Every type here that calls libavcodec loads it first.
+public enum LibAVCodec {
+    /// Loads libavcodec (once per process; later calls return at once). Throws `AVError`
+    /// naming the library and dlopen's reason when it cannot be loaded.
+    public static func load() throws {
+        var reason = [CChar](repeating: 0, count: 256)
+        guard bc_avcodec_load(&reason, reason.count) == 0 else {
+            throw AVError("loading libavcodec (\(String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))",
+                          code: bc_averror(ENOSYS))
+        }
+    }
+}
+
 /// Codec parameters (AVCodecParameters) handed from an encoder to a muxer. Owns its struct.
 public final class CodecParameters {
     package let raw: UnsafeMutablePointer<AVCodecParameters>
 
     package convenience init(copying context: UnsafePointer<AVCodecContext>) throws {
         try self.init(allocating: ())
-        try avCheck(avcodec_parameters_from_context(raw, context), "avcodec_parameters_from_context")
+        try avCheck(bc_avcodec_parameters_from_context(raw, context), "avcodec_parameters_from_context")
     }
 
     /// Empty parameters, for a copy to fill.
     package init(allocating: Void) throws {
-        guard let raw = avcodec_parameters_alloc() else { throw AVError("avcodec_parameters_alloc", code: bc_averror(ENOMEM)) }
+        try LibAVCodec.load()
+        guard let raw = bc_avcodec_parameters_alloc() else { throw AVError("avcodec_parameters_alloc", code: bc_averror(ENOMEM)) }
         self.raw = raw
     }
 
     deinit {
         var pointer: UnsafeMutablePointer<AVCodecParameters>? = raw
-        avcodec_parameters_free(&pointer)
+        bc_avcodec_parameters_free(&pointer)
     }
 
     public var width: Int { Int(raw.pointee.width) }
     public var height: Int { Int(raw.pointee.height) }
-    public var codecName: String { String(cString: avcodec_get_name(raw.pointee.codec_id)) }
+    public var codecName: String { String(cString: bc_avcodec_get_name(raw.pointee.codec_id)) }
     /// The decoder configuration (for H.264 in MP4, the avcC record with SPS and PPS).
     public var extradata: [UInt8] {
         guard let data = raw.pointee.extradata, raw.pointee.extradata_size > 0 else { return [] }
         return Array(UnsafeBufferPointer(start: data, count: Int(raw.pointee.extradata_size)))
-    }
-
-    /// For H.264 without a decoder configuration (an encoder that puts SPS and PPS only in-band,
-    /// as h264_v4l2m2m may): takes them from a keyframe in Annex B form (start codes, ITU-T H.264
-    /// annex B) as the extradata, which libavformat's MP4 muxer turns into the avcC record. An
-    /// MP4 written with an empty avcC does not play. Returns whether it set any; throws
-    /// `AVError` when memory cannot be had.
-    public func adoptParameterSets(fromKeyframe packet: [UInt8]) throws -> Bool {
-        guard raw.pointee.codec_id == AV_CODEC_ID_H264, raw.pointee.extradata_size == 0 else { return false }
-        let units = CodecParameters.annexBUnits(packet).filter { unit in
-            let type = unit.first.map { $0 & 0x1F }
-            return type == 7 || type == 8  // sequence and picture parameter sets
-        }
-        guard units.contains(where: { $0.first! & 0x1F == 7 }), units.contains(where: { $0.first! & 0x1F == 8 }) else { return false }
-        let bytes = units.flatMap { [0, 0, 0, 1] + $0 }
-        guard let buffer = av_mallocz(bytes.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else {
-            throw AVError("av_mallocz(extradata)", code: bc_averror(ENOMEM))
-        }
-        buffer.copyMemory(from: bytes, byteCount: bytes.count)
-        raw.pointee.extradata = buffer.assumingMemoryBound(to: UInt8.self)
-        raw.pointee.extradata_size = Int32(bytes.count)
-        return true
-    }
-
-    /// The NAL units of an Annex B byte stream (between 00 00 01 / 00 00 00 01 start codes).
-    public static func annexBUnits(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
-        var starts: [(code: Int, payload: Int)] = []
-        var index = 0
-        while index + 2 < bytes.count {
-            if bytes[index] == 0, bytes[index + 1] == 0, bytes[index + 2] == 1 {
-                let code = index > 0 && bytes[index - 1] == 0 ? index - 1 : index
-                starts.append((code, index + 3))
-                index += 3
-            } else {
-                index += 1
-            }
-        }
-        return starts.enumerated().map { position, start in
-            let end = position + 1 < starts.count ? starts[position + 1].code : bytes.count
-            return bytes[start.payload..<max(start.payload, end)]
-        }.filter { !$0.isEmpty }
     }
 }
 
@@ -93,13 +70,14 @@ public final class Packet {
     package let raw: UnsafeMutablePointer<AVPacket>
 
     init() throws {
-        guard let raw = av_packet_alloc() else { throw AVError("av_packet_alloc", code: bc_averror(ENOMEM)) }
+        try LibAVCodec.load()
+        guard let raw = bc_av_packet_alloc() else { throw AVError("av_packet_alloc", code: bc_averror(ENOMEM)) }
         self.raw = raw
     }
 
     deinit {
         var pointer: UnsafeMutablePointer<AVPacket>? = raw
-        av_packet_free(&pointer)
+        bc_av_packet_free(&pointer)
     }
 
     public var pts: Int64 { raw.pointee.pts }
@@ -167,7 +145,7 @@ public final class EncoderContext {
     /// Pixel formats the named encoder accepts, in its order of preference; nil when it does not
     /// say (hardware wrappers).
     public static func supportedFormats(codecName: String) -> [PixelFormat]? {
-        guard let codec = avcodec_find_encoder_by_name(codecName), var formats = codec.pointee.pix_fmts else { return nil }
+        guard (try? LibAVCodec.load()) != nil, let codec = bc_avcodec_find_encoder_by_name(codecName), var formats = codec.pointee.pix_fmts else { return nil }
         var result: [PixelFormat] = []
         while formats.pointee != AV_PIX_FMT_NONE {
             if let format = PixelFormat(av: formats.pointee) { result.append(format) }
@@ -178,11 +156,12 @@ public final class EncoderContext {
 
     /// True when this libavcodec has an encoder of that name.
     public static func isAvailable(_ codecName: String) -> Bool {
-        avcodec_find_encoder_by_name(codecName) != nil
+        (try? LibAVCodec.load()) != nil && bc_avcodec_find_encoder_by_name(codecName) != nil
     }
 
     public init(_ settings: EncoderSettings) throws {
-        guard let codec = avcodec_find_encoder_by_name(settings.codecName) else {
+        try LibAVCodec.load()
+        guard let codec = bc_avcodec_find_encoder_by_name(settings.codecName) else {
             throw AVError("avcodec_find_encoder_by_name(\"\(settings.codecName)\"): no such encoder in this libavcodec",
                           code: bc_averror(ENOENT))
         }
@@ -196,7 +175,7 @@ public final class EncoderContext {
         } else {
             format = settings.sourceFormat == .yuyv422 ? .yuv420p : settings.sourceFormat
         }
-        guard let context = avcodec_alloc_context3(codec) else {
+        guard let context = bc_avcodec_alloc_context3(codec) else {
             throw AVError("avcodec_alloc_context3", code: bc_averror(ENOMEM))
         }
         self.context = context
@@ -241,7 +220,7 @@ public final class EncoderContext {
         for (key, value) in entries { av_dict_set(&options, key, value, 0) }
 
         do {
-            try avCheck(avcodec_open2(context, codec, &options), "avcodec_open2(\(settings.codecName))")
+            try avCheck(bc_avcodec_open2(context, codec, &options), "avcodec_open2(\(settings.codecName))")
             if av_dict_count(options) > 0 {
                 var unused: [String] = []
                 var entry: UnsafeMutablePointer<AVDictionaryEntry>? = nil
@@ -254,29 +233,29 @@ public final class EncoderContext {
             }
             self.parameters = try CodecParameters(copying: context)
         } catch {
-            avcodec_free_context(&self.context)
+            bc_avcodec_free_context(&self.context)
             throw error
         }
     }
 
-    deinit { avcodec_free_context(&context) }
+    deinit { bc_avcodec_free_context(&context) }
 
     /// avcodec_send_frame; `nil` starts draining. The frame's pts must already be in `timeBase`.
     public func send(_ frame: VideoFrame?, pts: Int64 = 0) throws {
         guard let frame else {
-            try avCheck(avcodec_send_frame(context, nil), "avcodec_send_frame(flush)")
+            try avCheck(bc_avcodec_send_frame(context, nil), "avcodec_send_frame(flush)")
             return
         }
         precondition(frame.pixelFormat == pixelFormat, "frame in \(frame.pixelFormat), encoder wants \(pixelFormat)")
         frame.frame.pointee.pts = pts
         frame.frame.pointee.pict_type = frame.forceKeyframe ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE
-        try avCheck(avcodec_send_frame(context, frame.frame), "avcodec_send_frame")
+        try avCheck(bc_avcodec_send_frame(context, frame.frame), "avcodec_send_frame")
     }
 
     /// avcodec_receive_packet: a packet, or that the encoder needs input, or that it is drained.
     public func receive() throws -> CodecResult<Packet> {
         let packet = try Packet()
-        let status = avcodec_receive_packet(context, packet.raw)
+        let status = bc_avcodec_receive_packet(context, packet.raw)
         if status == AVError.again { return .needsInput }
         if status == AVError.endOfFile { return .endOfStream }
         try avCheck(status, "avcodec_receive_packet")

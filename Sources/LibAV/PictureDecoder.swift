@@ -1,6 +1,7 @@
 // libav's headers are included by every libav module; Clang merges their declarations and
 // Swift only finds a merged one through a module this file imports, so import them all.
 import CAVCodec
+import CAVCodecShims
 import CAVUtil
 import CShims
 import CSwScale
@@ -21,11 +22,12 @@ public final class PictureDecoder: @unchecked Sendable {
     public init(codecName: String, width: Int, height: Int, output: PixelFormat) throws {
         self.codecName = codecName
         pool = try FramePool(width: width, height: height, pixelFormat: output)
-        guard let codec = avcodec_find_decoder_by_name(codecName) else {
+        try LibAVCodec.load()
+        guard let codec = bc_avcodec_find_decoder_by_name(codecName) else {
             throw AVError("avcodec_find_decoder_by_name(\"\(codecName)\"): no such decoder", code: bc_averror(ENOENT))
         }
-        context = avcodec_alloc_context3(codec)
-        packet = av_packet_alloc()
+        context = bc_avcodec_alloc_context3(codec)
+        packet = bc_av_packet_alloc()
         decoded = av_frame_alloc()
         guard let context, packet != nil, decoded != nil else { throw AVError("av*_alloc", code: bc_averror(ENOMEM)) }
         context.pointee.thread_count = 1  // one picture in, one out, no frame delay; its messages on this thread
@@ -34,13 +36,13 @@ public final class PictureDecoder: @unchecked Sendable {
         // picture): for evidence a damaged picture must fail instead, so every check it has is
         // on and any error it finds aborts the picture.
         context.pointee.err_recognition |= AV_EF_CRCCHECK | AV_EF_BITSTREAM | AV_EF_BUFFER | AV_EF_EXPLODE | AV_EF_CAREFUL | AV_EF_COMPLIANT | AV_EF_AGGRESSIVE
-        try avCheck(avcodec_open2(context, codec, nil), "avcodec_open2(\(codecName) decoder)")
+        try avCheck(bc_avcodec_open2(context, codec, nil), "avcodec_open2(\(codecName) decoder)")
     }
 
     deinit {
         sws_freeContext(scaler)
-        avcodec_free_context(&context)
-        av_packet_free(&packet)
+        bc_avcodec_free_context(&context)
+        bc_av_packet_free(&packet)
         av_frame_free(&decoded)
     }
 
@@ -48,13 +50,13 @@ public final class PictureDecoder: @unchecked Sendable {
     /// the one given at init.
     public func decode(_ bytes: UnsafeRawBufferPointer) throws -> VideoFrame {
         guard let packet, let decoded else { preconditionFailure() }
-        av_packet_unref(packet)
-        try avCheck(av_new_packet(packet, Int32(bytes.count)), "av_new_packet")
+        bc_av_packet_unref(packet)
+        try avCheck(bc_av_new_packet(packet, Int32(bytes.count)), "av_new_packet")
         if let base = bytes.baseAddress, bytes.count > 0 { packet.pointee.data.update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count) }
         var message = [CChar](repeating: 0, count: 160)
         _ = bc_av_log_take(&message, message.count)
-        try avCheck(avcodec_send_packet(context, packet), "avcodec_send_packet(\(codecName))")
-        try avCheck(avcodec_receive_frame(context, decoded), "avcodec_receive_frame(\(codecName))")
+        try avCheck(bc_avcodec_send_packet(context, packet), "avcodec_send_packet(\(codecName))")
+        try avCheck(bc_avcodec_receive_frame(context, decoded), "avcodec_receive_frame(\(codecName))")
         defer { av_frame_unref(decoded) }
         // Damage the decoder concealed but reported ("bad vlc", "error count", "EOI missing").
         let problems = bc_av_log_take(&message, message.count)

@@ -316,7 +316,7 @@ public enum AVCDecoderConfiguration {
     /// longer ones, than the record can list.
     public static func record(from configuration: [UInt8]) throws -> [UInt8]? {
         if configuration.first == 1 { return configuration }
-        let units = CodecParameters.annexBUnits(configuration).map(Array.init)
+        let units = VideoStreamParameters.annexBUnits(configuration).map(Array.init)
         let sets = units.filter { $0.first.map { $0 & 0x1F == 7 } ?? false }
         let pictureSets = units.filter { $0.first.map { $0 & 0x1F == 8 } ?? false }
         let extensions = units.filter { $0.first.map { $0 & 0x1F == 13 } ?? false }
@@ -344,7 +344,7 @@ public enum AVCDecoderConfiguration {
         guard startsWithCode else { return accessUnit }
         var sample: [UInt8] = []
         sample.reserveCapacity(accessUnit.count + 16)
-        for unit in CodecParameters.annexBUnits(accessUnit) {
+        for unit in VideoStreamParameters.annexBUnits(accessUnit) {
             let length = UInt32(unit.count)
             sample += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
             sample += unit

@@ -72,7 +72,7 @@ public final class SegmentMuxer {
     /// Changes apply to segments opened afterwards.
     public var configuration: Configuration
     private let store: SegmentStore
-    private let parameters: CodecParameters
+    private var parameters: VideoStreamParameters
     private let timeBase: Rational
     private var anchor: ClockAnchor
     /// The latest clock reading (`updateClock`); nil until the first.
@@ -104,7 +104,7 @@ public final class SegmentMuxer {
     ///   - epochMonotonic: capture time (CLOCK_MONOTONIC ns) of packet pts 0.
     ///   - anchor: maps capture time to wall time for names and creation_time, until the first
     ///     `updateClock`.
-    public init(configuration: Configuration, store: SegmentStore, parameters: CodecParameters, timeBase: Rational,
+    public init(configuration: Configuration, store: SegmentStore, parameters: VideoStreamParameters, timeBase: Rational,
                 epochMonotonic: Int64, anchor: ClockAnchor) {
         precondition(configuration.segmentSeconds > 0)
         precondition(timeBase.numerator == 1, "packet times are ticks of 1/timescale (the MP4 track's)")
@@ -228,7 +228,7 @@ public final class SegmentMuxer {
                                            framesPerSecond: configuration.framesPerSecond)
         // An encoder that gave no parameter sets out of band (h264_v4l2m2m may not): they come from
         // this keyframe, before the moov is written.
-        _ = try parameters.adoptParameterSets(fromKeyframe: packet.data)
+        _ = parameters.adoptParameterSets(fromKeyframe: packet.data)
         let sink = try store.makeSink(for: descriptor)
         let metadata = [
             ("creation_time", Clock.iso8601(wallNanoseconds: descriptor.startWallNanoseconds)),

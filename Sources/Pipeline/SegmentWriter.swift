@@ -22,13 +22,13 @@ public final class SegmentWriter: @unchecked Sendable {
     /// What opens a run of segments from one encoder.
     public struct Timeline {
         public var configuration: SegmentMuxer.Configuration
-        public var parameters: CodecParameters
+        public var parameters: VideoStreamParameters
         public var timeBase: Rational
         /// Capture time (CLOCK_MONOTONIC ns) of packet pts 0.
         public var epochMonotonic: Int64
         public var anchor: ClockAnchor
 
-        public init(configuration: SegmentMuxer.Configuration, parameters: CodecParameters, timeBase: Rational,
+        public init(configuration: SegmentMuxer.Configuration, parameters: VideoStreamParameters, timeBase: Rational,
                     epochMonotonic: Int64, anchor: ClockAnchor) {
             self.configuration = configuration
             self.parameters = parameters

@@ -28,12 +28,64 @@ public struct EncodedPacket: Sendable, Equatable {
     }
 }
 
+/// What the muxer needs of an encoded H.264 stream: its size and its parameter sets. A value of
+/// its own, so the recording path needs no libavcodec (AVCodecParameters) to describe it.
+public struct VideoStreamParameters: Sendable, Equatable {
+    /// libavcodec's codec name ("h264"), as segment descriptors record it.
+    public var codecName: String
+    public var width: Int
+    public var height: Int
+    /// The decoder configuration: SPS and PPS as Annex B NAL units (ITU-T H.264 annex B), or an
+    /// avcC record (ISO/IEC 14496-15 5.3.3.1); empty when the encoder gives none out of band.
+    public var extradata: [UInt8]
+
+    public init(codecName: String, width: Int, height: Int, extradata: [UInt8]) {
+        self.codecName = codecName
+        self.width = width
+        self.height = height
+        self.extradata = extradata
+    }
+
+    /// For H.264 without a decoder configuration (an encoder that puts SPS and PPS only in-band,
+    /// as h264_v4l2m2m may): takes them from a keyframe in Annex B form as the extradata. An MP4
+    /// written with an empty avcC does not play. Returns whether it set any.
+    public mutating func adoptParameterSets(fromKeyframe packet: [UInt8]) -> Bool {
+        guard codecName == "h264", extradata.isEmpty else { return false }
+        let units = VideoStreamParameters.annexBUnits(packet).filter { unit in
+            let type = unit.first.map { $0 & 0x1F }
+            return type == 7 || type == 8  // sequence and picture parameter sets
+        }
+        guard units.contains(where: { $0.first! & 0x1F == 7 }), units.contains(where: { $0.first! & 0x1F == 8 }) else { return false }
+        extradata = units.flatMap { [0, 0, 0, 1] + $0 }
+        return true
+    }
+
+    /// The NAL units of an Annex B byte stream (between 00 00 01 / 00 00 00 01 start codes).
+    public static func annexBUnits(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var starts: [(code: Int, payload: Int)] = []
+        var index = 0
+        while index + 2 < bytes.count {
+            if bytes[index] == 0, bytes[index + 1] == 0, bytes[index + 2] == 1 {
+                let code = index > 0 && bytes[index - 1] == 0 ? index - 1 : index
+                starts.append((code, index + 3))
+                index += 3
+            } else {
+                index += 1
+            }
+        }
+        return starts.enumerated().map { position, start in
+            let end = position + 1 < starts.count ? starts[position + 1].code : bytes.count
+            return bytes[start.payload..<max(start.payload, end)]
+        }.filter { !$0.isEmpty }
+    }
+}
+
 /// Raw pictures in, compressed packets out. Does not mux.
 public protocol VideoEncoder: AnyObject {
     /// For logs: "libx264 veryfast 4000 kb/s yuv420p (converted from yuyv422)".
     var name: String { get }
     /// Codec, size and decoder configuration, for the muxer.
-    var parameters: CodecParameters { get }
+    var parameters: VideoStreamParameters { get }
     /// Time base of the packets' timestamps.
     var timeBase: Rational { get }
     /// Makes the next picture a keyframe (IDR).
@@ -58,7 +110,7 @@ public struct VideoEncoderSettings: Equatable, Sendable {
     public var bFrames: Int = 0
     /// A backstop keyframe interval in frames for the codec; 0 means two seconds at the nominal
     /// rate. The keyframes that matter come from capture time: one as soon as one second of it
-    /// has passed since the last (`LibAVVideoEncoder`), so every fragment holds at most a second
+    /// has passed since the last (`CaptureTimeline`), so every fragment holds at most a second
     /// whatever rate the camera really delivers.
     public var gopFrames: Int = 0
     /// False: the encoder is asked for in-band parameter sets only (tests of an encoder that
@@ -71,22 +123,71 @@ public struct VideoEncoderSettings: Equatable, Sendable {
     public static let timeBase = Rational(1, 90_000)
 }
 
+/// Capture time to packet time, and the one-second keyframe cadence, for every encoder: 90 kHz
+/// ticks counted from the first picture's capture time, and an IDR as soon as one second of
+/// capture time has passed since the last (not every N frames), so a camera that halves its rate
+/// in low light, or frames dropped under load, still give fragments of at most a second.
+struct CaptureTimeline {
+    let frameTicks: Int64
+    private var epochNanoseconds: Int64?
+    private(set) var lastPts: Int64 = -1
+    var keyframeRequested = false
+    /// The pts of the newest keyframe asked for or seen, the cadence's origin.
+    private var lastKeyframePts: Int64?
+
+    init(framesPerSecond: Int) {
+        frameTicks = Int64(VideoEncoderSettings.timeBase.denominator) / Int64(framesPerSecond)
+    }
+
+    /// 90 kHz ticks since the first picture, from its capture time; strictly increasing.
+    mutating func pts(for captureNanoseconds: Int64) -> Int64 {
+        let epoch = epochNanoseconds ?? captureNanoseconds
+        epochNanoseconds = epoch
+        var pts = ((captureNanoseconds - epoch) * 9 + 50_000) / 100_000
+        if pts <= lastPts { pts = lastPts + 1 }
+        lastPts = pts
+        return pts
+    }
+
+    /// Capture time after the last keyframe at which the next picture is made one: one second,
+    /// less half a frame period so that timing jitter never stretches a fragment past a second.
+    var keyframeDue: Int64 { Int64(VideoEncoderSettings.timeBase.denominator) - frameTicks / 2 }
+
+    /// Whether the picture at `pts` must be an IDR (asked for, or a second since the last);
+    /// when it must, it becomes the cadence's origin.
+    mutating func takeKeyframe(at pts: Int64) -> Bool {
+        guard keyframeRequested || lastKeyframePts.map({ pts - $0 >= keyframeDue }) ?? true else { return false }
+        keyframeRequested = false
+        lastKeyframePts = pts
+        return true
+    }
+
+    /// A keyframe the codec made itself (its keyint backstop) restarts the cadence too.
+    mutating func sawKeyframe(at pts: Int64) {
+        lastKeyframePts = max(lastKeyframePts ?? pts, pts)
+    }
+}
+
+/// The encoder for `settings.codec`: libx264 called directly (`X264VideoEncoder`), any other
+/// (the SoC's h264_v4l2m2m) through libavcodec (`LibAVVideoEncoder`), which the process loads
+/// only then. Throws the encoder's error naming what it could not open.
+public func makeVideoEncoder(settings: VideoEncoderSettings, format: FrameFormat) throws -> any VideoEncoder {
+    settings.codec == X264VideoEncoder.codecName
+        ? try X264VideoEncoder(settings: settings, format: format)
+        : try LibAVVideoEncoder(settings: settings, format: format)
+}
+
 /// `VideoEncoder` over libavcodec, with a libswscale conversion only when the source's pixel
-/// format is not one the codec takes. Timestamps come from capture time.
+/// format is not one the codec takes. Timestamps come from capture time. For the encoders
+/// libx264 is not: the SoC's h264_v4l2m2m.
 public final class LibAVVideoEncoder: VideoEncoder {
     private let context: EncoderContext
     private let converter: PixelConverter?
-    private let frameTicks: Int64
-    private var epochNanoseconds: Int64?
-    private var lastPts: Int64 = -1
-    private var keyframeRequested = false
-    /// The pts of the newest keyframe asked for or seen (90 kHz ticks), the one-second cadence's
-    /// origin.
-    private var lastKeyframePts: Int64?
+    private var timeline: CaptureTimeline
     public let settings: VideoEncoderSettings
     public let format: FrameFormat
 
-    public var parameters: CodecParameters { context.parameters }
+    public let parameters: VideoStreamParameters
     public var timeBase: Rational { VideoEncoderSettings.timeBase }
     /// The pixel format the codec is fed with.
     public var codecPixelFormat: PixelFormat { context.pixelFormat }
@@ -100,8 +201,7 @@ public final class LibAVVideoEncoder: VideoEncoder {
     public init(settings: VideoEncoderSettings, format: FrameFormat) throws {
         self.settings = settings
         self.format = format
-        let ticks = Int64(VideoEncoderSettings.timeBase.denominator)
-        frameTicks = ticks / Int64(format.framesPerSecond)
+        timeline = CaptureTimeline(framesPerSecond: format.framesPerSecond)
         var codecSettings = EncoderSettings(
             codecName: settings.codec, width: format.width, height: format.height,
             framesPerSecond: format.framesPerSecond, sourceFormat: format.pixelFormat,
@@ -113,38 +213,20 @@ public final class LibAVVideoEncoder: VideoEncoder {
             maxBFrames: settings.bFrames)
         codecSettings.globalHeader = settings.globalHeader
         context = try EncoderContext(codecSettings)
+        parameters = VideoStreamParameters(codecName: context.parameters.codecName, width: context.parameters.width,
+                                           height: context.parameters.height, extradata: context.parameters.extradata)
         converter = context.pixelFormat == format.pixelFormat ? nil
             : try PixelConverter(width: format.width, height: format.height, from: format.pixelFormat, to: context.pixelFormat)
     }
 
-    public func requestKeyframe() { keyframeRequested = true }
+    public func requestKeyframe() { timeline.keyframeRequested = true }
 
-    public var lastInputPts: Int64 { lastPts }
-
-    /// 90 kHz ticks since the first picture, from its capture time; strictly increasing.
-    func pts(for captureNanoseconds: Int64) -> Int64 {
-        let epoch = epochNanoseconds ?? captureNanoseconds
-        epochNanoseconds = epoch
-        var pts = ((captureNanoseconds - epoch) * 9 + 50_000) / 100_000
-        if pts <= lastPts { pts = lastPts + 1 }
-        lastPts = pts
-        return pts
-    }
-
-    /// Capture time after the last keyframe at which the next picture is made one: one second,
-    /// less half a frame period so that timing jitter never stretches a fragment past a second.
-    var keyframeDue: Int64 { Int64(VideoEncoderSettings.timeBase.denominator) - frameTicks / 2 }
+    public var lastInputPts: Int64 { timeline.lastPts }
 
     public func encode(_ frame: VideoFrame) throws -> [EncodedPacket] {
         let input = try converter?.convert(frame) ?? frame
-        let pts = pts(for: frame.captureNanoseconds)
-        // One second of capture time, not a count of frames: a camera that halves its rate in
-        // low light, or frames dropped under load, still give one-second fragments.
-        if keyframeRequested || lastKeyframePts.map({ pts - $0 >= keyframeDue }) ?? true {
-            input.forceKeyframe = true
-            keyframeRequested = false
-            lastKeyframePts = pts
-        }
+        let pts = timeline.pts(for: frame.captureNanoseconds)
+        if timeline.takeKeyframe(at: pts) { input.forceKeyframe = true }
         try context.send(input, pts: pts)
         input.forceKeyframe = false
         return try drain()
@@ -158,9 +240,9 @@ public final class LibAVVideoEncoder: VideoEncoder {
     private func drain() throws -> [EncodedPacket] {
         var packets: [EncodedPacket] = []
         while case .value(let packet) = try context.receive() {
-            if packet.isKeyframe { lastKeyframePts = max(lastKeyframePts ?? packet.pts, packet.pts) }
+            if packet.isKeyframe { timeline.sawKeyframe(at: packet.pts) }
             packets.append(EncodedPacket(data: packet.bytes, pts: packet.pts, dts: packet.dts,
-                                         duration: packet.duration > 0 ? packet.duration : frameTicks,
+                                         duration: packet.duration > 0 ? packet.duration : timeline.frameTicks,
                                          isKeyframe: packet.isKeyframe))
         }
         return packets

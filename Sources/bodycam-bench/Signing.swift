@@ -26,7 +26,7 @@ func signingOverhead(seconds: Int) throws {
     let source = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: seconds * 30)
     var settings = VideoEncoderSettings()
     settings.bitrateKbps = 4000
-    let encoder = try LibAVVideoEncoder(settings: settings, format: format)
+    let encoder = try makeVideoEncoder(settings: settings, format: format)
     try source.start()
     var plainBytes = 0
     var signedBytes = 0

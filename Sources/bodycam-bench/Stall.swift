@@ -65,7 +65,7 @@ func storageStall(seconds: Int, stallMilliseconds: Int, folder: String) throws {
     settings.preset = "veryfast"
     settings.bitrateKbps = 2000
     let recorder = Recorder(configuration: .init(deviceID: "BC-BENCH", preEventSeconds: 0, segmentSeconds: 10), source: source,
-                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: settings, format: $0) })
+                            overlay: nil, store: store, makeEncoder: { try makeVideoEncoder(settings: settings, format: $0) })
     recorder.startRecording()
     let timer = WorkerThread(name: "bench-timer") {
         usleep(UInt32(seconds) * 1_000_000)

@@ -227,7 +227,7 @@ struct Selftest: ParsableCommand {
         }
         if let format = cameraFormat {
             do {
-                let encoder = try LibAVVideoEncoder(settings: configuration.encoder, format: format)
+                let encoder = try makeVideoEncoder(settings: configuration.encoder, format: format)
                 results.append(("encoder", .pass, encoder.name))
             } catch {
                 results.append(("encoder", .fail, "\(error)"))

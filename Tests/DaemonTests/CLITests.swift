@@ -239,7 +239,7 @@ struct CLITests {
             let format = FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 30)
             let recorder = Recorder(configuration: .init(deviceID: device, officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
                                     source: try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 150), overlay: nil, store: vault,
-                                    makeEncoder: { try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
+                                    makeEncoder: { try makeVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
             recorder.packetStage = try StageFactory.makeMediaSigner(try issue(device), software: "bodycam test")
             recorder.startRecording()
             try recorder.run()
@@ -321,7 +321,7 @@ struct CLITests {
         let shortRecorder = Recorder(configuration: .init(deviceID: "BC-SIGN-1", officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 60),
                                      source: try TestPatternSource(format: FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 30), pacing: .asFastAsPossible, frameLimit: 91), overlay: nil,
                                      store: try makeVault(endsAtIDR, keys: keys, deviceID: "BC-SIGN-1"),
-                                     makeEncoder: { try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
+                                     makeEncoder: { try makeVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
         shortRecorder.packetStage = try StageFactory.makeMediaSigner(try issue("BC-SIGN-1"), software: "bodycam test")
         shortRecorder.startRecording()
         try shortRecorder.run()
@@ -339,7 +339,7 @@ struct CLITests {
         let format = FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 30)
         let again = Recorder(configuration: .init(deviceID: "BC-SIGN-1", officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
                              source: try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 60), overlay: nil, store: vault,
-                             makeEncoder: { try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
+                             makeEncoder: { try makeVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
         again.packetStage = try StageFactory.makeMediaSigner(try issue("BC-SIGN-1"), software: "bodycam test")
         again.startRecording()
         try again.run()
@@ -373,7 +373,7 @@ struct CLITests {
         }
         let stopping = Recorder(configuration: .init(deviceID: "BC-SIGN-1", officerID: "OFC-1", preEventSeconds: 2, segmentSeconds: 1),
                                 source: hooked, overlay: nil, store: try makeVault(stopped, keys: keys, deviceID: "BC-SIGN-1"),
-                                makeEncoder: { try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
+                                makeEncoder: { try makeVideoEncoder(settings: VideoEncoderSettings(), format: $0) })
         stopping.packetStage = try StageFactory.makeMediaSigner(try issue("BC-SIGN-1"), software: "bodycam test")
         stopRecorder.withLock { $0 = stopping }
         try stopping.run()

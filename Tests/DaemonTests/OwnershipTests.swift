@@ -67,7 +67,7 @@ struct OwnershipTests {
         let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
         let source = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 60)
         let recorder = Recorder(configuration: .init(deviceID: "BC-T", preEventSeconds: 0, segmentSeconds: 1), source: source,
-                                overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                                overlay: nil, store: store, makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         recorder.startRecording()
         #expect(throws: SystemError.file(path: "unsyncable", call: "fdatasync", errno: EIO)) { try recorder.run() }
         #expect(store.sinksMade == 1)

@@ -18,7 +18,7 @@ struct ClockCorrectionTests {
         let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
         let recorder = Recorder(configuration: .init(deviceID: "BC-EV-1", officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
                                 source: try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames),
-                                overlay: nil, store: vault, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                                overlay: nil, store: vault, makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         recorder.wallClock = { Clock.wallNanoseconds() + offset }
         recorder.startRecording()
         try recorder.run()

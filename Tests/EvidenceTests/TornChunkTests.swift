@@ -132,7 +132,7 @@ struct LateMarkTests {
         }
         let recorder = Recorder(configuration: .init(deviceID: "BC-EV-1", officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
                                 source: source, overlay: nil, store: vault,
-                                makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                                makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         made.withLock { $0 = recorder }
         recorder.startRecording()
         try recorder.run()

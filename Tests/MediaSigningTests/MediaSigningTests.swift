@@ -48,7 +48,7 @@ struct SignedStream {
         _ = quietLibAV
         let format = FrameFormat(width: 320, height: 240, pixelFormat: .yuv420p, framesPerSecond: 30)
         let source = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames)
-        let encoder = try LibAVVideoEncoder(settings: VideoEncoderSettings(), format: format)
+        let encoder = try makeVideoEncoder(settings: VideoEncoderSettings(), format: format)
         try source.start()
         var packets: [EncodedPacket] = []
         while let captured = try source.nextFrame() { packets += try encoder.encode(captured.frame) }

@@ -17,7 +17,7 @@ struct ClockTests {
         let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: frames)
         let recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60),
                                 source: HookedSource(pattern, hook: hook), overlay: nil, store: MemoryStore(),
-                                makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                                makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         recorder.wallClock = { Clock.wallNanoseconds() + offset.current }
         recorder.startRecording()
         return recorder

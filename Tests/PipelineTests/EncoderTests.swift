@@ -21,7 +21,7 @@ struct EncoderTests {
         return result
     }
 
-    func encodeAll(_ encoder: LibAVVideoEncoder, _ frames: [VideoFrame], forceAt: Set<Int> = []) throws -> [EncodedPacket] {
+    func encodeAll(_ encoder: any VideoEncoder, _ frames: [VideoFrame], forceAt: Set<Int> = []) throws -> [EncodedPacket] {
         var packets: [EncodedPacket] = []
         for (index, frame) in frames.enumerated() {
             if forceAt.contains(index) { encoder.requestKeyframe() }
@@ -30,9 +30,20 @@ struct EncoderTests {
         return packets + (try encoder.flush())
     }
 
-    @Test("GOP is one second, closed, without B-frames; timestamps come from capture time")
-    func gopAndTimestamps() throws {
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+    /// The recording path's libx264 (called directly) and libavcodec's wrapper of it, which
+    /// `LibAVVideoEncoder` also drives for the SoC's encoder: both keep the same stream shape.
+    enum Implementation: String, CaseIterable, CustomTestStringConvertible {
+        case direct, libavcodec
+        var testDescription: String { rawValue }
+        func make(_ format: FrameFormat) throws -> any VideoEncoder {
+            self == .direct ? try X264VideoEncoder(settings: testEncoderSettings(), format: format)
+                : try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        }
+    }
+
+    @Test("GOP is one second, closed, without B-frames; timestamps come from capture time", arguments: Implementation.allCases)
+    func gopAndTimestamps(implementation: Implementation) throws {
+        let encoder = try implementation.make(format)
         let packets = try encodeAll(encoder, try frames(95))
         #expect(packets.count == 95)
         #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 30, 60, 90])
@@ -41,17 +52,17 @@ struct EncoderTests {
         #expect(packets.allSatisfy { $0.duration == 3000 })
     }
 
-    @Test("keyframes follow capture time, not frame counts: a camera at half its rate still gives one-second GOPs, and a hole in capture starts a new one")
-    func keyframesByTime() throws {
-        let slow = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+    @Test("keyframes follow capture time, not frame counts: a camera at half its rate still gives one-second GOPs, and a hole in capture starts a new one", arguments: Implementation.allCases)
+    func keyframesByTime(implementation: Implementation) throws {
+        let slow = try implementation.make(format)
         let half = try encodeAll(slow, try frames(62, spacing: 66_666_667))
         #expect(half.indices.filter { half[$0].isKeyframe } == [0, 15, 30, 45, 60])
-        let gappy = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let gappy = try implementation.make(format)
         let input = try frames(40)
         for frame in input[10...] { frame.captureNanoseconds += 2_500_000_000 }
         let packets = try encodeAll(gappy, input)
         #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 10], "the first picture after 2.5 s of nothing")
-        let fast = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let fast = try implementation.make(format)
         let double = try encodeAll(fast, try frames(125, spacing: 16_666_667))
         // A camera at twice its rate: a keyframe about every 60 pictures (one second), not 30;
         // no GOP longer than a second, none shorter than a second less one nominal frame.
@@ -62,16 +73,16 @@ struct EncoderTests {
 
     @Test("a late frame keeps its real capture time in the stream")
     func captureTimeGaps() throws {
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let encoder = try makeVideoEncoder(settings: testEncoderSettings(), format: format)
         let input = try frames(3)
         input[2].captureNanoseconds += 100_000_000
         let packets = try encodeAll(encoder, input)
         #expect(packets.map(\.pts) == [0, 3000, 6000 + 9000])
     }
 
-    @Test("a requested keyframe comes on the next picture, and the one-second cadence restarts from it")
-    func forcedKeyframe() throws {
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+    @Test("a requested keyframe comes on the next picture, and the one-second cadence restarts from it", arguments: Implementation.allCases)
+    func forcedKeyframe(implementation: Implementation) throws {
+        let encoder = try implementation.make(format)
         let packets = try encodeAll(encoder, try frames(70), forceAt: [7, 31])
         #expect(packets.indices.filter { packets[$0].isKeyframe } == [0, 7, 31, 61])
     }
@@ -80,14 +91,14 @@ struct EncoderTests {
     func unknownEncoder() {
         var settings = testEncoderSettings()
         settings.codec = "h264_nonexistent"
-        #expect { _ = try LibAVVideoEncoder(settings: settings, format: format) } throws: { error in
+        #expect { _ = try makeVideoEncoder(settings: settings, format: format) } throws: { error in
             (error as? AVError)?.description.contains("no such encoder") == true
         }
     }
 
     @Test("segments are cut on the first keyframe at or past their length, and every packet lands once")
     func segmentCuts() throws {
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let encoder = try makeVideoEncoder(settings: testEncoderSettings(), format: format)
         // Keyframes at 0, 30, 45 (forced; the cadence restarts there), 75, 105: 1 s segments are
         // cut at 30, 75 (45 is only 0.5 s in) and 105.
         let packets = try encodeAll(encoder, try frames(130), forceAt: [45])
@@ -115,7 +126,7 @@ struct EncoderTests {
 
     /// `frames` encoded pictures and a muxer of one-minute segments into memory, for them.
     func minuteMuxer(frames count: Int) throws -> ([EncodedPacket], SegmentMuxer) {
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: format)
+        let encoder = try makeVideoEncoder(settings: testEncoderSettings(), format: format)
         let packets = try encodeAll(encoder, try frames(count))
         let segmentMuxer = SegmentMuxer(configuration: .init(segmentSeconds: 60, deviceID: "D", officerID: "O"), store: MemoryStore(),
                                         parameters: encoder.parameters, timeBase: encoder.timeBase, epochMonotonic: 0, anchor: .now())
@@ -203,7 +214,7 @@ struct HardwareEncoderTests {
         let format = FrameFormat(width: 320, height: 240, pixelFormat: .nv12, framesPerSecond: 30)
         #expect(EncoderContext.isAvailable("h264_v4l2m2m"), "Debian's libavcodec carries the wrapper")
         do {
-            let encoder = try LibAVVideoEncoder(settings: settings, format: format)
+            let encoder = try makeVideoEncoder(settings: settings, format: format)
             #expect(encoder.name.hasPrefix("h264_v4l2m2m 2000 kb/s"))
         } catch let error as AVError {
             #expect(error.operation.contains("h264_v4l2m2m"), "\(error)")

@@ -74,7 +74,7 @@ struct EndToEndTests {
         let source = GappySource(pattern, gaps: gaps) { index in if index == start { recorder.startRecording() } }
         recorder = Recorder(configuration: .init(deviceID: "BC-T1", officerID: "OFC-9", preEventSeconds: preEvent, segmentSeconds: 1),
                             source: source, overlay: nil, store: MemoryStore(),
-                            makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                            makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         try recorder.run()
         #expect(recorder.segments.map(\.framesDropped) == expected)
         #expect(recorder.framesDropped == gaps.values.reduce(0, +))
@@ -162,10 +162,10 @@ struct EndToEndTests {
 
     @Test("frames from NV12 and I420 sources are encoded without conversion", arguments: [PixelFormat.nv12, .yuv420p])
     func planarSourcesSkipConversion(pixelFormat: PixelFormat) throws {
-        let encoder = try LibAVVideoEncoder(settings: testEncoderSettings(), format: FrameFormat(width: 320, height: 240, pixelFormat: pixelFormat, framesPerSecond: 30))
+        let encoder = try X264VideoEncoder(settings: testEncoderSettings(), format: FrameFormat(width: 320, height: 240, pixelFormat: pixelFormat, framesPerSecond: 30))
         #expect(!encoder.convertsPixels)
         #expect(encoder.codecPixelFormat == pixelFormat)
-        let yuyv = try LibAVVideoEncoder(settings: testEncoderSettings(), format: FrameFormat(width: 320, height: 240, pixelFormat: .yuyv422, framesPerSecond: 30))
+        let yuyv = try X264VideoEncoder(settings: testEncoderSettings(), format: FrameFormat(width: 320, height: 240, pixelFormat: .yuyv422, framesPerSecond: 30))
         #expect(yuyv.convertsPixels && yuyv.codecPixelFormat == .yuv420p)
         let store = MemoryStore()
         try record(format: FrameFormat(width: 320, height: 240, pixelFormat: pixelFormat, framesPerSecond: 30),
@@ -212,7 +212,7 @@ struct RecorderTests {
         let recorder = Locked<Recorder?>(nil)
         let source = HookedSource(pattern) { index in recorder.current.map { hook($0, index) } }
         let made = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: segmentSeconds), source: source,
-                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                            overlay: nil, store: store, makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         recorder.withLock { $0 = made }
         made.packetStage = stage
         let events = Locked<[String]>([])
@@ -279,7 +279,7 @@ struct CameraLossTests {
             if count == pictures { recorder.current?.shutdown() }
         }
         let made = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
-                            overlay: nil, store: store, makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                            overlay: nil, store: store, makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         recorder.withLock { $0 = made }
         return made
     }
@@ -305,7 +305,7 @@ struct CameraLossTests {
         }
         let made = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 60), source: source,
                             overlay: nil, store: try PlainFileStore(directory: directory.path),
-                            makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                            makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         made.packetStage = RecorderTests.ClosingStage()
         made.reopenInterval = 20
         recorder.withLock { $0 = made }
@@ -433,11 +433,11 @@ struct CameraLossTests {
         let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
         var settings = testEncoderSettings()
         settings.globalHeader = false
-        #expect(try LibAVVideoEncoder(settings: settings, format: format).parameters.extradata.isEmpty, "no parameter sets out of band")
+        #expect(try makeVideoEncoder(settings: settings, format: format).parameters.extradata.isEmpty, "no parameter sets out of band")
         let source = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: 75)
         let recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: 1), source: source, overlay: nil,
                                 store: try PlainFileStore(directory: directory.path),
-                                makeEncoder: { try LibAVVideoEncoder(settings: settings, format: $0) })
+                                makeEncoder: { try makeVideoEncoder(settings: settings, format: $0) })
         recorder.startRecording()
         try recorder.run()
         let files = try directory.files(withSuffix: ".mp4")

@@ -14,8 +14,8 @@ private struct DiskFull: Error, Equatable {}
 struct FragmentedMP4WriterTests {
     let format = FrameFormat(width: 160, height: 120, pixelFormat: .yuv420p, framesPerSecond: 30)
 
-    func encoded(_ count: Int, settings: VideoEncoderSettings = testEncoderSettings()) throws -> (LibAVVideoEncoder, [EncodedPacket]) {
-        let encoder = try LibAVVideoEncoder(settings: settings, format: format)
+    func encoded(_ count: Int, settings: VideoEncoderSettings = testEncoderSettings()) throws -> (any VideoEncoder, [EncodedPacket]) {
+        let encoder = try makeVideoEncoder(settings: settings, format: format)
         let pattern = try TestPatternSource(format: format, pacing: .asFastAsPossible, frameLimit: count)
         try pattern.start()
         var packets: [EncodedPacket] = []
@@ -97,7 +97,7 @@ struct FragmentedMP4WriterTests {
     func decoderConfigurationRecord() throws {
         let (encoder, _) = try encoded(1)
         let annexB = encoder.parameters.extradata
-        let units = CodecParameters.annexBUnits(annexB).map(Array.init)
+        let units = VideoStreamParameters.annexBUnits(annexB).map(Array.init)
         let sps = try #require(units.first { $0[0] & 0x1F == 7 })
         let pps = try #require(units.first { $0[0] & 0x1F == 8 })
         let record = try #require(try AVCDecoderConfiguration.record(from: annexB))

@@ -26,7 +26,7 @@ struct StorageStallTests {
         let recorder = Recorder(configuration: .init(deviceID: "D", preEventSeconds: 0, segmentSeconds: segmentSeconds,
                                                      writeQueueSeconds: writeQueueSeconds),
                                 source: source, overlay: nil, store: store,
-                                makeEncoder: { try LibAVVideoEncoder(settings: testEncoderSettings(), format: $0) })
+                                makeEncoder: { try makeVideoEncoder(settings: testEncoderSettings(), format: $0) })
         made.withLock { $0 = recorder }
         return recorder
     }

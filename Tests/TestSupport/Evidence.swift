@@ -41,7 +41,7 @@ public func recordEvidence(into vault: EvidenceVault, frames: Int, deviceID: Str
     settings.preset = "ultrafast"
     let recorder = Recorder(configuration: .init(deviceID: deviceID, officerID: "OFC-1", preEventSeconds: 0, segmentSeconds: 1),
                             source: source, overlay: nil, store: vault,
-                            makeEncoder: { try LibAVVideoEncoder(settings: settings, format: $0) })
+                            makeEncoder: { try makeVideoEncoder(settings: settings, format: $0) })
     recorder.startRecording()
     try recorder.run()
     return recorder

@@ -143,7 +143,7 @@ public func record(format: FrameFormat, frames: Int, preEventSeconds: Int = 0, s
     recorder = Recorder(configuration: .init(deviceID: "BC-T1", officerID: "OFC-9", preEventSeconds: preEventSeconds,
                                              segmentSeconds: segmentSeconds),
                         source: source, overlay: overlay.map { Overlay(settings: $0, deviceID: "BC-T1", officerID: "OFC-9") },
-                        store: store, makeEncoder: { try LibAVVideoEncoder(settings: encoder, format: $0) })
+                        store: store, makeEncoder: { try makeVideoEncoder(settings: encoder, format: $0) })
     try recorder.run()
     return recorder
 }
