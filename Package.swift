@@ -23,6 +23,15 @@ let nioSSL = Target.Dependency.product(name: "NIOSSL", package: "swift-nio-ssl")
 // --static-swift-stdlib), gold repeats glibc's link-time notes on functions the toolchain's
 // static Foundation references (mktemp) as warnings of our build; lld does not.
 let executableLinking: [LinkerSetting] = [.unsafeFlags(["-use-ld=lld"])]
+// The camera's daemon, as released, links for a smaller resident footprint: relative relocations
+// packed (RELR, which glibc 2.36 and later apply: the loader reads 7 KB, not 830 KB of RELA) and
+// its own symbols not exported (the static runtime's link arguments export them for dlsym, which
+// nothing in the daemon uses on itself; its .dynsym and .dynstr were 900 KB that every library's
+// symbol lookups walked). Together 1.7 MiB less resident memory, measured by `make bench`.
+let daemonLinking: [LinkerSetting] = executableLinking + [
+    .unsafeFlags(["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+                 .when(configuration: .release)),
+]
 
 let package = Package(
     name: "bodycam",
@@ -131,7 +140,7 @@ let package = Package(
         ]),
 
         // MARK: executables
-        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"], linkerSettings: executableLinking),
+        .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"], linkerSettings: daemonLinking),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
             "LibAV", "LibAVFormat", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "MediaSigning", "Platform", "Wire", argumentParser,

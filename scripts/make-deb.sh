@@ -10,7 +10,8 @@ make --no-print-directory install DESTDIR="$ROOT" PREFIX=/usr BIN="$BIN" > /dev/
 # The libraries the binaries link directly (ELF NEEDED), as Debian package names; the Swift
 # runtime is linked in. libcurl is loaded by the uplink when it first connects (dlopen of
 # libcurl.so.4), and libavcodec by bodycamd for an MJPEG camera or the SoC's encoder (dlopen of
-# libavcodec.so.59), so no NEEDED of the daemon names them: their packages are named here.
+# libavcodec.so.59), so no NEEDED of the daemon names them: their packages are named here. glibc
+# 2.36 is the first to apply the daemon's packed relative relocations (GLIBC_ABI_DT_RELR).
 depends=$(for binary in "$BIN/bodycamd" "$BIN/bodycamctl"; do objdump -p "$binary" | awk '/NEEDED/ { print $2 }'; done | sort -u \
           | while read -r soname; do
               path=$(ldconfig -p | awk -v so="$soname" '$1 == so { print $NF; exit }')
@@ -21,7 +22,7 @@ Package: bodycam
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: bodycam maintainers <maintainers@bodycam.invalid>
-Depends: libc6, systemd, libcurl4, libavcodec59, ${depends}
+Depends: libc6 (>= 2.36), systemd, libcurl4, libavcodec59, ${depends}
 Section: video
 Priority: optional
 Description: body-worn camera controller for customs officers
