@@ -67,9 +67,11 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // libcurl's headers only: the library is loaded when the uplink first needs it (CCurlShims).
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // dlopen of an optional library and its functions, for CCurlShims and CAVCodecShims.
+        .target(name: "CDynamicLibrary", linkerSettings: [.linkedLibrary("dl")]),
         // libcurl loaded on first use (dlopen), and its variadic setopt and getinfo, which Swift
         // cannot call, as typed functions.
-        .target(name: "CCurlShims", dependencies: ["CCurl"]),
+        .target(name: "CCurlShims", dependencies: ["CCurl", "CDynamicLibrary"]),
         // toml++'s pkg-config file gives only -D flags, which SwiftPM refuses from pkg-config: its
         // headers are on the default path, and TOMLShim sets the two defines itself.
         .systemLibrary(name: "CTOMLPlusPlus", providers: [.apt(["libtomlplusplus-dev"])]),
@@ -84,7 +86,7 @@ let package = Package(
         .target(name: "CAVFormatShims", dependencies: ["CAVFormat", "CAVUtil"]),
         // libavcodec loaded on first use (dlopen), not linked: the recording path encodes with
         // libx264 itself (LibX264) and needs libavcodec only for MJPEG cameras and h264_v4l2m2m.
-        .target(name: "CAVCodecShims", dependencies: ["CAVCodec", "CAVUtil"]),
+        .target(name: "CAVCodecShims", dependencies: ["CAVCodec", "CAVUtil", "CDynamicLibrary"]),
 
         // MARK: bindings (the only Swift code that sees C types)
         .target(name: "LibAV", dependencies: ["CShims", "CAVUtil", "CAVCodec", "CAVCodecShims", "CSwScale"]),
@@ -157,7 +159,7 @@ let package = Package(
         // MARK: tests (one target per module, the daemon's end-to-end tests, one support target)
         .target(name: "TestSupport", dependencies: ["Pipeline", "Capture", "Evidence", "Export", "LibAV", "LibCrypto", "Platform", "Office", "PKI", "Uplink"],
                 path: "Tests/TestSupport"),
-        .testTarget(name: "LibAVTests", dependencies: ["LibAV", "LibAVFormat"]),
+        .testTarget(name: "LibAVTests", dependencies: ["LibAV", "LibAVFormat", "CDynamicLibrary"]),
         .testTarget(name: "LibX264Tests", dependencies: ["LibX264"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "V4L2Simulator", "CV4L2", "CShims"]),

@@ -27,8 +27,9 @@ flags=(-std=gnu11 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -ISources/CShi
 file "$work/shims.o" | grep -q 'ARM aarch64' || { echo "error: $CC did not produce an aarch64 object"; exit 1; }
 echo "CShims compiles for aarch64 with $($CC -dumpversion): layouts and request numbers as on the host"
 # libavcodec's loader (the daemon dlopens libavcodec for MJPEG and the SoC's encoder).
-"$CC" "${flags[@]}" -ISources/CAVCodecShims/include -c Sources/CAVCodecShims/avcodec_loader.c -o "$work/avcodec_loader.o"
-echo "CAVCodecShims compiles for aarch64"
+"$CC" "${flags[@]}" -ISources/CAVCodecShims/include -ISources/CDynamicLibrary/include -c Sources/CAVCodecShims/avcodec_loader.c -o "$work/avcodec_loader.o"
+"$CC" "${flags[@]}" -ISources/CDynamicLibrary/include -c Sources/CDynamicLibrary/dynamic_library.c -o "$work/dynamic_library.o"
+echo "CAVCodecShims and CDynamicLibrary compile for aarch64"
 
 # The layouts, as the board's compiler sees them (read from the object, nothing runs).
 cat >"$work/layout.c" <<'C'

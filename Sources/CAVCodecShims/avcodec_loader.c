@@ -1,8 +1,7 @@
 #include "bodycam_avcodec.h"
-#include <dlfcn.h>
+#include "bodycam_dl.h"
 #include <pthread.h>
 #include <stdio.h>
-#include <string.h>
 
 // The soname of the libavcodec these headers describe (libavcodec.so.59 for FFmpeg 5.1): a
 // library of another major version has another ABI and must not be taken.
@@ -30,49 +29,31 @@ static struct {
     int (*new_packet)(AVPacket *, int);
 } avcodec;
 
-static const struct { const char *name; size_t offset; } symbols[] = {
-    {"avcodec_find_encoder_by_name", offsetof(__typeof__(avcodec), find_encoder_by_name)},
-    {"avcodec_find_decoder_by_name", offsetof(__typeof__(avcodec), find_decoder_by_name)},
-    {"avcodec_alloc_context3", offsetof(__typeof__(avcodec), alloc_context3)},
-    {"avcodec_free_context", offsetof(__typeof__(avcodec), free_context)},
-    {"avcodec_open2", offsetof(__typeof__(avcodec), open2)},
-    {"avcodec_send_frame", offsetof(__typeof__(avcodec), send_frame)},
-    {"avcodec_receive_packet", offsetof(__typeof__(avcodec), receive_packet)},
-    {"avcodec_send_packet", offsetof(__typeof__(avcodec), send_packet)},
-    {"avcodec_receive_frame", offsetof(__typeof__(avcodec), receive_frame)},
-    {"avcodec_get_name", offsetof(__typeof__(avcodec), get_name)},
-    {"avcodec_parameters_alloc", offsetof(__typeof__(avcodec), parameters_alloc)},
-    {"avcodec_parameters_free", offsetof(__typeof__(avcodec), parameters_free)},
-    {"avcodec_parameters_from_context", offsetof(__typeof__(avcodec), parameters_from_context)},
-    {"av_packet_alloc", offsetof(__typeof__(avcodec), packet_alloc)},
-    {"av_packet_free", offsetof(__typeof__(avcodec), packet_free)},
-    {"av_packet_unref", offsetof(__typeof__(avcodec), packet_unref)},
-    {"av_new_packet", offsetof(__typeof__(avcodec), new_packet)},
-};
-
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[256];
 static int load_status = -1;
 
 static void load(void) {
-    // RTLD_LOCAL: its symbols serve only these calls; it stays loaded for the process's life.
-    void *library = dlopen(BC_AVCODEC_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!library) {
-        const char *reason = dlerror();
-        snprintf(load_error, sizeof load_error, "%s", reason ? reason : BC_AVCODEC_SONAME " could not be loaded");
-        return;
-    }
-    for (size_t index = 0; index < sizeof symbols / sizeof symbols[0]; index++) {
-        void *address = dlsym(library, symbols[index].name);
-        if (!address) {
-            snprintf(load_error, sizeof load_error, "%s has no %s", BC_AVCODEC_SONAME, symbols[index].name);
-            memset(&avcodec, 0, sizeof avcodec);
-            dlclose(library);
-            return;
-        }
-        memcpy((char *)&avcodec + symbols[index].offset, &address, sizeof address);
-    }
-    load_status = 0;
+    const bc_dl_symbol symbols[] = {
+        {"avcodec_find_encoder_by_name", (void **)&avcodec.find_encoder_by_name},
+        {"avcodec_find_decoder_by_name", (void **)&avcodec.find_decoder_by_name},
+        {"avcodec_alloc_context3", (void **)&avcodec.alloc_context3},
+        {"avcodec_free_context", (void **)&avcodec.free_context},
+        {"avcodec_open2", (void **)&avcodec.open2},
+        {"avcodec_send_frame", (void **)&avcodec.send_frame},
+        {"avcodec_receive_packet", (void **)&avcodec.receive_packet},
+        {"avcodec_send_packet", (void **)&avcodec.send_packet},
+        {"avcodec_receive_frame", (void **)&avcodec.receive_frame},
+        {"avcodec_get_name", (void **)&avcodec.get_name},
+        {"avcodec_parameters_alloc", (void **)&avcodec.parameters_alloc},
+        {"avcodec_parameters_free", (void **)&avcodec.parameters_free},
+        {"avcodec_parameters_from_context", (void **)&avcodec.parameters_from_context},
+        {"av_packet_alloc", (void **)&avcodec.packet_alloc},
+        {"av_packet_free", (void **)&avcodec.packet_free},
+        {"av_packet_unref", (void **)&avcodec.packet_unref},
+        {"av_new_packet", (void **)&avcodec.new_packet},
+    };
+    load_status = bc_dl_open(BC_AVCODEC_SONAME, symbols, sizeof symbols / sizeof symbols[0], load_error, sizeof load_error);
 }
 
 int bc_avcodec_load(char *error, size_t size) {

@@ -1,8 +1,7 @@
 #include "bodycam_curl.h"
-#include <dlfcn.h>
+#include "bodycam_dl.h"
 #include <pthread.h>
 #include <stdio.h>
-#include <string.h>
 
 // The soname of libcurl's ABI since 7.16 (Debian's libcurl4).
 #define BC_CURL_SONAME "libcurl.so.4"
@@ -23,31 +22,15 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static char load_error[256];
 static int load_status = -1;
 
-static int resolve(void *library, const char *name, void **slot) {
-    *slot = dlsym(library, name);
-    if (*slot) return 0;
-    snprintf(load_error, sizeof load_error, "%s has no %s", BC_CURL_SONAME, name);
-    return -1;
-}
-
 static void load(void) {
-    // RTLD_LOCAL: its symbols serve only these calls; it stays loaded for the process's life.
-    void *library = dlopen(BC_CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!library) {
-        const char *reason = dlerror();
-        snprintf(load_error, sizeof load_error, "%s", reason ? reason : BC_CURL_SONAME " could not be loaded");
-        return;
-    }
-    if (resolve(library, "curl_global_init", (void **)&curl.global_init) || resolve(library, "curl_easy_init", (void **)&curl.easy_init)
-        || resolve(library, "curl_easy_cleanup", (void **)&curl.easy_cleanup) || resolve(library, "curl_easy_perform", (void **)&curl.easy_perform)
-        || resolve(library, "curl_easy_strerror", (void **)&curl.easy_strerror) || resolve(library, "curl_slist_append", (void **)&curl.slist_append)
-        || resolve(library, "curl_slist_free_all", (void **)&curl.slist_free_all) || resolve(library, "curl_easy_setopt", (void **)&curl.easy_setopt)
-        || resolve(library, "curl_easy_getinfo", (void **)&curl.easy_getinfo)) {
-        memset(&curl, 0, sizeof curl);
-        dlclose(library);
-        return;
-    }
-    load_status = 0;
+    const bc_dl_symbol symbols[] = {
+        {"curl_global_init", (void **)&curl.global_init}, {"curl_easy_init", (void **)&curl.easy_init},
+        {"curl_easy_cleanup", (void **)&curl.easy_cleanup}, {"curl_easy_perform", (void **)&curl.easy_perform},
+        {"curl_easy_strerror", (void **)&curl.easy_strerror}, {"curl_slist_append", (void **)&curl.slist_append},
+        {"curl_slist_free_all", (void **)&curl.slist_free_all}, {"curl_easy_setopt", (void **)&curl.easy_setopt},
+        {"curl_easy_getinfo", (void **)&curl.easy_getinfo},
+    };
+    load_status = bc_dl_open(BC_CURL_SONAME, symbols, sizeof symbols / sizeof symbols[0], load_error, sizeof load_error);
 }
 
 int bc_curl_load(char *error, size_t size) {
