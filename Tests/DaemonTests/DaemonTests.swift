@@ -139,7 +139,7 @@ struct DaemonTests {
         return path
     }
 
-    @Test("SIGTERM ends a recording cleanly: exit 0, every segment sealed, the store verifies and decrypts")
+    @Test("SIGTERM ends a recording cleanly: exit 0, every segment sealed, the store verifies and decrypts; libavcodec was never loaded")
     func sigtermSeals() throws {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
@@ -148,6 +148,11 @@ struct DaemonTests {
         // Two segments sealed while recording, then the stop seals the open one.
         let seen = Self.waitForStatus(directory.path + "/control.sock") { $0.segmentsSealed >= 2 }
         #expect(seen != nil)
+        // The recording path calls libx264 itself and writes its own MP4; the uplink is not
+        // configured: libavcodec, libavformat and libcurl are not in the recording process.
+        let maps = String(decoding: try readWholeFile("/proc/\(process.processIdentifier)/maps"), as: UTF8.self)
+        #expect(maps.contains("/libx264.so"), "the encoder's library is mapped")
+        for library in ["libavcodec", "libavformat", "libcurl"] { #expect(!maps.contains(library), "\(library) is loaded") }
         process.terminate()
         process.waitUntilExit()
         let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
