@@ -8,21 +8,24 @@ ROOT=build/deb/root
 rm -rf build/deb && mkdir -p "$ROOT/DEBIAN"
 make --no-print-directory install DESTDIR="$ROOT" PREFIX=/usr BIN="$BIN" > /dev/null
 # The libraries the binaries link directly (ELF NEEDED), as Debian package names; the Swift
-# runtime is linked in. libcurl is loaded by the uplink when it first connects (dlopen of
-# libcurl.so.4), and libavcodec by bodycamd for an MJPEG camera or the SoC's encoder (dlopen of
-# libavcodec.so.59), so no NEEDED of the daemon names them: their packages are named here. glibc
-# 2.36 is the first to apply the daemon's packed relative relocations (GLIBC_ABI_DT_RELR).
-depends=$(for binary in "$BIN/bodycamd" "$BIN/bodycamctl"; do objdump -p "$binary" | awk '/NEEDED/ { print $2 }'; done | sort -u \
+# runtime is linked in. bodycamd also loads two on first use (dlopen), which no NEEDED of it
+# names: libcurl.so.4 when the uplink first connects, and the libavcodec of the headers it was
+# built with (CAVCodecShims: libavcodec.so.MAJOR) for an MJPEG camera or the SoC's encoder.
+# glibc 2.36 is the first to apply the daemon's packed relative relocations (GLIBC_ABI_DT_RELR).
+loaded="libcurl.so.4 libavcodec.so.$(pkg-config --modversion libavcodec | cut -d. -f1)"
+depends=$( { for binary in "$BIN/bodycamd" "$BIN/bodycamctl"; do objdump -p "$binary" | awk '/NEEDED/ { print $2 }'; done
+             printf '%s\n' $loaded; } | sort -u \
           | while read -r soname; do
               path=$(ldconfig -p | awk -v so="$soname" '$1 == so { print $NF; exit }')
-              [ -n "$path" ] && dpkg -S "$(readlink -f "$path")" 2>/dev/null | cut -d: -f1
-            done | sort -u | grep -v -E '^(libc6|libgcc-s1|libstdc\+\+6|libcurl4|libavcodec59)$' | paste -sd, | sed 's/,/, /g')
+              [ -n "$path" ] || { echo "make-deb: $soname is not installed here: its package cannot be named" >&2; exit 1; }
+              dpkg -S "$(readlink -f "$path")" 2>/dev/null | cut -d: -f1
+            done | sort -u | grep -v -E '^(libc6|libgcc-s1|libstdc\+\+6)$' | paste -sd, | sed 's/,/, /g')
 cat > "$ROOT/DEBIAN/control" <<CONTROL
 Package: bodycam
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: bodycam maintainers <maintainers@bodycam.invalid>
-Depends: libc6 (>= 2.36), systemd, libcurl4, libavcodec59, ${depends}
+Depends: libc6 (>= 2.36), systemd, ${depends}
 Section: video
 Priority: optional
 Description: body-worn camera controller for customs officers

@@ -56,6 +56,9 @@ static void load(void) {
     load_status = bc_dl_open(BC_AVCODEC_SONAME, symbols, sizeof symbols / sizeof symbols[0], load_error, sizeof load_error);
 }
 
+// The release calls do nothing when the library never loaded (nothing of it can have been
+// allocated then), so a deinit after a failed load is safe; every other call needs a load that
+// returned 0.
 int bc_avcodec_load(char *error, size_t size) {
     pthread_once(&load_once, load);
     if (load_status != 0 && error && size > 0) snprintf(error, size, "%s", load_error);
@@ -65,7 +68,7 @@ int bc_avcodec_load(char *error, size_t size) {
 const AVCodec *bc_avcodec_find_encoder_by_name(const char *name) { return avcodec.find_encoder_by_name(name); }
 const AVCodec *bc_avcodec_find_decoder_by_name(const char *name) { return avcodec.find_decoder_by_name(name); }
 AVCodecContext *bc_avcodec_alloc_context3(const AVCodec *codec) { return avcodec.alloc_context3(codec); }
-void bc_avcodec_free_context(AVCodecContext **context) { avcodec.free_context(context); }
+void bc_avcodec_free_context(AVCodecContext **context) { if (avcodec.free_context) avcodec.free_context(context); }
 int bc_avcodec_open2(AVCodecContext *context, const AVCodec *codec, AVDictionary **options) { return avcodec.open2(context, codec, options); }
 int bc_avcodec_send_frame(AVCodecContext *context, const AVFrame *frame) { return avcodec.send_frame(context, frame); }
 int bc_avcodec_receive_packet(AVCodecContext *context, AVPacket *packet) { return avcodec.receive_packet(context, packet); }
@@ -73,9 +76,9 @@ int bc_avcodec_send_packet(AVCodecContext *context, const AVPacket *packet) { re
 int bc_avcodec_receive_frame(AVCodecContext *context, AVFrame *frame) { return avcodec.receive_frame(context, frame); }
 const char *bc_avcodec_get_name(enum AVCodecID id) { return avcodec.get_name(id); }
 AVCodecParameters *bc_avcodec_parameters_alloc(void) { return avcodec.parameters_alloc(); }
-void bc_avcodec_parameters_free(AVCodecParameters **parameters) { avcodec.parameters_free(parameters); }
+void bc_avcodec_parameters_free(AVCodecParameters **parameters) { if (avcodec.parameters_free) avcodec.parameters_free(parameters); }
 int bc_avcodec_parameters_from_context(AVCodecParameters *parameters, const AVCodecContext *context) { return avcodec.parameters_from_context(parameters, context); }
 AVPacket *bc_av_packet_alloc(void) { return avcodec.packet_alloc(); }
-void bc_av_packet_free(AVPacket **packet) { avcodec.packet_free(packet); }
-void bc_av_packet_unref(AVPacket *packet) { avcodec.packet_unref(packet); }
+void bc_av_packet_free(AVPacket **packet) { if (avcodec.packet_free) avcodec.packet_free(packet); }
+void bc_av_packet_unref(AVPacket *packet) { if (avcodec.packet_unref) avcodec.packet_unref(packet); }
 int bc_av_new_packet(AVPacket *packet, int size) { return avcodec.new_packet(packet, size); }

@@ -23,14 +23,20 @@ public struct Rational: Equatable, Sendable {
 /// h264_v4l2m2m encoder, and Debian's libavcodec brings some 90 libraries into the process.
 /// Every type here that calls libavcodec loads it first.
 public enum LibAVCodec {
-    /// Loads libavcodec (once per process; later calls return at once). Throws `AVError`
-    /// naming the library and dlopen's reason when it cannot be loaded.
-    public static func load() throws {
+    /// The one attempt's outcome: dlopen's reason when it failed.
+    private static let outcome: Result<Void, AVError> = {
         var reason = [CChar](repeating: 0, count: 256)
         guard bc_avcodec_load(&reason, reason.count) == 0 else {
-            throw AVError("loading libavcodec (\(String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))",
-                          code: bc_averror(ENOSYS))
+            let text = String(decoding: reason.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return .failure(AVError("loading libavcodec (\(text))", code: bc_averror(ENOSYS)))
         }
+        return .success(())
+    }()
+
+    /// Loads libavcodec (once per process; later calls give the first outcome at once). Throws
+    /// `AVError` naming the library and dlopen's reason when it cannot be loaded.
+    public static func load() throws {
+        try outcome.get()
     }
 }
 
@@ -110,7 +116,7 @@ public struct EncoderSettings: Sendable {
     public var options: [(String, String)]
     /// Ask for the parameter sets once, out of band (AV_CODEC_FLAG_GLOBAL_HEADER). False makes
     /// the encoder behave as some hardware encoders do (h264_v4l2m2m): SPS and PPS only in-band,
-    /// in the keyframes — for tests of `CodecParameters.adoptParameterSets`.
+    /// in the keyframes — for tests of `VideoStreamParameters.adoptParameterSets`.
     public var globalHeader = true
 
     public init(codecName: String, width: Int, height: Int, framesPerSecond: Int, sourceFormat: PixelFormat,

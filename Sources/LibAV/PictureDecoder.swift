@@ -20,9 +20,11 @@ public final class PictureDecoder: @unchecked Sendable {
     public let codecName: String
 
     public init(codecName: String, width: Int, height: Int, output: PixelFormat) throws {
+        // First: a throw once every stored property is set runs deinit, whose libavcodec calls
+        // need the library.
+        try LibAVCodec.load()
         self.codecName = codecName
         pool = try FramePool(width: width, height: height, pixelFormat: output)
-        try LibAVCodec.load()
         guard let codec = bc_avcodec_find_decoder_by_name(codecName) else {
             throw AVError("avcodec_find_decoder_by_name(\"\(codecName)\"): no such decoder", code: bc_averror(ENOENT))
         }

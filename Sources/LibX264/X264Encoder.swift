@@ -64,8 +64,8 @@ public struct X264Settings: Sendable, Equatable {
     }
 }
 
-/// One picture out of libx264: its NAL units in Annex B form (4-byte start codes), in the
-/// encoder's timescale.
+/// One picture out of libx264: its NAL units in Annex B form (start codes of 4 bytes, or 3 for
+/// a picture's later slices), in the encoder's timescale.
 public struct X264Packet: Sendable, Equatable {
     public var data: [UInt8]
     public var pts: Int64
@@ -177,10 +177,14 @@ public final class X264Encoder {
     /// Pictures libx264 still holds (B-frames, frame threads).
     public var delayedFrames: Int { Int(x264_encoder_delayed_frames(handle)) }
 
-    /// The next held picture's packet at the end of the stream; nil once none is held.
+    /// The next held picture's packet at the end of the stream; nil once none is held. A call
+    /// that gives nothing while pictures are still held (a frame thread that had none) is
+    /// passed over, as x264's own example does.
     public func flush() throws -> X264Packet? {
-        guard delayedFrames > 0 else { return nil }
-        return try run(nil, "x264_encoder_encode(flush)")
+        while delayedFrames > 0 {
+            if let packet = try run(nil, "x264_encoder_encode(flush)") { return packet }
+        }
+        return nil
     }
 
     private func run(_ input: UnsafeMutablePointer<x264_picture_t>?, _ operation: @autoclosure () -> String) throws -> X264Packet? {

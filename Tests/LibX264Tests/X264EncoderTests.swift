@@ -92,6 +92,14 @@ struct X264EncoderTests {
         #expect(keyframes.allSatisfy { let types = unitTypes($0.data); return types.contains(7) && types.contains(8) && types.contains(5) })
     }
 
+    @Test("with look-ahead and frame threads (no zerolatency) pictures are held; flush gives every one back, in order")
+    func flushGivesHeldPictures() throws {
+        let encoder = try X264Encoder(settings(preset: "veryfast", tune: nil))
+        let packets = try encode(encoder, count: 5)
+        #expect(packets.map(\.pts) == (0..<5).map { Int64($0) * 3000 })
+        #expect(encoder.delayedFrames == 0)
+    }
+
     @Test("settings libx264 refuses are errors that name them, not a crash")
     func refusals() {
         #expect { _ = try X264Encoder(settings(preset: "warp-speed")) } throws: { error in
