@@ -106,17 +106,19 @@ let package = Package(
         // MARK: platform and wire
         .target(name: "Platform", dependencies: ["CShims", systemPackage, logging, serviceLifecycle]),
         .target(name: "Wire"),
+        // H.264 NAL units (annex B, emulation prevention): the MP4 writer's and Media Signing's.
+        .target(name: "H264"),
         // TOML files as typed settings, each error naming the file, line and key.
         .target(name: "Settings", dependencies: ["TOMLShim", "Platform"]),
 
         // MARK: the data path
         .target(name: "Capture", dependencies: ["LibAV", "V4L2", "Platform"]),
-        .target(name: "Pipeline", dependencies: ["Capture", "LibAV", "LibX264", "Platform"]),
+        .target(name: "Pipeline", dependencies: ["Capture", "H264", "LibAV", "LibX264", "Platform"]),
         .target(name: "Evidence", dependencies: ["Pipeline", "LibCrypto", "Platform", "Wire"]),
         // ONVIF Media Signing of H.264: the signer (SEIs in the stream) and a validator.
-        .target(name: "MediaSigning", dependencies: ["LibCrypto"]),
+        .target(name: "MediaSigning", dependencies: ["H264", "LibCrypto"]),
         // Standard MP4 files from recorded segments (stream copy, joined, cut on keyframes).
-        .target(name: "Export", dependencies: ["Evidence", "MediaSigning", "Pipeline", "Capture", "LibAV", "LibAVFormat", "LibCrypto", "Platform", "Wire"]),
+        .target(name: "Export", dependencies: ["Evidence", "H264", "MediaSigning", "Pipeline", "Capture", "LibAV", "LibAVFormat", "LibCrypto", "Platform", "Wire"]),
 
         // MARK: policy and controls
         .target(name: "Policy", dependencies: ["Wire"]),
@@ -145,7 +147,7 @@ let package = Package(
         .executableTarget(name: "bodycamd", dependencies: ["Daemon", "Platform"], linkerSettings: daemonLinking),
         .executableTarget(name: "bodycamctl", dependencies: [
             "Daemon", "Configuration", "ControlProtocol", "Capture", "Pipeline", "Evidence", "Tokens", "Policy", "Controls",
-            "LibAV", "LibAVFormat", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "MediaSigning", "Platform", "Wire", argumentParser,
+            "H264", "LibAV", "LibAVFormat", "LibCrypto", "V4L2", "PKI", "Uplink", "Export", "MediaSigning", "Platform", "Wire", argumentParser,
         ], linkerSettings: executableLinking),
         .executableTarget(name: "bodycam-office", dependencies: ["Office", "Platform", argumentParser], linkerSettings: executableLinking),
         // The measurements of `make bench` that loop over the project's own code.
@@ -167,8 +169,8 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol", "Wire"]),
         .testTarget(name: "CaptureTests", dependencies: ["Capture", "TestSupport", "LibAV", "V4L2", "V4L2Simulator", "Platform"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Capture", "Export", "TestSupport", "LibAV", "LibAVFormat", "V4L2", "V4L2Simulator", "Platform"]),
-        .testTarget(name: "MediaSigningTests", dependencies: ["MediaSigning", "PKI", "Pipeline", "Capture", "LibAV", "LibCrypto", "TestSupport", x509, crypto]),
+        .testTarget(name: "PipelineTests", dependencies: ["H264", "Pipeline", "Capture", "Export", "TestSupport", "LibAV", "LibAVFormat", "V4L2", "V4L2Simulator", "Platform"]),
+        .testTarget(name: "MediaSigningTests", dependencies: ["H264", "MediaSigning", "PKI", "Pipeline", "Capture", "LibAV", "LibCrypto", "TestSupport", x509, crypto]),
         .testTarget(name: "ExportTests", dependencies: ["Export", "Evidence", "Pipeline", "Capture", "TestSupport", "LibAV", "LibAVFormat", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Tokens", "Pipeline", "Capture", "Export", "TestSupport", "LibAV", "LibCrypto", "Platform", "Wire"]),
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Wire"]),

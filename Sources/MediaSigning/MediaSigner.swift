@@ -1,3 +1,4 @@
+import H264
 import LibCrypto
 
 /// Signs an H.264 stream as ONVIF Media Signing describes ("Signing a GOP", "Linked hashes"):

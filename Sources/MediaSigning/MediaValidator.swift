@@ -1,3 +1,4 @@
+import H264
 import LibCrypto
 
 /// What validation of a signed stream concludes (the specification's "Client side validation"

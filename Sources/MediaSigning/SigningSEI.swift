@@ -1,3 +1,4 @@
+import H264
 /// The ONVIF Media Signing SEI (ONVIF Media Signing Specification 26.06, "SEI format" and "TLV
 /// tags"): an H.264 SEI NAL unit (type 6) holding one user_data_unregistered message (payload
 /// type 5) with ONVIF's UUID, a reserved byte, then TLVs (a 1-byte tag, a 2-byte length, a

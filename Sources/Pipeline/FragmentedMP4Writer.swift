@@ -1,3 +1,4 @@
+import H264
 import LibAV
 
 /// What the MP4 header says of the one H.264 video track.
@@ -316,7 +317,7 @@ public enum AVCDecoderConfiguration {
     /// longer ones, than the record can list.
     public static func record(from configuration: [UInt8]) throws -> [UInt8]? {
         if configuration.first == 1 { return configuration }
-        let units = VideoStreamParameters.annexBUnits(configuration).map(Array.init)
+        let units = H264Units.annexB(configuration).map(Array.init)
         let sets = units.filter { $0.first.map { $0 & 0x1F == 7 } ?? false }
         let pictureSets = units.filter { $0.first.map { $0 & 0x1F == 8 } ?? false }
         let extensions = units.filter { $0.first.map { $0 & 0x1F == 13 } ?? false }
@@ -344,7 +345,7 @@ public enum AVCDecoderConfiguration {
         guard startsWithCode else { return accessUnit }
         var sample: [UInt8] = []
         sample.reserveCapacity(accessUnit.count + 16)
-        for unit in VideoStreamParameters.annexBUnits(accessUnit) {
+        for unit in H264Units.annexB(accessUnit) {
             let length = UInt32(unit.count)
             sample += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
             sample += unit
@@ -443,11 +444,7 @@ struct BoxBuilder {
     }
 
     mutating func box(_ type: String, _ body: (inout BoxBuilder) -> Void) {
-        let start = bytes.count
-        u32(0)
-        fourCC(type)
-        body(&self)
-        patchU32(at: start, UInt32(bytes.count - start))
+        box(type.utf8.prefix(4).reduce(0) { $0 << 8 | UInt32($1) }, body)
     }
 
     /// A box whose type is a number (the items of an `ilst` with `mdta` keys: 1-based key indices).

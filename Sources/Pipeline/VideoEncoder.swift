@@ -1,3 +1,4 @@
+import H264
 import LibAV
 import Capture
 import Platform
@@ -51,32 +52,13 @@ public struct VideoStreamParameters: Sendable, Equatable {
     /// written with an empty avcC does not play. Returns whether it set any.
     public mutating func adoptParameterSets(fromKeyframe packet: [UInt8]) -> Bool {
         guard codecName == "h264", extradata.isEmpty else { return false }
-        let units = VideoStreamParameters.annexBUnits(packet).filter { unit in
+        let units = H264Units.annexB(packet).filter { unit in
             let type = unit.first.map { $0 & 0x1F }
             return type == 7 || type == 8  // sequence and picture parameter sets
         }
         guard units.contains(where: { $0.first! & 0x1F == 7 }), units.contains(where: { $0.first! & 0x1F == 8 }) else { return false }
         extradata = units.flatMap { [0, 0, 0, 1] + $0 }
         return true
-    }
-
-    /// The NAL units of an Annex B byte stream (between 00 00 01 / 00 00 00 01 start codes).
-    public static func annexBUnits(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
-        var starts: [(code: Int, payload: Int)] = []
-        var index = 0
-        while index + 2 < bytes.count {
-            if bytes[index] == 0, bytes[index + 1] == 0, bytes[index + 2] == 1 {
-                let code = index > 0 && bytes[index - 1] == 0 ? index - 1 : index
-                starts.append((code, index + 3))
-                index += 3
-            } else {
-                index += 1
-            }
-        }
-        return starts.enumerated().map { position, start in
-            let end = position + 1 < starts.count ? starts[position + 1].code : bytes.count
-            return bytes[start.payload..<max(start.payload, end)]
-        }.filter { !$0.isEmpty }
     }
 }
 
@@ -118,6 +100,9 @@ public struct VideoEncoderSettings: Equatable, Sendable {
     public var globalHeader = true
 
     public init() {}
+
+    /// The rate control for logs: "4000 kb/s" or "crf 23".
+    public var rateDescription: String { bitrateKbps.map { "\($0) kb/s" } ?? "crf \(crf ?? 23)" }
 
     /// libavformat's and our packet clock: 90 kHz, as MPEG uses.
     public static let timeBase = Rational(1, 90_000)
@@ -193,9 +178,8 @@ public final class LibAVVideoEncoder: VideoEncoder {
     public var codecPixelFormat: PixelFormat { context.pixelFormat }
     public var convertsPixels: Bool { converter != nil }
     public var name: String {
-        let rate = settings.bitrateKbps.map { "\($0) kb/s" } ?? "crf \(settings.crf ?? 23)"
         let conversion = converter.map { " (converted from \($0.source))" } ?? ""
-        return "\(settings.codec) \(settings.codec == "libx264" ? settings.preset + " " : "")\(rate) \(context.pixelFormat)\(conversion)"
+        return "\(settings.codec) \(settings.codec == "libx264" ? settings.preset + " " : "")\(settings.rateDescription) \(context.pixelFormat)\(conversion)"
     }
 
     public init(settings: VideoEncoderSettings, format: FrameFormat) throws {

@@ -23,9 +23,8 @@ public final class X264VideoEncoder: VideoEncoder {
     public let codecPixelFormat: PixelFormat
     public var convertsPixels: Bool { converter != nil }
     public var name: String {
-        let rate = settings.bitrateKbps.map { "\($0) kb/s" } ?? "crf \(settings.crf ?? 23)"
         let conversion = converter.map { " (converted from \($0.source))" } ?? ""
-        return "libx264 \(settings.preset) \(rate) \(codecPixelFormat)\(conversion)"
+        return "libx264 \(settings.preset) \(settings.rateDescription) \(codecPixelFormat)\(conversion)"
     }
 
     /// Throws `X264Error` for settings libx264 refuses (an unknown preset or tune, an odd

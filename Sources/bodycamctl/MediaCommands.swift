@@ -1,3 +1,4 @@
+import H264
 import ArgumentParser
 import Evidence
 import Foundation

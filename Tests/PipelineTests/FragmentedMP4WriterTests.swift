@@ -1,3 +1,4 @@
+import H264
 import Foundation
 import LibAV
 import LibAVFormat
@@ -97,7 +98,7 @@ struct FragmentedMP4WriterTests {
     func decoderConfigurationRecord() throws {
         let (encoder, _) = try encoded(1)
         let annexB = encoder.parameters.extradata
-        let units = VideoStreamParameters.annexBUnits(annexB).map(Array.init)
+        let units = H264Units.annexB(annexB).map(Array.init)
         let sps = try #require(units.first { $0[0] & 0x1F == 7 })
         let pps = try #require(units.first { $0[0] & 0x1F == 8 })
         let record = try #require(try AVCDecoderConfiguration.record(from: annexB))

@@ -1,6 +1,6 @@
-/// H.264 NAL units as ONVIF Media Signing sees them (ITU-T H.264 clauses 7.3.1 and 7.4.1, annex B).
-/// Hand-written: no library gives NAL-level access to a packet, and the signature covers exact
-/// NAL bytes.
+/// H.264 NAL units (ITU-T H.264 clauses 7.3.1 and 7.4.1, annex B), for the recording path's MP4
+/// writer and for ONVIF Media Signing. Hand-written: no library gives NAL-level access to a
+/// packet, and the signature covers exact NAL bytes.
 public enum H264Units {
     /// The NAL units of an Annex B access unit (start codes 00 00 01 or 00 00 00 01), each from its
     /// header byte to its last byte, trailing zero bytes (before the next start code) removed.
