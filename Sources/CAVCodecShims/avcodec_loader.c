@@ -1,6 +1,5 @@
 #include "bodycam_avcodec.h"
 #include "bodycam_dl.h"
-#include <pthread.h>
 #include <stdio.h>
 
 // The soname of the libavcodec these headers describe (libavcodec.so.59 for FFmpeg 5.1): a
@@ -29,11 +28,12 @@ static struct {
     int (*new_packet)(AVPacket *, int);
 } avcodec;
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static char load_error[256];
-static int load_status = -1;
+static bc_dl_once loaded = BC_DL_ONCE_INIT;
 
-static void load(void) {
+// The release calls do nothing when the library never loaded (nothing of it can have been
+// allocated then), so a deinit after a failed load is safe; every other call needs a load that
+// returned 0.
+int bc_avcodec_load(char *error, size_t size) {
     const bc_dl_symbol symbols[] = {
         {"avcodec_find_encoder_by_name", (void **)&avcodec.find_encoder_by_name},
         {"avcodec_find_decoder_by_name", (void **)&avcodec.find_decoder_by_name},
@@ -53,16 +53,7 @@ static void load(void) {
         {"av_packet_unref", (void **)&avcodec.packet_unref},
         {"av_new_packet", (void **)&avcodec.new_packet},
     };
-    load_status = bc_dl_open(BC_AVCODEC_SONAME, symbols, sizeof symbols / sizeof symbols[0], load_error, sizeof load_error);
-}
-
-// The release calls do nothing when the library never loaded (nothing of it can have been
-// allocated then), so a deinit after a failed load is safe; every other call needs a load that
-// returned 0.
-int bc_avcodec_load(char *error, size_t size) {
-    pthread_once(&load_once, load);
-    if (load_status != 0 && error && size > 0) snprintf(error, size, "%s", load_error);
-    return load_status;
+    return bc_dl_open_once(&loaded, BC_AVCODEC_SONAME, symbols, sizeof symbols / sizeof symbols[0], error, size);
 }
 
 const AVCodec *bc_avcodec_find_encoder_by_name(const char *name) { return avcodec.find_encoder_by_name(name); }

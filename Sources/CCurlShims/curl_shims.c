@@ -1,6 +1,5 @@
 #include "bodycam_curl.h"
 #include "bodycam_dl.h"
-#include <pthread.h>
 #include <stdio.h>
 
 // The soname of libcurl's ABI since 7.16 (Debian's libcurl4).
@@ -18,11 +17,9 @@ static struct {
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
 } curl;
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static char load_error[256];
-static int load_status = -1;
+static bc_dl_once loaded = BC_DL_ONCE_INIT;
 
-static void load(void) {
+int bc_curl_load(char *error, size_t size) {
     const bc_dl_symbol symbols[] = {
         {"curl_global_init", (void **)&curl.global_init}, {"curl_easy_init", (void **)&curl.easy_init},
         {"curl_easy_cleanup", (void **)&curl.easy_cleanup}, {"curl_easy_perform", (void **)&curl.easy_perform},
@@ -30,13 +27,7 @@ static void load(void) {
         {"curl_slist_free_all", (void **)&curl.slist_free_all}, {"curl_easy_setopt", (void **)&curl.easy_setopt},
         {"curl_easy_getinfo", (void **)&curl.easy_getinfo},
     };
-    load_status = bc_dl_open(BC_CURL_SONAME, symbols, sizeof symbols / sizeof symbols[0], load_error, sizeof load_error);
-}
-
-int bc_curl_load(char *error, size_t size) {
-    pthread_once(&load_once, load);
-    if (load_status != 0 && error && size > 0) snprintf(error, size, "%s", load_error);
-    return load_status;
+    return bc_dl_open_once(&loaded, BC_CURL_SONAME, symbols, sizeof symbols / sizeof symbols[0], error, size);
 }
 
 CURLcode bc_curl_global_init(long flags) { return curl.global_init(flags); }

@@ -21,3 +21,15 @@ int bc_dl_open(const char *soname, const bc_dl_symbol *symbols, size_t count, ch
     }
     return 0;
 }
+
+int bc_dl_open_once(bc_dl_once *once, const char *soname, const bc_dl_symbol *symbols, size_t count, char *error, size_t size) {
+    pthread_mutex_lock(&once->lock);
+    if (!once->tried) {
+        once->status = bc_dl_open(soname, symbols, count, once->error, sizeof once->error);
+        once->tried = 1;
+    }
+    int status = once->status;
+    if (status != 0 && error && size > 0) snprintf(error, size, "%s", once->error);
+    pthread_mutex_unlock(&once->lock);
+    return status;
+}

@@ -42,6 +42,25 @@ struct DynamicLibraryTests {
         #expect(result.slots.allSatisfy { $0 == nil }, "a half-loaded table would be called")
     }
 
+    @Test("a library loaded once: the first outcome holds for every later call, its reason too")
+    func onceHoldsTheFirstOutcome() {
+        var once = bc_dl_once()  // all zero: glibc's PTHREAD_MUTEX_INITIALIZER, not yet tried
+        var reasons: [String] = []
+        for _ in 0..<2 {
+            var slot: UnsafeMutableRawPointer? = nil
+            var error = [CChar](repeating: 0, count: 256)
+            let status = withUnsafeMutablePointer(to: &slot) { slotPointer in
+                "strlen".withCString { name in
+                    let symbols = [bc_dl_symbol(name: name, slot: slotPointer)]
+                    return bc_dl_open_once(&once, "libbodycam-absent.so.9", symbols, symbols.count, &error, error.count)
+                }
+            }
+            #expect(status == -1 && slot == nil)
+            reasons.append(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        #expect(reasons[0].contains("libbodycam-absent.so.9") && reasons[1] == reasons[0])
+    }
+
     @Test("libavcodec loads on first use, and again at once")
     func libavcodecLoads() throws {
         try LibAVCodec.load()

@@ -1,4 +1,5 @@
 #pragma once
+#include <pthread.h>
 #include <stddef.h>
 
 // Optional libraries loaded on first use (dlopen), not linked, the way systemd loads its own:
@@ -16,3 +17,18 @@ typedef struct {
 /// reason in `error` (dlerror's text, or "SONAME has no NAME"; NUL-terminated, cut to `size`),
 /// every slot set to NULL and the library closed again.
 int bc_dl_open(const char *soname, const bc_dl_symbol *symbols, size_t count, char *error, size_t size);
+
+/// One library's single load for the process: the first bc_dl_open_once tries it, later calls
+/// give that first outcome. Define it static, with BC_DL_ONCE_INIT.
+typedef struct {
+    pthread_mutex_t lock;
+    int tried;
+    int status;
+    char error[256];
+} bc_dl_once;
+#define BC_DL_ONCE_INIT { PTHREAD_MUTEX_INITIALIZER, 0, -1, "" }
+
+/// bc_dl_open, once per `once` (safe from any thread): 0, or -1 with the first attempt's reason
+/// in `error`. A failure holds until the process restarts (a library installed later is loaded
+/// by the next start).
+int bc_dl_open_once(bc_dl_once *once, const char *soname, const bc_dl_symbol *symbols, size_t count, char *error, size_t size);
